@@ -1,0 +1,125 @@
+// Package media is Sotto's SFU: rooms of participants whose published
+// tracks are forwarded to the other participants that subscribe to them.
+//
+// Each participant has two peer connections: a publisher connection on which
+// the client offers the media it sends, and a subscriber connection on which
+// the SFU offers the media it forwards. The SFU never reads a payload beyond
+// the RTP header and header extensions: clients encrypt frames end to end, so
+// routing, feedback and retransmission work on headers alone. Per subscriber,
+// every forwarded track gets its own SSRC, sequence numbers and timestamps,
+// so a track can be unpublished and republished and a late joiner receives
+// existing tracks. Picture-loss and full-intra requests from subscribers reach
+// the publisher throttled; NACKs are answered from a bounded per-track packet
+// cache shared by all of the track's subscribers.
+//
+// The package knows nothing of signaling's transport: the signaling layer
+// calls Join and the Participant methods, and learns what happened through
+// Events.
+package media
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures an SFU. The zero value of every field has a usable
+// default, noted beside it.
+type Config struct {
+	// ListenIP is the address the media port binds to. Default "0.0.0.0".
+	ListenIP string
+	// Port is the one UDP port (ICE UDP mux) and the TCP port of the same
+	// number (ICE-TCP) all media uses. 0 picks a free port (tests); the
+	// command's default is 7781.
+	Port int
+	// DisableTCP turns off ICE-TCP.
+	DisableTCP bool
+	// PublicIPs, when set, replace the host candidates' addresses (1:1 NAT).
+	PublicIPs []string
+	// IncludeLoopback offers loopback candidates (local development, tests).
+	IncludeLoopback bool
+	// PacketCacheSize is the number of packets kept per published track to
+	// answer NACKs. Default 512; rounded up to a power of two.
+	PacketCacheSize int
+	// KeyframeRequestInterval is the least time between two picture-loss
+	// requests sent to one publisher for one track. Default 500ms.
+	KeyframeRequestInterval time.Duration
+	// ICEDisconnectedTimeout and ICEFailedTimeout tune ICE liveness.
+	// Defaults 5s and 10s.
+	ICEDisconnectedTimeout time.Duration
+	ICEFailedTimeout       time.Duration
+	// Logger receives the SFU's logs. Default slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the SFU's Prometheus metrics. Nil: not registered.
+	Registerer prometheus.Registerer
+}
+
+// ParticipantConfig describes a participant joining a room's media plane.
+type ParticipantConfig struct {
+	Room     string
+	SID      string // participant session id, unique per join (assigned by signaling)
+	Identity string // verified identity from the access token
+	// CanPublish and CanSubscribe are the token's grants.
+	CanPublish   bool
+	CanSubscribe bool
+	// AutoSubscribe subscribes to every other participant's tracks, present
+	// and future. Ignored without CanSubscribe.
+	AutoSubscribe bool
+	// MaxTracks bounds the tracks this participant may publish at once
+	// (0: unlimited). An offer that would exceed it is refused with
+	// ErrTooManyTracks.
+	MaxTracks int
+	// ICEServers are given to both peer connections (TURN for the server
+	// side is rarely needed, but kept symmetric).
+	ICEServers []webrtc.ICEServer
+	// Events receives what happens to this participant.
+	Events Events
+}
+
+// Events are how the SFU tells a participant's signaling session what
+// happened. The SFU never calls them while holding a lock of its own, so a
+// callback may call back into the SFU. Calls for one participant are not
+// concurrent with each other. Nil fields are ignored.
+type Events struct {
+	// SubscriberOffer carries an SDP offer on the subscriber connection that
+	// the client must answer (Participant.HandleAnswer).
+	SubscriberOffer func(sdp string)
+	// ICECandidate carries a local ICE candidate of the publisher or
+	// subscriber connection ("publisher"/"subscriber"); nil when gathering
+	// is complete.
+	ICECandidate func(target string, c *webrtc.ICECandidateInit)
+	// TrackPublished reports that a track of THIS participant started
+	// (its first RTP packet arrived). It is called before any subscriber is
+	// offered the track.
+	TrackPublished func(t TrackInfo)
+	// TrackUnpublished reports that a track of THIS participant ended, by
+	// Unpublish, by the client removing it, or by its transport closing.
+	TrackUnpublished func(t TrackInfo)
+	// ConnectionFailed reports that ICE or DTLS failed on one of the two
+	// connections; the client is expected to reconnect.
+	ConnectionFailed func(target string)
+}
+
+// TrackInfo describes a published track.
+type TrackInfo struct {
+	SID            string // assigned by the SFU; the WebRTC track id subscribers see
+	ParticipantSID string // owner's session id; the WebRTC stream id subscribers see
+	Identity       string
+	ClientTrackID  string // track id from the owner's offer (msid)
+	Kind           webrtc.RTPCodecType
+	Codec          string // MIME type
+	Muted          bool
+}
+
+// Errors a caller branches on.
+var (
+	ErrPermission    = errors.New("media: not permitted by the access token")
+	ErrNotOwner      = errors.New("media: track belongs to another participant")
+	ErrUnknownTrack  = errors.New("media: no such track")
+	ErrTooManyTracks = errors.New("media: too many tracks for this participant")
+	ErrClosed        = errors.New("media: closed")
+	ErrNegotiation   = errors.New("media: negotiation failed")
+)
