@@ -1,0 +1,359 @@
+package media
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// maxForwardedExtensions bounds the header extensions a downtrack rewrites
+// per packet; the media engine registers fewer than this.
+const maxForwardedExtensions = 8
+
+// downTrack is one published track as one subscriber receives it: a
+// webrtc.TrackLocal on the subscriber's connection with its own SSRC,
+// sequence numbers and timestamps. Sequence numbers and timestamps are the
+// source's plus a per-downtrack random offset, so gaps stay gaps, a NACKed
+// sequence number maps straight back to the source's, and nothing about
+// the publisher's numbering leaks across subscriptions.
+type downTrack struct {
+	track *publishedTrack
+	sub   *Participant // nil only in tests of the forwarding path
+
+	// Set by the subscriber (under its operation lock) before any other
+	// goroutine looks at them.
+	transceiver *webrtc.RTPTransceiver
+	sender      *webrtc.RTPSender
+
+	mu    sync.Mutex
+	bound bool
+	ws    webrtc.TrackLocalWriter
+	ssrc  uint32
+	// ptMap maps a source payload type to the subscriber's, plus one;
+	// 0 means the subscriber did not negotiate that codec.
+	ptMap [128]uint8
+	// exts pairs the publisher's extension IDs with the subscriber's for
+	// the extensions worth forwarding that both negotiated.
+	exts    [maxForwardedExtensions]extensionMapping
+	numExts int
+
+	started   bool
+	seqOffset uint16
+	tsOffset  uint32
+
+	// Scratch space reused per packet, so forwarding does not allocate.
+	out      rtp.Header
+	outExts  [maxForwardedExtensions]rtp.Extension
+	payloads [maxForwardedExtensions][]byte
+	dsts     [maxForwardedExtensions]uint8
+	rtxBuf   [maxPacketSize]byte
+	rtxHdr   rtp.Header
+}
+
+type extensionMapping struct{ src, dst uint8 }
+
+func newDownTrack(t *publishedTrack, sub *Participant) *downTrack {
+	return &downTrack{track: t, sub: sub}
+}
+
+// ID is the track SID: the WebRTC track id the subscriber sees.
+func (dt *downTrack) ID() string { return dt.track.sid }
+
+// RID is empty: simulcast layers are not forwarded yet.
+func (dt *downTrack) RID() string { return "" }
+
+// StreamID is the owner's participant SID: the subscriber's stream id.
+func (dt *downTrack) StreamID() string {
+	if dt.track.owner == nil {
+		return ""
+	}
+	return dt.track.owner.cfg.SID
+}
+
+// Kind is the source track's kind.
+func (dt *downTrack) Kind() webrtc.RTPCodecType { return dt.track.kind }
+
+// forwardableExtension reports whether a header extension means the same
+// thing after forwarding. The mid and stream-id extensions name the
+// publisher's media sections, and transport-wide sequence numbers belong
+// to the publisher's transport: passing them on would lie to the
+// subscriber.
+func forwardableExtension(uri string) bool {
+	switch uri {
+	case sdp.SDESMidURI, sdp.SDESRTPStreamIDURI, sdp.SDESRepairRTPStreamIDURI, sdp.TransportCCURI:
+		return false
+	}
+	return true
+}
+
+// matchCodec finds the codec in negotiated that carries src: same MIME
+// type and format parameters if there is one, else the same MIME type.
+func matchCodec(src webrtc.RTPCodecParameters, negotiated []webrtc.RTPCodecParameters) (webrtc.RTPCodecParameters, bool) {
+	var fallback *webrtc.RTPCodecParameters
+	for i := range negotiated {
+		c := &negotiated[i]
+		if !strings.EqualFold(c.MimeType, src.MimeType) {
+			continue
+		}
+		if c.SDPFmtpLine == src.SDPFmtpLine {
+			return *c, true
+		}
+		if fallback == nil {
+			fallback = c
+		}
+	}
+	if fallback == nil {
+		return webrtc.RTPCodecParameters{}, false
+	}
+	return *fallback, true
+}
+
+// Bind is called by pion when the subscriber's connection has negotiated
+// the track: it fixes the SSRC, the payload types and the extension IDs
+// the subscriber expects.
+func (dt *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	t := dt.track
+	negotiated := ctx.CodecParameters()
+	chosen, ok := matchCodec(t.codec, negotiated)
+	if !ok {
+		return webrtc.RTPCodecParameters{}, fmt.Errorf("media: subscriber did not negotiate %s: %w",
+			t.codec.MimeType, webrtc.ErrUnsupportedCodec)
+	}
+	var ptMap [128]uint8
+	ptMap[t.codec.PayloadType&0x7f] = uint8(chosen.PayloadType) + 1
+	for _, src := range t.srcCodecs {
+		if dst, ok := matchCodec(src, negotiated); ok && ptMap[src.PayloadType&0x7f] == 0 {
+			ptMap[src.PayloadType&0x7f] = uint8(dst.PayloadType) + 1
+		}
+	}
+	var exts [maxForwardedExtensions]extensionMapping
+	n := 0
+	for _, e := range ctx.HeaderExtensions() {
+		src, ok := t.srcExtIDs[e.URI]
+		if !ok || !forwardableExtension(e.URI) || e.ID <= 0 || e.ID > 255 || n == len(exts) {
+			continue
+		}
+		exts[n] = extensionMapping{src: src, dst: uint8(e.ID)}
+		n++
+	}
+
+	// A subscriber arriving mid-stream can show nothing until the next key
+	// frame; ask for one now rather than wait for its decoder to complain.
+	// Asked before forwarding starts, so the request is never racing the
+	// subscriber's own first picture-loss report for the throttle.
+	t.requestKeyframe()
+
+	dt.mu.Lock()
+	dt.ws = ctx.WriteStream()
+	dt.ssrc = uint32(ctx.SSRC())
+	dt.ptMap = ptMap
+	dt.exts = exts
+	dt.numExts = n
+	dt.bound = true
+	dt.mu.Unlock()
+	return chosen, nil
+}
+
+// Unbind is called by pion when the track leaves the subscriber's
+// connection; writes stop.
+func (dt *downTrack) Unbind(webrtc.TrackLocalContext) error {
+	dt.stop()
+	return nil
+}
+
+// stop makes forward and resend do nothing from now on.
+func (dt *downTrack) stop() {
+	dt.mu.Lock()
+	dt.bound = false
+	dt.ws = nil
+	dt.mu.Unlock()
+}
+
+// forward sends one source packet to the subscriber.
+func (dt *downTrack) forward(src *rtp.Header, payload []byte) {
+	m := dt.track.metrics
+	dt.mu.Lock()
+	if !dt.bound {
+		dt.mu.Unlock()
+		m.droppedNoBinding.Inc()
+		return
+	}
+	pt := dt.ptMap[src.PayloadType&0x7f]
+	if pt == 0 {
+		dt.mu.Unlock()
+		m.droppedCodec.Inc()
+		return
+	}
+	if !dt.started {
+		dt.started = true
+		dt.seqOffset = uint16(rand.Uint32()) - src.SequenceNumber
+		dt.tsOffset = rand.Uint32() - src.Timestamp
+	}
+	dt.rewrite(src, pt-1)
+	size := dt.out.MarshalSize() + len(payload) + int(dt.out.PaddingSize)
+	_, err := dt.ws.WriteRTP(&dt.out, payload)
+	dt.mu.Unlock()
+	if err != nil {
+		m.droppedWrite.Inc()
+		return
+	}
+	dt.track.counters.packetsOut.Inc()
+	dt.track.counters.bytesOut.Add(float64(size))
+}
+
+// rewrite fills dt.out with src as this subscriber must see it. Called
+// with dt.mu held.
+func (dt *downTrack) rewrite(src *rtp.Header, pt uint8) {
+	o := &dt.out
+	o.Version = 2
+	o.Padding = src.Padding
+	o.PaddingSize = src.PaddingSize
+	o.Marker = src.Marker
+	o.PayloadType = pt
+	o.SequenceNumber = src.SequenceNumber + dt.seqOffset
+	o.Timestamp = src.Timestamp + dt.tsOffset
+	o.SSRC = dt.ssrc
+	o.CSRC = src.CSRC
+	o.Extension = false
+	o.ExtensionProfile = 0
+	o.Extensions = dt.outExts[:0]
+
+	// Collect the extensions first: the profile (one- or two-byte) must be
+	// chosen before the first is set, and depends on all of them.
+	n := 0
+	twoByte := false
+	if src.Extension {
+		for i := 0; i < dt.numExts; i++ {
+			e := dt.exts[i]
+			p := src.GetExtension(e.src)
+			if p == nil {
+				continue
+			}
+			if e.dst > 14 || len(p) == 0 || len(p) > 16 {
+				twoByte = true
+			}
+			dt.dsts[n] = e.dst
+			dt.payloads[n] = p
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	o.Extension = true
+	o.ExtensionProfile = rtp.ExtensionProfileOneByte
+	if twoByte {
+		o.ExtensionProfile = rtp.ExtensionProfileTwoByte
+	}
+	for i := 0; i < n; i++ {
+		// Cannot fail: IDs and lengths were checked against the profile,
+		// and IDs are distinct because the subscriber negotiated them so.
+		_ = o.SetExtension(dt.dsts[i], dt.payloads[i])
+		dt.payloads[i] = nil
+	}
+}
+
+// readRTCP handles the subscriber's feedback about this track until the
+// sender stops: picture-loss requests go (throttled) to the publisher,
+// NACKs are answered from the track's packet cache.
+func (dt *downTrack) readRTCP() {
+	var buf [maxPacketSize]byte
+	for {
+		n, _, err := dt.sender.Read(buf[:])
+		if err != nil {
+			return
+		}
+		pkts, err := rtcp.Unmarshal(buf[:n])
+		if err != nil {
+			continue // one bad compound packet does not end the feedback
+		}
+		dt.handleRTCP(pkts)
+	}
+}
+
+func (dt *downTrack) handleRTCP(pkts []rtcp.Packet) {
+	dt.mu.Lock()
+	ssrc := dt.ssrc
+	dt.mu.Unlock()
+	for _, pkt := range pkts {
+		switch p := pkt.(type) {
+		case *rtcp.PictureLossIndication:
+			if p.MediaSSRC == ssrc {
+				dt.track.requestKeyframe()
+			}
+		case *rtcp.FullIntraRequest:
+			for _, e := range p.FIR {
+				if e.SSRC == ssrc || p.MediaSSRC == ssrc {
+					dt.track.requestKeyframe()
+					break
+				}
+			}
+		case *rtcp.TransportLayerNack:
+			if p.MediaSSRC == ssrc {
+				dt.retransmit(p)
+			}
+		}
+	}
+}
+
+// retransmit resends the packets a NACK lists. One NACK can name far more
+// sequence numbers than the cache holds; the excess cannot hit, so it is
+// not looked up.
+func (dt *downTrack) retransmit(nack *rtcp.TransportLayerNack) {
+	budget := dt.track.cache.size()
+	for i := range nack.Nacks {
+		nack.Nacks[i].Range(func(seq uint16) bool {
+			if budget == 0 {
+				return false
+			}
+			budget--
+			dt.resend(seq)
+			return true
+		})
+	}
+}
+
+// resend sends again the packet the subscriber knows as seq.
+func (dt *downTrack) resend(seq uint16) {
+	m := dt.track.metrics
+	dt.mu.Lock()
+	if !dt.bound || !dt.started {
+		dt.mu.Unlock()
+		return
+	}
+	n := dt.track.cache.load(seq-dt.seqOffset, dt.rtxBuf[:])
+	if n == 0 {
+		dt.mu.Unlock()
+		m.droppedCacheMiss.Inc()
+		return
+	}
+	payload, ok := parseRTP(&dt.rtxHdr, dt.rtxBuf[:n])
+	if !ok {
+		dt.mu.Unlock()
+		m.droppedMalformed.Inc()
+		return
+	}
+	pt := dt.ptMap[dt.rtxHdr.PayloadType&0x7f]
+	if pt == 0 {
+		dt.mu.Unlock()
+		m.droppedCodec.Inc()
+		return
+	}
+	dt.rewrite(&dt.rtxHdr, pt-1)
+	size := dt.out.MarshalSize() + len(payload) + int(dt.out.PaddingSize)
+	_, err := dt.ws.WriteRTP(&dt.out, payload)
+	dt.mu.Unlock()
+	if err != nil {
+		m.droppedWrite.Inc()
+		return
+	}
+	m.nackRetransmissions.Inc()
+	dt.track.counters.packetsOut.Inc()
+	dt.track.counters.bytesOut.Add(float64(size))
+}

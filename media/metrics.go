@@ -1,0 +1,108 @@
+package media
+
+import (
+	"fmt"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Reasons a packet is not forwarded, the "reason" label of
+// sotto_rtp_packets_dropped_total.
+const (
+	dropWriteError    = "write_error"           // the subscriber's transport refused the write
+	dropNoBinding     = "no_subscriber_binding" // the subscriber has not finished negotiating the track
+	dropCacheMiss     = "cache_miss"            // a NACKed packet is no longer in the cache
+	dropMalformed     = "malformed"             // the RTP header or padding does not parse
+	dropCodecMismatch = "codec_mismatch"        // payload type the subscriber did not negotiate
+)
+
+// metrics holds the SFU's Prometheus collectors. They always exist, so the
+// forwarding path never checks for nil; they are registered only when the
+// Config has a Registerer. Label children used per packet are resolved once
+// (here or when a track is created) so the hot path does no label lookup.
+type metrics struct {
+	tracks        prometheus.Gauge
+	subscriptions prometheus.Gauge
+
+	packetsIn  *prometheus.CounterVec
+	bytesIn    *prometheus.CounterVec
+	packetsOut *prometheus.CounterVec
+	bytesOut   *prometheus.CounterVec
+	dropped    *prometheus.CounterVec
+
+	nackRetransmissions prometheus.Counter
+	keyframeRequests    *prometheus.CounterVec
+
+	droppedWrite, droppedNoBinding, droppedCacheMiss, droppedMalformed, droppedCodec prometheus.Counter
+	keyframeSent, keyframeThrottled, keyframeFailed                                  prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		tracks: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sotto_tracks", Help: "Published tracks being forwarded.",
+		}),
+		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sotto_subscriptions", Help: "Subscriptions of participants to tracks.",
+		}),
+		packetsIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sotto_rtp_packets_in_total", Help: "RTP packets received from publishers.",
+		}, []string{"kind"}),
+		bytesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sotto_rtp_bytes_in_total", Help: "RTP bytes (header and payload) received from publishers.",
+		}, []string{"kind"}),
+		packetsOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sotto_rtp_packets_out_total", Help: "RTP packets forwarded to subscribers, retransmissions included.",
+		}, []string{"kind"}),
+		bytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sotto_rtp_bytes_out_total", Help: "RTP payload bytes forwarded to subscribers, retransmissions included.",
+		}, []string{"kind"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sotto_rtp_packets_dropped_total", Help: "RTP packets not forwarded, by reason.",
+		}, []string{"reason"}),
+		nackRetransmissions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sotto_nack_retransmissions_total", Help: "Packets retransmitted from the packet cache in answer to NACKs.",
+		}),
+		keyframeRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sotto_keyframe_requests_total", Help: "Key-frame requests toward publishers, by result.",
+		}, []string{"result"}),
+	}
+	m.droppedWrite = m.dropped.WithLabelValues(dropWriteError)
+	m.droppedNoBinding = m.dropped.WithLabelValues(dropNoBinding)
+	m.droppedCacheMiss = m.dropped.WithLabelValues(dropCacheMiss)
+	m.droppedMalformed = m.dropped.WithLabelValues(dropMalformed)
+	m.droppedCodec = m.dropped.WithLabelValues(dropCodecMismatch)
+	m.keyframeSent = m.keyframeRequests.WithLabelValues("sent")
+	m.keyframeThrottled = m.keyframeRequests.WithLabelValues("throttled")
+	m.keyframeFailed = m.keyframeRequests.WithLabelValues("failed")
+
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{
+		m.tracks, m.subscriptions, m.packetsIn, m.bytesIn, m.packetsOut, m.bytesOut,
+		m.dropped, m.nackRetransmissions, m.keyframeRequests,
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("media: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// trackCounters are one track's per-kind counters, resolved at track
+// creation so forwarding touches only atomics.
+type trackCounters struct {
+	packetsIn, bytesIn, packetsOut, bytesOut prometheus.Counter
+}
+
+func (m *metrics) forKind(kind webrtc.RTPCodecType) trackCounters {
+	k := kind.String()
+	return trackCounters{
+		packetsIn:  m.packetsIn.WithLabelValues(k),
+		bytesIn:    m.bytesIn.WithLabelValues(k),
+		packetsOut: m.packetsOut.WithLabelValues(k),
+		bytesOut:   m.bytesOut.WithLabelValues(k),
+	}
+}

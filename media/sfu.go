@@ -1,0 +1,486 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/logging"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// Defaults of Config fields left zero.
+const (
+	defaultListenIP                = "0.0.0.0"
+	defaultPacketCacheSize         = 512
+	defaultKeyframeRequestInterval = 500 * time.Millisecond
+	defaultICEDisconnectedTimeout  = 5 * time.Second
+	defaultICEFailedTimeout        = 10 * time.Second
+	iceKeepaliveInterval           = 2 * time.Second
+	// tcpReadBufferSize is the number of packets ICE-TCP buffers per
+	// connection before the reader catches up.
+	tcpReadBufferSize = 64
+	// tcpWriteBufferSize bounds the bytes queued per ICE-TCP connection:
+	// seconds of video, so only a stalled subscriber ever fills it.
+	tcpWriteBufferSize = 1 << 20
+	// bindAttempts bounds the retries of picking a port free for both UDP
+	// and TCP when Config.Port is 0.
+	bindAttempts = 8
+)
+
+// Target names of a participant's two peer connections, as the signaling
+// protocol spells them.
+const (
+	targetPublisher  = "publisher"
+	targetSubscriber = "subscriber"
+)
+
+// SFU is a selective forwarding unit: rooms of participants, each with a
+// publisher and a subscriber peer connection, all on one media port.
+type SFU struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+
+	// pubAPI builds publisher connections (the SFU receives), subAPI
+	// subscriber connections (the SFU sends); their interceptor chains
+	// differ, see newPublisherInterceptors and newSubscriberInterceptors.
+	pubAPI *webrtc.API
+	subAPI *webrtc.API
+
+	udpMux ice.UDPMux
+	tcpMux ice.TCPMux // nil when DisableTCP
+	port   int
+
+	mu     sync.Mutex
+	rooms  map[string]*room
+	closed bool
+
+	closeOnce sync.Once
+}
+
+// room is the participants of one room and the tracks they publish. It
+// exists while it has a participant. Guarded by SFU.mu.
+type room struct {
+	participants map[string]*Participant // by participant SID
+	tracks       map[string]*publishedTrack
+}
+
+// Counts is a snapshot of what the SFU holds; tests use it to prove that
+// nothing leaks.
+type Counts struct {
+	Rooms         int // rooms with at least one participant
+	Participants  int // participants joined and not closed
+	Tracks        int // published tracks, announced or about to be
+	Subscriptions int // (participant, track) forwarding pairs
+}
+
+// New starts an SFU: it binds the media port (UDP, and TCP on the same
+// port number unless DisableTCP) and builds the WebRTC stacks.
+func New(cfg Config) (*SFU, error) {
+	cfg = withDefaults(cfg)
+	log := cfg.Logger
+
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+
+	ip := net.ParseIP(cfg.ListenIP)
+	if ip == nil {
+		return nil, fmt.Errorf("media: listen IP %q is not an IP address", cfg.ListenIP)
+	}
+	udpConn, tcpListener, err := bindMediaPort(ip, cfg.Port, !cfg.DisableTCP)
+	if err != nil {
+		return nil, err
+	}
+	port := udpConn.LocalAddr().(*net.UDPAddr).Port
+
+	lf := pionLoggerFactory{log: log}
+	s := &SFU{
+		cfg:     cfg,
+		log:     log,
+		metrics: m,
+		port:    port,
+		rooms:   make(map[string]*room),
+		udpMux:  webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), udpConn),
+	}
+	if tcpListener != nil {
+		// What webrtc.NewICETCPMux builds, plus a write buffer: without
+		// one a write blocks while a subscriber's TCP window is full, and
+		// a track's forwarding loop would stall every other subscriber
+		// behind the slow one. With it, that subscriber's packets drop.
+		s.tcpMux = ice.NewTCPMuxDefault(ice.TCPMuxParams{
+			Listener:        tcpListener,
+			Logger:          lf.NewLogger("tcpmux"),
+			ReadBufferSize:  tcpReadBufferSize,
+			WriteBufferSize: tcpWriteBufferSize,
+		})
+	}
+
+	se, err := s.settingEngine(ip, lf)
+	if err != nil {
+		_ = s.closeSockets()
+		return nil, err
+	}
+	if s.pubAPI, err = newAPI(se, newPublisherInterceptors); err != nil {
+		_ = s.closeSockets()
+		return nil, err
+	}
+	if s.subAPI, err = newAPI(se, newSubscriberInterceptors); err != nil {
+		_ = s.closeSockets()
+		return nil, err
+	}
+	log.Info("media: SFU listening", "ip", cfg.ListenIP, "port", port, "tcp", s.tcpMux != nil)
+	return s, nil
+}
+
+func withDefaults(cfg Config) Config {
+	if cfg.ListenIP == "" {
+		cfg.ListenIP = defaultListenIP
+	}
+	if cfg.PacketCacheSize <= 0 {
+		cfg.PacketCacheSize = defaultPacketCacheSize
+	}
+	if cfg.PacketCacheSize > maxPacketCacheSize {
+		cfg.PacketCacheSize = maxPacketCacheSize
+	}
+	if cfg.KeyframeRequestInterval <= 0 {
+		cfg.KeyframeRequestInterval = defaultKeyframeRequestInterval
+	}
+	if cfg.ICEDisconnectedTimeout <= 0 {
+		cfg.ICEDisconnectedTimeout = defaultICEDisconnectedTimeout
+	}
+	if cfg.ICEFailedTimeout <= 0 {
+		cfg.ICEFailedTimeout = defaultICEFailedTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return cfg
+}
+
+// bindMediaPort binds UDP on ip:port and, when withTCP, TCP on the port
+// number UDP got. With port 0 the kernel picks the UDP port, which may be
+// taken for TCP; then it tries again with another.
+func bindMediaPort(ip net.IP, port int, withTCP bool) (net.PacketConn, net.Listener, error) {
+	attempts := 1
+	if port == 0 {
+		attempts = bindAttempts
+	}
+	var lastErr error
+	for range attempts {
+		udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: port})
+		if err != nil {
+			return nil, nil, fmt.Errorf("media: bind UDP %s: %w", net.JoinHostPort(ip.String(), strconv.Itoa(port)), err)
+		}
+		if !withTCP {
+			return udp, nil, nil
+		}
+		got := udp.LocalAddr().(*net.UDPAddr).Port
+		tcp, err := net.ListenTCP("tcp", &net.TCPAddr{IP: ip, Port: got})
+		if err == nil {
+			return udp, tcp, nil
+		}
+		_ = udp.Close()
+		lastErr = fmt.Errorf("media: bind TCP %s: %w", net.JoinHostPort(ip.String(), strconv.Itoa(got)), err)
+	}
+	return nil, nil, lastErr
+}
+
+// settingEngine is shared by both APIs: one port, one set of ICE rules.
+func (s *SFU) settingEngine(ip net.IP, lf pionLoggerFactory) (webrtc.SettingEngine, error) {
+	var se webrtc.SettingEngine
+	se.LoggerFactory = lf
+	se.SetICEUDPMux(s.udpMux)
+	types := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if s.tcpMux != nil {
+		se.SetICETCPMux(s.tcpMux)
+		types = append(types, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+	}
+	se.SetNetworkTypes(types)
+	if !ip.IsUnspecified() {
+		// The UDP mux only ever offers its own address, but ICE-TCP
+		// gathers from every interface: keep it to the one we listen on.
+		se.SetIPFilter(func(candidate net.IP) bool { return candidate.Equal(ip) })
+	}
+	if len(s.cfg.PublicIPs) > 0 {
+		// 1:1 NAT: host candidates carry the public addresses instead of
+		// the local ones. This is what SetNAT1To1IPs(ips, host) did; that
+		// setter is deprecated in favour of rewrite rules.
+		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
+			External:        s.cfg.PublicIPs,
+			AsCandidateType: webrtc.ICECandidateTypeHost,
+			Mode:            webrtc.ICEAddressRewriteReplace,
+		}); err != nil {
+			return se, fmt.Errorf("media: public IPs %v: %w", s.cfg.PublicIPs, err)
+		}
+	}
+	se.SetIncludeLoopbackCandidate(s.cfg.IncludeLoopback)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetICETimeouts(s.cfg.ICEDisconnectedTimeout, s.cfg.ICEFailedTimeout, iceKeepaliveInterval)
+	se.SetLite(false)
+	return se, nil
+}
+
+func newAPI(se webrtc.SettingEngine, interceptors func(*webrtc.MediaEngine) (*interceptor.Registry, error)) (*webrtc.API, error) {
+	me, err := newMediaEngine()
+	if err != nil {
+		return nil, err
+	}
+	reg, err := interceptors(me)
+	if err != nil {
+		return nil, err
+	}
+	return webrtc.NewAPI(
+		webrtc.WithSettingEngine(se),
+		webrtc.WithMediaEngine(me),
+		webrtc.WithInterceptorRegistry(reg),
+	), nil
+}
+
+// Payload types the SFU offers. Clients may answer with their own; the
+// downtrack maps by codec, not by number.
+const (
+	ptOpus         = 111
+	ptVP8          = 96
+	ptH264         = 102
+	ptH264Baseline = 108
+)
+
+// newMediaEngine lists the codecs and header extensions both connections
+// negotiate. The SFU only ever looks at RTP headers, so a codec here is a
+// name and a clock rate, nothing it decodes.
+func newMediaEngine() (*webrtc.MediaEngine, error) {
+	me := &webrtc.MediaEngine{}
+	videoFB := []webrtc.RTCPFeedback{
+		{Type: webrtc.TypeRTCPFBNACK},
+		{Type: webrtc.TypeRTCPFBNACK, Parameter: "pli"},
+		{Type: webrtc.TypeRTCPFBCCM, Parameter: "fir"},
+		{Type: webrtc.TypeRTCPFBGoogREMB},
+		{Type: webrtc.TypeRTCPFBTransportCC},
+	}
+	codecs := []struct {
+		kind  webrtc.RTPCodecType
+		codec webrtc.RTPCodecParameters
+	}{
+		{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{
+				MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
+				SDPFmtpLine:  "minptime=10;useinbandfec=1",
+				RTCPFeedback: []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}},
+			},
+			PayloadType: ptOpus,
+		}},
+		{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{
+				MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFB,
+			},
+			PayloadType: ptVP8,
+		}},
+		{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{
+				MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+				SDPFmtpLine:  "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+				RTCPFeedback: videoFB,
+			},
+			PayloadType: ptH264,
+		}},
+		{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{
+				MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+				SDPFmtpLine:  "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f",
+				RTCPFeedback: videoFB,
+			},
+			PayloadType: ptH264Baseline,
+		}},
+	}
+	for _, c := range codecs {
+		if err := me.RegisterCodec(c.codec, c.kind); err != nil {
+			return nil, fmt.Errorf("media: register codec %s: %w", c.codec.MimeType, err)
+		}
+	}
+	exts := []struct {
+		uri   string
+		kinds []webrtc.RTPCodecType
+	}{
+		{sdp.SDESMidURI, []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo}},
+		{sdp.ABSSendTimeURI, []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo}},
+		{sdp.TransportCCURI, []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo}},
+		{sdp.AudioLevelURI, []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio}},
+	}
+	for _, e := range exts {
+		for _, k := range e.kinds {
+			if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: e.uri}, k); err != nil {
+				return nil, fmt.Errorf("media: register header extension %s: %w", e.uri, err)
+			}
+		}
+	}
+	return me, nil
+}
+
+// newPublisherInterceptors is the chain of the connections the SFU receives
+// on: NACKs toward the publisher for lost packets, receiver reports, and
+// transport-wide congestion feedback. There is deliberately no NACK
+// responder here (nothing is sent on this connection).
+//
+// A strict RTCP/RTP validation interceptor will go at the head of this
+// chain (and of the subscriber one), so that nothing after it parses an
+// unchecked packet; that is why the chains are built by functions.
+func newPublisherInterceptors(_ *webrtc.MediaEngine) (*interceptor.Registry, error) {
+	reg := &interceptor.Registry{}
+	gen, err := nack.NewGeneratorInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("media: nack generator: %w", err)
+	}
+	reg.Add(gen)
+	rr, err := report.NewReceiverInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("media: receiver reports: %w", err)
+	}
+	reg.Add(rr)
+	// webrtc.ConfigureTWCCSender would register the transport-cc feedback
+	// and extension a second time; newMediaEngine already has them.
+	tw, err := twcc.NewSenderInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("media: twcc sender: %w", err)
+	}
+	reg.Add(tw)
+	return reg, nil
+}
+
+// newSubscriberInterceptors is the chain of the connections the SFU sends
+// on: sender reports only. pion's NACK responder is left out on purpose:
+// the SFU answers NACKs itself from the track's shared packet cache rather
+// than keeping a copy of every packet per subscriber.
+func newSubscriberInterceptors(_ *webrtc.MediaEngine) (*interceptor.Registry, error) {
+	reg := &interceptor.Registry{}
+	sr, err := report.NewSenderInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("media: sender reports: %w", err)
+	}
+	reg.Add(sr)
+	return reg, nil
+}
+
+// Port returns the media port bound, UDP and (unless disabled) TCP.
+func (s *SFU) Port() int { return s.port }
+
+// Close closes every participant and then the media sockets. It is safe
+// to call more than once.
+func (s *SFU) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		var all []*Participant
+		for _, r := range s.rooms {
+			for _, p := range r.participants {
+				all = append(all, p)
+			}
+		}
+		s.mu.Unlock()
+		for _, p := range all {
+			p.Close()
+		}
+		err = s.closeSockets()
+	})
+	return err
+}
+
+func (s *SFU) closeSockets() error {
+	var errs []error
+	if s.tcpMux != nil {
+		if err := s.tcpMux.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("media: close TCP mux: %w", err))
+		}
+	}
+	if err := s.udpMux.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("media: close UDP mux: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// RoomTracks returns every live track of the room: the tracks a
+// participant joining now would be offered.
+func (s *SFU) RoomTracks(roomName string) []TrackInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rooms[roomName]
+	if r == nil {
+		return nil
+	}
+	out := make([]TrackInfo, 0, len(r.tracks))
+	for _, t := range r.tracks {
+		if t.announced {
+			out = append(out, t.infoLocked())
+		}
+	}
+	sortTracks(out)
+	return out
+}
+
+// sortTracks orders tracks by SID, so listings are stable.
+func sortTracks(ts []TrackInfo) {
+	slices.SortFunc(ts, func(a, b TrackInfo) int { return strings.Compare(a.SID, b.SID) })
+}
+
+// Counts returns how many rooms, participants, tracks and subscriptions
+// the SFU holds right now.
+func (s *SFU) Counts() Counts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var c Counts
+	c.Rooms = len(s.rooms)
+	for _, r := range s.rooms {
+		c.Participants += len(r.participants)
+		c.Tracks += len(r.tracks)
+		for _, p := range r.participants {
+			c.Subscriptions += len(p.subs)
+		}
+	}
+	return c
+}
+
+// pionLoggerFactory sends pion's logs to the SFU's slog logger. pion's info
+// and below are library internals, so they go to debug.
+type pionLoggerFactory struct{ log *slog.Logger }
+
+// NewLogger returns the logger of one pion subsystem.
+func (f pionLoggerFactory) NewLogger(scope string) logging.LeveledLogger {
+	return pionLogger{log: f.log.With("pion", scope)}
+}
+
+type pionLogger struct{ log *slog.Logger }
+
+func (l pionLogger) logf(level slog.Level, format string, args ...any) {
+	// Formatting is skipped when the level is off: pion logs per packet
+	// at debug in places.
+	if l.log.Enabled(context.Background(), level) {
+		l.log.Log(context.Background(), level, fmt.Sprintf(format, args...))
+	}
+}
+
+func (l pionLogger) Trace(string)                      {}
+func (l pionLogger) Tracef(string, ...any)             {}
+func (l pionLogger) Debug(msg string)                  { l.logf(slog.LevelDebug, "%s", msg) }
+func (l pionLogger) Debugf(format string, args ...any) { l.logf(slog.LevelDebug, format, args...) }
+func (l pionLogger) Info(msg string)                   { l.logf(slog.LevelDebug, "%s", msg) }
+func (l pionLogger) Infof(format string, args ...any)  { l.logf(slog.LevelDebug, format, args...) }
+func (l pionLogger) Warn(msg string)                   { l.logf(slog.LevelWarn, "%s", msg) }
+func (l pionLogger) Warnf(format string, args ...any)  { l.logf(slog.LevelWarn, format, args...) }
+func (l pionLogger) Error(msg string)                  { l.logf(slog.LevelError, "%s", msg) }
+func (l pionLogger) Errorf(format string, args ...any) { l.logf(slog.LevelError, format, args...) }

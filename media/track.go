@@ -1,0 +1,280 @@
+package media
+
+import (
+	"crypto/rand"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// maxConsecutiveReadErrors bounds how many reads in a row may fail without
+// the stream being closed before a track is given up on; a non-fatal error
+// (a packet of an unknown payload type) consumes a packet, so a live
+// stream never gets near it.
+const maxConsecutiveReadErrors = 1000
+
+// publishedTrack is one track a participant publishes: its packet cache,
+// its subscribers' downtracks, and the throttle of key-frame requests
+// toward its publisher.
+type publishedTrack struct {
+	log      *slog.Logger
+	metrics  *metrics
+	counters trackCounters
+
+	sid           string
+	owner         *Participant // nil only in tests of the forwarding path
+	clientTrackID string
+	kind          webrtc.RTPCodecType
+	codec         webrtc.RTPCodecParameters // the codec at publication
+	ssrc          webrtc.SSRC
+	mid           string
+
+	remote   *webrtc.TrackRemote
+	receiver *webrtc.RTPReceiver
+	// publisher is where key-frame requests go; nil in forwarding tests.
+	publisher *webrtc.PeerConnection
+
+	// srcCodecs are the codecs negotiated with the publisher, so a
+	// downtrack can map every payload type the publisher may switch to.
+	srcCodecs []webrtc.RTPCodecParameters
+	// srcExtIDs maps header extension URI to the publisher's ID for it.
+	srcExtIDs map[string]uint8
+
+	cache *packetCache
+
+	// fanout is the downtracks packets go to. Forwarding reads it without
+	// a lock; it is replaced, never modified, under SFU.mu.
+	fanout atomic.Pointer[[]*downTrack]
+	ended  atomic.Bool
+
+	// rx is the forwarding goroutine's parsed header, reused per packet.
+	rx rtp.Header
+
+	// Key-frame request throttle: the time of the last request sent, as
+	// nanoseconds since created (monotonic), 0 for none yet.
+	created          time.Time
+	interval         time.Duration
+	lastKeyframeSent atomic.Int64
+
+	// Guarded by SFU.mu.
+	reported    bool // TrackPublished is queued: TrackUnpublished must follow
+	announced   bool // visible to the room: others may subscribe
+	muted       bool
+	subscribers map[string]*downTrack // by subscriber SID
+}
+
+// newTrackSID returns "TR_" and 12 random base32 characters (60 bits).
+func newTrackSID() string {
+	return "TR_" + rand.Text()[:12]
+}
+
+func newPublishedTrack(m *metrics, log *slog.Logger, kind webrtc.RTPCodecType, codec webrtc.RTPCodecParameters,
+	cacheSize int, keyframeInterval time.Duration,
+) *publishedTrack {
+	sid := newTrackSID()
+	return &publishedTrack{
+		log:         log.With("track", sid, "kind", kind.String(), "codec", codec.MimeType),
+		metrics:     m,
+		counters:    m.forKind(kind),
+		sid:         sid,
+		kind:        kind,
+		codec:       codec,
+		cache:       newPacketCache(cacheSize),
+		created:     time.Now(),
+		interval:    keyframeInterval,
+		subscribers: make(map[string]*downTrack),
+		srcExtIDs:   make(map[string]uint8),
+	}
+}
+
+// infoLocked describes the track. Called with SFU.mu held.
+func (t *publishedTrack) infoLocked() TrackInfo {
+	info := TrackInfo{
+		SID:           t.sid,
+		ClientTrackID: t.clientTrackID,
+		Kind:          t.kind,
+		Codec:         t.codec.MimeType,
+		Muted:         t.muted,
+	}
+	if t.owner != nil {
+		info.ParticipantSID = t.owner.cfg.SID
+		info.Identity = t.owner.cfg.Identity
+	}
+	return info
+}
+
+// rebuildFanoutLocked publishes the current subscribers to the forwarding
+// goroutine. Called with SFU.mu held.
+func (t *publishedTrack) rebuildFanoutLocked() {
+	fan := make([]*downTrack, 0, len(t.subscribers))
+	for _, dt := range t.subscribers {
+		fan = append(fan, dt)
+	}
+	t.fanout.Store(&fan)
+}
+
+// readLoop forwards the track's packets until its stream ends.
+func (t *publishedTrack) readLoop() {
+	var buf [maxPacketSize]byte
+	failures := 0
+	for {
+		n, _, err := t.remote.Read(buf[:])
+		if err != nil {
+			if t.ended.Load() || errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) ||
+				errors.Is(err, net.ErrClosed) {
+				return
+			}
+			failures++
+			if failures >= maxConsecutiveReadErrors {
+				t.log.Warn("media: giving up on a track that only fails to read", "err", err)
+				return
+			}
+			t.metrics.droppedMalformed.Inc()
+			continue
+		}
+		failures = 0
+		if t.ended.Load() {
+			return
+		}
+		t.forward(buf[:n])
+	}
+}
+
+// forward is the per-packet path: parse the header, keep the packet for
+// NACKs, and hand it to every subscriber. It allocates nothing.
+func (t *publishedTrack) forward(packet []byte) {
+	payload, ok := parseRTP(&t.rx, packet)
+	if !ok {
+		t.metrics.droppedMalformed.Inc()
+		return
+	}
+	t.counters.packetsIn.Inc()
+	t.counters.bytesIn.Add(float64(len(packet)))
+	t.cache.store(t.rx.SequenceNumber, packet)
+	if fan := t.fanout.Load(); fan != nil {
+		for _, dt := range *fan {
+			dt.forward(&t.rx, payload)
+		}
+	}
+}
+
+// parseRTP parses packet's header into h (reusing its slices) and returns
+// the payload without padding; h.PaddingSize is set so that writing h and
+// the payload reproduces the padding.
+func parseRTP(h *rtp.Header, packet []byte) ([]byte, bool) {
+	hl, err := h.Unmarshal(packet)
+	if err != nil {
+		return nil, false
+	}
+	end := len(packet)
+	h.PaddingSize = 0
+	if h.Padding {
+		if end <= hl {
+			return nil, false
+		}
+		pad := packet[end-1]
+		if pad == 0 || int(pad) > end-hl {
+			return nil, false
+		}
+		h.PaddingSize = pad
+		end -= int(pad)
+	}
+	return packet[hl:end], true
+}
+
+// requestKeyframe asks the publisher for a key frame, at most once per
+// KeyframeRequestInterval: every subscriber that loses a picture asks, and
+// a burst of requests must reach the publisher as one.
+func (t *publishedTrack) requestKeyframe() {
+	if t.kind != webrtc.RTPCodecTypeVideo || t.ended.Load() {
+		return
+	}
+	now := int64(time.Since(t.created)) + 1 // never 0, which means "none yet"
+	last := t.lastKeyframeSent.Load()
+	if last != 0 && now-last < int64(t.interval) {
+		t.metrics.keyframeThrottled.Inc()
+		return
+	}
+	if !t.lastKeyframeSent.CompareAndSwap(last, now) {
+		t.metrics.keyframeThrottled.Inc() // another request won the race
+		return
+	}
+	if t.publisher == nil {
+		t.metrics.keyframeSent.Inc()
+		return
+	}
+	err := t.publisher.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.ssrc)}})
+	if err != nil {
+		t.metrics.keyframeFailed.Inc()
+		t.log.Debug("media: key-frame request not sent", "err", err)
+		return
+	}
+	t.metrics.keyframeSent.Inc()
+}
+
+// drainRTCP reads what the publisher sends about the track (sender
+// reports) so the interceptors see it; nothing else uses it yet. It ends
+// when the receiver stops.
+func drainRTCP(r *webrtc.RTPReceiver) {
+	var buf [maxPacketSize]byte
+	for {
+		if _, _, err := r.Read(buf[:]); err != nil {
+			return
+		}
+	}
+}
+
+// sendingMids parses an SDP offer and returns the mids of its audio and
+// video sections that send media, and their count. A rejected section
+// (port 0, unless bundle-only) does not send.
+func sendingMids(offer string) (map[string]bool, int, error) {
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(offer); err != nil {
+		return nil, 0, err
+	}
+	sessionDir := directionOf(sd.Attributes)
+	mids := make(map[string]bool, len(sd.MediaDescriptions))
+	count := 0
+	for _, md := range sd.MediaDescriptions {
+		media := strings.ToLower(md.MediaName.Media)
+		if media != "audio" && media != "video" {
+			continue
+		}
+		mid, _ := md.Attribute(sdp.AttrKeyMID)
+		_, bundleOnly := md.Attribute("bundle-only")
+		if md.MediaName.Port.Value == 0 && !bundleOnly {
+			mids[mid] = false
+			continue
+		}
+		dir := directionOf(md.Attributes)
+		if dir == "" {
+			dir = sessionDir
+		}
+		sends := dir == "" || dir == sdp.AttrKeySendRecv || dir == sdp.AttrKeySendOnly
+		mids[mid] = sends
+		if sends {
+			count++
+		}
+	}
+	return mids, count, nil
+}
+
+// directionOf returns the direction attribute among attrs, "" if none.
+func directionOf(attrs []sdp.Attribute) string {
+	for _, a := range attrs {
+		switch a.Key {
+		case sdp.AttrKeySendRecv, sdp.AttrKeySendOnly, sdp.AttrKeyRecvOnly, sdp.AttrKeyInactive:
+			return a.Key
+		}
+	}
+	return ""
+}
