@@ -1,0 +1,222 @@
+package signaling
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// ServerLimits are the bounds the server enforces so that no caller can
+// take more than its share of a node. A zero field takes its default.
+//
+// The type is not called Limits because protocol.go's Limits is the wire
+// form a client is told in "joined".
+type ServerLimits struct {
+	// MaxMessageBytes bounds one WebSocket message. Default 64 KiB.
+	MaxMessageBytes int
+	// MessagesPerSecond and MessageBurst are the token bucket every
+	// connection's messages pass. Defaults 50 and 100.
+	MessagesPerSecond float64
+	MessageBurst      int
+	// ParticipantsPerRoom bounds a room. Default 100.
+	ParticipantsPerRoom int
+	// RoomsPerNode bounds the rooms this server holds. Default 1000.
+	RoomsPerNode int
+	// TracksPerParticipant bounds the tracks one participant publishes at
+	// once. Default 8.
+	TracksPerParticipant int
+	// JoinsPerSecondPerIP and JoinBurst are the token bucket joins from
+	// one source address pass. Defaults 5 and 20.
+	JoinsPerSecondPerIP float64
+	JoinBurst           int
+}
+
+// Defaults of ServerLimits fields left zero.
+const (
+	DefaultMaxMessageBytes      = 64 << 10
+	DefaultMessagesPerSecond    = 50
+	DefaultMessageBurst         = 100
+	DefaultParticipantsPerRoom  = 100
+	DefaultRoomsPerNode         = 1000
+	DefaultTracksPerParticipant = 8
+	DefaultJoinsPerSecondPerIP  = 5
+	DefaultJoinBurst            = 20
+)
+
+// minMessageBytes is the least MaxMessageBytes accepted: a join with a
+// token and an SDP offer for one track must fit.
+const minMessageBytes = 4 << 10
+
+// withDefaults validates l and fills its zero fields. Errors name the
+// field.
+func (l ServerLimits) withDefaults() (ServerLimits, error) {
+	ints := []struct {
+		name string
+		v    *int
+		def  int
+	}{
+		{"MaxMessageBytes", &l.MaxMessageBytes, DefaultMaxMessageBytes},
+		{"MessageBurst", &l.MessageBurst, DefaultMessageBurst},
+		{"ParticipantsPerRoom", &l.ParticipantsPerRoom, DefaultParticipantsPerRoom},
+		{"RoomsPerNode", &l.RoomsPerNode, DefaultRoomsPerNode},
+		{"TracksPerParticipant", &l.TracksPerParticipant, DefaultTracksPerParticipant},
+		{"JoinBurst", &l.JoinBurst, DefaultJoinBurst},
+	}
+	for _, f := range ints {
+		if *f.v < 0 {
+			return l, fmt.Errorf("signaling: Limits.%s is negative (%d)", f.name, *f.v)
+		}
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+	}
+	floats := []struct {
+		name string
+		v    *float64
+		def  float64
+	}{
+		{"MessagesPerSecond", &l.MessagesPerSecond, DefaultMessagesPerSecond},
+		{"JoinsPerSecondPerIP", &l.JoinsPerSecondPerIP, DefaultJoinsPerSecondPerIP},
+	}
+	for _, f := range floats {
+		if *f.v < 0 || math.IsNaN(*f.v) || math.IsInf(*f.v, 0) {
+			return l, fmt.Errorf("signaling: Limits.%s must be a positive number (got %v)", f.name, *f.v)
+		}
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+	}
+	if l.MaxMessageBytes < minMessageBytes {
+		return l, fmt.Errorf("signaling: Limits.MaxMessageBytes %d is below the minimum %d", l.MaxMessageBytes, minMessageBytes)
+	}
+	return l, nil
+}
+
+// wire is what a client is told about its connection's limits.
+func (l ServerLimits) wire() Limits {
+	return Limits{
+		MaxMessageBytes: l.MaxMessageBytes,
+		// Rounded down: a client that keeps to the number it is told
+		// stays within the limit.
+		MessagesPerSecond:    int(math.Floor(l.MessagesPerSecond)),
+		TracksPerParticipant: l.TracksPerParticipant,
+	}
+}
+
+const (
+	// floodWindow is the window in which dropped messages are counted
+	// toward a flood.
+	floodWindow = time.Second
+	// rateLimitedReplies is how many dropped messages per window get a
+	// rate_limited error: enough to tell a client what happened, few
+	// enough that the replies do not become a flood of their own.
+	rateLimitedReplies = 8
+)
+
+// verdict is what messageGuard decided about one message.
+type verdict int
+
+const (
+	verdictAllow verdict = iota
+	verdictDropReply
+	verdictDropSilent
+	verdictFlood
+)
+
+// messageGuard is one connection's message rate limit. A message over the
+// rate is dropped; more than twice the burst dropped within floodWindow is
+// a flood, and the connection is closed. Only the connection's reader
+// goroutine uses it.
+type messageGuard struct {
+	lim         *rate.Limiter
+	floodAt     int
+	windowStart time.Time
+	dropped     int
+}
+
+func newMessageGuard(l ServerLimits) *messageGuard {
+	return &messageGuard{
+		lim:     rate.NewLimiter(rate.Limit(l.MessagesPerSecond), l.MessageBurst),
+		floodAt: 2 * l.MessageBurst,
+	}
+}
+
+func (g *messageGuard) check(now time.Time) verdict {
+	if g.lim.AllowN(now, 1) {
+		return verdictAllow
+	}
+	if now.Sub(g.windowStart) > floodWindow {
+		g.windowStart = now
+		g.dropped = 0
+	}
+	g.dropped++
+	switch {
+	case g.dropped > g.floodAt:
+		return verdictFlood
+	case g.dropped <= rateLimitedReplies:
+		return verdictDropReply
+	default:
+		return verdictDropSilent
+	}
+}
+
+const (
+	// joinLimiterSweep is how often the per-address join limiters are
+	// swept of entries that carry no state.
+	joinLimiterSweep = time.Minute
+	// maxJoinAddrs bounds the addresses tracked at once. When that many
+	// addresses all joined within the last few seconds, joins from further
+	// addresses are refused until entries refill: memory stays bounded
+	// whatever the number of sources.
+	maxJoinAddrs = 1 << 16
+)
+
+// joinLimiter rate-limits joins per source address.
+type joinLimiter struct {
+	limit rate.Limit
+	burst int
+
+	mu        sync.Mutex
+	byAddr    map[string]*rate.Limiter
+	lastSweep time.Time
+}
+
+func newJoinLimiter(l ServerLimits) *joinLimiter {
+	return &joinLimiter{
+		limit:  rate.Limit(l.JoinsPerSecondPerIP),
+		burst:  l.JoinBurst,
+		byAddr: make(map[string]*rate.Limiter),
+	}
+}
+
+// allow reports whether a join from addr may go ahead now.
+func (j *joinLimiter) allow(addr string, now time.Time) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if now.Sub(j.lastSweep) >= joinLimiterSweep || len(j.byAddr) >= maxJoinAddrs {
+		j.sweepLocked(now)
+	}
+	lim := j.byAddr[addr]
+	if lim == nil {
+		if len(j.byAddr) >= maxJoinAddrs {
+			return false
+		}
+		lim = rate.NewLimiter(j.limit, j.burst)
+		j.byAddr[addr] = lim
+	}
+	return lim.AllowN(now, 1)
+}
+
+// sweepLocked forgets limiters whose bucket has refilled: a full bucket is
+// exactly what a new limiter would be, so nothing is lost.
+func (j *joinLimiter) sweepLocked(now time.Time) {
+	j.lastSweep = now
+	for addr, lim := range j.byAddr {
+		if lim.TokensAt(now) >= float64(j.burst) {
+			delete(j.byAddr, addr)
+		}
+	}
+}

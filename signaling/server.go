@@ -1,0 +1,287 @@
+package signaling
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sotto-rtc/sotto/media"
+)
+
+// Defaults of Config fields left zero.
+const (
+	DefaultJoinTimeout  = 10 * time.Second
+	DefaultPingInterval = 15 * time.Second
+)
+
+// Config configures a Server.
+type Config struct {
+	// Keys maps API keys (the kid of a token's header) to their secrets.
+	// At least one; every secret at least MinSecretBytes long.
+	Keys map[string]string
+	// TokenLeeway is the clock skew tolerated on token times. Default
+	// DefaultTokenLeeway, at most MaxTokenLeeway.
+	TokenLeeway time.Duration
+	// Limits bound what one connection, room or address may use.
+	Limits ServerLimits
+	// ICEServers are given to every client in "joined".
+	ICEServers []ICEServer
+	// ICEServersFunc, when set, replaces ICEServers with servers made for
+	// one identity (short-lived TURN credentials).
+	ICEServersFunc func(identity string) []ICEServer
+	// JoinTimeout is how long a connection may stay open without joining.
+	// Default DefaultJoinTimeout.
+	JoinTimeout time.Duration
+	// PingInterval is the WebSocket-level keepalive: a peer that does not
+	// answer a ping within one interval is disconnected. Default
+	// DefaultPingInterval.
+	PingInterval time.Duration
+	// OriginPatterns lists the browser origins (host patterns, as
+	// coder/websocket matches them) allowed besides the server's own host.
+	// Clients that send no Origin header (native apps, servers) are always
+	// accepted: the access token, not the origin, is what admits them.
+	OriginPatterns []string
+	// Logger receives the server's logs. Default slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the server's metrics. Nil: not registered.
+	Registerer prometheus.Registerer
+}
+
+// SFU is what the server needs of the media plane; *media.SFU implements
+// it.
+type SFU interface {
+	Join(cfg media.ParticipantConfig) (*media.Participant, error)
+	RoomTracks(room string) []media.TrackInfo
+}
+
+// Server is the signaling endpoint: it authenticates WebSocket clients by
+// access token, admits them to rooms, relays their negotiation to the SFU
+// and tells every participant what happens in its room.
+type Server struct {
+	cfg      Config
+	limits   ServerLimits
+	sfu      SFU
+	log      *slog.Logger
+	verifier *Verifier
+	joins    *joinLimiter
+	metrics  *metrics
+
+	// mu guards the room directory, the session set and the drain state.
+	// Lock order: Server.mu, then room.mu, then session.mu. Nothing calls
+	// into media with any of them held.
+	mu           sync.Mutex
+	rooms        map[string]*room
+	participants int
+	sessions     map[*session]struct{}
+	draining     bool
+	drained      chan struct{} // closed when draining and no session is left
+}
+
+// NewServer validates cfg, fills its defaults and returns a server that
+// admits callers to sfu.
+func NewServer(cfg Config, sfu SFU) (*Server, error) {
+	if sfu == nil {
+		return nil, errors.New("signaling: no SFU")
+	}
+	v, err := NewVerifier(cfg.Keys, cfg.TokenLeeway)
+	if err != nil {
+		return nil, fmt.Errorf("signaling: Config.Keys/TokenLeeway: %w", err)
+	}
+	limits, err := cfg.Limits.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Limits = limits
+	switch {
+	case cfg.JoinTimeout < 0:
+		return nil, fmt.Errorf("signaling: Config.JoinTimeout %v is negative", cfg.JoinTimeout)
+	case cfg.JoinTimeout == 0:
+		cfg.JoinTimeout = DefaultJoinTimeout
+	}
+	switch {
+	case cfg.PingInterval < 0:
+		return nil, fmt.Errorf("signaling: Config.PingInterval %v is negative", cfg.PingInterval)
+	case cfg.PingInterval == 0:
+		cfg.PingInterval = DefaultPingInterval
+	}
+	for i, s := range cfg.ICEServers {
+		if len(s.URLs) == 0 {
+			return nil, fmt.Errorf("signaling: Config.ICEServers[%d] has no URLs", i)
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{
+		cfg:      cfg,
+		limits:   limits,
+		sfu:      sfu,
+		log:      cfg.Logger,
+		verifier: v,
+		joins:    newJoinLimiter(limits),
+		metrics:  m,
+		rooms:    make(map[string]*room),
+		sessions: make(map[*session]struct{}),
+	}, nil
+}
+
+// ServeHTTP upgrades the request to a WebSocket and runs the signaling
+// session on it until it ends. cmd/sfu mounts it at Path.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hw := &hijackRecorder{ResponseWriter: w}
+	conn, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
+		OriginPatterns:  s.cfg.OriginPatterns,
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		// Accept has answered the request already.
+		s.log.Debug("signaling: websocket upgrade refused", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	sess := newSession(s, conn, hw.conn, sourceAddr(r))
+	s.register(sess)
+	sess.run()
+	s.unregister(sess)
+}
+
+// Ready reports whether the server admits new joins; false once Shutdown
+// has begun.
+func (s *Server) Ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.draining
+}
+
+// Counts returns the rooms and participants (joined or joining) held now.
+func (s *Server) Counts() (rooms, participants int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.rooms), s.participants
+}
+
+// Shutdown drains the server: new joins are refused with shutting_down,
+// every connection is sent going_away (reason shutdown) and closed with
+// CloseGoingAway, and every participant leaves the SFU. It returns nil
+// once every session has ended. If ctx is done first, it closes the
+// remaining TCP connections at once and returns ctx's error; those
+// sessions finish leaving the SFU in the background, promptly.
+//
+// Connections opened after Shutdown began are still upgraded, so that a
+// client's join gets a clear shutting_down rather than a refused
+// connection; stop routing to the node (Ready) and then stop the HTTP
+// server, which does not track WebSocket connections.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.draining {
+		s.draining = true
+		s.drained = make(chan struct{})
+		if len(s.sessions) == 0 {
+			close(s.drained)
+		}
+	}
+	drained := s.drained
+	all := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		all = append(all, sess)
+	}
+	s.mu.Unlock()
+
+	s.log.Info("signaling: shutting down", "sessions", len(all))
+	for _, sess := range all {
+		sess.goAway(ReasonShutdown, "the server is shutting down; reconnect", CloseGoingAway, "shutdown")
+	}
+	select {
+	case <-drained:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	all = all[:0]
+	for sess := range s.sessions {
+		all = append(all, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range all {
+		sess.abort()
+	}
+	s.log.Warn("signaling: shutdown deadline reached; connections closed at once", "sessions", len(all))
+	return fmt.Errorf("signaling: shutdown: %w", ctx.Err())
+}
+
+func (s *Server) register(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sessions[sess] = struct{}{}
+}
+
+func (s *Server) unregister(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.sessions, sess)
+	if s.draining && len(s.sessions) == 0 {
+		select {
+		case <-s.drained:
+		default:
+			close(s.drained)
+		}
+	}
+}
+
+// iceServers returns the ICE servers a client with identity is given.
+func (s *Server) iceServers(identity string) []ICEServer {
+	var out []ICEServer
+	if s.cfg.ICEServersFunc != nil {
+		out = s.cfg.ICEServersFunc(identity)
+	} else {
+		out = s.cfg.ICEServers
+	}
+	if out == nil {
+		out = []ICEServer{}
+	}
+	return out
+}
+
+// sourceAddr is the address joins are rate-limited by: the peer's IP as
+// the TCP connection shows it. Forwarded headers are not trusted; behind a
+// proxy every caller shares the proxy's address.
+func sourceAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// hijackRecorder keeps the net.Conn that websocket.Accept hijacks, so that
+// a connection stuck in the WebSocket close handshake (a peer trickling a
+// frame that never ends) can still be closed at once.
+type hijackRecorder struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+// Hijack implements http.Hijacker.
+func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, fmt.Errorf("signaling: hijack: %w", err)
+	}
+	h.conn = c
+	return c, rw, nil
+}
+
+// Unwrap lets http.ResponseController find the underlying writer.
+func (h *hijackRecorder) Unwrap() http.ResponseWriter { return h.ResponseWriter }

@@ -1,0 +1,928 @@
+package signaling_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/golang-jwt/jwt/v5"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/sotto-rtc/sotto/media"
+	"github.com/sotto-rtc/sotto/signaling"
+)
+
+func TestNewServerRefusesBadConfig(t *testing.T) {
+	sfu, err := media.New(media.Config{ListenIP: "127.0.0.1", Port: 0, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sfu.Close()
+	keys := map[string]string{testKey: testSecret}
+	tests := []struct {
+		name    string
+		cfg     signaling.Config
+		wantErr string
+	}{
+		{"no keys", signaling.Config{}, "Keys"},
+		{"leeway above cap", signaling.Config{Keys: keys, TokenLeeway: time.Hour}, "TokenLeeway"},
+		{"negative limit", signaling.Config{Keys: keys, Limits: signaling.ServerLimits{ParticipantsPerRoom: -1}}, "ParticipantsPerRoom"},
+		{"tiny messages", signaling.Config{Keys: keys, Limits: signaling.ServerLimits{MaxMessageBytes: 100}}, "MaxMessageBytes"},
+		{"negative join timeout", signaling.Config{Keys: keys, JoinTimeout: -time.Second}, "JoinTimeout"},
+		{"ice server without urls", signaling.Config{Keys: keys, ICEServers: []signaling.ICEServer{{}}}, "ICEServers[0]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := signaling.NewServer(tt.cfg, sfu)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("NewServer error = %v, want one naming %s", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestJoin(t *testing.T) {
+	h := newHarness(t, func(c *signaling.Config) {
+		c.ICEServers = []signaling.ICEServer{{URLs: []string{"stun:stun.example.org"}}}
+		c.ICEServersFunc = func(identity string) []signaling.ICEServer {
+			return []signaling.ICEServer{{URLs: []string{"turn:turn.example.org"}, Username: identity, Credential: "c"}}
+		}
+	})
+	a, aj := h.join(t, "alice", "room1", pubSub)
+	if aj.Protocol != signaling.ProtocolVersion || aj.Room != "room1" || len(aj.Participants) != 0 {
+		t.Fatalf("joined = %+v", aj)
+	}
+	if !strings.HasPrefix(aj.Participant.SID, "PA_") || aj.Participant.Identity != "alice" || !aj.Participant.CanPublish {
+		t.Fatalf("participant = %+v", aj.Participant)
+	}
+	if len(aj.ICEServers) != 1 || aj.ICEServers[0].Username != "alice" {
+		t.Fatalf("ice servers = %+v, want the ones ICEServersFunc made", aj.ICEServers)
+	}
+	if aj.Limits.MaxMessageBytes != signaling.DefaultMaxMessageBytes || aj.Limits.TracksPerParticipant != signaling.DefaultTracksPerParticipant {
+		t.Fatalf("limits = %+v", aj.Limits)
+	}
+
+	// The room is named by the token; join.room may repeat it.
+	b, bj := h.joinWith(t, "bob", signaling.Join{Token: token(t, "bob", "room1", canSubscribe), Room: "room1", PublicKey: "bob-key"})
+	if len(bj.Participants) != 1 || bj.Participants[0].Identity != "alice" || bj.Participants[0].SID != a.sid {
+		t.Fatalf("bob's joined lists %+v, want alice", bj.Participants)
+	}
+	pj := a.expectParticipantJoined(b)
+	if pj.Participant.PublicKey != "bob-key" || pj.Participant.CanPublish || !pj.Participant.CanSubscribe {
+		t.Fatalf("participant_joined = %+v", pj.Participant)
+	}
+	if rooms, parts := h.srv.Counts(); rooms != 1 || parts != 2 {
+		t.Fatalf("Counts = %d rooms, %d participants; want 1, 2", rooms, parts)
+	}
+
+	b.leave()
+	left := a.waitType(signaling.TypeParticipantLeft)
+	if left.str("sid") != b.sid || left.str("identity") != "bob" || left.str("reason") != "left" {
+		t.Fatalf("participant_left = %s", left)
+	}
+	// A second join on a joined connection is refused, not fatal.
+	a.send(signaling.Join{Type: signaling.TypeJoin, Protocol: 1, Token: token(t, "alice", "room1", pubSub)})
+	a.expectError(signaling.CodeAlreadyJoined, false)
+	a.ping("still-here")
+}
+
+func TestTokenDefectsRefusedOverTheWire(t *testing.T) {
+	h := newHarness(t, nil)
+	good := claimsAt("alice", "room1", time.Hour, 0)
+	tests := []struct {
+		name string
+		join signaling.Join
+		code string
+	}{
+		{"missing", signaling.Join{}, signaling.CodeTokenMissing},
+		{"expired", signaling.Join{Token: hs(t, testKey, testSecret, claimsAt("alice", "room1", -time.Hour, 0))}, signaling.CodeTokenExpired},
+		{"not yet valid", signaling.Join{Token: hs(t, testKey, testSecret, claimsAt("alice", "room1", time.Hour, time.Hour))}, signaling.CodeTokenNotYetValid},
+		{"wrong signature", signaling.Join{Token: hs(t, testKey, otherSecret, good)}, signaling.CodeTokenSignature},
+		{"alg none", signaling.Join{Token: algNone(t, testKey, good)}, signaling.CodeTokenAlgorithm},
+		{"alg RS256", signaling.Join{Token: rs256(t, testKey, good)}, signaling.CodeTokenAlgorithm},
+		{"alg HS384", signaling.Join{Token: sign(t, jwt.SigningMethodHS384, testKey, []byte(testSecret), good)}, signaling.CodeTokenAlgorithm},
+		{"unknown key id", signaling.Join{Token: hs(t, "someone-else", testSecret, good)}, signaling.CodeTokenUnknownKey},
+		{"garbage", signaling.Join{Token: "garbage"}, signaling.CodeTokenMalformed},
+		{"token for another room", signaling.Join{Token: hs(t, testKey, testSecret, good), Room: "room2"}, signaling.CodeRoomMismatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := h.dial(t, tt.name)
+			tt.join.Type = signaling.TypeJoin
+			tt.join.Protocol = signaling.ProtocolVersion
+			c.send(tt.join)
+			e := c.expectError(tt.code, true)
+			if e.str("ref") != signaling.TypeJoin {
+				t.Fatalf("error ref = %q, want join", e.str("ref"))
+			}
+			c.expectClose(signaling.ClosePolicy)
+		})
+	}
+	eventually(t, "no participants", func() bool { _, n := h.srv.Counts(); return n == 0 })
+}
+
+func TestVersionMismatch(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.dial(t, "old")
+	c.send(signaling.Join{Type: signaling.TypeJoin, Protocol: 2, Token: token(t, "alice", "r", pubSub)})
+	e := c.expectError(signaling.CodeVersion, true)
+	if !strings.Contains(e.str("message"), "protocol 1") {
+		t.Fatalf("message %q does not say which version is spoken", e.str("message"))
+	}
+	c.expectClose(signaling.CloseProtocolError)
+}
+
+func TestMessageBeforeJoin(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.dial(t, "eager")
+	c.ping("before-join") // allowed
+	c.send(signaling.Subscribe{Type: signaling.TypeSubscribe, TrackSIDs: []string{"TR_x"}})
+	e := c.expectError(signaling.CodeNotJoined, true)
+	if e.str("ref") != signaling.TypeSubscribe {
+		t.Fatalf("ref = %q", e.str("ref"))
+	}
+	c.expectClose(signaling.CloseProtocolError)
+}
+
+func TestJoinTimeout(t *testing.T) {
+	h := newHarness(t, func(c *signaling.Config) { c.JoinTimeout = 200 * time.Millisecond })
+	c := h.dial(t, "idle")
+	c.expectError(signaling.CodeNotJoined, true)
+	c.expectClose(signaling.CloseProtocolError)
+}
+
+func TestBadInputIsNotFatal(t *testing.T) {
+	h := newHarness(t, nil)
+	a, _ := h.join(t, "alice", "r", pubSub)
+	tests := []struct {
+		name string
+		send any
+		code string
+		ref  string
+	}{
+		{"not json", "{not json", signaling.CodeBadMessage, ""},
+		{"json but not an object", `"ping"`, signaling.CodeBadMessage, ""},
+		{"unknown type", `{"type":"frobnicate"}`, signaling.CodeUnknownType, "frobnicate"},
+		{"no type", `{}`, signaling.CodeUnknownType, ""},
+		{"server-only type", `{"type":"joined"}`, signaling.CodeUnknownType, "joined"},
+		{"field of the wrong type", `{"type":"subscribe","track_sids":"TR_1"}`, signaling.CodeBadMessage, "subscribe"},
+		{"offer on the wrong connection", `{"type":"offer","target":"subscriber","sdp":"v=0"}`, signaling.CodeBadMessage, "offer"},
+		{"relay without data", `{"type":"relay","id":"r"}`, signaling.CodeBadMessage, "relay"},
+		{"garbage sdp", `{"type":"offer","id":"o","target":"publisher","sdp":"not sdp"}`, signaling.CodeNegotiation, "offer"},
+		{"candidate for nothing", `{"type":"candidate","target":"sideways","candidate":{"candidate":"x"}}`, signaling.CodeBadMessage, "candidate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a.t = t
+			a.send(tt.send)
+			e := a.expectError(tt.code, false)
+			if e.str("ref") != tt.ref {
+				t.Fatalf("ref = %q, want %q", e.str("ref"), tt.ref)
+			}
+			a.ping(tt.name)
+		})
+	}
+	a.t = t
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := a.conn.Write(ctx, websocket.MessageBinary, []byte(`{"type":"ping"}`)); err != nil {
+		t.Fatal(err)
+	}
+	a.expectError(signaling.CodeBadMessage, false)
+	a.ping("after-binary")
+}
+
+func TestOversizedMessage(t *testing.T) {
+	h := newHarness(t, nil)
+	t.Run("just over the limit: error, then close 1009", func(t *testing.T) {
+		c, _ := h.join(t, "alice", "r", pubSub)
+		big := `{"type":"ping","id":"` + strings.Repeat("x", signaling.DefaultMaxMessageBytes) + `"}`
+		c.send(big)
+		c.expectError(signaling.CodeMessageTooLarge, true)
+		c.expectClose(signaling.CloseTooBig)
+	})
+	t.Run("far over the limit: closed", func(t *testing.T) {
+		c := h.dial(t, "huge")
+		// Beyond twice the limit the WebSocket library closes the
+		// connection itself (1009) without reading the rest; the kernel
+		// may then reset it, so only the closing is certain.
+		_ = c.trySend(strings.Repeat("y", 10*signaling.DefaultMaxMessageBytes))
+		for {
+			_, err := c.read()
+			if err == nil {
+				continue
+			}
+			if st := websocket.CloseStatus(err); st != -1 && st != signaling.CloseTooBig {
+				t.Fatalf("closed with %d, want 1009 or a reset", st)
+			}
+			break
+		}
+	})
+	eventually(t, "no participants", func() bool { _, n := h.srv.Counts(); return n == 0 })
+}
+
+func TestFlood(t *testing.T) {
+	h := newHarness(t, nil)
+	flooder, _ := h.join(t, "mallory", "r", pubSub)
+	b, _ := h.join(t, "bob", "r", pubSub)
+	c, _ := h.join(t, "carol", "r", pubSub)
+	flooder.expectParticipantJoined(b)
+	flooder.expectParticipantJoined(c)
+	b.expectParticipantJoined(c)
+
+	// mallory floods while bob keeps pinging and relaying to carol.
+	const floodMessages = 4 * signaling.DefaultMessageBurst
+	start := make(chan struct{})
+	floodErr := make(chan error, 1)
+	go func() {
+		<-start
+		ping := []byte(`{"type":"ping","id":"f"}`)
+		for range floodMessages {
+			if err := flooder.trySend(ping); err != nil {
+				floodErr <- err
+				return
+			}
+		}
+		floodErr <- nil
+	}()
+	close(start)
+	for i := range 20 {
+		b.ping(fmt.Sprintf("b%d", i))
+		b.send(signaling.Relay{Type: signaling.TypeRelay, ID: fmt.Sprintf("r%d", i), To: []string{"carol"}, Data: json.RawMessage(fmt.Sprint(i))})
+		b.waitFor("ack", func(m msg) bool { return m.typ() == signaling.TypeAck && m.str("id") == fmt.Sprintf("r%d", i) })
+		got := c.waitType(signaling.TypeRelay)
+		if got.str("from") != "bob" || string(got.fields["data"]) != fmt.Sprint(i) {
+			t.Fatalf("carol got %s, want bob's relay %d", got, i)
+		}
+	}
+	if err := <-floodErr; err != nil {
+		// The server may close before the last message is written.
+		t.Logf("flood write ended early: %v", err)
+	}
+
+	seen := flooder.expectClose(signaling.ClosePolicy)
+	var limited, pongs int
+	var flood msg
+	for _, m := range seen {
+		switch {
+		case m.typ() == signaling.TypePong:
+			pongs++
+		case m.typ() == signaling.TypeError && m.str("code") == signaling.CodeRateLimited:
+			if m.boolean("fatal") {
+				t.Fatalf("rate_limited is fatal: %s", m)
+			}
+			limited++
+		case m.typ() == signaling.TypeError:
+			flood = m
+		}
+	}
+	if limited == 0 || flood.str("code") != signaling.CodeFlood || !flood.boolean("fatal") {
+		t.Fatalf("flooder saw %d pongs, %d rate_limited, last error %s; want rate_limited errors then a fatal flood", pongs, limited, flood)
+	}
+	if pongs < signaling.DefaultMessageBurst {
+		t.Fatalf("only %d of the burst's pings were answered", pongs)
+	}
+	// bob may have read the departure while waiting for his acks.
+	var left msg
+	for _, m := range b.seen {
+		if m.typ() == signaling.TypeParticipantLeft {
+			left = m
+		}
+	}
+	if left.raw == nil {
+		left = b.waitType(signaling.TypeParticipantLeft)
+	}
+	if left.str("identity") != "mallory" || left.str("reason") != "disconnected" {
+		t.Fatalf("bob saw %s", left)
+	}
+	b.ping("after-flood")
+}
+
+func TestRelay(t *testing.T) {
+	h := newHarness(t, nil)
+	a, _ := h.join(t, "alice", "r", pubSub)
+	b, _ := h.join(t, "bob", "r", pubSub)
+	c, _ := h.join(t, "carol", "r", pubSub)
+	a.expectParticipantJoined(b)
+	a.expectParticipantJoined(c)
+	b.expectParticipantJoined(c)
+
+	// To one recipient; "from" cannot be spoofed; data passes byte for
+	// byte (whitespace and characters encoding/json would escape).
+	data := `{"k": [1, 2,  3], "html": "<b>&amp;</b>", "u": "\u00e9"}`
+	a.send(`{"type":"relay","id":"r1","to":["bob"],"from":"mallory","from_sid":"PA_forged","data":` + data + `}`)
+	a.waitFor("ack r1", func(m msg) bool { return m.typ() == signaling.TypeAck && m.str("id") == "r1" })
+	got := b.waitType(signaling.TypeRelay)
+	if got.str("from") != "alice" || got.str("from_sid") != a.sid {
+		t.Fatalf("bob got from %q/%q, want alice/%s", got.str("from"), got.str("from_sid"), a.sid)
+	}
+	if !strings.Contains(string(got.raw), `"data":`+data) {
+		t.Fatalf("data was altered: %s", got.raw)
+	}
+	if _, ok := got.fields["id"]; ok {
+		t.Fatalf("the sender's request id leaked to the recipient: %s", got.raw)
+	}
+
+	// To everyone else.
+	a.send(signaling.Relay{Type: signaling.TypeRelay, ID: "r2", Data: json.RawMessage(`"all"`)})
+	a.waitFor("ack r2", func(m msg) bool { return m.typ() == signaling.TypeAck && m.str("id") == "r2" })
+	for _, r := range []*client{b, c} {
+		if got := r.waitType(signaling.TypeRelay); string(got.fields["data"]) != `"all"` {
+			t.Fatalf("%s got %s, want the relay to all", r.name, got)
+		}
+	}
+
+	// An unknown recipient refuses the whole relay.
+	a.send(signaling.Relay{Type: signaling.TypeRelay, ID: "r3", To: []string{"bob", "zed"}, Data: json.RawMessage(`"partial"`)})
+	e := a.expectError(signaling.CodeUnknownParticipant, false)
+	if e.str("ref_id") != "r3" || !strings.Contains(e.str("message"), "zed") {
+		t.Fatalf("error = %s", e)
+	}
+	a.send(signaling.Relay{Type: signaling.TypeRelay, ID: "r4", To: []string{"bob", "alice"}, Data: json.RawMessage(`"next"`)})
+	a.waitFor("ack r4", func(m msg) bool { return m.typ() == signaling.TypeAck && m.str("id") == "r4" })
+	if got := b.waitType(signaling.TypeRelay); string(got.fields["data"]) != `"next"` {
+		t.Fatalf("bob got %s after a refused relay, want the next one", got)
+	}
+
+	// Nothing came back to the sender, and carol only got the relay to all.
+	a.ping("end")
+	c.ping("end")
+	for _, m := range a.seen {
+		if m.typ() == signaling.TypeRelay {
+			t.Fatalf("relay echoed to its sender: %s", m)
+		}
+	}
+	var toCarol int
+	for _, m := range c.seen {
+		if m.typ() == signaling.TypeRelay {
+			toCarol++
+		}
+	}
+	if toCarol != 1 {
+		t.Fatalf("carol got %d relays, want 1", toCarol)
+	}
+}
+
+func TestTrackErrors(t *testing.T) {
+	h := newHarness(t, nil)
+	a, _ := h.join(t, "alice", "r", pubSub)
+	viewer, _ := h.join(t, "viewer", "r", noGrants)
+	tests := []struct {
+		name string
+		who  *client
+		send any
+		code string
+		ref  string
+	}{
+		{"unpublish unknown", a, signaling.Unpublish{Type: signaling.TypeUnpublish, ID: "u1", TrackSID: "TR_nope"}, signaling.CodeUnknownTrack, signaling.TypeUnpublish},
+		{"mute unknown", a, signaling.Mute{Type: signaling.TypeMute, ID: "m1", TrackSID: "TR_nope", Muted: true}, signaling.CodeUnknownTrack, signaling.TypeMute},
+		{"subscribe unknown", a, signaling.Subscribe{Type: signaling.TypeSubscribe, ID: "s1", TrackSIDs: []string{"TR_nope"}}, signaling.CodeUnknownTrack, signaling.TypeSubscribe},
+		{"subscribe without grant", viewer, signaling.Subscribe{Type: signaling.TypeSubscribe, ID: "s2", TrackSIDs: []string{"TR_nope"}}, signaling.CodePermissionDenied, signaling.TypeSubscribe},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.who.t = t
+			tt.who.send(tt.send)
+			e := tt.who.expectError(tt.code, false)
+			if e.str("ref") != tt.ref || e.str("ref_id") == "" {
+				t.Fatalf("error = %s", e)
+			}
+		})
+	}
+	viewer.t = t
+	t.Run("offer without publish grant", func(t *testing.T) {
+		viewer.t = t
+		_, _, sdp := audioOffer(t)
+		viewer.send(signaling.SessionDescription{Type: signaling.TypeOffer, ID: "o1", Target: signaling.TargetPublisher, SDP: sdp})
+		e := viewer.expectError(signaling.CodePermissionDenied, false)
+		if e.str("ref") != signaling.TypeOffer || e.str("ref_id") != "o1" {
+			t.Fatalf("error = %s", e)
+		}
+		viewer.ping("after-offer")
+	})
+}
+
+func TestPublishedTracks(t *testing.T) {
+	h := newHarness(t, nil)
+	a, _ := h.join(t, "alice", "r", pubSub)
+	b, _ := h.join(t, "bob", "r", pubSub)
+	a.expectParticipantJoined(b)
+
+	publishAudio(t, a)
+	own := a.waitType(signaling.TypeTrackPublished)
+	var tp signaling.TrackPublished
+	own.decode(t, &tp)
+	tr := tp.Track
+	if tr.ParticipantSID != a.sid || tr.Identity != "alice" || tr.Kind != signaling.KindAudio || tr.ClientTrackID != "mic" || !strings.EqualFold(tr.Codec, webrtcOpus) {
+		t.Fatalf("track_published = %+v", tr)
+	}
+	if got := b.waitType(signaling.TypeTrackPublished); got.str("type") == "" || !strings.Contains(string(got.raw), tr.SID) {
+		t.Fatalf("bob saw %s", got)
+	}
+
+	// A late joiner sees the track in joined, and only there.
+	c, cj := h.join(t, "carol", "r", pubSub)
+	var alice signaling.ParticipantInfo
+	for _, p := range cj.Participants {
+		if p.Identity == "alice" {
+			alice = p
+		}
+	}
+	if len(alice.Tracks) != 1 || alice.Tracks[0].SID != tr.SID {
+		t.Fatalf("carol's joined shows alice's tracks %+v, want %s", alice.Tracks, tr.SID)
+	}
+
+	// Someone else's track.
+	b.send(signaling.Unpublish{Type: signaling.TypeUnpublish, ID: "u", TrackSID: tr.SID})
+	b.expectError(signaling.CodeNotOwner, false)
+	b.send(signaling.Mute{Type: signaling.TypeMute, ID: "m", TrackSID: tr.SID, Muted: true})
+	b.expectError(signaling.CodeNotOwner, false)
+
+	// Mute reaches the whole room, the owner included.
+	a.send(signaling.Mute{Type: signaling.TypeMute, ID: "m1", TrackSID: tr.SID, Muted: true})
+	for _, r := range []*client{a, b, c} {
+		m := r.waitType(signaling.TypeTrackMuted)
+		if m.str("sid") != tr.SID || !m.boolean("muted") || m.str("identity") != "alice" {
+			t.Fatalf("%s saw %s", r.name, m)
+		}
+	}
+	a.waitFor("ack m1", func(m msg) bool { return m.typ() == signaling.TypeAck && m.str("id") == "m1" })
+
+	// Unpublish reaches the whole room.
+	a.send(signaling.Unpublish{Type: signaling.TypeUnpublish, ID: "u1", TrackSID: tr.SID})
+	for _, r := range []*client{a, b, c} {
+		m := r.waitType(signaling.TypeTrackUnpublished)
+		if m.str("sid") != tr.SID || m.str("participant_sid") != a.sid {
+			t.Fatalf("%s saw %s", r.name, m)
+		}
+	}
+	c.ping("end")
+	for _, m := range c.seen {
+		if m.typ() == signaling.TypeTrackPublished {
+			t.Fatalf("carol got track_published after seeing the track in joined: %s", m)
+		}
+	}
+}
+
+const webrtcOpus = "audio/opus"
+
+func TestPublisherLeavingUnpublishesItsTracks(t *testing.T) {
+	h := newHarness(t, nil)
+	a, _ := h.join(t, "alice", "r", pubSub)
+	b, _ := h.join(t, "bob", "r", pubSub)
+	a.expectParticipantJoined(b)
+	publishAudio(t, a)
+	sid := a.waitType(signaling.TypeTrackPublished).fields["track"]
+	b.waitType(signaling.TypeTrackPublished)
+
+	_ = a.conn.CloseNow() // the connection drops without a leave
+	un := b.waitType(signaling.TypeTrackUnpublished)
+	left := b.waitType(signaling.TypeParticipantLeft)
+	if !strings.Contains(string(sid), un.str("sid")) || left.str("reason") != "disconnected" || left.str("sid") != a.sid {
+		t.Fatalf("bob saw %s then %s", un, left)
+	}
+	eventually(t, "media empty but bob", func() bool {
+		c := h.sfu.Counts()
+		return c.Participants == 1 && c.Tracks == 0
+	})
+}
+
+func TestCapacity(t *testing.T) {
+	t.Run("room full", func(t *testing.T) {
+		h := newHarness(t, func(c *signaling.Config) { c.Limits.ParticipantsPerRoom = 2 })
+		a, _ := h.join(t, "alice", "r", pubSub)
+		h.join(t, "bob", "r", pubSub)
+		c := h.dial(t, "carol")
+		c.send(signaling.Join{Type: signaling.TypeJoin, Protocol: 1, Token: token(t, "carol", "r", pubSub)})
+		c.expectError(signaling.CodeRoomFull, true)
+		c.expectClose(signaling.ClosePolicy)
+		// Another room is fine, and so is alice replacing herself.
+		h.join(t, "carol", "r2", pubSub)
+		h.join(t, "alice", "r", pubSub)
+		a.waitType(signaling.TypeGoingAway)
+	})
+	t.Run("rooms per node", func(t *testing.T) {
+		h := newHarness(t, func(c *signaling.Config) { c.Limits.RoomsPerNode = 1 })
+		h.join(t, "alice", "r1", pubSub)
+		c := h.dial(t, "bob")
+		c.send(signaling.Join{Type: signaling.TypeJoin, Protocol: 1, Token: token(t, "bob", "r2", pubSub)})
+		c.expectError(signaling.CodeTooManyRooms, true)
+		c.expectClose(signaling.ClosePolicy)
+		h.join(t, "bob", "r1", pubSub)
+	})
+	t.Run("joins per address", func(t *testing.T) {
+		h := newHarness(t, func(c *signaling.Config) {
+			c.Limits.JoinsPerSecondPerIP = 0.001
+			c.Limits.JoinBurst = 2
+		})
+		h.join(t, "alice", "r", pubSub)
+		h.join(t, "bob", "r", pubSub)
+		c := h.dial(t, "carol")
+		c.send(signaling.Join{Type: signaling.TypeJoin, Protocol: 1, Token: token(t, "carol", "r", pubSub)})
+		c.expectError(signaling.CodeJoinRateLimited, true)
+		c.expectClose(signaling.ClosePolicy)
+	})
+}
+
+func TestSameIdentityReplaces(t *testing.T) {
+	h := newHarness(t, nil)
+	first, _ := h.join(t, "alice", "r", pubSub)
+	b, _ := h.join(t, "bob", "r", pubSub)
+	first.expectParticipantJoined(b)
+
+	second, sj := h.join(t, "alice", "r", pubSub)
+	if second.sid == first.sid {
+		t.Fatal("the new session kept the old sid")
+	}
+	if len(sj.Participants) != 1 || sj.Participants[0].Identity != "bob" {
+		t.Fatalf("new session's joined lists %+v, want bob only", sj.Participants)
+	}
+	ga := first.waitType(signaling.TypeGoingAway)
+	if ga.str("reason") != signaling.ReasonReplaced {
+		t.Fatalf("going_away = %s", ga)
+	}
+	first.expectClose(signaling.CloseNormal)
+
+	left := b.waitType(signaling.TypeParticipantLeft)
+	if left.str("sid") != first.sid || left.str("reason") != signaling.ReasonReplaced {
+		t.Fatalf("bob saw %s, want alice's old session replaced", left)
+	}
+	b.expectParticipantJoined(second)
+	if rooms, parts := h.srv.Counts(); rooms != 1 || parts != 2 {
+		t.Fatalf("Counts = %d, %d; want 1, 2", rooms, parts)
+	}
+}
+
+func TestShutdown(t *testing.T) {
+	h := newHarness(t, nil)
+	a, _ := h.join(t, "alice", "r", pubSub)
+	b, _ := h.join(t, "bob", "r", pubSub)
+	a.expectParticipantJoined(b)
+	idle := h.dial(t, "idle")
+	idle.ping("connected")
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	begun := time.Now()
+	go func() { done <- h.srv.Shutdown(ctx) }()
+
+	for _, c := range []*client{a, b, idle} {
+		ga := c.waitType(signaling.TypeGoingAway)
+		if ga.str("reason") != signaling.ReasonShutdown {
+			t.Fatalf("%s: going_away = %s", c.name, ga)
+		}
+		c.expectClose(signaling.CloseGoingAway)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	t.Logf("shutdown took %v", time.Since(begun))
+	if h.srv.Ready() {
+		t.Fatal("Ready after Shutdown")
+	}
+	if rooms, parts := h.srv.Counts(); rooms != 0 || parts != 0 {
+		t.Fatalf("Counts = %d, %d after Shutdown", rooms, parts)
+	}
+	if c := h.sfu.Counts(); c != (media.Counts{}) {
+		t.Fatalf("media Counts = %+v after Shutdown", c)
+	}
+
+	late := h.dial(t, "late")
+	late.send(signaling.Join{Type: signaling.TypeJoin, Protocol: 1, Token: token(t, "carol", "r", pubSub)})
+	late.expectError(signaling.CodeShuttingDown, true)
+	late.expectClose(signaling.CloseGoingAway)
+}
+
+// rawUpgrade opens a WebSocket by hand and proves the session runs with
+// one ping; the test then controls every byte the client does (not) send.
+func rawUpgrade(t *testing.T, h *harness) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(strings.TrimSuffix(h.url, signaling.Path), "ws://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	req := "GET " + signaling.Path + " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := conn.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	ping := []byte(`{"type":"ping","id":"raw"}`)
+	frame := []byte{0x81, 0x80 | byte(len(ping)), 0, 0, 0, 0} // zero mask key: payload as is
+	if _, err := conn.Write(append(frame, ping...)); err != nil {
+		t.Fatal(err)
+	}
+	hdr := make([]byte, 2)
+	if _, err := io.ReadFull(br, hdr); err != nil {
+		t.Fatal(err)
+	}
+	pong := make([]byte, hdr[1]&0x7f)
+	if _, err := io.ReadFull(br, pong); err != nil || !strings.Contains(string(pong), "pong") {
+		t.Fatalf("pong: %q %v", pong, err)
+	}
+	return conn, br
+}
+
+func TestShutdownForcesCloseAtDeadline(t *testing.T) {
+	h := newHarness(t, nil)
+	// A client that never reads again: the going_away and the close
+	// handshake get no answer.
+	rawUpgrade(t, h)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	begun := time.Now()
+	err := h.srv.Shutdown(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %v, want the deadline", err)
+	}
+	if took := time.Since(begun); took > 2*time.Second {
+		t.Fatalf("Shutdown took %v past a 300ms deadline", took)
+	}
+}
+
+func TestJoinLeaveCycles(t *testing.T) {
+	h := newHarness(t, func(c *signaling.Config) {
+		c.Limits.JoinsPerSecondPerIP = 1000
+		c.Limits.JoinBurst = 1000
+	})
+	watcher, _ := h.join(t, "watcher", "r", pubSub)
+	baseline := runtime.NumGoroutine()
+	const cycles = 50
+	begun := time.Now()
+	for i := range cycles {
+		c, _ := h.join(t, fmt.Sprintf("guest-%d", i), "r", pubSub)
+		watcher.expectParticipantJoined(c)
+		c.leave()
+		left := watcher.waitType(signaling.TypeParticipantLeft)
+		if left.str("sid") != c.sid || left.str("reason") != "left" {
+			t.Fatalf("watcher saw %s", left)
+		}
+	}
+	t.Logf("%d join/leave cycles took %v", cycles, time.Since(begun))
+	watcher.leave()
+
+	eventually(t, "server counts at zero", func() bool { r, p := h.srv.Counts(); return r == 0 && p == 0 })
+	eventually(t, "media counts at zero", func() bool { return h.sfu.Counts() == media.Counts{} })
+	eventually(t, "goroutines back near the baseline", func() bool { return runtime.NumGoroutine() <= baseline+5 })
+
+	if got := counterValue(t, h, "sotto_joins_total", "result", "ok"); got != cycles+1 {
+		t.Fatalf("sotto_joins_total{result=ok} = %v, want %d", got, cycles+1)
+	}
+	if got := gaugeValue(t, h, "sotto_participants"); got != 0 {
+		t.Fatalf("sotto_participants = %v, want 0", got)
+	}
+}
+
+func metricFamily(t *testing.T, h *harness, name string) *dto.MetricFamily {
+	t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf
+		}
+	}
+	t.Fatalf("metric %s not registered", name)
+	return nil
+}
+
+// counterValue reads a counter; an empty label reads an unlabelled one.
+func counterValue(t *testing.T, h *harness, name, label, value string) float64 {
+	t.Helper()
+	for _, m := range metricFamily(t, h, name).GetMetric() {
+		if label == "" {
+			return m.GetCounter().GetValue()
+		}
+		for _, l := range m.GetLabel() {
+			if l.GetName() == label && l.GetValue() == value {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+func gaugeValue(t *testing.T, h *harness, name string) float64 {
+	t.Helper()
+	return metricFamily(t, h, name).GetMetric()[0].GetGauge().GetValue()
+}
+
+// Concurrent joins of one identity leave exactly one session: each of the
+// others is told it was replaced and is closed.
+func TestConcurrentJoinsOfOneIdentity(t *testing.T) {
+	h := newHarness(t, func(c *signaling.Config) {
+		c.Limits.JoinsPerSecondPerIP = 1000
+		c.Limits.JoinBurst = 1000
+	})
+	const n = 8
+	clients := make([]*client, n)
+	for i := range n {
+		clients[i] = h.dial(t, fmt.Sprintf("alice-%d", i))
+	}
+	type event struct {
+		i   int
+		m   msg
+		err error
+	}
+	events := make(chan event, 64*n)
+	tok := token(t, "alice", "r", pubSub)
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Go(func() {
+			_ = c.trySend(signaling.Join{Type: signaling.TypeJoin, Protocol: 1, Token: tok})
+		})
+		// Each client is read by one goroutine of its own from here on.
+		go func() {
+			for {
+				m, err := c.read()
+				events <- event{i, m, err}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	first := make(map[int]string)
+	closed := make(map[int]bool)
+	deadline := time.After(waitTimeout)
+	for len(closed) < n-1 {
+		select {
+		case <-deadline:
+			t.Fatalf("%d of %d sessions closed", len(closed), n-1)
+		case e := <-events:
+			if e.err != nil {
+				if st := websocket.CloseStatus(e.err); st != signaling.CloseNormal {
+					t.Fatalf("session %d ended with %v", e.i, e.err)
+				}
+				if first[e.i] == "" {
+					t.Fatalf("session %d closed without a message", e.i)
+				}
+				closed[e.i] = true
+				continue
+			}
+			if first[e.i] == "" {
+				first[e.i] = e.m.typ()
+				if typ := e.m.typ(); typ != signaling.TypeJoined && typ != signaling.TypeGoingAway {
+					t.Fatalf("session %d: first message %s", e.i, e.m)
+				}
+			}
+			if e.m.typ() == signaling.TypeGoingAway && e.m.str("reason") != signaling.ReasonReplaced {
+				t.Fatalf("session %d: %s", e.i, e.m)
+			}
+		}
+	}
+	survivor := -1
+	for i := range n {
+		if !closed[i] {
+			survivor = i
+		}
+	}
+	if err := clients[survivor].trySend(signaling.Ping{Type: signaling.TypePing, ID: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	for e := range events {
+		if e.i != survivor {
+			continue
+		}
+		if e.err != nil {
+			t.Fatalf("the survivor ended: %v", e.err)
+		}
+		if e.m.typ() == signaling.TypePong {
+			break
+		}
+	}
+	if rooms, parts := h.srv.Counts(); rooms != 1 || parts != 1 {
+		t.Fatalf("Counts = %d, %d; want 1, 1", rooms, parts)
+	}
+	eventually(t, "one media participant", func() bool { return h.sfu.Counts().Participants == 1 })
+}
+
+// A client that stops reading is dropped once its queue overflows; the
+// others keep receiving everything, in order, meanwhile.
+func TestSlowClientIsDroppedWithoutHoldingOthers(t *testing.T) {
+	h := newHarness(t, func(c *signaling.Config) {
+		c.Limits.MessagesPerSecond = 1e6
+		c.Limits.MessageBurst = 1e6
+	})
+	a, _ := h.join(t, "alice", "r", pubSub)
+	b, _ := h.join(t, "bob", "r", pubSub)
+	// slow never reads after joining; a small receive buffer makes its
+	// socket fill sooner.
+	slow := h.dialWith(t, "slow", &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err == nil {
+				err = conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+			}
+			return conn, err
+		},
+	}}})
+	slow.send(signaling.Join{Type: signaling.TypeJoin, Protocol: 1, Token: token(t, "slow", "r", pubSub)})
+	slow.waitType(signaling.TypeJoined)
+	a.expectParticipantJoined(b)
+	a.waitType(signaling.TypeParticipantJoin)
+	b.waitType(signaling.TypeParticipantJoin)
+
+	// 16 KiB relays to everyone, in windows of 50 that bob reads before
+	// the next: bob's queue stays short while slow's socket and then its
+	// queue fill.
+	data := json.RawMessage(`"` + strings.Repeat("z", 16<<10) + `"`)
+	left := func(c *client) bool {
+		for _, m := range c.seen {
+			if m.typ() == signaling.TypeParticipantLeft && m.str("identity") == "slow" {
+				return true
+			}
+		}
+		return false
+	}
+	const windows, window = 40, 50
+	begun := time.Now()
+	for w := range windows {
+		for i := range window {
+			a.send(signaling.Relay{Type: signaling.TypeRelay, ID: fmt.Sprintf("%d-%d", w, i), Data: data})
+		}
+		for i := range window {
+			id := fmt.Sprintf("%d-%d", w, i)
+			a.waitFor("ack "+id, func(m msg) bool { return m.typ() == signaling.TypeAck && m.str("id") == id })
+			b.waitType(signaling.TypeRelay)
+		}
+		if left(b) {
+			t.Logf("slow dropped after %d relays", (w+1)*window)
+			break
+		}
+	}
+	t.Logf("relays took %v", time.Since(begun))
+
+	if !left(b) {
+		b.waitFor("slow's departure", func(m msg) bool {
+			return m.typ() == signaling.TypeParticipantLeft && m.str("identity") == "slow"
+		})
+	}
+	if !left(a) {
+		a.waitType(signaling.TypeParticipantLeft)
+	}
+	if got := counterValue(t, h, "sotto_signaling_slow_client_disconnects_total", "", ""); got != 1 {
+		t.Fatalf("slow client disconnects = %v, want 1", got)
+	}
+	eventually(t, "slow gone", func() bool { _, p := h.srv.Counts(); return p == 2 })
+}
+
+func TestKeepaliveDropsSilentPeers(t *testing.T) {
+	h := newHarness(t, func(c *signaling.Config) {
+		c.PingInterval = 100 * time.Millisecond
+		c.JoinTimeout = time.Hour
+	})
+	healthy, _ := h.join(t, "alice", "r", pubSub)
+	events := make(chan msg, 16)
+	go func() {
+		// A real client reads all the time, which is when the WebSocket
+		// library answers the server's pings.
+		defer close(events)
+		for {
+			m, err := healthy.read()
+			if err != nil {
+				return
+			}
+			events <- m
+		}
+	}()
+
+	conn, br := rawUpgrade(t, h) // answers nothing from now on
+	if err := conn.SetReadDeadline(time.Now().Add(waitTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		t.Fatalf("silent peer not dropped: %v", err)
+	}
+
+	if err := healthy.trySend(signaling.Ping{Type: signaling.TypePing, ID: "alive"}); err != nil {
+		t.Fatal(err)
+	}
+	for m := range events {
+		if m.typ() == signaling.TypePong && m.str("id") == "alive" {
+			return
+		}
+	}
+	t.Fatal("the healthy client was dropped too")
+}

@@ -1,0 +1,900 @@
+package signaling
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/sotto-rtc/sotto/media"
+)
+
+const (
+	// outboundQueue is how many messages may wait for one client. A
+	// client that lets more pile up is disconnected: one slow reader must
+	// never hold up a broadcast to the others.
+	outboundQueue = 256
+	// writeTimeout bounds writing one message to a client.
+	writeTimeout = 10 * time.Second
+	// closeGrace bounds everything after a session is told to close
+	// (flushing its queue, the close handshake); then the TCP connection
+	// is closed outright.
+	closeGrace = 12 * time.Second
+	// drainTimeout bounds reading the rest of an oversized message.
+	drainTimeout = 5 * time.Second
+	// slowTimeout bounds the closing of a too-slow client: its socket is
+	// likely full, and the attempt to tell it why may never complete.
+	slowTimeout = time.Second
+	// maxListedSIDs bounds the track sids named in one error message.
+	maxListedSIDs = 8
+	// maxPublicKeyBytes bounds join.public_key.
+	maxPublicKeyBytes = 1024
+	// maxEchoBytes bounds a client-supplied string quoted in an error.
+	maxEchoBytes = 64
+)
+
+// Participant-left reasons besides ReasonReplaced and ReasonShutdown.
+const (
+	reasonLeft         = "left"
+	reasonDisconnected = "disconnected"
+)
+
+// errMessageTooLarge is readMessage's report of a frame above the limit.
+var errMessageTooLarge = errors.New("signaling: message too large")
+
+// outbound is one encoded message waiting for the writer.
+type outbound struct {
+	data []byte
+	// written, when set, runs after the message is written.
+	written func()
+}
+
+// closing is the last thing the writer does for a session.
+type closing struct {
+	data   []byte               // a final message (error or going_away), or nil
+	code   websocket.StatusCode // 0: drop the connection without a close handshake
+	reason string
+	// flush writes what is queued before data; false drops it (a client
+	// that is too slow to take its queue).
+	flush bool
+	// within, when set, bounds the whole closing (writing data included);
+	// otherwise writes take up to writeTimeout and the closing closeGrace.
+	within time.Duration
+}
+
+// session is one WebSocket connection. Its reader runs on the HTTP
+// handler's goroutine; a writer goroutine drains its outbound queue; a
+// keepalive goroutine pings. Media events for its participant run on
+// media's goroutine and only queue messages.
+type session struct {
+	srv      *Server
+	conn     *websocket.Conn
+	raw      net.Conn // the hijacked TCP connection: the last resort to close
+	addr     string
+	accepted time.Time
+	logp     atomic.Pointer[slog.Logger]
+
+	out        chan outbound
+	final      chan closing // capacity 1; sent to exactly once
+	writerDone chan struct{}
+	ctx        context.Context
+	cancel     context.CancelFunc
+
+	// mu is the innermost lock: no other lock is taken and nothing blocks
+	// while it is held.
+	mu          sync.Mutex
+	closing     bool // the final is sent; nothing more is queued
+	leftReason  string
+	joinStarted bool
+	forceClose  *time.Timer
+
+	// negMu orders the publisher's answer before its candidates. Media
+	// hands out the answer's candidates once HandleOffer returns, on its
+	// own goroutine, while the answer is queued here after the return: a
+	// candidate could otherwise reach the client ahead of the answer it
+	// belongs to, and browsers refuse those. Lock order: negMu, then mu.
+	negMu        sync.Mutex
+	offerPending bool
+	heldCands    []*webrtc.ICECandidateInit
+
+	// Owned by the reader goroutine. room and member are set when a place
+	// is reserved, participant after the media join; media events, which
+	// start only after that (Participant.Start), read them too.
+	guard       *messageGuard
+	joinTimer   *time.Timer
+	joined      bool
+	room        *room
+	member      *member
+	participant *media.Participant
+}
+
+func newSession(srv *Server, conn *websocket.Conn, raw net.Conn, addr string) *session {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &session{
+		srv:        srv,
+		conn:       conn,
+		raw:        raw,
+		addr:       addr,
+		accepted:   time.Now(),
+		out:        make(chan outbound, outboundQueue),
+		final:      make(chan closing, 1),
+		writerDone: make(chan struct{}),
+		ctx:        ctx,
+		cancel:     cancel,
+		guard:      newMessageGuard(srv.limits),
+	}
+	c.logp.Store(srv.log.With("remote", addr))
+	return c
+}
+
+func (c *session) logger() *slog.Logger { return c.logp.Load() }
+
+// run serves the connection until it ends, then takes the participant out
+// of its room and the SFU.
+func (c *session) run() {
+	// The library's own limit is twice ours: a message just over our limit
+	// is then read to its end, so the client can be told why it is being
+	// closed (see readMessage). A message beyond twice the limit makes the
+	// library close the connection itself with 1009, without our error.
+	c.conn.SetReadLimit(2 * int64(c.srv.limits.MaxMessageBytes))
+	go c.writeLoop()
+	go c.keepalive()
+	c.joinTimer = time.AfterFunc(c.srv.cfg.JoinTimeout, c.joinTimedOut)
+
+	c.readLoop()
+
+	c.joinTimer.Stop()
+	// If nothing else closed the session, the peer went away: drop the
+	// connection without a handshake.
+	c.fail(closing{}, reasonDisconnected)
+	reason := c.reason()
+	if c.member != nil {
+		c.srv.release(c, reason)
+	}
+	if c.participant != nil {
+		c.participant.Close()
+	}
+	<-c.writerDone
+	c.cancel()
+	_ = c.conn.CloseNow()
+	c.mu.Lock()
+	if c.forceClose != nil {
+		c.forceClose.Stop()
+	}
+	c.mu.Unlock()
+	if c.joined {
+		c.logger().Info("signaling: participant left", "reason", reason)
+	}
+}
+
+func (c *session) reason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leftReason
+}
+
+// enqueue queues m for the writer without blocking. If the client's queue
+// is full the client is too slow: it is disconnected (CodeInternal, close
+// CloseInternal so that it reconnects) and the message dropped. It reports
+// whether m was queued.
+func (c *session) enqueue(m outbound) bool {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return false
+	}
+	select {
+	case c.out <- m:
+		c.mu.Unlock()
+		return true
+	default:
+	}
+	c.failLocked(closing{
+		data:   errorFrame(Error{Code: CodeInternal, Message: fmt.Sprintf("too slow: more than %d messages waited for this client", outboundQueue), Fatal: true}),
+		code:   CloseInternal,
+		reason: "too slow",
+		within: slowTimeout,
+	}, reasonDisconnected)
+	c.mu.Unlock()
+
+	c.srv.metrics.slowDisconnect.Inc()
+	c.srv.metrics.errors.WithLabelValues(CodeInternal).Inc()
+	c.logger().Warn("signaling: client too slow; outbound queue full", "queued", outboundQueue)
+	return false
+}
+
+// fail makes f the session's last act, unless one was already chosen.
+func (c *session) fail(f closing, leftReason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failLocked(f, leftReason)
+}
+
+func (c *session) failLocked(f closing, leftReason string) {
+	if c.closing {
+		return
+	}
+	c.closing = true
+	c.leftReason = leftReason
+	c.final <- f // never blocks: capacity 1, sent once
+	grace := closeGrace
+	if f.within > 0 {
+		// The writer may be stuck in a write to a full socket: this is
+		// what ends it.
+		grace = f.within
+	}
+	c.forceClose = time.AfterFunc(grace, c.abort)
+}
+
+// abort closes the TCP connection at once. Everything blocked on it
+// returns, and the session ends.
+func (c *session) abort() {
+	c.fail(closing{}, reasonDisconnected)
+	if c.raw != nil {
+		_ = c.raw.Close()
+		return
+	}
+	_ = c.conn.CloseNow()
+}
+
+// goAway sends going_away and closes the connection with code.
+func (c *session) goAway(reason, message string, code websocket.StatusCode, leftReason string) {
+	data, err := json.Marshal(GoingAway{Type: TypeGoingAway, Reason: reason, Message: message})
+	if err != nil {
+		// Strings only: cannot fail.
+		panic(fmt.Sprintf("signaling: encode going_away: %v", err))
+	}
+	c.fail(closing{data: data, code: code, reason: reason, flush: true}, leftReason)
+}
+
+// send encodes v and queues it.
+func (c *session) send(v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		c.logger().Error("signaling: encode message", "type", fmt.Sprintf("%T", v), "err", err)
+		return
+	}
+	c.enqueue(outbound{data: data})
+}
+
+// sendError queues a non-fatal error.
+func (c *session) sendError(code, message, ref, refID string) {
+	c.srv.metrics.errors.WithLabelValues(code).Inc()
+	c.enqueue(outbound{data: errorFrame(Error{Code: code, Message: message, Ref: ref, RefID: refID})})
+}
+
+// fatal sends a fatal error after what is queued and closes the
+// connection with code.
+func (c *session) fatal(code, message, ref string, closeCode websocket.StatusCode) {
+	c.srv.metrics.errors.WithLabelValues(code).Inc()
+	c.logger().Info("signaling: closing connection", "code", code, "message", message)
+	c.fail(closing{
+		data:   errorFrame(Error{Code: code, Message: message, Ref: ref, Fatal: true}),
+		code:   closeCode,
+		reason: code,
+		flush:  true,
+	}, reasonDisconnected)
+}
+
+func errorFrame(e Error) []byte {
+	e.Type = TypeError
+	data, err := json.Marshal(e)
+	if err != nil {
+		// Strings and a bool: cannot fail.
+		panic(fmt.Sprintf("signaling: encode error: %v", err))
+	}
+	return data
+}
+
+// writeLoop writes queued messages until the session's closing is chosen,
+// then carries it out.
+func (c *session) writeLoop() {
+	defer close(c.writerDone)
+	for {
+		select {
+		case m := <-c.out:
+			if !c.write(m) {
+				return
+			}
+		case f := <-c.final:
+			c.finish(f)
+			return
+		}
+	}
+}
+
+func (c *session) finish(f closing) {
+	if f.flush {
+		// Once closing is set nothing more is queued, so this ends.
+		for len(c.out) > 0 {
+			if !c.write(<-c.out) {
+				return
+			}
+		}
+	}
+	if f.data != nil && !c.writeWithin(outbound{data: f.data}, f.within) {
+		return
+	}
+	if f.code == 0 {
+		_ = c.conn.CloseNow()
+		return
+	}
+	if err := c.conn.Close(f.code, f.reason); err != nil {
+		c.logger().Debug("signaling: close handshake", "err", err)
+	}
+}
+
+func (c *session) write(m outbound) bool {
+	return c.writeWithin(m, writeTimeout)
+}
+
+// writeWithin writes m within timeout (0: writeTimeout). On failure the
+// connection is closed.
+func (c *session) writeWithin(m outbound, timeout time.Duration) bool {
+	if timeout <= 0 {
+		timeout = writeTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := c.conn.Write(ctx, websocket.MessageText, m.data); err != nil {
+		c.logger().Debug("signaling: write failed", "err", err)
+		c.abort()
+		return false
+	}
+	if m.written != nil {
+		m.written()
+	}
+	return true
+}
+
+// keepalive pings at the WebSocket level; a peer that does not answer
+// within an interval is gone.
+func (c *session) keepalive() {
+	interval := c.srv.cfg.PingInterval
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, interval)
+		err := c.conn.Ping(ctx)
+		cancel()
+		if err != nil {
+			if c.ctx.Err() == nil {
+				c.logger().Info("signaling: keepalive failed", "err", err)
+				c.abort()
+			}
+			return
+		}
+	}
+}
+
+func (c *session) joinTimedOut() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.joinStarted || c.closing {
+		return
+	}
+	msg := fmt.Sprintf("no join within %v", c.srv.cfg.JoinTimeout)
+	c.srv.metrics.errors.WithLabelValues(CodeNotJoined).Inc()
+	c.failLocked(closing{
+		data:   errorFrame(Error{Code: CodeNotJoined, Message: msg, Fatal: true}),
+		code:   CloseProtocolError,
+		reason: "join timeout",
+		flush:  true,
+	}, reasonDisconnected)
+}
+
+// beginJoin stops the join timer's effect; false if it already fired.
+func (c *session) beginJoin() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return false
+	}
+	c.joinStarted = true
+	return true
+}
+
+func (c *session) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
+// readLoop reads and handles messages until the connection ends or a
+// handler ends the session.
+func (c *session) readLoop() {
+	for {
+		data, binary, err := c.readMessage()
+		if errors.Is(err, errMessageTooLarge) {
+			c.fatal(CodeMessageTooLarge, fmt.Sprintf("messages are limited to %d bytes", c.srv.limits.MaxMessageBytes), "", CloseTooBig)
+			return
+		}
+		if err != nil {
+			if !c.isClosing() {
+				c.logger().Debug("signaling: read ended", "err", err)
+			}
+			return
+		}
+		if c.isClosing() {
+			// Replaced, shut down or too slow: what it asks for now would
+			// not be answered.
+			return
+		}
+		switch c.guard.check(time.Now()) {
+		case verdictAllow:
+		case verdictDropReply:
+			c.sendError(CodeRateLimited, fmt.Sprintf("more than %v messages per second; message dropped", c.srv.limits.MessagesPerSecond), "", "")
+			continue
+		case verdictDropSilent:
+			continue
+		case verdictFlood:
+			c.logger().Warn("signaling: flood")
+			c.fatal(CodeFlood, "rate limit exceeded persistently", "", ClosePolicy)
+			return
+		}
+		if binary {
+			c.srv.metrics.message("")
+			c.sendError(CodeBadMessage, "messages are JSON in text frames", "", "")
+			continue
+		}
+		if !c.handle(data) {
+			return
+		}
+	}
+}
+
+// readMessage reads one message, at most MaxMessageBytes of it. A larger
+// message is read to its end and discarded (bounded in size by the
+// library's limit and in time by drainTimeout), so that the error and the
+// close that follow reach a client that is not reading yet: closing a
+// socket with unread data would reset it and could lose them.
+func (c *session) readMessage() (data []byte, binary bool, err error) {
+	typ, r, err := c.conn.Reader(c.ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("signaling: read: %w", err)
+	}
+	limit := c.srv.limits.MaxMessageBytes
+	data, err = io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if err != nil {
+		return nil, false, fmt.Errorf("signaling: read: %w", err)
+	}
+	if len(data) > limit {
+		t := time.AfterFunc(drainTimeout, c.abort)
+		_, _ = io.Copy(io.Discard, r)
+		t.Stop()
+		return nil, false, errMessageTooLarge
+	}
+	return data, typ == websocket.MessageBinary, nil
+}
+
+// handle handles one message; false ends the session.
+func (c *session) handle(data []byte) bool {
+	var env Envelope
+	if err := json.Unmarshal(data, &env); err != nil {
+		c.srv.metrics.message("")
+		c.sendError(CodeBadMessage, "not a JSON object with a string type", "", "")
+		return true
+	}
+	c.srv.metrics.message(env.Type)
+	if !isClientType(env.Type) {
+		msg := fmt.Sprintf("unknown message type %q", truncate(env.Type, maxEchoBytes))
+		if isServerType(env.Type) {
+			msg = fmt.Sprintf("%q is sent by the server, not by clients", env.Type)
+		}
+		c.sendError(CodeUnknownType, msg, truncate(env.Type, maxEchoBytes), "")
+		return true
+	}
+	if !c.joined {
+		switch env.Type {
+		case TypePing:
+			c.ping(data)
+			return true
+		case TypeJoin:
+			return c.join(data)
+		default:
+			c.fatal(CodeNotJoined, fmt.Sprintf("%q before join", env.Type), env.Type, CloseProtocolError)
+			return false
+		}
+	}
+	switch env.Type {
+	case TypeJoin:
+		c.sendError(CodeAlreadyJoined, "this connection has joined already", TypeJoin, "")
+	case TypeOffer:
+		c.offer(data)
+	case TypeAnswer:
+		c.answer(data)
+	case TypeCandidate:
+		c.candidate(data)
+	case TypeSubscribe, TypeUnsubscribe:
+		c.subscribe(env.Type, data)
+	case TypeUnpublish:
+		c.unpublish(data)
+	case TypeMute:
+		c.mute(data)
+	case TypeRelay:
+		c.relay(data)
+	case TypePing:
+		c.ping(data)
+	case TypePong:
+		// An answer to nothing the server asks; nothing to do.
+	case TypeLeave:
+		c.fail(closing{code: CloseNormal, reason: reasonLeft, flush: true}, reasonLeft)
+		return false
+	}
+	return true
+}
+
+func isServerType(typ string) bool {
+	switch typ {
+	case TypeJoined, TypeError, TypeParticipantJoin, TypeParticipantLeft,
+		TypeTrackPublished, TypeTrackUnpublished, TypeTrackMuted,
+		TypeGoingAway, TypeAck:
+		return true
+	}
+	return false
+}
+
+// decode decodes a message into v, answering bad_message if it does not
+// fit.
+func (c *session) decode(data []byte, v any, typ string) bool {
+	if err := json.Unmarshal(data, v); err != nil {
+		c.sendError(CodeBadMessage, fmt.Sprintf("%s: %v", typ, err), typ, "")
+		return false
+	}
+	return true
+}
+
+func (c *session) ping(data []byte) {
+	var p Ping
+	if !c.decode(data, &p, TypePing) {
+		return
+	}
+	c.send(Ping{Type: TypePong, ID: p.ID})
+}
+
+func (c *session) ack(id string) {
+	if id != "" {
+		c.send(Ack{Type: TypeAck, ID: id})
+	}
+}
+
+// join admits the client: it checks the version, the join rate of its
+// address and its token, holds a place in the room, joins the SFU, and
+// then (one critical section, see room.go) sends "joined" and tells the
+// room. Every refusal is fatal.
+func (c *session) join(data []byte) bool {
+	if !c.beginJoin() {
+		return false
+	}
+	refuse := func(code, msg string, closeCode websocket.StatusCode) bool {
+		c.srv.metrics.joins.WithLabelValues(code).Inc()
+		c.fatal(code, msg, TypeJoin, closeCode)
+		return false
+	}
+	var j Join
+	if err := json.Unmarshal(data, &j); err != nil {
+		return refuse(CodeBadMessage, fmt.Sprintf("join: %v", err), CloseProtocolError)
+	}
+	if j.Protocol != ProtocolVersion {
+		return refuse(CodeVersion, fmt.Sprintf("protocol %d is not supported; this server speaks protocol %d", j.Protocol, ProtocolVersion), CloseProtocolError)
+	}
+	if len(j.PublicKey) > maxPublicKeyBytes {
+		return refuse(CodeBadMessage, fmt.Sprintf("public_key is longer than %d bytes", maxPublicKeyBytes), ClosePolicy)
+	}
+	if !c.srv.joins.allow(c.addr, time.Now()) {
+		return refuse(CodeJoinRateLimited, "too many joins from this address; retry later", ClosePolicy)
+	}
+	claims, err := c.srv.verifier.Verify(j.Token)
+	if err != nil {
+		var te *TokenError
+		if !errors.As(err, &te) {
+			te = &TokenError{Code: CodeTokenMalformed, Err: err}
+		}
+		msg := "token refused"
+		if te.Err != nil {
+			msg = te.Err.Error()
+		}
+		return refuse(te.Code, msg, ClosePolicy)
+	}
+	if j.Room != "" && j.Room != claims.Room {
+		return refuse(CodeRoomMismatch, fmt.Sprintf("the token is for another room than %q", truncate(j.Room, maxEchoBytes)), ClosePolicy)
+	}
+
+	identity := claims.Subject
+	sid := "PA_" + rand.Text()
+	m := &member{
+		sess: c,
+		info: ParticipantInfo{
+			SID:          sid,
+			Identity:     identity,
+			PublicKey:    j.PublicKey,
+			CanPublish:   claims.CanPublish,
+			CanSubscribe: claims.CanSubscribe,
+		},
+		tracks: make(map[string]TrackInfo),
+	}
+	if code, msg := c.srv.reserve(c, claims.Room, m); code != "" {
+		closeCode := websocket.StatusCode(ClosePolicy)
+		if code == CodeShuttingDown {
+			closeCode = CloseGoingAway
+		}
+		return refuse(code, msg, closeCode)
+	}
+	c.member = m
+	c.logp.Store(c.logger().With("room", claims.Room, "identity", identity, "sid", sid))
+
+	p, err := c.srv.sfu.Join(media.ParticipantConfig{
+		Room:          claims.Room,
+		SID:           sid,
+		Identity:      identity,
+		CanPublish:    claims.CanPublish,
+		CanSubscribe:  claims.CanSubscribe,
+		AutoSubscribe: j.AutoSubscribe == nil || *j.AutoSubscribe,
+		MaxTracks:     c.srv.limits.TracksPerParticipant,
+		Events:        c.mediaEvents(),
+	})
+	if err != nil {
+		c.srv.release(c, reasonDisconnected)
+		c.member = nil
+		if errors.Is(err, media.ErrClosed) {
+			return refuse(CodeShuttingDown, "the media server is shutting down", CloseGoingAway)
+		}
+		c.logger().Error("signaling: media join failed", "err", err)
+		return refuse(CodeInternal, "the media server could not add this participant", CloseInternal)
+	}
+	c.participant = p
+
+	joined := Joined{
+		Type:       TypeJoined,
+		Protocol:   ProtocolVersion,
+		Room:       claims.Room,
+		ICEServers: c.srv.iceServers(identity),
+		Limits:     c.srv.limits.wire(),
+	}
+	if !c.srv.announce(c, joined) {
+		// Replaced or closed while joining; whoever closed it has told
+		// the client why.
+		c.srv.metrics.joins.WithLabelValues("aborted").Inc()
+		return false
+	}
+	c.joined = true
+	c.srv.metrics.joins.WithLabelValues("ok").Inc()
+	c.logger().Info("signaling: participant joined", "publish", claims.CanPublish, "subscribe", claims.CanSubscribe)
+	p.Start()
+	return true
+}
+
+func (c *session) observeJoin() {
+	c.srv.metrics.joinDuration.Observe(time.Since(c.accepted).Seconds())
+}
+
+// mediaEvents are the callbacks media makes for this session's
+// participant. They run on media's goroutine for it, one at a time, and
+// only queue messages.
+func (c *session) mediaEvents() media.Events {
+	return media.Events{
+		SubscriberOffer: func(sdp string) {
+			c.send(SessionDescription{Type: TypeOffer, Target: TargetSubscriber, SDP: sdp})
+		},
+		ICECandidate: func(target string, cand *webrtc.ICECandidateInit) {
+			if target == TargetPublisher {
+				c.negMu.Lock()
+				defer c.negMu.Unlock()
+				if c.offerPending {
+					c.heldCands = append(c.heldCands, cand)
+					return
+				}
+			}
+			c.send(Candidate{Type: TypeCandidate, Target: target, Candidate: cand})
+		},
+		TrackPublished: func(t media.TrackInfo) {
+			c.srv.trackPublished(c, t)
+		},
+		TrackUnpublished: func(t media.TrackInfo) {
+			c.srv.trackUnpublished(c, t)
+		},
+		ConnectionFailed: func(target string) {
+			// The client sees the failure too and reconnects; the session
+			// stays until it does.
+			c.srv.metrics.connFailures.WithLabelValues(target).Inc()
+			c.logger().Warn("signaling: media connection failed", "target", target)
+		},
+	}
+}
+
+// mediaCode maps a media error to the protocol's code; fallback is used
+// for anything media does not name.
+func mediaCode(err error, fallback string) string {
+	switch {
+	case errors.Is(err, media.ErrPermission):
+		return CodePermissionDenied
+	case errors.Is(err, media.ErrNotOwner):
+		return CodeNotOwner
+	case errors.Is(err, media.ErrUnknownTrack):
+		return CodeUnknownTrack
+	case errors.Is(err, media.ErrTooManyTracks):
+		return CodeTooManyTracks
+	case errors.Is(err, media.ErrNegotiation):
+		return CodeNegotiation
+	case errors.Is(err, media.ErrClosed):
+		return CodeInternal
+	}
+	return fallback
+}
+
+func (c *session) offer(data []byte) {
+	var sd SessionDescription
+	if !c.decode(data, &sd, TypeOffer) {
+		return
+	}
+	switch {
+	case sd.Target != TargetPublisher:
+		c.sendError(CodeBadMessage, "clients offer on the publisher connection only", TypeOffer, sd.ID)
+		return
+	case sd.SDP == "":
+		c.sendError(CodeBadMessage, "offer without sdp", TypeOffer, sd.ID)
+		return
+	}
+	c.negMu.Lock()
+	c.offerPending = true
+	c.negMu.Unlock()
+	answer, err := c.participant.HandleOffer(sd.SDP)
+
+	c.negMu.Lock()
+	defer c.negMu.Unlock()
+	if err != nil {
+		c.sendError(mediaCode(err, CodeNegotiation), err.Error(), TypeOffer, sd.ID)
+	} else {
+		c.send(SessionDescription{Type: TypeAnswer, ID: sd.ID, Target: TargetPublisher, SDP: answer})
+	}
+	for _, cand := range c.heldCands {
+		c.send(Candidate{Type: TypeCandidate, Target: TargetPublisher, Candidate: cand})
+	}
+	c.heldCands = nil
+	c.offerPending = false
+}
+
+func (c *session) answer(data []byte) {
+	var sd SessionDescription
+	if !c.decode(data, &sd, TypeAnswer) {
+		return
+	}
+	switch {
+	case sd.Target != TargetSubscriber:
+		c.sendError(CodeBadMessage, "clients answer on the subscriber connection only", TypeAnswer, sd.ID)
+		return
+	case sd.SDP == "":
+		c.sendError(CodeBadMessage, "answer without sdp", TypeAnswer, sd.ID)
+		return
+	}
+	if err := c.participant.HandleAnswer(sd.SDP); err != nil {
+		c.sendError(mediaCode(err, CodeNegotiation), err.Error(), TypeAnswer, sd.ID)
+		return
+	}
+	c.ack(sd.ID)
+}
+
+func (c *session) candidate(data []byte) {
+	var cand Candidate
+	if !c.decode(data, &cand, TypeCandidate) {
+		return
+	}
+	if cand.Target != TargetPublisher && cand.Target != TargetSubscriber {
+		c.sendError(CodeBadMessage, "candidate target must be publisher or subscriber", TypeCandidate, "")
+		return
+	}
+	if cand.Candidate == nil {
+		// End of candidates: ICE needs nothing more from it.
+		return
+	}
+	if err := c.participant.AddICECandidate(cand.Target, *cand.Candidate); err != nil {
+		c.sendError(mediaCode(err, CodeNegotiation), err.Error(), TypeCandidate, "")
+	}
+}
+
+func (c *session) subscribe(typ string, data []byte) {
+	var s Subscribe
+	if !c.decode(data, &s, typ) {
+		return
+	}
+	if len(s.TrackSIDs) == 0 {
+		c.sendError(CodeBadMessage, "track_sids is empty", typ, s.ID)
+		return
+	}
+	// Every sid is tried; one error reports those that failed, with the
+	// code of the first failure.
+	var (
+		code   string
+		failed []string
+	)
+	for _, sid := range s.TrackSIDs {
+		var err error
+		if typ == TypeSubscribe {
+			err = c.participant.Subscribe(sid)
+		} else {
+			err = c.participant.Unsubscribe(sid)
+		}
+		if err == nil {
+			continue
+		}
+		if code == "" {
+			code = mediaCode(err, CodeInternal)
+		}
+		failed = append(failed, truncate(sid, maxEchoBytes))
+		if errors.Is(err, media.ErrPermission) {
+			// The same answer for every sid; do not ask media again.
+			break
+		}
+	}
+	if code != "" {
+		listed := failed
+		if len(listed) > maxListedSIDs {
+			listed = append(listed[:maxListedSIDs:maxListedSIDs], fmt.Sprintf("and %d more", len(failed)-maxListedSIDs))
+		}
+		msg := fmt.Sprintf("%s failed for %s", typ, strings.Join(listed, ", "))
+		if len(failed) < len(s.TrackSIDs) && code != CodePermissionDenied {
+			msg += "; the other tracks were done"
+		}
+		c.sendError(code, msg, typ, s.ID)
+		return
+	}
+	c.ack(s.ID)
+}
+
+func (c *session) unpublish(data []byte) {
+	var u Unpublish
+	if !c.decode(data, &u, TypeUnpublish) {
+		return
+	}
+	if err := c.participant.Unpublish(u.TrackSID); err != nil {
+		c.sendError(mediaCode(err, CodeInternal), err.Error(), TypeUnpublish, u.ID)
+		return
+	}
+	c.ack(u.ID)
+}
+
+func (c *session) mute(data []byte) {
+	var m Mute
+	if !c.decode(data, &m, TypeMute) {
+		return
+	}
+	t, err := c.participant.SetMuted(m.TrackSID, m.Muted)
+	if err != nil {
+		c.sendError(mediaCode(err, CodeInternal), err.Error(), TypeMute, m.ID)
+		return
+	}
+	c.srv.trackMuted(c, t)
+	c.ack(m.ID)
+}
+
+func (c *session) relay(data []byte) {
+	var r Relay
+	if !c.decode(data, &r, TypeRelay) {
+		return
+	}
+	if len(r.Data) == 0 || !json.Valid(r.Data) {
+		c.sendError(CodeBadMessage, "relay needs data, a JSON value", TypeRelay, r.ID)
+		return
+	}
+	if code, msg := c.srv.relay(c, r.To, r.Data); code != "" {
+		c.sendError(code, msg, TypeRelay, r.ID)
+		return
+	}
+	c.ack(r.ID)
+}
