@@ -1,0 +1,385 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	_ "embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sotto-rtc/sotto/media"
+	"github.com/sotto-rtc/sotto/signaling"
+)
+
+// indexHTML is the page at "/" until the browser client is embedded.
+//
+//go:embed index.html
+var indexHTML []byte
+
+// Development credentials: what a node with no configured API key
+// generates, and the join token it prints with them.
+const (
+	devRoom     = "demo"
+	devTokenTTL = 24 * time.Hour
+)
+
+// HTTP server bounds. Signaling connections are hijacked WebSockets, so
+// no write timeout applies to them; these bound the plain requests.
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+)
+
+// devCredentials are generated when no API key is configured.
+type devCredentials struct {
+	key, secret string
+	identity    string
+	token       string
+}
+
+// gateway is one running node: the SFU, the signaling server and the
+// HTTP server in front of them.
+type gateway struct {
+	cfg      config
+	log      *slog.Logger
+	sfu      *media.SFU
+	sig      *signaling.Server
+	http     *http.Server
+	ln       net.Listener
+	dev      *devCredentials // nil when keys are configured
+	draining atomic.Bool
+	served   chan error // the HTTP server's Serve result
+}
+
+// newGateway builds a node from a validated configuration and binds its
+// ports: media first, then HTTP, so that nothing accepts a caller before
+// the media plane exists.
+func newGateway(cfg config, log *slog.Logger) (*gateway, error) {
+	g := &gateway{cfg: cfg, log: log, served: make(chan error, 1)}
+
+	keys := make(map[string]string)
+	for _, k := range cfg.effectiveKeys() {
+		keys[k.Key] = k.Secret
+	}
+	if len(keys) == 0 {
+		dev, err := newDevCredentials()
+		if err != nil {
+			return nil, err
+		}
+		g.dev = dev
+		keys[dev.key] = dev.secret
+		log.Warn("no API key configured: generated a development key for this run (set keys: in the config file, or SOTTO_API_KEY and SOTTO_API_SECRET, for production)", "api_key", dev.key)
+	}
+
+	// One registry per process, so tests can run several gateways and
+	// /metrics shows exactly this node.
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if err := reg.Register(collectors.NewGoCollector()); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+
+	sfu, err := media.New(media.Config{
+		ListenIP:   cfg.MediaIP,
+		Port:       cfg.MediaPort,
+		DisableTCP: cfg.NoICETCP,
+		PublicIPs:  cfg.PublicIP,
+		// Without a public IP this is most likely a developer's machine:
+		// loopback candidates let a client on the same host connect even
+		// with no network. Behind 1:1 NAT they would only add noise.
+		IncludeLoopback:         len(cfg.PublicIP) == 0,
+		PacketCacheSize:         cfg.PacketCacheSize,
+		KeyframeRequestInterval: cfg.KeyframeRequestInterval,
+		ICEDisconnectedTimeout:  cfg.ICEDisconnectedTimeout,
+		ICEFailedTimeout:        cfg.ICEFailedTimeout,
+		Logger:                  log,
+		Registerer:              reg,
+	})
+	if err != nil {
+		return nil, bindError(fmt.Sprintf("media port %d", cfg.MediaPort), "--media-port", "--media-ip", err)
+	}
+	g.sfu = sfu
+
+	iceServers := make([]signaling.ICEServer, 0, len(cfg.ICEServers))
+	for _, s := range cfg.ICEServers {
+		iceServers = append(iceServers, signaling.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	g.sig, err = signaling.NewServer(signaling.Config{
+		Keys:        keys,
+		TokenLeeway: cfg.TokenLeeway,
+		Limits: signaling.ServerLimits{
+			MaxMessageBytes:      cfg.Limits.MaxMessageBytes,
+			MessagesPerSecond:    cfg.Limits.MessagesPerSecond,
+			MessageBurst:         cfg.Limits.MessageBurst,
+			ParticipantsPerRoom:  cfg.Limits.ParticipantsPerRoom,
+			RoomsPerNode:         cfg.Limits.RoomsPerNode,
+			TracksPerParticipant: cfg.Limits.TracksPerParticipant,
+			JoinsPerSecondPerIP:  cfg.Limits.JoinsPerSecondPerIP,
+			JoinBurst:            cfg.Limits.JoinBurst,
+		},
+		ICEServers:     iceServers,
+		JoinTimeout:    cfg.JoinTimeout,
+		PingInterval:   cfg.PingInterval,
+		OriginPatterns: cfg.AllowedOrigins,
+		Logger:         log,
+		Registerer:     reg,
+	}, sfu)
+	if err != nil {
+		_ = sfu.Close()
+		return nil, err
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTP)
+	if err != nil {
+		_ = sfu.Close()
+		return nil, bindError("http "+cfg.HTTP, "--http", "--http", err)
+	}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			_ = ln.Close()
+			_ = sfu.Close()
+			return nil, fmt.Errorf("tls_cert: %w", err)
+		}
+		// HTTP/1.1 only: a WebSocket upgrade needs it, and nothing here
+		// gains from HTTP/2.
+		ln = tls.NewListener(ln, &tls.Config{
+			Certificates: []tls.Certificate{cert},
+			MinVersion:   tls.VersionTLS12,
+			NextProtos:   []string{"http/1.1"},
+		})
+	}
+	g.ln = ln
+	g.http = &http.Server{
+		Handler:           g.routes(reg),
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return g, nil
+}
+
+// routes is the node's HTTP surface.
+func (g *gateway) routes(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(signaling.Path, g.sig)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if g.draining.Load() || !g.sig.Ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "draining\n")
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	mux.Handle("GET /metrics", promhttp.InstrumentMetricHandler(reg,
+		promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		_, _ = w.Write(indexHTML)
+	})
+	return mux
+}
+
+// start serves HTTP in the background; the result arrives on g.served.
+func (g *gateway) start() {
+	go func() { g.served <- g.http.Serve(g.ln) }()
+	g.log.Info("http: listening", "addr", g.ln.Addr().String(), "tls", g.cfg.TLSCert != "")
+	if len(g.cfg.PublicIP) > 0 {
+		g.log.Info("media: announcing public addresses (1:1 NAT)", "public_ip", []string(g.cfg.PublicIP))
+	}
+}
+
+// markDraining makes /readyz fail, so a load balancer stops sending new
+// callers here.
+func (g *gateway) markDraining() { g.draining.Store(true) }
+
+// shutdown drains the node within ctx: readiness fails, signaling sends
+// going_away to every participant and closes them, the HTTP server stops,
+// the media plane closes. It runs every step even when one fails, and
+// returns the errors of all.
+func (g *gateway) shutdown(ctx context.Context) error {
+	start := time.Now()
+	var errs []error
+	g.markDraining()
+	g.log.Info("shutdown: readiness now fails; no new joins")
+
+	g.log.Info("shutdown: sending going_away and closing signaling sessions")
+	if err := g.sig.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+
+	g.log.Info("shutdown: stopping the HTTP server")
+	if err := g.http.Shutdown(ctx); err != nil {
+		// Out of time: drop the idle and in-flight plain requests.
+		_ = g.http.Close()
+		errs = append(errs, fmt.Errorf("http: shutdown: %w", err))
+	}
+
+	g.log.Info("shutdown: closing the media plane")
+	if err := g.sfu.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	g.log.Info("shutdown: done", "took", time.Since(start).Round(time.Millisecond))
+	return errors.Join(errs...)
+}
+
+// serve runs a node until ctx is cancelled (SIGTERM, SIGINT), then drains
+// it within cfg.DrainTimeout. The banner with the node's addresses (and,
+// in development, its credentials) goes to stdout.
+func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
+	g, err := newGateway(cfg, log)
+	if err != nil {
+		return err
+	}
+	g.start()
+	if err := g.printBanner(stdout); err != nil {
+		log.Warn("could not print the start banner", "err", err)
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutdown: signal received", "drain_timeout", cfg.DrainTimeout)
+	case serveErr = <-g.served:
+		log.Error("http: server stopped", "err", serveErr)
+		serveErr = fmt.Errorf("http: %w", serveErr)
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.DrainTimeout)
+	defer cancel()
+	if err := g.shutdown(dctx); err != nil {
+		// A drain that ran out of time still ended every session: the
+		// process stops as asked, and says what it had to cut short.
+		log.Warn("shutdown: not clean", "err", err)
+	}
+	return serveErr
+}
+
+// printBanner tells the person who started the node where it is and, in
+// development, how to join it.
+func (g *gateway) printBanner(w io.Writer) error {
+	scheme, wsScheme := "http", "ws"
+	if g.cfg.TLSCert != "" {
+		scheme, wsScheme = "https", "wss"
+	}
+	host := displayAddr(g.ln.Addr())
+	base := scheme + "://" + host
+	b := fmt.Appendf(nil, "Sotto listening on %s\n\n", base)
+	b = fmt.Appendf(b, "  Signaling:  %s://%s%s\n", wsScheme, host, signaling.Path)
+	b = fmt.Appendf(b, "  Health:     %s/healthz  %s/readyz\n", base, base)
+	b = fmt.Appendf(b, "  Metrics:    %s/metrics\n", base)
+	transports := "UDP and TCP"
+	if g.cfg.NoICETCP {
+		transports = "UDP"
+	}
+	b = fmt.Appendf(b, "  Media:      %s port %d on %s", transports, g.sfu.Port(), g.cfg.MediaIP)
+	if len(g.cfg.PublicIP) > 0 {
+		b = fmt.Appendf(b, ", announced as %v", []string(g.cfg.PublicIP))
+	}
+	b = append(b, '\n')
+	if d := g.dev; d != nil {
+		b = fmt.Appendf(b, `
+Development mode: no API key is configured, so this one was generated for
+this run only. Configure keys (deploy/sfu.yaml) before anyone else joins.
+
+  API key:     %s
+  API secret:  %s
+
+Join token for room %q as %q (publish and subscribe, valid %gh):
+
+%s
+
+Mint more:
+  SOTTO_API_KEY=%s SOTTO_API_SECRET=%s go run ./cmd/sfu token --room %s --identity alice
+`, d.key, d.secret, devRoom, d.identity, devTokenTTL.Hours(), d.token, d.key, d.secret, devRoom)
+	}
+	_, err := w.Write(b)
+	return err
+}
+
+// displayAddr is addr as a client would dial it: an unspecified host
+// (0.0.0.0, ::) becomes loopback.
+func displayAddr(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if ip.To4() != nil {
+			host = "127.0.0.1"
+		} else {
+			host = "::1"
+		}
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// newDevCredentials generates a development API key and secret and a
+// join token for devRoom.
+func newDevCredentials() (*devCredentials, error) {
+	random := func(n int) (string, error) {
+		b := make([]byte, n)
+		if _, err := rand.Read(b); err != nil {
+			return "", fmt.Errorf("development key: %w", err)
+		}
+		return hex.EncodeToString(b), nil
+	}
+	key, err := random(4)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := random(32)
+	if err != nil {
+		return nil, err
+	}
+	guest, err := random(3)
+	if err != nil {
+		return nil, err
+	}
+	d := &devCredentials{key: "dev" + key, secret: secret, identity: "guest-" + guest}
+	d.token, err = signaling.NewToken(d.key, d.secret, signaling.Grant{
+		Room: devRoom, Identity: d.identity, CanPublish: true, CanSubscribe: true, TTL: devTokenTTL,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("development token: %w", err)
+	}
+	return d, nil
+}
+
+// bindError turns a failure to bind into advice: which setting to change.
+// portFlag fixes a port in use, addrFlag an address this host lacks.
+func bindError(what, portFlag, addrFlag string, err error) error {
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Errorf("%s: address already in use — pick another with %s: %w", what, portFlag, err)
+	case errors.Is(err, syscall.EACCES):
+		return fmt.Errorf("%s: permission denied (ports below 1024 need privileges) — pick another with %s: %w", what, portFlag, err)
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return fmt.Errorf("%s: no such address on this host — check %s: %w", what, addrFlag, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

@@ -1,0 +1,483 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pion/webrtc/v4"
+	pionmedia "github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/client"
+)
+
+// syncBuffer is a bytes.Buffer that run may write while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// node is a run() in progress.
+type node struct {
+	base           string // "http://127.0.0.1:PORT"
+	stdout, stderr *syncBuffer
+	cancel         context.CancelFunc
+	exit           chan int
+}
+
+// startNode runs the command in-process with args and waits until it
+// prints where it listens. The node is stopped at the end of the test.
+func startNode(t *testing.T, args []string, env map[string]string) *node {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &node{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, exit: make(chan int, 1)}
+	go func() { n.exit <- run(ctx, args, envMap(env), n.stdout, n.stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-n.exit:
+		case <-time.After(30 * time.Second):
+			t.Error("node did not stop")
+		}
+	})
+	listening := regexp.MustCompile(`listening on (https?://\S+)`)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := listening.FindStringSubmatch(n.stdout.String()); m != nil {
+			n.base = m[1]
+			return n
+		}
+		select {
+		case code := <-n.exit:
+			t.Fatalf("run exited %d before listening; stderr:\n%s", code, n.stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatalf("node never printed its address; stdout:\n%s\nstderr:\n%s", n.stdout.String(), n.stderr.String())
+	return nil
+}
+
+// get fetches base+path and returns the status and body.
+func get(t *testing.T, client *http.Client, url string) (int, string) {
+	t.Helper()
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// TestServe runs the gateway as `go run ./cmd/sfu` would, with only the
+// ports moved so that parallel test runs do not collide: development
+// credentials, every endpoint, a real join, and a graceful shutdown.
+func TestServe(t *testing.T) {
+	const drain = 5 * time.Second
+	n := startNode(t, []string{"--http", "127.0.0.1:0", "--media-port", "0", "--drain-timeout", drain.String()}, nil)
+	client := &http.Client{Timeout: 5 * time.Second}
+
+	for _, tc := range []struct {
+		path       string
+		wantStatus int
+		wantBody   []string
+		wantType   string
+	}{
+		{"/healthz", http.StatusOK, []string{"ok"}, "text/plain"},
+		{"/readyz", http.StatusOK, []string{"ready"}, "text/plain"},
+		{"/metrics", http.StatusOK, []string{"process_cpu_seconds_total", "go_goroutines", "sotto_participants", "sotto_tracks"}, ""},
+		{"/", http.StatusOK, []string{"<html", "Sotto — browser client coming", "signaling/client"}, "text/html"},
+		{"/nope", http.StatusNotFound, nil, ""},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			resp, err := client.Get(n.base + tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.wantStatus {
+				t.Errorf("status %d, want %d", resp.StatusCode, tc.wantStatus)
+			}
+			for _, w := range tc.wantBody {
+				if !strings.Contains(string(body), w) {
+					t.Errorf("body does not contain %q", w)
+				}
+			}
+			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, tc.wantType) {
+				t.Errorf("Content-Type %q, want %q", ct, tc.wantType)
+			}
+		})
+	}
+
+	// The banner's development credentials are consistent, and the token
+	// joins room "demo" on this very node.
+	out := n.stdout.String()
+	key := regexp.MustCompile(`API key:\s+(dev[0-9a-f]{8})\n`).FindStringSubmatch(out)
+	secret := regexp.MustCompile(`API secret:\s+([0-9a-f]{64})\n`).FindStringSubmatch(out)
+	token := regexp.MustCompile(`(?m)^(eyJ[\w-]+\.[\w-]+\.[\w-]+)$`).FindStringSubmatch(out)
+	if key == nil || secret == nil || token == nil {
+		t.Fatalf("banner lacks the development key, secret or token:\n%s", out)
+	}
+	if !strings.Contains(out, "ws://"+strings.TrimPrefix(n.base, "http://")+signaling.Path) {
+		t.Errorf("banner lacks the signaling URL:\n%s", out)
+	}
+	v, err := signaling.NewVerifier(map[string]string{key[1]: secret[1]}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := v.Verify(token[1])
+	if err != nil {
+		t.Fatalf("printed token does not verify: %v", err)
+	}
+	if claims.Room != devRoom || !strings.HasPrefix(claims.Subject, "guest-") || !claims.CanPublish || !claims.CanSubscribe {
+		t.Errorf("printed token claims %+v", claims)
+	}
+	if ttl := time.Until(claims.ExpiresAt.Time); ttl < devTokenTTL-time.Minute || ttl > devTokenTTL {
+		t.Errorf("printed token expires in %v, want %v", ttl, devTokenTTL)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(n.base, "http")+signaling.Path, nil)
+	if err != nil {
+		t.Fatalf("dial signaling: %v", err)
+	}
+	defer ws.CloseNow()
+	join, _ := json.Marshal(signaling.Join{Type: signaling.TypeJoin, Protocol: signaling.ProtocolVersion, Token: token[1]})
+	if err := ws.Write(ctx, websocket.MessageText, join); err != nil {
+		t.Fatal(err)
+	}
+	if typ, raw := readMessage(ctx, t, ws); typ != signaling.TypeJoined {
+		t.Fatalf("answer to join is %s: %s", typ, raw)
+	}
+
+	// SIGTERM: the participant is told going_away, the node exits 0 within
+	// the drain timeout.
+	stopped := time.Now()
+	n.cancel()
+	for {
+		typ, raw := readMessage(ctx, t, ws)
+		if typ == "" {
+			t.Fatal("connection closed without going_away")
+		}
+		if typ == signaling.TypeGoingAway {
+			var ga signaling.GoingAway
+			if err := json.Unmarshal(raw, &ga); err != nil || ga.Reason != signaling.ReasonShutdown {
+				t.Errorf("going_away = %s, want reason %q", raw, signaling.ReasonShutdown)
+			}
+			break
+		}
+	}
+	// Read on, as a client does, so that the close handshake completes.
+	if _, raw, err := ws.Read(ctx); err == nil {
+		t.Errorf("message after going_away: %s", raw)
+	} else if got := websocket.CloseStatus(err); got != signaling.CloseGoingAway {
+		t.Errorf("closed with %v (%v), want status %d", got, err, signaling.CloseGoingAway)
+	}
+	select {
+	case code := <-n.exit:
+		n.exit <- code // for the cleanup
+		if code != exitOK {
+			t.Errorf("exit %d after shutdown, want 0; stderr:\n%s", code, n.stderr.String())
+		}
+	case <-time.After(drain + 2*time.Second):
+		t.Fatalf("not stopped %v after the signal", drain+2*time.Second)
+	}
+	t.Logf("stopped in %v", time.Since(stopped))
+	for _, step := range []string{"readiness now fails", "going_away", "stopping the HTTP server", "closing the media plane", "shutdown: done"} {
+		if !strings.Contains(n.stderr.String(), step) {
+			t.Errorf("shutdown step %q not logged", step)
+		}
+	}
+	if _, err := client.Get(n.base + "/healthz"); err == nil {
+		t.Error("HTTP still served after shutdown")
+	}
+}
+
+// readMessage reads one signaling message and returns its type; "" when
+// the connection ended.
+func readMessage(ctx context.Context, t *testing.T, ws *websocket.Conn) (string, []byte) {
+	t.Helper()
+	_, raw, err := ws.Read(ctx)
+	if err != nil {
+		if websocket.CloseStatus(err) != -1 || errors.Is(err, io.EOF) {
+			return "", nil
+		}
+		t.Fatalf("read: %v", err)
+	}
+	var env signaling.Envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		t.Fatalf("server sent non-JSON %q", raw)
+	}
+	return env.Type, raw
+}
+
+// TestReadyzWhileDraining checks the readiness flip that a load balancer
+// relies on, which is too quick to watch from outside a whole shutdown.
+func TestReadyzWhileDraining(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.HTTP, cfg.MediaPort = "127.0.0.1:0", 0
+	g, err := newGateway(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.start()
+	base := "http://" + g.ln.Addr().String()
+	client := &http.Client{Timeout: 5 * time.Second}
+	for _, step := range []struct {
+		do                    func()
+		wantReady, wantHealth int
+	}{
+		{func() {}, http.StatusOK, http.StatusOK},
+		{g.markDraining, http.StatusServiceUnavailable, http.StatusOK},
+	} {
+		step.do()
+		if got, _ := get(t, client, base+"/readyz"); got != step.wantReady {
+			t.Errorf("/readyz %d, want %d", got, step.wantReady)
+		}
+		if got, _ := get(t, client, base+"/healthz"); got != step.wantHealth {
+			t.Errorf("/healthz %d, want %d", got, step.wantHealth)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := g.shutdown(ctx); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+}
+
+func TestPortInUse(t *testing.T) {
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	udp, err := net.ListenPacket("udp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	udpPort := strconv.Itoa(udp.LocalAddr().(*net.UDPAddr).Port)
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"http", []string{"--http", tcp.Addr().String(), "--media-port", "0"}, "http " + tcp.Addr().String() + ": address already in use — pick another with --http"},
+		{"media", []string{"--http", "127.0.0.1:0", "--media-port", udpPort}, "media port " + udpPort + ": address already in use — pick another with --media-port"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr syncBuffer
+			code := run(context.Background(), tc.args, envMap(nil), &stdout, &stderr)
+			if code != exitFailure {
+				t.Errorf("exit %d, want %d", code, exitFailure)
+			}
+			if !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("stderr = %q, want it to contain %q", stderr.String(), tc.want)
+			}
+		})
+	}
+}
+
+func TestServeTLS(t *testing.T) {
+	certFile, keyFile, pool := selfSignedCert(t)
+	n := startNode(t, []string{"--http", "127.0.0.1:0", "--media-port", "0", "--tls-cert", certFile, "--tls-key", keyFile,
+		"--api-key", "k1", "--api-secret", testSecret}, nil)
+	if !strings.HasPrefix(n.base, "https://") {
+		t.Fatalf("listening on %s, want https", n.base)
+	}
+	if strings.Contains(n.stdout.String(), "Development mode") || strings.Contains(n.stdout.String(), testSecret) {
+		t.Errorf("banner shows credentials although keys are configured:\n%s", n.stdout.String())
+	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	if code, body := get(t, client, n.base+"/healthz"); code != http.StatusOK || !strings.Contains(body, "ok") {
+		t.Errorf("/healthz over TLS: %d %q", code, body)
+	}
+}
+
+// selfSignedCert writes a certificate for 127.0.0.1 and its key, and
+// returns their paths and a pool trusting the certificate.
+func selfSignedCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "sotto test"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writePEM(t, certFile, "CERTIFICATE", der)
+	writePEM(t, keyFile, "PRIVATE KEY", keyDER)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+func writePEM(t *testing.T, name, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(name, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNoEndToEndKeys holds invariant 1 of the design: the SFU binary does
+// not link the packages that hold end-to-end media keys.
+func TestNoEndToEndKeys(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	for _, forbidden := range []string{"github.com/sotto-rtc/sotto/media/sframe", "github.com/sotto-rtc/sotto/media/e2ee"} {
+		for _, dep := range strings.Fields(string(out)) {
+			if dep == forbidden {
+				t.Errorf("cmd/sfu links %s", forbidden)
+			}
+		}
+	}
+}
+
+// TestMediaThroughNode sends audio from one SDK client to another through
+// a node with the command's default media settings (every interface,
+// loopback candidates, ICE-TCP), as a developer running `go run ./cmd/sfu`
+// and the SDK on one machine would.
+func TestMediaThroughNode(t *testing.T) {
+	n := startNode(t, []string{"--http", "127.0.0.1:0", "--media-port", "0"}, nil)
+	out := n.stdout.String()
+	key := regexp.MustCompile(`API key:\s+(\S+)\n`).FindStringSubmatch(out)
+	secret := regexp.MustCompile(`API secret:\s+(\S+)\n`).FindStringSubmatch(out)
+	if key == nil || secret == nil {
+		t.Fatalf("no development key in the banner:\n%s", out)
+	}
+	token := func(identity string) string {
+		tok, err := signaling.NewToken(key[1], secret[1], signaling.Grant{
+			Room: devRoom, Identity: identity, CanPublish: true, CanSubscribe: true, TTL: time.Hour,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	quiet := slog.New(slog.DiscardHandler)
+	tracks := make(chan *client.RemoteTrack, 1)
+	bob, err := client.Connect(ctx, n.base, client.Options{
+		Token:  token("bob"),
+		Logger: quiet,
+		Handlers: client.Handlers{Track: func(rt *client.RemoteTrack) {
+			select {
+			case tracks <- rt:
+			default:
+			}
+		}},
+	})
+	if err != nil {
+		t.Fatalf("bob: %v", err)
+	}
+	defer bob.Close()
+	alice, err := client.Connect(ctx, n.base, client.Options{Token: token("alice"), Logger: quiet})
+	if err != nil {
+		t.Fatalf("alice: %v", err)
+	}
+	defer alice.Close()
+
+	mic, err := alice.PublishSample(ctx, "mic", webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2})
+	if err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	stop := make(chan struct{})
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			_ = mic.WriteSample(pionmedia.Sample{Data: fmt.Appendf(nil, "sotto-%d", i), Duration: 20 * time.Millisecond})
+		}
+	}()
+	defer func() { close(stop); <-sent }()
+
+	select {
+	case rt := <-tracks:
+		if rt.Participant.Identity != "alice" || rt.Info.Kind != signaling.KindAudio {
+			t.Errorf("received %s from %s, want audio from alice", rt.Info.Kind, rt.Participant.Identity)
+		}
+		pkt, _, err := rt.Track.ReadRTP()
+		if err != nil {
+			t.Fatalf("read RTP: %v", err)
+		}
+		if !bytes.HasPrefix(pkt.Payload, []byte("sotto-")) {
+			t.Errorf("payload %q, want what alice sent", pkt.Payload)
+		}
+	case <-ctx.Done():
+		t.Fatalf("bob received no track: %v; node log:\n%s", ctx.Err(), n.stderr.String())
+	}
+}
