@@ -1,0 +1,243 @@
+package rtcpstrict
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// readSeed decodes a one-argument []byte seed file in the `go test fuzz v1`
+// format.
+func readSeed(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 1<<20)
+	var lines []string
+	for sc.Scan() {
+		if line := strings.TrimSpace(sc.Text()); line != "" {
+			lines = append(lines, line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(lines) != 2 || lines[0] != "go test fuzz v1" {
+		return nil, fmt.Errorf("%s: want a header and one value, got %d lines", path, len(lines))
+	}
+	lit, ok := strings.CutPrefix(lines[1], "[]byte(")
+	if lit, ok = strings.CutSuffix(lit, ")"); !ok {
+		return nil, fmt.Errorf("%s: value is not []byte(...)", path)
+	}
+	s, err := strconv.Unquote(lit)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return []byte(s), nil
+}
+
+// readCorpus returns every seed of a fuzz target by file name.
+func readCorpus(t *testing.T, target string) map[string][]byte {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join("testdata", "fuzz", target, "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeds := make(map[string][]byte, len(paths))
+	for _, p := range paths {
+		b, err := readSeed(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeds[filepath.Base(p)] = b
+	}
+	return seeds
+}
+
+// TestSeedCorpusRefused: every hostile RTCP seed is refused by Validate and
+// Parse with the rule its name promises, and never reaches pion. Seeds that
+// break only RFC 3550 compound rules are accepted in reduced-size mode
+// (reduced == ""), and must then parse and round-trip.
+func TestSeedCorpusRefused(t *testing.T) {
+	type want struct{ strict, reduced Rule }
+	same := func(r Rule) want { return want{r, r} }
+	onlyStrict := func(r Rule) want { return want{r, ""} }
+	expect := map[string]want{
+		"app_too_short":                   same(RuleAPPTooShort),
+		"bye_count_overrun":               same(RuleBYECount),
+		"bye_reason_overrun":              same(RuleBYEReasonOverrun),
+		"bye_reason_padding_not_null":     same(RuleBYETrailing),
+		"bye_words_after_reason":          same(RuleBYETrailing),
+		"ccfb_block_header_overrun":       same(RuleCCFBBlockOverrun),
+		"ccfb_block_overrun":              same(RuleCCFBBlockOverrun),
+		"ccfb_count_wrap":                 same(RuleCCFBCount),
+		"compound_lone_pli":               onlyStrict(RuleCompoundFirst),
+		"compound_lone_rr":                onlyStrict(RuleCompoundNoCNAME),
+		"compound_starts_with_sdes":       onlyStrict(RuleCompoundFirst),
+		"compound_without_cname":          onlyStrict(RuleCompoundNoCNAME),
+		"datagram_over_1500_bytes":        same(RuleDatagramTooLarge),
+		"empty_datagram":                  same(RuleTooShort),
+		"feedback_without_media_ssrc":     same(RuleTooShort),
+		"fir_empty_fci":                   same(RuleFIRFCI),
+		"fir_fci_not_multiple_of_8":       same(RuleFIRFCI),
+		"length_disagrees_with_datagram":  same(RuleLengthMismatch),
+		"length_ffff":                     same(RuleLengthMismatch),
+		"length_zero":                     same(RuleTooShort),
+		"nack_65_entries":                 same(RuleNACKTooMany),
+		"nack_empty_fci":                  same(RuleNACKEmpty),
+		"nack_fci_not_multiple_of_4":      same(RulePaddingMisaligned),
+		"padding_larger_than_packet":      same(RulePaddingOverrun),
+		"padding_not_multiple_of_4":       same(RulePaddingMisaligned),
+		"padding_on_non_last":             same(RulePaddingNotLast),
+		"padding_zero_count":              same(RulePaddingZero),
+		"pli_with_fci":                    same(RulePLIHasFCI),
+		"pli_without_media_ssrc":          same(RuleTooShort),
+		"remb_bad_identifier":             same(RuleAFBNotREMB),
+		"remb_cut_before_bitrate":         same(RuleTooShort),
+		"remb_nonzero_media_ssrc":         same(RuleREMBMediaSSRC),
+		"remb_ssrc_count_overflow":        same(RuleREMBSSRCCount),
+		"remb_ssrc_count_short":           same(RuleREMBSSRCCount),
+		"remb_zero_mantissa":              same(RuleREMBZeroBitrate),
+		"rr_profile_extension":            same(RuleReportCount),
+		"rr_report_count_exceeds_body":    same(RuleReportCount),
+		"rrr_with_fci":                    same(RuleRRRHasFCI),
+		"rtp_packet_sent_as_rtcp":         {RuleCompoundFirst, RuleUnknownType},
+		"sdes_chunk_overrun":              same(RuleSDESChunkCount),
+		"sdes_extra_chunk":                same(RuleSDESChunkCount),
+		"sdes_item_length_octet_missing":  same(RuleSDESItemOverrun),
+		"sdes_item_overrun":               same(RuleSDESItemOverrun),
+		"sdes_missing_terminator":         same(RuleSDESNoTerminator),
+		"sdes_padding_not_null":           same(RuleSDESNoTerminator),
+		"sdes_priv_prefix_overrun":        same(RuleSDESItemOverrun),
+		"sli_pion_cannot_parse":           same(RuleSLIUnsupported),
+		"sr_report_count_exceeds_body":    same(RuleReportCount),
+		"sr_shorter_than_sender_info":     same(RuleTooShort),
+		"stun_binding_request":            same(RuleVersion),
+		"thirty_three_packets":            same(RuleTooManyPackets),
+		"three_bytes":                     same(RuleTooShort),
+		"tmmbr_empty_fci":                 same(RuleTMMBR),
+		"tmmbr_fci_not_multiple_of_8":     same(RuleTMMBR),
+		"trailing_bytes_after_compound":   same(RuleLengthMismatch),
+		"truncated_compound":              same(RuleLengthMismatch),
+		"twcc_chunk_overrun":              same(RuleTWCCChunkOverrun),
+		"twcc_chunks_end_at_packet_end":   same(RuleTWCCChunkOverrun),
+		"twcc_cut_before_chunks":          same(RuleTooShort),
+		"twcc_delta_overrun":              same(RuleTWCCDeltaOverrun),
+		"twcc_empty_run":                  same(RuleTWCCChunk),
+		"twcc_huge_status_count":          same(RuleTWCCStatusCount),
+		"twcc_large_delta_overrun":        same(RuleTWCCDeltaOverrun),
+		"twcc_padding_past_deltas":        same(RuleTWCCLength),
+		"twcc_reserved_symbol":            same(RuleTWCCChunk),
+		"twcc_run_past_count":             same(RuleTWCCChunk),
+		"twcc_vector_beyond_count":        same(RuleTWCCChunk),
+		"twcc_words_after_deltas":         same(RuleTWCCLength),
+		"twcc_zero_status_count":          same(RuleTWCCStatusCount),
+		"unknown_type_outside_rtcp_range": same(RuleUnknownType),
+		"version_0_in_second_packet":      same(RuleVersion),
+		"version_1":                       same(RuleVersion),
+		"xr_block_overrun":                same(RuleXRBlockOverrun),
+		"xr_dlrr_partial_subblock":        same(RuleXRBlockLength),
+		"xr_reserved_bits_set":            same(RuleXRReserved),
+		"xr_rle_too_short":                same(RuleXRBlockLength),
+		"xr_rrtr_wrong_length":            same(RuleXRBlockLength),
+		"xr_too_short":                    same(RuleTooShort),
+	}
+	seeds := readCorpus(t, "FuzzRTCP")
+	if len(seeds) < 40 {
+		t.Fatalf("only %d hostile RTCP seeds, want at least 40", len(seeds))
+	}
+	for name, buf := range seeds {
+		t.Run(name, func(t *testing.T) {
+			w, ok := expect[name]
+			if !ok {
+				t.Fatalf("seed %s has no expected rule; add it to the table", name)
+			}
+			assertRefused(t, Options{}, buf, w.strict)
+			if w.reduced == "" {
+				checkRoundTrip(t, Options{ReducedSize: true}, buf)
+			} else {
+				assertRefused(t, Options{ReducedSize: true}, buf, w.reduced)
+			}
+		})
+	}
+	for name := range expect {
+		if _, ok := seeds[name]; !ok {
+			t.Errorf("expected seed %s is missing from testdata/fuzz/FuzzRTCP", name)
+		}
+	}
+}
+
+// TestRTPSeedCorpusRefused: every hostile RTP seed is refused with the rule
+// its name promises.
+func TestRTPSeedCorpusRefused(t *testing.T) {
+	expect := map[string]Rule{
+		"rtp_csrc_overrun":                RuleRTPCSRCOverrun,
+		"rtp_eleven_bytes":                RuleRTPTooShort,
+		"rtp_empty":                       RuleRTPTooShort,
+		"rtp_extension_header_cut":        RuleRTPExtensionOverrun,
+		"rtp_extension_length_ffff":       RuleRTPExtensionOverrun,
+		"rtp_one_byte_element_overrun":    RuleRTPExtensionProfile,
+		"rtp_one_byte_id_0_with_length":   RuleRTPExtensionProfile,
+		"rtp_one_byte_id_15":              RuleRTPExtensionProfile,
+		"rtp_over_1500_bytes":             RuleRTPTooLarge,
+		"rtp_padding_bit_on_bare_header":  RuleRTPPaddingOverrun,
+		"rtp_padding_ff_on_short_packet":  RuleRTPPaddingOverrun,
+		"rtp_padding_into_extension":      RuleRTPPaddingOverrun,
+		"rtp_padding_larger_than_payload": RuleRTPPaddingOverrun,
+		"rtp_padding_zero_count":          RuleRTPPaddingZero,
+		"rtp_two_byte_element_overrun":    RuleRTPExtensionProfile,
+		"rtp_two_byte_length_missing":     RuleRTPExtensionProfile,
+		"rtp_version_1":                   RuleRTPVersion,
+	}
+	seeds := readCorpus(t, "FuzzRTP")
+	if len(seeds) != len(expect) {
+		t.Errorf("%d RTP seeds, %d expectations", len(seeds), len(expect))
+	}
+	for name, buf := range seeds {
+		t.Run(name, func(t *testing.T) {
+			want, ok := expect[name]
+			if !ok {
+				t.Fatalf("seed %s has no expected rule; add it to the table", name)
+			}
+			if got, _ := RuleOf(ValidateRTP(buf)); got != want {
+				t.Fatalf("got %v, want rule %s", ValidateRTP(buf), want)
+			}
+		})
+	}
+}
+
+// TestSRTCPSeedsAuthenticate: the authentic seeds really decrypt under the
+// fuzz target's fixed keys (so the fuzzer starts from packets that reach
+// the validator), the forged ones do not, and what decrypts from a hostile
+// plaintext is refused.
+func TestSRTCPSeedsAuthenticate(t *testing.T) {
+	seeds := readCorpus(t, "FuzzSRTCPUnprotect")
+	for name, buf := range seeds {
+		t.Run(name, func(t *testing.T) {
+			var plain []byte
+			for _, ctx := range srtcpContexts(t) {
+				if out, err := ctx.DecryptRTCP(nil, append([]byte(nil), buf...), nil); err == nil {
+					plain = out
+				}
+			}
+			authentic := strings.Contains(name, "_authentic_")
+			if authentic != (plain != nil) {
+				t.Fatalf("authentic=%v but decrypted=%v", authentic, plain != nil)
+			}
+			if plain == nil {
+				return
+			}
+			err := Options{ReducedSize: true}.Validate(plain)
+			if strings.HasSuffix(name, "_compound") != (err == nil) {
+				t.Fatalf("decrypted plaintext: %v", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,568 @@
+package rtcpstrict
+
+import (
+	"encoding/binary"
+
+	"github.com/pion/rtcp"
+)
+
+// RTCP packet types (RFC 3550, 4585, 3611) and the bounds of the range
+// RFC 5761 reserves for RTCP.
+const (
+	typeSR    = 200
+	typeRR    = 201
+	typeSDES  = 202
+	typeBYE   = 203
+	typeAPP   = 204
+	typeRTPFB = 205
+	typePSFB  = 206
+	typeXR    = 207
+
+	rtcpTypeFirst = 192
+	rtcpTypeLast  = 223
+)
+
+// Feedback message formats (the FMT field of PT 205 and 206).
+const (
+	fmtNACK  = 1  // RTPFB, RFC 4585
+	fmtTMMBR = 3  // RTPFB, RFC 5104
+	fmtTMMBN = 4  // RTPFB, RFC 5104
+	fmtRRR   = 5  // RTPFB, RFC 6051
+	fmtCCFB  = 11 // RTPFB, RFC 8888
+	fmtTWCC  = 15 // RTPFB, draft-holmer-rmcat-transport-wide-cc-extensions
+
+	fmtPLI = 1  // PSFB, RFC 4585
+	fmtSLI = 2  // PSFB, RFC 4585
+	fmtFIR = 4  // PSFB, RFC 5104
+	fmtAFB = 15 // PSFB, RFC 4585 application layer feedback (REMB)
+)
+
+// Fixed sizes, in bytes.
+const (
+	headerLen   = 4
+	srMinLen    = 28 // header, sender SSRC, sender info
+	rrMinLen    = 8  // header, reporter SSRC
+	reportLen   = 24 // one reception report block
+	appMinLen   = 12 // header, SSRC, name
+	fbMinLen    = 12 // header, sender SSRC, media SSRC (RFC 4585 6.1)
+	twccMinLen  = 20 // feedback header and base seq, count, ref time, fb count
+	rembMinLen  = 20 // feedback header, "REMB", num SSRC, exp, mantissa
+	xrMinLen    = 8  // header, sender SSRC
+	sdesCNAME   = 1
+	sdesPRIV    = 8
+	paddingFlag = 0x20
+)
+
+// Validate checks one RTCP datagram against the strict RFC 3550 defaults,
+// the same as Options{}.Validate. It returns nil or an *Error.
+func Validate(buf []byte) error { return Options{}.Validate(buf) }
+
+// Parse validates buf with the strict RFC 3550 defaults and, only if every
+// check passes, parses it with pion/rtcp. It is Options{}.Parse.
+func Parse(buf []byte) ([]rtcp.Packet, error) { return Options{}.Parse(buf) }
+
+// Validate checks one RTCP datagram (already SRTCP-decrypted). It returns nil
+// or an *Error naming the first rule the datagram breaks. It does not
+// allocate when it accepts.
+func (o Options) Validate(buf []byte) error {
+	_, err := o.resolved().check(buf)
+	return err
+}
+
+// Parse validates buf and, only if every check passes, hands it to
+// rtcp.Unmarshal. A refused datagram never reaches pion. If the last packet
+// carries RFC 3550 padding that pion would misread (every type but
+// transport-wide CC, which pion models), pion is given a copy without the
+// padding, so the packets are those rtcp.Unmarshal returns for the same
+// datagram sent unpadded.
+func (o Options) Parse(buf []byte) ([]rtcp.Packet, error) {
+	return o.parse(buf, rtcp.Unmarshal)
+}
+
+// parse is Parse with the parser passed in, so a test can prove that a
+// refused datagram is never handed to it.
+func (o Options) parse(buf []byte, unmarshal func([]byte) ([]rtcp.Packet, error)) ([]rtcp.Packet, error) {
+	lay, err := o.resolved().check(buf)
+	if err != nil {
+		return nil, err
+	}
+	packets, err := unmarshal(lay.forParser(buf))
+	if err != nil {
+		return nil, &Error{Rule: RuleParserRejected, Detail: "pion/rtcp refused a datagram the validator accepted: " + err.Error()}
+	}
+	return packets, nil
+}
+
+// layout remembers the padding of the last packet, which Parse strips
+// before pion sees the datagram.
+type layout struct {
+	off   int // start of the padded packet
+	total int // its length including padding
+	pad   int // padding to strip; 0 when nothing is stripped
+}
+
+// forParser returns buf as pion should see it: unchanged, or a copy whose
+// last packet has its padding removed and its length field and P bit
+// rewritten. The copy is sized by len(buf), never by a length field.
+func (l layout) forParser(buf []byte) []byte {
+	if l.pad == 0 {
+		return buf
+	}
+	out := make([]byte, len(buf)-l.pad)
+	copy(out, buf)
+	out[l.off] &^= paddingFlag
+	binary.BigEndian.PutUint16(out[l.off+2:], uint16((l.total-l.pad)/4-1)) //nolint:gosec // smaller than the 16-bit length it replaces
+	return out
+}
+
+// check walks the compound. o must be resolved.
+func (o Options) check(buf []byte) (layout, error) {
+	var lay layout
+	if len(buf) > o.MaxDatagram {
+		return lay, refuse(RuleDatagramTooLarge, 0, "%d bytes, limit %d", len(buf), o.MaxDatagram)
+	}
+	if len(buf) < headerLen {
+		return lay, refuse(RuleTooShort, 0, "datagram of %d bytes cannot hold a 4-byte RTCP header", len(buf))
+	}
+	cname := false
+	index := 0
+	for off := 0; off < len(buf); {
+		rest := len(buf) - off
+		if rest < headerLen {
+			return lay, refuse(RuleLengthMismatch, off, "%d bytes left after packet %d, too few for a header", rest, index)
+		}
+		index++
+		if index > o.MaxPackets {
+			return lay, refuse(RuleTooManyPackets, off, "more than %d packets in one datagram", o.MaxPackets)
+		}
+		b0, pt := buf[off], buf[off+1]
+		if v := b0 >> 6; v != 2 {
+			return lay, refuse(RuleVersion, off, "packet %d has version %d, want 2", index, v)
+		}
+		total := (int(binary.BigEndian.Uint16(buf[off+2:])) + 1) * 4
+		if total > rest {
+			return lay, refuse(RuleLengthMismatch, off, "packet %d (type %d) claims %d bytes, only %d remain", index, pt, total, rest)
+		}
+		if index == 1 && !o.ReducedSize && pt != typeSR && pt != typeRR {
+			return lay, refuse(RuleCompoundFirst, off, "first packet is type %d; RFC 3550 compounds start with SR or RR", pt)
+		}
+		twcc := pt == typeRTPFB && b0&0x1f == fmtTWCC
+		pad := 0
+		if b0&paddingFlag != 0 {
+			if off+total != len(buf) {
+				return lay, refuse(RulePaddingNotLast, off, "packet %d of a compound has the padding bit; only the last may", index)
+			}
+			padAt := off + total - 1
+			pad = int(buf[padAt])
+			if pad == 0 {
+				return lay, refuse(RulePaddingZero, padAt, "padding bit set, padding count 0")
+			}
+			if pad > total-headerLen {
+				return lay, refuse(RulePaddingOverrun, padAt, "padding count %d exceeds the %d-byte body", pad, total-headerLen)
+			}
+			// libwebrtc pads transport-wide CC feedback by 1-3 bytes and
+			// pion models that padding itself; every other type is
+			// word-aligned, so RFC 3550's multiple of four holds and pion
+			// is given the packet without it.
+			if !twcc {
+				if pad%4 != 0 {
+					return lay, refuse(RulePaddingMisaligned, padAt, "padding count %d is not a multiple of 4", pad)
+				}
+				lay = layout{off: off, total: total, pad: pad}
+			}
+		}
+		hasCNAME, err := o.checkPacket(buf[off:off+total], pad, off)
+		if err != nil {
+			return lay, err
+		}
+		cname = cname || hasCNAME
+		off += total
+	}
+	if !o.ReducedSize && !cname {
+		return lay, refuse(RuleCompoundNoCNAME, 0, "no SDES packet carries a CNAME item")
+	}
+	return lay, nil
+}
+
+// checkPacket applies the rules of one packet's type. pkt includes the
+// padding, whose length is pad; base is pkt's offset in the datagram. It
+// reports whether the packet is an SDES carrying a CNAME item.
+func (o Options) checkPacket(pkt []byte, pad, base int) (cname bool, err error) {
+	body := pkt[:len(pkt)-pad]
+	count := int(pkt[0] & 0x1f)
+	switch pt := pkt[1]; pt {
+	case typeSR:
+		return false, checkSR(body, count, base)
+	case typeRR:
+		return false, checkRR(body, count, base)
+	case typeSDES:
+		return checkSDES(body, count, base)
+	case typeBYE:
+		return false, checkBYE(body, count, base)
+	case typeAPP:
+		if len(body) < appMinLen {
+			return false, refuse(RuleAPPTooShort, base, "APP of %d bytes, needs %d", len(body), appMinLen)
+		}
+		return false, nil
+	case typeRTPFB:
+		return false, o.checkRTPFB(pkt, pad, count, base)
+	case typePSFB:
+		return false, checkPSFB(body, count, base)
+	case typeXR:
+		return false, checkXR(body, base)
+	default:
+		// Types are added by new RFCs (RFC 5760 RSI, RFC 6284 TOKEN, ...);
+		// pion returns them as RawPacket, which the SFU ignores. Outside
+		// RFC 5761's RTCP range a packet cannot be RTCP at all.
+		if pt < rtcpTypeFirst || pt > rtcpTypeLast {
+			return false, refuse(RuleUnknownType, base, "packet type %d is outside the RTCP range %d-%d", pt, rtcpTypeFirst, rtcpTypeLast)
+		}
+		return false, nil
+	}
+}
+
+func checkSR(body []byte, rc, base int) error {
+	if len(body) < srMinLen {
+		return refuse(RuleTooShort, base, "SR of %d bytes, needs %d", len(body), srMinLen)
+	}
+	// What follows the reports is profile-specific extension data, which
+	// pion keeps and round-trips; the length field keeps it word-aligned.
+	if need := srMinLen + reportLen*rc; need > len(body) {
+		return refuse(RuleReportCount, base, "SR with %d reports needs %d bytes, has %d", rc, need, len(body))
+	}
+	return nil
+}
+
+func checkRR(body []byte, rc, base int) error {
+	if len(body) < rrMinLen {
+		return refuse(RuleTooShort, base, "RR of %d bytes, needs %d", len(body), rrMinLen)
+	}
+	need := rrMinLen + reportLen*rc
+	if need > len(body) {
+		return refuse(RuleReportCount, base, "RR with %d reports needs %d bytes, has %d", rc, need, len(body))
+	}
+	// RFC 3550 allows profile extensions after an RR's reports, but pion
+	// v1.2.17 marshals them with a length field that leaves them out, so a
+	// parsed RR with extensions cannot be written back. No WebRTC stack
+	// sends them.
+	if need != len(body) {
+		return refuse(RuleReportCount, base+need, "RR with %d reports has %d bytes after them", rc, len(body)-need)
+	}
+	return nil
+}
+
+// checkSDES walks SC chunks: SSRC, items, a null terminator and null padding
+// to the next 32-bit boundary (RFC 3550 6.5), with nothing after the last.
+// pion recomputes each chunk's length from its items, so anything but this
+// exact layout would make it read the next chunk from the wrong place.
+func checkSDES(body []byte, sc, base int) (cname bool, err error) {
+	p := headerLen
+	for chunk := 1; chunk <= sc; chunk++ {
+		if p+4 > len(body) {
+			return false, refuse(RuleSDESChunkCount, base+p, "SC is %d but chunk %d starts past the end", sc, chunk)
+		}
+		p += 4
+		for {
+			if p >= len(body) {
+				return false, refuse(RuleSDESNoTerminator, base+p, "chunk %d's item list runs to the end without a null item", chunk)
+			}
+			typ := body[p]
+			if typ == 0 {
+				p++
+				break
+			}
+			if p+2 > len(body) {
+				return false, refuse(RuleSDESItemOverrun, base+p, "item type %d has no length octet", typ)
+			}
+			n := int(body[p+1])
+			if p+2+n > len(body) {
+				return false, refuse(RuleSDESItemOverrun, base+p, "item type %d of %d bytes runs %d bytes past the packet", typ, n, p+2+n-len(body))
+			}
+			if typ == sdesPRIV && (n == 0 || 1+int(body[p+2]) > n) {
+				return false, refuse(RuleSDESItemOverrun, base+p, "PRIV item's prefix runs past the item")
+			}
+			cname = cname || typ == sdesCNAME
+			p += 2 + n
+		}
+		for ; p%4 != 0; p++ {
+			if p >= len(body) || body[p] != 0 {
+				return false, refuse(RuleSDESNoTerminator, base+p, "chunk %d is not null-padded to a 32-bit boundary", chunk)
+			}
+		}
+	}
+	if p != len(body) {
+		return false, refuse(RuleSDESChunkCount, base+p, "%d bytes follow the %d chunks SC announces", len(body)-p, sc)
+	}
+	return cname, nil
+}
+
+// checkBYE: SC SSRCs, then optionally a length-prefixed reason null-padded
+// to the next 32-bit boundary (RFC 3550 6.6), and nothing more.
+func checkBYE(body []byte, sc, base int) error {
+	p := headerLen + 4*sc
+	if p > len(body) {
+		return refuse(RuleBYECount, base, "BYE with %d SSRCs needs %d bytes, has %d", sc, p, len(body))
+	}
+	if p == len(body) {
+		return nil
+	}
+	end := p + 1 + int(body[p])
+	if end > len(body) {
+		return refuse(RuleBYEReasonOverrun, base+p, "reason of %d bytes runs %d bytes past the packet", body[p], end-len(body))
+	}
+	aligned := (end + 3) &^ 3
+	if aligned != len(body) {
+		return refuse(RuleBYETrailing, base+aligned, "%d bytes follow the reason's padding", len(body)-aligned)
+	}
+	for i := end; i < aligned; i++ {
+		if body[i] != 0 {
+			return refuse(RuleBYETrailing, base+i, "reason padding is not null")
+		}
+	}
+	return nil
+}
+
+// checkRTPFB covers transport-layer feedback. pkt includes the padding
+// because transport-wide CC is checked against the layout pion expects,
+// padding and all.
+func (o Options) checkRTPFB(pkt []byte, pad, format, base int) error {
+	if format == fmtTWCC {
+		return o.checkTWCC(pkt, pad, base)
+	}
+	body := pkt[:len(pkt)-pad]
+	if len(body) < fbMinLen {
+		return refuse(RuleTooShort, base, "transport feedback (FMT %d) of %d bytes, needs %d", format, len(body), fbMinLen)
+	}
+	fci := len(body) - fbMinLen
+	switch format {
+	case fmtNACK:
+		if fci == 0 {
+			return refuse(RuleNACKEmpty, base, "generic NACK without FCI entries")
+		}
+		if n := fci / 4; n > o.MaxNACKEntries {
+			return refuse(RuleNACKTooMany, base+fbMinLen, "generic NACK with %d entries, limit %d", n, o.MaxNACKEntries)
+		}
+	case fmtTMMBR:
+		if fci == 0 || fci%8 != 0 {
+			return refuse(RuleTMMBR, base+fbMinLen, "TMMBR FCI of %d bytes, want a non-zero multiple of 8", fci)
+		}
+	case fmtTMMBN:
+		if fci%8 != 0 {
+			return refuse(RuleTMMBR, base+fbMinLen, "TMMBN FCI of %d bytes, want a multiple of 8", fci)
+		}
+	case fmtRRR:
+		if fci != 0 {
+			return refuse(RuleRRRHasFCI, base+fbMinLen, "RRR carries %d bytes of FCI, want none", fci)
+		}
+	case fmtCCFB:
+		return checkCCFB(body, base)
+	}
+	// Other formats (RFC 6642 TLLEI, 6679 ECN, 7728 PAUSE-RESUME, ...)
+	// reach pion as RawPacket; the common feedback header is all they need.
+	return nil
+}
+
+// checkTWCC follows pion's TransportLayerCC.Unmarshal so that everything it
+// reads is inside the packet, and so that pion can write back exactly what
+// it read: the packet must end at the last receive delta rounded up to 32
+// bits, because pion keeps the received length field and recomputes the
+// body.
+func (o Options) checkTWCC(pkt []byte, pad, base int) error {
+	total := len(pkt)
+	body := total - pad
+	if body < twccMinLen {
+		return refuse(RuleTooShort, base, "transport-wide CC of %d bytes, needs %d", body, twccMinLen)
+	}
+	count := int(binary.BigEndian.Uint16(pkt[14:]))
+	if count == 0 || count > o.MaxTWCCStatusCount {
+		return refuse(RuleTWCCStatusCount, base+14, "packet status count %d, want 1 to %d", count, o.MaxTWCCStatusCount)
+	}
+	p := twccMinLen
+	seen, deltaBytes := 0, 0
+	for seen < count {
+		// pion refuses a chunk that ends at or after the packet's end, even
+		// when no delta follows, so one byte must remain after every chunk.
+		if p+2 > body || p+2 >= total {
+			return refuse(RuleTWCCChunkOverrun, base+p, "status chunks cover %d of %d packets when the packet ends", seen, count)
+		}
+		chunk := binary.BigEndian.Uint16(pkt[p:])
+		left := count - seen
+		switch {
+		case chunk&0x8000 == 0: // run length: 2-bit symbol, 13-bit run
+			sym, run := int(chunk>>13)&3, int(chunk&0x1fff)
+			if sym == 3 {
+				return refuse(RuleTWCCChunk, base+p, "run-length chunk uses the reserved symbol")
+			}
+			if run == 0 || run > left {
+				return refuse(RuleTWCCChunk, base+p, "run of %d with %d statuses left", run, left)
+			}
+			deltaBytes += run * sym // a symbol's value is its delta's size
+			seen += run
+		case chunk&0x4000 == 0: // status vector of 14 one-bit symbols
+			for i := range 14 {
+				sym := int(chunk>>(13-i)) & 1
+				// pion reads a delta for every received symbol in the
+				// vector, libwebrtc only for those within the count.
+				if sym != 0 && i >= left {
+					return refuse(RuleTWCCChunk, base+p, "vector marks packet %d received, beyond the status count", count+i-left)
+				}
+				deltaBytes += sym
+			}
+			seen += min(14, left)
+		default: // status vector of 7 two-bit symbols
+			for i := range 7 {
+				sym := int(chunk>>(12-2*i)) & 3
+				if sym == 3 {
+					return refuse(RuleTWCCChunk, base+p, "status vector uses the reserved symbol")
+				}
+				if sym != 0 && i >= left {
+					return refuse(RuleTWCCChunk, base+p, "vector marks packet %d received, beyond the status count", count+i-left)
+				}
+				deltaBytes += sym
+			}
+			seen += min(7, left)
+		}
+		p += 2
+	}
+	end := p + deltaBytes
+	if end > body {
+		return refuse(RuleTWCCDeltaOverrun, base+p, "%d bytes of receive deltas, %d available", deltaBytes, body-p)
+	}
+	if pad > 0 {
+		if end != body || pad > 3 {
+			return refuse(RuleTWCCLength, base+end, "deltas end at byte %d, padding of %d starts at %d; want padding to the next 32-bit boundary only", end, pad, body)
+		}
+	} else if total-end > 3 {
+		return refuse(RuleTWCCLength, base+end, "%d bytes follow the receive deltas", total-end)
+	}
+	return nil
+}
+
+// checkCCFB walks RFC 8888 report blocks up to the report timestamp. Counts
+// are computed in int: begin_seq+num_reports-1 may pass 65535, which is a
+// legal wrap of the sequence space and must not wrap the count.
+func checkCCFB(body []byte, base int) error {
+	end := len(body) - 4 // report timestamp
+	for p := 8; p < end; {
+		if p+8 > end {
+			return refuse(RuleCCFBBlockOverrun, base+p, "report block header runs into the report timestamp")
+		}
+		n := int(binary.BigEndian.Uint16(body[p+6:]))
+		if n > ccfbMaxReports {
+			return refuse(RuleCCFBCount, base+p+6, "num_reports %d, RFC 8888 allows %d", n, ccfbMaxReports)
+		}
+		size := (8 + 2*n + 3) &^ 3
+		if p+size > end {
+			return refuse(RuleCCFBBlockOverrun, base+p, "report block of %d metrics runs %d bytes past the report timestamp", n, p+size-end)
+		}
+		p += size
+	}
+	return nil
+}
+
+func checkPSFB(body []byte, format, base int) error {
+	if len(body) < fbMinLen {
+		return refuse(RuleTooShort, base, "payload feedback (FMT %d) of %d bytes, needs %d", format, len(body), fbMinLen)
+	}
+	fci := len(body) - fbMinLen
+	switch format {
+	case fmtPLI:
+		if fci != 0 {
+			return refuse(RulePLIHasFCI, base+fbMinLen, "PLI carries %d bytes of FCI, want none", fci)
+		}
+	case fmtSLI:
+		if fci == 0 {
+			return refuse(RuleSLI, base, "SLI without FCI entries")
+		}
+		// pion v1.2.17 dispatches PSFB FMT 2 to SliceLossIndication, whose
+		// Unmarshal then demands PT 205 and fails on every real SLI.
+		// Browsers stopped sending SLI years ago.
+		return refuse(RuleSLIUnsupported, base, "SLI is well-formed but pion/rtcp cannot parse it")
+	case fmtFIR:
+		if fci == 0 || fci%8 != 0 {
+			return refuse(RuleFIRFCI, base+fbMinLen, "FIR FCI of %d bytes, want a non-zero multiple of 8", fci)
+		}
+	case fmtAFB:
+		return checkAFB(body, base)
+	}
+	// Other formats (RPSI, TSTR, TSTN, VBCM, ...) reach pion as RawPacket.
+	return nil
+}
+
+// checkAFB admits only REMB: pion parses every PSFB FMT 15 as REMB and
+// fails on any other application-layer feedback.
+func checkAFB(body []byte, base int) error {
+	if len(body) < 16 || body[12] != 'R' || body[13] != 'E' || body[14] != 'M' || body[15] != 'B' {
+		return refuse(RuleAFBNotREMB, base+fbMinLen, "application-layer feedback without the REMB identifier")
+	}
+	if len(body) < rembMinLen {
+		return refuse(RuleTooShort, base, "REMB of %d bytes, needs %d", len(body), rembMinLen)
+	}
+	if binary.BigEndian.Uint32(body[8:]) != 0 {
+		return refuse(RuleREMBMediaSSRC, base+8, "REMB media SSRC is not 0")
+	}
+	if n := int(body[16]); rembMinLen+4*n != len(body) {
+		return refuse(RuleREMBSSRCCount, base+16, "REMB lists %d SSRCs in %d bytes, want %d bytes", n, len(body), rembMinLen+4*n)
+	}
+	if body[17]&3 == 0 && body[18] == 0 && body[19] == 0 {
+		return refuse(RuleREMBZeroBitrate, base+17, "REMB mantissa 0, which pion/rtcp misreads as a non-zero bitrate")
+	}
+	return nil
+}
+
+// XR report block types (RFC 3611 4.1-4.7).
+const (
+	xrLossRLE   = 1
+	xrDupRLE    = 2
+	xrPRT       = 3
+	xrRRTR      = 4
+	xrDLRR      = 5
+	xrStats     = 6
+	xrVoIP      = 7
+	xrRLEMinLen = 12 // block header, SSRC, begin_seq, end_seq
+	xrRRTRLen   = 12
+	xrStatsLen  = 40
+	xrVoIPLen   = 36
+	xrDLRRSub   = 12
+)
+
+// checkXR walks the report blocks. pion reads a block through reflection
+// into a fixed struct, clipping a block that runs past the packet and
+// rewriting lengths and reserved bits on marshal, so each known block must
+// have exactly its type's length and zero reserved bits.
+func checkXR(body []byte, base int) error {
+	if len(body) < xrMinLen {
+		return refuse(RuleTooShort, base, "XR of %d bytes, needs %d", len(body), xrMinLen)
+	}
+	for p := xrMinLen; p < len(body); {
+		if p+4 > len(body) {
+			return refuse(RuleXRBlockOverrun, base+p, "block header runs past the packet")
+		}
+		typ, spec := body[p], body[p+1]
+		size := (int(binary.BigEndian.Uint16(body[p+2:])) + 1) * 4
+		if p+size > len(body) {
+			return refuse(RuleXRBlockOverrun, base+p, "block type %d of %d bytes runs %d bytes past the packet", typ, size, p+size-len(body))
+		}
+		ok, reserved := true, byte(0)
+		switch typ {
+		case xrLossRLE, xrDupRLE, xrPRT:
+			ok, reserved = size >= xrRLEMinLen, 0xf0
+		case xrRRTR:
+			ok, reserved = size == xrRRTRLen, 0xff
+		case xrDLRR:
+			ok, reserved = (size-4)%xrDLRRSub == 0, 0xff
+		case xrStats:
+			ok, reserved = size == xrStatsLen, 0x07
+		case xrVoIP:
+			ok, reserved = size == xrVoIPLen, 0xff
+		}
+		if !ok {
+			return refuse(RuleXRBlockLength, base+p, "block type %d of %d bytes has the wrong length for its type", typ, size)
+		}
+		if spec&reserved != 0 {
+			return refuse(RuleXRReserved, base+p+1, "block type %d has reserved bits set (0x%02x)", typ, spec)
+		}
+		p += size
+	}
+	return nil
+}
