@@ -1,0 +1,507 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/sotto-rtc/sotto/signaling"
+)
+
+// Publication is a local track the client publishes. It survives
+// reconnects: the same TrackLocal is added to every new publisher
+// connection, so the application keeps writing to it; only its SID changes.
+type Publication struct {
+	c      *Client
+	track  webrtc.TrackLocal
+	sample *webrtc.TrackLocalStaticSample
+	rtp    *webrtc.TrackLocalStaticRTP
+
+	// Guarded by Client.mu.
+	info    signaling.TrackInfo // from track_published; zero until then
+	muted   bool                // as last acknowledged by the server
+	removed bool
+	sender  *webrtc.RTPSender // on the current session's publisher connection
+	sess    *session
+	// negotiated is set once an offer with the track was answered on sess.
+	negotiated bool
+	changed    chan struct{} // closed and replaced when info or removed change
+}
+
+// Track returns the published track.
+func (p *Publication) Track() webrtc.TrackLocal { return p.track }
+
+// WriteSample writes a media sample to a track made by PublishSample (or a
+// *webrtc.TrackLocalStaticSample given to Publish). While the client
+// reconnects, samples are dropped and nil is returned.
+func (p *Publication) WriteSample(s media.Sample) error {
+	if p.sample == nil {
+		return fmt.Errorf("client: track %q is not a sample track", p.track.ID())
+	}
+	return p.sample.WriteSample(s)
+}
+
+// WriteRTP writes an RTP packet to a track made by PublishRTP (or a
+// *webrtc.TrackLocalStaticRTP given to Publish). pion rewrites the SSRC and
+// payload type to the negotiated ones.
+func (p *Publication) WriteRTP(pkt *rtp.Packet) error {
+	if p.rtp == nil {
+		return fmt.Errorf("client: track %q is not an RTP track", p.track.ID())
+	}
+	return p.rtp.WriteRTP(pkt)
+}
+
+// SID returns the track's id as the server assigned it, or "" until the
+// server has announced the track (after a reconnect, until it has
+// announced it again).
+func (p *Publication) SID() string {
+	p.c.mu.Lock()
+	defer p.c.mu.Unlock()
+	return p.info.SID
+}
+
+// WaitPublished waits until the server announces the track (track_published)
+// and returns its description. The server announces a track once its first
+// media packet arrives, so the application must be writing. It fails with
+// ErrNotPublished once the publication is unpublished, with ErrClosed once
+// the client is finished.
+func (p *Publication) WaitPublished(ctx context.Context) (signaling.TrackInfo, error) {
+	c := p.c
+	for {
+		c.mu.Lock()
+		info, removed, finished, ch := p.info, p.removed, c.finished, p.changed
+		c.mu.Unlock()
+		switch {
+		case info.SID != "":
+			return info, nil
+		case removed:
+			return signaling.TrackInfo{}, fmt.Errorf("%w: %q was unpublished", ErrNotPublished, p.track.ID())
+		case finished:
+			return signaling.TrackInfo{}, ErrClosed
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return signaling.TrackInfo{}, ctx.Err()
+		}
+	}
+}
+
+// notifyLocked wakes WaitPublished. Called with Client.mu held.
+func (p *Publication) notifyLocked() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// Publish adds track to the publisher connection (a sendonly transceiver),
+// negotiates, and returns once the server has answered. A refusal is a
+// *ServerError: permission_denied without the publish grant, too_many_tracks
+// beyond the server's limit. The client refuses those two itself, with the
+// same error, when joined already told it the server would: pion cannot
+// roll back a refused offer, so a refusal by the server costs a reconnect
+// (the other publications survive it). Concurrent calls may share one
+// offer, and then its refusal. The server announces the track
+// (Publication.WaitPublished, Handlers.TrackPublished) when its media
+// starts.
+//
+// While the client reconnects Publish fails with ErrDisconnected.
+func (c *Client) Publish(ctx context.Context, track webrtc.TrackLocal) (*Publication, error) {
+	if track == nil {
+		return nil, errors.New("client: Publish needs a track")
+	}
+	p := &Publication{c: c, track: track, changed: make(chan struct{})}
+	switch t := track.(type) {
+	case *webrtc.TrackLocalStaticSample:
+		p.sample = t
+	case *webrtc.TrackLocalStaticRTP:
+		p.rtp = t
+	}
+
+	c.mu.Lock()
+	s, err := c.liveSessionLocked()
+	if err == nil {
+		err = c.canPublishLocked(1)
+	}
+	if err == nil {
+		err = s.attachLocked(p)
+	}
+	if err != nil {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("client: publish %q: %w", track.ID(), err)
+	}
+	c.pubs = append(c.pubs, p)
+	c.mu.Unlock()
+
+	if err := s.negotiate(ctx); err != nil {
+		// After a refusal the session is being rebuilt without the
+		// track; otherwise the server may have the track or not, and a
+		// renegotiation tells it not.
+		c.removePublication(p, true)
+		return nil, fmt.Errorf("client: publish %q: %w", track.ID(), err)
+	}
+	return p, nil
+}
+
+// canPublishLocked refuses what joined said the server would refuse: adding
+// more tracks to the publications. Called with c.mu held.
+func (c *Client) canPublishLocked(adding int) error {
+	if !c.self.CanPublish {
+		return &ServerError{
+			Code:    signaling.CodePermissionDenied,
+			Message: "the access token does not grant publishing",
+			Ref:     signaling.TypeOffer,
+		}
+	}
+	if n := c.limits.TracksPerParticipant; n > 0 && len(c.pubs)+adding > n {
+		return &ServerError{
+			Code:    signaling.CodeTooManyTracks,
+			Message: fmt.Sprintf("the server allows %d tracks per participant", n),
+			Ref:     signaling.TypeOffer,
+		}
+	}
+	return nil
+}
+
+// PublishSample creates a TrackLocalStaticSample with codec and id trackID
+// (stream id: this participant's SID) and publishes it; the application
+// writes to it with Publication.WriteSample.
+func (c *Client) PublishSample(ctx context.Context, trackID string, codec webrtc.RTPCodecCapability) (*Publication, error) {
+	t, err := webrtc.NewTrackLocalStaticSample(codec, trackID, c.streamID())
+	if err != nil {
+		return nil, fmt.Errorf("client: new sample track: %w", err)
+	}
+	return c.Publish(ctx, t)
+}
+
+// PublishRTP creates a TrackLocalStaticRTP with codec and id trackID and
+// publishes it; the application writes RTP with Publication.WriteRTP.
+func (c *Client) PublishRTP(ctx context.Context, trackID string, codec webrtc.RTPCodecCapability) (*Publication, error) {
+	t, err := webrtc.NewTrackLocalStaticRTP(codec, trackID, c.streamID())
+	if err != nil {
+		return nil, fmt.Errorf("client: new RTP track: %w", err)
+	}
+	return c.Publish(ctx, t)
+}
+
+func (c *Client) streamID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.self.SID != "" {
+		return c.self.SID
+	}
+	return "sotto"
+}
+
+// Unpublish stops publishing p: the server is told (unpublish, waiting for
+// its ack), the track leaves the publisher connection, and the connection
+// is renegotiated. While the client reconnects the publication is only
+// dropped locally (the new session never sees it). Unpublishing twice does
+// nothing.
+func (c *Client) Unpublish(ctx context.Context, p *Publication) error {
+	if p == nil || p.c != c {
+		return errors.New("client: publication of another client")
+	}
+	c.mu.Lock()
+	if p.removed {
+		c.mu.Unlock()
+		return nil
+	}
+	sid := p.info.SID
+	s, _ := c.liveSessionLocked()
+	c.mu.Unlock()
+
+	var errs []error
+	if s != nil && sid != "" {
+		id := c.nextID()
+		_, err := s.request(ctx, id, signaling.Unpublish{Type: signaling.TypeUnpublish, ID: id, TrackSID: sid})
+		var se *ServerError
+		if err != nil && !(errors.As(err, &se) && se.Code == signaling.CodeUnknownTrack) {
+			errs = append(errs, err)
+		}
+	}
+	if s = c.removePublication(p, false); s != nil {
+		if err := s.negotiate(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("client: unpublish %q: %w", p.track.ID(), err)
+	}
+	return nil
+}
+
+// removePublication drops p from the client and its sender from the
+// publisher connection it is on. It returns that connection's session if
+// it is still live (it then needs a renegotiation); with renegotiate, one
+// is started without waiting for it.
+func (c *Client) removePublication(p *Publication, renegotiate bool) *session {
+	c.mu.Lock()
+	if p.removed {
+		c.mu.Unlock()
+		return nil
+	}
+	sender, s := c.removePublicationLocked(p)
+	c.mu.Unlock()
+
+	if sender == nil || s.isFailed() {
+		return nil
+	}
+	if err := s.pub.pc.RemoveTrack(sender); err != nil {
+		s.log.Debug("client: remove track", "track", p.track.ID(), "err", err)
+	}
+	if renegotiate {
+		s.kickNegotiation()
+	}
+	return s
+}
+
+// removePublicationLocked drops p from the client and returns the sender
+// and session it was attached to. Called with c.mu held.
+func (c *Client) removePublicationLocked(p *Publication) (*webrtc.RTPSender, *session) {
+	if p.removed {
+		return nil, nil
+	}
+	p.removed = true
+	p.info = signaling.TrackInfo{}
+	p.notifyLocked()
+	if i := slices.Index(c.pubs, p); i >= 0 {
+		c.pubs = slices.Delete(c.pubs, i, i+1)
+	}
+	sender, s := p.sender, p.sess
+	p.sender, p.sess, p.negotiated = nil, nil, false
+	return sender, s
+}
+
+// SetMuted tells the server p is muted or not (mute, waiting for its ack);
+// the others see TrackMuted. The media keeps flowing if the application
+// keeps writing: muting is a statement, the application stops sending. The
+// state is restored after a reconnect. It fails with ErrNotPublished until
+// the server has announced the track.
+func (c *Client) SetMuted(ctx context.Context, p *Publication, muted bool) error {
+	if p == nil || p.c != c {
+		return errors.New("client: publication of another client")
+	}
+	c.mu.Lock()
+	sid, removed := p.info.SID, p.removed
+	s, err := c.liveSessionLocked()
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if removed || sid == "" {
+		return fmt.Errorf("%w: %q has no server id yet", ErrNotPublished, p.track.ID())
+	}
+	id := c.nextID()
+	if _, err := s.request(ctx, id, signaling.Mute{Type: signaling.TypeMute, ID: id, TrackSID: sid, Muted: muted}); err != nil {
+		return fmt.Errorf("client: mute %q: %w", p.track.ID(), err)
+	}
+	c.mu.Lock()
+	p.muted = muted
+	if p.info.SID == sid {
+		p.info.Muted = muted
+	}
+	if i := trackIndex(c.self.Tracks, sid); i >= 0 {
+		c.self.Tracks[i].Muted = muted
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// attachLocked adds p's track to the publisher connection. Called with
+// Client.mu held.
+func (s *session) attachLocked(p *Publication) error {
+	tr, err := s.pub.pc.AddTransceiverFromTrack(p.track, webrtc.RTPTransceiverInit{
+		Direction: webrtc.RTPTransceiverDirectionSendonly,
+	})
+	if err != nil {
+		return fmt.Errorf("client: add track %q: %w", p.track.ID(), err)
+	}
+	sender := tr.Sender()
+	p.sender, p.sess, p.negotiated = sender, s, false
+	// RTCP must be read for the interceptors (NACK responder, reports) to
+	// see it; the loop ends when the sender stops.
+	s.goMedia(func() {
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := sender.Read(buf); err != nil {
+				return
+			}
+		}
+	})
+	return nil
+}
+
+// round is one publisher negotiation: every change made before it starts
+// is in its offer.
+type round struct {
+	done chan struct{}
+	err  error
+}
+
+// negotiate makes sure an offer is sent that includes every change made to
+// the publisher connection so far, and waits for its outcome. Changes made
+// while an offer is in flight are carried by the next one.
+func (s *session) negotiate(ctx context.Context) error {
+	r, err := s.scheduleRound()
+	if err != nil {
+		return err
+	}
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// kickNegotiation schedules a round without waiting for it.
+func (s *session) kickNegotiation() {
+	_, _ = s.scheduleRound()
+}
+
+func (s *session) scheduleRound() (*round, error) {
+	s.mu.Lock()
+	if s.failed {
+		err := s.requestErrLocked()
+		s.mu.Unlock()
+		return nil, err
+	}
+	r := s.nextRound
+	if r == nil {
+		r = &round{done: make(chan struct{})}
+		s.nextRound = r
+	}
+	s.mu.Unlock()
+	select {
+	case s.negWake <- struct{}{}:
+	default:
+	}
+	return r, nil
+}
+
+// negotiateLoop runs the rounds, one at a time.
+func (s *session) negotiateLoop() {
+	for {
+		select {
+		case <-s.negWake:
+		case <-s.ctx.Done():
+			return
+		}
+		s.mu.Lock()
+		r := s.nextRound
+		s.nextRound = nil
+		s.mu.Unlock()
+		if r == nil {
+			continue
+		}
+		r.err = s.offerPublisher()
+		close(r.done)
+	}
+}
+
+// offerPublisher makes one offer on the publisher connection and applies
+// the answer.
+//
+// pion (v4.2) cannot roll back a local offer, so after a refusal the
+// publisher connection is stuck in have-local-offer. The publications the
+// refused offer added are dropped (their Publish calls fail with the
+// refusal) and the session is failed: the reconnect that follows rebuilds
+// both connections with the publications that were fine.
+func (s *session) offerPublisher() error {
+	pc := s.pub.pc
+	c := s.c
+	// Under c.mu, so that the publications in the offer are exactly
+	// those attached now.
+	c.mu.Lock()
+	var inOffer []*Publication
+	for _, p := range c.pubs {
+		if p.sess == s && !p.negotiated {
+			inOffer = append(inOffer, p)
+		}
+	}
+	offer, err := pc.CreateOffer(nil)
+	c.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("client: publisher offer: %w", err)
+	}
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return fmt.Errorf("client: publisher offer: %w", err)
+	}
+	timer := time.NewTimer(negotiationTimeout)
+	defer timer.Stop()
+	for {
+		r, err := s.sendOffer(offer.SDP, timer.C)
+		if err != nil {
+			return err
+		}
+		var se *ServerError
+		switch {
+		case r.err == nil:
+		case errors.As(r.err, &se) && se.Code == signaling.CodeRateLimited:
+			// Dropped unread: the same offer is still the one to send.
+			select {
+			case <-time.After(rateLimitedRetry):
+				continue
+			case <-timer.C:
+				s.fail(fmt.Errorf("client: publisher offer still rate limited after %v", negotiationTimeout))
+				return s.requestErr()
+			case <-s.done:
+				return s.requestErr()
+			}
+		case se != nil:
+			c.mu.Lock()
+			for _, p := range inOffer {
+				c.removePublicationLocked(p)
+			}
+			c.mu.Unlock()
+			s.fail(fmt.Errorf("client: publisher offer refused: %w", se))
+			return r.err
+		default:
+			return r.err
+		}
+
+		if err := s.pub.applyAnswer(r.sdp); err != nil {
+			s.fail(err)
+			return s.requestErr()
+		}
+		c.mu.Lock()
+		for _, p := range inOffer {
+			if p.sess == s {
+				p.negotiated = true
+			}
+		}
+		c.mu.Unlock()
+		return nil
+	}
+}
+
+// sendOffer sends the publisher offer with a new id and waits for the
+// server's response, or fails the session when timeout fires first.
+func (s *session) sendOffer(sdp string, timeout <-chan time.Time) (response, error) {
+	id := s.c.nextID()
+	ch, err := s.expect(id)
+	if err != nil {
+		return response{}, err
+	}
+	if err := s.send(signaling.SessionDescription{
+		Type: signaling.TypeOffer, ID: id, Target: signaling.TargetPublisher, SDP: sdp,
+	}); err != nil {
+		return response{}, err
+	}
+	s.pub.gate.release()
+	select {
+	case r := <-ch:
+		return r, nil
+	case <-timeout:
+		s.fail(fmt.Errorf("client: no answer to the publisher offer within %v", negotiationTimeout))
+		return response{}, s.requestErr()
+	case <-s.done:
+		return response{}, s.requestErr()
+	}
+}

@@ -1,0 +1,152 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/sotto-rtc/sotto/signaling"
+)
+
+// RemoteTrack is the media of another participant's track, as the server
+// forwards it on the subscriber connection. The application reads RTP from
+// Track; reads end with an error when the track is unsubscribed or
+// unpublished, and when the connection drops (after a reconnect a new
+// RemoteTrack is delivered).
+type RemoteTrack struct {
+	Info        signaling.TrackInfo
+	Participant signaling.ParticipantInfo
+	Track       *webrtc.TrackRemote
+	Receiver    *webrtc.RTPReceiver
+
+	pc *webrtc.PeerConnection
+}
+
+// RequestKeyframe asks the track's publisher for a keyframe: it writes a
+// picture loss indication for the track on the subscriber connection. The
+// server passes it on, throttled.
+func (t *RemoteTrack) RequestKeyframe() error {
+	if err := t.pc.WriteRTCP([]rtcp.Packet{
+		&rtcp.PictureLossIndication{MediaSSRC: uint32(t.Track.SSRC())},
+	}); err != nil {
+		return fmt.Errorf("client: keyframe request for %s: %w", t.Info.SID, err)
+	}
+	return nil
+}
+
+// onTrack runs on a goroutine of pion's for each track the subscriber
+// connection starts receiving. The WebRTC track id is the server's track
+// SID; the description of the track normally arrived before its media, but
+// if not, the track waits for it in held.
+func (c *Client) onTrack(s *session, track *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
+	rt := &RemoteTrack{Track: track, Receiver: receiver, pc: s.sub.pc}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess != s || s.isFailed() {
+		return
+	}
+	if owner, _ := c.others.track(track.ID()); owner == nil {
+		c.held[track.ID()] = rt
+		return
+	}
+	c.deliverTrackLocked(rt)
+}
+
+// releaseHeldLocked delivers a track whose media arrived before its
+// description. Called with c.mu held.
+func (c *Client) releaseHeldLocked(sid string) {
+	if rt := c.held[sid]; rt != nil {
+		delete(c.held, sid)
+		c.deliverTrackLocked(rt)
+	}
+}
+
+func (c *Client) deliverTrackLocked(rt *RemoteTrack) {
+	owner, i := c.others.track(rt.Track.ID())
+	if owner == nil {
+		return
+	}
+	rt.Info = owner.info.Tracks[i]
+	rt.Participant = copyParticipant(owner.info)
+	if f := c.opts.Handlers.Track; f != nil {
+		c.emit(func() { f(rt) })
+	}
+}
+
+// Subscribe asks the server to forward the tracks with these SIDs and waits
+// for its ack. Without the subscribe grant the server refuses with a
+// *ServerError (permission_denied); an unknown SID gets unknown_track. The
+// subscriptions are made again after a reconnect.
+func (c *Client) Subscribe(ctx context.Context, trackSIDs ...string) error {
+	if len(trackSIDs) == 0 {
+		return nil
+	}
+	sids := slices.Clone(trackSIDs)
+	err := c.request(ctx, func(id string) any {
+		return signaling.Subscribe{Type: signaling.TypeSubscribe, ID: id, TrackSIDs: sids}
+	})
+	if err != nil {
+		return fmt.Errorf("client: subscribe: %w", err)
+	}
+	c.mu.Lock()
+	for _, sid := range sids {
+		c.subscribed[sid] = struct{}{}
+		delete(c.unsubscribed, sid)
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// Unsubscribe asks the server to stop forwarding the tracks with these SIDs
+// and waits for its ack. With auto-subscribe, the unsubscriptions are made
+// again after a reconnect (the server would otherwise restore them).
+func (c *Client) Unsubscribe(ctx context.Context, trackSIDs ...string) error {
+	if len(trackSIDs) == 0 {
+		return nil
+	}
+	sids := slices.Clone(trackSIDs)
+	err := c.request(ctx, func(id string) any {
+		return signaling.Subscribe{Type: signaling.TypeUnsubscribe, ID: id, TrackSIDs: sids}
+	})
+	if err != nil {
+		return fmt.Errorf("client: unsubscribe: %w", err)
+	}
+	c.mu.Lock()
+	for _, sid := range sids {
+		delete(c.subscribed, sid)
+		if c.autoSubscribe() {
+			c.unsubscribed[sid] = struct{}{}
+		}
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *Client) autoSubscribe() bool {
+	return c.opts.AutoSubscribe == nil || *c.opts.AutoSubscribe
+}
+
+// SendRelay sends data, any JSON value, to the participants with the given
+// identities (nil: everyone else in the room) and waits for the server's
+// ack. The server passes it on byte for byte and never stores it.
+func (c *Client) SendRelay(ctx context.Context, to []string, data json.RawMessage) error {
+	if data == nil {
+		data = json.RawMessage("null")
+	}
+	if !json.Valid(data) {
+		return errors.New("client: relay data is not JSON")
+	}
+	to = slices.Clone(to)
+	err := c.request(ctx, func(id string) any {
+		return signaling.Relay{Type: signaling.TypeRelay, ID: id, To: to, Data: data}
+	})
+	if err != nil {
+		return fmt.Errorf("client: relay: %w", err)
+	}
+	return nil
+}

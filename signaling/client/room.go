@@ -1,0 +1,352 @@
+package client
+
+import (
+	"slices"
+
+	"github.com/sotto-rtc/sotto/signaling"
+)
+
+// roster is what the client knows of the other participants and their
+// tracks, kept from joined, participant_joined/left and track_* messages.
+// Guarded by Client.mu.
+type roster struct {
+	order []string // participant SIDs in the order they became known
+	by    map[string]*member
+}
+
+type member struct {
+	info signaling.ParticipantInfo
+	// announced is false for a participant known only from one of its
+	// tracks (a track_published that overtook participant_joined).
+	announced bool
+}
+
+func newRoster(ps []signaling.ParticipantInfo) roster {
+	r := roster{by: make(map[string]*member, len(ps))}
+	for _, p := range ps {
+		if p.SID == "" || r.by[p.SID] != nil {
+			continue
+		}
+		r.order = append(r.order, p.SID)
+		r.by[p.SID] = &member{info: copyParticipant(p), announced: true}
+	}
+	return r
+}
+
+func (r *roster) get(sid string) *member { return r.by[sid] }
+
+func (r *roster) add(m *member) {
+	if r.by[m.info.SID] == nil {
+		r.order = append(r.order, m.info.SID)
+	}
+	r.by[m.info.SID] = m
+}
+
+func (r *roster) remove(sid string) *member {
+	m := r.by[sid]
+	if m == nil {
+		return nil
+	}
+	delete(r.by, sid)
+	if i := slices.Index(r.order, sid); i >= 0 {
+		r.order = slices.Delete(r.order, i, i+1)
+	}
+	return m
+}
+
+// track finds a track by SID.
+func (r *roster) track(sid string) (*member, int) {
+	for _, psid := range r.order {
+		m := r.by[psid]
+		for i := range m.info.Tracks {
+			if m.info.Tracks[i].SID == sid {
+				return m, i
+			}
+		}
+	}
+	return nil, -1
+}
+
+func (r *roster) list() []signaling.ParticipantInfo {
+	out := make([]signaling.ParticipantInfo, 0, len(r.order))
+	for _, sid := range r.order {
+		if m := r.by[sid]; m.announced {
+			out = append(out, copyParticipant(m.info))
+		}
+	}
+	return out
+}
+
+func copyParticipant(p signaling.ParticipantInfo) signaling.ParticipantInfo {
+	p.Tracks = slices.Clone(p.Tracks)
+	return p
+}
+
+func trackIndex(ts []signaling.TrackInfo, sid string) int {
+	return slices.IndexFunc(ts, func(t signaling.TrackInfo) bool { return t.SID == sid })
+}
+
+// The on* methods apply one server message to the client's state and queue
+// the handler calls it causes. Each is called by the session's reader with
+// c.mu not held; messages of a session that is no longer current are
+// ignored.
+
+// installLocked makes s the current session and replaces the room state
+// with joined's, announcing the differences. Called with c.mu held.
+func (c *Client) installLocked(s *session, j *signaling.Joined) {
+	c.sess = s
+	c.self = copyParticipant(j.Participant)
+	c.self.Tracks = nil // own tracks are announced by track_published
+	c.limits = j.Limits
+	c.held = make(map[string]*RemoteTrack)
+
+	old, next := c.others, newRoster(j.Participants)
+	h := &c.opts.Handlers
+	for _, sid := range old.order {
+		m := old.by[sid]
+		if next.get(sid) != nil {
+			continue
+		}
+		for _, t := range m.info.Tracks {
+			c.emitTrackUnpublished(t)
+		}
+		if m.announced && h.ParticipantLeft != nil {
+			p := copyParticipant(m.info)
+			c.emit(func() { h.ParticipantLeft(p, "disconnected") })
+		}
+	}
+	for _, sid := range next.order {
+		nm := next.by[sid]
+		om := old.get(sid)
+		if om == nil || !om.announced {
+			if h.ParticipantJoined != nil {
+				p := copyParticipant(nm.info)
+				c.emit(func() { h.ParticipantJoined(p) })
+			}
+		}
+		var before []signaling.TrackInfo
+		if om != nil {
+			before = om.info.Tracks
+		}
+		for _, t := range before {
+			if trackIndex(nm.info.Tracks, t.SID) < 0 {
+				c.emitTrackUnpublished(t)
+			}
+		}
+		for _, t := range nm.info.Tracks {
+			i := trackIndex(before, t.SID)
+			switch {
+			case i < 0:
+				c.emitTrackPublished(t)
+			case before[i].Muted != t.Muted:
+				c.emitTrackMuted(t)
+			}
+		}
+	}
+	c.others = next
+}
+
+func (c *Client) emitTrackPublished(t signaling.TrackInfo) {
+	if f := c.opts.Handlers.TrackPublished; f != nil {
+		c.emit(func() { f(t) })
+	}
+}
+
+func (c *Client) emitTrackUnpublished(t signaling.TrackInfo) {
+	if f := c.opts.Handlers.TrackUnpublished; f != nil {
+		c.emit(func() { f(t) })
+	}
+}
+
+func (c *Client) emitTrackMuted(t signaling.TrackInfo) {
+	if f := c.opts.Handlers.TrackMuted; f != nil {
+		c.emit(func() { f(t) })
+	}
+}
+
+func (c *Client) onParticipantJoined(s *session, m *signaling.ParticipantJoined) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess != s || m.Participant.SID == "" || m.Participant.SID == c.self.SID {
+		return
+	}
+	p := copyParticipant(m.Participant)
+	old := c.others.get(p.SID)
+	if old != nil && old.announced {
+		return
+	}
+	if old != nil {
+		// Tracks announced before the participant: keep them.
+		for _, t := range old.info.Tracks {
+			if trackIndex(p.Tracks, t.SID) < 0 {
+				p.Tracks = append(p.Tracks, t)
+			}
+		}
+	}
+	c.others.add(&member{info: p, announced: true})
+	if f := c.opts.Handlers.ParticipantJoined; f != nil {
+		pc := copyParticipant(p)
+		c.emit(func() { f(pc) })
+	}
+	for _, t := range m.Participant.Tracks {
+		if old == nil || trackIndex(old.info.Tracks, t.SID) < 0 {
+			c.emitTrackPublished(t)
+			c.releaseHeldLocked(t.SID)
+		}
+	}
+}
+
+func (c *Client) onParticipantLeft(s *session, m *signaling.ParticipantLeft) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess != s {
+		return
+	}
+	gone := c.others.remove(m.SID)
+	if gone == nil {
+		return
+	}
+	for _, t := range gone.info.Tracks {
+		delete(c.held, t.SID)
+		c.emitTrackUnpublished(t)
+	}
+	if f := c.opts.Handlers.ParticipantLeft; f != nil && gone.announced {
+		p := copyParticipant(gone.info)
+		reason := m.Reason
+		c.emit(func() { f(p, reason) })
+	}
+}
+
+func (c *Client) onTrackPublished(s *session, t signaling.TrackInfo) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess != s || t.SID == "" {
+		return
+	}
+	if t.ParticipantSID == c.self.SID {
+		c.onOwnTrackPublishedLocked(s, t)
+		return
+	}
+	if m, _ := c.others.track(t.SID); m != nil {
+		return // already known
+	}
+	m := c.others.get(t.ParticipantSID)
+	if m == nil {
+		m = &member{info: signaling.ParticipantInfo{SID: t.ParticipantSID, Identity: t.Identity}}
+		c.others.add(m)
+	}
+	m.info.Tracks = append(m.info.Tracks, t)
+	c.emitTrackPublished(t)
+	c.releaseHeldLocked(t.SID)
+}
+
+func (c *Client) onOwnTrackPublishedLocked(s *session, t signaling.TrackInfo) {
+	if i := trackIndex(c.self.Tracks, t.SID); i >= 0 {
+		return
+	}
+	c.self.Tracks = append(c.self.Tracks, t)
+	for _, p := range c.pubs {
+		if p.info.SID != "" || p.track.ID() != t.ClientTrackID {
+			continue
+		}
+		p.info = t
+		p.notifyLocked()
+		if p.muted && !t.Muted {
+			// The publication was muted before a reconnect: tell the
+			// new session. Nobody waits for the ack.
+			id := c.nextID()
+			muted := p.muted
+			s.requestAsync(id, signaling.Mute{Type: signaling.TypeMute, ID: id, TrackSID: t.SID, Muted: muted})
+			p.info.Muted = muted
+			t.Muted = muted
+			c.self.Tracks[len(c.self.Tracks)-1].Muted = muted
+		}
+		break
+	}
+	c.emitTrackPublished(t)
+}
+
+func (c *Client) onTrackUnpublished(s *session, m *signaling.TrackUnpublished) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess != s {
+		return
+	}
+	if i := trackIndex(c.self.Tracks, m.SID); i >= 0 {
+		t := c.self.Tracks[i]
+		c.self.Tracks = slices.Delete(c.self.Tracks, i, i+1)
+		for _, p := range c.pubs {
+			if p.info.SID == m.SID {
+				p.info = signaling.TrackInfo{}
+				p.notifyLocked()
+			}
+		}
+		c.emitTrackUnpublished(t)
+		return
+	}
+	delete(c.held, m.SID)
+	delete(c.subscribed, m.SID)
+	delete(c.unsubscribed, m.SID)
+	owner, i := c.others.track(m.SID)
+	if owner == nil {
+		return
+	}
+	t := owner.info.Tracks[i]
+	owner.info.Tracks = slices.Delete(owner.info.Tracks, i, i+1)
+	c.emitTrackUnpublished(t)
+}
+
+func (c *Client) onTrackMuted(s *session, m *signaling.TrackMuted) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess != s {
+		return
+	}
+	var t *signaling.TrackInfo
+	if i := trackIndex(c.self.Tracks, m.SID); i >= 0 {
+		t = &c.self.Tracks[i]
+		for _, p := range c.pubs {
+			if p.info.SID == m.SID {
+				p.info.Muted = m.Muted
+			}
+		}
+	} else if owner, i := c.others.track(m.SID); owner != nil {
+		t = &owner.info.Tracks[i]
+	}
+	if t == nil {
+		return
+	}
+	t.Muted = m.Muted
+	c.emitTrackMuted(*t)
+}
+
+func (c *Client) onRelay(s *session, m *signaling.Relay) {
+	f := c.opts.Handlers.Relay
+	if f == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess != s {
+		return
+	}
+	from := signaling.ParticipantInfo{SID: m.FromSID, Identity: m.From}
+	if mem := c.others.get(m.FromSID); mem != nil {
+		from = copyParticipant(mem.info)
+	}
+	data := m.Data
+	c.emit(func() { f(from, data) })
+}
+
+func (c *Client) onServerError(s *session, se *ServerError) {
+	f := c.opts.Handlers.Error
+	if f == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess != s {
+		return
+	}
+	c.emit(func() { f(se) })
+}
