@@ -527,3 +527,63 @@ func (p *callPeer) trackOf(identity, kind string) *callRecv {
 	}
 	return nil
 }
+
+// TestH264IsForwarded checks the third codec the SFU must carry: H.264
+// video published by one client reaches another byte for byte.
+func TestH264IsForwarded(t *testing.T) {
+	srv := newServer(t)
+	url := srv.Frontend().URL
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	bob := joinCall(ctx, t, srv, url, "bob")
+	alice := joinCall(ctx, t, srv, url, "alice")
+	pub, err := alice.c.PublishRTP(ctx, "camera", webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+	})
+	if err != nil {
+		t.Fatalf("PublishRTP H.264: %v", err)
+	}
+	go func() {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for n := uint32(0); ; n++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			_ = pub.WriteRTP(&rtp.Packet{
+				Header:  rtp.Header{Version: 2, SequenceNumber: uint16(n), Timestamp: n * 3000, Marker: true},
+				Payload: payloadFor("alice", signaling.KindVideo, n),
+			})
+		}
+	}()
+	info, err := pub.WaitPublished(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Codec != webrtc.MimeTypeH264 {
+		t.Fatalf("published codec %q, want %s", info.Codec, webrtc.MimeTypeH264)
+	}
+	r := wait(t, bob.gotTrack, "bob: alice's H.264 track")
+	if r.info.SID != info.SID {
+		t.Fatalf("bob got track %s, want %s", r.info.SID, info.SID)
+	}
+	deadline := time.After(testTimeout)
+	for {
+		n, bad := r.count()
+		if bad != nil {
+			t.Fatal(bad)
+		}
+		if n >= 50 {
+			return
+		}
+		select {
+		case <-r.progress:
+		case <-deadline:
+			t.Fatalf("bob verified %d H.264 packets, want 50", n)
+		}
+	}
+}
