@@ -290,7 +290,9 @@ func TestFlood(t *testing.T) {
 	if limited == 0 || flood.str("code") != signaling.CodeFlood || !flood.boolean("fatal") {
 		t.Fatalf("flooder saw %d pongs, %d rate_limited, last error %s; want rate_limited errors then a fatal flood", pongs, limited, flood)
 	}
-	if pongs < signaling.DefaultMessageBurst {
+	// The join spent one token of the burst; it refills within 1/rate,
+	// which a fast run may not wait for.
+	if pongs < signaling.DefaultMessageBurst-1 {
 		t.Fatalf("only %d of the burst's pings were answered", pongs)
 	}
 	// bob may have read the departure while waiting for his acks.
