@@ -269,9 +269,12 @@ func (dt *downTrack) readRTCP() {
 		if err != nil {
 			return
 		}
+		// The strict interceptor at the head of the chain has checked
+		// buf, so pion parses it completely; an error here would be a
+		// gap in rtcpstrict, and still must not end the feedback.
 		pkts, err := rtcp.Unmarshal(buf[:n])
 		if err != nil {
-			continue // one bad compound packet does not end the feedback
+			continue
 		}
 		dt.handleRTCP(pkts)
 	}

@@ -118,6 +118,14 @@ func join(t *testing.T, s *SFU, cfg ParticipantConfig) *testClient {
 // joinOn is join with the client on another network type.
 func joinOn(t *testing.T, s *SFU, cfg ParticipantConfig, network webrtc.NetworkType) *testClient {
 	t.Helper()
+	api := newClientAPIOn(t, network)
+	return joinWith(t, s, cfg, api, api)
+}
+
+// joinWith is join with the client's two connections built by the given
+// APIs (the hostile peer needs hooks into each connection's DTLS).
+func joinWith(t *testing.T, s *SFU, cfg ParticipantConfig, pubAPI, subAPI *webrtc.API) *testClient {
+	t.Helper()
 	if cfg.Room == "" {
 		cfg.Room = "room"
 	}
@@ -136,12 +144,11 @@ func joinOn(t *testing.T, s *SFU, cfg ParticipantConfig, network webrtc.NetworkT
 		stop:        make(chan struct{}),
 		subStarted:  make(chan struct{}),
 	}
-	api := newClientAPIOn(t, network)
 	var err error
-	if c.pub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+	if c.pub, err = pubAPI.NewPeerConnection(webrtc.Configuration{}); err != nil {
 		t.Fatal(err)
 	}
-	if c.sub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+	if c.sub, err = subAPI.NewPeerConnection(webrtc.Configuration{}); err != nil {
 		t.Fatal(err)
 	}
 	cfg.Events = Events{

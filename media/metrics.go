@@ -33,9 +33,17 @@ type metrics struct {
 
 	nackRetransmissions prometheus.Counter
 	keyframeRequests    *prometheus.CounterVec
+	// tracksRefused counts tracks refused because they belong to no media
+	// section the client offered (Participant.onTrack).
+	tracksRefused prometheus.Counter
 
 	droppedWrite, droppedNoBinding, droppedCacheMiss, droppedMalformed, droppedCodec prometheus.Counter
 	keyframeSent, keyframeThrottled, keyframeFailed                                  prometheus.Counter
+
+	// strictRefused counts packets the strict checks refused, by direction
+	// and rtcpstrict rule; strict holds its children (strict.go).
+	strictRefused *prometheus.CounterVec
+	strict        *strictMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -67,7 +75,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		keyframeRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sotto_keyframe_requests_total", Help: "Key-frame requests toward publishers, by result.",
 		}, []string{"result"}),
+		tracksRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sotto_tracks_refused_total",
+			Help: "Tracks refused because they arrived on an SSRC outside any media section the client offered.",
+		}),
+		strictRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sotto_strict_refused_total",
+			Help: "RTP and RTCP packets the strict checks refused and dropped, by direction (rtcp_in, rtp_in, rtcp_out, rtp_out) and rule.",
+		}, []string{"direction", "rule"}),
 	}
+	m.strict = newStrictMetrics(m.strictRefused)
 	m.droppedWrite = m.dropped.WithLabelValues(dropWriteError)
 	m.droppedNoBinding = m.dropped.WithLabelValues(dropNoBinding)
 	m.droppedCacheMiss = m.dropped.WithLabelValues(dropCacheMiss)
@@ -82,7 +99,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{
 		m.tracks, m.subscriptions, m.packetsIn, m.bytesIn, m.packetsOut, m.bytesOut,
-		m.dropped, m.nackRetransmissions, m.keyframeRequests,
+		m.dropped, m.nackRetransmissions, m.keyframeRequests, m.tracksRefused, m.strictRefused,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("media: register metrics: %w", err)

@@ -609,6 +609,28 @@ func (p *Participant) closePeerConnections() {
 // after announcing the track it becomes the track's forwarding loop.
 func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
 	s := p.sfu
+	mid := ""
+	for _, tr := range p.pub.GetTransceivers() {
+		if tr.Receiver() == receiver {
+			mid = tr.Mid()
+			break
+		}
+	}
+	if mid == "" {
+		// pion answers RTP on an SSRC the offer did not declare, when the
+		// offer has a single media section and no a=ssrc lines, by adding
+		// a transceiver of its own (webrtc v4.2.20 handleUndeclaredSSRC).
+		// Left alone, a client could mint a track per SSRC, past MaxTracks,
+		// each one offered to every subscriber in the room. A track must
+		// belong to a media section the client offered; browsers declare
+		// their SSRCs or send the mid extension, so they never land here.
+		s.metrics.tracksRefused.Inc()
+		p.log.Debug("media: refused a track outside any offered media section", "ssrc", remote.SSRC())
+		if err := receiver.Stop(); err != nil {
+			p.log.Debug("media: stop receiver", "err", err)
+		}
+		return
+	}
 	t := newPublishedTrack(s.metrics, p.log, remote.Kind(), remote.Codec(), s.cfg.PacketCacheSize, s.cfg.KeyframeRequestInterval)
 	t.owner = p
 	t.clientTrackID = remote.ID()
@@ -616,17 +638,12 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 	t.remote = remote
 	t.receiver = receiver
 	t.publisher = p.pub
+	t.mid = mid
 	params := receiver.GetParameters()
 	t.srcCodecs = params.Codecs
 	for _, e := range params.HeaderExtensions {
 		if e.ID > 0 && e.ID <= 255 {
 			t.srcExtIDs[e.URI] = uint8(e.ID)
-		}
-	}
-	for _, tr := range p.pub.GetTransceivers() {
-		if tr.Receiver() == receiver {
-			t.mid = tr.Mid()
-			break
 		}
 	}
 	go drainRTCP(receiver)

@@ -136,11 +136,12 @@ func New(cfg Config) (*SFU, error) {
 		_ = s.closeSockets()
 		return nil, err
 	}
-	if s.pubAPI, err = newAPI(se, newPublisherInterceptors); err != nil {
+	strict := strictFactory{opts: newStrictOptions(), m: m.strict}
+	if s.pubAPI, err = newAPI(se, strict, newPublisherInterceptors); err != nil {
 		_ = s.closeSockets()
 		return nil, err
 	}
-	if s.subAPI, err = newAPI(se, newSubscriberInterceptors); err != nil {
+	if s.subAPI, err = newAPI(se, strict, newSubscriberInterceptors); err != nil {
 		_ = s.closeSockets()
 		return nil, err
 	}
@@ -236,12 +237,12 @@ func (s *SFU) settingEngine(ip net.IP, lf pionLoggerFactory) (webrtc.SettingEngi
 	return se, nil
 }
 
-func newAPI(se webrtc.SettingEngine, interceptors func(*webrtc.MediaEngine) (*interceptor.Registry, error)) (*webrtc.API, error) {
+func newAPI(se webrtc.SettingEngine, strict interceptor.Factory, interceptors func(*interceptor.Registry) error) (*webrtc.API, error) {
 	me, err := newMediaEngine()
 	if err != nil {
 		return nil, err
 	}
-	reg, err := interceptors(me)
+	reg, err := newInterceptorRegistry(strict, interceptors)
 	if err != nil {
 		return nil, err
 	}
@@ -332,48 +333,58 @@ func newMediaEngine() (*webrtc.MediaEngine, error) {
 	return me, nil
 }
 
-// newPublisherInterceptors is the chain of the connections the SFU receives
-// on: NACKs toward the publisher for lost packets, receiver reports, and
-// transport-wide congestion feedback. There is deliberately no NACK
-// responder here (nothing is sent on this connection).
-//
-// A strict RTCP/RTP validation interceptor will go at the head of this
-// chain (and of the subscriber one), so that nothing after it parses an
-// unchecked packet; that is why the chains are built by functions.
-func newPublisherInterceptors(_ *webrtc.MediaEngine) (*interceptor.Registry, error) {
+// newInterceptorRegistry builds a connection's interceptor chain: the
+// strict checks first, then what add registers. First matters: pion binds
+// a chain in registration order, so the first interceptor is the innermost
+// reader (it sees an incoming packet before any other interceptor parses
+// it) and the innermost writer too (it sees an outgoing packet last, after
+// every other interceptor had its say). strictInterceptor's
+// documentation has the details; TestStrictInterceptorIsFirst holds it.
+func newInterceptorRegistry(strict interceptor.Factory, add func(*interceptor.Registry) error) (*interceptor.Registry, error) {
 	reg := &interceptor.Registry{}
+	reg.Add(strict)
+	if err := add(reg); err != nil {
+		return nil, err
+	}
+	return reg, nil
+}
+
+// newPublisherInterceptors adds the interceptors of the connections the
+// SFU receives on: NACKs toward the publisher for lost packets, receiver
+// reports, and transport-wide congestion feedback. There is deliberately
+// no NACK responder here (nothing is sent on this connection).
+func newPublisherInterceptors(reg *interceptor.Registry) error {
 	gen, err := nack.NewGeneratorInterceptor()
 	if err != nil {
-		return nil, fmt.Errorf("media: nack generator: %w", err)
+		return fmt.Errorf("media: nack generator: %w", err)
 	}
 	reg.Add(gen)
 	rr, err := report.NewReceiverInterceptor()
 	if err != nil {
-		return nil, fmt.Errorf("media: receiver reports: %w", err)
+		return fmt.Errorf("media: receiver reports: %w", err)
 	}
 	reg.Add(rr)
 	// webrtc.ConfigureTWCCSender would register the transport-cc feedback
 	// and extension a second time; newMediaEngine already has them.
 	tw, err := twcc.NewSenderInterceptor()
 	if err != nil {
-		return nil, fmt.Errorf("media: twcc sender: %w", err)
+		return fmt.Errorf("media: twcc sender: %w", err)
 	}
 	reg.Add(tw)
-	return reg, nil
+	return nil
 }
 
-// newSubscriberInterceptors is the chain of the connections the SFU sends
-// on: sender reports only. pion's NACK responder is left out on purpose:
-// the SFU answers NACKs itself from the track's shared packet cache rather
-// than keeping a copy of every packet per subscriber.
-func newSubscriberInterceptors(_ *webrtc.MediaEngine) (*interceptor.Registry, error) {
-	reg := &interceptor.Registry{}
+// newSubscriberInterceptors adds the interceptors of the connections the
+// SFU sends on: sender reports only. pion's NACK responder is left out on
+// purpose: the SFU answers NACKs itself from the track's shared packet
+// cache rather than keeping a copy of every packet per subscriber.
+func newSubscriberInterceptors(reg *interceptor.Registry) error {
 	sr, err := report.NewSenderInterceptor()
 	if err != nil {
-		return nil, fmt.Errorf("media: sender reports: %w", err)
+		return fmt.Errorf("media: sender reports: %w", err)
 	}
 	reg.Add(sr)
-	return reg, nil
+	return nil
 }
 
 // Port returns the media port bound, UDP and (unless disabled) TCP.

@@ -483,59 +483,68 @@ func (c *session) readMessage() (data []byte, binary bool, err error) {
 	return data, typ == websocket.MessageBinary, nil
 }
 
-// handle handles one message; false ends the session.
+// handle handles one message; false ends the session. Decoding is
+// DecodeClientMessage's; what a decoding failure means depends on where
+// the session is, so it is judged here.
 func (c *session) handle(data []byte) bool {
-	var env Envelope
-	if err := json.Unmarshal(data, &env); err != nil {
-		c.srv.metrics.message("")
-		c.sendError(CodeBadMessage, "not a JSON object with a string type", "", "")
-		return true
+	typ, msg, err := DecodeClientMessage(data)
+	var bad *DecodeError
+	if err != nil && !errors.As(err, &bad) {
+		bad = &DecodeError{Code: CodeBadMessage, Type: typ, Message: err.Error(), Err: err}
 	}
-	c.srv.metrics.message(env.Type)
-	if !isClientType(env.Type) {
-		msg := fmt.Sprintf("unknown message type %q", truncate(env.Type, maxEchoBytes))
-		if isServerType(env.Type) {
-			msg = fmt.Sprintf("%q is sent by the server, not by clients", env.Type)
-		}
-		c.sendError(CodeUnknownType, msg, truncate(env.Type, maxEchoBytes), "")
+	c.srv.metrics.message(typ)
+	if bad != nil && (bad.Type == "" || bad.Code == CodeUnknownType) {
+		c.sendError(bad.Code, bad.Message, truncate(bad.Type, maxEchoBytes), "")
 		return true
 	}
 	if !c.joined {
-		switch env.Type {
+		switch typ {
 		case TypePing:
-			c.ping(data)
+			c.ping(msg, bad)
 			return true
 		case TypeJoin:
-			return c.join(data)
+			return c.join(msg, bad)
 		default:
-			c.fatal(CodeNotJoined, fmt.Sprintf("%q before join", env.Type), env.Type, CloseProtocolError)
+			c.fatal(CodeNotJoined, fmt.Sprintf("%q before join", typ), typ, CloseProtocolError)
 			return false
 		}
 	}
-	switch env.Type {
+	switch typ {
 	case TypeJoin:
 		c.sendError(CodeAlreadyJoined, "this connection has joined already", TypeJoin, "")
-	case TypeOffer:
-		c.offer(data)
-	case TypeAnswer:
-		c.answer(data)
-	case TypeCandidate:
-		c.candidate(data)
-	case TypeSubscribe, TypeUnsubscribe:
-		c.subscribe(env.Type, data)
-	case TypeUnpublish:
-		c.unpublish(data)
-	case TypeMute:
-		c.mute(data)
-	case TypeRelay:
-		c.relay(data)
-	case TypePing:
-		c.ping(data)
+		return true
 	case TypePong:
-		// An answer to nothing the server asks; nothing to do.
+		// An answer to nothing the server asks; nothing to do, whatever
+		// it holds.
+		return true
 	case TypeLeave:
 		c.fail(closing{code: CloseNormal, reason: reasonLeft, flush: true}, reasonLeft)
 		return false
+	case TypePing:
+		c.ping(msg, bad)
+		return true
+	}
+	if bad != nil {
+		c.sendError(CodeBadMessage, bad.Message, typ, "")
+		return true
+	}
+	switch m := msg.(type) {
+	case *SessionDescription:
+		if typ == TypeOffer {
+			c.offer(m)
+		} else {
+			c.answer(m)
+		}
+	case *Candidate:
+		c.candidate(m)
+	case *Subscribe:
+		c.subscribe(typ, m)
+	case *Unpublish:
+		c.unpublish(m)
+	case *Mute:
+		c.mute(m)
+	case *Relay:
+		c.relay(m)
 	}
 	return true
 }
@@ -550,21 +559,12 @@ func isServerType(typ string) bool {
 	return false
 }
 
-// decode decodes a message into v, answering bad_message if it does not
-// fit.
-func (c *session) decode(data []byte, v any, typ string) bool {
-	if err := json.Unmarshal(data, v); err != nil {
-		c.sendError(CodeBadMessage, fmt.Sprintf("%s: %v", typ, err), typ, "")
-		return false
-	}
-	return true
-}
-
-func (c *session) ping(data []byte) {
-	var p Ping
-	if !c.decode(data, &p, TypePing) {
+func (c *session) ping(msg any, bad *DecodeError) {
+	if bad != nil {
+		c.sendError(CodeBadMessage, bad.Message, TypePing, "")
 		return
 	}
+	p, _ := msg.(*Ping)
 	c.send(Ping{Type: TypePong, ID: p.ID})
 }
 
@@ -578,7 +578,7 @@ func (c *session) ack(id string) {
 // address and its token, holds a place in the room, joins the SFU, and
 // then (one critical section, see room.go) sends "joined" and tells the
 // room. Every refusal is fatal.
-func (c *session) join(data []byte) bool {
+func (c *session) join(msg any, bad *DecodeError) bool {
 	if !c.beginJoin() {
 		return false
 	}
@@ -587,10 +587,10 @@ func (c *session) join(data []byte) bool {
 		c.fatal(code, msg, TypeJoin, closeCode)
 		return false
 	}
-	var j Join
-	if err := json.Unmarshal(data, &j); err != nil {
-		return refuse(CodeBadMessage, fmt.Sprintf("join: %v", err), CloseProtocolError)
+	if bad != nil {
+		return refuse(CodeBadMessage, bad.Message, CloseProtocolError)
 	}
+	j, _ := msg.(*Join)
 	if j.Protocol != ProtocolVersion {
 		return refuse(CodeVersion, fmt.Sprintf("protocol %d is not supported; this server speaks protocol %d", j.Protocol, ProtocolVersion), CloseProtocolError)
 	}
@@ -738,11 +738,7 @@ func mediaCode(err error, fallback string) string {
 	return fallback
 }
 
-func (c *session) offer(data []byte) {
-	var sd SessionDescription
-	if !c.decode(data, &sd, TypeOffer) {
-		return
-	}
+func (c *session) offer(sd *SessionDescription) {
 	switch {
 	case sd.Target != TargetPublisher:
 		c.sendError(CodeBadMessage, "clients offer on the publisher connection only", TypeOffer, sd.ID)
@@ -770,11 +766,7 @@ func (c *session) offer(data []byte) {
 	c.offerPending = false
 }
 
-func (c *session) answer(data []byte) {
-	var sd SessionDescription
-	if !c.decode(data, &sd, TypeAnswer) {
-		return
-	}
+func (c *session) answer(sd *SessionDescription) {
 	switch {
 	case sd.Target != TargetSubscriber:
 		c.sendError(CodeBadMessage, "clients answer on the subscriber connection only", TypeAnswer, sd.ID)
@@ -790,11 +782,7 @@ func (c *session) answer(data []byte) {
 	c.ack(sd.ID)
 }
 
-func (c *session) candidate(data []byte) {
-	var cand Candidate
-	if !c.decode(data, &cand, TypeCandidate) {
-		return
-	}
+func (c *session) candidate(cand *Candidate) {
 	if cand.Target != TargetPublisher && cand.Target != TargetSubscriber {
 		c.sendError(CodeBadMessage, "candidate target must be publisher or subscriber", TypeCandidate, "")
 		return
@@ -808,11 +796,7 @@ func (c *session) candidate(data []byte) {
 	}
 }
 
-func (c *session) subscribe(typ string, data []byte) {
-	var s Subscribe
-	if !c.decode(data, &s, typ) {
-		return
-	}
+func (c *session) subscribe(typ string, s *Subscribe) {
 	if len(s.TrackSIDs) == 0 {
 		c.sendError(CodeBadMessage, "track_sids is empty", typ, s.ID)
 		return
@@ -857,11 +841,7 @@ func (c *session) subscribe(typ string, data []byte) {
 	c.ack(s.ID)
 }
 
-func (c *session) unpublish(data []byte) {
-	var u Unpublish
-	if !c.decode(data, &u, TypeUnpublish) {
-		return
-	}
+func (c *session) unpublish(u *Unpublish) {
 	if err := c.participant.Unpublish(u.TrackSID); err != nil {
 		c.sendError(mediaCode(err, CodeInternal), err.Error(), TypeUnpublish, u.ID)
 		return
@@ -869,11 +849,7 @@ func (c *session) unpublish(data []byte) {
 	c.ack(u.ID)
 }
 
-func (c *session) mute(data []byte) {
-	var m Mute
-	if !c.decode(data, &m, TypeMute) {
-		return
-	}
+func (c *session) mute(m *Mute) {
 	t, err := c.participant.SetMuted(m.TrackSID, m.Muted)
 	if err != nil {
 		c.sendError(mediaCode(err, CodeInternal), err.Error(), TypeMute, m.ID)
@@ -883,11 +859,7 @@ func (c *session) mute(data []byte) {
 	c.ack(m.ID)
 }
 
-func (c *session) relay(data []byte) {
-	var r Relay
-	if !c.decode(data, &r, TypeRelay) {
-		return
-	}
+func (c *session) relay(r *Relay) {
 	if len(r.Data) == 0 || !json.Valid(r.Data) {
 		c.sendError(CodeBadMessage, "relay needs data, a JSON value", TypeRelay, r.ID)
 		return

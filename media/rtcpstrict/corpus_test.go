@@ -43,10 +43,15 @@ func readSeed(path string) ([]byte, error) {
 	return []byte(s), nil
 }
 
+// corpusDir is where the fuzz targets keep their seed corpora: in the fuzz
+// package, with the targets (DESIGN.md's map). The rules each hostile seed
+// must break are this package's business, so the tables are here.
+const corpusDir = "../../fuzz/testdata/fuzz"
+
 // readCorpus returns every seed of a fuzz target by file name.
 func readCorpus(t *testing.T, target string) map[string][]byte {
 	t.Helper()
-	paths, err := filepath.Glob(filepath.Join("testdata", "fuzz", target, "*"))
+	paths, err := filepath.Glob(filepath.Join(filepath.FromSlash(corpusDir), target, "*"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,6 +83,7 @@ func TestSeedCorpusRefused(t *testing.T) {
 		"ccfb_block_header_overrun":       same(RuleCCFBBlockOverrun),
 		"ccfb_block_overrun":              same(RuleCCFBBlockOverrun),
 		"ccfb_count_wrap":                 same(RuleCCFBCount),
+		"ccfb_metrics_overlap_timestamp":  same(RuleCCFBBlockOverrun),
 		"compound_lone_pli":               onlyStrict(RuleCompoundFirst),
 		"compound_lone_rr":                onlyStrict(RuleCompoundNoCNAME),
 		"compound_starts_with_sdes":       onlyStrict(RuleCompoundFirst),
@@ -169,7 +175,7 @@ func TestSeedCorpusRefused(t *testing.T) {
 	}
 	for name := range expect {
 		if _, ok := seeds[name]; !ok {
-			t.Errorf("expected seed %s is missing from testdata/fuzz/FuzzRTCP", name)
+			t.Errorf("expected seed %s is missing from %s", name, filepath.Join(corpusDir, "FuzzRTCP"))
 		}
 	}
 }
@@ -208,35 +214,6 @@ func TestRTPSeedCorpusRefused(t *testing.T) {
 			}
 			if got, _ := RuleOf(ValidateRTP(buf)); got != want {
 				t.Fatalf("got %v, want rule %s", ValidateRTP(buf), want)
-			}
-		})
-	}
-}
-
-// TestSRTCPSeedsAuthenticate: the authentic seeds really decrypt under the
-// fuzz target's fixed keys (so the fuzzer starts from packets that reach
-// the validator), the forged ones do not, and what decrypts from a hostile
-// plaintext is refused.
-func TestSRTCPSeedsAuthenticate(t *testing.T) {
-	seeds := readCorpus(t, "FuzzSRTCPUnprotect")
-	for name, buf := range seeds {
-		t.Run(name, func(t *testing.T) {
-			var plain []byte
-			for _, ctx := range srtcpContexts(t) {
-				if out, err := ctx.DecryptRTCP(nil, append([]byte(nil), buf...), nil); err == nil {
-					plain = out
-				}
-			}
-			authentic := strings.Contains(name, "_authentic_")
-			if authentic != (plain != nil) {
-				t.Fatalf("authentic=%v but decrypted=%v", authentic, plain != nil)
-			}
-			if plain == nil {
-				return
-			}
-			err := Options{ReducedSize: true}.Validate(plain)
-			if strings.HasSuffix(name, "_compound") != (err == nil) {
-				t.Fatalf("decrypted plaintext: %v", err)
 			}
 		})
 	}

@@ -7,10 +7,14 @@
 // the node. pion/rtcp has had slice-bounds panics, ignores RTCP padding,
 // allocates by count fields before checking them against the buffer, and
 // never enforces compound rules (rtcp.Unmarshal only splits). So the SFU
-// calls Parse, which validates first and hands pion only datagrams it has
-// proved pion reads completely and can write back unchanged; a refused
-// datagram never reaches pion. Validate and ValidateRTP do not allocate when
-// they accept, so they cost nothing on the hot path.
+// checks every packet at the head of its interceptor chains (media/strict.go)
+// before any interceptor or SFU code parses it, and Parse validates first and
+// hands pion only datagrams it has proved pion reads completely and can
+// write back unchanged; a refused datagram never reaches pion through it.
+// (pion/srtp itself parses each decrypted datagram before any interceptor
+// runs; docs/FUZZING.md says what that means.) Validate and ValidateRTP do
+// not allocate when they accept; Check and CheckRTP, which return only the
+// rule, never allocate, so a flood of hostile packets costs no garbage.
 //
 // # Modes
 //
@@ -20,8 +24,9 @@
 //	rtcpstrict.Options{ReducedSize: true}
 //
 // because WebRTC negotiates a=rtcp-rsize (RFC 5506) and browsers send lone
-// PLI, NACK and transport-wide CC packets. ReducedSize lifts only those two
-// compound rules; every per-packet rule below still applies.
+// PLI, NACK and transport-wide CC packets, and because pion/srtp hands the
+// SFU's interceptors each packet of a compound on its own. ReducedSize lifts
+// only those two compound rules; every per-packet rule below still applies.
 //
 // # Rules
 //

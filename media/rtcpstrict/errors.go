@@ -212,8 +212,39 @@ func RuleOf(err error) (rule Rule, ok bool) {
 	return "", false
 }
 
-// refuse builds the refusal. It runs only on the refusal path, so the
-// formatting cost never touches accepted traffic.
-func refuse(rule Rule, offset int, format string, args ...any) error {
-	return &Error{Rule: rule, Offset: offset, Detail: fmt.Sprintf(format, args...)}
+// maxRefusalArgs is the most numbers a refusal's detail quotes.
+const maxRefusalArgs = 4
+
+// refusal is a refusal before it becomes an *Error: the rule, the offset
+// and the numbers the detail quotes, kept by value so the checks return it
+// without allocating. Only the error-returning API formats it, so Check and
+// CheckRTP cost nothing more on a hostile packet than on a good one. The
+// zero value means the input passed.
+type refusal struct {
+	rule   Rule
+	offset int
+	format string
+	args   [maxRefusalArgs]int
+	nargs  int
+}
+
+// refuse records a refusal. Every detail argument is a number, so it fits
+// the fixed array; a format with more than maxRefusalArgs verbs is a bug a
+// test catches (TestRefusalDetails).
+func refuse(rule Rule, offset int, format string, args ...int) refusal {
+	r := refusal{rule: rule, offset: offset, format: format, nargs: min(len(args), maxRefusalArgs)}
+	copy(r.args[:], args)
+	return r
+}
+
+// err formats the refusal as an *Error, or returns nil if there is none.
+func (r refusal) err() error {
+	if r.rule == "" {
+		return nil
+	}
+	args := make([]any, r.nargs)
+	for i := range args {
+		args[i] = r.args[i]
+	}
+	return &Error{Rule: r.rule, Offset: r.offset, Detail: fmt.Sprintf(r.format, args...)}
 }

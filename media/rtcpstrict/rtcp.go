@@ -65,8 +65,17 @@ func Parse(buf []byte) ([]rtcp.Packet, error) { return Options{}.Parse(buf) }
 // or an *Error naming the first rule the datagram breaks. It does not
 // allocate when it accepts.
 func (o Options) Validate(buf []byte) error {
-	_, err := o.resolved().check(buf)
-	return err
+	_, r := o.resolved().check(buf)
+	return r.err()
+}
+
+// Check is Validate for paths that only count refusals: it returns the rule
+// the datagram breaks, or "" when it passes, and never allocates, accepted
+// or refused. The SFU calls it once per RTCP packet, where a flood of
+// hostile packets must not also become a flood of garbage.
+func (o Options) Check(buf []byte) Rule {
+	_, r := o.resolved().check(buf)
+	return r.rule
 }
 
 // Parse validates buf and, only if every check passes, hands it to
@@ -82,9 +91,9 @@ func (o Options) Parse(buf []byte) ([]rtcp.Packet, error) {
 // parse is Parse with the parser passed in, so a test can prove that a
 // refused datagram is never handed to it.
 func (o Options) parse(buf []byte, unmarshal func([]byte) ([]rtcp.Packet, error)) ([]rtcp.Packet, error) {
-	lay, err := o.resolved().check(buf)
-	if err != nil {
-		return nil, err
+	lay, r := o.resolved().check(buf)
+	if r.rule != "" {
+		return nil, r.err()
 	}
 	packets, err := unmarshal(lay.forParser(buf))
 	if err != nil {
@@ -116,7 +125,7 @@ func (l layout) forParser(buf []byte) []byte {
 }
 
 // check walks the compound. o must be resolved.
-func (o Options) check(buf []byte) (layout, error) {
+func (o Options) check(buf []byte) (layout, refusal) {
 	var lay layout
 	if len(buf) > o.MaxDatagram {
 		return lay, refuse(RuleDatagramTooLarge, 0, "%d bytes, limit %d", len(buf), o.MaxDatagram)
@@ -137,14 +146,14 @@ func (o Options) check(buf []byte) (layout, error) {
 		}
 		b0, pt := buf[off], buf[off+1]
 		if v := b0 >> 6; v != 2 {
-			return lay, refuse(RuleVersion, off, "packet %d has version %d, want 2", index, v)
+			return lay, refuse(RuleVersion, off, "packet %d has version %d, want 2", index, int(v))
 		}
 		total := (int(binary.BigEndian.Uint16(buf[off+2:])) + 1) * 4
 		if total > rest {
-			return lay, refuse(RuleLengthMismatch, off, "packet %d (type %d) claims %d bytes, only %d remain", index, pt, total, rest)
+			return lay, refuse(RuleLengthMismatch, off, "packet %d (type %d) claims %d bytes, only %d remain", index, int(pt), total, rest)
 		}
 		if index == 1 && !o.ReducedSize && pt != typeSR && pt != typeRR {
-			return lay, refuse(RuleCompoundFirst, off, "first packet is type %d; RFC 3550 compounds start with SR or RR", pt)
+			return lay, refuse(RuleCompoundFirst, off, "first packet is type %d; RFC 3550 compounds start with SR or RR", int(pt))
 		}
 		twcc := pt == typeRTPFB && b0&0x1f == fmtTWCC
 		pad := 0
@@ -171,9 +180,9 @@ func (o Options) check(buf []byte) (layout, error) {
 				lay = layout{off: off, total: total, pad: pad}
 			}
 		}
-		hasCNAME, err := o.checkPacket(buf[off:off+total], pad, off)
-		if err != nil {
-			return lay, err
+		hasCNAME, r := o.checkPacket(buf[off:off+total], pad, off)
+		if r.rule != "" {
+			return lay, r
 		}
 		cname = cname || hasCNAME
 		off += total
@@ -181,13 +190,13 @@ func (o Options) check(buf []byte) (layout, error) {
 	if !o.ReducedSize && !cname {
 		return lay, refuse(RuleCompoundNoCNAME, 0, "no SDES packet carries a CNAME item")
 	}
-	return lay, nil
+	return lay, refusal{}
 }
 
 // checkPacket applies the rules of one packet's type. pkt includes the
 // padding, whose length is pad; base is pkt's offset in the datagram. It
 // reports whether the packet is an SDES carrying a CNAME item.
-func (o Options) checkPacket(pkt []byte, pad, base int) (cname bool, err error) {
+func (o Options) checkPacket(pkt []byte, pad, base int) (cname bool, r refusal) {
 	body := pkt[:len(pkt)-pad]
 	count := int(pkt[0] & 0x1f)
 	switch pt := pkt[1]; pt {
@@ -203,7 +212,7 @@ func (o Options) checkPacket(pkt []byte, pad, base int) (cname bool, err error) 
 		if len(body) < appMinLen {
 			return false, refuse(RuleAPPTooShort, base, "APP of %d bytes, needs %d", len(body), appMinLen)
 		}
-		return false, nil
+		return false, refusal{}
 	case typeRTPFB:
 		return false, o.checkRTPFB(pkt, pad, count, base)
 	case typePSFB:
@@ -215,13 +224,13 @@ func (o Options) checkPacket(pkt []byte, pad, base int) (cname bool, err error) 
 		// pion returns them as RawPacket, which the SFU ignores. Outside
 		// RFC 5761's RTCP range a packet cannot be RTCP at all.
 		if pt < rtcpTypeFirst || pt > rtcpTypeLast {
-			return false, refuse(RuleUnknownType, base, "packet type %d is outside the RTCP range %d-%d", pt, rtcpTypeFirst, rtcpTypeLast)
+			return false, refuse(RuleUnknownType, base, "packet type %d is outside the RTCP range %d-%d", int(pt), rtcpTypeFirst, rtcpTypeLast)
 		}
-		return false, nil
+		return false, refusal{}
 	}
 }
 
-func checkSR(body []byte, rc, base int) error {
+func checkSR(body []byte, rc, base int) refusal {
 	if len(body) < srMinLen {
 		return refuse(RuleTooShort, base, "SR of %d bytes, needs %d", len(body), srMinLen)
 	}
@@ -230,10 +239,10 @@ func checkSR(body []byte, rc, base int) error {
 	if need := srMinLen + reportLen*rc; need > len(body) {
 		return refuse(RuleReportCount, base, "SR with %d reports needs %d bytes, has %d", rc, need, len(body))
 	}
-	return nil
+	return refusal{}
 }
 
-func checkRR(body []byte, rc, base int) error {
+func checkRR(body []byte, rc, base int) refusal {
 	if len(body) < rrMinLen {
 		return refuse(RuleTooShort, base, "RR of %d bytes, needs %d", len(body), rrMinLen)
 	}
@@ -248,14 +257,14 @@ func checkRR(body []byte, rc, base int) error {
 	if need != len(body) {
 		return refuse(RuleReportCount, base+need, "RR with %d reports has %d bytes after them", rc, len(body)-need)
 	}
-	return nil
+	return refusal{}
 }
 
 // checkSDES walks SC chunks: SSRC, items, a null terminator and null padding
 // to the next 32-bit boundary (RFC 3550 6.5), with nothing after the last.
 // pion recomputes each chunk's length from its items, so anything but this
 // exact layout would make it read the next chunk from the wrong place.
-func checkSDES(body []byte, sc, base int) (cname bool, err error) {
+func checkSDES(body []byte, sc, base int) (cname bool, r refusal) {
 	p := headerLen
 	for chunk := 1; chunk <= sc; chunk++ {
 		if p+4 > len(body) {
@@ -272,11 +281,11 @@ func checkSDES(body []byte, sc, base int) (cname bool, err error) {
 				break
 			}
 			if p+2 > len(body) {
-				return false, refuse(RuleSDESItemOverrun, base+p, "item type %d has no length octet", typ)
+				return false, refuse(RuleSDESItemOverrun, base+p, "item type %d has no length octet", int(typ))
 			}
 			n := int(body[p+1])
 			if p+2+n > len(body) {
-				return false, refuse(RuleSDESItemOverrun, base+p, "item type %d of %d bytes runs %d bytes past the packet", typ, n, p+2+n-len(body))
+				return false, refuse(RuleSDESItemOverrun, base+p, "item type %d of %d bytes runs %d bytes past the packet", int(typ), n, p+2+n-len(body))
 			}
 			if typ == sdesPRIV && (n == 0 || 1+int(body[p+2]) > n) {
 				return false, refuse(RuleSDESItemOverrun, base+p, "PRIV item's prefix runs past the item")
@@ -293,22 +302,22 @@ func checkSDES(body []byte, sc, base int) (cname bool, err error) {
 	if p != len(body) {
 		return false, refuse(RuleSDESChunkCount, base+p, "%d bytes follow the %d chunks SC announces", len(body)-p, sc)
 	}
-	return cname, nil
+	return cname, refusal{}
 }
 
 // checkBYE: SC SSRCs, then optionally a length-prefixed reason null-padded
 // to the next 32-bit boundary (RFC 3550 6.6), and nothing more.
-func checkBYE(body []byte, sc, base int) error {
+func checkBYE(body []byte, sc, base int) refusal {
 	p := headerLen + 4*sc
 	if p > len(body) {
 		return refuse(RuleBYECount, base, "BYE with %d SSRCs needs %d bytes, has %d", sc, p, len(body))
 	}
 	if p == len(body) {
-		return nil
+		return refusal{}
 	}
 	end := p + 1 + int(body[p])
 	if end > len(body) {
-		return refuse(RuleBYEReasonOverrun, base+p, "reason of %d bytes runs %d bytes past the packet", body[p], end-len(body))
+		return refuse(RuleBYEReasonOverrun, base+p, "reason of %d bytes runs %d bytes past the packet", int(body[p]), end-len(body))
 	}
 	aligned := (end + 3) &^ 3
 	if aligned != len(body) {
@@ -319,13 +328,13 @@ func checkBYE(body []byte, sc, base int) error {
 			return refuse(RuleBYETrailing, base+i, "reason padding is not null")
 		}
 	}
-	return nil
+	return refusal{}
 }
 
 // checkRTPFB covers transport-layer feedback. pkt includes the padding
 // because transport-wide CC is checked against the layout pion expects,
 // padding and all.
-func (o Options) checkRTPFB(pkt []byte, pad, format, base int) error {
+func (o Options) checkRTPFB(pkt []byte, pad, format, base int) refusal {
 	if format == fmtTWCC {
 		return o.checkTWCC(pkt, pad, base)
 	}
@@ -359,7 +368,7 @@ func (o Options) checkRTPFB(pkt []byte, pad, format, base int) error {
 	}
 	// Other formats (RFC 6642 TLLEI, 6679 ECN, 7728 PAUSE-RESUME, ...)
 	// reach pion as RawPacket; the common feedback header is all they need.
-	return nil
+	return refusal{}
 }
 
 // checkTWCC follows pion's TransportLayerCC.Unmarshal so that everything it
@@ -367,7 +376,7 @@ func (o Options) checkRTPFB(pkt []byte, pad, format, base int) error {
 // it read: the packet must end at the last receive delta rounded up to 32
 // bits, because pion keeps the received length field and recomputes the
 // body.
-func (o Options) checkTWCC(pkt []byte, pad, base int) error {
+func (o Options) checkTWCC(pkt []byte, pad, base int) refusal {
 	total := len(pkt)
 	body := total - pad
 	if body < twccMinLen {
@@ -435,13 +444,13 @@ func (o Options) checkTWCC(pkt []byte, pad, base int) error {
 	} else if total-end > 3 {
 		return refuse(RuleTWCCLength, base+end, "%d bytes follow the receive deltas", total-end)
 	}
-	return nil
+	return refusal{}
 }
 
 // checkCCFB walks RFC 8888 report blocks up to the report timestamp. Counts
 // are computed in int: begin_seq+num_reports-1 may pass 65535, which is a
 // legal wrap of the sequence space and must not wrap the count.
-func checkCCFB(body []byte, base int) error {
+func checkCCFB(body []byte, base int) refusal {
 	end := len(body) - 4 // report timestamp
 	for p := 8; p < end; {
 		if p+8 > end {
@@ -457,10 +466,10 @@ func checkCCFB(body []byte, base int) error {
 		}
 		p += size
 	}
-	return nil
+	return refusal{}
 }
 
-func checkPSFB(body []byte, format, base int) error {
+func checkPSFB(body []byte, format, base int) refusal {
 	if len(body) < fbMinLen {
 		return refuse(RuleTooShort, base, "payload feedback (FMT %d) of %d bytes, needs %d", format, len(body), fbMinLen)
 	}
@@ -486,12 +495,12 @@ func checkPSFB(body []byte, format, base int) error {
 		return checkAFB(body, base)
 	}
 	// Other formats (RPSI, TSTR, TSTN, VBCM, ...) reach pion as RawPacket.
-	return nil
+	return refusal{}
 }
 
 // checkAFB admits only REMB: pion parses every PSFB FMT 15 as REMB and
 // fails on any other application-layer feedback.
-func checkAFB(body []byte, base int) error {
+func checkAFB(body []byte, base int) refusal {
 	if len(body) < 16 || body[12] != 'R' || body[13] != 'E' || body[14] != 'M' || body[15] != 'B' {
 		return refuse(RuleAFBNotREMB, base+fbMinLen, "application-layer feedback without the REMB identifier")
 	}
@@ -507,7 +516,7 @@ func checkAFB(body []byte, base int) error {
 	if body[17]&3 == 0 && body[18] == 0 && body[19] == 0 {
 		return refuse(RuleREMBZeroBitrate, base+17, "REMB mantissa 0, which pion/rtcp misreads as a non-zero bitrate")
 	}
-	return nil
+	return refusal{}
 }
 
 // XR report block types (RFC 3611 4.1-4.7).
@@ -530,7 +539,7 @@ const (
 // into a fixed struct, clipping a block that runs past the packet and
 // rewriting lengths and reserved bits on marshal, so each known block must
 // have exactly its type's length and zero reserved bits.
-func checkXR(body []byte, base int) error {
+func checkXR(body []byte, base int) refusal {
 	if len(body) < xrMinLen {
 		return refuse(RuleTooShort, base, "XR of %d bytes, needs %d", len(body), xrMinLen)
 	}
@@ -541,7 +550,7 @@ func checkXR(body []byte, base int) error {
 		typ, spec := body[p], body[p+1]
 		size := (int(binary.BigEndian.Uint16(body[p+2:])) + 1) * 4
 		if p+size > len(body) {
-			return refuse(RuleXRBlockOverrun, base+p, "block type %d of %d bytes runs %d bytes past the packet", typ, size, p+size-len(body))
+			return refuse(RuleXRBlockOverrun, base+p, "block type %d of %d bytes runs %d bytes past the packet", int(typ), size, p+size-len(body))
 		}
 		ok, reserved := true, byte(0)
 		switch typ {
@@ -557,12 +566,12 @@ func checkXR(body []byte, base int) error {
 			ok, reserved = size == xrVoIPLen, 0xff
 		}
 		if !ok {
-			return refuse(RuleXRBlockLength, base+p, "block type %d of %d bytes has the wrong length for its type", typ, size)
+			return refuse(RuleXRBlockLength, base+p, "block type %d of %d bytes has the wrong length for its type", int(typ), size)
 		}
 		if spec&reserved != 0 {
-			return refuse(RuleXRReserved, base+p+1, "block type %d has reserved bits set (0x%02x)", typ, spec)
+			return refuse(RuleXRReserved, base+p+1, "block type %d has reserved bits set (0x%02x)", int(typ), int(spec))
 		}
 		p += size
 	}
-	return nil
+	return refusal{}
 }

@@ -20,8 +20,18 @@ func ValidateRTP(buf []byte) error { return Options{}.ValidateRTP(buf) }
 // ValidateRTP checks one RTP packet's header, CSRC list, header extension
 // and padding, so that everything rtp.Packet.Unmarshal reads lies inside
 // buf and it can write back what it read. The payload is not inspected.
-// It returns nil or an *Error, and never allocates.
+// It returns nil or an *Error, and does not allocate when it accepts.
 func (o Options) ValidateRTP(buf []byte) error {
+	return o.checkRTP(buf).err()
+}
+
+// CheckRTP is ValidateRTP for paths that only count refusals: it returns
+// the rule the packet breaks, or "" when it passes, and never allocates.
+func (o Options) CheckRTP(buf []byte) Rule {
+	return o.checkRTP(buf).rule
+}
+
+func (o Options) checkRTP(buf []byte) refusal {
 	if limit := o.resolved().MaxDatagram; len(buf) > limit {
 		return refuse(RuleRTPTooLarge, 0, "%d bytes, limit %d", len(buf), limit)
 	}
@@ -31,11 +41,11 @@ func (o Options) ValidateRTP(buf []byte) error {
 	// pion does not check the version; a non-2 version here is another
 	// protocol or garbage that slipped past demultiplexing.
 	if v := buf[0] >> 6; v != 2 {
-		return refuse(RuleRTPVersion, 0, "version %d, want 2", v)
+		return refuse(RuleRTPVersion, 0, "version %d, want 2", int(v))
 	}
 	n := rtpHeaderLen + 4*int(buf[0]&0x0f)
 	if n > len(buf) {
-		return refuse(RuleRTPCSRCOverrun, rtpHeaderLen, "%d CSRCs need %d bytes, packet has %d", buf[0]&0x0f, n, len(buf))
+		return refuse(RuleRTPCSRCOverrun, rtpHeaderLen, "%d CSRCs need %d bytes, packet has %d", int(buf[0]&0x0f), n, len(buf))
 	}
 	if buf[0]&rtpFlagExtension != 0 {
 		if n+4 > len(buf) {
@@ -47,17 +57,17 @@ func (o Options) ValidateRTP(buf []byte) error {
 		if end > len(buf) {
 			return refuse(RuleRTPExtensionOverrun, n, "extension of %d bytes runs %d bytes past the packet", end-start, end-len(buf))
 		}
-		var err error
+		var r refusal
 		switch {
 		case profile == extProfileOneByte:
-			err = checkOneByteExtensions(buf[start:end], start)
+			r = checkOneByteExtensions(buf[start:end], start)
 		case profile&extProfileTwoByteMk == extProfileTwoByte:
-			err = checkTwoByteExtensions(buf[start:end], start)
+			r = checkTwoByteExtensions(buf[start:end], start)
 		}
 		// Any other profile is opaque RFC 3550 extension data: bounding its
 		// length is all that can be checked, and pion keeps it as one blob.
-		if err != nil {
-			return err
+		if r.rule != "" {
+			return r
 		}
 		n = end
 	}
@@ -73,12 +83,12 @@ func (o Options) ValidateRTP(buf []byte) error {
 			return refuse(RuleRTPPaddingOverrun, last, "padding count %d exceeds the %d bytes after the header", pad, len(buf)-n)
 		}
 	}
-	return nil
+	return refusal{}
 }
 
 // checkOneByteExtensions walks RFC 8285 4.2 elements: a 4-bit ID and a 4-bit
 // length minus one, zero bytes as padding.
-func checkOneByteExtensions(ext []byte, base int) error {
+func checkOneByteExtensions(ext []byte, base int) refusal {
 	for i := 0; i < len(ext); {
 		b := ext[i]
 		if b == 0 {
@@ -89,33 +99,33 @@ func checkOneByteExtensions(ext []byte, base int) error {
 		// ID 0 with a length is not padding, and ID 15 is reserved and
 		// stops pion's walk early, dropping the elements after it.
 		if id == 0 || id == extIDReserved {
-			return refuse(RuleRTPExtensionProfile, base+i, "one-byte element with ID %d", id)
+			return refuse(RuleRTPExtensionProfile, base+i, "one-byte element with ID %d", int(id))
 		}
 		size := 1 + int(b&0x0f) + 1
 		if i+size > len(ext) {
-			return refuse(RuleRTPExtensionProfile, base+i, "one-byte element ID %d runs %d bytes past the extension", id, i+size-len(ext))
+			return refuse(RuleRTPExtensionProfile, base+i, "one-byte element ID %d runs %d bytes past the extension", int(id), i+size-len(ext))
 		}
 		i += size
 	}
-	return nil
+	return refusal{}
 }
 
 // checkTwoByteExtensions walks RFC 8285 4.3 elements: an 8-bit ID and an
 // 8-bit length, zero bytes as padding.
-func checkTwoByteExtensions(ext []byte, base int) error {
+func checkTwoByteExtensions(ext []byte, base int) refusal {
 	for i := 0; i < len(ext); {
 		if ext[i] == 0 {
 			i++
 			continue
 		}
 		if i+2 > len(ext) {
-			return refuse(RuleRTPExtensionProfile, base+i, "two-byte element ID %d has no length byte", ext[i])
+			return refuse(RuleRTPExtensionProfile, base+i, "two-byte element ID %d has no length byte", int(ext[i]))
 		}
 		size := 2 + int(ext[i+1])
 		if i+size > len(ext) {
-			return refuse(RuleRTPExtensionProfile, base+i, "two-byte element ID %d runs %d bytes past the extension", ext[i], i+size-len(ext))
+			return refuse(RuleRTPExtensionProfile, base+i, "two-byte element ID %d runs %d bytes past the extension", int(ext[i]), i+size-len(ext))
 		}
 		i += size
 	}
-	return nil
+	return refusal{}
 }

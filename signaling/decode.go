@@ -1,0 +1,81 @@
+package signaling
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// DecodeError is why DecodeClientMessage refused a message. Code and
+// Message are what the server answers with in an error message; Type is
+// the message's type when the envelope decoded, so the server can still
+// apply its rules for that type (before join, a malformed offer is
+// not_joined, not bad_message).
+type DecodeError struct {
+	// Code is CodeBadMessage or CodeUnknownType.
+	Code string
+	// Type is the message's "type", "" when the message is not a JSON
+	// object with a string type.
+	Type string
+	// Message says what is wrong, in the words the server sends back.
+	Message string
+	// Err is the JSON decoder's error, when there is one.
+	Err error
+}
+
+// Error returns the code and the message.
+func (e *DecodeError) Error() string {
+	return "signaling: " + e.Code + ": " + e.Message
+}
+
+// Unwrap returns the JSON decoder's error.
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// DecodeClientMessage decodes one message a client sent, exactly as the
+// server does: the envelope first, to learn the type, then the whole
+// object into that type's struct. It returns the type and a pointer to a
+// Join, SessionDescription (offer, answer), Candidate, Subscribe
+// (subscribe, unsubscribe), Unpublish, Mute, Relay, Ping (ping, pong) or
+// Leave. On failure it returns a *DecodeError, with the type when the
+// envelope decoded. It checks shape only: what a field may hold (a
+// target, a token) is the server's business after it.
+//
+// It is exported so that the fuzz targets in fuzz/ run the server's own
+// decoding on arbitrary bytes.
+func DecodeClientMessage(data []byte) (typ string, msg any, err error) {
+	var env Envelope
+	if err := json.Unmarshal(data, &env); err != nil {
+		return "", nil, &DecodeError{Code: CodeBadMessage, Message: "not a JSON object with a string type", Err: err}
+	}
+	typ = env.Type
+	if !isClientType(typ) {
+		m := fmt.Sprintf("unknown message type %q", truncate(typ, maxEchoBytes))
+		if isServerType(typ) {
+			m = fmt.Sprintf("%q is sent by the server, not by clients", typ)
+		}
+		return typ, nil, &DecodeError{Code: CodeUnknownType, Type: typ, Message: m}
+	}
+	switch typ {
+	case TypeJoin:
+		msg = &Join{}
+	case TypeOffer, TypeAnswer:
+		msg = &SessionDescription{}
+	case TypeCandidate:
+		msg = &Candidate{}
+	case TypeSubscribe, TypeUnsubscribe:
+		msg = &Subscribe{}
+	case TypeUnpublish:
+		msg = &Unpublish{}
+	case TypeMute:
+		msg = &Mute{}
+	case TypeRelay:
+		msg = &Relay{}
+	case TypePing, TypePong:
+		msg = &Ping{}
+	case TypeLeave:
+		msg = &Leave{}
+	}
+	if err := json.Unmarshal(data, msg); err != nil {
+		return typ, nil, &DecodeError{Code: CodeBadMessage, Type: typ, Message: fmt.Sprintf("%s: %v", typ, err), Err: err}
+	}
+	return typ, msg, nil
+}
