@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path"
 	"regexp"
@@ -17,6 +18,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sotto-rtc/sotto/relay"
 	"github.com/sotto-rtc/sotto/signaling"
 )
 
@@ -40,6 +42,11 @@ const (
 	defaultHTTPAddr     = "127.0.0.1:7780"
 	defaultMediaPort    = 7781
 	defaultDrainTimeout = 10 * time.Second
+	// defaultTURNCredentialTTL outlives a long call: the relay refuses a
+	// Refresh signed with an expired credential, and the call would lose
+	// its relayed path.
+	defaultTURNCredentialTTL = 12 * time.Hour
+	maxTURNCredentialTTL     = 7 * 24 * time.Hour
 )
 
 // config is everything the sfu command can be told, from the YAML file,
@@ -68,6 +75,9 @@ type config struct {
 	NoICETCP bool `yaml:"no_ice_tcp"`
 	// ICEServers are STUN and TURN servers handed to clients in "joined".
 	ICEServers []iceServerConfig `yaml:"ice_servers"`
+	// TURN is the relay whose fresh REST credentials every joined
+	// carries, one set per participant.
+	TURN turnConfig `yaml:"turn"`
 	// PacketCacheSize is the packets kept per track to answer NACKs.
 	PacketCacheSize int `yaml:"packet_cache_size"`
 	// KeyframeRequestInterval is the least time between two keyframe
@@ -114,6 +124,37 @@ type iceServerConfig struct {
 	Credential string     `yaml:"credential"`
 }
 
+// turnConfig names a TURN relay that accepts TURN REST ephemeral
+// credentials (cmd/turn, or coturn with use-auth-secret) and the secret
+// shared with it.
+type turnConfig struct {
+	// URLs are the relay's turn: and turns: URLs, handed to clients.
+	URLs stringList `yaml:"urls"`
+	// Secret is the shared secret the credentials are signed with.
+	Secret string `yaml:"secret"`
+	// CredentialTTL is how long a participant's credentials stay valid.
+	// The relay checks them on every Refresh too, so this bounds how
+	// long a call may keep its relayed path without rejoining.
+	CredentialTTL time.Duration `yaml:"credential_ttl"`
+
+	// Listen, when set, runs the relay inside this process, for a
+	// single-box deployment: cmd/turn's listen syntax ("host:port" for
+	// UDP and TCP, "udp://", "tcp://", "tls://"; TLS uses tls_cert and
+	// tls_key), Secret as its secret. The SFU's media endpoints are
+	// opened to it, port and all; AllowPeers opens more.
+	Listen stringList `yaml:"listen"`
+	// Realm is the in-process relay's realm. Default "sotto".
+	Realm string `yaml:"realm"`
+	// RelayIP, PublicIP, MinPort and MaxPort are cmd/turn's --relay-ip,
+	// --public-ip, --min-port and --max-port.
+	RelayIP  string `yaml:"relay_ip"`
+	PublicIP string `yaml:"public_ip"`
+	MinPort  int    `yaml:"min_port"`
+	MaxPort  int    `yaml:"max_port"`
+	// AllowPeers are cmd/turn's --allow-peer ranges.
+	AllowPeers stringList `yaml:"allow_peers"`
+}
+
 // limitsConfig mirrors signaling's limits; each is documented in
 // docs/PROTOCOL.md, Limits.
 type limitsConfig struct {
@@ -156,6 +197,7 @@ func defaultConfig() config {
 		HTTP:                    defaultHTTPAddr,
 		MediaIP:                 "0.0.0.0",
 		MediaPort:               defaultMediaPort,
+		TURN:                    turnConfig{CredentialTTL: defaultTURNCredentialTTL, Realm: "sotto", RelayIP: "0.0.0.0", MinPort: 49152, MaxPort: 65535},
 		PacketCacheSize:         512,
 		KeyframeRequestInterval: 500 * time.Millisecond,
 		ICEDisconnectedTimeout:  5 * time.Second,
@@ -311,6 +353,75 @@ func (c *config) validate() error {
 		if strings.HasPrefix(strings.ToUpper(s.Credential), secretPlaceholder) {
 			bad(field+".credential", "is the example's placeholder")
 		}
+	}
+	for i, u := range c.TURN.URLs {
+		scheme, _, _ := strings.Cut(u, ":")
+		if s := strings.ToLower(scheme); s != "turn" && s != "turns" {
+			bad(fmt.Sprintf("turn.urls[%d]", i), "%q is not a turn: or turns: URL", u)
+		}
+	}
+	hasTLS := false
+	for i, l := range c.TURN.Listen {
+		ls, err := relay.ParseListen(l)
+		if err != nil {
+			bad(fmt.Sprintf("turn.listen[%d]", i), "%w", err)
+			continue
+		}
+		hasTLS = hasTLS || ls[0].Network == relay.TLS
+	}
+	if len(c.TURN.Listen) > 0 {
+		if hasTLS && c.TLSCert == "" {
+			bad("turn.listen", "a tls:// listener uses tls_cert and tls_key, which are not set")
+		}
+		if c.TURN.Secret == "" {
+			bad("turn.secret", "must be set when turn.listen is (--turn-secret or SOTTO_TURN_SECRET)")
+		}
+		if c.TURN.Realm == "" {
+			bad("turn.realm", "must not be empty")
+		}
+		if _, err := netip.ParseAddr(c.TURN.RelayIP); err != nil {
+			bad("turn.relay_ip", "%q is not an IP address", c.TURN.RelayIP)
+		}
+		if c.TURN.PublicIP != "" {
+			if _, err := netip.ParseAddr(c.TURN.PublicIP); err != nil {
+				bad("turn.public_ip", "%q is not an IP address", c.TURN.PublicIP)
+			}
+		}
+		if !(c.TURN.MinPort == 0 && c.TURN.MaxPort == 0) && (c.TURN.MinPort < 1 || c.TURN.MaxPort < c.TURN.MinPort || c.TURN.MaxPort > 65535) {
+			bad("turn.max_port", "relayed port range %d-%d is not within 1-65535 (or both 0)", c.TURN.MinPort, c.TURN.MaxPort)
+		}
+		for i, p := range c.TURN.AllowPeers {
+			if _, err := netip.ParsePrefix(p); err != nil {
+				bad(fmt.Sprintf("turn.allow_peers[%d]", i), "%q is not a CIDR range", p)
+			}
+		}
+	}
+	switch t := c.TURN; {
+	case len(t.URLs) == 0 && len(t.Listen) > 0:
+		// The in-process relay's own addresses are handed out, which
+		// needs addresses a client can dial.
+		for _, l := range t.Listen {
+			ls, err := relay.ParseListen(l)
+			if err != nil {
+				continue
+			}
+			ap, err := netip.ParseAddrPort(ls[0].Address)
+			if t.PublicIP == "" && (err != nil || ap.Addr().IsUnspecified()) {
+				bad("turn.urls", "must be set (or turn.public_ip) when the relay listens on %q: clients cannot dial a wildcard address", l)
+				break
+			}
+		}
+	case len(t.URLs) > 0 && t.Secret == "":
+		bad("turn.secret", "must be set when turn.urls are (--turn-secret or SOTTO_TURN_SECRET)")
+	case len(t.URLs) == 0 && t.Secret != "":
+		bad("turn.urls", "must be set when turn.secret is (--turn-url)")
+	case strings.HasPrefix(strings.ToUpper(t.Secret), secretPlaceholder):
+		bad("turn.secret", "is the example's placeholder; generate a secret with `openssl rand -hex 32`")
+	case t.Secret != "" && len(t.Secret) < signaling.MinSecretBytes:
+		bad("turn.secret", "must be at least %d bytes, got %d", signaling.MinSecretBytes, len(t.Secret))
+	}
+	if c.TURN.CredentialTTL <= 0 || c.TURN.CredentialTTL > maxTURNCredentialTTL {
+		bad("turn.credential_ttl", "must be more than 0s and at most %v, got %v", maxTURNCredentialTTL, c.TURN.CredentialTTL)
 	}
 	atLeast("packet_cache_size", c.PacketCacheSize, minPacketCacheSize)
 	if c.PacketCacheSize > maxPacketCacheSize {
@@ -533,6 +644,9 @@ func settings() []setting {
 				}
 				return nil
 			}},
+		list("turn-url", "turn.urls", "TURN relay `URL` (turn: or turns:) handed to clients with fresh REST credentials (repeatable or comma list; needs --turn-secret)", func(c *config) *stringList { return &c.TURN.URLs }),
+		str("turn-secret", "turn.secret", "TURN REST shared `secret` (cmd/turn --auth-secret, coturn static-auth-secret); prefer the environment variable", func(c *config) *string { return &c.TURN.Secret }),
+		duration("turn-credential-ttl", "turn.credential_ttl", "lifetime of the TURN credentials in each joined", func(c *config) *time.Duration { return &c.TURN.CredentialTTL }),
 		integer("packet-cache-size", "packet_cache_size", "packets kept per published track to answer NACKs", func(c *config) *int { return &c.PacketCacheSize }),
 		duration("keyframe-request-interval", "keyframe_request_interval", "least time between keyframe requests to one publisher for one track", func(c *config) *time.Duration { return &c.KeyframeRequestInterval }),
 		duration("ice-disconnected-timeout", "ice_disconnected_timeout", "ICE silence before a connection counts as disconnected", func(c *config) *time.Duration { return &c.ICEDisconnectedTimeout }),

@@ -415,6 +415,9 @@ func TestExampleConfig(t *testing.T) {
 			c.ICEServers[i].Credential = "turn-password"
 		}
 	}
+	if c.TURN.Secret != "" {
+		c.TURN.Secret = testSecret
+	}
 	if err := c.validate(); err != nil {
 		t.Errorf("%s does not validate with real secrets:\n%v", example, err)
 	}

@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -21,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sotto-rtc/sotto/media"
+	"github.com/sotto-rtc/sotto/relay"
 	"github.com/sotto-rtc/sotto/signaling"
 )
 
@@ -61,6 +64,7 @@ type gateway struct {
 	http     *http.Server
 	ln       net.Listener
 	dev      *devCredentials // nil when keys are configured
+	relay    *relay.Server   // the in-process TURN relay, or nil
 	draining atomic.Bool
 	served   chan error // the HTTP server's Serve result
 }
@@ -120,6 +124,27 @@ func newGateway(cfg config, log *slog.Logger) (*gateway, error) {
 	for _, s := range cfg.ICEServers {
 		iceServers = append(iceServers, signaling.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
 	}
+	turnURLs := cfg.TURN.URLs
+	if len(cfg.TURN.Listen) > 0 {
+		g.relay, err = startRelay(cfg, sfu.Port(), log, reg)
+		if err != nil {
+			_ = sfu.Close()
+			return nil, err
+		}
+		if len(turnURLs) == 0 {
+			turnURLs = relayURLs(cfg, g.relay)
+		}
+	}
+	var turnServers func(identity string) []signaling.ICEServer
+	if t := cfg.TURN; len(turnURLs) > 0 {
+		// Fresh credentials per participant and join: the relay can
+		// count and refuse per identity, and a leaked credential dies
+		// with its TTL.
+		turnServers = func(identity string) []signaling.ICEServer {
+			user, pass := relay.RESTCredentials(t.Secret, identity, t.CredentialTTL, time.Now())
+			return append(slices.Clone(iceServers), signaling.ICEServer{URLs: turnURLs, Username: user, Credential: pass})
+		}
+	}
 	g.sig, err = signaling.NewServer(signaling.Config{
 		Keys:        keys,
 		TokenLeeway: cfg.TokenLeeway,
@@ -134,6 +159,7 @@ func newGateway(cfg config, log *slog.Logger) (*gateway, error) {
 			JoinBurst:            cfg.Limits.JoinBurst,
 		},
 		ICEServers:     iceServers,
+		ICEServersFunc: turnServers,
 		JoinTimeout:    cfg.JoinTimeout,
 		PingInterval:   cfg.PingInterval,
 		OriginPatterns: cfg.AllowedOrigins,
@@ -141,12 +167,14 @@ func newGateway(cfg config, log *slog.Logger) (*gateway, error) {
 		Registerer:     reg,
 	}, sfu)
 	if err != nil {
+		g.closeRelay()
 		_ = sfu.Close()
 		return nil, err
 	}
 
 	ln, err := net.Listen("tcp", cfg.HTTP)
 	if err != nil {
+		g.closeRelay()
 		_ = sfu.Close()
 		return nil, bindError("http "+cfg.HTTP, "--http", "--http", err)
 	}
@@ -154,6 +182,7 @@ func newGateway(cfg config, log *slog.Logger) (*gateway, error) {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
 			_ = ln.Close()
+			g.closeRelay()
 			_ = sfu.Close()
 			return nil, fmt.Errorf("tls_cert: %w", err)
 		}
@@ -244,6 +273,12 @@ func (g *gateway) shutdown(ctx context.Context) error {
 	if err := g.sfu.Close(); err != nil {
 		errs = append(errs, err)
 	}
+	if g.relay != nil {
+		g.log.Info("shutdown: closing the TURN relay")
+		if err := g.relay.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	g.log.Info("shutdown: done", "took", time.Since(start).Round(time.Millisecond))
 	return errors.Join(errs...)
 }
@@ -301,6 +336,11 @@ func (g *gateway) printBanner(w io.Writer) error {
 		b = fmt.Appendf(b, ", announced as %v", []string(g.cfg.PublicIP))
 	}
 	b = append(b, '\n')
+	if g.relay != nil {
+		for _, l := range g.relay.Listeners() {
+			b = fmt.Appendf(b, "  TURN:       %s %s\n", l.Network, l.Address)
+		}
+	}
 	if d := g.dev; d != nil {
 		b = fmt.Appendf(b, `
 Development mode: no API key is configured, so this one was generated for
@@ -382,4 +422,101 @@ func bindError(what, portFlag, addrFlag string, err error) error {
 		return fmt.Errorf("%s: no such address on this host — check %s: %w", what, addrFlag, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// startRelay runs the in-process TURN relay of a single-box deployment.
+// The SFU's media endpoints (mediaPort on its addresses) are opened to it
+// port and all, since the SFU is typically on the relay's own host
+// address, which the peer policy otherwise refuses.
+func startRelay(cfg config, mediaPort int, log *slog.Logger, reg prometheus.Registerer) (*relay.Server, error) {
+	t := cfg.TURN
+	rc := relay.Config{
+		Realm:                 t.Realm,
+		Secrets:               []string{t.Secret},
+		MinPort:               uint16(t.MinPort),
+		MaxPort:               uint16(t.MaxPort),
+		MaxAllocationsPerUser: relay.DefaultMaxAllocationsPerUser,
+		MaxAllocations:        relay.DefaultMaxAllocations,
+		Bandwidth:             relay.DefaultBandwidth,
+		MaxLifetime:           relay.DefaultMaxLifetime,
+		Logger:                log,
+		Registerer:            reg,
+	}
+	for _, l := range t.Listen {
+		ls, err := relay.ParseListen(l)
+		if err != nil {
+			return nil, fmt.Errorf("turn.listen: %w", err)
+		}
+		rc.Listeners = append(rc.Listeners, ls...)
+	}
+	rc.RelayIP, _ = netip.ParseAddr(t.RelayIP)
+	if t.PublicIP != "" {
+		rc.PublicIP, _ = netip.ParseAddr(t.PublicIP)
+	}
+	for _, p := range t.AllowPeers {
+		rc.AllowPeers = append(rc.AllowPeers, netip.MustParsePrefix(p))
+	}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("tls_cert: %w", err)
+		}
+		rc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	var mediaIPs []netip.Addr
+	for _, s := range cfg.PublicIP {
+		if ip, err := netip.ParseAddr(s); err == nil {
+			mediaIPs = append(mediaIPs, ip)
+		}
+	}
+	if ip, err := netip.ParseAddr(cfg.MediaIP); err == nil && !ip.IsUnspecified() {
+		mediaIPs = append(mediaIPs, ip)
+	} else if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil {
+				mediaIPs = append(mediaIPs, p.Addr())
+			}
+		}
+	}
+	for _, ip := range mediaIPs {
+		rc.AllowEndpoints = append(rc.AllowEndpoints, netip.AddrPortFrom(ip.Unmap(), uint16(mediaPort)))
+	}
+	srv, err := relay.New(context.Background(), rc)
+	if err != nil {
+		return nil, fmt.Errorf("turn: %w", err)
+	}
+	return srv, nil
+}
+
+// relayURLs are the in-process relay's TURN URLs, when the configuration
+// names none: its listeners, at the public IP when there is one.
+func relayURLs(cfg config, srv *relay.Server) []string {
+	var urls []string
+	for _, l := range srv.Listeners() {
+		host, port, err := net.SplitHostPort(l.Address)
+		if err != nil {
+			continue
+		}
+		if cfg.TURN.PublicIP != "" {
+			host = cfg.TURN.PublicIP
+		}
+		hp := net.JoinHostPort(host, port)
+		switch l.Network {
+		case relay.UDP:
+			urls = append(urls, "turn:"+hp+"?transport=udp")
+		case relay.TCP:
+			urls = append(urls, "turn:"+hp+"?transport=tcp")
+		case relay.TLS:
+			urls = append(urls, "turns:"+hp+"?transport=tcp")
+		}
+	}
+	return urls
+}
+
+// closeRelay stops the in-process relay, if any, when the gateway fails
+// to start.
+func (g *gateway) closeRelay() {
+	if g.relay != nil {
+		_ = g.relay.Close()
+	}
 }

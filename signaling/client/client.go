@@ -110,6 +110,12 @@ type Options struct {
 	// SettingEngine, when set, configures pion (network types, loopback
 	// candidates, mDNS, ports). It is copied; later changes have no effect.
 	SettingEngine *webrtc.SettingEngine
+	// ICETransportPolicy, when webrtc.ICETransportPolicyRelay, makes
+	// both peer connections use only relayed candidates from the TURN
+	// servers the server hands out in joined: a caller who must not
+	// reveal its address, or a test that the relay path works. The zero
+	// value gathers every kind of candidate.
+	ICETransportPolicy webrtc.ICETransportPolicy
 	// Logger receives the client's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Reconnect tunes reconnecting after the connection drops.
@@ -280,7 +286,20 @@ func Connect(ctx context.Context, rawURL string, opts Options) (*Client, error) 
 		opts.Reconnect.MaxBackoff = opts.Reconnect.InitialBackoff
 	}
 	log := opts.Logger.With("url", u)
-	api, err := newAPI(opts.SettingEngine, log)
+	se := opts.SettingEngine
+	if opts.ICETransportPolicy == webrtc.ICETransportPolicyRelay {
+		// pion's ICE agent (ice v4.4.2) dials every remote passive TCP
+		// candidate from the host's own addresses whatever the policy:
+		// relay-only would connect directly over ICE-TCP, bypassing the
+		// relay and revealing the caller's address.
+		var relayOnly webrtc.SettingEngine
+		if se != nil {
+			relayOnly = *se
+		}
+		relayOnly.DisableActiveTCP(true)
+		se = &relayOnly
+	}
+	api, err := newAPI(se, log)
 	if err != nil {
 		return nil, err
 	}

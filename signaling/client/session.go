@@ -193,10 +193,11 @@ func (c *Client) newSession(ctx context.Context, cancel context.CancelFunc, ws *
 		s.limiter = rate.NewLimiter(rate.Limit(mps), mps)
 	}
 	cfg := webrtc.Configuration{
-		ICEServers:    iceServers(j.ICEServers),
-		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
-		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
-		SDPSemantics:  webrtc.SDPSemanticsUnifiedPlan,
+		ICEServers:         iceServers(j.ICEServers),
+		ICETransportPolicy: c.opts.ICETransportPolicy,
+		BundlePolicy:       webrtc.BundlePolicyMaxBundle,
+		RTCPMuxPolicy:      webrtc.RTCPMuxPolicyRequire,
+		SDPSemantics:       webrtc.SDPSemanticsUnifiedPlan,
 	}
 	pub, err := c.api.NewPeerConnection(cfg)
 	if err != nil {

@@ -1,0 +1,386 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/turn/v5"
+	"golang.org/x/time/rate"
+)
+
+// QuotaError is an allocation refused because a quota is full.
+type QuotaError struct {
+	// User is the user ID (the identity of a REST credential).
+	User string
+	// Total is true when the relay-wide limit is full, false when the
+	// user's own is.
+	Total bool
+	Limit int
+}
+
+func (e *QuotaError) Error() string {
+	if e.Total {
+		return fmt.Sprintf("relay: allocation quota reached (%d in total)", e.Limit)
+	}
+	return fmt.Sprintf("relay: allocation quota reached for %q (%d per user)", e.User, e.Limit)
+}
+
+// quota counts open allocations per user and in total. The count is taken
+// when pion asks for the relayed socket, which is the moment an allocation
+// really starts to exist, and given back when that socket closes: no
+// event can be missed or arrive twice.
+type quota struct {
+	perUser, total int // limits; 0 is unlimited
+
+	mu    sync.Mutex
+	users map[string]int
+	open  int
+}
+
+func newQuota(perUser, total int) *quota {
+	return &quota{perUser: perUser, total: total, users: make(map[string]int)}
+}
+
+// check reports whether user may open one more allocation now; pion
+// answers 486 when it may not.
+func (q *quota) check(user string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.checkLocked(user)
+}
+
+func (q *quota) checkLocked(user string) error {
+	if q.total > 0 && q.open >= q.total {
+		return &QuotaError{User: user, Total: true, Limit: q.total}
+	}
+	if q.perUser > 0 && q.users[user] >= q.perUser {
+		return &QuotaError{User: user, Limit: q.perUser}
+	}
+	return nil
+}
+
+// acquire takes a slot for user. Two Allocates racing past check are
+// settled here; the loser gets pion's 508.
+func (q *quota) acquire(user string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if err := q.checkLocked(user); err != nil {
+		return err
+	}
+	q.users[user]++
+	q.open++
+	return nil
+}
+
+func (q *quota) release(user string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.open--
+	if q.users[user]--; q.users[user] <= 0 {
+		delete(q.users, user)
+	}
+}
+
+// allocator is the relay address generator handed to pion. It wraps pion's
+// own generator so that every relayed socket is counted against the
+// quotas, metered, rate limited, closed at the maximum lifetime, and
+// unable to send to the relay's own listening endpoints.
+type allocator struct {
+	inner       turn.RelayAddressGenerator
+	quota       *quota
+	m           *metrics
+	bandwidth   int // bytes per second per allocation, both directions; 0 is unlimited
+	maxLifetime time.Duration
+	own         map[netip.AddrPort]struct{} // the relay's listening endpoints
+	ownIPs      map[netip.Addr]struct{}
+	minPort     uint16 // the relayed port range, to keep relays from relaying to each other
+	maxPort     uint16
+	// endpointOnly are IPs the policy refuses but Config.AllowEndpoints
+	// opens at the listed ports only.
+	endpointOnly map[netip.Addr][]uint16
+}
+
+// isClosedEndpoint reports whether addr is on an endpoint-only IP but not
+// at one of its opened ports.
+func (a *allocator) isClosedEndpoint(addr net.Addr) bool {
+	if len(a.endpointOnly) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil {
+		return false
+	}
+	ports, ok := a.endpointOnly[Unmap(ap.Addr())]
+	return ok && !slices.Contains(ports, ap.Port())
+}
+
+func (a *allocator) Validate() error { return a.inner.Validate() }
+
+// limiter returns the allocation's rate limiter, or nil when unlimited.
+// The burst is one second of traffic, and at least two full datagrams so
+// that a low limit still lets packets through.
+func (a *allocator) limiter() *rate.Limiter {
+	if a.bandwidth <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(a.bandwidth), max(a.bandwidth, 2*1600))
+}
+
+func (a *allocator) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
+	if err := a.quota.acquire(conf.UserID); err != nil {
+		a.countQuota(err)
+		return nil, nil, err
+	}
+	conn, addr, err := a.inner.AllocatePacketConn(conf)
+	if err != nil {
+		a.quota.release(conf.UserID)
+		return nil, nil, err
+	}
+	rc := &relayedPacketConn{PacketConn: conn, a: a, user: conf.UserID, lim: a.limiter()}
+	rc.timer.Store(a.opened(rc.close))
+	return rc, addr, nil
+}
+
+func (a *allocator) AllocateListener(conf turn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
+	if err := a.quota.acquire(conf.UserID); err != nil {
+		a.countQuota(err)
+		return nil, nil, err
+	}
+	ln, addr, err := a.inner.AllocateListener(conf)
+	if err != nil {
+		a.quota.release(conf.UserID)
+		return nil, nil, err
+	}
+	rl := &relayedListener{Listener: ln, a: a, user: conf.UserID}
+	rl.timer.Store(a.opened(rl.close))
+	return rl, addr, nil
+}
+
+// AllocateConn dials a TCP peer for a Connect request; the peer has
+// passed the policy already (pion asks the permission handler first).
+func (a *allocator) AllocateConn(conf turn.AllocateConnConfig) (net.Conn, error) {
+	if a.isOwnEndpoint(conf.RemoteAddr) || a.isClosedEndpoint(conf.RemoteAddr) {
+		a.m.refusals.WithLabelValues(reasonPeerDenied).Inc()
+		return nil, fmt.Errorf("relay: peer %s refused (endpoint)", conf.RemoteAddr)
+	}
+	c, err := a.inner.AllocateConn(conf)
+	if err != nil {
+		return nil, err
+	}
+	return newMeteredConn(c, a), nil
+}
+
+func (a *allocator) countQuota(err error) {
+	var qe *QuotaError
+	if errors.As(err, &qe) {
+		reason := reasonQuotaUser
+		if qe.Total {
+			reason = reasonQuotaTotal
+		}
+		a.m.refusals.WithLabelValues(reason).Inc()
+	}
+}
+
+// opened counts a new allocation and arms its maximum lifetime: closing
+// the relayed socket makes pion delete the allocation, whatever refreshes
+// the client sent.
+func (a *allocator) opened(closeFn func()) *time.Timer {
+	a.m.allocations.Inc()
+	a.m.allocationsTotal.Inc()
+	if a.maxLifetime <= 0 {
+		return nil
+	}
+	return time.AfterFunc(a.maxLifetime, closeFn)
+}
+
+// isOwnEndpoint reports whether addr is one of the relay's listening
+// endpoints or relayed ports. The peer policy works on IPs, so an
+// operator who allows the relay's own network still must not turn the
+// relay onto itself.
+func (a *allocator) isOwnEndpoint(addr net.Addr) bool {
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil {
+		return false
+	}
+	ap = netip.AddrPortFrom(Unmap(ap.Addr()), ap.Port())
+	if _, ok := a.own[ap]; ok {
+		return true
+	}
+	if _, ok := a.ownIPs[ap.Addr()]; ok && a.minPort != 0 && ap.Port() >= a.minPort && ap.Port() <= a.maxPort {
+		return true
+	}
+	return false
+}
+
+// relayedPacketConn is the relayed UDP socket of one allocation.
+type relayedPacketConn struct {
+	net.PacketConn
+	a     *allocator
+	user  string
+	lim   *rate.Limiter
+	once  sync.Once
+	timer atomic.Pointer[time.Timer]
+}
+
+func (c *relayedPacketConn) close() {
+	c.once.Do(func() {
+		if t := c.timer.Load(); t != nil {
+			t.Stop()
+		}
+		c.a.quota.release(c.user)
+		c.a.m.allocations.Dec()
+		_ = c.PacketConn.Close()
+	})
+}
+
+func (c *relayedPacketConn) Close() error {
+	c.close()
+	return nil
+}
+
+// WriteTo relays a client's datagram to a peer. A datagram over the
+// allocation's bandwidth or aimed at the relay itself is dropped, and
+// reported as written: the client is not told, as on any lossy path.
+func (c *relayedPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if c.a.isOwnEndpoint(addr) {
+		c.a.m.dropped.WithLabelValues(dropRelayAddress).Inc()
+		return len(p), nil
+	}
+	if c.a.isClosedEndpoint(addr) {
+		c.a.m.dropped.WithLabelValues(dropEndpointPort).Inc()
+		return len(p), nil
+	}
+	if c.lim != nil && !c.lim.AllowN(time.Now(), len(p)) {
+		c.a.m.dropped.WithLabelValues(dropBandwidth).Inc()
+		return len(p), nil
+	}
+	n, err := c.PacketConn.WriteTo(p, addr)
+	if err == nil {
+		c.a.m.bytes.WithLabelValues(toPeer).Add(float64(n))
+		c.a.m.packets.WithLabelValues(toPeer).Inc()
+	}
+	return n, err
+}
+
+// ReadFrom returns the next datagram from a peer that fits in the
+// allocation's bandwidth.
+func (c *relayedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(p)
+		if err != nil {
+			return n, addr, err
+		}
+		if c.lim != nil && !c.lim.AllowN(time.Now(), n) {
+			c.a.m.dropped.WithLabelValues(dropBandwidth).Inc()
+			continue
+		}
+		c.a.m.bytes.WithLabelValues(fromPeer).Add(float64(n))
+		c.a.m.packets.WithLabelValues(fromPeer).Inc()
+		return n, addr, nil
+	}
+}
+
+// Reasons a relayed datagram is dropped: the "reason" label of
+// sotto_turn_dropped_packets_total.
+const (
+	dropBandwidth    = "bandwidth"
+	dropRelayAddress = "relay_address"
+	dropEndpointPort = "endpoint_port"
+)
+
+// relayedListener is the relayed TCP listener of one RFC 6062 allocation.
+type relayedListener struct {
+	net.Listener
+	a     *allocator
+	user  string
+	once  sync.Once
+	timer atomic.Pointer[time.Timer]
+}
+
+func (l *relayedListener) close() {
+	l.once.Do(func() {
+		if t := l.timer.Load(); t != nil {
+			t.Stop()
+		}
+		l.a.quota.release(l.user)
+		l.a.m.allocations.Dec()
+		_ = l.Listener.Close()
+	})
+}
+
+func (l *relayedListener) Close() error {
+	l.close()
+	return nil
+}
+
+func (l *relayedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return newMeteredConn(c, l.a), nil
+}
+
+// meteredConn is a peer data connection of a TCP allocation: counted,
+// and paced to the allocation bandwidth (TCP has back pressure, so it
+// waits instead of dropping).
+type meteredConn struct {
+	net.Conn
+	a      *allocator
+	lim    *rate.Limiter
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func newMeteredConn(c net.Conn, a *allocator) *meteredConn {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &meteredConn{Conn: c, a: a, lim: a.limiter(), ctx: ctx, cancel: cancel}
+}
+
+func (c *meteredConn) pace(n int) error {
+	if c.lim == nil || n == 0 {
+		return nil
+	}
+	for n > 0 { // WaitN refuses more than the burst at once
+		k := min(n, c.lim.Burst())
+		if err := c.lim.WaitN(c.ctx, k); err != nil {
+			return fmt.Errorf("relay: %w", net.ErrClosed)
+		}
+		n -= k
+	}
+	return nil
+}
+
+func (c *meteredConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.a.m.bytes.WithLabelValues(fromPeer).Add(float64(n))
+		c.a.m.packets.WithLabelValues(fromPeer).Inc()
+		if perr := c.pace(n); perr != nil && err == nil {
+			err = perr
+		}
+	}
+	return n, err
+}
+
+func (c *meteredConn) Write(p []byte) (int, error) {
+	if err := c.pace(len(p)); err != nil {
+		return 0, err
+	}
+	n, err := c.Conn.Write(p)
+	c.a.m.bytes.WithLabelValues(toPeer).Add(float64(n))
+	c.a.m.packets.WithLabelValues(toPeer).Inc()
+	return n, err
+}
+
+func (c *meteredConn) Close() error {
+	c.cancel()
+	return c.Conn.Close()
+}
