@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/pion/transport/v4"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -29,7 +30,10 @@ import (
 // Config configures an SFU. The zero value of every field has a usable
 // default, noted beside it.
 type Config struct {
-	// ListenIP is the address the media port binds to. Default "0.0.0.0".
+	// ListenIP is the address the media port binds to. Default "0.0.0.0":
+	// then UDP binds the port on each interface address present at New
+	// (so replies leave from the address a peer sent to), TCP on the
+	// unspecified address.
 	ListenIP string
 	// Port is the one UDP port (ICE UDP mux) and the TCP port of the same
 	// number (ICE-TCP) all media uses. 0 picks a free port (tests); the
@@ -55,6 +59,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the SFU's Prometheus metrics. Nil: not registered.
 	Registerer prometheus.Registerer
+	// Net is for tests: the network the SFU's ICE uses (pion's vnet, say);
+	// nil means the host's. ListenIP must then be one of Net's addresses,
+	// and ICE-TCP is off whatever DisableTCP says: a virtual network
+	// carries UDP only.
+	Net transport.Net
 }
 
 // ParticipantConfig describes a participant joining a room's media plane.

@@ -89,7 +89,7 @@ type Counts struct {
 }
 
 // New starts an SFU: it binds the media port (UDP, and TCP on the same
-// port number unless DisableTCP) and builds the WebRTC stacks.
+// port number unless DisableTCP or Net) and builds the WebRTC stacks.
 func New(cfg Config) (*SFU, error) {
 	cfg = withDefaults(cfg)
 	log := cfg.Logger
@@ -103,20 +103,18 @@ func New(cfg Config) (*SFU, error) {
 	if ip == nil {
 		return nil, fmt.Errorf("media: listen IP %q is not an IP address", cfg.ListenIP)
 	}
-	udpConn, tcpListener, err := bindMediaPort(ip, cfg.Port, !cfg.DisableTCP)
+	lf := pionLoggerFactory{log: log}
+	udpMux, tcpListener, port, err := listenMedia(cfg, ip, lf)
 	if err != nil {
 		return nil, err
 	}
-	port := udpConn.LocalAddr().(*net.UDPAddr).Port
-
-	lf := pionLoggerFactory{log: log}
 	s := &SFU{
 		cfg:     cfg,
 		log:     log,
 		metrics: m,
 		port:    port,
 		rooms:   make(map[string]*room),
-		udpMux:  webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), udpConn),
+		udpMux:  udpMux,
 	}
 	if tcpListener != nil {
 		// What webrtc.NewICETCPMux builds, plus a write buffer: without
@@ -174,6 +172,77 @@ func withDefaults(cfg Config) Config {
 	return cfg
 }
 
+// listenMedia binds the media port: the ICE UDP mux and, unless TCP is
+// off, the ICE-TCP listener on the same port number. It returns the
+// port number bound.
+//
+// On a specific ListenIP one UDP socket serves every peer. On the
+// unspecified address (0.0.0.0 or ::) one socket would answer a peer from
+// whatever source address the kernel routes by, which on a multi-homed
+// host need not be the address the peer sent to, and the peer drops the
+// reply. There every interface address gets a socket of its own, all on
+// one port number; addresses that appear after New are not served. TCP
+// needs no such care: a reply leaves on the connection it answers.
+func listenMedia(cfg Config, ip net.IP, lf pionLoggerFactory) (ice.UDPMux, net.Listener, int, error) {
+	logger := lf.NewLogger("udpmux")
+	switch {
+	case cfg.Net != nil:
+		udp, err := cfg.Net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: cfg.Port})
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("media: bind UDP %s: %w", net.JoinHostPort(ip.String(), strconv.Itoa(cfg.Port)), err)
+		}
+		mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: logger, UDPConn: udp, Net: cfg.Net})
+		return mux, nil, udp.LocalAddr().(*net.UDPAddr).Port, nil
+	case ip.IsUnspecified():
+		return listenEveryInterface(ip, cfg.Port, !cfg.DisableTCP, cfg.IncludeLoopback, logger)
+	default:
+		udp, tcp, err := bindMediaPort(ip, cfg.Port, !cfg.DisableTCP)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		return webrtc.NewICEUDPMux(logger, udp), tcp, udp.LocalAddr().(*net.UDPAddr).Port, nil
+	}
+}
+
+// listenEveryInterface binds UDP on port of every interface address (and
+// TCP on the unspecified ip, same port number, when withTCP). The port
+// number is found by binding the unspecified address first, as
+// bindMediaPort does; the UDP socket is then closed and replaced by one
+// per interface address. With port 0 another process may take the number
+// in between; then it tries again with another.
+func listenEveryInterface(ip net.IP, port int, withTCP, loopback bool, logger logging.LeveledLogger) (ice.UDPMux, net.Listener, int, error) {
+	opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithLogger(logger)}
+	if loopback {
+		opts = append(opts, ice.UDPMuxFromPortWithLoopback())
+	}
+	attempts := 1
+	if port == 0 {
+		attempts = bindAttempts
+	}
+	var lastErr error
+	for range attempts {
+		udp, tcp, err := bindMediaPort(ip, port, withTCP)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		got := udp.LocalAddr().(*net.UDPAddr).Port
+		_ = udp.Close()
+		mux, err := ice.NewMultiUDPMuxFromPort(got, opts...)
+		if err == nil && len(mux.GetListenAddresses()) == 0 {
+			_ = mux.Close()
+			err = errors.New("no interface address to listen on")
+		}
+		if err == nil {
+			return mux, tcp, got, nil
+		}
+		if tcp != nil {
+			_ = tcp.Close()
+		}
+		lastErr = fmt.Errorf("media: bind UDP port %d on every interface: %w", got, err)
+	}
+	return nil, nil, 0, lastErr
+}
+
 // bindMediaPort binds UDP on ip:port and, when withTCP, TCP on the port
 // number UDP got. With port 0 the kernel picks the UDP port, which may be
 // taken for TCP; then it tries again with another.
@@ -207,6 +276,9 @@ func (s *SFU) settingEngine(ip net.IP, lf pionLoggerFactory) (webrtc.SettingEngi
 	var se webrtc.SettingEngine
 	se.LoggerFactory = lf
 	se.SetICEUDPMux(s.udpMux)
+	if s.cfg.Net != nil {
+		se.SetNet(s.cfg.Net)
+	}
 	types := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
 	if s.tcpMux != nil {
 		se.SetICETCPMux(s.tcpMux)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -92,6 +93,7 @@ func TestNewBindsMediaPort(t *testing.T) {
 		{name: "UDP and TCP on one port", cfg: Config{ListenIP: "127.0.0.1"}, wantTCP: true},
 		{name: "TCP disabled", cfg: Config{ListenIP: "127.0.0.1", DisableTCP: true}},
 		{name: "public IPs", cfg: Config{ListenIP: "127.0.0.1", PublicIPs: []string{"192.0.2.1"}}, wantTCP: true},
+		{name: "unspecified address", cfg: Config{ListenIP: "0.0.0.0", IncludeLoopback: true}, wantTCP: true},
 		{name: "not an IP", cfg: Config{ListenIP: "localhost"}, wantErr: true},
 	}
 	for _, tc := range tests {
@@ -126,6 +128,32 @@ func TestNewBindsMediaPort(t *testing.T) {
 				t.Errorf("UDP %s is not bound", addr)
 			}
 		})
+	}
+}
+
+// TestUnspecifiedListenIPBindsEveryAddress holds that on 0.0.0.0 the SFU
+// answers from the address a peer sent to: one UDP socket per interface
+// address, all on Port(), none on the unspecified address.
+func TestUnspecifiedListenIPBindsEveryAddress(t *testing.T) {
+	s, err := New(Config{ListenIP: "0.0.0.0", IncludeLoopback: true, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mux, ok := s.udpMux.(*ice.MultiUDPMuxDefault)
+	if !ok {
+		t.Fatalf("UDP mux is %T, want one socket per address", s.udpMux)
+	}
+	var loopback bool
+	for _, a := range mux.GetListenAddresses() {
+		u := a.(*net.UDPAddr)
+		if u.IP.IsUnspecified() || u.Port != s.Port() {
+			t.Errorf("UDP socket on %s, want an interface address on port %d", u, s.Port())
+		}
+		loopback = loopback || u.IP.IsLoopback()
+	}
+	if !loopback {
+		t.Error("no loopback socket with IncludeLoopback")
 	}
 }
 

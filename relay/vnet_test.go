@@ -3,8 +3,12 @@ package relay
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,7 +16,12 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/transport/v4/vnet"
 	"github.com/pion/webrtc/v4"
+	pionmedia "github.com/pion/webrtc/v4/pkg/media"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sotto-rtc/sotto/media"
+	"github.com/sotto-rtc/sotto/signaling"
+	sdk "github.com/sotto-rtc/sotto/signaling/client"
 )
 
 // symmetricNAT maps and filters per destination address and port: every
@@ -22,12 +31,39 @@ func symmetricNAT() *vnet.NATType {
 	return &vnet.NATType{MappingBehavior: vnet.EndpointAddrPortDependent, FilteringBehavior: vnet.EndpointAddrPortDependent}
 }
 
+// Addresses on the lab's WAN.
+const (
+	labRelayIP = "1.2.3.4"
+	labSFUIP   = "1.2.3.5"
+)
+
 // natLab is a simulated internet (pion's vnet): a WAN with the relay on
-// 1.2.3.4, and two callers each behind its own symmetric NAT.
+// 1.2.3.4, a public SFU host on 1.2.3.5, and two callers each behind its
+// own symmetric NAT (public 1.2.3.10 and 1.2.3.20). A firewall on the WAN
+// drops every UDP datagram between the callers' NATs and the SFU host:
+// the callers' networks let UDP out to the relay only, as many corporate
+// and hotel networks do. Without it a caller behind a symmetric NAT
+// reaches a public SFU directly (its own checks open the NAT mapping the
+// SFU's replies come back on), and the relay would carry nothing.
 type natLab struct {
 	wan        *vnet.Router
 	relay      *Server
 	callerNets [2]*vnet.Net
+	sfuNet     *vnet.Net
+}
+
+// labFirewall passes a WAN chunk unless it travels between a caller's
+// public address and the SFU host.
+func labFirewall(c vnet.Chunk) bool {
+	ip := func(a net.Addr) string {
+		if u, ok := a.(*net.UDPAddr); ok {
+			return u.IP.String()
+		}
+		return ""
+	}
+	src, dst := ip(c.SourceAddr()), ip(c.DestinationAddr())
+	caller := func(s string) bool { return s == "1.2.3.10" || s == "1.2.3.20" }
+	return !(caller(src) && dst == labSFUIP || src == labSFUIP && caller(dst))
 }
 
 func newNATLab(t *testing.T) *natLab {
@@ -43,7 +79,15 @@ func newNATLab(t *testing.T) *natLab {
 	if err := wan.AddNet(relayNet); err != nil {
 		t.Fatal(err)
 	}
-	lab := &natLab{wan: wan}
+	sfuNet, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{labSFUIP}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wan.AddNet(sfuNet); err != nil {
+		t.Fatal(err)
+	}
+	wan.AddChunkFilter(labFirewall)
+	lab := &natLab{wan: wan, sfuNet: sfuNet}
 	for i, lan := range []struct{ cidr, public, host string }{
 		{"10.1.0.0/24", "1.2.3.10", "10.1.0.2"},
 		{"10.2.0.0/24", "1.2.3.20", "10.2.0.2"},
@@ -70,8 +114,8 @@ func newNATLab(t *testing.T) *natLab {
 	t.Cleanup(func() { _ = wan.Stop() })
 	lab.relay = startRelay(t, func(c *Config) {
 		c.Net = relayNet
-		c.Listeners = []Listener{{Network: UDP, Address: "1.2.3.4:3478"}}
-		c.RelayIP = netip.MustParseAddr("1.2.3.4")
+		c.Listeners = []Listener{{Network: UDP, Address: labRelayIP + ":3478"}}
+		c.RelayIP = netip.MustParseAddr(labRelayIP)
 	})
 	return lab
 }
@@ -172,10 +216,81 @@ func iceOutcome(pc *webrtc.PeerConnection) <-chan webrtc.ICEConnectionState {
 	return ch
 }
 
-// TestSymmetricNATNeedsRelay puts two callers behind symmetric NATs on
-// pion's virtual network. With only STUN (the relay's binding service)
-// they cannot connect; with the relay as TURN server they do, and audio
-// flows both ways through it.
+// labTURN returns the lab relay as TURN server, with REST credentials for
+// identity.
+func labTURN(identity string) (urls []string, username, credential string) {
+	u, p := RESTCredentials(testSecret, identity, time.Hour, time.Now())
+	return []string{"turn:" + labRelayIP + ":3478?transport=udp"}, u, p
+}
+
+// startLabSFU starts an SFU on the lab's SFU host and a signaling server
+// in front of it. The signaling WebSocket stays on real loopback: only
+// media crosses the lab. Callers get TURN credentials for the lab's relay
+// in "joined"; the SFU itself gets none, so it has its host candidate
+// only. It returns the SFU, the signaling base URL and a token maker for
+// room "lab".
+func startLabSFU(t *testing.T, lab *natLab) (*media.SFU, string, func(identity string) string) {
+	t.Helper()
+	node, err := media.New(media.Config{ListenIP: labSFUIP, Port: 7781, Net: lab.sfuNet, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = node.Close() })
+	const key, secret = "lab-key", "lab-secret-lab-secret-lab-secret"
+	sig, err := signaling.NewServer(signaling.Config{
+		Keys:   map[string]string{key: secret},
+		Logger: testLogger(),
+		ICEServersFunc: func(identity string) []signaling.ICEServer {
+			urls, u, p := labTURN(identity)
+			return []signaling.ICEServer{{URLs: urls, Username: u, Credential: p}}
+		},
+	}, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(signaling.Path, sig)
+	hs := httptest.NewServer(mux)
+	t.Cleanup(hs.Close)
+	token := func(identity string) string {
+		tok, err := signaling.NewToken(key, secret, signaling.Grant{Room: "lab", Identity: identity, CanPublish: true, CanSubscribe: true, TTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	return node, hs.URL, token
+}
+
+// countAudio closes heard once 20 of the lab's audio packets arrived on
+// tr.
+func countAudio(tr *webrtc.TrackRemote, heard chan struct{}) {
+	for n := 0; n < 20; {
+		pkt, _, err := tr.ReadRTP()
+		if err != nil {
+			return
+		}
+		if strings.HasPrefix(string(pkt.Payload), "audio-") {
+			n++
+		}
+	}
+	close(heard)
+}
+
+// TestSymmetricNATNeedsRelay runs the lab (see natLab) three ways.
+//
+// Peer to peer, two callers behind symmetric NATs cannot connect with
+// only STUN (the relay's binding service): that failure is asserted. With
+// the relay as TURN server they do, the selected pair is relayed, and
+// audio flows both ways.
+//
+// Through the SFU, each caller (the Go SDK on the lab's network) has one
+// leg to the SFU. The caller's direct candidates cannot reach the SFU
+// (the lab's firewall, not the NAT, blocks them; that is by construction
+// and not asserted again), so ICE picks the relay: the subtest asserts
+// that audio each caller publishes reaches the other through the SFU, and
+// that the relay forwarded it in both directions (packets to and from
+// its peer, the SFU).
 func TestSymmetricNATNeedsRelay(t *testing.T) {
 	lab := newNATLab(t)
 
@@ -245,6 +360,79 @@ func TestSymmetricNATNeedsRelay(t *testing.T) {
 		}
 		if got := testutil.ToFloat64(lab.relay.m.packets.WithLabelValues(fromPeer)); got < 20 {
 			t.Errorf("relay counted %v packets from peers, want the audio", got)
+		}
+	})
+
+	t.Run("through the relay and the SFU", func(t *testing.T) {
+		node, url, token := startLabSFU(t, lab)
+		relayed := func(d string) float64 { return testutil.ToFloat64(lab.relay.m.packets.WithLabelValues(d)) }
+		toBefore, fromBefore := relayed(toPeer), relayed(fromPeer)
+
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		names := [2]string{"alice", "bob"}
+		heard := [2]chan struct{}{make(chan struct{}), make(chan struct{})}
+		var pubs [2]*sdk.Publication
+		for i, name := range names {
+			var once sync.Once
+			var se webrtc.SettingEngine
+			se.SetNet(lab.callerNets[i])
+			se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+			se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+			c, err := sdk.Connect(ctx, url, sdk.Options{
+				Token:         token(name),
+				Logger:        testLogger(),
+				SettingEngine: &se,
+				Handlers: sdk.Handlers{Track: func(rt *sdk.RemoteTrack) {
+					if rt.Participant.Identity == names[1-i] {
+						once.Do(func() { go countAudio(rt.Track, heard[i]) })
+					}
+				}},
+			})
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			t.Cleanup(func() { _ = c.Close() })
+			if pubs[i], err = c.PublishSample(ctx, "mic", webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}); err != nil {
+				t.Fatalf("%s publish: %v", name, err)
+			}
+		}
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		defer cancel()
+		for _, pub := range pubs {
+			wg.Go(func() {
+				tick := time.NewTicker(20 * time.Millisecond)
+				defer tick.Stop()
+				for n := 0; ; n++ {
+					select {
+					case <-ctx.Done():
+						return
+					case <-tick.C:
+					}
+					_ = pub.WriteSample(pionmedia.Sample{Data: fmt.Appendf(nil, "audio-%d", n), Duration: 20 * time.Millisecond})
+				}
+			})
+		}
+		for i, name := range names {
+			select {
+			case <-heard[i]:
+			case <-ctx.Done():
+				t.Fatalf("%s heard nothing from %s through the SFU", name, names[1-i])
+			}
+		}
+		if got := node.Counts().Subscriptions; got != 2 {
+			t.Errorf("SFU holds %d subscriptions, want 2 (each caller to the other)", got)
+		}
+		// Each caller heard 20 packets of the other's audio: 40 came from
+		// the SFU through the relay, and 40 went into it before. ICE's
+		// own checks through the relay stay below that when the media
+		// path is direct (without the firewall it is about 15 each way).
+		if got := relayed(toPeer) - toBefore; got < 40 {
+			t.Errorf("relay forwarded %v packets to the SFU, want the callers' audio (40 or more)", got)
+		}
+		if got := relayed(fromPeer) - fromBefore; got < 40 {
+			t.Errorf("relay forwarded %v packets from the SFU, want the forwarded audio (40 or more)", got)
 		}
 	})
 }
