@@ -1,0 +1,642 @@
+package e2ee
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/sotto-rtc/sotto/media/sframe"
+)
+
+// DefaultSuite is the SFrame cipher suite Sotto clients use.
+const DefaultSuite = sframe.AES128GCMSHA256_128
+
+// Defaults of Options fields left zero.
+const (
+	// DefaultAckTimeout bounds how long a sender keeps its old key while
+	// recipients have not acknowledged the new one. Acks normally take a
+	// round trip through signaling (milliseconds); a recipient that never
+	// answers must not keep a leaver able to decrypt for long.
+	DefaultAckTimeout = 2 * time.Second
+	// DefaultGrace is how long a receiver keeps a sender's previous key
+	// after the first frame under its new key decrypted: frames in flight
+	// (and retransmissions) under the old key still decrypt meanwhile.
+	DefaultGrace = 3 * time.Second
+)
+
+const (
+	// maxKeysPerSender bounds the keys kept for one remote sender: the
+	// current one, a previous one in its grace period and a new one not
+	// yet in use, with room for one more. A sender flooding key messages
+	// only evicts its own oldest keys.
+	maxKeysPerSender = 4
+	// keyMessageVersion is the "sotto_e2ee" field of every key-management
+	// message.
+	keyMessageVersion = 1
+	// boxPlaintextVersion is the first byte of a sealed key.
+	boxPlaintextVersion = 1
+)
+
+// Errors a caller branches on.
+var (
+	// ErrNoKey: the frame's sender or its KID has no key here (yet): a key
+	// message has not arrived, or the key was rotated away.
+	ErrNoKey = errors.New("e2ee: no key for this frame")
+	// ErrNotKeyMessage: a relay message is not one of this package's.
+	ErrNotKeyMessage = errors.New("e2ee: not a key-management message")
+	// ErrKeyMessage: a key-management message was malformed or could not
+	// be opened.
+	ErrKeyMessage = errors.New("e2ee: bad key-management message")
+)
+
+// Options configures a Session.
+type Options struct {
+	// Room is the room's name; sealed keys are bound to it.
+	Room string
+	// Self is this participant's identity, as its access token names it.
+	Self string
+	// Identity is this participant's identity key pair (NewIdentity).
+	Identity *Identity
+	// Suite is the SFrame cipher suite. Default DefaultSuite. Every
+	// participant of a room must use the same one.
+	Suite sframe.CipherSuite
+	// Send delivers a key-management message: to lists recipient
+	// identities, nil meaning everyone else in the room. It is called
+	// with no lock held and must not block for long (queue the message).
+	Send func(to []string, msg json.RawMessage)
+	// AckTimeout: see DefaultAckTimeout.
+	AckTimeout time.Duration
+	// Grace: see DefaultGrace.
+	Grace time.Duration
+	// KeyLog, when set, is told every base key this session makes or
+	// receives, like SSLKEYLOGFILE for TLS: for debugging and for tests
+	// that prove who could decrypt what. Never set it in production.
+	KeyLog func(KeyEvent)
+	// Logger receives key-management logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// KeyEvent is one base key a session made (Sender == Options.Self) or
+// received.
+type KeyEvent struct {
+	Sender  string
+	KID     uint64
+	BaseKey []byte
+}
+
+// Peer is another participant of the call, as signaling announced it:
+// its identity and the public key from its join (EncodedPublicKey form).
+type Peer struct {
+	Identity  string
+	PublicKey string
+}
+
+// Stats counts key-management events of a session.
+type Stats struct {
+	Epoch             uint32 // this sender's key epoch: incremented by every key switch
+	KeysSent          uint64 // key messages sent (one per rekey, with a box for each member)
+	KeysReceived      uint64 // keys opened from other participants
+	BadKeyMessages    uint64 // key messages that were malformed or did not open
+	AcksReceived      uint64
+	SwitchesOnAck     uint64 // key switches after every recipient acknowledged
+	SwitchesOnTimeout uint64 // key switches after AckTimeout, some recipient silent
+}
+
+// Session is one participant's end-to-end encryption state in a call: its
+// own sending key (with the next one while recipients acknowledge it) and
+// the keys of every other participant. It is safe for concurrent use.
+//
+// Key schedule (docs/E2EE.md has the reasoning):
+//   - the first key is random; the KID is the sender's random 24-bit tag
+//     and the low 8 bits of its epoch;
+//   - when members join (and none left), the sender ratchets its latest
+//     key (RFC 9605 section 5.1) and sends the result to everyone: a
+//     joiner cannot go back to earlier keys;
+//   - when a member leaves, the sender draws a fresh random key and sends
+//     it to those still in the room only: the leaver cannot derive it;
+//   - the sender switches to a new key once every recipient acknowledged
+//     it, or after AckTimeout.
+type Session struct {
+	opts  Options
+	log   *slog.Logger
+	suite sframe.CipherSuite
+	tag   uint64 // 24 bits, never 0
+
+	mu      sync.Mutex
+	closed  bool
+	epoch   uint32
+	cur     *sendKey
+	next    *sendKey // nil unless a new key waits for acks
+	pending map[string]bool
+	timer   *time.Timer
+	members map[string]*remote // by identity
+	stats   Stats
+}
+
+// sendKey is one of this participant's own base keys.
+type sendKey struct {
+	kid    uint64
+	epoch  uint32
+	base   []byte
+	shared bool // sent to at least one member
+	sender *sframe.Sender
+}
+
+// remote is another participant's keys.
+type remote struct {
+	identity string
+	encoded  string
+	pub      []byte
+	recv     *sframe.Receiver
+	tag      uint64 // from its first key; 0 until then
+	keys     []remoteKey
+	seq      uint64 // insertion counter for keys
+	inUse    uint64 // KID of the latest key a frame decrypted with
+	expiry   *time.Timer
+}
+
+type remoteKey struct {
+	kid uint64
+	seq uint64
+}
+
+// NewSession starts a participant's E2EE state with a fresh random key.
+func NewSession(opts Options) (*Session, error) {
+	if opts.Identity == nil {
+		return nil, errors.New("e2ee: Options.Identity is required")
+	}
+	if opts.Self == "" {
+		return nil, errors.New("e2ee: Options.Self is required")
+	}
+	if opts.Suite == 0 {
+		opts.Suite = DefaultSuite
+	}
+	if opts.AckTimeout <= 0 {
+		opts.AckTimeout = DefaultAckTimeout
+	}
+	if opts.Grace <= 0 {
+		opts.Grace = DefaultGrace
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Session{
+		opts:    opts,
+		log:     log,
+		suite:   opts.Suite,
+		members: make(map[string]*remote),
+	}
+	var t [4]byte
+	for s.tag == 0 {
+		if _, err := rand.Read(t[1:]); err != nil {
+			return nil, fmt.Errorf("e2ee: sender tag: %w", err)
+		}
+		s.tag = uint64(binary.BigEndian.Uint32(t[:]))
+	}
+	base := make([]byte, baseKeySize(opts.Suite))
+	if _, err := rand.Read(base); err != nil {
+		return nil, fmt.Errorf("e2ee: base key: %w", err)
+	}
+	k, err := s.newSendKey(0, base)
+	if err != nil {
+		return nil, err
+	}
+	s.cur = k
+	s.keyLog(opts.Self, k.kid, k.base)
+	return s, nil
+}
+
+// baseKeySize is the size of the random base keys a sender draws: the
+// suite's hash output size, the most HKDF-Extract can use.
+func baseKeySize(s sframe.CipherSuite) int { return s.HashSize() }
+
+// KIDOf is the KID a sender with tag uses in epoch.
+func KIDOf(tag uint64, epoch uint32) uint64 { return tag<<8 | uint64(epoch&0xff) }
+
+func (s *Session) newSendKey(epoch uint32, base []byte) (*sendKey, error) {
+	kid := KIDOf(s.tag, epoch)
+	snd, err := sframe.NewSender(s.suite, kid, base)
+	if err != nil {
+		return nil, fmt.Errorf("e2ee: sender key: %w", err)
+	}
+	return &sendKey{kid: kid, epoch: epoch, base: base, sender: snd}, nil
+}
+
+func (s *Session) keyLog(sender string, kid uint64, base []byte) {
+	if f := s.opts.KeyLog; f != nil {
+		f(KeyEvent{Sender: sender, KID: kid, BaseKey: slices.Clone(base)})
+	}
+}
+
+// PublicKey is this participant's identity public key in the form its
+// join carries.
+func (s *Session) PublicKey() string { return s.opts.Identity.EncodedPublicKey() }
+
+// KID is the KID frames are encrypted under now.
+func (s *Session) KID() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur.kid
+}
+
+// Stats returns the session's counters and current epoch.
+func (s *Session) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.Epoch = s.cur.epoch
+	return st
+}
+
+// SafetyNumber is the call's safety number over this participant and
+// every member with a usable public key (SafetyNumber in safety.go).
+func (s *Session) SafetyNumber() string {
+	s.mu.Lock()
+	ms := []Member{{Identity: s.opts.Self, PublicKey: s.opts.Identity.PublicKey()}}
+	for _, m := range s.members {
+		ms = append(ms, Member{Identity: m.identity, PublicKey: m.pub})
+	}
+	s.mu.Unlock()
+	return SafetyNumber(s.opts.Room, ms)
+}
+
+// SetMembers tells the session who else is in the call now: every
+// participant with E2EE on, with the public key its join carried. New
+// members get this sender's key (ratcheted forward first if anyone had
+// the current one); if anyone is gone, a fresh key goes to those who
+// remain. A member whose public key changed counts as one who left and
+// one who joined. Members whose key does not parse are left out (logged).
+func (s *Session) SetMembers(members []Peer) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	want := make(map[string]Peer, len(members))
+	for _, m := range members {
+		if m.Identity == s.opts.Self {
+			continue
+		}
+		want[m.Identity] = m
+	}
+	removed, added := false, false
+	for id, r := range s.members {
+		if m, ok := want[id]; !ok || m.PublicKey != r.encoded {
+			s.dropMemberLocked(r)
+			removed = true
+		}
+	}
+	for id, m := range want {
+		if s.members[id] != nil {
+			continue
+		}
+		pub, err := ParsePublicKey(m.PublicKey)
+		if err != nil {
+			s.log.Warn("e2ee: member without a usable public key is left out", "identity", id, "err", err)
+			continue
+		}
+		s.members[id] = &remote{
+			identity: id,
+			encoded:  m.PublicKey,
+			pub:      pub,
+			recv:     sframe.NewReceiver(s.suite, sframe.ReceiverOptions{}),
+		}
+		added = true
+	}
+	var send func()
+	if removed || added {
+		send = s.rekeyLocked(removed)
+	}
+	s.mu.Unlock()
+	if send != nil {
+		send()
+	}
+}
+
+func (s *Session) dropMemberLocked(r *remote) {
+	delete(s.members, r.identity)
+	delete(s.pending, r.identity)
+	if r.expiry != nil {
+		r.expiry.Stop()
+	}
+}
+
+// rekeyLocked makes and distributes the key that fits the membership
+// change and returns the send to make once s.mu is released. fresh: a
+// member left, so the new key must not be derivable from any earlier one.
+func (s *Session) rekeyLocked(fresh bool) func() {
+	latest := s.cur
+	if s.next != nil {
+		latest = s.next
+	}
+	if len(s.members) == 0 {
+		// Nobody to tell. A fresh key still matters: a leaver had the
+		// current one.
+		if fresh && latest.shared {
+			s.switchToFreshLocked()
+		}
+		return nil
+	}
+	var k *sendKey
+	switch {
+	case fresh || latest.shared:
+		var base []byte
+		var err error
+		if fresh {
+			base = make([]byte, baseKeySize(s.suite))
+			_, err = rand.Read(base)
+		} else {
+			base, err = sframe.Ratchet(s.suite, latest.base)
+		}
+		if err == nil {
+			k, err = s.newSendKey(latest.epoch+1, base)
+		}
+		if err != nil {
+			s.log.Error("e2ee: cannot make a new key; keeping the current one", "err", err)
+			return nil
+		}
+		s.keyLog(s.opts.Self, k.kid, k.base)
+		s.next = k
+	default:
+		// Nobody has the latest key yet: send it as it is.
+		k = latest
+	}
+	k.shared = true
+	msg, err := s.keyMessageLocked(k)
+	if err != nil {
+		s.log.Error("e2ee: cannot seal the key", "err", err)
+		return nil
+	}
+	if s.next == k {
+		s.pending = make(map[string]bool, len(s.members))
+		for id := range s.members {
+			s.pending[id] = true
+		}
+		if s.timer != nil {
+			s.timer.Stop()
+		}
+		kid := k.kid
+		s.timer = time.AfterFunc(s.opts.AckTimeout, func() { s.switchOnTimeout(kid) })
+	}
+	s.stats.KeysSent++
+	send := s.opts.Send
+	return func() {
+		if send != nil {
+			send(nil, msg)
+		}
+	}
+}
+
+// switchToFreshLocked replaces the current key at once with a fresh one
+// nobody has (the room is empty apart from this participant).
+func (s *Session) switchToFreshLocked() {
+	base := make([]byte, baseKeySize(s.suite))
+	if _, err := rand.Read(base); err != nil {
+		s.log.Error("e2ee: cannot make a new key", "err", err)
+		return
+	}
+	k, err := s.newSendKey(s.cur.epoch+1, base)
+	if err != nil {
+		s.log.Error("e2ee: cannot make a new key", "err", err)
+		return
+	}
+	if s.next != nil && s.next.epoch >= k.epoch {
+		k, err = s.newSendKey(s.next.epoch+1, base)
+		if err != nil {
+			return
+		}
+	}
+	s.keyLog(s.opts.Self, k.kid, k.base)
+	s.cur, s.next, s.pending = k, nil, nil
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+}
+
+// keyMessage is the relay payload of key management. Type "key" carries
+// a sender's key sealed to each recipient (Boxes by identity); type
+// "key_ack" tells the sender a key arrived.
+type keyMessage struct {
+	Version int               `json:"sotto_e2ee"`
+	Type    string            `json:"type"`
+	KID     uint64            `json:"kid"`
+	Boxes   map[string]string `json:"boxes,omitempty"`
+}
+
+func (s *Session) keyMessageLocked(k *sendKey) (json.RawMessage, error) {
+	plain := make([]byte, 0, 11+len(k.base))
+	plain = append(plain, boxPlaintextVersion)
+	plain = binary.BigEndian.AppendUint16(plain, uint16(s.suite))
+	plain = binary.BigEndian.AppendUint64(plain, k.kid)
+	plain = append(plain, k.base...)
+	boxes := make(map[string]string, len(s.members))
+	for id, r := range s.members {
+		sealed, err := Seal(s.opts.Identity, s.opts.Self, r.pub, id, s.opts.Room, plain)
+		if err != nil {
+			return nil, err
+		}
+		boxes[id] = base64.RawURLEncoding.EncodeToString(sealed)
+	}
+	clear(plain)
+	return json.Marshal(keyMessage{Version: keyMessageVersion, Type: "key", KID: k.kid, Boxes: boxes})
+}
+
+func (s *Session) switchOnTimeout(kid uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.next == nil || s.next.kid != kid {
+		return
+	}
+	s.log.Info("e2ee: switching key before every recipient acknowledged it", "kid", kid, "silent", len(s.pending))
+	s.stats.SwitchesOnTimeout++
+	s.switchLocked()
+}
+
+func (s *Session) switchLocked() {
+	s.cur, s.next, s.pending = s.next, nil, nil
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+}
+
+// IsKeyMessage reports whether a relay payload is one of this package's
+// key-management messages (so the application need not see it).
+func IsKeyMessage(data []byte) bool {
+	var probe struct {
+		Version *int `json:"sotto_e2ee"`
+	}
+	return bytes.Contains(data, []byte(`"sotto_e2ee"`)) && json.Unmarshal(data, &probe) == nil && probe.Version != nil
+}
+
+// HandleMessage takes a key-management message that participant from
+// sent through signaling's relay. It returns ErrNotKeyMessage for
+// anything else, and an ErrKeyMessage for a message that is malformed or
+// does not open; nothing else in the session changes then.
+func (s *Session) HandleMessage(from string, data []byte) error {
+	var m keyMessage
+	if err := json.Unmarshal(data, &m); err != nil || m.Version == 0 {
+		return ErrNotKeyMessage
+	}
+	if m.Version != keyMessageVersion {
+		return s.bad(from, fmt.Errorf("version %d, this client speaks %d", m.Version, keyMessageVersion))
+	}
+	switch m.Type {
+	case "key":
+		return s.handleKey(from, m)
+	case "key_ack":
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.next == nil || s.next.kid != m.KID || !s.pending[from] {
+			return nil // a late or duplicate ack
+		}
+		s.stats.AcksReceived++
+		delete(s.pending, from)
+		if len(s.pending) == 0 {
+			s.stats.SwitchesOnAck++
+			s.switchLocked()
+		}
+		return nil
+	default:
+		return s.bad(from, fmt.Errorf("unknown type %q", m.Type))
+	}
+}
+
+func (s *Session) bad(from string, err error) error {
+	s.mu.Lock()
+	s.stats.BadKeyMessages++
+	s.mu.Unlock()
+	s.log.Warn("e2ee: key message refused", "from", from, "err", err)
+	return fmt.Errorf("%w from %q: %w", ErrKeyMessage, from, err)
+}
+
+func (s *Session) handleKey(from string, m keyMessage) error {
+	box, ok := m.Boxes[s.opts.Self]
+	if !ok {
+		return nil // a key for others only (we joined after it was sent)
+	}
+	sealed, err := base64.RawURLEncoding.DecodeString(box)
+	if err != nil {
+		return s.bad(from, fmt.Errorf("box: %w", err))
+	}
+	s.mu.Lock()
+	r := s.members[from]
+	s.mu.Unlock()
+	if r == nil {
+		return s.bad(from, errors.New("sender is not a member with a public key"))
+	}
+	plain, err := Open(s.opts.Identity, s.opts.Self, r.pub, from, s.opts.Room, sealed)
+	if err != nil {
+		return s.bad(from, err)
+	}
+	defer clear(plain)
+	if len(plain) < 11+16 || plain[0] != boxPlaintextVersion {
+		return s.bad(from, errors.New("sealed key has the wrong form"))
+	}
+	if suite := sframe.CipherSuite(binary.BigEndian.Uint16(plain[1:3])); suite != s.suite {
+		return s.bad(from, fmt.Errorf("cipher suite %#04x, this client uses %#04x", uint16(suite), uint16(s.suite)))
+	}
+	kid := binary.BigEndian.Uint64(plain[3:11])
+	if kid != m.KID {
+		return s.bad(from, errors.New("sealed KID differs from the message's"))
+	}
+	base := slices.Clone(plain[11:])
+
+	s.mu.Lock()
+	if s.members[from] != r {
+		s.mu.Unlock()
+		return nil // left meanwhile
+	}
+	tag := kid >> 8
+	if r.tag == 0 {
+		r.tag = tag
+	} else if r.tag != tag {
+		s.mu.Unlock()
+		return s.bad(from, fmt.Errorf("KID %#x does not carry the sender's tag %#x", kid, r.tag))
+	}
+	if err := r.recv.SetKey(kid, base); err != nil {
+		s.mu.Unlock()
+		return s.bad(from, err)
+	}
+	r.keys = slices.DeleteFunc(r.keys, func(k remoteKey) bool { return k.kid == kid })
+	r.seq++
+	r.keys = append(r.keys, remoteKey{kid: kid, seq: r.seq})
+	for len(r.keys) > maxKeysPerSender {
+		r.recv.RemoveKey(r.keys[0].kid)
+		r.keys = r.keys[1:]
+	}
+	s.stats.KeysReceived++
+	send := s.opts.Send
+	s.mu.Unlock()
+
+	s.keyLog(from, kid, base)
+	if send != nil {
+		ack, _ := json.Marshal(keyMessage{Version: keyMessageVersion, Type: "key_ack", KID: kid})
+		send([]string{from}, ack)
+	}
+	return nil
+}
+
+// noteInUse records that a frame from r decrypted under kid; the first
+// time a newer key is seen in use, the older keys are dropped after the
+// grace period. Called with s.mu held.
+func (s *Session) noteInUseLocked(r *remote, kid uint64) {
+	if r.inUse == kid {
+		return
+	}
+	var seq uint64
+	for _, k := range r.keys {
+		if k.kid == kid {
+			seq = k.seq
+		}
+	}
+	var oldSeq uint64
+	for _, k := range r.keys {
+		if k.kid == r.inUse {
+			oldSeq = k.seq
+		}
+	}
+	if r.inUse != 0 && seq < oldSeq {
+		return // a late frame under an older key
+	}
+	r.inUse = kid
+	if r.expiry != nil {
+		r.expiry.Stop()
+	}
+	r.expiry = time.AfterFunc(s.opts.Grace, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.members[r.identity] != r || r.inUse != kid {
+			return
+		}
+		r.keys = slices.DeleteFunc(r.keys, func(k remoteKey) bool {
+			if k.seq < seq {
+				r.recv.RemoveKey(k.kid)
+				return true
+			}
+			return false
+		})
+	})
+}
+
+// Close stops the session's timers and forgets its keys.
+func (s *Session) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	for _, r := range s.members {
+		s.dropMemberLocked(r)
+	}
+}

@@ -1,0 +1,79 @@
+package e2ee
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/sotto-rtc/sotto/media/sframe"
+)
+
+// The frame format on RTP (docs/E2EE.md): an encrypted frame is its clear
+// codec prefix (PrefixLen) followed by the SFrame header and ciphertext;
+// the prefix is SFrame metadata, so it is authenticated. For H.264 the
+// SFrame part is escaped (EscapeH264) so that it never contains a start
+// code, and the frame's start codes are normalised to four bytes first,
+// the form pion's and browsers' depacketizers deliver.
+
+// EncryptFrame encrypts one encoded frame of codec under this sender's
+// current key and returns the frame as it goes on the wire.
+func (s *Session) EncryptFrame(codec Codec, frame []byte) ([]byte, error) {
+	if codec == CodecH264 {
+		frame = NormalizeAnnexB(frame)
+	}
+	n, err := PrefixLen(codec, frame)
+	if err != nil {
+		return nil, fmt.Errorf("e2ee: encrypt: %w", err)
+	}
+	prefix := frame[:n]
+	s.mu.Lock()
+	ct, err := s.cur.sender.Encrypt(nil, prefix, frame[n:])
+	s.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("e2ee: encrypt: %w", err)
+	}
+	out := make([]byte, 0, n+len(ct)+len(ct)/64+2)
+	out = append(out, prefix...)
+	if codec == CodecH264 {
+		return EscapeH264(out, ct), nil
+	}
+	return append(out, ct...), nil
+}
+
+// DecryptFrame decrypts one frame of codec that participant from sent. It
+// returns the frame as the sender's encoder made it (for H.264 with
+// four-byte start codes) and the SFrame header it carried. A frame that
+// does not decrypt is refused with an error: ErrNoKey when the key is
+// missing, a wrapped sframe error (authentication, replay) otherwise.
+func (s *Session) DecryptFrame(from string, codec Codec, frame []byte) ([]byte, sframe.Header, error) {
+	n, err := PrefixLen(codec, frame)
+	if err != nil {
+		return nil, sframe.Header{}, fmt.Errorf("e2ee: decrypt: %w", err)
+	}
+	prefix, body := frame[:n], frame[n:]
+	if codec == CodecH264 {
+		if body, err = UnescapeH264(nil, body); err != nil {
+			return nil, sframe.Header{}, fmt.Errorf("e2ee: decrypt: %w", err)
+		}
+	}
+	s.mu.Lock()
+	r := s.members[from]
+	s.mu.Unlock()
+	if r == nil {
+		return nil, sframe.Header{}, fmt.Errorf("%w: %q is not a member with a key", ErrNoKey, from)
+	}
+	out := make([]byte, 0, len(frame))
+	out = append(out, prefix...)
+	out, h, err := r.recv.Decrypt(out, prefix, body)
+	if err != nil {
+		if errors.Is(err, sframe.ErrUnknownKID) {
+			err = fmt.Errorf("%w: %w", ErrNoKey, err)
+		}
+		return nil, h, fmt.Errorf("e2ee: decrypt frame of %q: %w", from, err)
+	}
+	s.mu.Lock()
+	if s.members[from] == r {
+		s.noteInUseLocked(r, h.KID)
+	}
+	s.mu.Unlock()
+	return out, h, nil
+}
