@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/pion/rtp"
 	"github.com/pion/transport/v4"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,6 +65,13 @@ type Config struct {
 	// and ICE-TCP is off whatever DisableTCP says: a virtual network
 	// carries UDP only.
 	Net transport.Net
+	// Tap, when set, sees every RTP packet the SFU forwards, once per
+	// packet before fan-out: the track's SID, the parsed header and the
+	// payload. It is what a curious operator could record, and tests use
+	// it to show that with end-to-end encryption that is ciphertext. It
+	// runs on the forwarding path: it must be quick and must not keep
+	// header or payload past its return.
+	Tap func(trackSID string, h *rtp.Header, payload []byte)
 }
 
 // ParticipantConfig describes a participant joining a room's media plane.
@@ -81,6 +89,10 @@ type ParticipantConfig struct {
 	// (0: unlimited). An offer that would exceed it is refused with
 	// ErrTooManyTracks.
 	MaxTracks int
+	// E2EE is the participant's statement that it encrypts its media end
+	// to end. The SFU cannot check it (it never holds a media key); it
+	// only reports it in TrackInfo.
+	E2EE bool
 	// ICEServers are given to both peer connections (TURN for the server
 	// side is rarely needed, but kept symmetric).
 	ICEServers []webrtc.ICEServer
@@ -121,6 +133,7 @@ type TrackInfo struct {
 	Kind           webrtc.RTPCodecType
 	Codec          string // MIME type
 	Muted          bool
+	E2EE           bool // the owner's ParticipantConfig.E2EE
 }
 
 // Errors a caller branches on.

@@ -632,6 +632,7 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 		return
 	}
 	t := newPublishedTrack(s.metrics, p.log, remote.Kind(), remote.Codec(), s.cfg.PacketCacheSize, s.cfg.KeyframeRequestInterval)
+	t.tap = s.cfg.Tap
 	t.owner = p
 	t.clientTrackID = remote.ID()
 	t.ssrc = remote.SSRC()

@@ -58,6 +58,8 @@ type publishedTrack struct {
 
 	// rx is the forwarding goroutine's parsed header, reused per packet.
 	rx rtp.Header
+	// tap is Config.Tap.
+	tap func(trackSID string, h *rtp.Header, payload []byte)
 
 	// Key-frame request throttle: the time of the last request sent, as
 	// nanoseconds since created (monotonic), 0 for none yet.
@@ -108,6 +110,7 @@ func (t *publishedTrack) infoLocked() TrackInfo {
 	if t.owner != nil {
 		info.ParticipantSID = t.owner.cfg.SID
 		info.Identity = t.owner.cfg.Identity
+		info.E2EE = t.owner.cfg.E2EE
 	}
 	return info
 }
@@ -160,6 +163,9 @@ func (t *publishedTrack) forward(packet []byte) {
 	t.counters.packetsIn.Inc()
 	t.counters.bytesIn.Add(float64(len(packet)))
 	t.cache.store(t.rx.SequenceNumber, packet)
+	if t.tap != nil {
+		t.tap(t.sid, &t.rx, payload)
+	}
 	if fan := t.fanout.Load(); fan != nil {
 		for _, dt := range *fan {
 			dt.forward(&t.rx, payload)

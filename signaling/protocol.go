@@ -142,6 +142,11 @@ type Join struct {
 	// in ParticipantInfo. End-to-end encryption carries the participant's
 	// identity public key here. At most 1024 bytes.
 	PublicKey string `json:"public_key,omitempty"`
+	// E2EE is the client's statement that it encrypts every frame it
+	// publishes end to end (SFrame, docs/E2EE.md). The server cannot check
+	// it; it only shows it to everyone on the participant and its tracks,
+	// so a track sent in clear is visible as such. Default false.
+	E2EE bool `json:"e2ee,omitempty"`
 }
 
 // ICEServer is a STUN or TURN server a client may use.
@@ -156,6 +161,7 @@ type ParticipantInfo struct {
 	SID          string      `json:"sid"`      // session id, assigned by the server, new on every join
 	Identity     string      `json:"identity"` // from the token's sub claim
 	PublicKey    string      `json:"public_key,omitempty"`
+	E2EE         bool        `json:"e2ee"` // the participant's join said it encrypts its media end to end
 	CanPublish   bool        `json:"can_publish"`
 	CanSubscribe bool        `json:"can_subscribe"`
 	Tracks       []TrackInfo `json:"tracks"`
@@ -170,6 +176,9 @@ type TrackInfo struct {
 	Kind           string `json:"kind"`            // "audio" or "video"
 	Codec          string `json:"codec"`           // MIME type, e.g. "audio/opus"
 	Muted          bool   `json:"muted"`
+	// E2EE repeats the owner's join statement: false means the track's
+	// frames are not end-to-end encrypted and the server could read them.
+	E2EE bool `json:"e2ee"`
 }
 
 // Joined answers a successful join.

@@ -336,6 +336,7 @@ func wireTrack(t media.TrackInfo) TrackInfo {
 		Kind:           kind,
 		Codec:          t.Codec,
 		Muted:          t.Muted,
+		E2EE:           t.E2EE,
 	}
 }
 

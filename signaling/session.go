@@ -624,6 +624,7 @@ func (c *session) join(msg any, bad *DecodeError) bool {
 			SID:          sid,
 			Identity:     identity,
 			PublicKey:    j.PublicKey,
+			E2EE:         j.E2EE,
 			CanPublish:   claims.CanPublish,
 			CanSubscribe: claims.CanSubscribe,
 		},
@@ -647,6 +648,7 @@ func (c *session) join(msg any, bad *DecodeError) bool {
 		CanSubscribe:  claims.CanSubscribe,
 		AutoSubscribe: j.AutoSubscribe == nil || *j.AutoSubscribe,
 		MaxTracks:     c.srv.limits.TracksPerParticipant,
+		E2EE:          j.E2EE,
 		Events:        c.mediaEvents(),
 	})
 	if err != nil {
