@@ -264,13 +264,15 @@ func startLabSFU(t *testing.T, lab *natLab) (*media.SFU, string, func(identity s
 
 // countAudio closes heard once 20 of the lab's audio packets arrived on
 // tr.
-func countAudio(tr *webrtc.TrackRemote, heard chan struct{}) {
+// countFrames closes heard once 20 of the other caller's frames arrived,
+// end-to-end encrypted (the SDK's default) and decrypted.
+func countFrames(rt *sdk.RemoteTrack, heard chan struct{}) {
 	for n := 0; n < 20; {
-		pkt, _, err := tr.ReadRTP()
+		f, err := rt.ReadFrame()
 		if err != nil {
 			return
 		}
-		if strings.HasPrefix(string(pkt.Payload), "audio-") {
+		if f.Encrypted && strings.HasPrefix(string(f.Data), "audio-") {
 			n++
 		}
 	}
@@ -385,7 +387,7 @@ func TestSymmetricNATNeedsRelay(t *testing.T) {
 				SettingEngine: &se,
 				Handlers: sdk.Handlers{Track: func(rt *sdk.RemoteTrack) {
 					if rt.Participant.Identity == names[1-i] {
-						once.Do(func() { go countAudio(rt.Track, heard[i]) })
+						once.Do(func() { go countFrames(rt, heard[i]) })
 					}
 				}},
 			})

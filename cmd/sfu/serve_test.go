@@ -470,12 +470,14 @@ func TestMediaThroughNode(t *testing.T) {
 		if rt.Participant.Identity != "alice" || rt.Info.Kind != signaling.KindAudio {
 			t.Errorf("received %s from %s, want audio from alice", rt.Info.Kind, rt.Participant.Identity)
 		}
-		pkt, _, err := rt.Track.ReadRTP()
+		// End-to-end encryption is on by default: the frame arrives
+		// encrypted and the SDK decrypts it.
+		f, err := rt.ReadFrame()
 		if err != nil {
-			t.Fatalf("read RTP: %v", err)
+			t.Fatalf("read frame: %v", err)
 		}
-		if !bytes.HasPrefix(pkt.Payload, []byte("sotto-")) {
-			t.Errorf("payload %q, want what alice sent", pkt.Payload)
+		if !f.Encrypted || !bytes.HasPrefix(f.Data, []byte("sotto-")) {
+			t.Errorf("frame %q (end-to-end encrypted: %v), want what alice sent, encrypted", f.Data, f.Encrypted)
 		}
 	case <-ctx.Done():
 		t.Fatalf("bob received no track: %v; node log:\n%s", ctx.Err(), n.stderr.String())

@@ -125,6 +125,8 @@ func TestInProcessRelay(t *testing.T) {
 		c, err := client.Connect(ctx, n.base, client.Options{
 			Token: tok, SettingEngine: &se, ICETransportPolicy: webrtc.ICETransportPolicyRelay,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			// The relay path is under test, with raw RTP; E2EE has tests of its own.
+			E2EE: client.E2EEOptions{Disabled: true},
 			Handlers: client.Handlers{Track: func(rt *client.RemoteTrack) {
 				go func() {
 					for got := 0; got < 25; {

@@ -105,6 +105,8 @@ func relayedCall(t *testing.T, turnURL string) {
 		c, err := client.Connect(ctx, hs.URL, client.Options{
 			Token: tok, SettingEngine: &se, Logger: log,
 			ICETransportPolicy: webrtc.ICETransportPolicyRelay,
+			// The relay path is under test, with raw RTP; E2EE has tests of its own.
+			E2EE: client.E2EEOptions{Disabled: true},
 			Handlers: client.Handlers{Track: func(rt *client.RemoteTrack) {
 				go func() {
 					// Enough packets to prove a flow, not a fluke.

@@ -65,6 +65,9 @@ func joinCall(ctx context.Context, t *testing.T, srv *localServer, url, identity
 		Token:         srv.Token(identity, true, true),
 		SettingEngine: loopbackSettings(),
 		Logger:        quietLogger(),
+		// These tests check that the SFU forwards RTP byte for byte, so
+		// they publish raw RTP: E2EE off (e2ee_test.go has its tests).
+		E2EE: client.E2EEOptions{Disabled: true},
 		Handlers: client.Handlers{
 			TrackPublished:   func(ti signaling.TrackInfo) { p.event("published:" + ti.SID) },
 			TrackUnpublished: func(ti signaling.TrackInfo) { p.event("unpublished:" + ti.SID) },

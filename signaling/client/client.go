@@ -32,6 +32,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/sotto-rtc/sotto/media/e2ee"
 	"github.com/sotto-rtc/sotto/signaling"
 )
 
@@ -120,6 +121,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Reconnect tunes reconnecting after the connection drops.
 	Reconnect ReconnectPolicy
+	// E2EE configures end-to-end encryption, on by default.
+	E2EE E2EEOptions
 	// Handlers are told what happens in the room.
 	Handlers Handlers
 }
@@ -254,9 +257,14 @@ type Client struct {
 	subscribed   map[string]struct{} // by Subscribe, re-sent after a reconnect
 	unsubscribed map[string]struct{} // by Unsubscribe, re-sent after a reconnect when auto-subscribing
 	held         map[string]*RemoteTrack
-	leaving      bool
-	finished     bool
-	err          error
+	// identity and keys are end-to-end encryption's; nil when it is off.
+	// keySess is the session key messages go out on.
+	identity *e2ee.Identity
+	keys     *e2ee.Session
+	keySess  atomic.Pointer[session]
+	leaving  bool
+	finished bool
+	err      error
 }
 
 // Connect dials the server at rawURL, joins with opts.Token (or a token from
@@ -321,7 +329,17 @@ func Connect(ctx context.Context, rawURL string, opts Options) (*Client, error) 
 		unsubscribed: make(map[string]struct{}),
 		held:         make(map[string]*RemoteTrack),
 	}
+	if err := c.startE2EE(); err != nil {
+		stop()
+		closeNow()
+		return nil, err
+	}
 	s, joined, err := c.dial(ctx)
+	if err == nil {
+		if err = c.newKeys(joined); err != nil {
+			s.close()
+		}
+	}
 	if err != nil {
 		stop()
 		closeNow()

@@ -161,19 +161,25 @@ func publishAudio(t *testing.T, c *client.Client, id string) *client.Publication
 	return p
 }
 
-// readPayloads reads a remote track's packets and passes their payloads
-// on, until the track ends; then the channel closes.
+// readPayloads reads a remote track's frames and passes them on, until the
+// track ends; then the channel closes.
 func readPayloads(rt *client.RemoteTrack) <-chan []byte {
 	out := make(chan []byte, 1024)
 	go func() {
 		defer close(out)
 		for {
-			pkt, _, err := rt.Track.ReadRTP()
+			// E2EE is on: frames arrive encrypted and ReadFrame
+			// decrypts them. A clear frame is marked so it fails.
+			f, err := rt.ReadFrame()
 			if err != nil {
 				return
 			}
+			data := f.Data
+			if !f.Encrypted {
+				data = append([]byte("NOT END-TO-END ENCRYPTED: "), data...)
+			}
 			select {
-			case out <- pkt.Payload:
+			case out <- data:
 			default: // the test stopped looking
 			}
 		}

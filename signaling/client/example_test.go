@@ -386,6 +386,9 @@ func ExampleClient_PublishRTP() {
 		AutoSubscribe: new(false),
 		SettingEngine: loopbackSettings(),
 		Logger:        quietLogger(),
+		// Raw RTP cannot be end-to-end encrypted: the SDK encrypts
+		// frames. Everyone sees alice's track marked e2ee false.
+		E2EE: client.E2EEOptions{Disabled: true},
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -517,6 +520,9 @@ func ExampleClient_Publish() {
 		AutoSubscribe: new(false),
 		SettingEngine: loopbackSettings(),
 		Logger:        quietLogger(),
+		// A track of the application's own making cannot be end-to-end
+		// encrypted (the SDK must see every frame): E2EE off.
+		E2EE: client.E2EEOptions{Disabled: true},
 	})
 	if err != nil {
 		fmt.Println(err)

@@ -11,6 +11,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
+	"github.com/sotto-rtc/sotto/media/e2ee"
 	"github.com/sotto-rtc/sotto/signaling"
 )
 
@@ -22,6 +23,10 @@ type Publication struct {
 	track  webrtc.TrackLocal
 	sample *webrtc.TrackLocalStaticSample
 	rtp    *webrtc.TrackLocalStaticRTP
+	// keys encrypt every sample (nil: E2EE off); codec is the sample
+	// track's, for the frame's clear prefix.
+	keys  *e2ee.Session
+	codec e2ee.Codec
 
 	// Guarded by Client.mu.
 	info    signaling.TrackInfo // from track_published; zero until then
@@ -37,12 +42,21 @@ type Publication struct {
 // Track returns the published track.
 func (p *Publication) Track() webrtc.TrackLocal { return p.track }
 
-// WriteSample writes a media sample to a track made by PublishSample (or a
-// *webrtc.TrackLocalStaticSample given to Publish). While the client
+// WriteSample writes a media sample, one encoded frame, to a track made by
+// PublishSample (or a *webrtc.TrackLocalStaticSample given to Publish with
+// E2EE off). With end-to-end encryption the frame is encrypted first
+// (docs/E2EE.md): Opus, VP8 and H.264 (Annex B) frames. While the client
 // reconnects, samples are dropped and nil is returned.
 func (p *Publication) WriteSample(s media.Sample) error {
 	if p.sample == nil {
 		return fmt.Errorf("client: track %q is not a sample track", p.track.ID())
+	}
+	if p.keys != nil {
+		data, err := p.keys.EncryptFrame(p.codec, s.Data)
+		if err != nil {
+			return fmt.Errorf("client: track %q: %w", p.track.ID(), err)
+		}
+		s.Data = data
 	}
 	return p.sample.WriteSample(s)
 }
@@ -110,12 +124,22 @@ func (p *Publication) notifyLocked() {
 // (Publication.WaitPublished, Handlers.TrackPublished) when its media
 // starts.
 //
+// With end-to-end encryption on (the default) Publish fails with
+// ErrE2EENeedsFrames: use PublishSample, whose WriteSample encrypts.
+//
 // While the client reconnects Publish fails with ErrDisconnected.
 func (c *Client) Publish(ctx context.Context, track webrtc.TrackLocal) (*Publication, error) {
 	if track == nil {
 		return nil, errors.New("client: Publish needs a track")
 	}
-	p := &Publication{c: c, track: track, changed: make(chan struct{})}
+	if c.keys != nil {
+		return nil, fmt.Errorf("client: publish %q: %w", track.ID(), ErrE2EENeedsFrames)
+	}
+	return c.publish(ctx, &Publication{c: c, track: track, changed: make(chan struct{})})
+}
+
+func (c *Client) publish(ctx context.Context, p *Publication) (*Publication, error) {
+	track := p.track
 	switch t := track.(type) {
 	case *webrtc.TrackLocalStaticSample:
 		p.sample = t
@@ -176,11 +200,20 @@ func (c *Client) PublishSample(ctx context.Context, trackID string, codec webrtc
 	if err != nil {
 		return nil, fmt.Errorf("client: new sample track: %w", err)
 	}
-	return c.Publish(ctx, t)
+	p := &Publication{c: c, track: t, keys: c.keys, changed: make(chan struct{})}
+	if c.keys != nil {
+		if p.codec, err = e2ee.CodecFromMime(codec.MimeType); err != nil {
+			return nil, fmt.Errorf("client: publish %q with end-to-end encryption: %w", trackID, err)
+		}
+	}
+	return c.publish(ctx, p)
 }
 
 // PublishRTP creates a TrackLocalStaticRTP with codec and id trackID and
 // publishes it; the application writes RTP with Publication.WriteRTP.
+//
+// With end-to-end encryption on it fails with ErrE2EENeedsFrames: the SDK
+// encrypts frames, not packets.
 func (c *Client) PublishRTP(ctx context.Context, trackID string, codec webrtc.RTPCodecCapability) (*Publication, error) {
 	t, err := webrtc.NewTrackLocalStaticRTP(codec, trackID, c.streamID())
 	if err != nil {

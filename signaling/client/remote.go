@@ -10,6 +10,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/sotto-rtc/sotto/media/e2ee"
 	"github.com/sotto-rtc/sotto/signaling"
 )
 
@@ -25,6 +26,10 @@ type RemoteTrack struct {
 	Receiver    *webrtc.RTPReceiver
 
 	pc *webrtc.PeerConnection
+	// keys decrypt the frames (nil: the track is not end-to-end
+	// encrypted, or E2EE is off here).
+	keys   *e2ee.Session
+	frames frameReader
 }
 
 // RequestKeyframe asks the track's publisher for a keyframe: it writes a
@@ -73,6 +78,9 @@ func (c *Client) deliverTrackLocked(rt *RemoteTrack) {
 	}
 	rt.Info = owner.info.Tracks[i]
 	rt.Participant = copyParticipant(owner.info)
+	if rt.Info.E2EE && c.keys != nil {
+		rt.keys = c.keys
+	}
 	if f := c.opts.Handlers.Track; f != nil {
 		c.emit(func() { f(rt) })
 	}

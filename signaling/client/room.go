@@ -3,6 +3,7 @@ package client
 import (
 	"slices"
 
+	"github.com/sotto-rtc/sotto/media/e2ee"
 	"github.com/sotto-rtc/sotto/signaling"
 )
 
@@ -144,6 +145,7 @@ func (c *Client) installLocked(s *session, j *signaling.Joined) {
 		}
 	}
 	c.others = next
+	c.updateKeyMembersLocked(s)
 }
 
 func (c *Client) emitTrackPublished(t signaling.TrackInfo) {
@@ -184,6 +186,7 @@ func (c *Client) onParticipantJoined(s *session, m *signaling.ParticipantJoined)
 		}
 	}
 	c.others.add(&member{info: p, announced: true})
+	c.updateKeyMembersLocked(s)
 	if f := c.opts.Handlers.ParticipantJoined; f != nil {
 		pc := copyParticipant(p)
 		c.emit(func() { f(pc) })
@@ -206,6 +209,7 @@ func (c *Client) onParticipantLeft(s *session, m *signaling.ParticipantLeft) {
 	if gone == nil {
 		return
 	}
+	c.updateKeyMembersLocked(s)
 	for _, t := range gone.info.Tracks {
 		delete(c.held, t.SID)
 		c.emitTrackUnpublished(t)
@@ -321,6 +325,15 @@ func (c *Client) onTrackMuted(s *session, m *signaling.TrackMuted) {
 }
 
 func (c *Client) onRelay(s *session, m *signaling.Relay) {
+	if e2ee.IsKeyMessage(m.Data) {
+		// Key management's, not the application's.
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.sess == s && c.keys != nil {
+			_ = c.keys.HandleMessage(m.From, m.Data) // refusals are logged and counted
+		}
+		return
+	}
 	f := c.opts.Handlers.Relay
 	if f == nil {
 		return

@@ -63,9 +63,13 @@ func startLocalServer() (*localServer, error) {
 // startLocalServerWith starts a server with limits; zero fields take the
 // server's defaults, but joins are never rate limited (tests join and
 // rejoin fast from one address).
-func startLocalServerWith(limits signaling.ServerLimits) (*localServer, error) {
+func startLocalServerWith(limits signaling.ServerLimits, media ...func(*sfu.Config)) (*localServer, error) {
 	log := quietLogger()
-	node, err := sfu.New(sfu.Config{ListenIP: "127.0.0.1", Port: 0, IncludeLoopback: true, Logger: log})
+	cfg := sfu.Config{ListenIP: "127.0.0.1", Port: 0, IncludeLoopback: true, Logger: log}
+	for _, f := range media {
+		f(&cfg)
+	}
+	node, err := sfu.New(cfg)
 	if err != nil {
 		return nil, err
 	}

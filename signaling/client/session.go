@@ -107,6 +107,7 @@ func (c *Client) dial(ctx context.Context) (*session, *signaling.Joined, error) 
 		Room:          c.opts.Room,
 		AutoSubscribe: c.opts.AutoSubscribe,
 		PublicKey:     c.opts.PublicKey,
+		E2EE:          c.identity != nil,
 	})
 	if err != nil {
 		_ = ws.CloseNow()

@@ -1,0 +1,240 @@
+package client
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
+
+	"github.com/sotto-rtc/sotto/media/e2ee"
+	"github.com/sotto-rtc/sotto/media/sframe"
+	"github.com/sotto-rtc/sotto/signaling"
+)
+
+// ErrE2EENeedsFrames is returned by Publish for a track the SDK cannot
+// encrypt: with end-to-end encryption on, every frame must pass through
+// Publication.WriteSample, so tracks are made by PublishSample.
+var ErrE2EENeedsFrames = errors.New("client: end-to-end encryption needs every frame: publish with PublishSample and write with Publication.WriteSample, or set Options.E2EE.Disabled")
+
+// E2EEOptions configures end-to-end encryption (docs/E2EE.md). It is on
+// unless Disabled: frames are encrypted with SFrame (RFC 9605) before they
+// leave the client, and keys travel between participants sealed, in relay
+// messages the server cannot read.
+type E2EEOptions struct {
+	// Disabled turns end-to-end encryption off: frames are sent as the
+	// encoder made them, the join says so, and every participant sees
+	// this client and its tracks marked as not end-to-end encrypted
+	// (ParticipantInfo.E2EE, TrackInfo.E2EE false). Options.PublicKey is
+	// then the application's to use.
+	Disabled bool
+	// Suite is the SFrame cipher suite; every participant of a room must
+	// use the same. Default e2ee.DefaultSuite (AES_128_GCM_SHA256_128).
+	Suite sframe.CipherSuite
+	// KeyLog, when set, is told every base key the client makes or
+	// receives, for debugging and tests. It defeats the purpose of
+	// end-to-end encryption: never set it in production.
+	KeyLog func(e2ee.KeyEvent)
+}
+
+// startE2EE makes the client's identity key for the join; newKeys builds
+// the key-management session once joined says who and where we are.
+func (c *Client) startE2EE() error {
+	if c.opts.E2EE.Disabled {
+		return nil
+	}
+	if c.opts.PublicKey != "" {
+		return errors.New("client: Options.PublicKey is set by end-to-end encryption (the identity key); set Options.E2EE.Disabled to carry a key of your own")
+	}
+	id, err := e2ee.NewIdentity()
+	if err != nil {
+		return fmt.Errorf("client: identity key: %w", err)
+	}
+	c.identity = id
+	c.opts.PublicKey = id.EncodedPublicKey()
+	return nil
+}
+
+func (c *Client) newKeys(j *signaling.Joined) error {
+	if c.identity == nil {
+		return nil
+	}
+	keys, err := e2ee.NewSession(e2ee.Options{
+		Room:     j.Room,
+		Self:     j.Participant.Identity,
+		Identity: c.identity,
+		Suite:    c.opts.E2EE.Suite,
+		Send:     c.sendKeyMessage,
+		KeyLog:   c.opts.E2EE.KeyLog,
+		Logger:   c.log,
+	})
+	if err != nil {
+		return fmt.Errorf("client: end-to-end encryption: %w", err)
+	}
+	c.keys = keys
+	return nil
+}
+
+// sendKeyMessage queues a key-management relay on the current session. It
+// never blocks: the session's writer keeps to the server's rate. A relay
+// to a participant who left meanwhile is refused by the server, which
+// nobody needs to hear about.
+func (c *Client) sendKeyMessage(to []string, msg json.RawMessage) {
+	s := c.keySess.Load()
+	if s == nil {
+		return
+	}
+	id := c.nextID()
+	s.requestAsync(id, signaling.Relay{Type: signaling.TypeRelay, ID: id, To: to, Data: msg})
+}
+
+// updateKeyMembersLocked tells key management who is in the call. After
+// a reconnect every other participant has dropped this client's keys
+// (they saw it leave), so it starts over with a fresh key for all.
+// Called with c.mu held.
+func (c *Client) updateKeyMembersLocked(s *session) {
+	if c.keys == nil {
+		return
+	}
+	if prev := c.keySess.Swap(s); prev != nil && prev != s {
+		c.keys.SetMembers(nil)
+	}
+	var peers []e2ee.Peer
+	for _, sid := range c.others.order {
+		m := c.others.by[sid]
+		if m.announced && m.info.E2EE && m.info.PublicKey != "" {
+			peers = append(peers, e2ee.Peer{Identity: m.info.Identity, PublicKey: m.info.PublicKey})
+		}
+	}
+	c.keys.SetMembers(peers)
+}
+
+// SafetyNumber is the call's safety number: derived from the identity key
+// of every participant with end-to-end encryption, this one included. It
+// is the same on every participant's screen if and only if nobody's key
+// was swapped on the way; people compare it out of band (docs/E2EE.md).
+// "" when E2EE is off.
+func (c *Client) SafetyNumber() string {
+	if c.keys == nil {
+		return ""
+	}
+	return c.keys.SafetyNumber()
+}
+
+// E2EEStats reports key management: the current epoch of this client's
+// sending key and counts of keys sent, received and refused. Zero when
+// E2EE is off.
+func (c *Client) E2EEStats() e2ee.Stats {
+	if c.keys == nil {
+		return e2ee.Stats{}
+	}
+	return c.keys.Stats()
+}
+
+// Frame is one media frame of a remote track, as its sender's encoder made
+// it.
+type Frame struct {
+	Data      []byte
+	Timestamp uint32 // RTP timestamp
+	// Encrypted reports that the frame came end-to-end encrypted and was
+	// decrypted here; KID is the SFrame key id it carried.
+	Encrypted bool
+	KID       uint64
+}
+
+// FrameStats counts a remote track's frames.
+type FrameStats struct {
+	Decrypted uint64 // decrypted and returned by ReadFrame
+	Rejected  uint64 // failed to decrypt (tampered, replayed, malformed): dropped
+	NoKey     uint64 // no key for them (yet): dropped
+	Clear     uint64 // returned without decryption: the track is not end-to-end encrypted
+}
+
+// frameReader turns a remote track's RTP into frames and decrypts them.
+type frameReader struct {
+	mu    sync.Mutex // one ReadFrame at a time
+	sb    *samplebuilder.SampleBuilder
+	codec e2ee.Codec
+	err   error
+
+	decrypted, rejected, noKey, clear atomic.Uint64
+}
+
+// maxLateFrames is how many packets the sample builder waits for a
+// missing one before giving up on its frame.
+const maxLatePackets = 256
+
+// ReadFrame returns the track's next complete frame. With end-to-end
+// encryption (Info.E2EE and this client's E2EE on) the frame is decrypted;
+// frames that fail to decrypt are dropped and counted (Stats), never
+// returned. A track that is not end-to-end encrypted returns frames as
+// they came, with Encrypted false: the application decides whether to
+// play media the server could read. Call it from one goroutine; do not mix
+// it with reading Track directly.
+func (t *RemoteTrack) ReadFrame() (Frame, error) {
+	fr := &t.frames
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	if fr.err != nil {
+		return Frame{}, fr.err
+	}
+	if fr.sb == nil {
+		codec, err := e2ee.CodecFromMime(t.Track.Codec().MimeType)
+		if err != nil {
+			fr.err = fmt.Errorf("client: track %s: %w", t.Info.SID, err)
+			return Frame{}, fr.err
+		}
+		var dep rtp.Depacketizer
+		switch codec {
+		case e2ee.CodecOpus:
+			dep = &codecs.OpusPacket{}
+		case e2ee.CodecVP8:
+			dep = &codecs.VP8Packet{}
+		case e2ee.CodecH264:
+			dep = &codecs.H264Packet{}
+		}
+		fr.codec = codec
+		fr.sb = samplebuilder.New(maxLatePackets, dep, t.Track.Codec().ClockRate)
+	}
+	for {
+		if s := fr.sb.Pop(); s != nil {
+			f := Frame{Data: s.Data, Timestamp: s.PacketTimestamp}
+			if t.keys == nil {
+				fr.clear.Add(1)
+				return f, nil
+			}
+			pt, h, err := t.keys.DecryptFrame(t.Info.Identity, fr.codec, s.Data)
+			if err != nil {
+				if errors.Is(err, e2ee.ErrNoKey) {
+					fr.noKey.Add(1)
+				} else {
+					fr.rejected.Add(1)
+				}
+				continue
+			}
+			fr.decrypted.Add(1)
+			f.Data, f.Encrypted, f.KID = pt, true, h.KID
+			return f, nil
+		}
+		pkt, _, err := t.Track.ReadRTP()
+		if err != nil {
+			return Frame{}, err
+		}
+		fr.sb.Push(pkt)
+	}
+}
+
+// Stats counts the frames ReadFrame has handled.
+func (t *RemoteTrack) Stats() FrameStats {
+	fr := &t.frames
+	return FrameStats{
+		Decrypted: fr.decrypted.Load(),
+		Rejected:  fr.rejected.Load(),
+		NoKey:     fr.noKey.Load(),
+		Clear:     fr.clear.Load(),
+	}
+}
