@@ -1,13 +1,17 @@
 package relay
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha1" //nolint:gosec // TURN REST credentials are HMAC-SHA1 by definition (coturn use-auth-secret)
 	"encoding/base64"
+	"errors"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/stun/v4"
@@ -160,7 +164,15 @@ func (t *requestTap) recent(src net.Addr) [][]byte {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return append([][]byte(nil), t.last[src.String()]...)
+	// Copies: the caller checks MESSAGE-INTEGRITY, which rewrites the
+	// length field in place while it computes, and another listener may
+	// be checking the same client's requests at the same time.
+	last := t.last[src.String()]
+	out := make([][]byte, len(last))
+	for i, b := range last {
+		out[i] = bytes.Clone(b)
+	}
+	return out
 }
 
 // tapPacketConn records the STUN requests read from a UDP listener.
@@ -188,6 +200,7 @@ func (c *tapPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 type tapListener struct {
 	net.Listener
 	tap *requestTap
+	log *slog.Logger
 }
 
 func (l *tapListener) Accept() (net.Conn, error) {
@@ -200,7 +213,7 @@ func (l *tapListener) Accept() (net.Conn, error) {
 	// goroutine and a descriptor forever. It gets firstFrameTimeout to
 	// send its first TURN message.
 	_ = c.SetReadDeadline(time.Now().Add(firstFrameTimeout))
-	return &tapConn{Conn: c, tap: l.tap, src: c.RemoteAddr().String()}, nil
+	return &tapConn{Conn: c, tap: l.tap, log: l.log, src: c.RemoteAddr().String()}, nil
 }
 
 // firstFrameTimeout bounds the time from TCP accept to the first complete
@@ -208,78 +221,176 @@ func (l *tapListener) Accept() (net.Conn, error) {
 const firstFrameTimeout = 10 * time.Second
 
 // tapConn follows the TURN framing of a TCP or TLS stream (RFC 5766
-// section 11.5: STUN messages and ChannelData padded to 4 bytes) as the
-// bytes go by, and records each complete STUN request.
+// section 11.5: STUN messages and ChannelData padded to 4 bytes) exactly
+// as pion's STUNConn will cut it, records each complete STUN request, and
+// ends the stream at a frame pion would cut at length 0.
+//
+// pion/turn v5.1.0 computes a frame's length in 16 bits: a STUN length of
+// 0xFFEC, or a ChannelData length of 0xFFF9 to 0xFFFC, wraps to 0, and
+// pion then hands the same empty frame to its handler forever without
+// reading again: one such header spins a core for good, closing the
+// connection or not (FuzzTURNMessage's seeds stream_stun_length_ffec and
+// stream_channel_data_length_fffc). Following pion's own rules (which
+// look for STUN's magic cookie only once 20 bytes are buffered, and
+// otherwise at the channel number) keeps the frames seen here the frames
+// pion reads, whatever the segmentation.
 type tapConn struct {
 	net.Conn
-	tap     *requestTap
-	src     string
-	buf     []byte // the current frame, while it is a STUN request
-	skip    int    // bytes left of a frame not worth keeping
+	tap *requestTap
+	log *slog.Logger
+	src string
+	// buf holds the first bytes of the frame at the head of pion's
+	// buffer: up to 20 until pion can size it, then all of a request
+	// worth recording (size is then its length).
+	buf     []byte
+	size    int
+	skip    int  // bytes left of a frame not worth keeping
+	gone    bool // pion gives up on the stream at the head frame
 	once    sync.Once
 	started bool // a first complete frame has arrived (its deadline is lifted)
+	// raw is set once pion has answered a ConnectionBind with success:
+	// the connection then carries a peer's TCP data, which pion copies
+	// as it is (RFC 6062), on goroutines of its own.
+	raw atomic.Bool
+}
+
+// Write sends what pion writes, and notes the ConnectionBind success
+// that turns the connection into a data connection.
+func (c *tapConn) Write(p []byte) (int, error) {
+	if !c.raw.Load() && len(p) >= stunHeader && p[0] == 0x01 && p[1] == 0x0b &&
+		p[4] == 0x21 && p[5] == 0x12 && p[6] == 0xa4 && p[7] == 0x42 {
+		c.raw.Store(true)
+	}
+	return c.Conn.Write(p)
 }
 
 // maxTappedFrame bounds what a tapped stream buffers; pion refuses larger
 // messages anyway.
 const maxTappedFrame = 1600
 
+// errWrappingFrame ends a stream whose next frame pion would size as 0.
+var errWrappingFrame = errors.New("relay: TURN frame length wraps to 0 in pion's framing")
+
 func (c *tapConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if c.follow(p[:n]) && !c.started {
+	if n == 0 || c.raw.Load() {
+		return n, err
+	}
+	ended, ferr := c.follow(p[:n])
+	if ferr != nil {
+		// pion drops what a failed read returned, and closes.
+		c.log.Info("turn: stream refused", "client", c.src, "err", ferr)
+		return 0, ferr
+	}
+	if ended && !c.started {
 		c.started = true
 		_ = c.Conn.SetReadDeadline(time.Time{})
 	}
 	return n, err
 }
 
-// follow advances the framing over b and reports whether a frame ended
-// in it.
-func (c *tapConn) follow(b []byte) (ended bool) {
-	for len(b) > 0 {
-		if c.skip > 0 {
+// follow advances pion's framing over b, the bytes just read, and
+// reports whether a frame ended in them.
+func (c *tapConn) follow(b []byte) (ended bool, err error) {
+	for !c.gone {
+		switch {
+		case c.skip > 0:
 			k := min(c.skip, len(b))
 			c.skip -= k
 			b = b[k:]
+			if c.skip > 0 {
+				return ended, nil
+			}
+			ended = true
+			continue
+		case c.size > 0:
+			k := min(c.size-len(c.buf), len(b))
+			c.buf = append(c.buf, b[:k]...)
+			b = b[k:]
+			if len(c.buf) < c.size {
+				return ended, nil
+			}
+			c.tap.record(c.src, c.buf)
+			c.buf, c.size, ended = c.buf[:0], 0, true
 			continue
 		}
-		need := 4 - len(c.buf)
-		if len(c.buf) >= 4 {
-			need = frameLen(c.buf) - len(c.buf)
-		}
-		k := min(need, len(b))
+		k := min(stunHeader-len(c.buf), len(b))
 		c.buf = append(c.buf, b[:k]...)
 		b = b[k:]
-		if len(c.buf) < 4 {
-			continue
-		}
-		total := frameLen(c.buf)
-		if total > maxTappedFrame || c.buf[0]&0xc0 != 0 {
-			// ChannelData or oversized: let it pass untouched.
-			c.skip = total - len(c.buf)
-			c.buf = c.buf[:0]
-			ended = ended || c.skip == 0
-			continue
-		}
-		if len(c.buf) == total {
-			if isRequest(c.buf) {
-				c.tap.record(c.src, c.buf)
+		size, st := pionFrameSize(c.buf, len(c.buf)+len(b))
+		switch {
+		case st == frameInvalid:
+			c.gone = true
+			return ended, nil
+		case st == frameIncomplete && len(c.buf) < stunHeader:
+			// pion cannot size it yet, and may size it otherwise once
+			// it has 20 bytes; all of b is in buf.
+			return ended, nil
+		case size == 0:
+			return ended, errWrappingFrame
+		case size <= len(c.buf):
+			// A short ChannelData frame (or a wrapped STUN length):
+			// what follows it in buf starts the next frame.
+			if isRequest(c.buf[:size]) {
+				c.tap.record(c.src, c.buf[:size])
 			}
-			c.buf = c.buf[:0]
+			c.buf = c.buf[:copy(c.buf, c.buf[size:])]
 			ended = true
+		case size <= maxTappedFrame && isRequest(c.buf):
+			c.size = size
+		default:
+			// ChannelData, a response, or oversized: let it pass.
+			c.skip = size - len(c.buf)
+			c.buf = c.buf[:0]
+		}
+		if len(b) == 0 && len(c.buf) == 0 && c.size == 0 && c.skip == 0 {
+			return ended, nil
 		}
 	}
-	return ended
+	return ended, nil
 }
 
-// frameLen is the length on the wire of the frame whose first 4 bytes h
-// holds.
-func frameLen(h []byte) int {
-	l := int(h[2])<<8 | int(h[3])
-	if h[0]&0xc0 == 0 {
-		return 20 + l
+// stunHeader is the size of a STUN header, and the most pion looks at to
+// size a frame.
+const stunHeader = 20
+
+type frameState int
+
+const (
+	frameComplete frameState = iota
+	frameIncomplete
+	frameInvalid
+)
+
+// pionFrameSize sizes the frame at the head of pion's stream buffer as
+// pion/turn v5.1.0 does (internal/proto consumeSingleTURNFrame), 16-bit
+// wrap included: head is the buffer's first bytes (at least 20 of them
+// when avail, the buffer's length, is 20 or more). The size is known
+// when the state is frameComplete, and when it is frameIncomplete with a
+// non-zero size.
+func pionFrameSize(head []byte, avail int) (int, frameState) {
+	if avail < 9 {
+		return 0, frameIncomplete
 	}
-	return 4 + (l+3)&^3
+	var n uint16
+	switch ch := uint16(head[0])<<8 | uint16(head[1]); {
+	case avail >= stunHeader && head[4] == 0x21 && head[5] == 0x12 && head[6] == 0xa4 && head[7] == 0x42:
+		n = (uint16(head[2])<<8 | uint16(head[3])) + stunHeader
+	case ch >= 0x4000 && ch <= 0x7fff:
+		n = uint16(head[2])<<8 | uint16(head[3])
+		if over := (n + 4) % 4; over != 0 {
+			n = n + 4 - over
+		}
+		n += 4
+	case avail < stunHeader:
+		return 0, frameIncomplete
+	default:
+		return 0, frameInvalid
+	}
+	if avail < int(n) {
+		return int(n), frameIncomplete
+	}
+	return int(n), frameComplete
 }
 
 func (c *tapConn) Close() error {

@@ -347,7 +347,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	for _, l := range listeners {
 		sc.ListenerConfigs = append(sc.ListenerConfigs, turn.ListenerConfig{
-			Listener: &tapListener{Listener: l, tap: tap}, RelayAddressGenerator: alloc, PermissionHandler: permit,
+			Listener: &tapListener{Listener: l, tap: tap, log: log}, RelayAddressGenerator: alloc, PermissionHandler: permit,
 		})
 	}
 	ts, err := turn.NewServer(sc)
