@@ -122,6 +122,10 @@ type Events struct {
 	// ConnectionFailed reports that ICE or DTLS failed on one of the two
 	// connections; the client is expected to reconnect.
 	ConnectionFailed func(target string)
+	// Refused reports that the SFU ended this participant's media because
+	// it broke one of the SFU's bounds (rule, e.g. "too_many_ssrcs"); the
+	// participant is closed and its session should end.
+	Refused func(rule string)
 }
 
 // TrackInfo describes a published track.

@@ -36,6 +36,16 @@ type metrics struct {
 	// tracksRefused counts tracks refused because they belong to no media
 	// section the client offered (Participant.onTrack).
 	tracksRefused prometheus.Counter
+	// participantsRefused counts participants whose session the SFU ended
+	// because they broke one of its bounds, by rule; tooManySSRCs is its
+	// too_many_ssrcs child (ssrcguard.go), created up front.
+	participantsRefused *prometheus.CounterVec
+	tooManySSRCs        prometheus.Counter
+	// readBufferDropped counts decrypted packets dropped because their
+	// connection's read buffers held readBufferBudget, by kind (rtp,
+	// rtcp); readDropped holds its children by ssrcGuard kind.
+	readBufferDropped *prometheus.CounterVec
+	readDropped       [2]prometheus.Counter
 
 	droppedWrite, droppedNoBinding, droppedCacheMiss, droppedMalformed, droppedCodec prometheus.Counter
 	keyframeSent, keyframeThrottled, keyframeFailed                                  prometheus.Counter
@@ -79,12 +89,24 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sotto_tracks_refused_total",
 			Help: "Tracks refused because they arrived on an SSRC outside any media section the client offered.",
 		}),
+		participantsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sotto_participants_refused_total",
+			Help: "Participants whose session the SFU ended because they broke one of its bounds, by rule (too_many_ssrcs: more SRTP or SRTCP streams on one connection than its tracks can use).",
+		}, []string{"rule"}),
+		readBufferDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sotto_read_buffer_dropped_total",
+			Help: "Decrypted RTP and RTCP packets dropped because their peer connection's read buffers were full, by kind (rtp, rtcp).",
+		}, []string{"kind"}),
 		strictRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sotto_strict_refused_total",
 			Help: "RTP and RTCP packets the strict checks refused and dropped, by direction (rtcp_in, rtp_in, rtcp_out, rtp_out) and rule.",
 		}, []string{"direction", "rule"}),
 	}
 	m.strict = newStrictMetrics(m.strictRefused)
+	m.tooManySSRCs = m.participantsRefused.WithLabelValues(ruleTooManySSRCs)
+	for k := range m.readDropped {
+		m.readDropped[k] = m.readBufferDropped.WithLabelValues(streamKindName(k))
+	}
 	m.droppedWrite = m.dropped.WithLabelValues(dropWriteError)
 	m.droppedNoBinding = m.dropped.WithLabelValues(dropNoBinding)
 	m.droppedCacheMiss = m.dropped.WithLabelValues(dropCacheMiss)
@@ -100,6 +122,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, c := range []prometheus.Collector{
 		m.tracks, m.subscriptions, m.packetsIn, m.bytesIn, m.packetsOut, m.bytesOut,
 		m.dropped, m.nackRetransmissions, m.keyframeRequests, m.tracksRefused, m.strictRefused,
+		m.participantsRefused, m.readBufferDropped,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("media: register metrics: %w", err)

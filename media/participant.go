@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 const (
@@ -42,6 +43,16 @@ type Participant struct {
 	pubStartedOnce sync.Once
 	failedPub      atomic.Bool
 	failedSub      atomic.Bool
+
+	// pubGuard and subGuard count the SRTP and SRTCP streams pion opens on
+	// each connection (ssrcguard.go); offered is the number of sending
+	// media sections in the client's last offer, the tracks the publisher
+	// connection may carry before they are published. refused is set once
+	// the participant broke a bound and its session is being ended.
+	pubGuard *ssrcGuard
+	subGuard *ssrcGuard
+	offered  atomic.Int32
+	refused  atomic.Bool
 
 	// opMu serialises everything done to the two peer connections, so
 	// negotiations never interleave. Lock order: opMu, then SFU.mu; never
@@ -85,11 +96,21 @@ func (s *SFU) Join(cfg ParticipantConfig) (*Participant, error) {
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
 		SDPSemantics:  webrtc.SDPSemanticsUnifiedPlan,
 	}
+	p.pubGuard = p.newSSRCGuard(targetPublisher, func() int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return max(len(p.tracks), int(p.offered.Load()))
+	})
+	p.subGuard = p.newSSRCGuard(targetSubscriber, func() int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(p.subs)
+	})
 	var err error
-	if p.pub, err = s.pubAPI.NewPeerConnection(pcCfg); err != nil {
+	if p.pub, err = s.newPeerConnection(s.pubStack, p.pubGuard, pcCfg); err != nil {
 		return nil, fmt.Errorf("media: publisher connection: %w", err)
 	}
-	if p.sub, err = s.subAPI.NewPeerConnection(pcCfg); err != nil {
+	if p.sub, err = s.newPeerConnection(s.subStack, p.subGuard, pcCfg); err != nil {
 		_ = p.pub.Close()
 		return nil, fmt.Errorf("media: subscriber connection: %w", err)
 	}
@@ -143,6 +164,33 @@ func (s *SFU) Join(cfg ParticipantConfig) (*Participant, error) {
 	}
 	log.Debug("media: joined")
 	return p, nil
+}
+
+// newSSRCGuard builds the stream guard of one of the participant's
+// connections; tracks counts the tracks that connection carries.
+func (p *Participant) newSSRCGuard(target string, tracks func() int) *ssrcGuard {
+	return newSSRCGuard(tracks, func(kind string, live, limit int) {
+		p.refuse(p.sfu.metrics.tooManySSRCs, ruleTooManySSRCs,
+			"target", target, "kind", kind, "streams", live, "limit", limit)
+	}, p.sfu.metrics.readDropped)
+}
+
+// refuse ends the session of a participant that broke one of the SFU's
+// bounds: counted under rule, logged with what it did, and closed on a
+// goroutine of its own, so that it may be called from anywhere. Only its
+// own connections go; the room carries on without it.
+func (p *Participant) refuse(counter prometheus.Counter, rule string, attrs ...any) {
+	if p.closed.Load() || !p.refused.CompareAndSwap(false, true) {
+		return
+	}
+	counter.Inc()
+	p.log.Warn("media: participant refused, ending its session", append([]any{"rule", rule}, attrs...)...)
+	go func() {
+		p.Close()
+		if f := p.cfg.Events.Refused; f != nil {
+			f(rule)
+		}
+	}()
 }
 
 // wire connects a peer connection's callbacks to the participant's events.
@@ -211,6 +259,8 @@ func (p *Participant) HandleOffer(offer string) (string, error) {
 		p.opMu.Unlock()
 		return "", err
 	}
+	// Before pion opens the sections' streams: they count against it.
+	p.offered.Store(int32(sending)) //nolint:gosec // sending is at most the offer's media sections
 	answer, err := p.applyOfferLocked(offer)
 	var gone []*publishedTrack
 	if err == nil {

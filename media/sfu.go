@@ -55,11 +55,15 @@ type SFU struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	// pubAPI builds publisher connections (the SFU receives), subAPI
-	// subscriber connections (the SFU sends); their interceptor chains
+	// se, pubStack and subStack build a participant's connections:
+	// publisher connections (the SFU receives) on pubStack, subscriber
+	// connections (the SFU sends) on subStack, whose interceptor chains
 	// differ, see newPublisherInterceptors and newSubscriberInterceptors.
-	pubAPI *webrtc.API
-	subAPI *webrtc.API
+	// Each connection gets a webrtc.API of its own, for its BufferFactory
+	// (newPeerConnection).
+	se       webrtc.SettingEngine
+	pubStack connStack
+	subStack connStack
 
 	udpMux ice.UDPMux
 	tcpMux ice.TCPMux // nil when DisableTCP
@@ -129,17 +133,16 @@ func New(cfg Config) (*SFU, error) {
 		})
 	}
 
-	se, err := s.settingEngine(ip, lf)
-	if err != nil {
+	if s.se, err = s.settingEngine(ip, lf); err != nil {
 		_ = s.closeSockets()
 		return nil, err
 	}
 	strict := strictFactory{opts: newStrictOptions(), m: m.strict}
-	if s.pubAPI, err = newAPI(se, strict, newPublisherInterceptors); err != nil {
+	if s.pubStack, err = newConnStack(strict, newPublisherInterceptors); err != nil {
 		_ = s.closeSockets()
 		return nil, err
 	}
-	if s.subAPI, err = newAPI(se, strict, newSubscriberInterceptors); err != nil {
+	if s.subStack, err = newConnStack(strict, newSubscriberInterceptors); err != nil {
 		_ = s.closeSockets()
 		return nil, err
 	}
@@ -271,7 +274,8 @@ func bindMediaPort(ip net.IP, port int, withTCP bool) (net.PacketConn, net.Liste
 	return nil, nil, lastErr
 }
 
-// settingEngine is shared by both APIs: one port, one set of ICE rules.
+// settingEngine is shared by every connection: one port, one set of ICE
+// rules.
 func (s *SFU) settingEngine(ip net.IP, lf pionLoggerFactory) (webrtc.SettingEngine, error) {
 	var se webrtc.SettingEngine
 	se.LoggerFactory = lf
@@ -309,20 +313,43 @@ func (s *SFU) settingEngine(ip net.IP, lf pionLoggerFactory) (webrtc.SettingEngi
 	return se, nil
 }
 
-func newAPI(se webrtc.SettingEngine, strict interceptor.Factory, interceptors func(*interceptor.Registry) error) (*webrtc.API, error) {
+// connStack is the codecs and interceptors of one kind of connection.
+// pion copies the media engine and builds the interceptors afresh for
+// every connection, so one stack serves them all.
+type connStack struct {
+	media *webrtc.MediaEngine
+	reg   *interceptor.Registry
+}
+
+func newConnStack(strict interceptor.Factory, interceptors func(*interceptor.Registry) error) (connStack, error) {
 	me, err := newMediaEngine()
 	if err != nil {
-		return nil, err
+		return connStack{}, err
 	}
 	reg, err := newInterceptorRegistry(strict, interceptors)
 	if err != nil {
-		return nil, err
+		return connStack{}, err
 	}
-	return webrtc.NewAPI(
+	return connStack{media: me, reg: reg}, nil
+}
+
+// newPeerConnection builds one connection of a participant on a
+// webrtc.API of its own: the SFU's settings, st's codecs and
+// interceptors, and guard as the BufferFactory, so that every SRTP and
+// SRTCP stream pion opens on it is counted against it (ssrcguard.go).
+//
+// pion starts no RTX repair reader on its own when a BufferFactory is set
+// (DTLSTransport.streamsForSSRC); the SFU negotiates no RTX, so nothing
+// changes for it.
+func (s *SFU) newPeerConnection(st connStack, guard *ssrcGuard, cfg webrtc.Configuration) (*webrtc.PeerConnection, error) {
+	se := s.se
+	se.BufferFactory = guard.newBuffer
+	api := webrtc.NewAPI(
 		webrtc.WithSettingEngine(se),
-		webrtc.WithMediaEngine(me),
-		webrtc.WithInterceptorRegistry(reg),
-	), nil
+		webrtc.WithMediaEngine(st.media),
+		webrtc.WithInterceptorRegistry(st.reg),
+	)
+	return api.NewPeerConnection(cfg)
 }
 
 // Payload types the SFU offers. Clients may answer with their own; the

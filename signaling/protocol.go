@@ -97,6 +97,7 @@ const (
 	CodeTooManyTracks   = "too_many_tracks"   // tracks per participant reached; offer refused
 	CodeJoinRateLimited = "join_rate_limited" // joins per second from this address exceeded (fatal)
 	CodeShuttingDown    = "shutting_down"     // the node no longer accepts joins (fatal)
+	CodeMediaRefused    = "media_refused"     // the SFU ended the participant's media for breaking a bound (fatal)
 
 	// Media.
 	CodeNegotiation = "negotiation_failed" // an offer, answer or candidate could not be applied

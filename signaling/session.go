@@ -717,6 +717,9 @@ func (c *session) mediaEvents() media.Events {
 			c.srv.metrics.connFailures.WithLabelValues(target).Inc()
 			c.logger().Warn("signaling: media connection failed", "target", target)
 		},
+		Refused: func(rule string) {
+			c.fatal(CodeMediaRefused, fmt.Sprintf("the media server ended this session: the client broke its bound %q (see docs/PROTOCOL.md, Limits)", rule), "", ClosePolicy)
+		},
 	}
 }
 
