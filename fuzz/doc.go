@@ -14,6 +14,10 @@
 //   - FuzzSignalingDecode: a WebSocket message, through
 //     signaling.DecodeClientMessage, the server's own decoder.
 //   - FuzzTokenVerify: an access token, through signaling.Verifier.
+//   - FuzzTURNMessage: a datagram or TCP stream to the TURN relay, through
+//     a running relay.Server and the peer policy.
+//   - FuzzSFrameHeader and FuzzSFrameDecrypt: an end-to-end encrypted
+//     frame as a client receives it, through media/sframe.
 //
 // Each seed in testdata/fuzz/<target>/ is a hand-made hostile input named
 // for what it attacks, or a crasher kept as a regression seed. `go test
