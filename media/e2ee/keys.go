@@ -130,16 +130,29 @@ type Session struct {
 	suite sframe.CipherSuite
 	tag   uint64 // 24 bits, never 0
 
-	mu      sync.Mutex
-	closed  bool
-	epoch   uint32
-	cur     *sendKey
-	next    *sendKey // nil unless a new key waits for acks
-	pending map[string]bool
-	timer   *time.Timer
-	members map[string]*remote // by identity
-	stats   Stats
+	mu     sync.Mutex
+	closed bool
+	// publishing is set by StartPublishing: until then this participant
+	// sends no frames, so it distributes no key and never rekeys.
+	publishing bool
+	epoch      uint32
+	cur        *sendKey
+	next       *sendKey // nil unless a new key waits for acks
+	pending    map[string]bool
+	timer      *time.Timer
+	members    map[string]*remote // by identity
+	// early holds key messages from participants not yet members (their
+	// participant_joined may arrive after their key), per identity,
+	// bounded; SetMembers replays them.
+	early map[string][]keyMessage
+	stats Stats
 }
+
+const (
+	// maxEarlySenders and maxEarlyPerSender bound Session.early.
+	maxEarlySenders   = 64
+	maxEarlyPerSender = 4
+)
 
 // sendKey is one of this participant's own base keys.
 type sendKey struct {
@@ -164,8 +177,9 @@ type remote struct {
 }
 
 type remoteKey struct {
-	kid uint64
-	seq uint64
+	kid  uint64
+	seq  uint64
+	base []byte
 }
 
 // NewSession starts a participant's E2EE state with a fresh random key.
@@ -313,8 +327,54 @@ func (s *Session) SetMembers(members []Peer) {
 		added = true
 	}
 	var send func()
-	if removed || added {
+	if (removed || added) && s.publishing {
 		send = s.rekeyLocked(removed)
+	}
+	s.mu.Unlock()
+	if send != nil {
+		send()
+	}
+	s.drainEarly()
+}
+
+// drainEarly handles the key messages of senders that became members.
+func (s *Session) drainEarly() {
+	s.mu.Lock()
+	type pending struct {
+		from string
+		msgs []keyMessage
+	}
+	var ready []pending
+	for from, msgs := range s.early {
+		if s.members[from] != nil {
+			ready = append(ready, pending{from, msgs})
+			delete(s.early, from)
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range ready {
+		for _, m := range p.msgs {
+			_ = s.handleKey(p.from, m) // refusals are logged and counted
+		}
+	}
+}
+
+// StartPublishing tells the session that this participant is about to
+// send frames: its key goes to every member now, and from now on every
+// change of membership rekeys. Before it, a participant that only
+// listens sends no key messages at all — in a large room most do, and
+// each key message costs every member an acknowledgement. Calling it
+// again does nothing. EncryptFrame calls it too.
+func (s *Session) StartPublishing() {
+	s.mu.Lock()
+	if s.closed || s.publishing {
+		s.mu.Unlock()
+		return
+	}
+	s.publishing = true
+	var send func()
+	if len(s.members) > 0 {
+		send = s.rekeyLocked(false)
 	}
 	s.mu.Unlock()
 	if send != nil {
@@ -530,10 +590,21 @@ func (s *Session) handleKey(from string, m keyMessage) error {
 	}
 	s.mu.Lock()
 	r := s.members[from]
-	s.mu.Unlock()
 	if r == nil {
+		// Perhaps its announcement is still on its way: keep the message
+		// for SetMembers, within bounds.
+		if q, ok := s.early[from]; (ok || len(s.early) < maxEarlySenders) && len(q) < maxEarlyPerSender {
+			if s.early == nil {
+				s.early = make(map[string][]keyMessage)
+			}
+			s.early[from] = append(q, m)
+			s.mu.Unlock()
+			return nil
+		}
+		s.mu.Unlock()
 		return s.bad(from, errors.New("sender is not a member with a public key"))
 	}
+	s.mu.Unlock()
 	plain, err := Open(s.opts.Identity, s.opts.Self, r.pub, from, s.opts.Room, sealed)
 	if err != nil {
 		return s.bad(from, err)
@@ -569,7 +640,7 @@ func (s *Session) handleKey(from string, m keyMessage) error {
 	}
 	r.keys = slices.DeleteFunc(r.keys, func(k remoteKey) bool { return k.kid == kid })
 	r.seq++
-	r.keys = append(r.keys, remoteKey{kid: kid, seq: r.seq})
+	r.keys = append(r.keys, remoteKey{kid: kid, seq: r.seq, base: base})
 	for len(r.keys) > maxKeysPerSender {
 		r.recv.RemoveKey(r.keys[0].kid)
 		r.keys = r.keys[1:]
@@ -584,6 +655,43 @@ func (s *Session) handleKey(from string, m keyMessage) error {
 		send([]string{from}, ack)
 	}
 	return nil
+}
+
+// ratchetedKeyLocked derives the key a sender ratcheted to when it went
+// from the previous epoch to kid's (a join), from the previous key this
+// receiver holds: frames under the new key then decrypt before the key
+// message arrives. It returns false when there is no such previous key.
+// A sender that drew a fresh key instead (a leave) is not helped, and the
+// guess is taken back by the caller when it does not authenticate.
+// Called with s.mu held.
+func (s *Session) ratchetedKeyLocked(r *remote, kid uint64) bool {
+	if r.tag == 0 || kid>>8 != r.tag {
+		return false
+	}
+	prev := kid&^0xff | (kid-1)&0xff
+	for _, k := range r.keys {
+		if k.kid != prev {
+			continue
+		}
+		next, err := sframe.Ratchet(s.suite, k.base)
+		if err != nil || r.recv.SetKey(kid, next) != nil {
+			return false
+		}
+		r.seq++
+		r.keys = append(r.keys, remoteKey{kid: kid, seq: r.seq, base: next})
+		for len(r.keys) > maxKeysPerSender {
+			r.recv.RemoveKey(r.keys[0].kid)
+			r.keys = r.keys[1:]
+		}
+		return true
+	}
+	return false
+}
+
+// forgetKeyLocked drops a key of r. Called with s.mu held.
+func (s *Session) forgetKeyLocked(r *remote, kid uint64) {
+	r.recv.RemoveKey(kid)
+	r.keys = slices.DeleteFunc(r.keys, func(k remoteKey) bool { return k.kid == kid })
 }
 
 // noteInUse records that a frame from r decrypted under kid; the first

@@ -40,7 +40,16 @@ func newRoom(t *testing.T) *room {
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
+// join adds a participant that publishes (the common case in these
+// tests); listen adds one that does not.
 func (r *room) join(name string, opts ...func(*Options)) *Session {
+	r.t.Helper()
+	s := r.listen(name, opts...)
+	s.StartPublishing()
+	return s
+}
+
+func (r *room) listen(name string, opts ...func(*Options)) *Session {
 	r.t.Helper()
 	id, err := NewIdentity()
 	if err != nil {
@@ -504,5 +513,106 @@ func TestKeyFloodKeepsFewKeys(t *testing.T) {
 	}
 	if _, _, err := a.DecryptFrame("bob", CodecOpus, mustEncrypt(t, b, CodecOpus, opusFrame)); err != nil {
 		t.Fatalf("bob's current key was evicted: %v", err)
+	}
+}
+
+func TestListenersSendNoKeys(t *testing.T) {
+	r := newRoom(t)
+	a := r.join("alice")
+	r.listen("bob")
+	r.listen("carol")
+	r.pump()
+	sent := func(name string) uint64 { return r.sessions[name].Stats().KeysSent }
+	if sent("bob") != 0 || sent("carol") != 0 {
+		t.Fatalf("listeners sent keys: bob %d, carol %d", sent("bob"), sent("carol"))
+	}
+	// They still decrypt alice.
+	if _, _, err := r.sessions["carol"].DecryptFrame("alice", CodecOpus, mustEncrypt(t, a, CodecOpus, opusFrame)); err != nil {
+		t.Fatal(err)
+	}
+	// A listener leaving costs alice a rekey; a listener that starts
+	// publishing sends its key to everyone once.
+	r.leave("carol")
+	r.pump()
+	b := r.sessions["bob"]
+	b.StartPublishing()
+	b.StartPublishing()
+	r.pump()
+	if sent("bob") != 1 {
+		t.Fatalf("bob sent %d key messages after starting to publish, want 1", sent("bob"))
+	}
+	if _, _, err := a.DecryptFrame("bob", CodecOpus, mustEncrypt(t, b, CodecOpus, opusFrame)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReceiverRatchetsForAJoin: a sender that switched to its ratcheted
+// key while a receiver's copy of the key message is still on its way:
+// the receiver derives the key from the one it has and loses no frame.
+func TestReceiverRatchetsForAJoin(t *testing.T) {
+	r := newRoom(t)
+	short := func(o *Options) { o.AckTimeout = 10 * time.Millisecond }
+	a := r.join("alice", short)
+	b := r.join("bob", short)
+	r.pump()
+	// alice's messages to bob are lost from now on.
+	r.drop = func(from, to string) bool { return from == "alice" && to == "bob" }
+	kid0 := a.KID()
+	r.join("carol", short)
+	r.pump()
+	deadline := time.Now().Add(10 * time.Second)
+	for a.KID() == kid0 {
+		if time.Now().After(deadline) {
+			t.Fatal("alice never switched")
+		}
+		time.Sleep(5 * time.Millisecond) // the ack timer runs on its own; poll it
+	}
+	got, h, err := b.DecryptFrame("alice", CodecOpus, mustEncrypt(t, a, CodecOpus, opusFrame))
+	if err != nil || !bytes.Equal(got, opusFrame) || h.KID != a.KID() {
+		t.Fatalf("bob, without alice's key message, decrypting her ratcheted key: %v", err)
+	}
+	// A fresh key (after a leave) cannot be guessed: counted as no key.
+	kid1 := a.KID()
+	r.leave("carol")
+	r.pump()
+	for a.KID() == kid1 {
+		if time.Now().After(deadline) {
+			t.Fatal("alice never switched after carol left")
+		}
+		time.Sleep(5 * time.Millisecond) // the ack timer runs on its own; poll it
+	}
+	if _, _, err := b.DecryptFrame("alice", CodecOpus, mustEncrypt(t, a, CodecOpus, opusFrame)); !errors.Is(err, ErrNoKey) {
+		t.Fatalf("a frame under alice's fresh key, key message lost: %v, want ErrNoKey", err)
+	}
+}
+
+// TestKeyBeforeAnnouncement: a key message that arrives before its
+// sender's participant_joined is kept and used once the sender is known.
+func TestKeyBeforeAnnouncement(t *testing.T) {
+	r := newRoom(t)
+	a := r.join("alice")
+	idB, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []json.RawMessage
+	b, err := NewSession(Options{Room: "room", Self: "bob", Identity: idB, Logger: quiet(), AckTimeout: time.Hour,
+		Send: func(_ []string, m json.RawMessage) { msgs = append(msgs, m) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.StartPublishing()
+	b.SetMembers([]Peer{{Identity: "alice", PublicKey: a.PublicKey()}})
+	if len(msgs) != 1 {
+		t.Fatalf("bob sent %d messages", len(msgs))
+	}
+	// alice hears bob's key before she hears of bob.
+	if err := a.HandleMessage("bob", msgs[0]); err != nil {
+		t.Fatalf("early key: %v", err)
+	}
+	a.SetMembers([]Peer{{Identity: "bob", PublicKey: b.PublicKey()}})
+	if _, _, err := a.DecryptFrame("bob", CodecOpus, mustEncrypt(t, b, CodecOpus, opusFrame)); err != nil {
+		t.Fatalf("alice, after bob's announcement: %v", err)
 	}
 }

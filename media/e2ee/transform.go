@@ -25,6 +25,7 @@ func (s *Session) EncryptFrame(codec Codec, frame []byte) ([]byte, error) {
 		return nil, fmt.Errorf("e2ee: encrypt: %w", err)
 	}
 	prefix := frame[:n]
+	s.StartPublishing()
 	s.mu.Lock()
 	ct, err := s.cur.sender.Encrypt(nil, prefix, frame[n:])
 	s.mu.Unlock()
@@ -61,9 +62,25 @@ func (s *Session) DecryptFrame(from string, codec Codec, frame []byte) ([]byte, 
 	if r == nil {
 		return nil, sframe.Header{}, fmt.Errorf("%w: %q is not a member with a key", ErrNoKey, from)
 	}
-	out := make([]byte, 0, len(frame))
-	out = append(out, prefix...)
-	out, h, err := r.recv.Decrypt(out, prefix, body)
+	buf := make([]byte, 0, len(frame))
+	buf = append(buf, prefix...)
+	out, h, err := r.recv.Decrypt(buf, prefix, body)
+	if errors.Is(err, sframe.ErrUnknownKID) {
+		// A sender that ratcheted for a joiner: derive its new key from
+		// the previous one instead of waiting for the key message.
+		s.mu.Lock()
+		derived := s.members[from] == r && s.ratchetedKeyLocked(r, h.KID)
+		s.mu.Unlock()
+		if derived {
+			out, h, err = r.recv.Decrypt(buf[:n], prefix, body)
+			if err != nil {
+				s.mu.Lock()
+				s.forgetKeyLocked(r, h.KID)
+				s.mu.Unlock()
+				err = fmt.Errorf("%w: %w", sframe.ErrUnknownKID, err)
+			}
+		}
+	}
 	if err != nil {
 		if errors.Is(err, sframe.ErrUnknownKID) {
 			err = fmt.Errorf("%w: %w", ErrNoKey, err)

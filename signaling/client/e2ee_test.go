@@ -842,6 +842,11 @@ func TestE2EESwappedIdentityKeyChangesSafetyNumber(t *testing.T) {
 	for _, p := range []*e2eePeer{bob, carol} {
 		waitJoined(t, p, "alice")
 	}
+	// alice publishes, so she seals her key to everyone (to the swapped
+	// key for bob).
+	if _, err := alice.c.PublishSample(ctx, "mic", opus()); err != nil {
+		t.Fatal(err)
+	}
 
 	a, b, c := alice.c.SafetyNumber(), bob.c.SafetyNumber(), carol.c.SafetyNumber()
 	if b != c {

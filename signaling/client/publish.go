@@ -205,6 +205,9 @@ func (c *Client) PublishSample(ctx context.Context, trackID string, codec webrtc
 		if p.codec, err = e2ee.CodecFromMime(codec.MimeType); err != nil {
 			return nil, fmt.Errorf("client: publish %q with end-to-end encryption: %w", trackID, err)
 		}
+		// Receivers need the key before the first frame: send it now.
+		// A client that only listens never sends one.
+		c.keys.StartPublishing()
 	}
 	return c.publish(ctx, p)
 }
