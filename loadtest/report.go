@@ -1,0 +1,323 @@
+package loadtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+)
+
+// SchemaVersion is the report's "schema" field. It changes only when a
+// field is renamed, removed or changes meaning; fields may be added
+// without a change.
+const SchemaVersion = "sotto-loadtest/1"
+
+// Report is the outcome of a run. Its JSON form (docs/BENCHMARKS.md,
+// "The JSON report") is a public contract: tools read these field names.
+// Loss, jitter, bitrate and latency are measured on frames, by the
+// sequence number and send time each synthetic frame carries inside its
+// encrypted part (see frame.go), over every subscription from its first
+// frame to the end of the measurement. Bitrates are media bitrates: frame
+// bytes as the encoder made them, without SFrame, RTP, SRTP, UDP or IP
+// overhead.
+type Report struct {
+	Schema    string       `json:"schema"`
+	StartedAt time.Time    `json:"started_at"`
+	Config    ReportConfig `json:"config"`
+	// Interrupted: the run was stopped (SIGINT, SIGTERM) before its
+	// measurement window ended; the figures cover what ran.
+	Interrupted bool `json:"interrupted"`
+	// MeasuredSeconds is the measurement window's actual length.
+	MeasuredSeconds float64 `json:"measured_seconds"`
+
+	// ParticipantsExpected joins were attempted; ParticipantsJoined
+	// succeeded; ParticipantsConnected were still connected when the
+	// measurement window ended.
+	ParticipantsExpected  int `json:"participants_expected"`
+	ParticipantsJoined    int `json:"participants_joined"`
+	ParticipantsConnected int `json:"participants_connected"`
+	// JoinFailures never joined (or, publishers, never published);
+	// JoinRetries counts joins the server refused as rate limited
+	// (join_rate_limited) and that were tried again.
+	JoinFailures int `json:"join_failures"`
+	JoinRetries  int `json:"join_retries"`
+	// JoinMS is the time from dialling to "joined" of the successful
+	// attempt (client.Connect), over the participants that joined.
+	JoinMS Percentiles `json:"join_ms"`
+
+	// TracksPublished is the tracks publishers sent; TracksExpected the
+	// subscriptions that should have delivered media (subscribers ×
+	// published tracks per room); TracksReceived those that did.
+	TracksPublished int `json:"tracks_published"`
+	TracksExpected  int `json:"tracks_expected"`
+	TracksReceived  int `json:"tracks_received"`
+
+	// FramesSent were written by publishers, over the whole run.
+	// FramesExpected and FramesReceived are over subscriptions, the
+	// frames their publishers wrote in the measurement window (or, for a
+	// subscription that started later, from its first frame).
+	FramesSent uint64 `json:"frames_sent"`
+	// FramesSkipped are frames the synthetic encoders should have sent
+	// by their clock but did not, because this process fell behind (a
+	// timer tick dropped). Above a few percent the load tool, not the
+	// SFU, is the bottleneck, and the run offered less load than asked.
+	FramesSkipped  uint64 `json:"frames_skipped"`
+	FramesExpected uint64 `json:"frames_expected"`
+	FramesReceived uint64 `json:"frames_received"`
+	// PacketLoss is frames lost / frames expected in the window, a
+	// fraction 0-1. It counts frames, not RTP packets: a frame with any
+	// packet missing after retransmission never reaches the application,
+	// and neither does one that arrived before its key.
+	PacketLoss float64 `json:"packet_loss"`
+	// Ramp is the same count before the window: from each
+	// subscription's first frame through the joins, key exchanges and
+	// settling that followed.
+	Ramp PhaseLoss `json:"ramp"`
+	// JitterMS is RFC 3550 interarrival jitter computed on the frames'
+	// send times, the mean over subscriptions, in milliseconds. It,
+	// the bitrates and E2ELatencyMS cover the window's frames.
+	JitterMS float64 `json:"jitter_ms"`
+	// SentBitrateBPS is the mean media bitrate of the published tracks;
+	// ReceivedBitrateBPS the mean per subscription (bit/s), and by kind.
+	SentBitrateBPS           float64   `json:"sent_bitrate_bps"`
+	ReceivedBitrateBPS       float64   `json:"received_bitrate_bps"`
+	ReceivedBitrateBPSByKind KindRates `json:"received_bitrate_bps_by_kind"`
+	// E2ELatencyMS is the time from a publisher's WriteSample to the
+	// subscriber's ReadFrame returning the decrypted frame, over every
+	// frame received, in milliseconds.
+	E2ELatencyMS Percentiles `json:"e2e_latency_ms"`
+
+	// DecryptFailures is the sum of RemoteTrack.Stats().Rejected: frames
+	// that failed to decrypt (tampered, replayed, malformed). It must be
+	// zero. DecryptNoKey is the sum of Stats().NoKey: frames that arrived
+	// before their key (normal for a moment after a join or a key
+	// change; each is lost).
+	DecryptFailures uint64 `json:"decrypt_failures"`
+	DecryptNoKey    uint64 `json:"decrypt_no_key"`
+	// MalformedFrames decoded but did not carry the load tool's header.
+	MalformedFrames uint64 `json:"malformed_frames"`
+
+	// Reconnects counts connections that dropped and were re-made;
+	// Errors every error seen (failed joins, publish and write errors,
+	// server errors, drops), ErrorSamples the first few.
+	Reconnects   int      `json:"reconnects"`
+	Errors       int      `json:"errors"`
+	ErrorSamples []string `json:"error_samples"`
+
+	// SFU is what the server's own /metrics say about the window.
+	SFU SFUReport `json:"sfu"`
+	// LoadtestCPUSeconds is the CPU time this process used in the window.
+	LoadtestCPUSeconds float64 `json:"loadtest_cpu_seconds"`
+
+	// Violations are the thresholds the run broke; empty when none.
+	Violations []Violation `json:"violations"`
+}
+
+// ReportConfig is the run's configuration as the report records it.
+type ReportConfig struct {
+	URL              string   `json:"url"`
+	Rooms            int      `json:"rooms"`
+	Publishers       int      `json:"publishers"`
+	Subscribers      int      `json:"subscribers"`
+	DurationSeconds  float64  `json:"duration_seconds"`
+	Media            string   `json:"media"` // "audio+video", "audio" or "video"
+	VideoBitrateBPS  int      `json:"video_bitrate_bps"`
+	E2EE             bool     `json:"e2ee"`
+	RampPerSecond    float64  `json:"ramp_per_second"`
+	MaxLoss          *float64 `json:"max_loss"`        // null: no threshold
+	MaxP95JoinMS     float64  `json:"max_p95_join_ms"` // 0: no threshold
+	AudioFrameBytes  int      `json:"audio_frame_bytes"`
+	VideoFPS         int      `json:"video_fps"`
+	KeyframeInterval float64  `json:"keyframe_interval_seconds"`
+}
+
+// PhaseLoss is frame loss over a phase of the run.
+type PhaseLoss struct {
+	FramesExpected uint64  `json:"frames_expected"`
+	FramesReceived uint64  `json:"frames_received"`
+	PacketLoss     float64 `json:"packet_loss"`
+}
+
+// KindRates are bitrates by track kind.
+type KindRates struct {
+	Audio float64 `json:"audio"`
+	Video float64 `json:"video"`
+}
+
+// SFUReport is read from the SFU's /metrics at the start and the end of
+// the measurement window (the load tool's own CPU does not count, even on
+// the same machine). Counters are deltas over the window; RSS is at its
+// end.
+type SFUReport struct {
+	// Available is false when /metrics could not be read; Note says why.
+	Available bool `json:"available"`
+	// WindowSeconds is the time between the two reads.
+	WindowSeconds float64 `json:"window_seconds"`
+	// CPUSeconds is process_cpu_seconds_total's increase.
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// RSSBytes is process_resident_memory_bytes at the window's end,
+	// RSSBytesBefore before the first join; RSSBytesPerParticipant their
+	// difference over ParticipantsConnected.
+	RSSBytes               float64 `json:"rss_bytes"`
+	RSSBytesBefore         float64 `json:"rss_bytes_before"`
+	RSSBytesPerParticipant float64 `json:"rss_bytes_per_participant"`
+	// ForwardedPackets is sotto_rtp_packets_out_total's increase (all
+	// kinds): RTP packets written to subscribers, retransmissions
+	// included. ReceivedPackets is sotto_rtp_packets_in_total's,
+	// DroppedPackets sotto_rtp_packets_dropped_total's (all reasons),
+	// NACKRetransmissions sotto_nack_retransmissions_total's.
+	ForwardedPackets    float64 `json:"forwarded_packets"`
+	ReceivedPackets     float64 `json:"received_packets"`
+	DroppedPackets      float64 `json:"dropped_packets"`
+	NACKRetransmissions float64 `json:"nack_retransmissions"`
+	// ForwardedPerCPUSecond is ForwardedPackets / CPUSeconds: the SFU's
+	// efficiency, to compare with the 150k target and the UDP reference.
+	ForwardedPerCPUSecond float64 `json:"forwarded_packets_per_cpu_second"`
+	// Over the whole run (from before the first join to the window's
+	// end), from the signaling server on the same /metrics: messages
+	// received from clients (sotto_signaling_messages_total), relay
+	// messages among them (type "relay": end-to-end encryption's keys
+	// and acknowledgements travel as relays), error messages sent
+	// (sotto_signaling_errors_total, rate_limited included), and
+	// connections dropped because they did not read fast enough.
+	SignalingMessages     float64 `json:"signaling_messages"`
+	RelayMessages         float64 `json:"relay_messages"`
+	SignalingErrors       float64 `json:"signaling_errors"`
+	SlowClientDisconnects float64 `json:"slow_client_disconnects"`
+	// Note says what was missing, if anything.
+	Note string `json:"note"`
+}
+
+// Violation is a broken threshold.
+type Violation struct {
+	Flag     string  `json:"threshold"` // the flag that set it, e.g. "--max-loss"
+	Limit    float64 `json:"limit"`     // in the unit of the flag: a fraction, milliseconds
+	Measured float64 `json:"measured"`
+	Message  string  `json:"message"`
+}
+
+// Evaluate returns the thresholds r breaks. A participant that never
+// joined breaks MaxP95Join, a subscription that never delivered a frame
+// breaks MaxLoss: a limit that an outage cannot break would be no limit.
+func Evaluate(r Report, t Thresholds) []Violation {
+	var vs []Violation
+	if l := t.MaxLoss; l != nil {
+		if r.PacketLoss > *l {
+			vs = append(vs, Violation{Flag: "--max-loss", Limit: *l, Measured: r.PacketLoss,
+				Message: fmt.Sprintf("--max-loss %g broken: packet_loss %.4f (%.2f %% of %d frames)", *l, r.PacketLoss, 100*r.PacketLoss, r.FramesExpected)})
+		}
+		if missing := r.TracksExpected - r.TracksReceived; missing > 0 {
+			vs = append(vs, Violation{Flag: "--max-loss", Limit: *l, Measured: 1,
+				Message: fmt.Sprintf("--max-loss %g broken: %d of %d subscriptions never delivered a frame", *l, missing, r.TracksExpected)})
+		}
+	}
+	if d := t.MaxP95Join; d > 0 {
+		lim := float64(d) / float64(time.Millisecond)
+		if r.JoinMS.P95 > lim {
+			vs = append(vs, Violation{Flag: "--max-p95-join", Limit: lim, Measured: r.JoinMS.P95,
+				Message: fmt.Sprintf("--max-p95-join %v broken: join_ms.p95 %.1f ms", d, r.JoinMS.P95)})
+		}
+		if failed := r.ParticipantsExpected - r.ParticipantsJoined; failed > 0 {
+			vs = append(vs, Violation{Flag: "--max-p95-join", Limit: lim, Measured: r.JoinMS.P95,
+				Message: fmt.Sprintf("--max-p95-join %v broken: %d of %d participants never joined", d, failed, r.ParticipantsExpected)})
+		}
+	}
+	return vs
+}
+
+// WriteJSON writes r as indented JSON.
+func (r Report) WriteJSON(w io.Writer) error {
+	if r.ErrorSamples == nil {
+		r.ErrorSamples = []string{}
+	}
+	if r.Violations == nil {
+		r.Violations = []Violation{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
+		return fmt.Errorf("loadtest: write report: %w", err)
+	}
+	return nil
+}
+
+// WriteTable writes r for a person to read.
+func (r Report) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(name, format string, args ...any) {
+		fmt.Fprintf(tw, "%s\t%s\n", name, fmt.Sprintf(format, args...))
+	}
+	c := r.Config
+	e2ee := "on"
+	if !c.E2EE {
+		e2ee = "off"
+	}
+	media := c.Media
+	if c.Media != "audio" {
+		media += fmt.Sprintf(", video %s", bitrate(float64(c.VideoBitrateBPS)))
+	}
+	state := ""
+	if r.Interrupted {
+		state = " (INTERRUPTED: partial)"
+	}
+	fmt.Fprintf(tw, "Sotto load test: %d room(s) x %d publisher(s) x %d subscriber(s), %s, E2EE %s, %.1f s measured%s\n",
+		c.Rooms, c.Publishers, c.Subscribers, media, e2ee, r.MeasuredSeconds, state)
+	row("participants", "%d/%d connected at the end, %d joined (%d join failures, %d rate-limited retries)",
+		r.ParticipantsConnected, r.ParticipantsExpected, r.ParticipantsJoined, r.JoinFailures, r.JoinRetries)
+	row("join latency", "%s", pct(r.JoinMS))
+	row("subscriptions", "%d/%d delivering media (%d tracks published)", r.TracksReceived, r.TracksExpected, r.TracksPublished)
+	row("frame loss", "%.3f %% in the window (%d of %d frames; %d frames sent in all)", 100*r.PacketLoss, r.FramesExpected-r.FramesReceived, r.FramesExpected, r.FramesSent)
+	row("before the window", "%.3f %% lost (%d of %d frames: joins, key exchanges, settling)", 100*r.Ramp.PacketLoss, r.Ramp.FramesExpected-r.Ramp.FramesReceived, r.Ramp.FramesExpected)
+	if due := r.FramesSent + r.FramesSkipped; due > 0 && float64(r.FramesSkipped) > 0.02*float64(due) {
+		row("LOAD TOOL BEHIND", "%d of %d frames (%.1f %%) not sent on time: this process is short of CPU; the SFU got less load than asked", r.FramesSkipped, due, 100*float64(r.FramesSkipped)/float64(due))
+	}
+	row("jitter", "%.2f ms (mean per subscription)", r.JitterMS)
+	row("e2e latency", "%s", pct(r.E2ELatencyMS))
+	row("bitrate", "%s per subscription received (audio %s, video %s); %s per track sent",
+		bitrate(r.ReceivedBitrateBPS), bitrate(r.ReceivedBitrateBPSByKind.Audio), bitrate(r.ReceivedBitrateBPSByKind.Video), bitrate(r.SentBitrateBPS))
+	row("decryption", "%d failed, %d before their key arrived, %d malformed", r.DecryptFailures, r.DecryptNoKey, r.MalformedFrames)
+	row("errors", "%d (%d reconnects)", r.Errors, r.Reconnects)
+	for _, s := range r.ErrorSamples {
+		row("", "  %s", s)
+	}
+	if s := r.SFU; s.Available {
+		row("SFU cpu", "%.2f s in %.1f s (%.0f %% of a core)", s.CPUSeconds, s.WindowSeconds, 100*s.CPUSeconds/max(s.WindowSeconds, 1e-9))
+		row("SFU forwarded", "%.0f packets (%.0f/s), %.0f per SFU CPU-second; %.0f received, %.0f dropped, %.0f NACK retransmissions",
+			s.ForwardedPackets, s.ForwardedPackets/max(s.WindowSeconds, 1e-9), s.ForwardedPerCPUSecond, s.ReceivedPackets, s.DroppedPackets, s.NACKRetransmissions)
+		row("SFU memory", "rss %s (%s before the run, %s per participant)", mib(s.RSSBytes), mib(s.RSSBytesBefore), mib(s.RSSBytesPerParticipant))
+		row("signaling", "%.0f messages received in the run, %.0f of them relays (E2EE keys and acks); %.0f errors sent, %.0f slow clients dropped",
+			s.SignalingMessages, s.RelayMessages, s.SignalingErrors, s.SlowClientDisconnects)
+	} else {
+		row("SFU", "metrics not available")
+	}
+	if s := r.SFU; s.Note != "" {
+		row("", "  %s", s.Note)
+	}
+	row("load tool cpu", "%.2f s in the window", r.LoadtestCPUSeconds)
+	if len(r.Violations) == 0 {
+		row("thresholds", "none broken")
+	}
+	for _, v := range r.Violations {
+		row("THRESHOLD", "%s", v.Message)
+	}
+	return tw.Flush()
+}
+
+func pct(p Percentiles) string {
+	return fmt.Sprintf("p50 %.1f ms  p95 %.1f ms  p99 %.1f ms  max %.1f ms", p.P50, p.P95, p.P99, p.Max)
+}
+
+func bitrate(bps float64) string {
+	switch {
+	case bps >= 1e6:
+		return fmt.Sprintf("%.2f Mbit/s", bps/1e6)
+	case bps >= 1e3:
+		return fmt.Sprintf("%.1f kbit/s", bps/1e3)
+	}
+	return fmt.Sprintf("%.0f bit/s", bps)
+}
+
+func mib(b float64) string {
+	return fmt.Sprintf("%.1f MiB", b/(1<<20))
+}
