@@ -1,0 +1,1318 @@
+package web_test
+
+// TestBrowserGoInterop: the browser's end-to-end encryption (web/sdk/e2ee)
+// and the Go SDK's (media/sframe, media/e2ee) agree byte for byte, without
+// a call: frames, the H.264 framing functions, sealed keys, public keys,
+// safety numbers, and key management between a Go and a JS session.
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sotto-rtc/sotto/media/e2ee"
+	"github.com/sotto-rtc/sotto/media/sframe"
+)
+
+// jsCall calls e2eeTest.fn(args...) in the page, awaiting a promise, and
+// decodes its result into out (nil: ignore it).
+func jsCall(t *testing.T, ctx context.Context, out any, fn string, args ...any) {
+	t.Helper()
+	parts := make([]string, len(args))
+	for i, a := range args {
+		b, err := json.Marshal(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts[i] = string(b)
+	}
+	expr := fmt.Sprintf("e2eeTest.%s(%s)", fn, strings.Join(parts, ","))
+	if err := evaluate(ctx, expr, out); err != nil {
+		t.Fatalf("e2eeTest.%s: %v", fn, err)
+	}
+}
+
+var codecNames = map[e2ee.Codec]string{e2ee.CodecOpus: "opus", e2ee.CodecVP8: "vp8", e2ee.CodecH264: "h264"}
+
+type interopFrame struct {
+	name  string
+	codec e2ee.Codec
+	data  []byte
+}
+
+// interopFrames are frames of every codec and shape the frame format
+// treats differently.
+func interopFrames() []interopFrame {
+	// An IDR access unit, SPS, PPS and a slice whose data has runs of
+	// zeros, so escaping has work to do (as media/e2ee's tests).
+	idr := []byte{0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1f, 0xda, 0x01, 0x40}
+	idr = append(idr, 0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80)
+	idr = append(idr, 0, 0, 0, 1, 0x65, 0x88, 0x84)
+	for i := range 3000 {
+		idr = append(idr, byte(i*7), 0, 0, byte(i%4))
+	}
+	// What a browser's encoder may produce instead: three-byte start
+	// codes, an access unit delimiter, SEI between SPS and PPS; the sender
+	// normalizes it.
+	messy := []byte{0, 0, 1, 0x09, 0xf0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1f, 0, 0, 1, 0x06, 0x05, 0x01, 0xaa, 0x80}
+	messy = append(messy, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80, 0, 0, 1, 0x65, 0xb8, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x01, 0xff, 0x00)
+	delta := append([]byte{0, 0, 0, 1, 0x41, 0x9a, 0x02}, bytes.Repeat([]byte{0, 0, 0, 0, 1, 2, 3}, 100)...)
+	return []interopFrame{
+		{"opus", e2ee.CodecOpus, append([]byte{0xfc}, []byte("a frame of opus audio, encoded")...)},
+		{"opus TOC only", e2ee.CodecOpus, []byte{0x78}},
+		{"vp8 key", e2ee.CodecVP8, append([]byte{0x50, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00}, bytes.Repeat([]byte("vp8 key frame "), 200)...)},
+		{"vp8 delta", e2ee.CodecVP8, append([]byte{0x51, 0x02, 0x00}, bytes.Repeat([]byte("delta "), 30)...)},
+		{"h264 IDR", e2ee.CodecH264, idr},
+		{"h264 unnormalized", e2ee.CodecH264, messy},
+		{"h264 delta with zero runs", e2ee.CodecH264, delta},
+	}
+}
+
+func normalizedIf(c e2ee.Codec, f []byte) []byte {
+	if c == e2ee.CodecH264 {
+		return e2ee.NormalizeAnnexB(f)
+	}
+	return f
+}
+
+// goEncryptFrame is e2ee.Session.EncryptFrame with a fixed key: the
+// frame format of media/e2ee/transform.go around an sframe.Sender.
+func goEncryptFrame(t *testing.T, s *sframe.Sender, c e2ee.Codec, frame []byte) []byte {
+	t.Helper()
+	frame = normalizedIf(c, frame)
+	n, err := e2ee.PrefixLen(c, frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, err := s.Encrypt(nil, frame[:n], frame[n:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := bytes.Clone(frame[:n])
+	if c == e2ee.CodecH264 {
+		return e2ee.EscapeH264(out, ct)
+	}
+	return append(out, ct...)
+}
+
+// goDecryptFrame is e2ee.Session.DecryptFrame with a fixed receiver.
+func goDecryptFrame(r *sframe.Receiver, c e2ee.Codec, wire []byte) ([]byte, sframe.Header, error) {
+	n, err := e2ee.PrefixLen(c, wire)
+	if err != nil {
+		return nil, sframe.Header{}, err
+	}
+	body := wire[n:]
+	if c == e2ee.CodecH264 {
+		if body, err = e2ee.UnescapeH264(nil, body); err != nil {
+			return nil, sframe.Header{}, err
+		}
+	}
+	return r.Decrypt(bytes.Clone(wire[:n]), wire[:n], body)
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestBrowserGoInterop(t *testing.T) {
+	srv := e2eeServer(t, nil)
+	b := newBrowser(t)
+	ctx := e2eeOpenPage(t, b, "interop", srv.URL+"/testdata/e2ee/interop.html", "typeof window.e2eeTest === 'object'")
+
+	t.Run("frames", func(t *testing.T) { interopFramesTest(t, ctx) })
+	t.Run("replay window", func(t *testing.T) { interopReplayTest(t, ctx) })
+	t.Run("prefix", func(t *testing.T) { interopPrefixTest(t, ctx) })
+	t.Run("seal", func(t *testing.T) { interopSealTest(t, ctx) })
+	t.Run("public keys", func(t *testing.T) { interopPublicKeysTest(t, ctx) })
+	t.Run("safety number", func(t *testing.T) { interopSafetyNumberTest(t, ctx) })
+	t.Run("key management", func(t *testing.T) { interopKeyManagementTest(t, ctx) })
+	t.Run("ack timeout and reconnect", func(t *testing.T) { interopAckTimeoutTest(t, ctx) })
+	t.Run("listeners", func(t *testing.T) { interopListenersTest(t, ctx) })
+	t.Run("receivers ratchet", func(t *testing.T) { interopReceiverRatchetTest(t, ctx) })
+	t.Run("early keys", func(t *testing.T) { interopEarlyKeysTest(t, ctx) })
+}
+
+// (a) Frames encrypted by Go under fixed keys decrypt in JS to the
+// normalized frame, frames encrypted in JS decrypt in Go, and with the
+// same key, KID and counter both produce the same bytes, in every suite.
+func interopFramesTest(t *testing.T, ctx context.Context) {
+	frames := interopFrames()
+	for _, tc := range []struct {
+		suite sframe.CipherSuite
+		kid   uint64
+		ctr   uint64
+	}{
+		{sframe.AES128CTRHMACSHA256_80, 0, 0},
+		{sframe.AES128CTRHMACSHA256_64, 7, 8},
+		{sframe.AES128CTRHMACSHA256_32, 8, 255},
+		{sframe.AES128GCMSHA256_128, 0x12345601, 0},
+		{sframe.AES256GCMSHA512_128, 1<<64 - 1, 1<<53 + 1}, // beyond a double's precision
+	} {
+		t.Run(tc.suite.String(), func(t *testing.T) {
+			base := randomBytes(t, tc.suite.HashSize())
+			snd, err := sframe.NewSender(tc.suite, tc.kid, base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := snd.SetCounter(tc.ctr); err != nil {
+				t.Fatal(err)
+			}
+			type jsFrame struct {
+				Codec string `json:"codec"`
+				Wire  string `json:"wire,omitempty"`
+				Frame string `json:"frame,omitempty"`
+			}
+			var toJS, plain []jsFrame
+			var goWire [][]byte
+			for _, f := range frames {
+				w := goEncryptFrame(t, snd, f.codec, f.data)
+				goWire = append(goWire, w)
+				toJS = append(toJS, jsFrame{Codec: codecNames[f.codec], Wire: hex.EncodeToString(w)})
+				plain = append(plain, jsFrame{Codec: codecNames[f.codec], Frame: hex.EncodeToString(f.data)})
+			}
+			keyArgs := map[string]any{"suite": int(tc.suite), "kid": strconv.FormatUint(tc.kid, 10), "base": hex.EncodeToString(base)}
+
+			// Go -> JS.
+			var dec []struct {
+				Data, KID, CTR, Error, Message string
+			}
+			args := map[string]any{"frames": toJS}
+			for k, v := range keyArgs {
+				args[k] = v
+			}
+			jsCall(t, ctx, &dec, "decryptFrames", args)
+			for i, f := range frames {
+				want := hex.EncodeToString(normalizedIf(f.codec, f.data))
+				ctr := strconv.FormatUint(tc.ctr+uint64(i), 10)
+				if dec[i].Error != "" || dec[i].Data != want || dec[i].KID != strconv.FormatUint(tc.kid, 10) || dec[i].CTR != ctr {
+					t.Errorf("%s: Go -> JS: %s %s, KID %s CTR %s (want %d, %s); %d of %d bytes match",
+						f.name, dec[i].Error, dec[i].Message, dec[i].KID, dec[i].CTR, tc.kid, ctr, len(dec[i].Data)/2, len(want)/2)
+				}
+			}
+
+			// JS -> Go, from the same counter: the same bytes.
+			var enc []struct{ Wire, Error, Message string }
+			args = map[string]any{"frames": plain, "ctr": strconv.FormatUint(tc.ctr, 10)}
+			for k, v := range keyArgs {
+				args[k] = v
+			}
+			jsCall(t, ctx, &enc, "encryptFrames", args)
+			rcv := sframe.NewReceiver(tc.suite, sframe.ReceiverOptions{})
+			if err := rcv.SetKey(tc.kid, base); err != nil {
+				t.Fatal(err)
+			}
+			for i, f := range frames {
+				if enc[i].Error != "" {
+					t.Errorf("%s: JS encrypt: %s %s", f.name, enc[i].Error, enc[i].Message)
+					continue
+				}
+				w, _ := hex.DecodeString(enc[i].Wire)
+				if !bytes.Equal(w, goWire[i]) {
+					t.Errorf("%s: JS and Go encrypt to different bytes (%d and %d bytes)", f.name, len(w), len(goWire[i]))
+				}
+				got, h, err := goDecryptFrame(rcv, f.codec, w)
+				if err != nil || !bytes.Equal(got, normalizedIf(f.codec, f.data)) || h.KID != tc.kid || h.CTR != tc.ctr+uint64(i) {
+					t.Errorf("%s: JS -> Go: %v, KID %d CTR %d", f.name, err, h.KID, h.CTR)
+				}
+			}
+		})
+	}
+}
+
+// sframeErrorKind names an sframe error as sframe.js's SFrameError codes.
+func sframeErrorKind(err error) string {
+	for _, k := range []struct {
+		err  error
+		name string
+	}{
+		{sframe.ErrHeader, "header"}, {sframe.ErrUnknownKID, "unknown-kid"}, {sframe.ErrAuth, "auth"},
+		{sframe.ErrReplay, "replay"}, {sframe.ErrTooOld, "too-old"}, {sframe.ErrTooFarAhead, "too-far-ahead"},
+	} {
+		if errors.Is(err, k.err) {
+			return k.name
+		}
+	}
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
+}
+
+// The JS Receiver accepts and refuses exactly the frames Go's does: the
+// replay window's edge, ring and limits, forged frames (which must not
+// move the window), non-minimal and truncated headers, and long random
+// walks of the counter forwards, backwards and far ahead.
+func interopReplayTest(t *testing.T, ctx context.Context) {
+	const suite = sframe.AES128GCMSHA256_128
+	const kid = 77
+	base := randomBytes(t, 32)
+	metadata := []byte{0x51, 0x02, 0x00}
+	frame := func(ctr uint64, forged bool) []byte {
+		s, err := sframe.NewSender(suite, kid, base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetCounter(ctr); err != nil {
+			t.Fatal(err)
+		}
+		f, err := s.Encrypt(nil, metadata, []byte("payload"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if forged {
+			f[len(f)-1] ^= 1
+		}
+		return f
+	}
+	type step struct {
+		ctr    uint64
+		forged bool
+	}
+	steps := func(ctrs ...uint64) []step {
+		out := make([]step, len(ctrs))
+		for i, c := range ctrs {
+			out[i] = step{ctr: c}
+		}
+		return out
+	}
+	// seq counts from a to b, up or down, b excluded.
+	seq := func(a, b uint64) []uint64 {
+		var out []uint64
+		for c := a; c != b; {
+			out = append(out, c)
+			if a < b {
+				c++
+			} else {
+				c--
+			}
+		}
+		return out
+	}
+	const top = 1 << 40
+	rng := mrand.New(mrand.NewPCG(1024, 20))
+	// walk is a random sequence of frames around the highest counter a
+	// receiver with opts has accepted: the next one, ones in and below the
+	// window, repeats, forgeries, and jumps ahead, near and (perhaps too) far.
+	walk := func(n int, opts sframe.ReceiverOptions) []step {
+		window := cmp.Or(opts.Window, sframe.DefaultWindow)
+		r := sframe.NewReceiver(suite, opts)
+		if err := r.SetKey(kid, base); err != nil {
+			t.Fatal(err)
+		}
+		top := rng.Uint64N(1 << 50)
+		last := top
+		var out []step
+		for range n {
+			s := step{}
+			switch x := rng.IntN(100); {
+			case x < 45:
+				s.ctr = top + 1
+			case x < 55: // just below the top: slots a jump skipped
+				s.ctr = top - 1 - rng.Uint64N(4)
+			case x < 65:
+				s.ctr = top - rng.Uint64N(window+window/2)
+			case x < 75:
+				s.ctr = top + 1 + rng.Uint64N(window)
+			case x < 85:
+				s.ctr = last
+			case x < 90:
+				s.ctr, s.forged = top+rng.Uint64N(5000)-2500, true
+			default:
+				s.ctr = top + rng.Uint64N(1<<21)
+			}
+			if _, h, err := r.Decrypt(nil, metadata, frame(s.ctr, s.forged)); err == nil && h.CTR > top {
+				top = h.CTR
+			}
+			last = s.ctr
+			out = append(out, s)
+		}
+		return out
+	}
+	// Frames that are not made by a sender: headers the RFC forbids or
+	// that end early, and a KID with no key.
+	raw := [][]byte{
+		{0x80, kid},             // KID 77 in one extended byte: minimal, but no ciphertext
+		{0x90, 0, kid, 0x00},    // KID 77 in two bytes: not minimal
+		{0x88, kid, 0x05},       // CTR 5 in one extended byte: not minimal
+		{0x89, kid, 0x00, 0xff}, // CTR 255 in two bytes: not minimal
+		{0x8a, kid, 0x00, 0x01}, // CTR ends early
+		{0xff},                  // both extended, nothing follows
+		{},                      // empty
+		frame(3, false)[:4],     // too short for the tag
+		append([]byte{0x80, 78}, frame(3, false)[2:]...), // another KID
+	}
+	for _, tc := range []struct {
+		name    string
+		window  uint64
+		maxJump uint64
+		steps   []step
+	}{
+		{"replay", 0, 0, steps(5, 5, 6, 5, 6)},
+		{"reordered within a window of 4", 4, 0, steps(10, 8, 7, 9, 8, 6, 11, 7, 9)},
+		{"default window edge", 0, 0, steps(5000, 5000-1023, 5000-1024, 0)},
+		{"window of 100 in a 128-bit ring", 100, 0, steps(500, 401, 400, 372)},
+		{"window clamped", 1 << 30, 0, steps(100000, 100000-65535, 100000-65536)},
+		{"far ahead refused", 0, 100, steps(0, 100, 201, 200, 201, 1<<62)},
+		{"first frame may start anywhere", 0, 10, steps(top, top-1, top+11, top+10)},
+		{"default MaxJump", 0, 0, steps(7, 7+1<<20+1, 7+1<<20)},
+		{"MaxJump off", 0, 1<<64 - 1, steps(0, 1<<64-1, 1<<64-2, 0, 1<<64-1)},
+		{"jump beyond the ring clears it", 64, 0, steps(3, 72, 67, 67, 9, 8)},
+		{"jump within the ring clears the skipped slots", 64, 0, steps(2, 3, 60, 70, 66, 67, 66, 6, 7, 60)},
+		{"every slot a jump skips is cleared", 64, 0, append(steps(seq(0, 128)...), steps(seq(140, 128)...)...)},
+		{"forged frames do not move the window", 4, 2000, []step{{ctr: 10}, {ctr: 1000, forged: true}, {ctr: 9}, {ctr: 11, forged: true}, {ctr: 11}, {ctr: 1000}}},
+		{"a forged replay is still a replay", 0, 0, []step{{ctr: 4}, {ctr: 4, forged: true}}},
+		{"random walk, defaults", 0, 0, walk(1500, sframe.ReceiverOptions{})},
+		{"random walk, window 100, MaxJump 5000", 100, 5000, walk(1500, sframe.ReceiverOptions{Window: 100, MaxJump: 5000})},
+		{"headers", 0, 0, nil},
+	} {
+		var frames [][]byte
+		for _, s := range tc.steps {
+			frames = append(frames, frame(s.ctr, s.forged))
+		}
+		if tc.steps == nil {
+			frames = raw
+		}
+		r := sframe.NewReceiver(suite, sframe.ReceiverOptions{Window: tc.window, MaxJump: tc.maxJump})
+		if err := r.SetKey(kid, base); err != nil {
+			t.Fatal(err)
+		}
+		want := make([]string, len(frames))
+		hexFrames := make([]string, len(frames))
+		counts := map[string]int{}
+		for i, f := range frames {
+			_, _, err := r.Decrypt(nil, metadata, f)
+			want[i] = sframeErrorKind(err)
+			counts[want[i]]++
+			hexFrames[i] = hex.EncodeToString(f)
+		}
+		var got []string
+		jsCall(t, ctx, &got, "replay", map[string]any{
+			"suite": int(suite), "kid": strconv.Itoa(kid), "base": hex.EncodeToString(base), "window": tc.window,
+			"maxJump": strconv.FormatUint(tc.maxJump, 10), "metadata": hex.EncodeToString(metadata), "frames": hexFrames,
+		})
+		bad := 0
+		for i := range frames {
+			if i >= len(got) || got[i] != want[i] {
+				bad++
+				if bad <= 5 {
+					var g string
+					if i < len(got) {
+						g = got[i]
+					}
+					t.Errorf("%s: frame %d (%x): JS %s, Go %s", tc.name, i, frames[i][:min(len(frames[i]), 12)], g, want[i])
+				}
+			}
+		}
+		if len(tc.steps) > 100 {
+			t.Logf("%s: %d frames, Go's outcomes %v, %d differ in JS", tc.name, len(frames), counts, bad)
+		}
+	}
+}
+
+// e2eeErrorKind names an e2ee framing error as prefix.js's FrameError codes.
+func e2eeErrorKind(err error) string {
+	switch {
+	case errors.Is(err, e2ee.ErrNoSlice):
+		return "error:no-slice"
+	case errors.Is(err, e2ee.ErrMalformedFrame):
+		return "error:malformed"
+	case errors.Is(err, e2ee.ErrUnsupportedCodec):
+		return "error:unsupported-codec"
+	}
+	return "error:" + err.Error()
+}
+
+// The frame functions of prefix.js give what media/e2ee/prefix.go gives,
+// on hand-made frames and on random ones full of zeros, start codes and
+// emulation-prevention bytes.
+func interopPrefixTest(t *testing.T, ctx context.Context) {
+	inputs := [][]byte{
+		nil, {0}, {3}, {0, 0}, {0, 0, 3}, {0, 0, 3, 3}, {0, 0, 3, 4}, {0, 3}, {0, 0, 0, 3}, {0, 0, 1}, {0, 0, 2},
+		{0, 0, 0, 1}, {0, 0, 0, 1, 0x65}, {0, 0, 0, 1, 0x65, 1, 2}, {0, 0, 1, 0x67, 0, 0, 1, 0x68, 0, 0, 1, 0x65, 0xaa, 0xbb},
+		{0, 0, 1, 0x67, 0, 0, 1, 0x68}, {0, 0, 1, 0x09, 0xf0, 0, 0, 0, 1, 0x65, 0x88, 0x84, 0},
+		{0x50, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00}, {0x50, 0x02, 0x00, 0x9d, 0x01, 0x2b, 0x40, 0x01, 0xf0, 0x00, 0x11},
+		{0x51, 0x02}, {0x51, 0x02, 0x00},
+	}
+	for _, f := range interopFrames() {
+		inputs = append(inputs, f.data[:min(len(f.data), 200)])
+	}
+	rng := mrand.New(mrand.NewPCG(9605, 1))
+	alphabet := []byte{0, 0, 0, 0, 1, 2, 3, 3, 0x65, 0x41, 0x67, 0x68, 0x09, 0x0c, 0x06, 0x80, 0xff}
+	for range 400 {
+		b := make([]byte, rng.IntN(48))
+		for i := range b {
+			if rng.IntN(4) == 0 {
+				b[i] = byte(rng.IntN(256))
+			} else {
+				b[i] = alphabet[rng.IntN(len(alphabet))]
+			}
+		}
+		inputs = append(inputs, b)
+	}
+	hexIn := make([]string, len(inputs))
+	for i, in := range inputs {
+		hexIn[i] = hex.EncodeToString(in)
+	}
+	var got []map[string]string
+	jsCall(t, ctx, &got, "prefixFunctions", hexIn)
+	result := func(v []byte, err error) string {
+		if err != nil {
+			return e2eeErrorKind(err)
+		}
+		return hex.EncodeToString(v)
+	}
+	length := func(n int, err error) string {
+		if err != nil {
+			return e2eeErrorKind(err)
+		}
+		return strconv.Itoa(n)
+	}
+	mismatches := 0
+	for i, in := range inputs {
+		want := map[string]string{
+			"normalize": hex.EncodeToString(e2ee.NormalizeAnnexB(in)),
+			"h264":      length(e2ee.PrefixLen(e2ee.CodecH264, in)),
+			"vp8":       length(e2ee.PrefixLen(e2ee.CodecVP8, in)),
+			"opus":      length(e2ee.PrefixLen(e2ee.CodecOpus, in)),
+			"escape":    hex.EncodeToString(e2ee.EscapeH264(nil, in)),
+			"unescape":  result(e2ee.UnescapeH264(nil, in)),
+		}
+		for _, fn := range []string{"normalize", "h264", "vp8", "opus", "escape", "unescape"} {
+			if got[i][fn] != want[fn] {
+				mismatches++
+				if mismatches <= 20 {
+					t.Errorf("%s(%x): JS %s, Go %s", fn, in, got[i][fn], want[fn])
+				}
+			}
+		}
+	}
+	t.Logf("%d inputs, 6 functions each: %d mismatches", len(inputs), mismatches)
+}
+
+// (b) A key sealed in Go opens in JS and one sealed in JS opens in Go,
+// bound to the room and both names (UTF-8 included); the JS identity's
+// private key cannot be exported.
+func interopSealTest(t *testing.T, ctx context.Context) {
+	var jsID struct {
+		PublicKey   string
+		Extractable bool
+		Exported    int
+		Usages      []string
+	}
+	jsCall(t, ctx, &jsID, "newIdentity", "jessie")
+	if jsID.Extractable || jsID.Exported != 0 || !slices.Equal(jsID.Usages, []string{"deriveBits"}) {
+		t.Errorf("the JS identity's private key: extractable %v, exported in %d formats, usages %v; want a non-extractable deriveBits key",
+			jsID.Extractable, jsID.Exported, jsID.Usages)
+	}
+	jsPub, err := e2ee.ParsePublicKey(jsID.PublicKey)
+	if err != nil {
+		t.Fatalf("Go cannot parse the JS public key %q: %v", jsID.PublicKey, err)
+	}
+	goID, err := e2ee.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ room, goName, jsName string }{
+		{"room", "gopher", "jessie"},
+		{"salle d'été ☀", "zoë", "jessie 😀"},
+		{"", "g", "j"},
+	} {
+		plain := append([]byte{1, 0, 4}, randomBytes(t, 40)...)
+
+		// Go -> JS.
+		sealed, err := e2ee.Seal(goID, tc.goName, jsPub, tc.jsName, tc.room, plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var opened struct{ Plaintext, Error, Message string }
+		jsCall(t, ctx, &opened, "open", "jessie", tc.jsName, goID.EncodedPublicKey(), tc.goName, tc.room, hex.EncodeToString(sealed))
+		if opened.Error != "" || opened.Plaintext != hex.EncodeToString(plain) {
+			t.Errorf("room %q: sealed in Go, opened in JS: %s %s", tc.room, opened.Error, opened.Message)
+		}
+		jsCall(t, ctx, &opened, "open", "jessie", tc.jsName, goID.EncodedPublicKey(), tc.goName, tc.room+"x", hex.EncodeToString(sealed))
+		if opened.Error != "SealOpenError" {
+			t.Errorf("room %q: a box for another room opened in JS: %+v", tc.room, opened)
+		}
+		jsCall(t, ctx, &opened, "open", "jessie", tc.goName, goID.EncodedPublicKey(), tc.jsName, tc.room, hex.EncodeToString(sealed))
+		if opened.Error != "SealOpenError" {
+			t.Errorf("room %q: a box with the names swapped opened in JS: %+v", tc.room, opened)
+		}
+
+		// JS -> Go.
+		var sealedHex string
+		jsCall(t, ctx, &sealedHex, "seal", "jessie", tc.jsName, goID.EncodedPublicKey(), tc.goName, tc.room, hex.EncodeToString(plain))
+		fromJS, _ := hex.DecodeString(sealedHex)
+		if len(fromJS) != len(plain)+e2ee.SealOverhead || fromJS[0] != e2ee.SealVersion {
+			t.Errorf("room %q: JS sealed %d bytes starting %#x; want %d starting %#x", tc.room, len(fromJS), fromJS[:1], len(plain)+e2ee.SealOverhead, e2ee.SealVersion)
+		}
+		got, err := e2ee.Open(goID, tc.goName, jsPub, tc.jsName, tc.room, fromJS)
+		if err != nil || !bytes.Equal(got, plain) {
+			t.Errorf("room %q: sealed in JS, opened in Go: %v", tc.room, err)
+		}
+		if _, err := e2ee.Open(goID, tc.goName, jsPub, tc.jsName, tc.room+"x", fromJS); !errors.Is(err, e2ee.ErrSealOpen) {
+			t.Errorf("room %q: a JS box for another room opened in Go: %v", tc.room, err)
+		}
+	}
+}
+
+// Public keys: what JS's parsePublicKey accepts is what Go's accepts,
+// low-order points and non-canonical encodings refused.
+func interopPublicKeysTest(t *testing.T, ctx context.Context) {
+	id, err := e2ee.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := id.EncodedPublicKey()
+	enc := func(h string) string {
+		b, err := hex.DecodeString(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "x25519:" + base64.RawURLEncoding.EncodeToString(b)
+	}
+	zero := strings.Repeat("00", 32)
+	keys := []string{
+		good,
+		enc(zero),
+		enc("01" + strings.Repeat("00", 31)),
+		enc(strings.Repeat("00", 31) + "80"), // zero with the top bit set
+		enc("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"), // order 8
+		enc("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"), // order 8
+		enc("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"), // p-1
+		enc("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"), // p
+		enc("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"), // p+1
+		enc("09" + strings.Repeat("00", 31)),                                    // the base point
+		enc(strings.Repeat("00", 31)),                                           // 31 bytes
+		enc(strings.Repeat("11", 33)),                                           // 33 bytes
+		good + "=",
+		good[:len(good)-1] + string(good[len(good)-1]^1), // other trailing bits, perhaps
+		good[:20] + "\n" + good[20:],
+		"X" + good[1:],
+		"ed25519:" + good[len("x25519:"):],
+		strings.TrimPrefix(good, "x25519:"),
+		"",
+	}
+	var got []string
+	jsCall(t, ctx, &got, "parsePublicKeys", keys)
+	for i, k := range keys {
+		b, err := e2ee.ParsePublicKey(k)
+		want := "error:BadPublicKeyError"
+		if err == nil {
+			want = "ok:" + hex.EncodeToString(b)
+		}
+		if got[i] != want {
+			t.Errorf("parsePublicKey(%q): JS %s, Go %s (%v)", k, got[i], want, err)
+		}
+	}
+}
+
+// (c) The safety number of the same room and members is the same in JS
+// and Go: member order does not matter, duplicates count, and names sort
+// by their UTF-8 bytes (U+FFFF before U+1F600, unlike JavaScript's order).
+func interopSafetyNumberTest(t *testing.T, ctx context.Context) {
+	key := func() []byte {
+		id, err := e2ee.NewIdentity()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id.PublicKey()
+	}
+	k1, k2, k3 := key(), key(), key()
+	for _, tc := range []struct {
+		room    string
+		members []e2ee.Member
+	}{
+		{"room", []e2ee.Member{{Identity: "alice", PublicKey: k1}}},
+		{"room", []e2ee.Member{{Identity: "carol", PublicKey: k3}, {Identity: "alice", PublicKey: k1}, {Identity: "bob", PublicKey: k2}}},
+		{"room", []e2ee.Member{{Identity: "alice", PublicKey: k2}, {Identity: "alice", PublicKey: k1}}},
+		{"", []e2ee.Member{{Identity: "alice", PublicKey: k1}, {Identity: "alice", PublicKey: k1}}},
+		{"été", []e2ee.Member{{Identity: "😀", PublicKey: k1}, {Identity: "\uffff", PublicKey: k2}, {Identity: "z", PublicKey: k3}}},
+	} {
+		type member struct {
+			Identity  string `json:"identity"`
+			PublicKey string `json:"publicKey"`
+		}
+		var ms []member
+		for _, m := range tc.members {
+			ms = append(ms, member{m.Identity, hex.EncodeToString(m.PublicKey)})
+		}
+		var got string
+		jsCall(t, ctx, &got, "safetyNumber", tc.room, ms)
+		if want := e2ee.SafetyNumber(tc.room, tc.members); got != want {
+			t.Errorf("room %q, %d members: JS %q, Go %q", tc.room, len(tc.members), got, want)
+		}
+	}
+}
+
+// mixedRoom relays key messages between Go sessions and JS sessions (in
+// the page) as signaling's relay would: to the listed identities, or to
+// everyone else in the room.
+type mixedRoom struct {
+	t    *testing.T
+	ctx  context.Context
+	name string
+
+	mu    sync.Mutex
+	gos   map[string]*e2ee.Session
+	logs  map[string][]e2ee.KeyEvent
+	js    map[string]string // JS session name -> public key
+	queue []mixedRelay
+	// hold, when set, says which deliveries wait in held until release.
+	hold func(from, to string) bool
+	held []mixedRelay
+}
+
+func newMixedRoom(t *testing.T, ctx context.Context, name string) *mixedRoom {
+	return &mixedRoom{t: t, ctx: ctx, name: name, gos: map[string]*e2ee.Session{}, logs: map[string][]e2ee.KeyEvent{}, js: map[string]string{}}
+}
+
+type mixedRelay struct {
+	from string
+	to   []string
+	msg  json.RawMessage
+}
+
+// joinGo adds a Go session; one that publishes distributes its key (as
+// the Go SDK's PublishSample makes it), one that listens does not.
+// ackTimeout 0 means switching on acks only.
+func (r *mixedRoom) joinGo(name string, publish bool, ackTimeout time.Duration) *e2ee.Session {
+	r.t.Helper()
+	id, err := e2ee.NewIdentity()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	s, err := e2ee.NewSession(e2ee.Options{
+		Room: r.name, Self: name, Identity: id, Logger: testLogger(),
+		AckTimeout: cmp.Or(ackTimeout, 1<<40),
+		Send: func(to []string, msg json.RawMessage) {
+			r.mu.Lock()
+			r.queue = append(r.queue, mixedRelay{from: name, to: to, msg: msg})
+			r.mu.Unlock()
+		},
+		KeyLog: func(e e2ee.KeyEvent) {
+			r.mu.Lock()
+			r.logs[name] = append(r.logs[name], e)
+			r.mu.Unlock()
+		},
+	})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(s.Close)
+	if publish {
+		s.StartPublishing()
+	}
+	r.mu.Lock()
+	r.gos[name] = s
+	r.mu.Unlock()
+	return s
+}
+
+// joinJS adds a JS session, publishing or only listening.
+func (r *mixedRoom) joinJS(name string, publish bool, ackTimeoutMs, graceMs int) {
+	r.t.Helper()
+	var pub string
+	jsCall(r.t, r.ctx, &pub, "newSession", map[string]any{"room": r.name, "self": name, "ackTimeoutMs": ackTimeoutMs, "graceMs": graceMs, "publish": publish})
+	r.js[name] = pub
+}
+
+func (r *mixedRoom) leave(name string) {
+	r.mu.Lock()
+	delete(r.gos, name)
+	r.mu.Unlock()
+	if _, ok := r.js[name]; ok {
+		jsCall(r.t, r.ctx, nil, "close", name)
+		delete(r.js, name)
+	}
+}
+
+// announce tells every session who is in the room, as signaling does.
+func (r *mixedRoom) announce() {
+	r.t.Helper()
+	type peer struct {
+		Identity  string `json:"identity"`
+		PublicKey string `json:"publicKey"`
+	}
+	var peers []e2ee.Peer
+	r.mu.Lock()
+	for name, s := range r.gos {
+		peers = append(peers, e2ee.Peer{Identity: name, PublicKey: s.PublicKey()})
+	}
+	gos := make([]*e2ee.Session, 0, len(r.gos))
+	for _, s := range r.gos {
+		gos = append(gos, s)
+	}
+	r.mu.Unlock()
+	for name, pub := range r.js {
+		peers = append(peers, e2ee.Peer{Identity: name, PublicKey: pub})
+	}
+	for _, s := range gos {
+		s.SetMembers(peers)
+	}
+	for name := range r.js {
+		var others []peer
+		for _, p := range peers {
+			if p.Identity != name {
+				others = append(others, peer{p.Identity, p.PublicKey})
+			}
+		}
+		jsCall(r.t, r.ctx, nil, "setMembers", name, others)
+	}
+}
+
+// pump delivers messages, Go's and JS's, until none is left; every one
+// must be accepted.
+func (r *mixedRoom) pump() {
+	r.t.Helper()
+	for {
+		for name := range r.js {
+			var out []struct {
+				To  []string
+				Msg string
+			}
+			jsCall(r.t, r.ctx, &out, "takeOutbox", name)
+			r.mu.Lock()
+			for _, m := range out {
+				r.queue = append(r.queue, mixedRelay{from: name, to: m.To, msg: json.RawMessage(m.Msg)})
+			}
+			r.mu.Unlock()
+		}
+		r.mu.Lock()
+		if len(r.queue) == 0 {
+			r.mu.Unlock()
+			return
+		}
+		m := r.queue[0]
+		r.queue = r.queue[1:]
+		to := m.to
+		if to == nil {
+			for name := range r.gos {
+				to = append(to, name)
+			}
+			for name := range r.js {
+				to = append(to, name)
+			}
+		}
+		targets := map[string]*e2ee.Session{}
+		var jsTargets []string
+		for _, name := range to {
+			if name == m.from {
+				continue
+			}
+			if r.hold != nil && r.hold(m.from, name) {
+				r.held = append(r.held, mixedRelay{from: m.from, to: []string{name}, msg: m.msg})
+				continue
+			}
+			if s := r.gos[name]; s != nil {
+				targets[name] = s
+			} else if _, ok := r.js[name]; ok {
+				jsTargets = append(jsTargets, name)
+			}
+		}
+		r.mu.Unlock()
+		for name, s := range targets {
+			if err := s.HandleMessage(m.from, m.msg); err != nil {
+				r.t.Fatalf("Go %s refused a message of %s: %v\n%s", name, m.from, err, m.msg)
+			}
+		}
+		for _, name := range jsTargets {
+			var res string
+			jsCall(r.t, r.ctx, &res, "handle", name, m.from, string(m.msg))
+			if res != "ok" {
+				r.t.Fatalf("JS %s refused a message of %s: %s\n%s", name, m.from, res, m.msg)
+			}
+		}
+	}
+}
+
+// release delivers the held messages (with pump) and holds no more.
+func (r *mixedRoom) release() {
+	r.mu.Lock()
+	r.hold = nil
+	r.queue = append(r.queue, r.held...)
+	r.held = nil
+	r.mu.Unlock()
+	r.pump()
+}
+
+func (r *mixedRoom) goKeys(name string) []e2ee.KeyEvent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.logs[name])
+}
+
+type jsSessionState struct {
+	KID          uint64
+	SendKID      string
+	SafetyNumber string
+	Stats        struct {
+		Epoch, KeysSent, KeysReceived, BadKeyMessages, AcksReceived, SwitchesOnAck, SwitchesOnTimeout int
+	}
+}
+
+func (r *mixedRoom) jsState(name string) jsSessionState {
+	r.t.Helper()
+	var st jsSessionState
+	jsCall(r.t, r.ctx, &st, "state", name)
+	return st
+}
+
+func (r *mixedRoom) jsEncrypt(name string, c e2ee.Codec, frame []byte) []byte {
+	r.t.Helper()
+	var res struct{ Wire, Error, Message string }
+	jsCall(r.t, r.ctx, &res, "encrypt", name, codecNames[c], hex.EncodeToString(frame))
+	if res.Error != "" {
+		r.t.Fatalf("JS %s cannot encrypt: %s %s", name, res.Error, res.Message)
+	}
+	w, _ := hex.DecodeString(res.Wire)
+	return w
+}
+
+type jsDecrypted struct {
+	Data, Error, Message string
+	KID                  uint64
+}
+
+func (r *mixedRoom) jsDecrypt(name, from string, c e2ee.Codec, wire []byte) jsDecrypted {
+	r.t.Helper()
+	var res jsDecrypted
+	jsCall(r.t, r.ctx, &res, "decrypt", name, from, codecNames[c], hex.EncodeToString(wire))
+	return res
+}
+
+// checkFramesBothWays: every frame the Go session encrypts decrypts in
+// the JS session and the other way round.
+func (r *mixedRoom) checkFramesBothWays(goName, jsName string) {
+	r.t.Helper()
+	r.checkGoToJS(goName, jsName)
+	r.checkJSToGo(jsName, goName)
+}
+
+// checkGoToJS: every frame the Go session encrypts decrypts in the JS one.
+func (r *mixedRoom) checkGoToJS(goName, jsName string) {
+	r.t.Helper()
+	g := r.gos[goName]
+	for _, f := range interopFrames() {
+		w, err := g.EncryptFrame(f.codec, f.data)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		want := hex.EncodeToString(normalizedIf(f.codec, f.data))
+		if res := r.jsDecrypt(jsName, goName, f.codec, w); res.Error != "" || res.Data != want || res.KID != g.KID() {
+			r.t.Errorf("%s: Go %s -> JS %s: %s %s, KID %#x (want %#x)", f.name, goName, jsName, res.Error, res.Message, res.KID, g.KID())
+		}
+	}
+}
+
+// checkJSToGo: every frame the JS session encrypts decrypts in the Go one.
+func (r *mixedRoom) checkJSToGo(jsName, goName string) {
+	r.t.Helper()
+	g := r.gos[goName]
+	kid := r.jsState(jsName).KID
+	for _, f := range interopFrames() {
+		w := r.jsEncrypt(jsName, f.codec, f.data)
+		got, h, err := g.DecryptFrame(jsName, f.codec, w)
+		if err != nil || !bytes.Equal(got, normalizedIf(f.codec, f.data)) || h.KID != kid {
+			r.t.Errorf("%s: JS %s -> Go %s: %v, KID %#x (want %#x)", f.name, jsName, goName, err, h.KID, kid)
+		}
+	}
+}
+
+// (d) The key management of a JS session and of Go sessions interoperate:
+// keys and acks flow both ways, joins ratchet, leaves refresh, and both
+// sides count and switch as the rules say.
+func interopKeyManagementTest(t *testing.T, ctx context.Context) {
+	r := newMixedRoom(t, ctx, "mixed room")
+	const grace = 50 // ms: the JS session retires a sender's older keys quickly
+	gopher := r.joinGo("gopher", true, 0)
+	r.joinJS("jessie", true, 3_600_000, grace) // switch on acks only: the test is about them
+	r.announce()
+	r.pump()
+
+	js := r.jsState("jessie")
+	if js.Stats.KeysSent != 1 || js.Stats.KeysReceived != 1 || js.Stats.BadKeyMessages != 0 || js.Stats.Epoch != 0 {
+		t.Fatalf("JS after the first exchange: %+v", js.Stats)
+	}
+	if js.SendKID != strconv.FormatUint(js.KID, 10) || js.KID>>8 == 0 || js.KID>>32 != 0 {
+		t.Fatalf("JS KID %#x, frames under %s: want a 24-bit tag and epoch 0", js.KID, js.SendKID)
+	}
+	if st := gopher.Stats(); st.KeysSent != 1 || st.KeysReceived != 1 || st.BadKeyMessages != 0 {
+		t.Fatalf("Go after the first exchange: %+v", st)
+	}
+	jsFirst := r.goKeys("gopher")
+	r.checkFramesBothWays("gopher", "jessie")
+	if js.SafetyNumber != gopher.SafetyNumber() {
+		t.Fatalf("safety numbers: JS %q, Go %q", js.SafetyNumber, gopher.SafetyNumber())
+	}
+
+	// A frame under gopher's first key, held back: it must stop
+	// decrypting in JS once gopher's newer key is in use and the grace
+	// period is over.
+	oldGopherKID := gopher.KID()
+	straggler, err := gopher.EncryptFrame(e2ee.CodecOpus, []byte{0xfc, 1, 2, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsBefore := r.jsEncrypt("jessie", e2ee.CodecOpus, []byte{0xfc, 9, 9, 9})
+
+	// carol (Go) joins: JS ratchets its key, sends it to both, and
+	// switches once both acknowledged; Go does the same with JS's acks.
+	carol := r.joinGo("carol", true, 0)
+	r.announce()
+	r.pump()
+	js = r.jsState("jessie")
+	if js.Stats.Epoch != 1 || js.Stats.SwitchesOnAck != 1 || js.Stats.AcksReceived != 2 || js.Stats.SwitchesOnTimeout != 0 {
+		t.Fatalf("JS after carol joined: %+v", js.Stats)
+	}
+	if js.KID>>8 != jsFirst[len(jsFirst)-1].KID>>8 || js.KID&0xff != 1 {
+		t.Fatalf("JS KID %#x after carol joined, was %#x: want the same tag, epoch 1", js.KID, jsFirst[len(jsFirst)-1].KID)
+	}
+	var jsKeys []e2ee.KeyEvent // JS's keys as gopher received them
+	for _, e := range r.goKeys("gopher") {
+		if e.Sender == "jessie" {
+			jsKeys = append(jsKeys, e)
+		}
+	}
+	if len(jsKeys) != 2 {
+		t.Fatalf("gopher received %d keys from JS, want 2", len(jsKeys))
+	}
+	if next, _ := sframe.Ratchet(e2ee.DefaultSuite, jsKeys[0].BaseKey); !bytes.Equal(next, jsKeys[1].BaseKey) {
+		t.Fatal("JS's key after a join is not the RFC 9605 ratchet of its previous key")
+	}
+	if st := gopher.Stats(); st.SwitchesOnAck != 1 || st.Epoch != 1 {
+		t.Fatalf("Go after carol joined (JS acks its key): %+v", st)
+	}
+	if _, _, err := carol.DecryptFrame("jessie", e2ee.CodecOpus, jsBefore); !errors.Is(err, e2ee.ErrNoKey) {
+		t.Fatalf("carol decrypting a JS frame from before she joined: %v, want ErrNoKey", err)
+	}
+	r.checkFramesBothWays("gopher", "jessie")
+	r.checkFramesBothWays("carol", "jessie")
+	if js.SafetyNumber != gopher.SafetyNumber() || js.SafetyNumber != carol.SafetyNumber() {
+		t.Fatalf("safety numbers with three: JS %q, gopher %q, carol %q", js.SafetyNumber, gopher.SafetyNumber(), carol.SafetyNumber())
+	}
+
+	// gopher's newer key is in use in JS now: its first key goes after
+	// the grace period.
+	if gopher.KID() == oldGopherKID {
+		t.Fatal("gopher did not switch keys")
+	}
+	var gone bool
+	jsCall(t, ctx, &gone, "waitKeyGone", "jessie", "gopher", oldGopherKID, int(browserTimeout.Milliseconds()))
+	if !gone {
+		t.Fatal("JS kept gopher's previous key long after the grace period")
+	}
+	if res := r.jsDecrypt("jessie", "gopher", e2ee.CodecOpus, straggler); res.Error != "no-key" {
+		t.Fatalf("a frame under gopher's retired key: %+v, want no-key", res)
+	}
+
+	// carol leaves: JS draws a fresh key for gopher alone.
+	r.leave("carol")
+	r.announce()
+	var sent []struct {
+		To  []string
+		Msg string
+	}
+	jsCall(t, ctx, &sent, "takeOutbox", "jessie")
+	if len(sent) != 1 {
+		t.Fatalf("JS sent %d messages after carol left, want 1 key", len(sent))
+	}
+	var km struct {
+		Version int               `json:"sotto_e2ee"`
+		Type    string            `json:"type"`
+		KID     uint64            `json:"kid"`
+		Boxes   map[string]string `json:"boxes"`
+	}
+	if err := json.Unmarshal([]byte(sent[0].Msg), &km); err != nil {
+		t.Fatal(err)
+	}
+	if km.Version != 1 || km.Type != "key" || len(km.Boxes) != 1 || km.Boxes["gopher"] == "" || sent[0].To != nil {
+		t.Fatalf("JS's key after carol left: %s to %v; want a key for gopher alone, sent to everyone", sent[0].Msg, sent[0].To)
+	}
+	if err := gopher.HandleMessage("jessie", json.RawMessage(sent[0].Msg)); err != nil {
+		t.Fatal(err)
+	}
+	r.pump()
+	js = r.jsState("jessie")
+	if js.Stats.Epoch != 2 || js.Stats.SwitchesOnAck != 2 {
+		t.Fatalf("JS after carol left: %+v", js.Stats)
+	}
+	fresh := r.goKeys("gopher")
+	freshKey := fresh[len(fresh)-1]
+	if freshKey.Sender != "jessie" || freshKey.KID != js.KID {
+		t.Fatalf("gopher's last key is %s's %#x, want JS's %#x", freshKey.Sender, freshKey.KID, js.KID)
+	}
+	for _, k := range jsKeys {
+		b := k.BaseKey
+		for range 4 {
+			if bytes.Equal(b, freshKey.BaseKey) {
+				t.Fatal("JS's key after carol left derives from one carol held")
+			}
+			b, _ = sframe.Ratchet(e2ee.DefaultSuite, b)
+		}
+	}
+	w := r.jsEncrypt("jessie", e2ee.CodecOpus, []byte{0xfc, 7, 7, 7})
+	if _, _, err := carol.DecryptFrame("jessie", e2ee.CodecOpus, w); err == nil {
+		t.Fatal("carol decrypted a JS frame sent after she left")
+	}
+	r.checkFramesBothWays("gopher", "jessie")
+
+	// Refused messages are counted, and change nothing.
+	before := r.jsState("jessie")
+	for _, msg := range []string{
+		`{"sotto_e2ee":2,"type":"key","kid":1}`,
+		`{"sotto_e2ee":1,"type":"rekey_all","kid":1}`,
+		`{"sotto_e2ee":1,"type":"key","kid":1,"boxes":{"jessie":"***"}}`,
+		`{"sotto_e2ee":1,"type":"key","kid":1,"boxes":{"jessie":"` + strings.Repeat("A", 100) + `"}}`,
+	} {
+		var res string
+		jsCall(t, ctx, &res, "handle", "jessie", "gopher", msg)
+		if res != "KeyMessageError" {
+			t.Errorf("JS handling %s: %s, want KeyMessageError", msg, res)
+		}
+	}
+	var res string
+	jsCall(t, ctx, &res, "handle", "jessie", "gopher", `{"sotto_e2ee":1,"type":"key","kid":1,"boxes":{"someone":"AAAA"}}`)
+	if res != "ok" {
+		t.Errorf("JS handling a key for others only: %s, want it ignored", res)
+	}
+	after := r.jsState("jessie")
+	if after.Stats.BadKeyMessages != before.Stats.BadKeyMessages+4 || after.KID != before.KID || after.Stats.KeysReceived != before.Stats.KeysReceived {
+		t.Errorf("JS after refused messages: %+v (before %+v)", after.Stats, before.Stats)
+	}
+	r.checkFramesBothWays("gopher", "jessie")
+}
+
+// A JS sender whose new key one member never acknowledges switches after
+// the ack timeout; after a reconnect (members reset, then announced again)
+// it sends a fresh key to everyone, which Go takes.
+func interopAckTimeoutTest(t *testing.T, ctx context.Context) {
+	r := newMixedRoom(t, ctx, "silent room")
+	gus := r.joinGo("gus", true, 0)
+	r.joinJS("jade", true, 200, 3000)
+	r.announce()
+	r.pump()
+	r.hold = func(from, to string) bool { return from == "gwen" && to == "jade" }
+	r.joinGo("gwen", true, 0)
+	r.announce()
+	r.pump()
+	waitFor(t, ctx, "JS switches keys although gwen stays silent",
+		`e2eeTest.state("jade").then((s) => s.stats.switchesOnTimeout === 1)`, `e2eeTest.state("jade").then((s) => s.stats)`)
+	st := r.jsState("jade")
+	if st.Stats.Epoch != 1 || st.Stats.SwitchesOnAck != 0 || st.Stats.AcksReceived != 1 {
+		t.Fatalf("JS after the ack timeout: %+v", st.Stats)
+	}
+	r.checkFramesBothWays("gus", "jade")
+	r.checkJSToGo("jade", "gwen") // gwen has jade's key; jade lost gwen's
+
+	// jade reconnects: the others saw her leave and come back.
+	r.mu.Lock()
+	r.hold, r.held = nil, nil
+	r.mu.Unlock()
+	jade := r.js["jade"]
+	delete(r.js, "jade")
+	r.announce() // without jade
+	r.js["jade"] = jade
+	jsCall(t, ctx, nil, "setMembers", "jade", nil) // what start() does after a reconnect
+	r.announce()
+	r.pump()
+	st = r.jsState("jade")
+	if st.Stats.Epoch != 2 || st.KID&0xff != 2 {
+		t.Fatalf("JS after its reconnect: KID %#x, %+v; want epoch 2", st.KID, st.Stats)
+	}
+	got := r.goKeys("gus")
+	if last := got[len(got)-1]; last.Sender != "jade" || last.KID != st.KID {
+		t.Fatalf("gus's last key is %s's %#x, want jade's %#x", last.Sender, last.KID, st.KID)
+	}
+	r.checkFramesBothWays("gus", "jade")
+	r.checkFramesBothWays("gwen", "jade")
+	if st.SafetyNumber != gus.SafetyNumber() {
+		t.Fatalf("safety numbers: JS %q, Go %q", st.SafetyNumber, gus.SafetyNumber())
+	}
+}
+
+// Participants that only listen send no key, in JS as in Go, and still
+// decrypt; the first publication sends the key once.
+func interopListenersTest(t *testing.T, ctx context.Context) {
+	r := newMixedRoom(t, ctx, "quiet room")
+	goTalker := r.joinGo("gia", true, 0)
+	goListener := r.joinGo("gil", false, 0)
+	r.joinJS("jan", false, 3_600_000, 3000)
+	r.announce()
+	r.pump()
+	if st := r.jsState("jan"); st.Stats.KeysSent != 0 || st.Stats.KeysReceived != 1 {
+		t.Fatalf("the JS listener: %+v; want no key sent, gia's received", st.Stats)
+	}
+	if st := goListener.Stats(); st.KeysSent != 0 {
+		t.Fatalf("the Go listener sent %d keys", st.KeysSent)
+	}
+	r.checkGoToJS("gia", "jan")
+
+	// jan starts publishing: one key, to both, once.
+	jsCall(t, ctx, nil, "startPublishing", "jan")
+	jsCall(t, ctx, nil, "startPublishing", "jan")
+	r.pump()
+	if st := r.jsState("jan"); st.Stats.KeysSent != 1 || st.Stats.AcksReceived != 0 || st.Stats.Epoch != 0 {
+		t.Fatalf("the JS publisher: %+v; want one key sent as it was", st.Stats)
+	}
+	r.checkJSToGo("jan", "gia")
+	r.checkJSToGo("jan", "gil")
+	if st := goTalker.Stats(); st.KeysReceived != 1 {
+		t.Fatalf("gia received %d keys, want jan's", st.KeysReceived)
+	}
+}
+
+// A JS receiver that holds a Go sender's key decrypts its next epoch (the
+// ratchet, after a join) before the key message arrives; a fresh key
+// (after a leave) it cannot guess: no key, until the message comes.
+func interopReceiverRatchetTest(t *testing.T, ctx context.Context) {
+	r := newMixedRoom(t, ctx, "ratchet room")
+	gail := r.joinGo("gail", true, 50*time.Millisecond)
+	r.joinJS("jo", false, 3_600_000, 3000)
+	r.announce()
+	r.pump()
+	r.checkGoToJS("gail", "jo")
+	kid0 := gail.KID()
+
+	// gina joins; gail's messages to jo are held.
+	r.hold = func(from, to string) bool { return from == "gail" && to == "jo" }
+	r.joinGo("gina", false, 0)
+	r.announce()
+	r.pump()
+	waitGoKIDChange(t, gail, kid0, "gail switches to her ratcheted key without jo's ack")
+	kid1 := gail.KID()
+	if kid1 != kid0+1 {
+		t.Fatalf("gail's KID %#x after gina joined, was %#x", kid1, kid0)
+	}
+	r.checkGoToJS("gail", "jo")
+	var has bool
+	jsCall(t, ctx, &has, "hasKey", "jo", "gail", kid1)
+	if !has {
+		t.Fatal("jo does not keep the key it derived")
+	}
+	if st := r.jsState("jo"); st.Stats.KeysReceived != 1 || st.Stats.BadKeyMessages != 0 {
+		t.Fatalf("jo: %+v; want only gail's first key received", st.Stats)
+	}
+
+	// gina leaves: gail's fresh key cannot be derived.
+	r.leave("gina")
+	r.announce()
+	r.pump()
+	waitGoKIDChange(t, gail, kid1, "gail switches to a fresh key")
+	kid2 := gail.KID()
+	w, err := gail.EncryptFrame(e2ee.CodecOpus, []byte{0xfc, 1, 2, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := r.jsDecrypt("jo", "gail", e2ee.CodecOpus, w); res.Error != "no-key" {
+		t.Fatalf("a frame under gail's fresh key %#x, message held: %+v, want no-key", kid2, res)
+	}
+	jsCall(t, ctx, &has, "hasKey", "jo", "gail", kid2)
+	if has {
+		t.Fatal("jo keeps a wrong guess of gail's fresh key")
+	}
+	// The messages arrive: jo decrypts again, the late ratcheted key
+	// changing nothing.
+	r.release()
+	r.checkGoToJS("gail", "jo")
+	if st := r.jsState("jo"); st.Stats.KeysReceived != 3 || st.Stats.BadKeyMessages != 0 {
+		t.Fatalf("jo after the held messages: %+v", st.Stats)
+	}
+}
+
+func waitGoKIDChange(t *testing.T, s *e2ee.Session, from uint64, what string) {
+	t.Helper()
+	deadline := time.Now().Add(browserTimeout)
+	for s.KID() == from {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, browserTimeout)
+		}
+		time.Sleep(5 * time.Millisecond) // the Go session's ack timer runs on its own; poll it
+	}
+}
+
+// A key message that overtakes its sender's announcement is kept and
+// used once the sender is a member, by JS and by Go. Messages are handed
+// over by hand here, in the order under test.
+func interopEarlyKeysTest(t *testing.T, ctx context.Context) {
+	r := newMixedRoom(t, ctx, "early room")
+	takeGo := func() []mixedRelay {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		q := r.queue
+		r.queue = nil
+		return q
+	}
+	type outbox []struct {
+		To  []string
+		Msg string
+	}
+
+	// gale (Go) knows jay (JS); jay hears gale's key before gale's
+	// announcement.
+	gale := r.joinGo("gale", true, 0)
+	r.joinJS("jay", false, 3_600_000, 3000)
+	jsCall(t, ctx, nil, "setMembers", "jay", []map[string]string{})
+	gale.SetMembers([]e2ee.Peer{{Identity: "jay", PublicKey: r.js["jay"]}})
+	q := takeGo()
+	if len(q) != 1 {
+		t.Fatalf("gale sent %d messages, want her key", len(q))
+	}
+	var res string
+	jsCall(t, ctx, &res, "handle", "jay", "gale", string(q[0].msg))
+	if st := r.jsState("jay"); res != "ok" || st.Stats.KeysReceived != 0 || st.Stats.BadKeyMessages != 0 {
+		t.Fatalf("jay, gale's key before gale's announcement: %s, %+v; want it kept", res, st.Stats)
+	}
+	jsCall(t, ctx, nil, "setMembers", "jay", []map[string]string{{"identity": "gale", "publicKey": gale.PublicKey()}})
+	if st := r.jsState("jay"); st.Stats.KeysReceived != 1 || st.Stats.BadKeyMessages != 0 {
+		t.Fatalf("jay after gale's announcement: %+v; want her key opened", st.Stats)
+	}
+	var out outbox
+	jsCall(t, ctx, &out, "takeOutbox", "jay")
+	if len(out) != 1 || !slices.Equal(out[0].To, []string{"gale"}) || !strings.Contains(out[0].Msg, `"key_ack"`) {
+		t.Fatalf("jay sent %+v, want an ack to gale", out)
+	}
+	if err := gale.HandleMessage("jay", json.RawMessage(out[0].Msg)); err != nil {
+		t.Fatal(err)
+	}
+	r.checkGoToJS("gale", "jay")
+
+	// The other way: jill (JS) knows gus (Go), who hears her key before
+	// her announcement.
+	gus := r.joinGo("gus", false, 0)
+	r.joinJS("jill", true, 3_600_000, 3000)
+	jsCall(t, ctx, nil, "setMembers", "jill", []map[string]string{{"identity": "gus", "publicKey": gus.PublicKey()}})
+	jsCall(t, ctx, &out, "takeOutbox", "jill")
+	if len(out) != 1 || !strings.Contains(out[0].Msg, `"gus"`) {
+		t.Fatalf("jill sent %+v, want her key for gus", out)
+	}
+	if err := gus.HandleMessage("jill", json.RawMessage(out[0].Msg)); err != nil {
+		t.Fatalf("gus, jill's key before her announcement: %v", err)
+	}
+	if st := gus.Stats(); st.KeysReceived != 0 || st.BadKeyMessages != 0 {
+		t.Fatalf("gus before jill's announcement: %+v", st)
+	}
+	gus.SetMembers([]e2ee.Peer{{Identity: "jill", PublicKey: r.js["jill"]}})
+	if st := gus.Stats(); st.KeysReceived != 1 {
+		t.Fatalf("gus after jill's announcement: %+v; want her key opened", st)
+	}
+	takeGo() // gus's ack
+	r.checkJSToGo("jill", "gus")
+}

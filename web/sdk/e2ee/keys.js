@@ -1,0 +1,849 @@
+// @ts-check
+/**
+ * @file Key management of Sotto's end-to-end encryption, the protocol and
+ * rules of media/e2ee/keys.go, so that browsers and Go clients share keys
+ * in one room (docs/E2EE.md, "Key management").
+ *
+ * Each participant has its own sending key: a random base key of the
+ * suite's hash size under KID = tag << 8 | epoch & 0xff, the tag a random
+ * non-zero 24-bit number drawn when the session starts. The key travels to
+ * every other participant sealed (seal.js) in a relay message:
+ *
+ *   {"sotto_e2ee":1,"type":"key","kid":N,"boxes":{identity: base64url(sealed)}}
+ *
+ * with the sealed plaintext 0x01 || suite (2 bytes) || KID (8 bytes) ||
+ * base key, big-endian, and each recipient answers the sender alone with
+ * {"sotto_e2ee":1,"type":"key_ack","kid":N}. A participant that publishes
+ * nothing sends no key at all; once it publishes (startPublishing), when
+ * someone joins it ratchets its latest key (if anyone had it) and sends it
+ * to everyone, and when someone leaves it draws a fresh key for those who
+ * remain. It switches once every recipient acknowledged, or after the ack
+ * timeout. Receivers keep at most 4 keys per sender, and drop a sender's
+ * older keys a grace period after the first frame under a newer one
+ * decrypted; a frame under the next epoch of a key they hold is tried
+ * under that key's ratchet (noteDerived), and a key message that arrives
+ * before its sender is a member is kept until it is.
+ *
+ * KIDs are below 2^32 (a 24-bit tag shifted by 8), so they are Numbers
+ * here and in JSON; note that they exceed 2^31, so they are never built
+ * with JavaScript's 32-bit shift operators.
+ *
+ * A KeySession works through one operation at a time (the WebCrypto calls
+ * are asynchronous; Go's Session holds a lock instead), in the order the
+ * calls were made.
+ */
+
+import { base64urlDecode, base64urlEncode, parsePublicKey } from "./identity.js";
+import { open, seal } from "./seal.js";
+import { safetyNumber } from "./safety.js";
+import { ratchet, suiteParams, AES_128_GCM_SHA256_128 } from "./sframe.js";
+
+/** The SFrame cipher suite Sotto clients use: AES_128_GCM_SHA256_128. */
+export const DEFAULT_SUITE = AES_128_GCM_SHA256_128;
+/** How long a sender waits for every recipient's ack before switching anyway. */
+export const DEFAULT_ACK_TIMEOUT_MS = 2000;
+/** How long a receiver keeps a sender's older keys after a newer one is in use. */
+export const DEFAULT_GRACE_MS = 3000;
+
+const MAX_KEYS_PER_SENDER = 4;
+// Bounds on key messages kept from participants not yet members.
+const MAX_EARLY_SENDERS = 64;
+const MAX_EARLY_PER_SENDER = 4;
+const KEY_MESSAGE_VERSION = 1;
+const BOX_PLAINTEXT_VERSION = 1;
+const BOX_HEADER = 11; // version, suite, KID
+const MIN_BASE_KEY = 16;
+
+/**
+ * Where a KeySession puts the keys frames need: FrameCrypto, or the proxy
+ * to the worker that runs one. Promises returned by setReceiveKey must
+ * resolve only once frames under the key can decrypt: the ack follows.
+ * A sink that derives a sender's ratcheted key by itself tells the
+ * session with noteDerived.
+ * @typedef {object} KeySink
+ * @property {(kid: number, baseKey: Uint8Array<ArrayBuffer>) => (Promise<void>|void)} setSendKey encrypt under this key from now on
+ * @property {(from: string, kid: number, baseKey: Uint8Array<ArrayBuffer>) => Promise<void>} setReceiveKey
+ * @property {(from: string, kid: number) => void} removeReceiveKey
+ * @property {(from: string) => void} removeParticipant
+ */
+
+/**
+ * Another participant, as signaling announced it.
+ * @typedef {object} Peer
+ * @property {string} identity its name in the room
+ * @property {string} publicKey the public key from its join ("x25519:…")
+ */
+
+/**
+ * A session's counters, as Go's e2ee.Stats.
+ * @typedef {object} KeyStats
+ * @property {number} epoch this sender's key epoch: incremented by every key switch
+ * @property {number} keysSent key messages sent (one per rekey, with a box for each member)
+ * @property {number} keysReceived keys opened from other participants
+ * @property {number} badKeyMessages key messages that were malformed or did not open
+ * @property {number} acksReceived
+ * @property {number} switchesOnAck key switches after every recipient acknowledged
+ * @property {number} switchesOnTimeout key switches after the ack timeout, some recipient silent
+ */
+
+/**
+ * One base key a session made (sender is itself) or received, for
+ * debugging and tests, like Go's e2ee.KeyEvent. Never log these in
+ * production.
+ * @typedef {{sender: string, kid: number, baseKey: Uint8Array<ArrayBuffer>}} KeyEvent
+ */
+
+/**
+ * Where a session logs; console fits.
+ * @typedef {{info: (...a: any[]) => void, warn: (...a: any[]) => void, error: (...a: any[]) => void}} Logger
+ */
+
+/**
+ * A key-management message as it travels.
+ * @typedef {object} KeyMessage
+ * @property {number} sotto_e2ee always 1
+ * @property {"key"|"key_ack"} type
+ * @property {number} kid
+ * @property {Record<string, string>} [boxes] only in "key": recipient identity to base64url(sealed)
+ */
+
+/**
+ * KeySession options.
+ * @typedef {object} KeySessionOptions
+ * @property {string} room the room's name; sealed keys are bound to it
+ * @property {string} self this participant's identity, as its access token names it
+ * @property {import("./seal.js").SealIdentity} identity this participant's identity key (Identity)
+ * @property {number} [suite] SFrame cipher suite, DEFAULT_SUITE by default; every participant of a room must use the same
+ * @property {(to: string[]|null, msg: KeyMessage) => void} send delivers a relay message: to lists recipients, null meaning everyone else
+ * @property {KeySink} keys where the keys go
+ * @property {number} [ackTimeoutMs] DEFAULT_ACK_TIMEOUT_MS by default
+ * @property {number} [graceMs] DEFAULT_GRACE_MS by default
+ * @property {(e: KeyEvent) => void} [keyLog] told every base key made or received; tests only
+ * @property {Logger} [logger] console by default
+ * @property {boolean} [publishing] start as a participant that publishes (as if startPublishing had been called)
+ */
+
+/** A relay message that is not a key-management message (Go's ErrNotKeyMessage). */
+export class NotKeyMessageError extends Error {
+  constructor() {
+    super("e2ee: not a key-management message");
+    this.name = "NotKeyMessageError";
+  }
+}
+
+/** A key-management message that was malformed or did not open (Go's ErrKeyMessage). */
+export class KeyMessageError extends Error {
+  /** @param {string} message */
+  constructor(message) {
+    super(`e2ee: bad key-management message ${message}`);
+    this.name = "KeyMessageError";
+  }
+}
+
+/**
+ * Reports whether a relay payload (parsed JSON) is a key-management
+ * message, so that the application need not see it: an object with an
+ * integer "sotto_e2ee" field (Go's e2ee.IsKeyMessage).
+ * @param {unknown} data
+ * @returns {boolean}
+ */
+export function isKeyMessage(data) {
+  return typeof data === "object" && data !== null && !Array.isArray(data) && Number.isInteger(/** @type {any} */ (data).sotto_e2ee);
+}
+
+/**
+ * A message as Go's json.Unmarshal into its keyMessage struct sees it, or
+ * null where Go's would fail (a field of the wrong type): such a message
+ * is not a key message and is ignored, as in Go.
+ * @param {unknown} data
+ * @returns {{version: number, type: string, kid: number, boxes: Record<string, string>}|null}
+ */
+function decodeKeyMessage(data) {
+  if (typeof data === "string") {
+    try {
+      data = JSON.parse(data);
+    } catch {
+      return null;
+    }
+  }
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    return null;
+  }
+  const d = /** @type {Record<string, unknown>} */ (data);
+  const version = d.sotto_e2ee ?? 0;
+  const type = d.type ?? "";
+  const kid = d.kid ?? 0;
+  const boxes = d.boxes ?? {};
+  if (typeof version !== "number" || !Number.isInteger(version)) {
+    return null;
+  }
+  if (typeof type !== "string") {
+    return null;
+  }
+  if (typeof kid !== "number" || !Number.isInteger(kid) || kid < 0) {
+    return null;
+  }
+  if (typeof boxes !== "object" || boxes === null || Array.isArray(boxes)) {
+    return null;
+  }
+  /** @type {Record<string, string>} */
+  const bx = Object.create(null);
+  for (const [k, v] of Object.entries(boxes)) {
+    if (typeof v !== "string") {
+      return null;
+    }
+    bx[k] = v;
+  }
+  return { version, type, kid, boxes: bx };
+}
+
+/**
+ * The KID a sender with tag uses in epoch: tag << 8 | epoch & 0xff.
+ * @param {number} tag 24 bits
+ * @param {number} epoch
+ * @returns {number}
+ */
+export function kidOf(tag, epoch) {
+  return tag * 256 + (epoch & 0xff);
+}
+
+/**
+ * @typedef {object} SendKey one of this participant's own base keys
+ * @property {number} kid
+ * @property {number} epoch
+ * @property {Uint8Array<ArrayBuffer>} base
+ * @property {boolean} shared sent to at least one member
+ */
+
+/**
+ * @typedef {object} Remote another participant's keys
+ * @property {string} identity
+ * @property {string} encoded its public key as announced
+ * @property {Uint8Array<ArrayBuffer>} pub
+ * @property {number} tag from its first key; 0 until then
+ * @property {{kid: number, seq: number}[]} keys oldest first
+ * @property {number} seq insertion counter for keys
+ * @property {number} inUse KID of the latest key a frame decrypted with
+ * @property {ReturnType<typeof setTimeout>|null} expiry
+ */
+
+/**
+ * One participant's key management in a call: its own sending key (with
+ * the next one while recipients acknowledge it) and the keys of every
+ * other participant, as Go's e2ee.Session.
+ */
+export class KeySession {
+  /** @param {KeySessionOptions} opts */
+  constructor(opts) {
+    if (!opts.identity) {
+      throw new Error("e2ee: KeySession needs an identity");
+    }
+    if (!opts.self) {
+      throw new Error("e2ee: KeySession needs self");
+    }
+    /** @readonly */
+    this.room = opts.room;
+    /** @readonly */
+    this.self = opts.self;
+    /** @private */
+    this.identity = opts.identity;
+    /** @readonly */
+    this.suite = opts.suite || DEFAULT_SUITE;
+    /** @private */
+    this.hashSize = suiteParams(this.suite).nh;
+    /** @private */
+    this.sendMessage = opts.send;
+    /** @private */
+    this.sink = opts.keys;
+    /** @private */
+    this.ackTimeout = opts.ackTimeoutMs && opts.ackTimeoutMs > 0 ? opts.ackTimeoutMs : DEFAULT_ACK_TIMEOUT_MS;
+    /** @private */
+    this.grace = opts.graceMs && opts.graceMs > 0 ? opts.graceMs : DEFAULT_GRACE_MS;
+    /** @private */
+    this.keyLog = opts.keyLog;
+    /** @private @type {Logger} */
+    this.log = opts.logger ?? console;
+
+    /** @private */
+    this.closed = false;
+    /** @private @type {Promise<unknown>} the operation queue */
+    this.queue = Promise.resolve();
+    /** @private @type {Map<string, Remote>} */
+    this.members = new Map();
+    /** @private @type {Set<string>|null} members yet to acknowledge next */
+    this.pending = null;
+    /** @private @type {ReturnType<typeof setTimeout>|null} */
+    this.timer = null;
+    /** @private @type {SendKey|null} waits for acks */
+    this.next = null;
+    /** @private set by startPublishing: until then no key is sent and nothing rekeys */
+    this.publishing = !!opts.publishing;
+    /** @private @type {Map<string, {kid: number, boxes: Record<string, string>}[]>} key messages of senders not yet members */
+    this.early = new Map();
+    /** @private */
+    this.counters = { keysSent: 0, keysReceived: 0, badKeyMessages: 0, acksReceived: 0, switchesOnAck: 0, switchesOnTimeout: 0 };
+
+    /** @private */
+    this.tag = 0;
+    const t = new Uint32Array(1);
+    while (this.tag === 0) {
+      crypto.getRandomValues(t);
+      this.tag = t[0] & 0xffffff;
+    }
+    /** @private @type {SendKey} */
+    this.cur = this.newSendKey(0, this.randomKey());
+    this.logKey(this.self, this.cur);
+    const first = this.cur;
+    this.background(() => this.sink.setSendKey(first.kid, first.base));
+  }
+
+  /**
+   * Runs op in the queue; a failure is logged, there being nobody to tell.
+   * @param {() => unknown} op
+   * @private
+   */
+  background(op) {
+    this.run(op).catch((err) => this.log.error("e2ee: key management:", String(err)));
+  }
+
+  /**
+   * Runs op after every operation queued before it.
+   * @template T
+   * @param {() => T|Promise<T>} op
+   * @returns {Promise<T>}
+   * @private
+   */
+  run(op) {
+    const p = this.queue.then(op);
+    this.queue = p.catch(() => {});
+    return p;
+  }
+
+  /** @private */
+  randomKey() {
+    return crypto.getRandomValues(new Uint8Array(this.hashSize));
+  }
+
+  /**
+   * @param {number} epoch
+   * @param {Uint8Array<ArrayBuffer>} base
+   * @returns {SendKey}
+   * @private
+   */
+  newSendKey(epoch, base) {
+    return { kid: kidOf(this.tag, epoch), epoch, base, shared: false };
+  }
+
+  /**
+   * @param {string} sender
+   * @param {{kid: number, base: Uint8Array<ArrayBuffer>}} k
+   * @private
+   */
+  logKey(sender, k) {
+    this.keyLog?.({ sender, kid: k.kid, baseKey: k.base.slice() });
+  }
+
+  /**
+   * The KID frames are encrypted under now.
+   * @returns {number}
+   */
+  get kid() {
+    return this.cur.kid;
+  }
+
+  /**
+   * The session's counters and current epoch.
+   * @returns {KeyStats}
+   */
+  stats() {
+    return { epoch: this.cur.epoch, ...this.counters };
+  }
+
+  /**
+   * Resolves once every operation queued so far is done.
+   * @returns {Promise<void>}
+   */
+  idle() {
+    return this.run(() => {});
+  }
+
+  /**
+   * The call's safety number over this participant and every member with
+   * a usable public key (safety.js), as the membership stands now.
+   * @returns {Promise<string>}
+   */
+  safetyNumber() {
+    const ms = [{ identity: this.self, publicKey: this.identity.publicKey }];
+    for (const r of this.members.values()) {
+      ms.push({ identity: r.identity, publicKey: r.pub });
+    }
+    return safetyNumber(this.room, ms);
+  }
+
+  /**
+   * Replaces where key messages go (after a reconnect, the new signaling
+   * session's relay).
+   * @param {(to: string[]|null, msg: KeyMessage) => void} send
+   */
+  setSend(send) {
+    this.sendMessage = send;
+  }
+
+  /**
+   * Tells the session who else is in the call now: every participant with
+   * E2EE on, with the public key its join carried (this participant is
+   * skipped if listed). Once this participant publishes, new members get
+   * its key (ratcheted first if anyone had the current one), and if anyone
+   * is gone a fresh key goes to those who remain. A member whose public
+   * key changed counts as one who left and one who joined; members whose
+   * key does not parse are left out (logged). Key messages kept from new
+   * members are opened. Resolves to whether the membership changed.
+   * @param {ReadonlyArray<Peer>|null} peers
+   * @returns {Promise<boolean>}
+   */
+  setMembers(peers) {
+    const list = (peers ?? []).map((p) => ({ identity: String(p.identity), publicKey: String(p.publicKey) }));
+    return this.run(() => this.setMembersNow(list));
+  }
+
+  /**
+   * @param {Peer[]} peers
+   * @returns {Promise<boolean>}
+   * @private
+   */
+  async setMembersNow(peers) {
+    if (this.closed) {
+      return false;
+    }
+    /** @type {Map<string, Peer>} */
+    const want = new Map();
+    for (const m of peers) {
+      if (m.identity !== this.self) {
+        want.set(m.identity, m);
+      }
+    }
+    let removed = false;
+    let added = false;
+    for (const [id, r] of [...this.members]) {
+      const m = want.get(id);
+      if (!m || m.publicKey !== r.encoded) {
+        this.dropMember(r);
+        removed = true;
+      }
+    }
+    for (const [id, m] of want) {
+      if (this.members.has(id)) {
+        continue;
+      }
+      let pub;
+      try {
+        pub = await parsePublicKey(m.publicKey);
+      } catch (err) {
+        this.log.warn("e2ee: member without a usable public key is left out", id, String(err));
+        continue;
+      }
+      this.members.set(id, { identity: id, encoded: m.publicKey, pub, tag: 0, keys: [], seq: 0, inUse: 0, expiry: null });
+      added = true;
+    }
+    if ((removed || added) && this.publishing) {
+      await this.rekey(removed);
+    }
+    await this.drainEarly();
+    return removed || added;
+  }
+
+  /**
+   * Handles the kept key messages of senders that became members.
+   * @private
+   */
+  async drainEarly() {
+    for (const [from, msgs] of [...this.early]) {
+      if (!this.members.has(from)) {
+        continue;
+      }
+      this.early.delete(from);
+      for (const m of msgs) {
+        try {
+          await this.handleKey(from, m.kid, m.boxes);
+        } catch {
+          // Refused: counted and logged.
+        }
+      }
+    }
+  }
+
+  /**
+   * Tells the session that this participant is about to send frames: its
+   * key goes to every member now, and from now on every change of
+   * membership rekeys. Before it, a participant that only listens sends no
+   * key message at all (in a large room most do, and each key message
+   * costs every member an acknowledgement). Calling it again does nothing.
+   * @returns {Promise<void>}
+   */
+  startPublishing() {
+    return this.run(async () => {
+      if (this.closed || this.publishing) {
+        return;
+      }
+      this.publishing = true;
+      if (this.members.size > 0) {
+        await this.rekey(false);
+      }
+    });
+  }
+
+  /**
+   * Whether startPublishing was called.
+   * @returns {boolean}
+   */
+  get isPublishing() {
+    return this.publishing;
+  }
+
+  /**
+   * @param {Remote} r
+   * @private
+   */
+  dropMember(r) {
+    this.members.delete(r.identity);
+    this.pending?.delete(r.identity);
+    if (r.expiry !== null) {
+      clearTimeout(r.expiry);
+    }
+    this.sink.removeParticipant(r.identity);
+  }
+
+  /**
+   * Makes and distributes the key that fits a membership change. fresh: a
+   * member left, so the new key must not derive from any earlier one.
+   * @param {boolean} fresh
+   * @private
+   */
+  async rekey(fresh) {
+    const latest = this.next ?? this.cur;
+    if (this.members.size === 0) {
+      // Nobody to tell. A fresh key still matters: a leaver had the
+      // current one.
+      if (fresh && latest.shared) {
+        await this.switchToFresh();
+      }
+      return;
+    }
+    /** @type {SendKey} */
+    let k;
+    if (fresh || latest.shared) {
+      try {
+        const base = fresh ? this.randomKey() : await ratchet(this.suite, latest.base);
+        k = this.newSendKey((latest.epoch + 1) >>> 0, base);
+      } catch (err) {
+        this.log.error("e2ee: cannot make a new key; keeping the current one", String(err));
+        return;
+      }
+      this.logKey(this.self, k);
+      this.next = k;
+    } else {
+      // Nobody has the latest key yet: send it as it is.
+      k = latest;
+    }
+    k.shared = true;
+    let msg;
+    try {
+      msg = await this.keyMessage(k);
+    } catch (err) {
+      this.log.error("e2ee: cannot seal the key", String(err));
+      return;
+    }
+    if (this.next === k) {
+      this.pending = new Set(this.members.keys());
+      if (this.timer !== null) {
+        clearTimeout(this.timer);
+      }
+      const kid = k.kid;
+      this.timer = setTimeout(() => this.background(() => this.switchOnTimeout(kid)), this.ackTimeout);
+    }
+    this.counters.keysSent++;
+    this.sendMessage(null, msg);
+  }
+
+  /**
+   * Replaces the current key at once with a fresh one nobody has (the
+   * room is empty apart from this participant).
+   * @private
+   */
+  switchToFresh() {
+    const base = this.randomKey();
+    let k = this.newSendKey((this.cur.epoch + 1) >>> 0, base);
+    if (this.next && this.next.epoch >= k.epoch) {
+      k = this.newSendKey((this.next.epoch + 1) >>> 0, base);
+    }
+    this.logKey(this.self, k);
+    this.cur = k;
+    this.next = null;
+    this.pending = null;
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    return this.sink.setSendKey(k.kid, k.base);
+  }
+
+  /**
+   * The key message for k, with a box sealed to each member.
+   * @param {SendKey} k
+   * @returns {Promise<KeyMessage>}
+   * @private
+   */
+  async keyMessage(k) {
+    const plain = new Uint8Array(BOX_HEADER + k.base.length);
+    const dv = new DataView(plain.buffer);
+    plain[0] = BOX_PLAINTEXT_VERSION;
+    dv.setUint16(1, this.suite);
+    dv.setBigUint64(3, BigInt(k.kid));
+    plain.set(k.base, BOX_HEADER);
+    try {
+      /** @type {Record<string, string>} */
+      const boxes = Object.create(null);
+      for (const [id, r] of this.members) {
+        boxes[id] = base64urlEncode(await seal(this.identity, this.self, r.pub, id, this.room, plain));
+      }
+      return { sotto_e2ee: KEY_MESSAGE_VERSION, type: "key", kid: k.kid, boxes };
+    } finally {
+      plain.fill(0);
+    }
+  }
+
+  /**
+   * @param {number} kid
+   * @private
+   */
+  switchOnTimeout(kid) {
+    if (this.closed || !this.next || this.next.kid !== kid) {
+      return;
+    }
+    this.log.info("e2ee: switching key before every recipient acknowledged it", kid, "silent:", this.pending?.size ?? 0);
+    this.counters.switchesOnTimeout++;
+    return this.switchNow();
+  }
+
+  /** @private */
+  switchNow() {
+    const k = /** @type {SendKey} */ (this.next);
+    this.cur = k;
+    this.next = null;
+    this.pending = null;
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    return this.sink.setSendKey(k.kid, k.base);
+  }
+
+  /**
+   * Takes a key-management message that participant from sent through
+   * signaling's relay (parsed JSON, or its text). Resolves when it is
+   * handled (a key installed and acknowledged, an ack counted); rejects
+   * with NotKeyMessageError for anything else, and with KeyMessageError
+   * (counted in badKeyMessages) for a message that is malformed or does
+   * not open; nothing else in the session changes then.
+   * @param {string} from
+   * @param {unknown} data
+   * @returns {Promise<void>}
+   */
+  handleMessage(from, data) {
+    const m = decodeKeyMessage(data);
+    return this.run(async () => {
+      if (!m || m.version === 0) {
+        throw new NotKeyMessageError();
+      }
+      if (m.version !== KEY_MESSAGE_VERSION) {
+        throw this.bad(from, `version ${m.version}, this client speaks ${KEY_MESSAGE_VERSION}`);
+      }
+      switch (m.type) {
+        case "key":
+          return this.handleKey(from, m.kid, m.boxes);
+        case "key_ack":
+          if (!this.next || this.next.kid !== m.kid || !this.pending?.has(from)) {
+            return; // a late or duplicate ack
+          }
+          this.counters.acksReceived++;
+          this.pending.delete(from);
+          if (this.pending.size === 0) {
+            this.counters.switchesOnAck++;
+            await this.switchNow();
+          }
+          return;
+        default:
+          throw this.bad(from, `unknown type ${JSON.stringify(m.type)}`);
+      }
+    });
+  }
+
+  /**
+   * Counts and logs a refused message and returns the error to throw.
+   * @param {string} from
+   * @param {string} why
+   * @returns {KeyMessageError}
+   * @private
+   */
+  bad(from, why) {
+    this.counters.badKeyMessages++;
+    const err = new KeyMessageError(`from ${JSON.stringify(from)}: ${why}`);
+    this.log.warn("e2ee: key message refused", err.message);
+    return err;
+  }
+
+  /**
+   * @param {string} from
+   * @param {number} kid
+   * @param {Record<string, string>} boxes
+   * @private
+   */
+  async handleKey(from, kid, boxes) {
+    if (!Object.hasOwn(boxes, this.self)) {
+      return; // a key for others only (we joined after it was sent)
+    }
+    let sealed;
+    try {
+      sealed = base64urlDecode(boxes[this.self]);
+    } catch (err) {
+      throw this.bad(from, `box: ${String(err)}`);
+    }
+    const r = this.members.get(from);
+    if (!r) {
+      // Perhaps its announcement is still on its way: keep the message
+      // for setMembers, within bounds.
+      const q = this.early.get(from);
+      if ((q || this.early.size < MAX_EARLY_SENDERS) && (q?.length ?? 0) < MAX_EARLY_PER_SENDER) {
+        this.early.set(from, [...(q ?? []), { kid, boxes }]);
+        return;
+      }
+      throw this.bad(from, "sender is not a member with a public key");
+    }
+    let plain;
+    try {
+      plain = await open(this.identity, this.self, r.pub, from, this.room, sealed);
+    } catch (err) {
+      throw this.bad(from, String(err));
+    }
+    let base;
+    let sealedKID;
+    try {
+      if (plain.length < BOX_HEADER + MIN_BASE_KEY || plain[0] !== BOX_PLAINTEXT_VERSION) {
+        throw this.bad(from, "sealed key has the wrong form");
+      }
+      const dv = new DataView(plain.buffer, plain.byteOffset, plain.byteLength);
+      const suite = dv.getUint16(1);
+      if (suite !== this.suite) {
+        throw this.bad(from, `cipher suite 0x${suite.toString(16).padStart(4, "0")}, this client uses 0x${this.suite.toString(16).padStart(4, "0")}`);
+      }
+      sealedKID = dv.getBigUint64(3);
+      if (!Number.isSafeInteger(kid) || sealedKID !== BigInt(kid)) {
+        throw this.bad(from, "sealed KID differs from the message's");
+      }
+      base = plain.slice(BOX_HEADER);
+    } finally {
+      plain.fill(0);
+    }
+    if (this.members.get(from) !== r) {
+      return; // left meanwhile
+    }
+    const tag = Number(sealedKID >> 8n);
+    if (r.tag === 0) {
+      r.tag = tag;
+    } else if (r.tag !== tag) {
+      throw this.bad(from, `KID 0x${kid.toString(16)} does not carry the sender's tag 0x${r.tag.toString(16)}`);
+    }
+    try {
+      await this.sink.setReceiveKey(from, kid, base);
+    } catch (err) {
+      throw this.bad(from, String(err));
+    }
+    r.keys = r.keys.filter((k) => k.kid !== kid);
+    r.seq++;
+    r.keys.push({ kid, seq: r.seq });
+    while (r.keys.length > MAX_KEYS_PER_SENDER) {
+      const old = /** @type {{kid: number}} */ (r.keys.shift());
+      this.sink.removeReceiveKey(from, old.kid);
+    }
+    this.counters.keysReceived++;
+    this.logKey(from, { kid, base });
+    base.fill(0);
+    this.sendMessage([from], { sotto_e2ee: KEY_MESSAGE_VERSION, type: "key_ack", kid });
+  }
+
+  /**
+   * Records that the sink derived participant from's key for kid itself
+   * (the ratchet of the key of the epoch before, a frame under kid having
+   * arrived before the key message): it is kept and evicted like a
+   * received key (Go's ratchetedKeyLocked).
+   * @param {string} from
+   * @param {number} kid
+   * @returns {Promise<void>}
+   */
+  noteDerived(from, kid) {
+    return this.run(() => {
+      const r = this.members.get(from);
+      if (!r || r.keys.some((k) => k.kid === kid)) {
+        return;
+      }
+      r.seq++;
+      r.keys.push({ kid, seq: r.seq });
+      while (r.keys.length > MAX_KEYS_PER_SENDER) {
+        const old = /** @type {{kid: number}} */ (r.keys.shift());
+        this.sink.removeReceiveKey(from, old.kid);
+      }
+    });
+  }
+
+  /**
+   * Records that a frame from participant from decrypted under kid; the
+   * first time a newer key is seen in use, the older keys are dropped
+   * after the grace period (Go's noteInUseLocked).
+   * @param {string} from
+   * @param {number} kid
+   * @returns {Promise<void>}
+   */
+  noteInUse(from, kid) {
+    return this.run(() => {
+      const r = this.members.get(from);
+      if (!r || r.inUse === kid) {
+        return;
+      }
+      const seq = r.keys.find((k) => k.kid === kid)?.seq ?? 0;
+      const oldSeq = r.keys.find((k) => k.kid === r.inUse)?.seq ?? 0;
+      if (r.inUse !== 0 && seq < oldSeq) {
+        return; // a late frame under an older key
+      }
+      r.inUse = kid;
+      if (r.expiry !== null) {
+        clearTimeout(r.expiry);
+      }
+      r.expiry = setTimeout(() => {
+        this.background(() => {
+          if (this.members.get(r.identity) !== r || r.inUse !== kid) {
+            return;
+          }
+          r.keys = r.keys.filter((k) => {
+            if (k.seq < seq) {
+              this.sink.removeReceiveKey(r.identity, k.kid);
+              return false;
+            }
+            return true;
+          });
+        });
+      }, this.grace);
+    });
+  }
+
+  /** Stops the session's timers and forgets every member's keys. */
+  close() {
+    this.closed = true;
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    for (const r of [...this.members.values()]) {
+      this.dropMember(r);
+    }
+  }
+}

@@ -1,0 +1,366 @@
+// @ts-check
+// The page of TestBrowserGoInterop: it exposes the browser's E2EE pieces
+// to the Go test as window.e2eeTest, every byte string as hex, so that
+// the test can move frames, sealed keys and key messages between Go and
+// JavaScript and compare.
+
+import * as sframe from "/sdk/e2ee/sframe.js";
+import * as prefix from "/sdk/e2ee/prefix.js";
+import { Identity, parsePublicKey } from "/sdk/e2ee/identity.js";
+import { open, seal } from "/sdk/e2ee/seal.js";
+import { safetyNumber } from "/sdk/e2ee/safety.js";
+import { KeySession } from "/sdk/e2ee/keys.js";
+import { FrameCrypto, isNoKey } from "/sdk/e2ee/transform.js";
+import { fromHex, toHex } from "./hex.js";
+
+/**
+ * What an error is, in the words the Go test compares: the error code of
+ * an SFrameError or FrameError, or the class name.
+ * @param {unknown} err
+ * @returns {string}
+ */
+function errorKind(err) {
+  if (isNoKey(err)) {
+    return "no-key";
+  }
+  const e = /** @type {any} */ (err);
+  if (e && typeof e.code === "string") {
+    return e.code;
+  }
+  return e?.name ?? String(err);
+}
+
+/** @param {string} codec "opus", "vp8" or "h264" */
+function codecOf(codec) {
+  return { opus: prefix.Codec.OPUS, vp8: prefix.Codec.VP8, h264: prefix.Codec.H264 }[codec] ?? 0;
+}
+
+/**
+ * Runs f; returns {value} or {error}.
+ * @template T
+ * @param {() => T|Promise<T>} f
+ * @returns {Promise<{value?: T, error?: string, message?: string}>}
+ */
+async function attempt(f) {
+  try {
+    return { value: await f() };
+  } catch (err) {
+    return { error: errorKind(err), message: String(err) };
+  }
+}
+
+/** @type {Map<string, Identity>} */
+const identities = new Map();
+
+/**
+ * @typedef {object} TestSession a KeySession with its FrameCrypto and outbox
+ * @property {KeySession} keys
+ * @property {FrameCrypto} frames
+ * @property {{to: string[]|null, msg: object}[]} outbox
+ * @property {{sender: string, kid: number, base: string}[]} log
+ */
+
+/** @type {Map<string, TestSession>} */
+const sessions = new Map();
+
+/** @param {string} name */
+function session(name) {
+  const s = sessions.get(name);
+  if (!s) {
+    throw new Error(`no session ${name}`);
+  }
+  return s;
+}
+
+const e2eeTest = {
+  /**
+   * A fresh identity kept under name; its public key and whether the
+   * private key can be exported (it must not be).
+   * @param {string} name
+   */
+  async newIdentity(name) {
+    const id = await Identity.generate();
+    identities.set(name, id);
+    const exports = [];
+    for (const format of ["raw", "pkcs8", "jwk"]) {
+      exports.push(await attempt(() => crypto.subtle.exportKey(/** @type {any} */ (format), id.privateKey)));
+    }
+    return {
+      publicKey: id.encodedPublicKey,
+      extractable: id.privateKey.extractable,
+      exported: exports.filter((e) => e.error === undefined).length,
+      usages: id.privateKey.usages,
+    };
+  },
+
+  /**
+   * Decrypts frames that Go encrypted under one fixed key.
+   * @param {{suite: number, kid: string, base: string, frames: {codec: string, wire: string}[]}} o
+   */
+  async decryptFrames(o) {
+    const fc = new FrameCrypto(o.suite);
+    await fc.setReceiveKey("go", BigInt(o.kid), fromHex(o.base));
+    const out = [];
+    for (const f of o.frames) {
+      const r = await attempt(() => fc.decryptFrame("go", codecOf(f.codec), fromHex(f.wire)));
+      out.push(r.value ? { data: toHex(r.value.data), kid: String(r.value.header.kid), ctr: String(r.value.header.ctr) } : r);
+    }
+    return out;
+  },
+
+  /**
+   * Encrypts frames under one fixed key, the first at counter ctr.
+   * @param {{suite: number, kid: string, base: string, ctr: string, frames: {codec: string, frame: string}[]}} o
+   */
+  async encryptFrames(o) {
+    const fc = new FrameCrypto(o.suite);
+    await fc.setSendKey(BigInt(o.kid), fromHex(o.base));
+    /** @type {any} */ (fc).sender.setCounter(BigInt(o.ctr));
+    const out = [];
+    for (const f of o.frames) {
+      const r = await attempt(() => fc.encryptFrame(codecOf(f.codec), fromHex(f.frame)));
+      out.push(r.value ? { wire: toHex(r.value) } : r);
+    }
+    return out;
+  },
+
+  /**
+   * The frame functions of prefix.js on each input, for comparison with
+   * media/e2ee/prefix.go.
+   * @param {string[]} inputs hex
+   */
+  prefixFunctions(inputs) {
+    return inputs.map((h) => {
+      const b = fromHex(h);
+      /** @param {() => Uint8Array|number} f */
+      const run = (f) => {
+        try {
+          const v = f();
+          return typeof v === "number" ? String(v) : toHex(v);
+        } catch (err) {
+          return "error:" + errorKind(err);
+        }
+      };
+      return {
+        normalize: toHex(prefix.normalizeAnnexB(b)),
+        h264: run(() => prefix.prefixLen(prefix.Codec.H264, b)),
+        vp8: run(() => prefix.prefixLen(prefix.Codec.VP8, b)),
+        opus: run(() => prefix.prefixLen(prefix.Codec.OPUS, b)),
+        escape: toHex(prefix.escapeH264(b)),
+        unescape: run(() => prefix.unescapeH264(b)),
+      };
+    });
+  },
+
+  /**
+   * Feeds frames to a fresh Receiver holding one key, in order, and
+   * returns each outcome: "ok" or the SFrameError code.
+   * @param {{suite: number, kid: string, base: string, window: number, maxJump: string, metadata: string, frames: string[]}} o
+   */
+  async replay(o) {
+    const r = new sframe.Receiver(o.suite, { window: o.window, maxJump: BigInt(o.maxJump) });
+    await r.setKey(BigInt(o.kid), fromHex(o.base));
+    const metadata = fromHex(o.metadata);
+    const out = [];
+    for (const f of o.frames) {
+      try {
+        await r.decrypt(metadata, fromHex(f));
+        out.push("ok");
+      } catch (err) {
+        out.push(err instanceof sframe.SFrameError ? err.code : String(err));
+      }
+    }
+    return out;
+  },
+
+  /**
+   * Seals plaintext from the identity kept under idName.
+   * @param {string} idName
+   * @param {string} senderName
+   * @param {string} recipientPub "x25519:…"
+   * @param {string} recipientName
+   * @param {string} room
+   * @param {string} plaintext hex
+   */
+  async seal(idName, senderName, recipientPub, recipientName, room, plaintext) {
+    const id = /** @type {Identity} */ (identities.get(idName));
+    const pub = await parsePublicKey(recipientPub);
+    return toHex(await seal(id, senderName, pub, recipientName, room, fromHex(plaintext)));
+  },
+
+  /**
+   * Opens a sealed message with the identity kept under idName.
+   * @param {string} idName
+   * @param {string} recipientName
+   * @param {string} senderPub "x25519:…"
+   * @param {string} senderName
+   * @param {string} room
+   * @param {string} sealed hex
+   */
+  async open(idName, recipientName, senderPub, senderName, room, sealed) {
+    const id = /** @type {Identity} */ (identities.get(idName));
+    const r = await attempt(async () => open(id, recipientName, await parsePublicKey(senderPub), senderName, room, fromHex(sealed)));
+    return r.value ? { plaintext: toHex(r.value) } : r;
+  },
+
+  /**
+   * Whether parsePublicKey accepts each string.
+   * @param {string[]} keys
+   */
+  async parsePublicKeys(keys) {
+    const out = [];
+    for (const k of keys) {
+      const r = await attempt(() => parsePublicKey(k));
+      out.push(r.value ? "ok:" + toHex(r.value) : "error:" + r.error);
+    }
+    return out;
+  },
+
+  /**
+   * @param {string} room
+   * @param {{identity: string, publicKey: string}[]} members publicKey hex
+   */
+  safetyNumber(room, members) {
+    return safetyNumber(room, members.map((m) => ({ identity: m.identity, publicKey: fromHex(m.publicKey) })));
+  },
+
+  /**
+   * Starts a key-management session named self, its messages queued in
+   * an outbox the test empties, its keys in a FrameCrypto of its own.
+   * @param {{room: string, self: string, suite?: number, ackTimeoutMs?: number, graceMs?: number, publish?: boolean}} o
+   */
+  async newSession(o) {
+    const id = await Identity.generate();
+    /** @type {TestSession} */
+    const s = /** @type {any} */ ({ outbox: [], log: [] });
+    s.frames = new FrameCrypto(o.suite ?? 4, {
+      onInUse: (from, kid) => s.keys.noteInUse(from, kid),
+      onDerived: (from, kid) => s.keys.noteDerived(from, kid),
+    });
+    s.keys = new KeySession({
+      room: o.room,
+      self: o.self,
+      identity: id,
+      suite: o.suite,
+      ackTimeoutMs: o.ackTimeoutMs,
+      graceMs: o.graceMs,
+      send: (to, msg) => s.outbox.push({ to, msg }),
+      keys: s.frames,
+      keyLog: (e) => s.log.push({ sender: e.sender, kid: e.kid, base: toHex(e.baseKey) }),
+      logger: { info() {}, warn() {}, error: console.error },
+      publishing: o.publish,
+    });
+    sessions.set(o.self, s);
+    await s.keys.idle();
+    return id.encodedPublicKey;
+  },
+
+  /**
+   * @param {string} name
+   * @param {{identity: string, publicKey: string}[]|null} peers
+   */
+  setMembers(name, peers) {
+    return session(name).keys.setMembers(peers);
+  },
+
+  /**
+   * Hands session name a relay message; "ok" or the error's class.
+   * @param {string} name
+   * @param {string} from
+   * @param {string} msg JSON
+   */
+  async handle(name, from, msg) {
+    const r = await attempt(() => session(name).keys.handleMessage(from, JSON.parse(msg)));
+    return r.error === undefined ? "ok" : r.error;
+  },
+
+  /**
+   * Takes session name's queued messages, each as JSON.
+   * @param {string} name
+   */
+  takeOutbox(name) {
+    const s = session(name);
+    const out = s.outbox.map((m) => ({ to: m.to, msg: JSON.stringify(m.msg) }));
+    s.outbox = [];
+    return out;
+  },
+
+  /** @param {string} name */
+  async state(name) {
+    const s = session(name);
+    await s.keys.idle();
+    return { kid: s.keys.kid, sendKID: String(s.frames.sendKID), stats: s.keys.stats(), safetyNumber: await s.keys.safetyNumber(), log: s.log };
+  },
+
+  /** @param {string} name */
+  startPublishing(name) {
+    return session(name).keys.startPublishing();
+  },
+
+  /**
+   * Encrypts a frame as session name's; like Go's EncryptFrame, this
+   * makes it a publisher first.
+   * @param {string} name
+   * @param {string} codec
+   * @param {string} frame hex
+   */
+  async encrypt(name, codec, frame) {
+    await session(name).keys.startPublishing();
+    const r = await attempt(() => session(name).frames.encryptFrame(codecOf(codec), fromHex(frame)));
+    return r.value ? { wire: toHex(r.value) } : r;
+  },
+
+  /**
+   * @param {string} name
+   * @param {string} from
+   * @param {string} codec
+   * @param {string} wire hex
+   */
+  async decrypt(name, from, codec, wire) {
+    const r = await attempt(() => session(name).frames.decryptFrame(from, codecOf(codec), fromHex(wire)));
+    return r.value ? { data: toHex(r.value.data), kid: Number(r.value.header.kid) } : r;
+  },
+
+  /**
+   * Waits (up to timeoutMs) until session name holds no key kid of from:
+   * the grace period after a newer key came into use is over.
+   * @param {string} name
+   * @param {string} from
+   * @param {number} kid
+   * @param {number} timeoutMs
+   */
+  async waitKeyGone(name, from, kid, timeoutMs) {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const r = /** @type {any} */ (session(name).frames).receivers.get(from);
+      if (!r || !r.hasKey(kid)) {
+        return true;
+      }
+      if (performance.now() > deadline) {
+        return false;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  },
+
+  /**
+   * Whether session name holds a key for kid of participant from.
+   * @param {string} name
+   * @param {string} from
+   * @param {number} kid
+   */
+  hasKey(name, from, kid) {
+    const r = /** @type {any} */ (session(name).frames).receivers.get(from);
+    return !!r && r.hasKey(kid);
+  },
+
+  /** @param {string} name */
+  close(name) {
+    session(name).keys.close();
+    sessions.delete(name);
+  },
+
+  sframe,
+};
+
+/** @type {any} */ (window).e2eeTest = e2eeTest;

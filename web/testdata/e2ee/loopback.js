@@ -1,0 +1,187 @@
+// @ts-check
+// The page of TestBrowserE2EELoopback: two RTCPeerConnections in one page,
+// the fake camera and microphone sent from the first to the second, with
+// an E2EE on each side ("alice" sends, "bob" receives) that exchange key
+// messages directly, as signaling's relay would. The Go test starts a
+// call with window.loopback.start(...) and polls window.loopback.state().
+
+import { E2EE } from "/sdk/e2ee/index.js";
+
+/**
+ * @typedef {object} LoopbackOptions
+ * @property {"script"|"streams"} transform how frames reach the E2EE worker
+ * @property {string} codec the video codec: "VP8" or "H264"
+ * @property {boolean} deny bob drops every key message (denyKeysForTest)
+ */
+
+/**
+ * @typedef {object} Loopback one call in the page
+ * @property {E2EE} alice
+ * @property {E2EE} bob
+ * @property {RTCPeerConnection} pc1 alice's, sending
+ * @property {RTCPeerConnection} pc2 bob's, receiving
+ * @property {MediaStream} stream
+ * @property {{identity: string, state: string}[]} states bob's statechange events
+ * @property {Record<string, string>} numbers the last safety number each announced
+ * @property {number} relayed key messages delivered
+ */
+
+/** @type {Loopback|null} */
+let current = null;
+
+/**
+ * Relays key messages from one E2EE to the other, through JSON as the
+ * server would carry them, asynchronously.
+ * @param {string} from
+ * @param {() => E2EE} to
+ * @param {string} toName
+ */
+function relay(from, to, toName) {
+  /** @type {(recipients: string[]|null, data: object) => void} */
+  return (recipients, data) => {
+    if (recipients !== null && !recipients.includes(toName)) {
+      return;
+    }
+    const text = JSON.stringify(data);
+    setTimeout(() => {
+      if (current) {
+        current.relayed++;
+        if (!to().handleRelay(from, JSON.parse(text))) {
+          console.error("a key message was not taken as one", text);
+        }
+      }
+    }, 0);
+  };
+}
+
+/** Whether this browser can send the codec. @param {string} codec */
+function canSend(codec) {
+  const caps = RTCRtpSender.getCapabilities("video");
+  return !!caps && caps.codecs.some((c) => c.mimeType.toLowerCase() === `video/${codec.toLowerCase()}`);
+}
+
+/**
+ * Starts a call. Resolves once negotiated; media flows after.
+ * @param {LoopbackOptions} o
+ */
+async function start(o) {
+  if (current) {
+    stop();
+  }
+  if (!canSend(o.codec)) {
+    return { skipped: `this browser cannot send video/${o.codec}` };
+  }
+  const alice = await E2EE.create({ transform: o.transform });
+  const bob = await E2EE.create({ transform: o.transform });
+  bob.denyKeysForTest = o.deny;
+  const pc1 = new RTCPeerConnection({ ...alice.rtcConfiguration() });
+  const pc2 = new RTCPeerConnection({ ...bob.rtcConfiguration() });
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 320, height: 240, frameRate: 15 } });
+  /** @type {Loopback} */
+  const lb = { alice, bob, pc1, pc2, stream, states: [], numbers: {}, relayed: 0 };
+  current = lb;
+  bob.addEventListener("statechange", (e) => lb.states.push(/** @type {CustomEvent} */ (e).detail));
+  for (const [name, e] of /** @type {const} */ ([["alice", alice], ["bob", bob]])) {
+    e.addEventListener("safetynumber", (ev) => {
+      lb.numbers[name] = /** @type {CustomEvent} */ (ev).detail.number;
+    });
+  }
+
+  alice.start({ room: "loopback", self: "alice", send: relay("alice", () => bob, "bob") });
+  bob.start({ room: "loopback", self: "bob", send: relay("bob", () => alice, "alice") });
+  alice.setMembers([{ identity: "bob", publicKey: bob.publicKey }]);
+  bob.setMembers([{ identity: "alice", publicKey: alice.publicKey }]);
+
+  pc1.onicecandidate = (e) => e.candidate && pc2.addIceCandidate(e.candidate);
+  pc2.onicecandidate = (e) => e.candidate && pc1.addIceCandidate(e.candidate);
+  pc2.ontrack = (e) => {
+    // The track's kind is its sid here.
+    bob.attachReceiver(e.receiver, "alice", e.track.kind);
+    if (e.track.kind === "video") {
+      const v = document.createElement("video");
+      v.muted = true;
+      v.autoplay = true;
+      v.srcObject = new MediaStream([e.track]);
+      document.body.append(v);
+    }
+  };
+  for (const track of stream.getTracks()) {
+    const tr = pc1.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+    alice.attachSender(tr.sender);
+    if (track.kind === "video") {
+      const caps = /** @type {RTCRtpCapabilities} */ (RTCRtpReceiver.getCapabilities("video"));
+      const want = `video/${o.codec}`.toLowerCase();
+      tr.setCodecPreferences([
+        ...caps.codecs.filter((c) => c.mimeType.toLowerCase() === want),
+        ...caps.codecs.filter((c) => c.mimeType.toLowerCase() !== want),
+      ]);
+    }
+  }
+  await pc1.setLocalDescription();
+  await pc2.setRemoteDescription(/** @type {RTCSessionDescription} */ (pc1.localDescription));
+  await pc2.setLocalDescription();
+  await pc1.setRemoteDescription(/** @type {RTCSessionDescription} */ (pc2.localDescription));
+  return { transformMode: alice.transformMode, rtcConfiguration: alice.rtcConfiguration() };
+}
+
+/** What the Go test checks, now. */
+async function state() {
+  const lb = current;
+  if (!lb) {
+    return null;
+  }
+  /** @type {Record<string, any>} */
+  const inbound = {};
+  const report = await lb.pc2.getStats();
+  report.forEach((s) => {
+    if (s.type === "inbound-rtp") {
+      inbound[s.kind] = {
+        framesDecoded: s.framesDecoded ?? 0,
+        packetsReceived: s.packetsReceived ?? 0,
+        totalSamplesReceived: s.totalSamplesReceived ?? 0,
+        codec: s.codecId ? report.get(s.codecId)?.mimeType : undefined,
+      };
+    }
+  });
+  return {
+    video: lb.bob.trackStats("video"),
+    audio: lb.bob.trackStats("audio"),
+    sent: lb.alice.sendStats(),
+    bobSees: lb.bob.participantState("alice"),
+    states: lb.states,
+    aliceStats: lb.alice.stats(),
+    bobStats: lb.bob.stats(),
+    numbers: lb.numbers,
+    relayed: lb.relayed,
+    inbound,
+  };
+}
+
+/**
+ * A reconnect of alice, as the SDK does it: bob sees her leave and come
+ * back with the same key; alice starts again with a new relay.
+ */
+function reconnectAlice() {
+  const lb = /** @type {Loopback} */ (current);
+  lb.bob.setMembers([]);
+  lb.alice.start({ room: "loopback", self: "alice", send: relay("alice", () => lb.bob, "bob") });
+  lb.bob.setMembers([{ identity: "alice", publicKey: lb.alice.publicKey }]);
+  lb.alice.setMembers([{ identity: "bob", publicKey: lb.bob.publicKey }]);
+}
+
+/** Ends the call. */
+function stop() {
+  const lb = current;
+  current = null;
+  if (!lb) {
+    return;
+  }
+  lb.pc1.close();
+  lb.pc2.close();
+  lb.stream.getTracks().forEach((t) => t.stop());
+  lb.alice.close();
+  lb.bob.close();
+  document.querySelectorAll("video").forEach((v) => v.remove());
+}
+
+/** @type {any} */ (window).loopback = { start, state, reconnectAlice, stop };
