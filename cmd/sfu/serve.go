@@ -25,12 +25,8 @@ import (
 	"github.com/sotto-rtc/sotto/media"
 	"github.com/sotto-rtc/sotto/relay"
 	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/web"
 )
-
-// indexHTML is the page at "/" until the browser client is embedded.
-//
-//go:embed index.html
-var indexHTML []byte
 
 // Development credentials: what a node with no configured API key
 // generates, and the join token it prints with them.
@@ -87,6 +83,9 @@ func newGateway(cfg config, log *slog.Logger) (*gateway, error) {
 		g.dev = dev
 		keys[dev.key] = dev.secret
 		log.Warn("no API key configured: generated a development key for this run (set keys: in the config file, or SOTTO_API_KEY and SOTTO_API_SECRET, for production)", "api_key", dev.key)
+		if host, _, err := net.SplitHostPort(cfg.HTTP); err != nil || !isLoopbackHost(host) {
+			log.Warn("development mode on a non-loopback address: the web page mints join tokens for anyone who can reach "+cfg.HTTP+"; configure API keys before exposing it", "http", cfg.HTTP)
+		}
 	}
 
 	// One registry per process, so tests can run several gateways and
@@ -224,13 +223,17 @@ func (g *gateway) routes(reg *prometheus.Registry) http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.InstrumentMetricHandler(reg,
 		promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		h := w.Header()
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-		h.Set("X-Content-Type-Options", "nosniff")
-		_, _ = w.Write(indexHTML)
-	})
+	// The browser client. In development mode the page mints its own
+	// tokens (/dev/token), so /?room=R&name=N joins at once.
+	var webOpts web.Options
+	if d := g.dev; d != nil {
+		webOpts.DevToken = func(room, identity string) (string, error) {
+			return signaling.NewToken(d.key, d.secret, signaling.Grant{
+				Room: room, Identity: identity, CanPublish: true, CanSubscribe: true, TTL: devTokenTTL,
+			})
+		}
+	}
+	mux.Handle("/", web.Handler(webOpts))
 	return mux
 }
 
@@ -341,11 +344,18 @@ func (g *gateway) printBanner(w io.Writer) error {
 			b = fmt.Appendf(b, "  TURN:       %s %s\n", l.Network, l.Address)
 		}
 	}
+	b = fmt.Appendf(b, "  Web client: %s/\n", base)
 	if d := g.dev; d != nil {
 		b = fmt.Appendf(b, `
 Development mode: no API key is configured, so this one was generated for
-this run only. Configure keys (deploy/sfu.yaml) before anyone else joins.
+this run only, and the page mints tokens for anyone who can reach it.
+Configure keys (deploy/sfu.yaml) before anyone else joins.
 
+Open this link in two browser tabs to be in an end-to-end encrypted call:
+
+  %s/?room=%s&autojoin=1
+`, base, devRoom)
+		b = fmt.Appendf(b, `
   API key:     %s
   API secret:  %s
 
@@ -359,6 +369,15 @@ Mint more:
 	}
 	_, err := w.Write(b)
 	return err
+}
+
+// isLoopbackHost reports whether host (an IP or a name) is loopback only.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // displayAddr is addr as a client would dial it: an unspecified host

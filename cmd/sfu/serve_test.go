@@ -18,6 +18,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -126,7 +127,11 @@ func TestServe(t *testing.T) {
 		{"/healthz", http.StatusOK, []string{"ok"}, "text/plain"},
 		{"/readyz", http.StatusOK, []string{"ready"}, "text/plain"},
 		{"/metrics", http.StatusOK, []string{"process_cpu_seconds_total", "go_goroutines", "sotto_participants", "sotto_tracks"}, ""},
-		{"/", http.StatusOK, []string{"<html", "Sotto — browser client coming", "signaling/client"}, "text/html"},
+		{"/", http.StatusOK, []string{"<html", "Sotto"}, "text/html"},
+		{"/app.js", http.StatusOK, nil, "text/javascript"},
+		{"/sdk/index.js", http.StatusOK, nil, "text/javascript"},
+		{"/dev/token?room=demo&identity=alice", http.StatusOK, []string{`"token":"ey`}, "application/json"},
+		{"/dev/token?room=demo&identity=" + url.QueryEscape("<script>"), http.StatusBadRequest, []string{"identity"}, "application/json"},
 		{"/nope", http.StatusNotFound, nil, ""},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
@@ -384,16 +389,28 @@ func writePEM(t *testing.T, name, typ string, der []byte) {
 
 // TestNoEndToEndKeys holds invariant 1 of the design: the SFU binary does
 // not link the packages that hold end-to-end media keys.
+// TestNoEndToEndKeys holds invariant 1 of DESIGN.md: the server binary
+// does not link the code that encrypts or decrypts media end to end, nor
+// the Go SDK that carries it (`go list -deps` is what the linker gets).
 func TestNoEndToEndKeys(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
 	if err != nil {
 		t.Fatalf("go list -deps: %v", err)
 	}
-	for _, forbidden := range []string{"github.com/sotto-rtc/sotto/media/sframe", "github.com/sotto-rtc/sotto/media/e2ee"} {
-		for _, dep := range strings.Fields(string(out)) {
-			if dep == forbidden {
-				t.Errorf("cmd/sfu links %s", forbidden)
-			}
+	deps := map[string]bool{}
+	for _, dep := range strings.Fields(string(out)) {
+		deps[dep] = true
+	}
+	if !deps["github.com/sotto-rtc/sotto/media"] {
+		t.Fatalf("go list -deps does not list the SFU; is the module path right?\n%s", out)
+	}
+	for _, forbidden := range []string{
+		"github.com/sotto-rtc/sotto/media/sframe",
+		"github.com/sotto-rtc/sotto/media/e2ee",
+		"github.com/sotto-rtc/sotto/signaling/client",
+	} {
+		if deps[forbidden] {
+			t.Errorf("cmd/sfu links %s: the server must never hold end-to-end media keys", forbidden)
 		}
 	}
 }
@@ -481,5 +498,31 @@ func TestMediaThroughNode(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatalf("bob received no track: %v; node log:\n%s", ctx.Err(), n.stderr.String())
+	}
+}
+
+// TestDevTokenOnlyInDevelopment: a node with configured keys serves the
+// page but mints no tokens; only development mode does.
+func TestDevTokenOnlyInDevelopment(t *testing.T) {
+	n := startNode(t, []string{"--http", "127.0.0.1:0", "--media-port", "0"}, map[string]string{
+		"SOTTO_API_KEY":    "prod",
+		"SOTTO_API_SECRET": strings.Repeat("s", 32),
+	})
+	client := &http.Client{Timeout: 5 * time.Second}
+	for path, want := range map[string]int{
+		"/":                                   http.StatusOK,
+		"/dev/token?room=demo&identity=alice": http.StatusNotFound,
+	} {
+		resp, err := client.Get(n.base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: status %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	if strings.Contains(n.stdout.String(), "autojoin") {
+		t.Error("the banner offers a self-joining link although tokens are not minted")
 	}
 }

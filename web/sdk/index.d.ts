@@ -1,0 +1,14 @@
+export { E2EE } from "./e2ee/index.js";
+export type ConnectOptions = import("./client.js").ConnectOptions;
+export type ReconnectOptions = import("./client.js").ReconnectOptions;
+export type CameraOptions = import("./client.js").CameraOptions;
+export type MicrophoneOptions = import("./client.js").MicrophoneOptions;
+export type PublishOptions = import("./client.js").PublishOptions;
+export type Participant = import("./client.js").Participant;
+export type TrackInfo = import("./client.js").TrackInfo;
+export type ConnectionState = import("./client.js").ConnectionState;
+export type E2EEState = import("./client.js").E2EEState;
+export type InboundTrackStats = import("./client.js").InboundTrackStats;
+export type TrackEventDetail = import("./client.js").TrackEventDetail;
+export type CallEventName = import("./client.js").CallEventName;
+export { connect, Call, Publication, SottoError, isPermanent, signalURL, parseMsids, rewriteMsid, PROTOCOL_VERSION, SIGNAL_PATH } from "./client.js";
