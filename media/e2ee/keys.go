@@ -660,13 +660,14 @@ func (s *Session) handleKey(from string, m keyMessage) error {
 // ratchetedKeyLocked derives the key a sender ratcheted to when it went
 // from the previous epoch to kid's (a join), from the previous key this
 // receiver holds: frames under the new key then decrypt before the key
-// message arrives. It returns false when there is no such previous key.
-// A sender that drew a fresh key instead (a leave) is not helped, and the
-// guess is taken back by the caller when it does not authenticate.
-// Called with s.mu held.
-func (s *Session) ratchetedKeyLocked(r *remote, kid uint64) bool {
+// message arrives. It returns the derived base key, set in r's receiver
+// but not yet kept among r's keys: the caller keeps it (keepKeyLocked)
+// once a frame authenticates under it, or removes it from the receiver,
+// so a wrong guess (the sender drew a fresh key: a leave) never evicts a
+// real key. nil when there is no such previous key. Called with s.mu held.
+func (s *Session) ratchetedKeyLocked(r *remote, kid uint64) []byte {
 	if r.tag == 0 || kid>>8 != r.tag {
-		return false
+		return nil
 	}
 	prev := kid&^0xff | (kid-1)&0xff
 	for _, k := range r.keys {
@@ -675,23 +676,23 @@ func (s *Session) ratchetedKeyLocked(r *remote, kid uint64) bool {
 		}
 		next, err := sframe.Ratchet(s.suite, k.base)
 		if err != nil || r.recv.SetKey(kid, next) != nil {
-			return false
+			return nil
 		}
-		r.seq++
-		r.keys = append(r.keys, remoteKey{kid: kid, seq: r.seq, base: next})
-		for len(r.keys) > maxKeysPerSender {
-			r.recv.RemoveKey(r.keys[0].kid)
-			r.keys = r.keys[1:]
-		}
-		return true
+		return next
 	}
-	return false
+	return nil
 }
 
-// forgetKeyLocked drops a key of r. Called with s.mu held.
-func (s *Session) forgetKeyLocked(r *remote, kid uint64) {
-	r.recv.RemoveKey(kid)
+// keepKeyLocked adds a key that r's receiver holds to r's keys, evicting
+// the oldest beyond maxKeysPerSender. Called with s.mu held.
+func (s *Session) keepKeyLocked(r *remote, kid uint64, base []byte) {
 	r.keys = slices.DeleteFunc(r.keys, func(k remoteKey) bool { return k.kid == kid })
+	r.seq++
+	r.keys = append(r.keys, remoteKey{kid: kid, seq: r.seq, base: base})
+	for len(r.keys) > maxKeysPerSender {
+		r.recv.RemoveKey(r.keys[0].kid)
+		r.keys = r.keys[1:]
+	}
 }
 
 // noteInUse records that a frame from r decrypted under kid; the first

@@ -581,8 +581,18 @@ func TestReceiverRatchetsForAJoin(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond) // the ack timer runs on its own; poll it
 	}
+	b.mu.Lock()
+	held := slices.Clone(b.members["alice"].keys)
+	b.mu.Unlock()
 	if _, _, err := b.DecryptFrame("alice", CodecOpus, mustEncrypt(t, a, CodecOpus, opusFrame)); !errors.Is(err, ErrNoKey) {
 		t.Fatalf("a frame under alice's fresh key, key message lost: %v, want ErrNoKey", err)
+	}
+	// The wrong guess is forgotten and evicted none of the keys bob holds.
+	b.mu.Lock()
+	after := slices.Clone(b.members["alice"].keys)
+	b.mu.Unlock()
+	if len(after) != len(held) {
+		t.Fatalf("bob held %d keys of alice before the wrong guess, %d after", len(held), len(after))
 	}
 }
 
