@@ -46,6 +46,13 @@ type Config struct {
 	PublicIPs []string
 	// IncludeLoopback offers loopback candidates (local development, tests).
 	IncludeLoopback bool
+	// DisableBatchedWrites sends every packet on the UDP media port with
+	// a sendto(2) of its own. By default the copies of a packet fanned
+	// out to several subscribers leave in one sendmmsg(2) (up to 32
+	// datagrams), which saves most of a syscall per forwarded packet and
+	// delays a packet by the rest of its fan-out loop, 100µs at most
+	// while that loop runs (docs/BENCHMARKS.md). Ignored with Net.
+	DisableBatchedWrites bool
 	// PacketCacheSize is the number of packets kept per published track to
 	// answer NACKs. Default 512; rounded up to a power of two.
 	PacketCacheSize int

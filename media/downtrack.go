@@ -309,6 +309,9 @@ func (dt *downTrack) handleRTCP(pkts []rtcp.Packet) {
 // sequence numbers than the cache holds; the excess cannot hit, so it is
 // not looked up.
 func (dt *downTrack) retransmit(nack *rtcp.TransportLayerNack) {
+	// One NACK often names several packets: they leave together.
+	dt.track.batch.hold()
+	defer dt.track.batch.release()
 	budget := dt.track.cache.size()
 	for i := range nack.Nacks {
 		nack.Nacks[i].Range(func(seq uint16) bool {

@@ -66,6 +66,9 @@ type SFU struct {
 	subStack connStack
 
 	udpMux ice.UDPMux
+	// batch is the UDP mux's sockets, for forwarding loops to batch their
+	// writes on (udpbatch.go); nil when DisableBatchedWrites or Net.
+	batch  *batchGroup
 	tcpMux ice.TCPMux // nil when DisableTCP
 	port   int
 
@@ -108,7 +111,7 @@ func New(cfg Config) (*SFU, error) {
 		return nil, fmt.Errorf("media: listen IP %q is not an IP address", cfg.ListenIP)
 	}
 	lf := pionLoggerFactory{log: log}
-	udpMux, tcpListener, port, err := listenMedia(cfg, ip, lf)
+	udpMux, batch, tcpListener, port, err := listenMedia(cfg, ip, lf)
 	if err != nil {
 		return nil, err
 	}
@@ -119,6 +122,7 @@ func New(cfg Config) (*SFU, error) {
 		port:    port,
 		rooms:   make(map[string]*room),
 		udpMux:  udpMux,
+		batch:   batch,
 	}
 	if tcpListener != nil {
 		// What webrtc.NewICETCPMux builds, plus a write buffer: without
@@ -177,7 +181,9 @@ func withDefaults(cfg Config) Config {
 
 // listenMedia binds the media port: the ICE UDP mux and, unless TCP is
 // off, the ICE-TCP listener on the same port number. It returns the
-// port number bound.
+// port number bound, and the mux's sockets as a batchGroup unless batched
+// writes are off (or the network is cfg.Net's, whose sockets are not the
+// kernel's).
 //
 // On a specific ListenIP one UDP socket serves every peer. On the
 // unspecified address (0.0.0.0 or ::) one socket would answer a peer from
@@ -186,24 +192,30 @@ func withDefaults(cfg Config) Config {
 // reply. There every interface address gets a socket of its own, all on
 // one port number; addresses that appear after New are not served. TCP
 // needs no such care: a reply leaves on the connection it answers.
-func listenMedia(cfg Config, ip net.IP, lf pionLoggerFactory) (ice.UDPMux, net.Listener, int, error) {
+func listenMedia(cfg Config, ip net.IP, lf pionLoggerFactory) (ice.UDPMux, *batchGroup, net.Listener, int, error) {
 	logger := lf.NewLogger("udpmux")
 	switch {
 	case cfg.Net != nil:
 		udp, err := cfg.Net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: cfg.Port})
 		if err != nil {
-			return nil, nil, 0, fmt.Errorf("media: bind UDP %s: %w", net.JoinHostPort(ip.String(), strconv.Itoa(cfg.Port)), err)
+			return nil, nil, nil, 0, fmt.Errorf("media: bind UDP %s: %w", net.JoinHostPort(ip.String(), strconv.Itoa(cfg.Port)), err)
 		}
 		mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: logger, UDPConn: udp, Net: cfg.Net})
-		return mux, nil, udp.LocalAddr().(*net.UDPAddr).Port, nil
+		return mux, nil, nil, udp.LocalAddr().(*net.UDPAddr).Port, nil
 	case ip.IsUnspecified():
-		return listenEveryInterface(ip, cfg.Port, !cfg.DisableTCP, cfg.IncludeLoopback, logger)
+		return listenEveryInterface(ip, cfg.Port, !cfg.DisableTCP, cfg.IncludeLoopback, !cfg.DisableBatchedWrites, logger)
 	default:
 		udp, tcp, err := bindMediaPort(ip, cfg.Port, !cfg.DisableTCP)
 		if err != nil {
-			return nil, nil, 0, err
+			return nil, nil, nil, 0, err
 		}
-		return webrtc.NewICEUDPMux(logger, udp), tcp, udp.LocalAddr().(*net.UDPAddr).Port, nil
+		port := udp.LocalAddr().(*net.UDPAddr).Port
+		if cfg.DisableBatchedWrites {
+			return webrtc.NewICEUDPMux(logger, udp), nil, tcp, port, nil
+		}
+		bc := newBatchConn(udp)
+		mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: logger, UDPConn: bc})
+		return mux, &batchGroup{conns: []*batchConn{bc}}, tcp, port, nil
 	}
 }
 
@@ -212,12 +224,9 @@ func listenMedia(cfg Config, ip net.IP, lf pionLoggerFactory) (ice.UDPMux, net.L
 // number is found by binding the unspecified address first, as
 // bindMediaPort does; the UDP socket is then closed and replaced by one
 // per interface address. With port 0 another process may take the number
-// in between; then it tries again with another.
-func listenEveryInterface(ip net.IP, port int, withTCP, loopback bool, logger logging.LeveledLogger) (ice.UDPMux, net.Listener, int, error) {
-	opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithLogger(logger)}
-	if loopback {
-		opts = append(opts, ice.UDPMuxFromPortWithLoopback())
-	}
+// in between; then it tries again with another. With batch, the sockets
+// are batchConns, returned as a group.
+func listenEveryInterface(ip net.IP, port int, withTCP, loopback, batch bool, logger logging.LeveledLogger) (ice.UDPMux, *batchGroup, net.Listener, int, error) {
 	attempts := 1
 	if port == 0 {
 		attempts = bindAttempts
@@ -226,30 +235,46 @@ func listenEveryInterface(ip net.IP, port int, withTCP, loopback bool, logger lo
 	for range attempts {
 		udp, tcp, err := bindMediaPort(ip, port, withTCP)
 		if err != nil {
-			return nil, nil, 0, err
+			return nil, nil, nil, 0, err
 		}
 		got := udp.LocalAddr().(*net.UDPAddr).Port
 		_ = udp.Close()
+		opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithLogger(logger)}
+		if loopback {
+			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
+		}
+		var group *batchGroup
+		if batch {
+			bn, err := newBatchNet()
+			if err != nil {
+				if tcp != nil {
+					_ = tcp.Close()
+				}
+				return nil, nil, nil, 0, fmt.Errorf("media: network: %w", err)
+			}
+			group = &bn.group
+			opts = append(opts, ice.UDPMuxFromPortWithNet(bn))
+		}
 		mux, err := ice.NewMultiUDPMuxFromPort(got, opts...)
 		if err == nil && len(mux.GetListenAddresses()) == 0 {
 			_ = mux.Close()
 			err = errors.New("no interface address to listen on")
 		}
 		if err == nil {
-			return mux, tcp, got, nil
+			return mux, group, tcp, got, nil
 		}
 		if tcp != nil {
 			_ = tcp.Close()
 		}
 		lastErr = fmt.Errorf("media: bind UDP port %d on every interface: %w", got, err)
 	}
-	return nil, nil, 0, lastErr
+	return nil, nil, nil, 0, lastErr
 }
 
 // bindMediaPort binds UDP on ip:port and, when withTCP, TCP on the port
 // number UDP got. With port 0 the kernel picks the UDP port, which may be
 // taken for TCP; then it tries again with another.
-func bindMediaPort(ip net.IP, port int, withTCP bool) (net.PacketConn, net.Listener, error) {
+func bindMediaPort(ip net.IP, port int, withTCP bool) (*net.UDPConn, net.Listener, error) {
 	attempts := 1
 	if port == 0 {
 		attempts = bindAttempts

@@ -155,6 +155,43 @@ func TestUnspecifiedListenIPBindsEveryAddress(t *testing.T) {
 	if !loopback {
 		t.Error("no loopback socket with IncludeLoopback")
 	}
+	// Each of those sockets batches the SFU's writes (udpbatch.go).
+	if s.batch == nil || len(s.batch.conns) != len(mux.GetListenAddresses()) {
+		t.Errorf("batch group %+v, want one batchConn per listen address", s.batch)
+	}
+}
+
+// TestForwardOnEveryInterfaceBatched forwards through the SFU listening on
+// the unspecified address, where its sockets come from batchNet, to two
+// subscribers, so that each packet's fan-out is one batch.
+func TestForwardOnEveryInterfaceBatched(t *testing.T) {
+	s, err := New(Config{ListenIP: "0.0.0.0", IncludeLoopback: true, DisableTCP: true, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	a := join(t, s, ParticipantConfig{SID: "PA_a", CanPublish: true})
+	b := join(t, s, ParticipantConfig{SID: "PA_b", CanSubscribe: true, AutoSubscribe: true})
+	c := join(t, s, ParticipantConfig{SID: "PA_c", CanSubscribe: true, AutoSubscribe: true})
+	_, _, infos := a.publishAV(t)
+	checkForwarded(t, b, "PA_a", infos)
+	checkForwarded(t, c, "PA_a", infos)
+	if d, n := s.batch.counts(); d == 0 || n >= d {
+		t.Errorf("%d datagrams in %d write syscalls: nothing was batched", d, n)
+	}
+}
+
+func TestDisableBatchedWrites(t *testing.T) {
+	for _, ip := range []string{"127.0.0.1", "0.0.0.0"} {
+		s, err := New(Config{ListenIP: ip, IncludeLoopback: true, DisableTCP: true, DisableBatchedWrites: true, Logger: testLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.batch != nil {
+			t.Errorf("%s: batch group %+v with DisableBatchedWrites", ip, s.batch)
+		}
+		_ = s.Close()
+	}
 }
 
 func TestLateJoinerGetsExistingTracks(t *testing.T) {

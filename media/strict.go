@@ -214,8 +214,8 @@ func (i *strictInterceptor) checkRTCPOut(pkts []rtcp.Packet) rtcpstrict.Rule {
 // extensions and carries padding over, and pion's marshaller trusts the
 // header it is given: a header with the padding bit and no padding size
 // makes rtp.MarshalPacketTo write 255 bytes past the payload. The check
-// marshals into a stack buffer, so it costs a copy of the packet and no
-// allocation.
+// marshals the header alone into a stack buffer: no allocation, and no
+// copy of the payload, which is the same for every subscriber.
 func (i *strictInterceptor) BindLocalStream(_ *interceptor.StreamInfo, writer interceptor.RTPWriter) interceptor.RTPWriter {
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
 		if rule := checkOutgoingRTP(i.opts, h, payload); rule != "" {
@@ -226,19 +226,48 @@ func (i *strictInterceptor) BindLocalStream(_ *interceptor.StreamInfo, writer in
 	})
 }
 
-// checkOutgoingRTP marshals h and payload as the SRTP writer will and
-// checks the result. A header pion cannot marshal at all passes: the
-// writer refuses it with an error of its own.
+// maxCheckedHeader is the largest outgoing header checkOutgoingRTP
+// marshals on the stack: 12 bytes, 15 CSRCs, and header extensions the
+// SFU's rewrite keeps to a few bytes each. A larger header is checked as
+// a whole packet (checkOutgoingPacket).
+const maxCheckedHeader = 256
+
+// checkOutgoingRTP checks the packet that h and payload marshal to, as
+// the SRTP writer will marshal it, without building it: the checks that
+// read past the header (size, padding) depend only on the lengths and on
+// the padding count, which rtp.MarshalPacketTo writes as the last byte. A
+// header pion cannot marshal at all passes: the writer refuses it with an
+// error of its own.
 func checkOutgoingRTP(opts rtcpstrict.Options, h *rtp.Header, payload []byte) rtcpstrict.Rule {
 	if h.Padding && h.PaddingSize == 0 {
 		return rtcpstrict.RuleRTPPaddingZero
 	}
+	hs := h.MarshalSize()
 	// maxPacketSize is rtcpstrict's default MaxDatagram, so a packet that
 	// does not fit is one the check would refuse as too large.
-	var buf [maxPacketSize]byte
-	if h.MarshalSize()+len(payload)+int(h.PaddingSize) > len(buf) {
+	if hs+len(payload)+int(h.PaddingSize) > maxPacketSize {
 		return rtcpstrict.RuleRTPTooLarge
 	}
+	if hs > maxCheckedHeader {
+		return checkOutgoingPacket(opts, h, payload)
+	}
+	var buf [maxCheckedHeader]byte
+	n, err := h.MarshalTo(buf[:])
+	if err != nil {
+		return ""
+	}
+	// The padding rules hold by construction: the count is not 0 (above)
+	// and cannot exceed the bytes after the header, which are the payload
+	// and the padding itself. Without the bit, the header alone is a
+	// packet with an empty payload, and every other rule sees it whole.
+	buf[0] &^= 0x20
+	return opts.CheckRTP(buf[:n])
+}
+
+// checkOutgoingPacket is checkOutgoingRTP on the whole marshalled packet,
+// for a header too large for its stack buffer.
+func checkOutgoingPacket(opts rtcpstrict.Options, h *rtp.Header, payload []byte) rtcpstrict.Rule {
+	var buf [maxPacketSize]byte
 	n, err := h.MarshalTo(buf[:])
 	if err != nil {
 		return ""

@@ -60,6 +60,9 @@ type publishedTrack struct {
 	rx rtp.Header
 	// tap is Config.Tap.
 	tap func(trackSID string, h *rtp.Header, payload []byte)
+	// batch is the SFU's UDP sockets: a fan-out holds them, so its
+	// packets leave in one sendmmsg (udpbatch.go). Nil batches nothing.
+	batch *batchGroup
 
 	// Key-frame request throttle: the time of the last request sent, as
 	// nanoseconds since created (monotonic), 0 for none yet.
@@ -153,7 +156,11 @@ func (t *publishedTrack) readLoop() {
 }
 
 // forward is the per-packet path: parse the header, keep the packet for
-// NACKs, and hand it to every subscriber. It allocates nothing.
+// NACKs, and hand it to every subscriber. It allocates nothing. Per
+// subscriber the payload is copied where SRTP must (pion/srtp marshals
+// the subscriber's header and the shared payload into the buffer it
+// encrypts in place) and, when the write is batched, into the socket's
+// send queue; nowhere else.
 func (t *publishedTrack) forward(packet []byte) {
 	payload, ok := parseRTP(&t.rx, packet)
 	if !ok {
@@ -166,10 +173,26 @@ func (t *publishedTrack) forward(packet []byte) {
 	if t.tap != nil {
 		t.tap(t.sid, &t.rx, payload)
 	}
-	if fan := t.fanout.Load(); fan != nil {
-		for _, dt := range *fan {
-			dt.forward(&t.rx, payload)
-		}
+	fan := t.fanout.Load()
+	if fan == nil {
+		return
+	}
+	switch len(*fan) {
+	case 0:
+	case 1:
+		(*fan)[0].forward(&t.rx, payload) // nothing to batch
+	default:
+		t.fanOut(*fan, payload)
+	}
+}
+
+// fanOut sends the packet in t.rx to every downtrack of fan, holding the
+// SFU's sockets meanwhile so the packets leave in one batch.
+func (t *publishedTrack) fanOut(fan []*downTrack, payload []byte) {
+	t.batch.hold()
+	defer t.batch.release() // a held socket that is never released would only send full batches
+	for _, dt := range fan {
+		dt.forward(&t.rx, payload)
 	}
 }
 

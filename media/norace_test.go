@@ -1,0 +1,6 @@
+//go:build !race
+
+package media
+
+// raceDetector is true under -race (race_test.go).
+const raceDetector = false

@@ -1,0 +1,11 @@
+//go:build !linux
+
+package media
+
+import "time"
+
+// threadCPU is not measured here: the benchmarks report no CPU figures.
+func threadCPU() time.Duration { return 0 }
+
+// processCPU is not measured here either.
+func processCPU() time.Duration { return 0 }
