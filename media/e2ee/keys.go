@@ -146,6 +146,9 @@ type Session struct {
 	// bounded; SetMembers replays them.
 	early map[string][]keyMessage
 	stats Stats
+	// changed is closed and replaced whenever the sending key switches
+	// or a receiver's expired keys are removed (Changed).
+	changed chan struct{}
 }
 
 const (
@@ -208,6 +211,7 @@ func NewSession(opts Options) (*Session, error) {
 		log:     log,
 		suite:   opts.Suite,
 		members: make(map[string]*remote),
+		changed: make(chan struct{}),
 	}
 	var t [4]byte
 	for s.tag == 0 {
@@ -480,6 +484,7 @@ func (s *Session) switchToFreshLocked() {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
+	s.notifyLocked()
 }
 
 // keyMessage is the relay payload of key management. Type "key" carries
@@ -527,6 +532,23 @@ func (s *Session) switchLocked() {
 		s.timer.Stop()
 		s.timer = nil
 	}
+	s.notifyLocked()
+}
+
+// notifyLocked wakes those waiting on Changed. Called with s.mu held.
+func (s *Session) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// Changed returns a channel that is closed at the next change of key
+// state: this sender switching keys (KID, Stats.Epoch) or a sender's
+// expired keys being removed after the grace period. Read the state,
+// then wait on the channel got before reading it, to miss nothing.
+func (s *Session) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
 }
 
 // IsKeyMessage reports whether a relay payload is one of this package's
@@ -734,6 +756,7 @@ func (s *Session) noteInUseLocked(r *remote, kid uint64) {
 			}
 			return false
 		})
+		s.notifyLocked()
 	})
 }
 

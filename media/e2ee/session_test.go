@@ -265,13 +265,7 @@ func TestSwitchAfterTimeoutWhenSomeoneIsSilent(t *testing.T) {
 	r.drop = func(from, to string) bool { return from == "carol" && to == "alice" }
 	r.join("carol", short)
 	r.pump()
-	deadline := time.Now().Add(10 * time.Second)
-	for a.KID() == kid0 {
-		if time.Now().After(deadline) {
-			t.Fatal("alice never switched keys although carol stayed silent")
-		}
-		time.Sleep(5 * time.Millisecond) // the ack timer runs on its own; poll it
-	}
+	waitSwitch(t, a, kid0, "alice never switched keys although carol stayed silent")
 	if st := a.Stats(); st.SwitchesOnTimeout != 1 {
 		t.Fatalf("alice's stats %+v; want one switch on timeout", st)
 	}
@@ -299,16 +293,37 @@ func TestPreviousKeyHasAGracePeriod(t *testing.T) {
 	}
 	// ...until the grace period is over.
 	straggler := mustEncryptWithKID(t, r.own("alice")[0], 99)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
 	for {
+		changed := b.Changed()
 		_, _, err := b.DecryptFrame("alice", CodecOpus, straggler)
 		if errors.Is(err, ErrNoKey) {
 			break
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-changed: // bob's expired keys were removed: try again
+		case <-deadline.C:
 			t.Fatalf("the previous key still works long after the grace period: %v", err)
 		}
-		time.Sleep(5 * time.Millisecond) // the grace timer runs on its own; poll it
+	}
+}
+
+// waitSwitch waits until s's sending key is no longer old.
+func waitSwitch(t *testing.T, s *Session, old uint64, failure string) {
+	t.Helper()
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	for {
+		changed := s.Changed()
+		if s.KID() != old {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			t.Fatal(failure)
+		}
 	}
 }
 
@@ -560,13 +575,7 @@ func TestReceiverRatchetsForAJoin(t *testing.T) {
 	kid0 := a.KID()
 	r.join("carol", short)
 	r.pump()
-	deadline := time.Now().Add(10 * time.Second)
-	for a.KID() == kid0 {
-		if time.Now().After(deadline) {
-			t.Fatal("alice never switched")
-		}
-		time.Sleep(5 * time.Millisecond) // the ack timer runs on its own; poll it
-	}
+	waitSwitch(t, a, kid0, "alice never switched")
 	got, h, err := b.DecryptFrame("alice", CodecOpus, mustEncrypt(t, a, CodecOpus, opusFrame))
 	if err != nil || !bytes.Equal(got, opusFrame) || h.KID != a.KID() {
 		t.Fatalf("bob, without alice's key message, decrypting her ratcheted key: %v", err)
@@ -575,12 +584,7 @@ func TestReceiverRatchetsForAJoin(t *testing.T) {
 	kid1 := a.KID()
 	r.leave("carol")
 	r.pump()
-	for a.KID() == kid1 {
-		if time.Now().After(deadline) {
-			t.Fatal("alice never switched after carol left")
-		}
-		time.Sleep(5 * time.Millisecond) // the ack timer runs on its own; poll it
-	}
+	waitSwitch(t, a, kid1, "alice never switched after carol left")
 	b.mu.Lock()
 	held := slices.Clone(b.members["alice"].keys)
 	b.mu.Unlock()

@@ -135,6 +135,16 @@ func (c *Client) E2EEStats() e2ee.Stats {
 	return c.keys.Stats()
 }
 
+// E2EEChanged returns a channel closed at the next change of key state:
+// this client switching to a new sending key (E2EEStats().Epoch), or a
+// sender's expired keys being dropped. Nil when E2EE is off.
+func (c *Client) E2EEChanged() <-chan struct{} {
+	if c.keys == nil {
+		return nil
+	}
+	return c.keys.Changed()
+}
+
 // Frame is one media frame of a remote track, as its sender's encoder made
 // it.
 type Frame struct {

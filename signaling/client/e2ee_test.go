@@ -669,16 +669,19 @@ func TestE2EELeaverCannotDecryptWhatFollows(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []*e2eePeer{alice, bob} {
-		deadline := time.Now().Add(testTimeout)
-		for p.c.E2EEStats().Epoch == epochs[p.identity] {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s never switched to a new key after carol left", p.identity)
+		deadline := time.NewTimer(testTimeout)
+		for {
+			changed := p.c.E2EEChanged()
+			if p.c.E2EEStats().Epoch != epochs[p.identity] {
+				break
 			}
 			select {
-			case <-p.wake:
-			case <-time.After(50 * time.Millisecond): // key switches are not frame events; poll
+			case <-changed:
+			case <-deadline.C:
+				t.Fatalf("%s never switched to a new key after carol left", p.identity)
 			}
 		}
+		deadline.Stop()
 	}
 
 	tap.on.Store(true)
