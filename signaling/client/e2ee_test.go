@@ -388,14 +388,8 @@ func TestE2EEServerForwardsOnlyCiphertext(t *testing.T) {
 		peers = append(peers, p)
 		writers = append(writers, p.publish(ctx, t, stop))
 	}
-	for i, p := range peers {
-		var others []string
-		for j, id := range names {
-			if j != i {
-				others = append(others, id)
-			}
-		}
-		p.waitFrames(t, others, []string{signaling.KindAudio, signaling.KindVideo}, 30)
+	for _, p := range peers {
+		p.waitFrames(t, others(names, p.identity), []string{signaling.KindAudio, signaling.KindVideo}, 30)
 	}
 	close(stop)
 	for _, w := range writers {
@@ -530,14 +524,8 @@ func TestE2EERelayMessagesAreOpaque(t *testing.T) {
 		peers = append(peers, p)
 		p.publish(ctx, t, stop)
 	}
-	for i, p := range peers {
-		var others []string
-		for j, id := range names {
-			if j != i {
-				others = append(others, id)
-			}
-		}
-		p.waitFrames(t, others, []string{signaling.KindAudio}, 10)
+	for _, p := range peers {
+		p.waitFrames(t, others(names, p.identity), []string{signaling.KindAudio}, 10)
 	}
 	// A fourth joins and leaves: rekeys both ways.
 	dave := joinE2EE(ctx, t, proxy.URL, srv.Token("dave", true, true), "dave")
