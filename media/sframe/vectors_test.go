@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -15,9 +14,9 @@ import (
 	"testing"
 )
 
-// The RFC 9605 test vectors live outside the repository, in the shared
-// testdata next to the checkout; they are not copied in. The environment
-// variable overrides the path.
+// The RFC 9605 test vectors are committed at testdata/ in the repository's
+// root, with their source and licence (testdata/README.md). The
+// environment variable points the test at another copy.
 const (
 	vectorsEnv  = "SFRAME_TEST_VECTORS"
 	vectorsFile = "sframe-rfc9605-test-vectors.json"
@@ -66,12 +65,12 @@ type vectorFile struct {
 	SFrame  []sframeVector
 }
 
-// vectorsPath returns where the vector file should be and whether the
-// environment named it.
-func vectorsPath(t *testing.T) (string, bool) {
+// vectorsPath returns where the vector file is: the environment's path,
+// or the repository's copy.
+func vectorsPath(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv(vectorsEnv); p != "" {
-		return p, true
+		return p
 	}
 	dir, err := os.Getwd()
 	if err != nil {
@@ -79,7 +78,7 @@ func vectorsPath(t *testing.T) (string, bool) {
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "testdata", vectorsFile), false
+			return filepath.Join(dir, "testdata", vectorsFile)
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
@@ -90,22 +89,14 @@ func vectorsPath(t *testing.T) (string, bool) {
 }
 
 // loadVectors reads and strictly decodes the vector file. A missing file
-// skips the test loudly, or fails it under CI=true or when the
-// environment named the file.
+// fails the test: the vectors are the only outside check of the
+// encryption, so there is nothing to skip to.
 func loadVectors(t *testing.T) vectorFile {
 	t.Helper()
-	path, named := vectorsPath(t)
+	path := vectorsPath(t)
 	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) && !named {
-		msg := fmt.Sprintf("!!! RFC 9605 TEST VECTORS NOT FOUND at %s: SFrame conformance is NOT checked. "+
-			"Set %s to the file's path.", path, vectorsEnv)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
 	if err != nil {
-		t.Fatalf("reading the RFC 9605 test vectors: %v", err)
+		t.Fatalf("reading the RFC 9605 test vectors (%s=%q): %v", vectorsEnv, os.Getenv(vectorsEnv), err)
 	}
 	vf, err := decodeVectorFile(data)
 	if err != nil {
