@@ -14,12 +14,13 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sotto-rtc/sotto/internal/testneeds"
 )
 
 const testSecret = "cmd-turn-test-secret-0123456789"
@@ -167,21 +168,12 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// requireProgram returns the path of a program a test needs, or skips
-// the test loudly when it is missing, and fails it under CI=true (the
-// program is then part of the job's contract: DESIGN.md, invariant 5).
+// requireProgram returns the path of a program a test needs. Missing, it
+// fails the test naming the Debian package, unless the user opted out of
+// the TURN interop tests (SOTTO_TEST_SKIP=turn).
 func requireProgram(t *testing.T, name, pkg string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	msg := fmt.Sprintf("%s not found (Debian package %s): this test needs the real program", name, pkg)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip("SKIPPING: " + msg + "; install it to run this test")
-	return ""
+	return testneeds.Program(t, testneeds.TURN, pkg, name)
 }
 
 // udpEcho is a peer that sends every datagram back: what

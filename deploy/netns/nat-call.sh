@@ -49,7 +49,7 @@ trap cleanup EXIT
 echo "== build"
 go build -o "$work/sfu" ./cmd/sfu
 go build -o "$work/turn" ./cmd/turn
-go test -c -o "$work/natclient.test" ./cmd/turn
+go test -c -tags natcall -o "$work/natclient.test" ./cmd/turn
 
 echo "== namespaces $A $B $NA $NB $INET $SRV"
 for n in "$A" "$B" "$NA" "$NB" "$INET" "$SRV"; do

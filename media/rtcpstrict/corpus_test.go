@@ -44,7 +44,7 @@ func readSeed(path string) ([]byte, error) {
 }
 
 // corpusDir is where the fuzz targets keep their seed corpora: in the fuzz
-// package, with the targets (DESIGN.md's map). The rules each hostile seed
+// package, with the targets (the README's map). The rules each hostile seed
 // must break are this package's business, so the tables are here.
 const corpusDir = "../../fuzz/testdata/fuzz"
 
