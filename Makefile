@@ -7,15 +7,12 @@ FUZZFLAGS ?=
 
 .PHONY: fuzz fuzz-list
 
-# fuzz runs every fuzz target in fuzz/, one after another. The list comes
-# from the package itself, so a new target is picked up without editing
-# this file. A crasher stops the run and is written to
-# fuzz/testdata/fuzz/<target>/.
+# fuzz runs every fuzz target in the module, one after another, wherever
+# its package lives (fuzz/all.sh finds them, so a new target is picked up
+# without editing this file). A crasher stops the run and is written to
+# <package>/testdata/fuzz/<target>/.
 fuzz:
-	@set -e; for t in $$(go test -list '^Fuzz' ./fuzz | grep '^Fuzz'); do \
-		echo "== $$t for $(FUZZTIME)"; \
-		go test ./fuzz -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS); \
-	done
+	@FUZZTIME=$(FUZZTIME) FUZZFLAGS='$(FUZZFLAGS)' fuzz/all.sh
 
 fuzz-list:
-	@go test -list '^Fuzz' ./fuzz | grep '^Fuzz'
+	@fuzz/all.sh --list
