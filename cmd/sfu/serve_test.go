@@ -20,7 +20,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -384,34 +383,6 @@ func writePEM(t *testing.T, name, typ string, der []byte) {
 	t.Helper()
 	if err := os.WriteFile(name, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// TestNoEndToEndKeys holds invariant 1 of the design: the SFU binary does
-// not link the packages that hold end-to-end media keys.
-// TestNoEndToEndKeys holds invariant 1 of DESIGN.md: the server binary
-// does not link the code that encrypts or decrypts media end to end, nor
-// the Go SDK that carries it (`go list -deps` is what the linker gets).
-func TestNoEndToEndKeys(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").Output()
-	if err != nil {
-		t.Fatalf("go list -deps: %v", err)
-	}
-	deps := map[string]bool{}
-	for _, dep := range strings.Fields(string(out)) {
-		deps[dep] = true
-	}
-	if !deps["github.com/sotto-rtc/sotto/media"] {
-		t.Fatalf("go list -deps does not list the SFU; is the module path right?\n%s", out)
-	}
-	for _, forbidden := range []string{
-		"github.com/sotto-rtc/sotto/media/sframe",
-		"github.com/sotto-rtc/sotto/media/e2ee",
-		"github.com/sotto-rtc/sotto/signaling/client",
-	} {
-		if deps[forbidden] {
-			t.Errorf("cmd/sfu links %s: the server must never hold end-to-end media keys", forbidden)
-		}
 	}
 }
 
