@@ -344,9 +344,11 @@ func TestSameIdentityReplacesFirstSession(t *testing.T) {
 	case <-time.After(testTimeout):
 		t.Fatal("first session still running after the same identity joined again")
 	}
-	var se *client.ServerError
-	if err := first.c.Err(); !errors.As(err, &se) && !strings.Contains(fmt.Sprint(err), signaling.ReasonReplaced) {
-		t.Fatalf("first session ended with %v, want it to say it was replaced", err)
+	// going_away with reason "replaced" (docs/PROTOCOL.md section 2) ends
+	// the client with exactly ErrReplaced: not a server error, nor any
+	// other end that happens to mention the word.
+	if err := first.c.Err(); !errors.Is(err, client.ErrReplaced) {
+		t.Fatalf("first session ended with %v, want client.ErrReplaced (going_away reason %q)", err, signaling.ReasonReplaced)
 	}
 	watcher.waitEvent(t, "left:alice:replaced")
 	publishTestTracks(ctx, t, second)
@@ -449,6 +451,7 @@ func TestBadInputDoesNotDisturbOthers(t *testing.T) {
 		rctx, rcancel := context.WithTimeout(ctx, testTimeout)
 		defer rcancel()
 		var codes []string
+		fatal := -1 // index of the first fatal error
 		for {
 			_, b, err := c.Read(rctx)
 			if err != nil {
@@ -459,16 +462,36 @@ func TestBadInputDoesNotDisturbOthers(t *testing.T) {
 			}
 			var e signaling.Error
 			if json.Unmarshal(b, &e) == nil && e.Type == signaling.TypeError {
+				if e.Fatal && fatal < 0 {
+					fatal = len(codes)
+				}
 				codes = append(codes, e.Code)
 			}
 			if wantClose == -1 && len(codes) >= len(wantCodes) {
 				break // non-fatal attack: every error is in
 			}
 		}
-		for _, want := range wantCodes {
-			if !slices.Contains(codes, want) {
-				t.Fatalf("%s: errors %v, want %s among them", name, codes, want)
+		// Exactly the codes documented, in order: for a non-fatal attack
+		// one per bad message and none fatal; for a fatal one, the fatal
+		// code last and marked fatal, after only the non-fatal codes
+		// listed before it (rate_limited before flood, as often as the
+		// server dropped a message).
+		if wantClose == -1 {
+			if !slices.Equal(codes, wantCodes) || fatal >= 0 {
+				t.Fatalf("%s: errors %v (first fatal at %d), want exactly %v, none fatal", name, codes, fatal, wantCodes)
 			}
+			return
+		}
+		last, before := wantCodes[len(wantCodes)-1], wantCodes[:len(wantCodes)-1]
+		ok := len(codes) > 0 && codes[len(codes)-1] == last && fatal == len(codes)-1
+		for _, code := range codes[:max(0, len(codes)-1)] {
+			ok = ok && slices.Contains(before, code)
+		}
+		for _, want := range wantCodes {
+			ok = ok && slices.Contains(codes, want)
+		}
+		if !ok {
+			t.Fatalf("%s: errors %v (first fatal at %d), want %v: the last fatal, only the others before it", name, codes, fatal, wantCodes)
 		}
 	}
 	writeAll := func(msgs ...string) func(c *websocket.Conn) error {

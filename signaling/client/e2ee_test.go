@@ -6,14 +6,18 @@ package client_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"crypto/ecdh"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,7 +102,7 @@ type frameRecv struct {
 	bad  error
 }
 
-func joinE2EE(ctx context.Context, t *testing.T, url, token, identity string) *e2eePeer {
+func joinE2EE(ctx context.Context, t *testing.T, url, token, identity string, confs ...conf) *e2eePeer {
 	t.Helper()
 	p := &e2eePeer{
 		identity: identity,
@@ -106,7 +110,7 @@ func joinE2EE(ctx context.Context, t *testing.T, url, token, identity string) *e
 		wake:     make(chan struct{}, 1),
 		joined:   make(chan string, 64),
 	}
-	c, err := client.Connect(ctx, url, client.Options{
+	opts := client.Options{
 		Token:         token,
 		SettingEngine: loopbackSettings(),
 		Logger:        quietLogger(),
@@ -114,12 +118,17 @@ func joinE2EE(ctx context.Context, t *testing.T, url, token, identity string) *e
 			p.mu.Lock()
 			p.keys = append(p.keys, e)
 			p.mu.Unlock()
+			p.signal()
 		}},
 		Handlers: client.Handlers{
 			Track:             p.receive,
 			ParticipantJoined: func(pi signaling.ParticipantInfo) { p.joined <- pi.Identity },
 		},
-	})
+	}
+	for _, f := range confs {
+		f(&opts)
+	}
+	c, err := client.Connect(ctx, url, opts)
 	if err != nil {
 		t.Fatalf("%s: Connect: %v", identity, err)
 	}
@@ -444,13 +453,21 @@ func TestE2EEServerForwardsOnlyCiphertext(t *testing.T) {
 }
 
 // wsProxy stands between clients and the signaling server, as a server
-// operator (or an attacker in its place) could: it records every message
-// and may rewrite what goes to the client.
+// operator (or an attacker in its place) could: it records every frame,
+// both ways, and may rewrite what goes to the client.
 type wsProxy struct {
 	URL     string
 	mu      sync.Mutex
-	msgs    [][]byte
+	frames  []proxyFrame
+	conns   int
 	rewrite func([]byte) []byte // server to client; nil: pass on
+}
+
+// proxyFrame is one WebSocket message the proxy carried.
+type proxyFrame struct {
+	conn     int  // the client connection, numbered from 0 in order of arrival
+	toClient bool // from the server; else from the client
+	data     []byte
 }
 
 func newWSProxy(t *testing.T, upstream string, rewrite func([]byte) []byte) *wsProxy {
@@ -470,9 +487,13 @@ func newWSProxy(t *testing.T, upstream string, rewrite func([]byte) []byte) *wsP
 		defer sc.CloseNow()
 		cc.SetReadLimit(4 << 20)
 		sc.SetReadLimit(4 << 20)
+		p.mu.Lock()
+		conn := p.conns
+		p.conns++
+		p.mu.Unlock()
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
-		pump := func(from, to *websocket.Conn, rw func([]byte) []byte) {
+		pump := func(from, to *websocket.Conn, toClient bool, rw func([]byte) []byte) {
 			defer cancel()
 			for {
 				typ, b, err := from.Read(ctx)
@@ -480,7 +501,7 @@ func newWSProxy(t *testing.T, upstream string, rewrite func([]byte) []byte) *wsP
 					return
 				}
 				p.mu.Lock()
-				p.msgs = append(p.msgs, b)
+				p.frames = append(p.frames, proxyFrame{conn: conn, toClient: toClient, data: b})
 				p.mu.Unlock()
 				if rw != nil {
 					b = rw(b)
@@ -490,45 +511,66 @@ func newWSProxy(t *testing.T, upstream string, rewrite func([]byte) []byte) *wsP
 				}
 			}
 		}
-		go pump(cc, sc, nil)
-		pump(sc, cc, p.rewrite)
+		go pump(cc, sc, false, nil)
+		pump(sc, cc, true, p.rewrite)
 	}))
 	t.Cleanup(hs.Close)
 	p.URL = hs.URL
 	return p
 }
 
-func (p *wsProxy) relays() [][]byte {
+// carried returns every frame carried so far, both ways.
+func (p *wsProxy) carried() []proxyFrame {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out [][]byte
-	for _, m := range p.msgs {
-		if bytes.Contains(m, []byte(`"relay"`)) {
-			out = append(out, m)
-		}
-	}
-	return out
+	return slices.Clone(p.frames)
 }
 
+// waitKeys waits until ok holds for p's key log.
+func (p *e2eePeer) waitKeys(t *testing.T, what string, ok func([]e2ee.KeyEvent) bool) {
+	t.Helper()
+	deadline := time.NewTimer(testTimeout)
+	defer deadline.Stop()
+	for !ok(p.keyLog()) {
+		select {
+		case <-p.wake:
+		case <-deadline.C:
+			t.Fatalf("%s: %s: not in its key log after %v", p.identity, what, testTimeout)
+		}
+	}
+}
+
+// TestE2EERelayMessagesAreOpaque looks for every secret the clients of a
+// call held in everything the server carried and in the clients' logs:
+// base keys, the SFrame keys and salts derived from them and from their
+// ratchets, identity private keys, X25519 shared secrets, seal keys and
+// sealed plaintexts, each as any 8-byte run, raw, hex or base64, after
+// decoding what decodes (secrets_test.go).
 func TestE2EERelayMessagesAreOpaque(t *testing.T) {
 	srv := newServer(t)
 	ctx := testContext(t)
 	proxy := newWSProxy(t, srv.Frontend().URL, nil)
+	logs := map[string]*logBuffer{}
+	join := func(id string) *e2eePeer {
+		logs[id] = &logBuffer{}
+		return joinE2EE(ctx, t, proxy.URL, srv.Token(id, true, true), id, logs[id].options)
+	}
 
+	// The scenario: alice, bob and carol join in turn, each publishing
+	// at once; dave joins without publishing and leaves.
 	names := []string{"alice", "bob", "carol"}
 	var peers []*e2eePeer
 	stop := make(chan struct{})
 	defer close(stop)
 	for _, id := range names {
-		p := joinE2EE(ctx, t, proxy.URL, srv.Token(id, true, true), id)
+		p := join(id)
 		peers = append(peers, p)
 		p.publish(ctx, t, stop)
 	}
 	for _, p := range peers {
 		p.waitFrames(t, others(names, p.identity), []string{signaling.KindAudio}, 10)
 	}
-	// A fourth joins and leaves: rekeys both ways.
-	dave := joinE2EE(ctx, t, proxy.URL, srv.Token("dave", true, true), "dave")
+	dave := join("dave")
 	dave.waitFrames(t, names, []string{signaling.KindAudio}, 10)
 	if err := dave.c.Leave(ctx); err != nil {
 		t.Fatal(err)
@@ -536,31 +578,267 @@ func TestE2EERelayMessagesAreOpaque(t *testing.T) {
 	for _, p := range peers {
 		p.waitFrames(t, others(names, p.identity), []string{signaling.KindAudio}, 10)
 	}
+	everyone := append(slices.Clip(peers), dave)
 
-	var secrets [][]byte
-	for _, p := range append(peers, dave) {
-		for _, e := range p.keyLog() {
-			secrets = append(secrets, e.BaseKey)
-		}
+	// The keys it must make, by the schedule of media/e2ee/keys.go (a
+	// publisher's first key goes out as it is, each later join ratchets,
+	// a leave draws a fresh key; a listener makes one and never sends
+	// it): alice k0 (sent when bob joins), k1 (carol joins), k2 (dave
+	// joins), k3 (dave leaves); bob the same; carol k0 (sent on publish),
+	// k1 (dave joins), k2 (dave leaves); dave k0.
+	ownKeys := map[string]int{"alice": 4, "bob": 4, "carol": 3, "dave": 1}
+	// Who must hold whose keys: every member present when one went out.
+	// Alice's k0 went to bob alone, bob's k0 to alice alone, carol's to
+	// both; dave got each publisher's key made for his join.
+	held := map[string]map[string]int{
+		"alice": {"alice": 4, "bob": 4, "carol": 3},
+		"bob":   {"alice": 4, "bob": 4, "carol": 3},
+		"carol": {"alice": 3, "bob": 3, "carol": 3},
+		"dave":  {"alice": 1, "bob": 1, "carol": 1, "dave": 1},
 	}
-	relays := proxy.relays()
-	if len(relays) < 2*len(names) {
-		t.Fatalf("the server carried %d relay messages; key management should have sent more", len(relays))
-	}
-	for _, m := range relays {
-		for _, k := range secrets {
-			for _, enc := range []string{
-				string(k), hex.EncodeToString(k), strings.ToUpper(hex.EncodeToString(k)),
-				base64.StdEncoding.EncodeToString(k), base64.RawStdEncoding.EncodeToString(k),
-				base64.URLEncoding.EncodeToString(k), base64.RawURLEncoding.EncodeToString(k),
-			} {
-				if bytes.Contains(m, []byte(enc)) {
-					t.Fatalf("a relay message carries a base key in the clear: %s", m)
-				}
+	// One key message per key a publisher sent, with a box for each
+	// member then: alice and bob 1+2+3+2, carol 2+3+2.
+	const wantKeyMessages, wantBoxes = 4 + 4 + 3, 8 + 8 + 7
+
+	// Let key management settle: each publisher switches to its last key
+	// and the others still in the room hold it, so no key message is in
+	// flight when the frames are searched.
+	for _, p := range peers {
+		want := uint32(ownKeys[p.identity] - 1)
+		deadline := time.NewTimer(testTimeout)
+		for {
+			changed := p.c.E2EEChanged()
+			if p.c.E2EEStats().Epoch >= want {
+				break
+			}
+			select {
+			case <-changed:
+			case <-deadline.C:
+				t.Fatalf("%s: key epoch %d, want %d after the scenario", p.identity, p.c.E2EEStats().Epoch, want)
 			}
 		}
+		deadline.Stop()
+		epoch := p.c.E2EEStats().Epoch
+		var last uint64
+		found := false
+		for _, e := range p.keyLog() {
+			if e.Sender == p.identity && e.KID&0xff == uint64(epoch&0xff) {
+				last, found = e.KID, true
+			}
+		}
+		if !found {
+			t.Fatalf("%s sends under epoch %d, and its key log has no key of that epoch", p.identity, epoch)
+		}
+		for _, q := range peers {
+			has := func(log []e2ee.KeyEvent) bool {
+				return slices.ContainsFunc(log, func(e e2ee.KeyEvent) bool { return e.Sender == p.identity && e.KID == last })
+			}
+			if p.c.E2EEStats().SwitchesOnTimeout == 0 {
+				// Every switch waited for every recipient's ack, which
+				// a recipient sends after logging the key.
+				if !has(q.keyLog()) {
+					t.Fatalf("%s acknowledged %s's key %#x, and its key log does not have it", q.identity, p.identity, last)
+				}
+				continue
+			}
+			q.waitKeys(t, fmt.Sprintf("%s's key %#x", p.identity, last), has)
+		}
 	}
-	t.Logf("%d relay messages, %d base keys: none appears in any message", len(relays), len(secrets))
+
+	// The key logs: what every client held, checked against the scenario.
+	type keyID struct {
+		sender string
+		kid    uint64
+	}
+	bases := map[keyID][]byte{}
+	events := 0
+	for _, p := range everyone {
+		kids := map[string]map[uint64]bool{}
+		for _, e := range p.keyLog() {
+			events++
+			if len(e.BaseKey) != e2ee.DefaultSuite.HashSize() {
+				t.Fatalf("%s logged a %d-byte base key from %s; the suite's are %d", p.identity, len(e.BaseKey), e.Sender, e2ee.DefaultSuite.HashSize())
+			}
+			if old, ok := bases[keyID{e.Sender, e.KID}]; ok && !bytes.Equal(old, e.BaseKey) {
+				t.Fatalf("two base keys of %s under KID %#x", e.Sender, e.KID)
+			}
+			bases[keyID{e.Sender, e.KID}] = e.BaseKey
+			if kids[e.Sender] == nil {
+				kids[e.Sender] = map[uint64]bool{}
+			}
+			kids[e.Sender][e.KID] = true
+		}
+		for from, want := range held[p.identity] {
+			if got := len(kids[from]); got < want {
+				t.Fatalf("%s's key log has %d keys of %s; the scenario gives it at least %d", p.identity, got, from, want)
+			}
+		}
+		if epoch := p.c.E2EEStats().Epoch; len(kids[p.identity]) < int(epoch)+1 {
+			t.Fatalf("%s is at key epoch %d but logged %d keys of its own", p.identity, epoch, len(kids[p.identity]))
+		}
+	}
+	wantBases := 0
+	for _, n := range ownKeys {
+		wantBases += n
+	}
+	if len(bases) < wantBases {
+		t.Fatalf("the key logs have %d distinct base keys; the scenario makes at least %d", len(bases), wantBases)
+	}
+
+	// The frames: who each connection was, the room, and every box of
+	// every key message, whichever way it went.
+	frames := proxy.carried()
+	connOf, room := map[int]string{}, ""
+	for _, f := range frames {
+		var j signaling.Joined
+		if f.toClient && json.Unmarshal(f.data, &j) == nil && j.Type == signaling.TypeJoined {
+			connOf[f.conn], room = j.Participant.Identity, j.Room
+		}
+	}
+	if len(connOf) != len(everyone) || room == "" {
+		t.Fatalf("the proxy saw %d joins (room %q), want %d", len(connOf), room, len(everyone))
+	}
+	boxes := map[string]sealedBox{}
+	relays, keyMessages := 0, 0
+	for _, f := range frames {
+		var r signaling.Relay
+		if json.Unmarshal(f.data, &r) != nil || r.Type != signaling.TypeRelay || r.Data == nil {
+			continue
+		}
+		relays++
+		sender := r.From
+		if !f.toClient {
+			sender = connOf[f.conn]
+		}
+		var km struct {
+			Version int               `json:"sotto_e2ee"`
+			Type    string            `json:"type"`
+			KID     uint64            `json:"kid"`
+			Boxes   map[string]string `json:"boxes"`
+		}
+		if json.Unmarshal(r.Data, &km) != nil || km.Version == 0 || km.Type != "key" {
+			continue
+		}
+		if !f.toClient {
+			keyMessages++
+		}
+		for to, b64 := range km.Boxes {
+			sealed, err := base64.RawURLEncoding.DecodeString(b64)
+			if err != nil {
+				t.Fatalf("%s's box for %s is not base64url: %v", sender, to, err)
+			}
+			boxes[b64] = sealedBox{sender: sender, recipient: to, kid: km.KID, sealed: sealed}
+		}
+	}
+	if keyMessages < wantKeyMessages || len(boxes) < wantBoxes {
+		t.Fatalf("the clients sent %d key messages with %d boxes; the scenario makes at least %d with %d", keyMessages, len(boxes), wantKeyMessages, wantBoxes)
+	}
+
+	// The secrets. Per base key: itself, HKDF-Extract of it, the SFrame
+	// key and salt, and the same for its ratchet (which a receiver
+	// derives on its own when a frame comes under the next KID).
+	var secrets []secret
+	add := func(name string, b []byte) { secrets = append(secrets, secret{name, b}) }
+	ids := slices.SortedFunc(maps.Keys(bases), func(a, b keyID) int {
+		return cmp.Or(strings.Compare(a.sender, b.sender), cmp.Compare(a.kid, b.kid))
+	})
+	for _, id := range ids {
+		base, what := bases[id], fmt.Sprintf("%s's base key %#x", id.sender, id.kid)
+		prk, key, salt := sframeSchedule(t, e2ee.DefaultSuite, id.kid, base)
+		add(what, base)
+		add("HKDF-Extract of "+what, prk)
+		add("the SFrame key of "+what, key)
+		add("the SFrame salt of "+what, salt)
+		next, err := sframe.Ratchet(e2ee.DefaultSuite, base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nextKID := id.kid&^0xff | (id.kid+1)&0xff
+		prk, key, salt = sframeSchedule(t, e2ee.DefaultSuite, nextKID, next)
+		add("the ratchet of "+what, next)
+		add("HKDF-Extract of the ratchet of "+what, prk)
+		add("the SFrame key of the ratchet of "+what, key)
+		add("the SFrame salt of the ratchet of "+what, salt)
+	}
+	const perBase = 8
+	// Identity private keys and the X25519 secret of every pair.
+	priv, pub := map[string][]byte{}, map[string][]byte{}
+	for _, p := range everyone {
+		priv[p.identity] = identityPrivateKey(t, p.c)
+		pub[p.identity] = client.IdentityOf(p.c).PublicKey()
+		add(p.identity+"'s identity private key", priv[p.identity])
+	}
+	pairs := 0
+	for i, a := range everyone {
+		for _, b := range everyone[i+1:] {
+			x, _ := ecdh.X25519().NewPrivateKey(priv[a.identity])
+			y, _ := ecdh.X25519().NewPublicKey(pub[b.identity])
+			shared, err := x.ECDH(y)
+			if err != nil {
+				t.Fatal(err)
+			}
+			add(fmt.Sprintf("the X25519 secret of %s and %s", a.identity, b.identity), shared)
+			pairs++
+		}
+	}
+	// Every box opens, with a seal key recomputed from the sender's
+	// private key, to a key the key logs reported.
+	for _, b64 := range slices.Sorted(maps.Keys(boxes)) {
+		b := boxes[b64]
+		if priv[b.sender] == nil || pub[b.recipient] == nil {
+			t.Fatalf("a box from %q to %q: not participants of the call", b.sender, b.recipient)
+		}
+		key, _, plain := openBox(t, room, b, priv[b.sender], pub[b.sender], pub[b.recipient])
+		if len(plain) != 11+e2ee.DefaultSuite.HashSize() || plain[0] != 1 ||
+			binary.BigEndian.Uint16(plain[1:3]) != uint16(e2ee.DefaultSuite) || binary.BigEndian.Uint64(plain[3:11]) != b.kid {
+			t.Fatalf("%s's box for %s opens to %d bytes that are not version 1, the suite and KID %#x", b.sender, b.recipient, len(plain), b.kid)
+		}
+		if logged := bases[keyID{b.sender, b.kid}]; !bytes.Equal(logged, plain[11:]) {
+			t.Fatalf("%s's box for %s carries base key %#x, which the key logs do not have: they missed a key", b.sender, b.recipient, b.kid)
+		}
+		what := fmt.Sprintf("%s's box for %s of key %#x", b.sender, b.recipient, b.kid)
+		add("the seal key of "+what, key)
+		add("the sealed plaintext of "+what, plain)
+	}
+	people := len(everyone)
+	if want := perBase*len(bases) + people + pairs + 2*len(boxes); len(secrets) != want ||
+		want < perBase*wantBases+people+people*(people-1)/2+2*wantBoxes {
+		t.Fatalf("%d secrets to look for; want %d, and at least %d", len(secrets), want, perBase*wantBases+people+people*(people-1)/2+2*wantBoxes)
+	}
+
+	// The search: it must find what is planted, then nothing real.
+	finder := newSecretFinder(t, secrets)
+	checkFinderFindsLeaks(t, finder, secrets[0])                  // a base key
+	checkFinderFindsLeaks(t, finder, secrets[3])                  // an SFrame salt, 12 bytes
+	checkFinderFindsLeaks(t, finder, secrets[perBase*len(bases)]) // an identity private key
+	var corpus []corpusItem
+	for i, f := range frames {
+		dir := "from " + connOf[f.conn]
+		if f.toClient {
+			dir = "to " + connOf[f.conn]
+		}
+		corpus = append(corpus, expand(corpusItem{fmt.Sprintf("signaling frame %d (%s)", i, dir), f.data}, expandDepth)...)
+	}
+	logBytes := 0
+	for _, id := range slices.Sorted(maps.Keys(logs)) {
+		b := logs[id].bytes()
+		logBytes += len(b)
+		for line := range bytes.Lines(b) {
+			corpus = append(corpus, expand(corpusItem{id + "'s log: " + string(bytes.TrimSpace(line)), line}, expandDepth)...)
+		}
+	}
+	searched := 0
+	for _, it := range corpus {
+		searched += len(it.b)
+		if what, at, found := finder.find(it.b); found {
+			lo, hi := max(0, at-80), min(len(it.b), at+80)
+			t.Fatalf("%s carries %s at byte %d: …%q…", it.where, what, at, it.b[lo:hi])
+		}
+	}
+	t.Logf("%d signaling frames (%d relays, %d key messages, %d boxes, all opened), %d bytes of client logs; "+
+		"%d key events, %d base keys: %d secrets, in %d raw, %d hex and %d base64 windows, found in none of %d items (%d bytes) decoded from them",
+		len(frames), relays, keyMessages, len(boxes), logBytes, events, len(bases), finder.secrets,
+		len(finder.raw), len(finder.hex), len(finder.b64), len(corpus), searched)
 }
 
 func others(names []string, self string) []string {
@@ -617,6 +895,8 @@ func cannotDecrypt(t *testing.T, who string, keys []e2ee.KeyEvent, owners map[st
 				}
 				if _, _, err := r.Decrypt(nil, pl[:n], pl[n:]); err == nil {
 					t.Fatalf("%s decrypted a frame of %s it must not read (KID %#x)", who, info.Identity, h.KID)
+				} else if !errors.Is(err, sframe.ErrAuth) {
+					t.Fatalf("a frame of %s under KID %#x failed with %v, not authentication: the attempt proves nothing", info.Identity, h.KID, err)
 				}
 			}
 			tried++
