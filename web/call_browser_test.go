@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -180,7 +181,36 @@ func (c *callTab) waitSeesAndHears(t *testing.T, others []string) {
 	}
 }
 
-var callSafetyNumberPattern = regexp.MustCompile(`^\d{5}( \d{5}){5}$`)
+// safetyNumberPattern is what a safety number looks like, as
+// web/sdk/e2ee/safety.js and media/e2ee/safety.go render it: six groups of
+// five digits separated by single spaces. The page shows "…" (or
+// "Encryption is off") until it has one; neither matches.
+var safetyNumberPattern = regexp.MustCompile(`^\d{5}( \d{5}){5}$`)
+
+// safetyNumberJS is safetyNumberPattern as a JavaScript regular expression.
+const safetyNumberJS = `/^\d{5}( \d{5}){5}$/`
+
+// checkSameSafetyNumbers fails the test unless every one of numbers (by
+// who shows it) is a safety number, and all are the same: two placeholders
+// or two empty strings are not a match.
+func checkSameSafetyNumbers(t *testing.T, what string, numbers map[string]string) {
+	t.Helper()
+	if len(numbers) < 2 {
+		t.Fatalf("%s: %d safety numbers to compare (%v), want two at least", what, len(numbers), numbers)
+	}
+	var first string
+	for _, who := range slices.Sorted(maps.Keys(numbers)) {
+		n := numbers[who]
+		if !safetyNumberPattern.MatchString(n) {
+			t.Fatalf("%s: %s's safety number %q is not six groups of five digits (all: %q)", what, who, n, numbers)
+		}
+		if first == "" {
+			first = n
+		} else if n != first {
+			t.Fatalf("%s: the safety numbers differ: %q", what, numbers)
+		}
+	}
+}
 
 // waitSafetyNumber waits until the page's safety number covers exactly
 // everyone (sorted identities) and returns it.
@@ -189,12 +219,12 @@ func (c *callTab) waitSafetyNumber(t *testing.T, everyone []string) string {
 	want := slices.Clone(everyone)
 	slices.Sort(want)
 	c.waitFor(t, fmt.Sprintf("safety number of %v", want),
-		fmt.Sprintf(`(() => { const e = document.getElementById("safety-number"); return e.dataset.participants === %q && /^\d{5}( \d{5}){5}$/.test(e.textContent); })()`,
-			strings.Join(want, ",")),
+		fmt.Sprintf(`(() => { const e = document.getElementById("safety-number"); return e.dataset.participants === %q && %s.test(e.textContent); })()`,
+			strings.Join(want, ","), safetyNumberJS),
 		callDescribeJS)
 	var n string
 	c.eval(t, `document.getElementById("safety-number").textContent`, &n)
-	if !callSafetyNumberPattern.MatchString(n) {
+	if !safetyNumberPattern.MatchString(n) {
 		t.Fatalf("%s: safety number %q is not six groups of five digits", c.name, n)
 	}
 	return n

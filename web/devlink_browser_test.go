@@ -24,7 +24,7 @@ func TestBrowserDevLinkTwoTabs(t *testing.T) {
 		t.Fatalf("go build ./cmd/sfu: %v\n%s", err, out)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	// Ephemeral ports instead of 7780/7781, so the test runs beside a
 	// developer's own node; otherwise exactly `go run ./cmd/sfu`.
 	sfu := exec.CommandContext(ctx, bin, "--http", "127.0.0.1:0", "--media-port", "0")
@@ -35,7 +35,10 @@ func TestBrowserDevLinkTwoTabs(t *testing.T) {
 	if err := sfu.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cancel(); _ = sfu.Wait() }()
+	// Stopped in a cleanup registered before the tabs, so after they close:
+	// a page must not see its server go away (and report it) before the
+	// test has judged the errors it reported.
+	t.Cleanup(func() { cancel(); _ = sfu.Wait() })
 
 	linkRE := regexp.MustCompile(`^\s+(http://\S+/\?room=\S+&autojoin=1)\s*$`)
 	found := make(chan string, 1)
@@ -72,16 +75,32 @@ func TestBrowserDevLinkTwoTabs(t *testing.T) {
 			`(() => { const r = `+remote+`; return r.length === 1 && r[0].dataset.e2eeState === "encrypted" &&
 				(r[0].querySelector('video') || {}).videoWidth > 0 })()`, describe)
 	}
-	var n1, n2 string
-	if err := evaluate(tabs[0], `document.getElementById("safety-number").textContent.trim()`, &n1); err != nil {
-		t.Fatal(err)
+	// Each tab shows a safety number over both guests (its "…" placeholder
+	// until then), and the two agree. A page can show the number of a
+	// moment ago while key management catches up, so tab 2 is waited on
+	// until it shows tab 1's.
+	safety := `document.getElementById("safety-number")`
+	numbers := map[string]string{}
+	for i, tab := range tabs {
+		name := "tab" + string(rune('1'+i))
+		waitFor(t, tab, name+" shows a safety number over both tabs",
+			`(() => { const e = `+safety+`; return `+safetyNumberJS+`.test(e.textContent.trim()) && (e.dataset.participants || "").split(",").length === 2 })()`,
+			`({text: `+safety+`.textContent, participants: `+safety+`.dataset.participants})`)
+		var n string
+		if err := evaluate(tab, safety+`.textContent.trim()`, &n); err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 {
+			waitFor(t, tab, "both tabs show the same safety number",
+				safety+`.textContent.trim() === `+jsString(numbers["tab1"]), safety+`.textContent`)
+			if err := evaluate(tab, safety+`.textContent.trim()`, &n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		numbers[name] = n
 	}
-	waitFor(t, tabs[1], "both tabs show the same safety number",
-		`document.getElementById("safety-number").textContent.trim() === `+jsString(n1), `document.getElementById("safety-number").textContent`)
-	if err := evaluate(tabs[1], `document.getElementById("safety-number").textContent.trim()`, &n2); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("two tabs of %s are in an encrypted call; safety number %q on both", link, n2)
+	checkSameSafetyNumbers(t, "the two tabs", numbers)
+	t.Logf("two tabs of %s are in an encrypted call; safety number %q on both", link, numbers["tab2"])
 }
 
 // jsString quotes s as a JavaScript string literal.

@@ -656,9 +656,8 @@ func interopSafetyNumberTest(t *testing.T, ctx context.Context) {
 		}
 		var got string
 		jsCall(t, ctx, &got, "safetyNumber", tc.room, ms)
-		if want := e2ee.SafetyNumber(tc.room, tc.members); got != want {
-			t.Errorf("room %q, %d members: JS %q, Go %q", tc.room, len(tc.members), got, want)
-		}
+		checkSameSafetyNumbers(t, fmt.Sprintf("room %q, %d members", tc.room, len(tc.members)),
+			map[string]string{"JS": got, "Go": e2ee.SafetyNumber(tc.room, tc.members)})
 	}
 }
 
@@ -959,9 +958,7 @@ func interopKeyManagementTest(t *testing.T, ctx context.Context) {
 	}
 	jsFirst := r.goKeys("gopher")
 	r.checkFramesBothWays("gopher", "jessie")
-	if js.SafetyNumber != gopher.SafetyNumber() {
-		t.Fatalf("safety numbers: JS %q, Go %q", js.SafetyNumber, gopher.SafetyNumber())
-	}
+	checkSameSafetyNumbers(t, "JS and Go", map[string]string{"JS": js.SafetyNumber, "Go": gopher.SafetyNumber()})
 
 	// A frame under gopher's first key, held back: it must stop
 	// decrypting in JS once gopher's newer key is in use and the grace
@@ -1005,9 +1002,7 @@ func interopKeyManagementTest(t *testing.T, ctx context.Context) {
 	}
 	r.checkFramesBothWays("gopher", "jessie")
 	r.checkFramesBothWays("carol", "jessie")
-	if js.SafetyNumber != gopher.SafetyNumber() || js.SafetyNumber != carol.SafetyNumber() {
-		t.Fatalf("safety numbers with three: JS %q, gopher %q, carol %q", js.SafetyNumber, gopher.SafetyNumber(), carol.SafetyNumber())
-	}
+	checkSameSafetyNumbers(t, "three", map[string]string{"JS": js.SafetyNumber, "gopher": gopher.SafetyNumber(), "carol": carol.SafetyNumber()})
 
 	// gopher's newer key is in use in JS now: its first key goes after
 	// the grace period.
@@ -1143,9 +1138,7 @@ func interopAckTimeoutTest(t *testing.T, ctx context.Context) {
 	}
 	r.checkFramesBothWays("gus", "jade")
 	r.checkFramesBothWays("gwen", "jade")
-	if st.SafetyNumber != gus.SafetyNumber() {
-		t.Fatalf("safety numbers: JS %q, Go %q", st.SafetyNumber, gus.SafetyNumber())
-	}
+	checkSameSafetyNumbers(t, "JS and Go", map[string]string{"JS": st.SafetyNumber, "Go": gus.SafetyNumber()})
 }
 
 // Participants that only listen send no key, in JS as in Go, and still

@@ -13,13 +13,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/sotto-rtc/sotto/internal/testneeds"
 	"github.com/sotto-rtc/sotto/media"
 	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/web"
@@ -104,23 +106,11 @@ func (s *webServer) Token(room, identity string, canPublish, canSubscribe bool) 
 }
 
 // chromiumPath finds Debian's Chromium (CHROMIUM overrides). Missing, the
-// test skips loudly — or fails under CI=true, where .ci/run installs it.
+// test fails naming the package to install, unless the user opted out of
+// the browser tests (SOTTO_TEST_SKIP=browser; see internal/testneeds).
 func chromiumPath(t *testing.T) string {
 	t.Helper()
-	candidates := []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium", "chromium", "chromium-browser"}
-	for _, c := range candidates {
-		if c == "" {
-			continue
-		}
-		if p, err := exec.LookPath(c); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is not installed: the browser tests need Debian's chromium (apt-get install chromium); .ci/run installs it")
-	}
-	t.Skip("SKIPPING BROWSER TEST: chromium is not installed (apt-get install chromium, or set CHROMIUM=/path/to/chromium)")
-	return ""
+	return testneeds.Program(t, testneeds.Browser, "chromium", os.Getenv("CHROMIUM"), "/usr/bin/chromium", "chromium", "chromium-browser")
 }
 
 // browser is one headless Chromium; each tab is a separate page, so a
@@ -174,7 +164,15 @@ func newBrowser(t *testing.T, extraFlags ...chromedp.ExecAllocatorOption) *brows
 }
 
 // tab opens a new tab; its console output and uncaught exceptions go to
-// the test log, prefixed with name.
+// the test log, prefixed with name. An error the page reports
+// (console.error, an uncaught exception or unhandled rejection, an entry
+// of level error in the browser's log, such as a failed request or an
+// error in a worker, the E2EE worker among them) fails
+// the test when it ends, unless the test declared it with expectPageError.
+// No noise of Chromium's own is let through: the suite sees none (the
+// call page names its icon, data:, so no favicon request 404s; background
+// networking is off). Should some appear, allow it by its exact text here,
+// with the reason, rather than loosening the check.
 func (b *browser) tab(t *testing.T, name string) context.Context {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(b.root)
@@ -182,6 +180,7 @@ func (b *browser) tab(t *testing.T, name string) context.Context {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("%s: open tab: %v", name, err)
 	}
+	pe := &pageErrors{name: name}
 	messages := chromedp.Console(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -191,12 +190,142 @@ func (b *browser) tab(t *testing.T, name string) context.Context {
 				return
 			}
 			t.Logf("[%s %s] %s", name, m.Type, m.Text)
+			if m.Type == chromedp.ConsoleError || m.IsException() {
+				pe.add(m)
+			}
 		}
 	}()
 	// The logger must stop before the test ends (t.Logf after that
-	// panics): cancel, then wait.
-	t.Cleanup(func() { cancel(); <-done })
-	return ctx
+	// panics): cancel, then wait; then what the page reported is judged.
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		pe.check(t)
+	})
+	return context.WithValue(ctx, pageErrorsKey{}, pe)
+}
+
+// pageErrorsKey finds a tab's pageErrors in its context.
+type pageErrorsKey struct{}
+
+// pageErrors is what one tab reported as an error, and what its test said
+// it expects.
+type pageErrors struct {
+	name string
+
+	mu       sync.Mutex
+	got      []chromedp.ConsoleMessage
+	expected []*expectedError
+}
+
+// expectedError is an error a test provokes on purpose: a message
+// containing substr, of which the page must report at least one.
+type expectedError struct {
+	substr, why string
+}
+
+// expectPageError declares that the tab of ctx will report an error whose
+// text (or URL) contains substr, because of what the test does (why, for
+// the reader). Every message containing substr is then allowed, and at
+// least one must come: a declared error that never happens fails the test
+// too, so the declaration cannot outlive the behaviour it describes.
+// substr must name the error, so it cannot allow everything.
+func expectPageError(t *testing.T, ctx context.Context, substr, why string) {
+	t.Helper()
+	pe, _ := ctx.Value(pageErrorsKey{}).(*pageErrors)
+	if pe == nil {
+		t.Fatal("expectPageError: the context is not a tab's (browser.tab)")
+	}
+	if err := checkExpectation(substr, why); err != nil {
+		t.Fatal(err)
+	}
+	pe.mu.Lock()
+	defer pe.mu.Unlock()
+	pe.expected = append(pe.expected, &expectedError{substr: substr, why: why})
+}
+
+// minExpectedLen is the shortest substring expectPageError takes: enough
+// to name one error ("token_malformed", "Uncaught Error: "), too much to
+// match whatever comes.
+const minExpectedLen = 12
+
+func checkExpectation(substr, why string) error {
+	if len(strings.TrimSpace(substr)) < minExpectedLen || strings.TrimSpace(why) == "" {
+		return fmt.Errorf("expectPageError(%q, %q): name the error (%d characters at least) and say why it is expected",
+			substr, why, minExpectedLen)
+	}
+	return nil
+}
+
+func (pe *pageErrors) add(m chromedp.ConsoleMessage) {
+	pe.mu.Lock()
+	defer pe.mu.Unlock()
+	pe.got = append(pe.got, m)
+}
+
+// count is how many errors the page has reported so far.
+func (pe *pageErrors) count() int {
+	pe.mu.Lock()
+	defer pe.mu.Unlock()
+	return len(pe.got)
+}
+
+// describePageMessage is how a message reads in a failure: its kind,
+// where it came from, and its text.
+func describePageMessage(m chromedp.ConsoleMessage) string {
+	kind := "console.error"
+	switch {
+	case m.IsException():
+		kind = "uncaught exception"
+	case m.Source != "":
+		kind = "browser log (" + m.Source + ") error"
+	}
+	where := ""
+	if m.URL != "" {
+		where = fmt.Sprintf(" at %s:%d", m.URL, m.Line+1)
+	}
+	return fmt.Sprintf("%s%s: %s", kind, where, m.Text)
+}
+
+// problems lists what fails the test: every error the page reported that
+// the test did not expect, and every expected error that did not come.
+func (pe *pageErrors) problems() []string {
+	pe.mu.Lock()
+	defer pe.mu.Unlock()
+	seen := make([]int, len(pe.expected))
+	var unexpected []string
+	for _, m := range pe.got {
+		text := m.Text + " " + m.URL
+		matched := false
+		for i, e := range pe.expected {
+			if strings.Contains(text, e.substr) {
+				seen[i]++
+				matched = true
+			}
+		}
+		if !matched {
+			unexpected = append(unexpected, describePageMessage(m))
+		}
+	}
+	var out []string
+	if len(unexpected) > 0 {
+		out = append(out, fmt.Sprintf("page %q reported %d error(s) the test does not expect (declare one the test provokes with expectPageError):\n  %s",
+			pe.name, len(unexpected), strings.Join(unexpected, "\n  ")))
+	}
+	for i, e := range pe.expected {
+		if seen[i] == 0 {
+			out = append(out, fmt.Sprintf("page %q never reported the error the test expects: %q (%s)", pe.name, e.substr, e.why))
+		}
+	}
+	return out
+}
+
+// check fails t with the page's problems.
+func (pe *pageErrors) check(t *testing.T) {
+	t.Helper()
+	for _, p := range pe.problems() {
+		t.Error(p)
+	}
 }
 
 // evaluate runs expr in the page (awaiting a promise it returns) and

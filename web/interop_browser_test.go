@@ -28,6 +28,7 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 
+	"github.com/sotto-rtc/sotto/internal/testneeds"
 	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/signaling/client"
 )
@@ -40,26 +41,11 @@ const (
 	fixtureFPS    = 30
 )
 
-// needProgram finds a program the test needs, skipping loudly without it
-// (failing under CI=true, where .ci/run installs it).
-func needProgram(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not installed: apt-get install %s (.ci/run installs it)", name, pkg)
-	}
-	t.Skipf("SKIPPING: %s is not installed (apt-get install %s)", name, pkg)
-	return ""
-}
-
 // makeFixtures encodes 10 s of VP8 video (a key frame every second) and
 // Opus audio (20 ms frames, one per Ogg page) with ffmpeg.
 func makeFixtures(t *testing.T) (ivf, ogg string) {
 	t.Helper()
-	ffmpeg := needProgram(t, "ffmpeg", "ffmpeg")
+	ffmpeg := testneeds.Program(t, testneeds.Browser, "ffmpeg", "ffmpeg")
 	dir := t.TempDir()
 	ivf, ogg = filepath.Join(dir, "video.ivf"), filepath.Join(dir, "audio.ogg")
 	for _, args := range [][]string{
@@ -212,7 +198,7 @@ func (w *ivfFile) close() error {
 
 func TestBrowserGoInteropCall(t *testing.T) {
 	ivf, ogg := makeFixtures(t)
-	ffprobe := needProgram(t, "ffprobe", "ffmpeg")
+	ffprobe := testneeds.Program(t, testneeds.Browser, "ffmpeg", "ffprobe")
 	srv := startWebServer(t, nil)
 	b := newBrowser(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*browserTimeout)

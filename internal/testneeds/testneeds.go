@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -96,7 +97,10 @@ func Program(t testing.TB, group, pkg string, names ...string) string {
 		}
 		tried = append(tried, n)
 	}
-	what := tried[0] + " is not installed"
+	if len(tried) == 0 {
+		t.Fatal("testneeds.Program: no program name given")
+	}
+	what := filepath.Base(tried[0]) + " is not installed"
 	if len(tried) > 1 {
 		what += " (looked for " + strings.Join(tried, ", ") + ")"
 	}
