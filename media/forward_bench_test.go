@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,13 +37,67 @@ import (
 // recvfrom per packet and allocates nothing. allocs/op still counts what
 // the fixture's connections do in the background while the loop runs (ICE
 // checks, RTCP reports): it grows with wall time, not with packets.
-// TestForwardSRTPAllocs measures the path alone.
+// TestForwardSRTPAllocs (alloc_test.go) counts the path's allocations
+// alone, exactly.
 
 // sinkConn is a subscriber peer's UDP socket: it passes STUN, DTLS and
 // RTCP to pion and drops RTP after counting it.
 type sinkConn struct {
 	*net.UDPConn
-	rtp atomic.Int64
+	rtp arrivals
+}
+
+// arrivals counts packets as the goroutine that receives them sees them,
+// and lets a test wait for a count without polling: the receiver closes
+// the waiter's channel when the count reaches what it waits for.
+type arrivals struct {
+	n    atomic.Int64
+	want atomic.Int64 // what the waiter waits for; 0 when nobody waits
+	mu   sync.Mutex
+	ch   chan struct{} // closed when n reaches want
+}
+
+// add counts one packet.
+func (a *arrivals) add() {
+	n := a.n.Add(1)
+	if w := a.want.Load(); w > 0 && n >= w {
+		a.mu.Lock()
+		a.wakeLocked()
+		a.mu.Unlock()
+	}
+}
+
+func (a *arrivals) wakeLocked() {
+	if a.ch != nil && a.n.Load() >= a.want.Load() {
+		close(a.ch)
+		a.ch = nil
+		a.want.Store(0)
+	}
+}
+
+// load is the packets counted so far.
+func (a *arrivals) load() int64 { return a.n.Load() }
+
+// wait blocks until n packets have been counted, or until timeout; it
+// returns the count then. One goroutine waits at a time.
+func (a *arrivals) wait(n int64, timeout time.Duration) int64 {
+	a.mu.Lock()
+	ch := make(chan struct{})
+	a.ch = ch
+	a.want.Store(n)
+	a.wakeLocked() // the count may be there already
+	a.mu.Unlock()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-ch:
+	case <-timer.C:
+		a.mu.Lock()
+		a.ch = nil
+		a.want.Store(0)
+		a.mu.Unlock()
+	}
+	return a.n.Load()
 }
 
 // isRTP reports whether b is an RTP (not RTCP) packet, RFC 7983 and
@@ -57,7 +112,7 @@ func (c *sinkConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 		if err != nil || !isRTP(b[:n]) {
 			return n, addr, err
 		}
-		c.rtp.Add(1)
+		c.rtp.add()
 	}
 }
 
@@ -92,6 +147,13 @@ type fanoutFixture struct {
 // to one video track, all bound and connected.
 func newFanoutFixture(tb testing.TB, n int, cfg Config) *fanoutFixture {
 	tb.Helper()
+	return newFanoutFixtureWith(tb, n, cfg, nil)
+}
+
+// newFanoutFixtureWith is newFanoutFixture with prepare, if not nil,
+// called on the SFU before the subscribers connect.
+func newFanoutFixtureWith(tb testing.TB, n int, cfg Config, prepare func(*SFU)) *fanoutFixture {
+	tb.Helper()
 	cfg.ListenIP = "127.0.0.1"
 	cfg.IncludeLoopback = true
 	cfg.DisableTCP = true
@@ -101,6 +163,9 @@ func newFanoutFixture(tb testing.TB, n int, cfg Config) *fanoutFixture {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = s.Close() })
+	if prepare != nil {
+		prepare(s)
+	}
 
 	tr := newPublishedTrack(s.metrics, testLogger(), webrtc.RTPCodecTypeVideo, srcVP8, defaultPacketCacheSize, defaultKeyframeRequestInterval)
 	tr.ssrc = 0x1234
@@ -257,7 +322,7 @@ func (f *fanoutFixture) forwardOne() {
 func (f *fanoutFixture) delivered(n int) int64 {
 	var sum int64
 	for _, s := range f.sinks[:n] {
-		sum += s.rtp.Load()
+		sum += s.rtp.load()
 	}
 	return sum
 }
@@ -332,30 +397,6 @@ func (f *fanoutFixture) bench(b *testing.B, n int) {
 	}
 	time.Sleep(20 * time.Millisecond) // let the sinks drain their sockets
 	b.ReportMetric(100*float64(f.delivered(n)-delivered)/sent, "delivered%")
-}
-
-// TestForwardSRTPAllocs is the allocation check of the real path, in the
-// normal test suite: one packet to ten subscribers over real SRTP
-// connections allocates nothing on the SFU's side or pion's.
-func TestForwardSRTPAllocs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("connects ten peers")
-	}
-	const subscribers = 10
-	f := newFanoutFixture(t, subscribers, Config{})
-	f.use(subscribers)
-	for range 100 { // warm pools and lazily built state
-		f.forwardOne()
-	}
-	allocs := testing.AllocsPerRun(2000, f.forwardOne)
-	t.Logf("%.2f allocations per incoming packet (%d subscribers)", allocs, subscribers)
-	waitFor(t, "packets to reach the subscribers", func() bool { return f.delivered(subscribers) > 0 })
-	if raceDetector {
-		t.Skip("allocations are not checked under -race, where sync.Pool drops items; run go test ./media -run Allocs")
-	}
-	if allocs != 0 {
-		t.Errorf("forwarding one packet to %d subscribers allocates %v times, want 0", subscribers, allocs)
-	}
 }
 
 // resetWaits starts the group's wait statistics afresh.
