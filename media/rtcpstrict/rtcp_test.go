@@ -387,8 +387,8 @@ func TestValidateDoesNotAllocate(t *testing.T) {
 			if err := tt.opts.Validate(tt.buf); err != nil {
 				t.Fatal(err)
 			}
-			if n := testing.AllocsPerRun(100, func() { _ = tt.opts.Validate(tt.buf) }); n != 0 {
-				t.Fatalf("Validate allocated %v times per call", n)
+			if n := allocs(100, func() { _ = tt.opts.Validate(tt.buf) }); n != 0 {
+				t.Fatalf("100 calls of Validate allocated %d times, want 0", n)
 			}
 		})
 	}
