@@ -406,14 +406,7 @@ func checkSchedule(t *testing.T, suite sframe.CipherSuite, kid uint64, base, key
 	for i := range 8 {
 		nonce[len(nonce)-1-i] ^= byte(h.CTR >> (8 * i))
 	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gcm, err := cipher.NewGCM(block)
-	if err != nil {
-		t.Fatal(err)
-	}
+	gcm := newGCM(t, key)
 	aad := append(bytes.Clone(frame[:n]), meta...)
 	if pt, err := gcm.Open(nil, nonce, frame[n:], aad); err != nil || !bytes.Equal(pt, probe) {
 		t.Fatalf("KID %#x: the RFC 9605 key and salt computed here do not open media/sframe's frame (%v): one of them is wrong", kid, err)
@@ -462,14 +455,7 @@ func openBox(t *testing.T, room string, b sealedBox, senderPriv, senderPub, reci
 	if key, err = hkdf.Key(sha256.New, shared, salt, string(info), 32); err != nil {
 		t.Fatal(err)
 	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gcm, err := cipher.NewGCM(block)
-	if err != nil {
-		t.Fatal(err)
-	}
+	gcm := newGCM(t, key)
 	if plain, err = gcm.Open(nil, nonce, ct, info); err != nil {
 		t.Fatalf("%s's box for %s (KID %#x) does not open with the seal key recomputed here: %v", b.sender, b.recipient, b.kid, err)
 	}
@@ -500,4 +486,19 @@ func TestUnescapeUndoesQuoting(t *testing.T) {
 			}
 		}
 	}
+}
+
+// newGCM is AES-GCM under key, as both RFC 9605's AEAD suites and the seal
+// use it.
+func newGCM(t *testing.T, key []byte) cipher.AEAD {
+	t.Helper()
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gcm
 }
