@@ -681,7 +681,7 @@ func TestForwardSRTPAllocs(t *testing.T) {
 // per packet; but it happens when it happens, and the check must not.
 func quietSenderReports(t testing.TB, s *SFU) {
 	t.Helper()
-	stack, err := newConnStack(strictFactory{opts: newStrictOptions(), m: s.metrics.strict}, func(reg *interceptor.Registry) error {
+	stack, err := newConnStack(s.cfg.AudioLevelExtension, strictFactory{opts: newStrictOptions(), m: s.metrics.strict}, func(reg *interceptor.Registry) error {
 		sr, err := report.NewSenderInterceptor(report.SenderInterval(time.Hour))
 		if err != nil {
 			return err

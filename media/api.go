@@ -46,6 +46,13 @@ type Config struct {
 	PublicIPs []string
 	// IncludeLoopback offers loopback candidates (local development, tests).
 	IncludeLoopback bool
+	// AudioLevelExtension negotiates the RFC 6464 audio-level header
+	// extension. Off by default: browsers then stamp every audio packet
+	// with the speaker's level in clear, telling the node who speaks and
+	// when, packet by packet, though it cannot read the audio. Clients
+	// compute speaking indicators from the audio they decrypt; turn it on
+	// only for clients that need the node's view and accept the leak.
+	AudioLevelExtension bool
 	// DisableBatchedWrites sends every packet on the UDP media port with
 	// a sendto(2) of its own. By default the copies of a packet fanned
 	// out to several subscribers leave in one sendmmsg(2) (up to 32

@@ -131,7 +131,7 @@ func hostileAPI(t *testing.T, tap *keyTap) (*webrtc.API, net.PacketConn) {
 	}
 	mux := webrtc.NewICEUDPMux(nil, conn)
 	t.Cleanup(func() { _ = mux.Close() })
-	me, err := newMediaEngine()
+	me, err := newMediaEngine(true)
 	if err != nil {
 		t.Fatal(err)
 	}

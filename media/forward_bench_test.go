@@ -225,7 +225,7 @@ func (f *fanoutFixture) connectSubscriber(tb testing.TB, i int) (*downTrack, *si
 	sink := &sinkConn{UDPConn: udp}
 	mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: sink})
 	tb.Cleanup(func() { _ = mux.Close() })
-	me, err := newMediaEngine()
+	me, err := newMediaEngine(true)
 	if err != nil {
 		tb.Fatal(err)
 	}

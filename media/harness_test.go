@@ -95,7 +95,7 @@ func newClientAPI(t *testing.T) *webrtc.API {
 // newClientAPIOn is newClientAPI on another network type (ICE-TCP tests).
 func newClientAPIOn(t *testing.T, network webrtc.NetworkType) *webrtc.API {
 	t.Helper()
-	me, err := newMediaEngine()
+	me, err := newMediaEngine(true) // as browsers do: they offer audio levels
 	if err != nil {
 		t.Fatal(err)
 	}

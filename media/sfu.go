@@ -142,11 +142,11 @@ func New(cfg Config) (*SFU, error) {
 		return nil, err
 	}
 	strict := strictFactory{opts: newStrictOptions(), m: m.strict}
-	if s.pubStack, err = newConnStack(strict, newPublisherInterceptors); err != nil {
+	if s.pubStack, err = newConnStack(cfg.AudioLevelExtension, strict, newPublisherInterceptors); err != nil {
 		_ = s.closeSockets()
 		return nil, err
 	}
-	if s.subStack, err = newConnStack(strict, newSubscriberInterceptors); err != nil {
+	if s.subStack, err = newConnStack(cfg.AudioLevelExtension, strict, newSubscriberInterceptors); err != nil {
 		_ = s.closeSockets()
 		return nil, err
 	}
@@ -346,8 +346,8 @@ type connStack struct {
 	reg   *interceptor.Registry
 }
 
-func newConnStack(strict interceptor.Factory, interceptors func(*interceptor.Registry) error) (connStack, error) {
-	me, err := newMediaEngine()
+func newConnStack(audioLevel bool, strict interceptor.Factory, interceptors func(*interceptor.Registry) error) (connStack, error) {
+	me, err := newMediaEngine(audioLevel)
 	if err != nil {
 		return connStack{}, err
 	}
@@ -388,8 +388,9 @@ const (
 
 // newMediaEngine lists the codecs and header extensions both connections
 // negotiate. The SFU only ever looks at RTP headers, so a codec here is a
-// name and a clock rate, nothing it decodes.
-func newMediaEngine() (*webrtc.MediaEngine, error) {
+// name and a clock rate, nothing it decodes. audioLevel adds the RFC 6464
+// audio-level extension (Config.AudioLevelExtension).
+func newMediaEngine(audioLevel bool) (*webrtc.MediaEngine, error) {
 	me := &webrtc.MediaEngine{}
 	videoFB := []webrtc.RTCPFeedback{
 		{Type: webrtc.TypeRTCPFBNACK},
@@ -438,14 +439,17 @@ func newMediaEngine() (*webrtc.MediaEngine, error) {
 			return nil, fmt.Errorf("media: register codec %s: %w", c.codec.MimeType, err)
 		}
 	}
-	exts := []struct {
+	type headerExtension struct {
 		uri   string
 		kinds []webrtc.RTPCodecType
-	}{
+	}
+	exts := []headerExtension{
 		{sdp.SDESMidURI, []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo}},
 		{sdp.ABSSendTimeURI, []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo}},
 		{sdp.TransportCCURI, []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo}},
-		{sdp.AudioLevelURI, []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio}},
+	}
+	if audioLevel {
+		exts = append(exts, headerExtension{sdp.AudioLevelURI, []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio}})
 	}
 	for _, e := range exts {
 		for _, k := range e.kinds {

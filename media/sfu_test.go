@@ -3,6 +3,7 @@ package media
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
 	"runtime"
 	"runtime/pprof"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/rtcp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -554,5 +556,32 @@ func waitGoroutines(t *testing.T, baseline int) {
 			t.Fatalf("%d goroutines left, baseline %d:\n%s", n, baseline, buf.String())
 		}
 		<-tick.C
+	}
+}
+
+// TestAudioLevelExtensionOffByDefault: the RFC 6464 audio-level extension
+// would have browsers tell the node who speaks, packet by packet, so the
+// SFU negotiates it with neither the publisher nor the subscriber unless
+// Config.AudioLevelExtension turns it on. The test client offers it, as
+// browsers do.
+func TestAudioLevelExtensionOffByDefault(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprintf("AudioLevelExtension=%v", on), func(t *testing.T) {
+			s := newTestSFU(t, Config{AudioLevelExtension: on})
+			a := join(t, s, ParticipantConfig{SID: "PA_a", CanPublish: true})
+			b := join(t, s, ParticipantConfig{SID: "PA_b", CanSubscribe: true, AutoSubscribe: true})
+			a.publish("audio", "mic")
+			a.waitPublished(t)
+			if !strings.Contains(a.pub.LocalDescription().SDP, sdp.AudioLevelURI) {
+				t.Fatal("the test client did not offer the audio-level extension; the test checks nothing")
+			}
+			answer := a.pub.RemoteDescription().SDP
+			offer := b.waitOffer(t, func(o string) bool { return strings.Contains(o, "m=audio") })
+			for what, desc := range map[string]string{"the publisher's answer": answer, "the subscriber's offer": offer} {
+				if got := strings.Contains(desc, sdp.AudioLevelURI); got != on {
+					t.Errorf("%s names %s: %v, want %v", what, sdp.AudioLevelURI, got, on)
+				}
+			}
+		})
 	}
 }

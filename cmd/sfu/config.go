@@ -78,6 +78,8 @@ type config struct {
 	// TURN is the relay whose fresh REST credentials every joined
 	// carries, one set per participant.
 	TURN turnConfig `yaml:"turn"`
+	// Media holds what the SFU negotiates beyond codecs.
+	Media mediaConfig `yaml:"media"`
 	// PacketCacheSize is the packets kept per track to answer NACKs.
 	PacketCacheSize int `yaml:"packet_cache_size"`
 	// KeyframeRequestInterval is the least time between two keyframe
@@ -108,6 +110,16 @@ type config struct {
 	// LogLevel is debug, info, warn or error; LogFormat is text or json.
 	LogLevel  string `yaml:"log_level"`
 	LogFormat string `yaml:"log_format"`
+}
+
+// mediaConfig is what the SFU negotiates that clients might otherwise
+// leak to it.
+type mediaConfig struct {
+	// AudioLevelExtension negotiates the RFC 6464 audio-level extension,
+	// with which browsers stamp every audio packet with the speaker's
+	// level in clear: the node learns who speaks and when. Off by default;
+	// clients show speaking indicators from the audio they decrypt.
+	AudioLevelExtension bool `yaml:"audio_level_extension"`
 }
 
 // keyConfig is one API key and the secret tokens naming it (kid) are
@@ -592,6 +604,18 @@ func settings() []setting {
 				return nil
 			}}
 	}
+	boolean := func(name, field, usage string, p func(c *config) *bool) setting {
+		return setting{name: name, field: field, usage: usage, kind: kindBool,
+			get: func(c *config) string { return strconv.FormatBool(*p(c)) },
+			set: func(c *config, v []string) error {
+				b, err := strconv.ParseBool(strings.TrimSpace(v[0]))
+				if err != nil {
+					return fmt.Errorf("%q is not true or false", v[0])
+				}
+				*p(c) = b
+				return nil
+			}}
+	}
 	duration := func(name, field, usage string, p func(c *config) *time.Duration) setting {
 		return setting{name: name, field: field, usage: usage, arg: "duration",
 			get: func(c *config) string { return p(c).String() },
@@ -619,16 +643,7 @@ func settings() []setting {
 		str("media-ip", "media_ip", "`IP` address the media port binds to", func(c *config) *string { return &c.MediaIP }),
 		integer("media-port", "media_port", "media port: UDP (ICE mux) and TCP (ICE-TCP) of the same number; 0 picks a free one", func(c *config) *int { return &c.MediaPort }),
 		list("public-ip", "public_ip", "public `IP` announced in ICE candidates instead of the host's (1:1 NAT; repeatable or comma list)", func(c *config) *stringList { return &c.PublicIP }),
-		{name: "no-ice-tcp", field: "no_ice_tcp", usage: "turn off ICE-TCP on the media port", kind: kindBool,
-			get: func(c *config) string { return strconv.FormatBool(c.NoICETCP) },
-			set: func(c *config, v []string) error {
-				b, err := strconv.ParseBool(strings.TrimSpace(v[0]))
-				if err != nil {
-					return fmt.Errorf("%q is not true or false", v[0])
-				}
-				c.NoICETCP = b
-				return nil
-			}},
+		boolean("no-ice-tcp", "no_ice_tcp", "turn off ICE-TCP on the media port", func(c *config) *bool { return &c.NoICETCP }),
 		{name: "ice-server", field: "ice_servers", usage: "STUN or TURN `URL` handed to clients (repeatable or comma list; TURN credentials only in the config file)", kind: kindList,
 			get: func(c *config) string {
 				var urls []string
@@ -647,6 +662,7 @@ func settings() []setting {
 		list("turn-url", "turn.urls", "TURN relay `URL` (turn: or turns:) handed to clients with fresh REST credentials (repeatable or comma list; needs --turn-secret)", func(c *config) *stringList { return &c.TURN.URLs }),
 		str("turn-secret", "turn.secret", "TURN REST shared `secret` (cmd/turn --auth-secret, coturn static-auth-secret); prefer the environment variable", func(c *config) *string { return &c.TURN.Secret }),
 		duration("turn-credential-ttl", "turn.credential_ttl", "lifetime of the TURN credentials in each joined", func(c *config) *time.Duration { return &c.TURN.CredentialTTL }),
+		boolean("audio-level-extension", "media.audio_level_extension", "negotiate the RFC 6464 audio-level header extension: a metadata leak, browsers then tell the node who speaks in every audio packet", func(c *config) *bool { return &c.Media.AudioLevelExtension }),
 		integer("packet-cache-size", "packet_cache_size", "packets kept per published track to answer NACKs", func(c *config) *int { return &c.PacketCacheSize }),
 		duration("keyframe-request-interval", "keyframe_request_interval", "least time between keyframe requests to one publisher for one track", func(c *config) *time.Duration { return &c.KeyframeRequestInterval }),
 		duration("ice-disconnected-timeout", "ice_disconnected_timeout", "ICE silence before a connection counts as disconnected", func(c *config) *time.Duration { return &c.ICEDisconnectedTimeout }),

@@ -41,6 +41,7 @@ func TestDefaultConfig(t *testing.T) {
 		{"media_ip", c.MediaIP, "0.0.0.0"},
 		{"media_port", c.MediaPort, 7781},
 		{"no_ice_tcp", c.NoICETCP, false},
+		{"media.audio_level_extension", c.Media.AudioLevelExtension, false},
 		{"public_ip", len(c.PublicIP), 0},
 		{"keys", len(c.Keys), 0},
 		{"drain_timeout", c.DrainTimeout, 10 * time.Second},

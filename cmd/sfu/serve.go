@@ -107,6 +107,7 @@ func newGateway(cfg config, log *slog.Logger) (*gateway, error) {
 		// loopback candidates let a client on the same host connect even
 		// with no network. Behind 1:1 NAT they would only add noise.
 		IncludeLoopback:         len(cfg.PublicIP) == 0,
+		AudioLevelExtension:     cfg.Media.AudioLevelExtension,
 		PacketCacheSize:         cfg.PacketCacheSize,
 		KeyframeRequestInterval: cfg.KeyframeRequestInterval,
 		ICEDisconnectedTimeout:  cfg.ICEDisconnectedTimeout,
