@@ -362,7 +362,7 @@ function setConnection(s, error) {
       break;
     case "connected":
       state.phase = "in-call";
-      setStatus(s, call?.e2ee ? "Connected · end-to-end encrypted" : "Connected · not end-to-end encrypted");
+      refreshCallStatus();
       break;
     case "reconnecting":
       setStatus(s, "Connection lost, reconnecting…");
@@ -415,6 +415,7 @@ function removeTile(identity) {
   tiles.delete(identity);
   delete state.participants[identity];
   layoutGrid();
+  refreshCallStatus();
 }
 
 function clearTiles() {
@@ -449,6 +450,7 @@ function setTileE2EE(identity, s) {
   badge.textContent = text;
   badge.title = key === SELF ? (s === "encrypted" ? "Your media is end-to-end encrypted." : "Your media is not end-to-end encrypted.") : title;
   if (key !== SELF && state.participants[identity]) state.participants[identity].e2ee = s;
+  refreshCallStatus();
 }
 
 function setTileVideo(identity, on) {
@@ -612,6 +614,30 @@ function describeError(err) {
     default:
       return `Something went wrong: ${err?.message ?? String(err)}`;
   }
+}
+
+// callStatus is the header's text in a call. It says "end-to-end
+// encrypted" only while every participant's media is: one who does not
+// encrypt, or whose media this client cannot open, is named instead, so a
+// single plain participant (one the node could have added) is never
+// covered by the call's claim. A participant still waiting for keys sends
+// nothing yet, or only listens, so it does not change the claim; its tile
+// says so.
+function callStatus() {
+  if (!call?.e2ee) return "Connected · not end-to-end encrypted";
+  const inState = (s) =>
+    Object.entries(state.participants).filter(([, p]) => p.e2ee === s).map(([id]) => id).sort();
+  const plain = inState("not-encrypted");
+  if (plain.length) {
+    return `Connected · not end-to-end encrypted: ${plain.join(", ")} ${plain.length === 1 ? "does" : "do"} not encrypt`;
+  }
+  const locked = inState("cannot-decrypt");
+  if (locked.length) return `Connected · cannot decrypt ${locked.join(", ")}`;
+  return "Connected · end-to-end encrypted";
+}
+
+function refreshCallStatus() {
+  if (state.connection === "connected") setStatus("connected", callStatus());
 }
 
 function setStatus(s, text) {

@@ -531,6 +531,16 @@ func TestBrowserCallURLModesAndErrors(t *testing.T) {
 	tok.waitFor(t, `plain's tile says "not encrypted"`,
 		`(() => { const e = document.querySelector('[data-identity="plain"]'); return e && e.dataset.e2eeState === "not-encrypted" && /Not encrypted/.test(e.textContent); })()`,
 		callDescribeJS)
+	// The header no longer claims the call is encrypted end to end, and
+	// names who is not; when plain leaves, the claim comes back.
+	const status = `document.getElementById("status").textContent`
+	tok.waitFor(t, "the header names plain as not encrypting",
+		status+` === "Connected · not end-to-end encrypted: plain does not encrypt"`, status)
+	if err := plain.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tok.waitFor(t, "the header says encrypted once plain left",
+		status+` === "Connected · end-to-end encrypted"`, status)
 
 	// A token without the publish grant joins to watch and listen, and the
 	// page says why its camera is not sent.
