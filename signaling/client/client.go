@@ -170,6 +170,8 @@ type Handlers struct {
 	// Track delivers the media of a subscribed track once it arrives. The
 	// application reads RemoteTrack.Track. After a reconnect it fires
 	// again with a new RemoteTrack; reads on the old one end with an error.
+	// A track whose TrackInfo.Identity is not that of the participant
+	// listing it is never delivered (Client.RefusedTracks).
 	Track func(*RemoteTrack)
 	// Relay delivers a relay message from another participant.
 	Relay func(from signaling.ParticipantInfo, data json.RawMessage)
@@ -265,6 +267,13 @@ type Client struct {
 	leaving  bool
 	finished bool
 	err      error
+
+	// trust is what this client decided about each other participant's
+	// media, by identity, for the client's whole life (across
+	// reconnects): see peerTrust.
+	trust map[string]*peerTrust
+	// refusedTracks counts tracks refused for naming another owner.
+	refusedTracks atomic.Uint64
 }
 
 // Connect dials the server at rawURL, joins with opts.Token (or a token from

@@ -39,6 +39,81 @@ type E2EEOptions struct {
 	// receives, for debugging and tests. It defeats the purpose of
 	// end-to-end encryption: never set it in production.
 	KeyLog func(e2ee.KeyEvent)
+	// AcceptClear lets RemoteTrack.ReadFrame return frames that do not
+	// decrypt, with Frame.Encrypted false, from a track the server marks
+	// as not end-to-end encrypted (TrackInfo.E2EE false) although its
+	// owner encrypts. Without it they are dropped and counted
+	// (FrameStats.ClearRefused). This is a downgrade the server can
+	// exploit: it can then inject media of its own under any participant,
+	// and the application must treat every frame with Encrypted false as
+	// readable and forgeable by the server. Frames of participants that
+	// never said they encrypt come up in clear either way.
+	AcceptClear bool
+}
+
+// peerTrust is what this client decided about one identity's media, from
+// the roster's announcements of the participant itself (its join
+// statement, ParticipantInfo.E2EE), never from the per-track fields the
+// server also writes (TrackInfo.E2EE, TrackInfo.Identity):
+//
+//   - encrypts: the participant was announced with E2EE on at some point
+//     of this client's life. It is never cleared: not by a later
+//     announcement without E2EE, a reconnect, or the participant leaving
+//     and coming back. Every frame of its tracks must then decrypt under
+//     its own keys, or it is dropped.
+//   - announced: it is in the roster now (joined, participant_joined).
+//     Announced and not encrypting: its frames come up in clear, flagged.
+//     Not announced (a track seen before its owner): nothing is decided
+//     yet, so its frames must decrypt like those of an encrypting one.
+//
+// The server could only ever downgrade a participant in this client's
+// eyes by announcing it without E2EE from the first moment this client
+// hears of it, and then the participant shows as not encrypted
+// (ParticipantInfo.E2EE false, Frame.Encrypted false) and is missing from
+// this client's safety number, which then differs from everyone else's.
+// The fields are atomic: ReadFrame reads them per frame without c.mu.
+// Records are kept for the client's life (one per identity it heard of).
+type peerTrust struct {
+	encrypts  atomic.Bool
+	announced atomic.Bool
+}
+
+// trustLocked returns the decision record of identity, made on first use.
+// Called with c.mu held.
+func (c *Client) trustLocked(identity string) *peerTrust {
+	if c.trust == nil {
+		c.trust = make(map[string]*peerTrust)
+	}
+	pt := c.trust[identity]
+	if pt == nil {
+		pt = &peerTrust{}
+		c.trust[identity] = pt
+	}
+	return pt
+}
+
+// updateTrustLocked applies the roster to peerTrust: who is announced now,
+// and who announced end-to-end encryption (for good). Called with c.mu
+// held, after every change of the roster's participants.
+func (c *Client) updateTrustLocked() {
+	now := make(map[string]bool, len(c.others.order))
+	for _, sid := range c.others.order {
+		m := c.others.by[sid]
+		if !m.announced {
+			continue
+		}
+		pt := c.trustLocked(m.info.Identity)
+		if m.info.E2EE && !pt.encrypts.Load() {
+			pt.encrypts.Store(true)
+		}
+		pt.announced.Store(true)
+		now[m.info.Identity] = true
+	}
+	for id, pt := range c.trust {
+		if !now[id] {
+			pt.announced.Store(false)
+		}
+	}
 }
 
 // startE2EE makes the client's identity key for the join; newKeys builds
@@ -97,6 +172,7 @@ func (c *Client) sendKeyMessage(to []string, msg json.RawMessage) {
 // (they saw it leave), so it starts over with a fresh key for all.
 // Called with c.mu held.
 func (c *Client) updateKeyMembersLocked(s *session) {
+	c.updateTrustLocked()
 	if c.keys == nil {
 		return
 	}
@@ -161,7 +237,12 @@ type FrameStats struct {
 	Decrypted uint64 // decrypted and returned by ReadFrame
 	Rejected  uint64 // failed to decrypt (tampered, replayed, malformed): dropped
 	NoKey     uint64 // no key for them (yet): dropped
-	Clear     uint64 // returned without decryption: the track is not end-to-end encrypted
+	Clear     uint64 // returned without decryption: the owner does not encrypt (or E2EEOptions.AcceptClear)
+	// ClearRefused counts frames that did not decrypt on a track the
+	// server marks as not end-to-end encrypted although its owner
+	// encrypts: clear media the server injected, or a downgrade. Dropped
+	// unless E2EEOptions.AcceptClear.
+	ClearRefused uint64
 }
 
 // frameReader turns a remote track's RTP into frames and decrypts them.
@@ -171,20 +252,27 @@ type frameReader struct {
 	codec e2ee.Codec
 	err   error
 
-	decrypted, rejected, noKey, clear atomic.Uint64
+	decrypted, rejected, noKey, clear, clearRefused atomic.Uint64
 }
 
 // maxLateFrames is how many packets the sample builder waits for a
 // missing one before giving up on its frame.
 const maxLatePackets = 256
 
-// ReadFrame returns the track's next complete frame. With end-to-end
-// encryption (Info.E2EE and this client's E2EE on) the frame is decrypted;
-// frames that fail to decrypt are dropped and counted (Stats), never
-// returned. A track that is not end-to-end encrypted returns frames as
-// they came, with Encrypted false: the application decides whether to
-// play media the server could read. Call it from one goroutine; do not mix
-// it with reading Track directly.
+// ReadFrame returns the track's next complete frame. With this client's
+// E2EE on, whether a frame must be decrypted, and under whose keys, is
+// decided by the track's owner (Participant), never by the track's own
+// fields, which the server writes: a participant that ever said it
+// encrypts (ParticipantInfo.E2EE) has every frame decrypted under its
+// identity's keys, whatever Info.E2EE says, and so has a participant not
+// yet announced. Frames that fail to decrypt are dropped and counted
+// (Stats), never returned: as ClearRefused when the server marks the track
+// as not end-to-end encrypted (unless E2EEOptions.AcceptClear, which
+// returns them in clear). Frames of a participant announced without E2EE,
+// and every frame when E2EE is off here, are returned as they came, with
+// Encrypted false: the application decides whether to play media the
+// server could read. Call it from one goroutine; do not mix it with
+// reading Track directly.
 func (t *RemoteTrack) ReadFrame() (Frame, error) {
 	fr := &t.frames
 	fr.mu.Lock()
@@ -213,15 +301,21 @@ func (t *RemoteTrack) ReadFrame() (Frame, error) {
 	for {
 		if s := fr.sb.Pop(); s != nil {
 			f := Frame{Data: s.Data, Timestamp: s.PacketTimestamp}
-			if t.keys == nil {
+			if t.keys == nil || (t.owner.announced.Load() && !t.owner.encrypts.Load()) {
 				fr.clear.Add(1)
 				return f, nil
 			}
-			pt, h, err := t.keys.DecryptFrame(t.Info.Identity, fr.codec, s.Data)
+			pt, h, err := t.keys.DecryptFrame(t.Participant.Identity, fr.codec, s.Data)
 			if err != nil {
-				if errors.Is(err, e2ee.ErrNoKey) {
+				switch {
+				case !t.Info.E2EE && t.acceptClear:
+					fr.clear.Add(1)
+					return f, nil
+				case !t.Info.E2EE:
+					fr.clearRefused.Add(1)
+				case errors.Is(err, e2ee.ErrNoKey):
 					fr.noKey.Add(1)
-				} else {
+				default:
 					fr.rejected.Add(1)
 				}
 				continue
@@ -242,9 +336,10 @@ func (t *RemoteTrack) ReadFrame() (Frame, error) {
 func (t *RemoteTrack) Stats() FrameStats {
 	fr := &t.frames
 	return FrameStats{
-		Decrypted: fr.decrypted.Load(),
-		Rejected:  fr.rejected.Load(),
-		NoKey:     fr.noKey.Load(),
-		Clear:     fr.clear.Load(),
+		Decrypted:    fr.decrypted.Load(),
+		Rejected:     fr.rejected.Load(),
+		NoKey:        fr.noKey.Load(),
+		Clear:        fr.clear.Load(),
+		ClearRefused: fr.clearRefused.Load(),
 	}
 }

@@ -26,10 +26,13 @@ type RemoteTrack struct {
 	Receiver    *webrtc.RTPReceiver
 
 	pc *webrtc.PeerConnection
-	// keys decrypt the frames (nil: the track is not end-to-end
-	// encrypted, or E2EE is off here).
-	keys   *e2ee.Session
-	frames frameReader
+	// keys decrypt the frames (nil: E2EE is off here). Whether a frame
+	// must be decrypted, and under whose keys, is the owner's (owner),
+	// never the track's (Info.E2EE, Info.Identity): see ReadFrame.
+	keys        *e2ee.Session
+	owner       *peerTrust
+	acceptClear bool
+	frames      frameReader
 }
 
 // RequestKeyframe asks the track's publisher for a keyframe: it writes a
@@ -71,6 +74,13 @@ func (c *Client) releaseHeldLocked(sid string) {
 	}
 }
 
+// deliverTrackLocked hands a track to the application, labelled with the
+// participant whose Tracks list holds it (its owner, as the roster says). A
+// track whose own Identity names someone else is refused: the server may
+// have moved one participant's media under another's name, and the SDK
+// would otherwise decrypt it with the keys of the one while the
+// application shows the other. It is logged, counted (RefusedTracks) and
+// never delivered. Called with c.mu held.
 func (c *Client) deliverTrackLocked(rt *RemoteTrack) {
 	owner, i := c.others.track(rt.Track.ID())
 	if owner == nil {
@@ -78,13 +88,27 @@ func (c *Client) deliverTrackLocked(rt *RemoteTrack) {
 	}
 	rt.Info = owner.info.Tracks[i]
 	rt.Participant = copyParticipant(owner.info)
-	if rt.Info.E2EE && c.keys != nil {
-		rt.keys = c.keys
+	if rt.Info.Identity != rt.Participant.Identity {
+		c.refusedTracks.Add(1)
+		c.log.Warn("client: track refused: its identity is not its owner's (a server relabelling media)",
+			"track", rt.Info.SID, "track_identity", rt.Info.Identity,
+			"owner", rt.Participant.Identity, "owner_sid", rt.Participant.SID)
+		return
 	}
+	rt.keys = c.keys
+	rt.owner = c.trustLocked(rt.Participant.Identity)
+	rt.acceptClear = c.opts.E2EE.AcceptClear
 	if f := c.opts.Handlers.Track; f != nil {
 		c.emit(func() { f(rt) })
 	}
 }
+
+// RefusedTracks counts the remote tracks this client refused to deliver
+// because the track's TrackInfo.Identity differs from the identity of the
+// participant whose track list holds it. An honest server never does
+// that; a server that does is presenting one participant's media as
+// another's (docs/E2EE.md).
+func (c *Client) RefusedTracks() uint64 { return c.refusedTracks.Load() }
 
 // Subscribe asks the server to forward the tracks with these SIDs and waits
 // for its ack. Without the subscribe grant the server refuses with a
