@@ -21,12 +21,30 @@ if ((${#pkgs[@]} == 0)); then
   exit 1
 fi
 
+# Each package must list every Fuzz function its test files define: a
+# target that does not build (a build tag, a -race or CGO setting that
+# drops its file) would otherwise be skipped without a word.
 targets=()
 for pkg in "${pkgs[@]}"; do
-  for t in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz'); do
+  listed=$(go test -list '^Fuzz' "$pkg") || {
+    echo "go test -list failed for $pkg" >&2
+    exit 1
+  }
+  found=0
+  for t in $(grep '^Fuzz' <<<"$listed" || true); do
     targets+=("$pkg $t")
+    found=$((found + 1))
   done
+  defined=$(cat "$pkg"/*_test.go | grep -cE '^func Fuzz[A-Z0-9_]' || true)
+  if [ "$found" -ne "$defined" ]; then
+    echo "$pkg defines $defined fuzz targets but go test lists $found: is one behind a build tag?" >&2
+    exit 1
+  fi
 done
+if ((${#targets[@]} == 0)); then
+  echo "no fuzz targets listed" >&2
+  exit 1
+fi
 
 if [ "${1:-}" = "--list" ]; then
   printf '%s\n' "${targets[@]}"
