@@ -279,20 +279,28 @@ func TestBrowserE2EELoopback(t *testing.T) {
 					fmt.Sprintf("s.video.decrypted > %d && s.inbound.video.framesDecoded > %d", st.Video.Decrypted+10, st.Inbound["video"].FramesDecoded+10))
 			})
 		}
-		t.Run(transform+"/denied", func(t *testing.T) {
-			ctx := loopbackStart(t, b, srv, transform, "VP8", true)
-			loopbackWait(t, ctx, "bob reports that he cannot decrypt", "s.bobSees === 'cannot-decrypt'")
-			st := loopbackNow(t, ctx)
-			t.Logf("video %+v, audio %+v, sent %+v, inbound %+v", st.Video, st.Audio, st.Sent, st.Inbound)
-			if st.Video.Decrypted != 0 || st.Audio.Decrypted != 0 || st.Video.NoKey == 0 || st.Audio.NoKey == 0 {
-				t.Errorf("without keys: video %+v, audio %+v; want nothing decrypted, frames without a key", st.Video, st.Audio)
-			}
-			if st.Inbound["video"].FramesDecoded != 0 {
-				t.Errorf("without keys the receiver decoded %d video frames", st.Inbound["video"].FramesDecoded)
-			}
-			if st.Sent.Encrypted == 0 || st.BobStats.KeysReceived != 0 || st.AliceStats.KeysSent == 0 {
-				t.Errorf("sent %+v; alice %+v, bob %+v", st.Sent, st.AliceStats, st.BobStats)
-			}
-		})
+		// Denied keys, for every codec: a transform that let one codec
+		// through in clear would decode here, since the receiver's clear
+		// pass-through needs no key.
+		for _, codec := range []string{"VP8", "H264"} {
+			t.Run(transform+"/"+codec+"/denied", func(t *testing.T) {
+				ctx := loopbackStart(t, b, srv, transform, codec, true)
+				loopbackWait(t, ctx, "bob reports that he cannot decrypt", "s.bobSees === 'cannot-decrypt'")
+				st := loopbackNow(t, ctx)
+				t.Logf("video %+v, audio %+v, sent %+v, inbound %+v", st.Video, st.Audio, st.Sent, st.Inbound)
+				if st.Video.Decrypted != 0 || st.Audio.Decrypted != 0 || st.Video.NoKey == 0 || st.Audio.NoKey == 0 {
+					t.Errorf("without keys: video %+v, audio %+v; want nothing decrypted, frames without a key", st.Video, st.Audio)
+				}
+				if st.Inbound["video"].FramesDecoded != 0 {
+					t.Errorf("without keys the receiver decoded %d video frames", st.Inbound["video"].FramesDecoded)
+				}
+				if st.Sent.Encrypted == 0 || st.BobStats.KeysReceived != 0 || st.AliceStats.KeysSent == 0 {
+					t.Errorf("sent %+v; alice %+v, bob %+v", st.Sent, st.AliceStats, st.BobStats)
+				}
+				if c := st.Outbound["video"].Codec; !strings.EqualFold(c, "video/"+codec) {
+					t.Fatalf("the sender encodes its video in %q, want video/%s", c, codec)
+				}
+			})
+		}
 	}
 }
