@@ -10,14 +10,15 @@ import (
 )
 
 // Synthetic frames. Each is what an encoder could have produced as far as
-// anyone on the path looks: the codec's clear prefix (the Opus TOC byte;
-// the VP8 frame tag, and for a key frame its start code and dimensions),
-// then the load tool's header, then filler up to the frame's size. With
+// anyone on the path looks: the codec's header (the Opus TOC byte, which
+// end-to-end encryption encrypts with the rest; the VP8 frame tag, and for
+// a key frame its start code and dimensions, which stay in clear), then
+// the load tool's header, then filler up to the frame's size. With
 // end-to-end encryption the header is encrypted with the rest, so the send
 // time and sequence number travel where the SFU cannot read or rewrite
 // them, and a frame that arrives intact proves that decryption worked.
 //
-// The header, after the prefix, big-endian:
+// The header, after the codec's header, big-endian:
 //
 //	0  2  magic "SL"
 //	2  1  version (1)
@@ -32,6 +33,9 @@ const (
 )
 
 var headerMagic = [2]byte{'S', 'L'}
+
+// opusTOCBytes is what audioFrame writes before the load tool's header.
+var opusTOCBytes = []byte{opusTOC}
 
 // Frame sizes and cadences: what a real encoder sends.
 const (
@@ -105,7 +109,7 @@ var errNotLoadFrame = errors.New("loadtest: frame without a load-test header")
 // audioFrame builds an Opus-shaped frame of size bytes.
 func audioFrame(h frameHeader, size int) []byte {
 	b := make([]byte, 0, max(size, 1+headerLen))
-	b = append(b, opusTOC)
+	b = append(b, opusTOCBytes...)
 	b = appendHeader(b, h)
 	return fill(b, size)
 }
@@ -147,9 +151,15 @@ func fill(b []byte, size int) []byte {
 // parseFrame finds the load tool's header in a decoded (decrypted) frame of
 // codec c.
 func parseFrame(c e2ee.Codec, data []byte) (frameHeader, error) {
-	pre, err := e2ee.PrefixLen(c, data)
-	if err != nil {
-		return frameHeader{}, fmt.Errorf("%w: %w", errNotLoadFrame, err)
+	pre := len(opusTOCBytes) // the TOC byte audioFrame writes
+	if c != e2ee.CodecOpus {
+		var err error
+		if pre, err = e2ee.PrefixLen(c, data); err != nil {
+			return frameHeader{}, fmt.Errorf("%w: %w", errNotLoadFrame, err)
+		}
+	}
+	if len(data) < pre {
+		return frameHeader{}, errNotLoadFrame
 	}
 	b := data[pre:]
 	if len(b) < headerLen || b[0] != headerMagic[0] || b[1] != headerMagic[1] || b[2] != headerVersion {

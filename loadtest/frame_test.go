@@ -19,7 +19,7 @@ func TestFramesCarryTheirHeaderAfterTheClearPrefix(t *testing.T) {
 		prefix int
 		want   frameHeader
 	}{
-		{"opus", e2ee.CodecOpus, audioFrame(h, audioFrameBytes), 1, h},
+		{"opus", e2ee.CodecOpus, audioFrame(h, audioFrameBytes), 0, h}, // encrypted whole, TOC byte included
 		{"vp8 interframe", e2ee.CodecVP8, videoFrame(h, 2000), 3, h},
 		{"vp8 key frame", e2ee.CodecVP8, videoFrame(key, 10000), 10, key},
 		{"vp8 smaller than its header is grown", e2ee.CodecVP8, videoFrame(key, 1), 10, key},
@@ -27,7 +27,7 @@ func TestFramesCarryTheirHeaderAfterTheClearPrefix(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// The SDK keeps exactly e2ee.PrefixLen bytes in clear; the
-			// header must start right after them, inside the part
+			// header must start at or after their end, inside the part
 			// that is encrypted.
 			n, err := e2ee.PrefixLen(tt.codec, tt.frame)
 			if err != nil {

@@ -73,6 +73,10 @@ func interopFrames() []interopFrame {
 	return []interopFrame{
 		{"opus", e2ee.CodecOpus, append([]byte{0xfc}, []byte("a frame of opus audio, encoded")...)},
 		{"opus TOC only", e2ee.CodecOpus, []byte{0x78}},
+		{"opus filling its bucket with the trailer", e2ee.CodecOpus, append([]byte{0xfc}, bytes.Repeat([]byte{0}, e2ee.DefaultAudioBucket-2)...)},
+		{"opus one byte into the next bucket", e2ee.CodecOpus, append([]byte{0xfc}, bytes.Repeat([]byte{0}, e2ee.DefaultAudioBucket-1)...)},
+		{"opus ending in zeros", e2ee.CodecOpus, append([]byte{0x78, 1, 2}, make([]byte, 40)...)},
+		{"opus large", e2ee.CodecOpus, append([]byte{0xfc}, bytes.Repeat([]byte("speech "), 180)...)},
 		{"vp8 key", e2ee.CodecVP8, append([]byte{0x50, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00}, bytes.Repeat([]byte("vp8 key frame "), 200)...)},
 		{"vp8 delta", e2ee.CodecVP8, append([]byte{0x51, 0x02, 0x00}, bytes.Repeat([]byte("delta "), 30)...)},
 		{"h264 IDR", e2ee.CodecH264, idr},
@@ -97,7 +101,11 @@ func goEncryptFrame(t *testing.T, s *sframe.Sender, c e2ee.Codec, frame []byte) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ct, err := s.Encrypt(nil, frame[:n], frame[n:])
+	plain := frame[n:]
+	if c == e2ee.CodecOpus {
+		plain = e2ee.PadAudio(nil, plain, e2ee.DefaultAudioBucket)
+	}
+	ct, err := s.Encrypt(nil, frame[:n], plain)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +128,15 @@ func goDecryptFrame(r *sframe.Receiver, c e2ee.Codec, wire []byte) ([]byte, sfra
 			return nil, sframe.Header{}, err
 		}
 	}
-	return r.Decrypt(bytes.Clone(wire[:n]), wire[:n], body)
+	out, h, err := r.Decrypt(bytes.Clone(wire[:n]), wire[:n], body)
+	if err == nil && c == e2ee.CodecOpus {
+		var frame []byte
+		if frame, err = e2ee.UnpadAudio(out[n:]); err != nil {
+			return nil, h, err
+		}
+		out = out[:n+len(frame)]
+	}
+	return out, h, err
 }
 
 func randomBytes(t *testing.T, n int) []byte {
@@ -140,6 +156,7 @@ func TestBrowserGoInterop(t *testing.T) {
 	t.Run("frames", func(t *testing.T) { interopFramesTest(t, ctx) })
 	t.Run("replay window", func(t *testing.T) { interopReplayTest(t, ctx) })
 	t.Run("prefix", func(t *testing.T) { interopPrefixTest(t, ctx) })
+	t.Run("audio padding", func(t *testing.T) { interopPaddingTest(t, ctx) })
 	t.Run("seal", func(t *testing.T) { interopSealTest(t, ctx) })
 	t.Run("public keys", func(t *testing.T) { interopPublicKeysTest(t, ctx) })
 	t.Run("safety number", func(t *testing.T) { interopSafetyNumberTest(t, ctx) })
@@ -432,6 +449,8 @@ func e2eeErrorKind(err error) string {
 	switch {
 	case errors.Is(err, e2ee.ErrNoSlice):
 		return "error:no-slice"
+	case errors.Is(err, e2ee.ErrBadPadding):
+		return "error:bad-padding"
 	case errors.Is(err, e2ee.ErrMalformedFrame):
 		return "error:malformed"
 	case errors.Is(err, e2ee.ErrUnsupportedCodec):
@@ -505,6 +524,142 @@ func interopPrefixTest(t *testing.T, ctx context.Context) {
 		}
 	}
 	t.Logf("%d inputs, 6 functions each: %d mismatches", len(inputs), mismatches)
+}
+
+// Audio padding: prefix.js's padAudio and unpadAudio give what
+// media/e2ee/pad.go's PadAudio and UnpadAudio give, on every bucket edge
+// and on random plaintexts heavy with zeros; and audio frames whose
+// padding is wrong, encrypted in Go under the right key (as only a key
+// holder can), are refused by the browser as bad padding, not played.
+func interopPaddingTest(t *testing.T, ctx context.Context) {
+	buckets := []int{1, 2, 16, e2ee.DefaultAudioBucket, 100, e2ee.MaxAudioBucket}
+	var inputs [][]byte
+	for n := range 2*e2ee.DefaultAudioBucket + 3 {
+		inputs = append(inputs, bytes.Repeat([]byte{0xfc}, n))
+	}
+	inputs = append(inputs, bytes.Repeat([]byte{7}, 300), []byte{0xfc, 0, 0, 5}, []byte{0xfc, 1, 0, 1, 0, 4}, []byte{0xfc, 0xff},
+		append(append([]byte{0xfc}, make([]byte, 255)...), 255), append(make([]byte, 256), 255))
+	rng := mrand.New(mrand.NewPCG(9605, 2))
+	for range 400 {
+		// A padded plaintext (frames heavy with zeros), then often one
+		// thing wrong with it: a trailer off by one, a nonzero padding
+		// byte, a cut end.
+		frame := make([]byte, rng.IntN(20))
+		for i := range frame {
+			if rng.IntN(2) == 0 {
+				frame[i] = byte(rng.IntN(256))
+			}
+		}
+		p := rng.IntN(20)
+		b := append(append(frame, make([]byte, p)...), byte(p))
+		switch rng.IntN(6) {
+		case 0:
+			b[len(b)-1]++
+		case 1:
+			b[len(b)-1]--
+		case 2:
+			if p > 0 {
+				b[len(b)-2-rng.IntN(p)] = byte(1 + rng.IntN(255))
+			}
+		case 3:
+			b = b[:rng.IntN(len(b))]
+		}
+		inputs = append(inputs, b)
+	}
+	hexIn := make([]string, len(inputs))
+	for i, in := range inputs {
+		hexIn[i] = hex.EncodeToString(in)
+	}
+	var got []struct {
+		Pad   []string
+		Unpad string
+	}
+	jsCall(t, ctx, &got, "paddingFunctions", hexIn, buckets)
+	mismatches, refused := 0, 0
+	for i, in := range inputs {
+		var want string
+		if f, err := e2ee.UnpadAudio(in); err != nil {
+			want = e2eeErrorKind(err)
+			refused++
+		} else {
+			want = hex.EncodeToString(f)
+		}
+		if got[i].Unpad != want {
+			mismatches++
+			t.Errorf("unpadAudio(%x): JS %s, Go %s", in, got[i].Unpad, want)
+		}
+		for j, b := range buckets {
+			if w := hex.EncodeToString(e2ee.PadAudio(nil, in, b)); got[i].Pad[j] != w {
+				mismatches++
+				t.Errorf("padAudio(%x, %d): JS %s, Go %s", in, b, got[i].Pad[j], w)
+			}
+		}
+	}
+	if refused < 100 || refused > len(inputs)-100 {
+		t.Errorf("%d of %d plaintexts refused: the inputs do not test both sides", refused, len(inputs))
+	}
+	t.Logf("%d plaintexts, %d buckets: %d mismatches, %d refused by both", len(inputs), len(buckets), mismatches, refused)
+
+	// Frames whose padding is wrong, authenticated under the key.
+	base := randomBytes(t, e2ee.DefaultSuite.HashSize())
+	snd, err := sframe.NewSender(e2ee.DefaultSuite, 5, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := [][]byte{nil, {0xfc}, {0xfc, 1, 2, 3}, {0xfc, 0, 0, 5}, {0xfc, 0, 7, 0, 3}, {0, 0, 0, 3}}
+	var toJS []map[string]string
+	for _, plain := range bad {
+		ct, err := snd.Encrypt(nil, nil, plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		toJS = append(toJS, map[string]string{"codec": "opus", "wire": hex.EncodeToString(ct)})
+	}
+	// A good one last: the receiver still works.
+	ct, err := snd.Encrypt(nil, nil, []byte{0xfc, 9, 0, 0, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toJS = append(toJS, map[string]string{"codec": "opus", "wire": hex.EncodeToString(ct)})
+	var dec []struct{ Data, Error, Message string }
+	jsCall(t, ctx, &dec, "decryptFrames", map[string]any{"suite": int(e2ee.DefaultSuite), "kid": "5", "base": hex.EncodeToString(base), "frames": toJS})
+	for i, plain := range bad {
+		if dec[i].Error != "bad-padding" {
+			t.Errorf("plaintext %x with bad padding: JS decrypts to %q (%s %s), want bad-padding", plain, dec[i].Data, dec[i].Error, dec[i].Message)
+		}
+	}
+	if last := dec[len(bad)]; last.Error != "" || last.Data != "fc09" {
+		t.Errorf("a well-padded frame after them: %q %s %s", last.Data, last.Error, last.Message)
+	}
+
+	// A browser told another bucket pads to it, and Go unpads that too.
+	for _, bucket := range []int{1, 64} {
+		var frames []map[string]string
+		for n := 1; n <= 70; n++ {
+			frames = append(frames, map[string]string{"codec": "opus", "frame": hex.EncodeToString(bytes.Repeat([]byte{byte(n)}, n))})
+		}
+		var enc []struct{ Wire, Error, Message string }
+		jsCall(t, ctx, &enc, "encryptFrames", map[string]any{"suite": int(e2ee.DefaultSuite), "kid": "6", "base": hex.EncodeToString(base), "ctr": "0", "audioBucket": bucket, "frames": frames})
+		rcv := sframe.NewReceiver(e2ee.DefaultSuite, sframe.ReceiverOptions{})
+		if err := rcv.SetKey(6, base); err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range enc {
+			n := i + 1
+			w, _ := hex.DecodeString(e.Wire)
+			_, hl, err := sframe.ParseHeader(w)
+			if e.Error != "" || err != nil {
+				t.Fatalf("bucket %d, %d-byte frame: %s %s %v", bucket, n, e.Error, e.Message, err)
+			}
+			if body := len(w) - hl - e2ee.DefaultSuite.TagSize(); body%bucket != 0 || body < n+1 || body > n+bucket {
+				t.Errorf("bucket %d: JS sent a %d-byte frame as %d bytes of ciphertext", bucket, n, body)
+			}
+			got, _, err := goDecryptFrame(rcv, e2ee.CodecOpus, w)
+			if err != nil || !bytes.Equal(got, bytes.Repeat([]byte{byte(n)}, n)) {
+				t.Errorf("bucket %d, %d-byte frame: Go decrypts %x, %v", bucket, n, got, err)
+			}
+		}
+	}
 }
 
 // (b) A key sealed in Go opens in JS and one sealed in JS opens in Go,

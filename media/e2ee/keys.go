@@ -82,6 +82,10 @@ type Options struct {
 	KeyLog func(KeyEvent)
 	// Logger receives key-management logs. Default slog.Default().
 	Logger *slog.Logger
+	// AudioBucket is the bucket size, in bytes, audio frames are padded
+	// to (PadAudio): 0 means DefaultAudioBucket, 1 no padding beyond the
+	// one-byte trailer every audio frame carries, at most MaxAudioBucket.
+	AudioBucket int
 }
 
 // KeyEvent is one base key a session made (Sender == Options.Self) or
@@ -201,6 +205,12 @@ func NewSession(opts Options) (*Session, error) {
 	}
 	if opts.Grace <= 0 {
 		opts.Grace = DefaultGrace
+	}
+	if opts.AudioBucket == 0 {
+		opts.AudioBucket = DefaultAudioBucket
+	}
+	if opts.AudioBucket < 1 || opts.AudioBucket > MaxAudioBucket {
+		return nil, errBadBucket
 	}
 	log := opts.Logger
 	if log == nil {

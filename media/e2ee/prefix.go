@@ -8,9 +8,10 @@ import (
 )
 
 // The clear codec prefix of a frame is what packetizers, depacketizers and
-// the SFU still read after end-to-end encryption: the Opus TOC byte, the
-// VP8 payload header, and for H.264 the parameter sets and the start of
-// the first slice header. Everything after it is encrypted; the prefix is
+// the SFU still read after end-to-end encryption: the VP8 payload header,
+// and for H.264 the parameter sets and the start of the first slice
+// header. Opus has none: neither pion, browsers nor the SFU read its TOC
+// byte, so the whole Opus frame is encrypted. Everything after it is encrypted; the prefix is
 // authenticated as SFrame metadata, so the receiver must see exactly the
 // bytes the sender authenticated.
 //
@@ -119,7 +120,7 @@ func CodecFromMime(mime string) (Codec, error) {
 
 // Lengths of the clear prefixes that do not depend on the frame's content.
 const (
-	opusPrefixLen     = 1  // the TOC byte (RFC 6716 section 3.1)
+	opusPrefixLen     = 0  // nothing: the TOC byte (RFC 6716 section 3.1) is encrypted too
 	vp8DeltaPrefixLen = 3  // the frame tag (RFC 6386 section 9.1)
 	vp8KeyPrefixLen   = 10 // frame tag, start code 9d 01 2a, width, height
 	h264SliceHeadLen  = 3  // NAL header, then first_mb_in_slice, slice_type, pic_parameter_set_id
@@ -128,7 +129,9 @@ const (
 // PrefixLen returns how many leading bytes of an encoded frame of codec c
 // stay in clear:
 //
-//   - Opus: 1, the TOC byte. An empty frame is malformed.
+//   - Opus: 0, the whole frame is encrypted. An empty frame is
+//     malformed (an Opus packet has at least its TOC byte, RFC 6716
+//     section 3.4, R1).
 //   - VP8: the VP8 payload header of RFC 7741 section 4.3, the first bytes
 //     of the frame itself (RFC 6386 section 9.1): 10 for a key frame
 //     (P bit, the lowest bit of the first byte, 0), which must carry the
@@ -153,7 +156,7 @@ const (
 func PrefixLen(c Codec, frame []byte) (int, error) {
 	switch c {
 	case CodecOpus:
-		if len(frame) < opusPrefixLen {
+		if len(frame) == 0 {
 			return 0, fmt.Errorf("%w: empty Opus frame", ErrMalformedFrame)
 		}
 		return opusPrefixLen, nil

@@ -82,8 +82,8 @@ func TestPrefixLen(t *testing.T) {
 		want  int
 		err   error
 	}{
-		{"opus", CodecOpus, "fc ff fe", 1, nil},
-		{"opus TOC only", CodecOpus, "fc", 1, nil},
+		{"opus", CodecOpus, "fc ff fe", 0, nil},
+		{"opus TOC only", CodecOpus, "fc", 0, nil},
 		{"opus empty", CodecOpus, "", 0, ErrMalformedFrame},
 
 		{"vp8 interframe", CodecVP8, "31 02 00 aa bb cc", 3, nil},
@@ -721,10 +721,18 @@ func FuzzPrefixLen(f *testing.F) {
 		codec := Codec(c % 5)
 		n, err := PrefixLen(codec, frame)
 		if err != nil {
+			if codec == CodecOpus && len(frame) > 0 {
+				t.Fatalf("PrefixLen refused a %d-byte Opus frame: %v", len(frame), err)
+			}
 			return
 		}
-		if n <= 0 || n > len(frame) {
+		switch {
+		case n < 0 || n > len(frame):
 			t.Fatalf("PrefixLen %d outside the %d-byte frame", n, len(frame))
+		case codec == CodecOpus && n != 0:
+			t.Fatalf("Opus frame with a clear prefix of %d bytes: Opus is encrypted whole", n)
+		case codec != CodecOpus && n == 0:
+			t.Fatalf("%v frame with an empty clear prefix", codec)
 		}
 		if codec == CodecH264 {
 			checkPrefixStable(t, frame, n, tail)

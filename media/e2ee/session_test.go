@@ -20,7 +20,7 @@ import (
 // room is an in-memory signaling relay between Sessions: messages queue
 // until pump delivers them, so a test decides when keys arrive.
 type room struct {
-	t        *testing.T
+	t        testing.TB
 	mu       sync.Mutex
 	sessions map[string]*Session
 	logs     map[string][]KeyEvent
@@ -34,7 +34,7 @@ type relayed struct {
 	msg  json.RawMessage
 }
 
-func newRoom(t *testing.T) *room {
+func newRoom(t testing.TB) *room {
 	return &room{t: t, sessions: map[string]*Session{}, logs: map[string][]KeyEvent{}}
 }
 
@@ -175,6 +175,9 @@ func TestKeysReachMembersAndFramesDecrypt(t *testing.T) {
 	wire := mustEncrypt(t, a, CodecOpus, opusFrame)
 	if bytes.Contains(wire, opusFrame[1:]) {
 		t.Fatal("the frame went out in clear")
+	}
+	if h, _, err := sframe.ParseHeader(wire); err != nil || h.KID != a.KID() {
+		t.Fatalf("an Opus frame does not begin with its SFrame header (no clear TOC byte): %v", err)
 	}
 	got, h, err := b.DecryptFrame("alice", CodecOpus, wire)
 	if err != nil {
@@ -327,7 +330,8 @@ func waitSwitch(t *testing.T, s *Session, old uint64, failure string) {
 	}
 }
 
-// mustEncryptWithKID encrypts opusFrame under a logged key with counter ctr.
+// mustEncryptWithKID encrypts opusFrame under a logged key with counter ctr,
+// in the frame format of EncryptFrame: no clear prefix, padded.
 func mustEncryptWithKID(t *testing.T, k KeyEvent, ctr uint64) []byte {
 	t.Helper()
 	s, err := sframe.NewSender(DefaultSuite, k.KID, k.BaseKey)
@@ -337,11 +341,11 @@ func mustEncryptWithKID(t *testing.T, k KeyEvent, ctr uint64) []byte {
 	if err := s.SetCounter(ctr); err != nil {
 		t.Fatal(err)
 	}
-	ct, err := s.Encrypt(nil, opusFrame[:1], opusFrame[1:])
+	ct, err := s.Encrypt(nil, nil, PadAudio(nil, opusFrame, DefaultAudioBucket))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return append([]byte{opusFrame[0]}, ct...)
+	return ct
 }
 
 // h264Frame is an IDR access unit: SPS, PPS and a slice whose data has

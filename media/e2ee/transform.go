@@ -10,7 +10,8 @@ import (
 
 // The frame format on RTP (docs/E2EE.md): an encrypted frame is its clear
 // codec prefix (PrefixLen) followed by the SFrame header and ciphertext;
-// the prefix is SFrame metadata, so it is authenticated. For H.264 the
+// the prefix is SFrame metadata, so it is authenticated. Opus has no clear
+// prefix, and its plaintext is padded (PadAudio). For H.264 the
 // SFrame part is escaped (EscapeH264) so that it never contains a start
 // code, and the frame's start codes are normalised to four bytes first,
 // the form pion's and browsers' depacketizers deliver.
@@ -25,10 +26,13 @@ func (s *Session) EncryptFrame(codec Codec, frame []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("e2ee: encrypt: %w", err)
 	}
-	prefix := frame[:n]
+	prefix, plain := frame[:n], frame[n:]
+	if codec == CodecOpus {
+		plain = PadAudio(nil, plain, s.opts.AudioBucket)
+	}
 	s.StartPublishing()
 	s.mu.Lock()
-	ct, err := s.cur.sender.Encrypt(nil, prefix, frame[n:])
+	ct, err := s.cur.sender.Encrypt(nil, prefix, plain)
 	s.mu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("e2ee: encrypt: %w", err)
@@ -43,9 +47,10 @@ func (s *Session) EncryptFrame(codec Codec, frame []byte) ([]byte, error) {
 
 // DecryptFrame decrypts one frame of codec that participant from sent. It
 // returns the frame as the sender's encoder made it (for H.264 with
-// four-byte start codes) and the SFrame header it carried. A frame that
-// does not decrypt is refused with an error: ErrNoKey when the key is
-// missing, a wrapped sframe error (authentication, replay) otherwise.
+// four-byte start codes) and the SFrame header it carried; audio without
+// its padding. A frame that does not decrypt is refused with an error:
+// ErrNoKey when the key is missing, a wrapped sframe error
+// (authentication, replay) or ErrBadPadding otherwise.
 func (s *Session) DecryptFrame(from string, codec Codec, frame []byte) ([]byte, sframe.Header, error) {
 	n, err := PrefixLen(codec, frame)
 	if err != nil {
@@ -93,6 +98,13 @@ func (s *Session) DecryptFrame(from string, codec Codec, frame []byte) ([]byte, 
 			err = fmt.Errorf("%w: %w", ErrNoKey, err)
 		}
 		return nil, h, fmt.Errorf("e2ee: decrypt frame of %q: %w", from, err)
+	}
+	if codec == CodecOpus {
+		plain, err := UnpadAudio(out[n:])
+		if err != nil {
+			return nil, h, fmt.Errorf("e2ee: decrypt frame of %q: %w", from, err)
+		}
+		out = out[:n+len(plain)]
 	}
 	s.mu.Lock()
 	if s.members[from] == r {

@@ -1005,7 +1005,7 @@ func TestE2EELateJoinerCannotDecryptEarlierFrames(t *testing.T) {
 
 func TestE2EETamperedFramesAreRejected(t *testing.T) {
 	// The tap rewrites what it sees, as a malicious SFU would: one byte
-	// flipped in the clear prefix, the SFrame header or the ciphertext.
+	// flipped in the SFrame header, the ciphertext or the tag.
 	var seen atomic.Int64
 	var tampered atomic.Int64
 	var armed atomic.Bool
@@ -1015,9 +1015,9 @@ func TestE2EETamperedFramesAreRejected(t *testing.T) {
 		}
 		switch seen.Add(1) % 8 {
 		case 1:
-			payload[0] ^= 0x04 // Opus TOC: the clear prefix
+			payload[0] ^= 0x04 // the SFrame header's config byte (Opus has no clear prefix)
 		case 3:
-			payload[1] ^= 0x01 // the SFrame header's config byte: CTR length
+			payload[1] ^= 0x01 // the SFrame header's counter (or KID) byte
 		case 5:
 			payload[len(payload)-1] ^= 0x80 // the tag
 		case 7:

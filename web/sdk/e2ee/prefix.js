@@ -6,9 +6,9 @@
  * rule exists; docs/E2EE.md has the summary).
  *
  * The prefix is what packetizers, depacketizers and the SFU still read
- * after encryption: the Opus TOC byte, the VP8 payload header, and for
- * H.264 the parameter sets and the start of the first slice header. It is
- * authenticated as SFrame metadata. For H.264 the sender first normalizes
+ * after encryption: the VP8 payload header, and for H.264 the parameter
+ * sets and the start of the first slice header; Opus has none, the whole
+ * frame is encrypted. It is authenticated as SFrame metadata. For H.264 the sender first normalizes
  * the frame (normalizeAnnexB) and escapes the SFrame part (escapeH264) so
  * that it contains no start code; the receiver undoes the escaping
  * (unescapeH264) and never normalizes.
@@ -33,10 +33,12 @@ export const Codec = Object.freeze({
 /**
  * Why a frame could not be split: "malformed" (ErrMalformedFrame: too
  * short, not Annex B, a bad NAL unit before the slice, or escaped data
- * escapeH264 cannot have produced), "no-slice" (ErrNoSlice: an H.264
- * frame without a coded slice, which would go out entirely in clear) or
+ * escapeH264 cannot have produced), "bad-padding" (ErrBadPadding, which
+ * Go counts as ErrMalformedFrame too: a decrypted audio frame whose
+ * padding unpadAudio refuses), "no-slice" (ErrNoSlice: an H.264 frame
+ * without a coded slice, which would go out entirely in clear) or
  * "unsupported-codec" (ErrUnsupportedCodec).
- * @typedef {"malformed"|"no-slice"|"unsupported-codec"} FrameErrorCode
+ * @typedef {"malformed"|"bad-padding"|"no-slice"|"unsupported-codec"} FrameErrorCode
  */
 
 /** A frame that cannot be split into its clear prefix and the rest. */
@@ -91,7 +93,7 @@ export function codecFromMime(mime) {
   throw new FrameError("unsupported-codec", `unsupported codec: ${JSON.stringify(mime)}`);
 }
 
-const OPUS_PREFIX_LEN = 1; // the TOC byte (RFC 6716 section 3.1)
+const OPUS_PREFIX_LEN = 0; // nothing: the TOC byte (RFC 6716 section 3.1) is encrypted too
 const VP8_DELTA_PREFIX_LEN = 3; // the frame tag (RFC 6386 section 9.1)
 const VP8_KEY_PREFIX_LEN = 10; // frame tag, start code 9d 01 2a, width, height
 const H264_SLICE_HEAD_LEN = 3; // NAL header, then first_mb_in_slice, slice_type, pic_parameter_set_id
@@ -109,7 +111,7 @@ const NAL_RESERVED = 24;
 
 /**
  * Returns how many leading bytes of an encoded frame stay in clear, as
- * Go's e2ee.PrefixLen: Opus 1; VP8 10 for a key frame (which must carry
+ * Go's e2ee.PrefixLen: Opus 0 (an empty frame is malformed); VP8 10 for a key frame (which must carry
  * 9d 01 2a in bytes 3-5), 3 otherwise; H.264 (Annex B) every NAL unit
  * before the first coded slice whole, then the slice's start code, NAL
  * header and 2 more bytes. Throws a FrameError for a frame it cannot
@@ -121,7 +123,7 @@ const NAL_RESERVED = 24;
 export function prefixLen(codec, frame) {
   switch (codec) {
     case Codec.OPUS:
-      if (frame.length < OPUS_PREFIX_LEN) {
+      if (frame.length === 0) {
         throw new FrameError("malformed", "malformed frame: empty Opus frame");
       }
       return OPUS_PREFIX_LEN;
@@ -229,6 +231,61 @@ function h264PrefixLen(frame) {
     }
     p = end + 3;
   }
+}
+
+/**
+ * The default bucket size of audio padding, in bytes (Go's
+ * e2ee.DefaultAudioBucket): the SFrame plaintext of an audio frame is a
+ * multiple of it.
+ */
+export const DEFAULT_AUDIO_BUCKET = 32;
+
+/** The largest bucket size (Go's e2ee.MaxAudioBucket). */
+export const MAX_AUDIO_BUCKET = 256;
+
+/**
+ * Returns the SFrame plaintext of an audio frame (Go's e2ee.PadAudio):
+ * frame, then p zero bytes, then the byte p, with p the least that makes
+ * the length a multiple of bucket (1 to MAX_AUDIO_BUCKET).
+ * @param {Uint8Array<ArrayBuffer>} frame
+ * @param {number} bucket
+ * @returns {Uint8Array<ArrayBuffer>}
+ */
+export function padAudio(frame, bucket) {
+  if (!Number.isInteger(bucket) || bucket < 1 || bucket > MAX_AUDIO_BUCKET) {
+    throw new RangeError(`e2ee: audio bucket ${bucket} outside 1-${MAX_AUDIO_BUCKET}`);
+  }
+  const n = frame.length + 1;
+  const p = (bucket - (n % bucket)) % bucket;
+  const out = new Uint8Array(n + p);
+  out.set(frame);
+  out[n + p - 1] = p;
+  return out;
+}
+
+/**
+ * Returns the frame inside a padded audio plaintext, a view of plain (Go's
+ * e2ee.UnpadAudio). Throws a "bad-padding" FrameError for an empty
+ * plaintext, a trailer counting more padding than there is room for
+ * before it, a nonzero padding byte, or an empty frame.
+ * @param {Uint8Array<ArrayBuffer>} plain
+ * @returns {Uint8Array<ArrayBuffer>}
+ */
+export function unpadAudio(plain) {
+  if (plain.length === 0) {
+    throw new FrameError("bad-padding", "malformed frame: bad audio padding: no trailer");
+  }
+  const p = plain[plain.length - 1];
+  const end = plain.length - 1 - p;
+  if (end < 1) {
+    throw new FrameError("bad-padding", `malformed frame: bad audio padding: ${p} padding bytes leave no frame in ${plain.length} bytes`);
+  }
+  for (let i = end; i < plain.length - 1; i++) {
+    if (plain[i] !== 0) {
+      throw new FrameError("bad-padding", "malformed frame: bad audio padding: nonzero padding byte");
+    }
+  }
+  return plain.subarray(0, end);
 }
 
 /**

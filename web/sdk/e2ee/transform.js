@@ -2,8 +2,9 @@
 /**
  * @file The frame format on RTP, as media/e2ee/transform.go: an encrypted
  * frame is its clear codec prefix followed by the SFrame header and
- * ciphertext, the prefix authenticated as SFrame metadata; for H.264 the
- * frame is normalized first and the SFrame part escaped.
+ * ciphertext, the prefix authenticated as SFrame metadata; Opus has no
+ * prefix and its plaintext is padded (padAudio); for H.264 the frame is
+ * normalized first and the SFrame part escaped.
  *
  * FrameCrypto holds the keys frames need: this participant's current
  * sending key and every other participant's receiving keys. Key
@@ -15,7 +16,7 @@
  */
 
 import { Receiver, SFrameError, Sender, ratchet, suiteParams, toUint64 } from "./sframe.js";
-import { Codec, escapeH264, normalizeAnnexB, prefixLen, unescapeH264 } from "./prefix.js";
+import { Codec, DEFAULT_AUDIO_BUCKET, MAX_AUDIO_BUCKET, escapeH264, normalizeAnnexB, padAudio, prefixLen, unescapeH264, unpadAudio } from "./prefix.js";
 
 /**
  * No key for a frame: this participant has no sending key yet, or the
@@ -60,14 +61,23 @@ function concat(a, b) {
 export class FrameCrypto {
   /**
    * @param {number} suite the room's SFrame cipher suite
-   * @param {{onInUse?: (from: string, kid: number) => void, onDerived?: (from: string, kid: number) => void}} [opts]
+   * @param {{onInUse?: (from: string, kid: number) => void, onDerived?: (from: string, kid: number) => void, audioBucket?: number}} [opts]
    *   onInUse hears the KID a participant's frames decrypt under whenever
    *   it changes (key management retires older keys after a grace
    *   period); onDerived hears of a key derived by the ratchet, which
-   *   key management then keeps and retires like the keys it installed
+   *   key management then keeps and retires like the keys it installed;
+   *   audioBucket is the bucket audio frames are padded to (Go's
+   *   Options.AudioBucket): 0 or absent DEFAULT_AUDIO_BUCKET, 1 no
+   *   padding beyond the trailer, at most MAX_AUDIO_BUCKET
    */
   constructor(suite, opts = {}) {
     suiteParams(suite);
+    const bucket = opts.audioBucket || DEFAULT_AUDIO_BUCKET;
+    if (!Number.isInteger(bucket) || bucket < 1 || bucket > MAX_AUDIO_BUCKET) {
+      throw new RangeError(`e2ee: audioBucket must be 0 (the default) or 1 to ${MAX_AUDIO_BUCKET}`);
+    }
+    /** @readonly */
+    this.audioBucket = bucket;
     /** @readonly */
     this.suite = suite;
     /** @private */
@@ -172,17 +182,22 @@ export class FrameCrypto {
       throw new NoKeyError("no sending key yet");
     }
     const prefix = frame.subarray(0, n);
-    const ct = await sender.encrypt(prefix, frame.subarray(n));
+    let plain = frame.subarray(n);
+    if (codec === Codec.OPUS) {
+      plain = padAudio(plain, this.audioBucket);
+    }
+    const ct = await sender.encrypt(prefix, plain);
     return concat(prefix, codec === Codec.H264 ? escapeH264(ct) : ct);
   }
 
   /**
    * Decrypts one frame that participant from sent and returns it as the
-   * sender's encoder made it (H.264 with four-byte start codes) with the
-   * SFrame header it carried (Go's Session.DecryptFrame). Throws a
-   * NoKeyError or an "unknown-kid" SFrameError when the key is missing
-   * (isNoKey), another SFrameError or a FrameError when the frame is
-   * refused.
+   * sender's encoder made it (H.264 with four-byte start codes, audio
+   * without its padding) with the SFrame header it carried (Go's
+   * Session.DecryptFrame). Throws a NoKeyError or an "unknown-kid"
+   * SFrameError when the key is missing (isNoKey), another SFrameError or
+   * a FrameError (a "bad-padding" one for audio whose padding unpadAudio
+   * refuses) when the frame is refused.
    * @param {string} from
    * @param {import("./prefix.js").CodecId} codec
    * @param {Uint8Array<ArrayBuffer>} frame
@@ -208,7 +223,11 @@ export class FrameCrypto {
       }
       res = await this.decryptRatcheted(from, r, err.header.kid, prefix, body, err);
     }
-    const { plaintext, header } = res;
+    const { header } = res;
+    let { plaintext } = res;
+    if (codec === Codec.OPUS) {
+      plaintext = unpadAudio(plaintext);
+    }
     if (this.receivers.get(from) === r && this.lastKID.get(from) !== header.kid) {
       this.lastKID.set(from, header.kid);
       this.onInUse?.(from, Number(header.kid));

@@ -109,11 +109,12 @@ const e2eeTest = {
   },
 
   /**
-   * Encrypts frames under one fixed key, the first at counter ctr.
-   * @param {{suite: number, kid: string, base: string, ctr: string, frames: {codec: string, frame: string}[]}} o
+   * Encrypts frames under one fixed key, the first at counter ctr, audio
+   * padded to audioBucket (absent: the default).
+   * @param {{suite: number, kid: string, base: string, ctr: string, audioBucket?: number, frames: {codec: string, frame: string}[]}} o
    */
   async encryptFrames(o) {
-    const fc = new FrameCrypto(o.suite);
+    const fc = new FrameCrypto(o.suite, { audioBucket: o.audioBucket });
     await fc.setSendKey(BigInt(o.kid), fromHex(o.base));
     /** @type {any} */ (fc).sender.setCounter(BigInt(o.ctr));
     const out = [];
@@ -149,6 +150,25 @@ const e2eeTest = {
         escape: toHex(prefix.escapeH264(b)),
         unescape: run(() => prefix.unescapeH264(b)),
       };
+    });
+  },
+
+  /**
+   * padAudio with each bucket and unpadAudio on each input, for
+   * comparison with media/e2ee/pad.go.
+   * @param {string[]} inputs hex
+   * @param {number[]} buckets
+   */
+  paddingFunctions(inputs, buckets) {
+    return inputs.map((h) => {
+      const b = fromHex(h);
+      let unpad;
+      try {
+        unpad = toHex(prefix.unpadAudio(b));
+      } catch (err) {
+        unpad = "error:" + errorKind(err);
+      }
+      return { pad: buckets.map((n) => toHex(prefix.padAudio(b, n))), unpad };
     });
   },
 
