@@ -17,6 +17,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -445,6 +446,7 @@ func TestE2EEServerForwardsOnlyCiphertext(t *testing.T) {
 
 	// Everyone agrees on the safety number.
 	want := peers[0].c.SafetyNumber()
+	checkSafetyNumberFormat(t, peers[0].identity, want)
 	for _, p := range peers[1:] {
 		if got := p.c.SafetyNumber(); got != want {
 			t.Fatalf("%s shows safety number %q, alice %q", p.identity, got, want)
@@ -1120,6 +1122,9 @@ func TestE2EESwappedIdentityKeyChangesSafetyNumber(t *testing.T) {
 	}
 
 	a, b, c := alice.c.SafetyNumber(), bob.c.SafetyNumber(), carol.c.SafetyNumber()
+	for who, n := range map[string]string{"alice": a, "bob": b, "carol": c} {
+		checkSafetyNumberFormat(t, who, n)
+	}
 	if b != c {
 		t.Fatalf("bob and carol, whose keys nobody touched, disagree: %q vs %q", b, c)
 	}
@@ -1339,4 +1344,16 @@ func TestE2EEH264ThroughTheSFU(t *testing.T) {
 		}
 	}
 	t.Logf("20 H.264 frames decrypted byte for byte; %d forwarded packets, none in clear; stats %+v", n, rt.Stats())
+}
+
+// safetyNumberFormat is what e2ee.SafetyNumber renders: six groups of five
+// digits. Two clients showing "" (or any placeholder) must not count as
+// agreeing.
+var safetyNumberFormat = regexp.MustCompile(`^\d{5}( \d{5}){5}$`)
+
+func checkSafetyNumberFormat(t *testing.T, who, n string) {
+	t.Helper()
+	if !safetyNumberFormat.MatchString(n) {
+		t.Fatalf("%s's safety number %q is not six groups of five digits", who, n)
+	}
 }
