@@ -127,18 +127,7 @@ func TestOpusWireSizesFallInBuckets(t *testing.T) {
 // the authenticated plaintext, so only a key holder can get it wrong.
 func encryptPlaintext(t testing.TB, k KeyEvent, ctr uint64, plain []byte) []byte {
 	t.Helper()
-	s, err := sframe.NewSender(DefaultSuite, k.KID, k.BaseKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.SetCounter(ctr); err != nil {
-		t.Fatal(err)
-	}
-	ct, err := s.Encrypt(nil, nil, plain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ct
+	return encryptPlaintextWithPrefix(t, k, ctr, nil, plain)
 }
 
 // TestDecryptFrameRejectsMalformedPadding: an audio frame that
@@ -175,6 +164,9 @@ func TestDecryptFrameRejectsMalformedPadding(t *testing.T) {
 	}
 }
 
+// encryptPlaintextWithPrefix encrypts plain as is under k at counter ctr,
+// with prefix as the clear metadata, and returns the SFrame part of the
+// frame (header, ciphertext, tag).
 func encryptPlaintextWithPrefix(t testing.TB, k KeyEvent, ctr uint64, prefix, plain []byte) []byte {
 	t.Helper()
 	s, err := sframe.NewSender(DefaultSuite, k.KID, k.BaseKey)

@@ -334,18 +334,7 @@ func waitSwitch(t *testing.T, s *Session, old uint64, failure string) {
 // in the frame format of EncryptFrame: no clear prefix, padded.
 func mustEncryptWithKID(t *testing.T, k KeyEvent, ctr uint64) []byte {
 	t.Helper()
-	s, err := sframe.NewSender(DefaultSuite, k.KID, k.BaseKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.SetCounter(ctr); err != nil {
-		t.Fatal(err)
-	}
-	ct, err := s.Encrypt(nil, nil, PadAudio(nil, opusFrame, DefaultAudioBucket))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ct
+	return encryptPlaintextWithPrefix(t, k, ctr, nil, PadAudio(nil, opusFrame, DefaultAudioBucket))
 }
 
 // h264Frame is an IDR access unit: SPS, PPS and a slice whose data has
