@@ -154,6 +154,26 @@ func TestSeedCorpusRefused(t *testing.T) {
 		"xr_rle_too_short":                same(RuleXRBlockLength),
 		"xr_rrtr_wrong_length":            same(RuleXRBlockLength),
 		"xr_too_short":                    same(RuleTooShort),
+		// Overruns of exactly one 32-bit word at each length and count
+		// limit, so an off-by-one-word slip in a bound fails here and
+		// not only under fuzzing.
+		"bye_count_one_past":                        same(RuleBYECount),
+		"bye_reason_one_word_past":                  same(RuleBYEReasonOverrun),
+		"ccfb_block_header_one_word_into_timestamp": same(RuleCCFBBlockOverrun),
+		"ccfb_num_reports_one_past":                 same(RuleCCFBCount),
+		"datagram_one_word_over_1500_bytes":         same(RuleDatagramTooLarge),
+		"padding_one_word_past_body":                same(RulePaddingOverrun),
+		"remb_ssrc_count_one_past":                  same(RuleREMBSSRCCount),
+		"remb_ssrc_count_one_short":                 same(RuleREMBSSRCCount),
+		"rr_report_block_one_word_short":            same(RuleReportCount),
+		"sdes_chunk_count_one_past":                 same(RuleSDESChunkCount),
+		"sdes_item_one_word_past":                   same(RuleSDESItemOverrun),
+		"sdes_priv_prefix_one_word_past":            same(RuleSDESItemOverrun),
+		"sr_report_block_one_word_short":            same(RuleReportCount),
+		"sr_sender_info_one_word_short":             same(RuleTooShort),
+		"twcc_status_count_one_past":                same(RuleTWCCStatusCount),
+		"xr_block_one_word_past":                    same(RuleXRBlockOverrun),
+		"xr_second_block_one_word_past":             same(RuleXRBlockOverrun),
 	}
 	seeds := readCorpus(t, "FuzzRTCP")
 	if len(seeds) < 40 {
