@@ -53,7 +53,8 @@ export const SIGNAL_PATH: "/v1/signal";
 /**
  * What this client can say about a participant's media: `encrypted` (frames
  * decrypt with keys it received), `not-encrypted` (the participant does not
- * encrypt end to end: the node could read its media), `cannot-decrypt`
+ * encrypt end to end: the node could read its media; never said of an identity
+ * once announced with E2EE in this call), `cannot-decrypt`
  * (frames arrive but no key opens them), `waiting` (no frame or key yet).
  * @typedef {'encrypted' | 'not-encrypted' | 'cannot-decrypt' | 'waiting'} E2EEState
  */
@@ -62,12 +63,14 @@ export const SIGNAL_PATH: "/v1/signal";
  * @typedef {object} TrackInfo
  * @property {string} sid the node's track id (`TR_…`); the track id of the subscriber connection's msid
  * @property {string} participantSid the owner's participant sid
- * @property {string} identity the owner's identity
+ * @property {string} identity the owner's identity, as the node says; a track whose identity is not that of the
+ *   participant listing it is refused (never given to the application: {@link Call#refusedTracks})
  * @property {string} clientTrackId the id the owner gave the track ("camera", "microphone", "screen", …)
  * @property {'audio' | 'video'} kind
  * @property {string} codec MIME type, e.g. "video/VP8"
  * @property {boolean} muted the owner's mute flag
- * @property {boolean} e2ee false: the track's frames are not end-to-end encrypted and the node could read them
+ * @property {boolean} e2ee the node's word that the track's frames are end-to-end encrypted; the SDK does not act on
+ *   it (whether frames are decrypted is its owner's {@link Participant}.e2ee)
  */
 /**
  * A participant in the room, as the node describes it.
@@ -75,7 +78,10 @@ export const SIGNAL_PATH: "/v1/signal";
  * @property {string} sid participant session id (`PA_…`), new on every join
  * @property {string} identity from the access token; unique in the room
  * @property {string} publicKey the identity key it announced ("" if none)
- * @property {boolean} e2ee it says it encrypts its media end to end
+ * @property {boolean} e2ee it encrypts its media end to end: it said so when it joined, in this announcement or an
+ *   earlier one of the same identity in this call. Once true for an identity, it stays true for the call's life,
+ *   whatever the node announces later (after a reconnect, or a leave and a rejoin): its tracks are decrypted
+ *   under its keys, and frames that do not decrypt are dropped, never played as they came (docs/E2EE.md)
  * @property {boolean} canPublish
  * @property {boolean} canSubscribe
  * @property {Map<string, TrackInfo>} tracks its published tracks, by sid
@@ -284,6 +290,15 @@ export class Call extends EventTarget {
     /** Resolves when the call has ended, for whatever reason. @returns {Promise<void>} */
     get done(): Promise<void>;
     /**
+     * How many remote tracks this call refused to give the application
+     * because the track's `identity` is not that of the participant whose
+     * track list holds it. An honest node never does that; one that does is
+     * presenting one participant's media as another's (docs/E2EE.md). Each
+     * refusal is also logged as a warning.
+     * @returns {number}
+     */
+    get refusedTracks(): number;
+    /**
      * Captures a camera and publishes it.
      * @param {CameraOptions} [opts]
      * @returns {Promise<Publication>}
@@ -398,7 +413,8 @@ export type ConnectionState = "connecting" | "connected" | "reconnecting" | "dis
 /**
  * What this client can say about a participant's media: `encrypted` (frames
  * decrypt with keys it received), `not-encrypted` (the participant does not
- * encrypt end to end: the node could read its media), `cannot-decrypt`
+ * encrypt end to end: the node could read its media; never said of an identity
+ * once announced with E2EE in this call), `cannot-decrypt`
  * (frames arrive but no key opens them), `waiting` (no frame or key yet).
  */
 export type E2EEState = "encrypted" | "not-encrypted" | "cannot-decrypt" | "waiting";
@@ -415,7 +431,8 @@ export type TrackInfo = {
      */
     participantSid: string;
     /**
-     * the owner's identity
+     * the owner's identity, as the node says; a track whose identity is not that of the
+     * participant listing it is refused (never given to the application: {@link Call#refusedTracks})
      */
     identity: string;
     /**
@@ -432,7 +449,8 @@ export type TrackInfo = {
      */
     muted: boolean;
     /**
-     * false: the track's frames are not end-to-end encrypted and the node could read them
+     * the node's word that the track's frames are end-to-end encrypted; the SDK does not act on
+     * it (whether frames are decrypted is its owner's {@link Participant}.e2ee)
      */
     e2ee: boolean;
 };
@@ -453,7 +471,10 @@ export type Participant = {
      */
     publicKey: string;
     /**
-     * it says it encrypts its media end to end
+     * it encrypts its media end to end: it said so when it joined, in this announcement or an
+     * earlier one of the same identity in this call. Once true for an identity, it stays true for the call's life,
+     * whatever the node announces later (after a reconnect, or a leave and a rejoin): its tracks are decrypted
+     * under its keys, and frames that do not decrypt are dropped, never played as they came (docs/E2EE.md)
      */
     e2ee: boolean;
     canPublish: boolean;

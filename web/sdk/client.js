@@ -59,7 +59,8 @@ const MAX_EARLY_CANDIDATES = 64;
 /**
  * What this client can say about a participant's media: `encrypted` (frames
  * decrypt with keys it received), `not-encrypted` (the participant does not
- * encrypt end to end: the node could read its media), `cannot-decrypt`
+ * encrypt end to end: the node could read its media; never said of an identity
+ * once announced with E2EE in this call), `cannot-decrypt`
  * (frames arrive but no key opens them), `waiting` (no frame or key yet).
  * @typedef {'encrypted' | 'not-encrypted' | 'cannot-decrypt' | 'waiting'} E2EEState
  */
@@ -69,12 +70,14 @@ const MAX_EARLY_CANDIDATES = 64;
  * @typedef {object} TrackInfo
  * @property {string} sid the node's track id (`TR_…`); the track id of the subscriber connection's msid
  * @property {string} participantSid the owner's participant sid
- * @property {string} identity the owner's identity
+ * @property {string} identity the owner's identity, as the node says; a track whose identity is not that of the
+ *   participant listing it is refused (never given to the application: {@link Call#refusedTracks})
  * @property {string} clientTrackId the id the owner gave the track ("camera", "microphone", "screen", …)
  * @property {'audio' | 'video'} kind
  * @property {string} codec MIME type, e.g. "video/VP8"
  * @property {boolean} muted the owner's mute flag
- * @property {boolean} e2ee false: the track's frames are not end-to-end encrypted and the node could read them
+ * @property {boolean} e2ee the node's word that the track's frames are end-to-end encrypted; the SDK does not act on
+ *   it (whether frames are decrypted is its owner's {@link Participant}.e2ee)
  */
 
 /**
@@ -83,7 +86,10 @@ const MAX_EARLY_CANDIDATES = 64;
  * @property {string} sid participant session id (`PA_…`), new on every join
  * @property {string} identity from the access token; unique in the room
  * @property {string} publicKey the identity key it announced ("" if none)
- * @property {boolean} e2ee it says it encrypts its media end to end
+ * @property {boolean} e2ee it encrypts its media end to end: it said so when it joined, in this announcement or an
+ *   earlier one of the same identity in this call. Once true for an identity, it stays true for the call's life,
+ *   whatever the node announces later (after a reconnect, or a leave and a rejoin): its tracks are decrypted
+ *   under its keys, and frames that do not decrypt are dropped, never played as they came (docs/E2EE.md)
  * @property {boolean} canPublish
  * @property {boolean} canSubscribe
  * @property {Map<string, TrackInfo>} tracks its published tracks, by sid
@@ -359,6 +365,13 @@ export class Call extends EventTarget {
   /** Remote tracks whose description has not arrived, by sid. @type {Map<string, Received>} */ #held = new Map();
   /** Remote receivers by their MediaStreamTrack id, for stats. @type {Map<string, {identity: string, sid: string}>} */
   #receivers = new Map();
+  /**
+   * The identities announced with E2EE at some point of this call: they
+   * encrypt for its whole life (see Participant.e2ee).
+   * @type {Set<string>}
+   */
+  #encrypts = new Set();
+  #refusedTracks = 0;
   /** @type {{maxMessageBytes: number, messagesPerSecond: number, tracksPerParticipant: number}} */
   #limits = { maxMessageBytes: 0, messagesPerSecond: 0, tracksPerParticipant: 0 };
   #ids = 0;
@@ -463,6 +476,16 @@ export class Call extends EventTarget {
 
   /** Resolves when the call has ended, for whatever reason. @returns {Promise<void>} */
   get done() { return this.#done; }
+
+  /**
+   * How many remote tracks this call refused to give the application
+   * because the track's `identity` is not that of the participant whose
+   * track list holds it. An honest node never does that; one that does is
+   * presenting one participant's media as another's (docs/E2EE.md). Each
+   * refusal is also logged as a warning.
+   * @returns {number}
+   */
+  get refusedTracks() { return this.#refusedTracks; }
 
   /**
    * Captures a camera and publishes it.
@@ -1084,7 +1107,7 @@ export class Call extends EventTarget {
     const next = new Map();
     for (const w of joined.participants ?? []) {
       const p = participantFromWire(w);
-      if (p.identity && p.identity !== this.self.identity) next.set(p.identity, p);
+      if (p.identity && p.identity !== this.self.identity) next.set(p.identity, this.#trustEncryption(p));
     }
     this.participants.clear();
     for (const [id, p] of next) this.participants.set(id, p);
@@ -1111,6 +1134,24 @@ export class Call extends EventTarget {
         else if (b.muted !== t.muted) this.#emit("trackmuted", { info: t, participant: n, local: false, muted: t.muted });
       }
     }
+  }
+
+  /**
+   * Makes "encrypts" sticky per identity: a participant announced with
+   * E2EE now is remembered so, and one announced without it after it was
+   * once announced with it (a reconnect, a leave and a rejoin: the node's
+   * word either way) still encrypts in this call. Its tracks are then
+   * decrypted under its keys, and what does not decrypt is dropped, so the
+   * node cannot turn media this client has seen encrypted into media it
+   * plays as it comes. It stays a key-management member as long as it is
+   * announced with an identity key.
+   * @param {Participant} p
+   * @returns {Participant} p
+   */
+  #trustEncryption(p) {
+    if (p.e2ee) this.#encrypts.add(p.identity);
+    else if (this.#encrypts.has(p.identity)) p.e2ee = true;
+    return p;
   }
 
   /** Tells key management where we are and who else is here. */
@@ -1195,6 +1236,7 @@ export class Call extends EventTarget {
   #onParticipantJoined(w) {
     const p = participantFromWire(w);
     if (!p.identity || p.identity === this.self.identity) return;
+    this.#trustEncryption(p);
     const old = this.participants.get(p.identity);
     if (old && old.sid === p.sid) return;
     if (old) this.#removeParticipant(old, "replaced");
@@ -1498,8 +1540,9 @@ export class Call extends EventTarget {
       attached: false,
     };
     const owner = this.#participantBySid(rec.participantSid);
-    if (owner) this.#attachReceiver(rec, owner);
     const info = owner?.tracks.get(rec.trackSid);
+    if (owner && info && this.#refuse(owner, info)) return;
+    if (owner) this.#attachReceiver(rec, owner);
     if (!owner || !info) {
       this.#held.set(rec.trackSid, rec);
       return;
@@ -1509,8 +1552,10 @@ export class Call extends EventTarget {
 
   /**
    * Gives an encrypted participant's receiver to E2EE, once, as early as
-   * its owner is known. Tracks of participants who do not encrypt arrive
-   * in clear and are left alone.
+   * its owner is known, to be decrypted under the owner's keys (never
+   * under the identity the track names). Tracks of participants who do
+   * not encrypt (announced without E2EE, and never with it in this call)
+   * arrive in clear and are left alone.
    * @param {Received} rec
    * @param {Participant} owner
    */
@@ -1528,8 +1573,30 @@ export class Call extends EventTarget {
     const info = owner?.tracks.get(sid);
     if (!owner || !info) return;
     this.#held.delete(sid);
+    // Refused, a receiver given to E2EE early stays there: its frames
+    // are decrypted under its owner's keys, or dropped, and nobody plays
+    // them.
+    if (this.#refuse(owner, info)) return;
     this.#attachReceiver(rec, owner);
     this.#deliver(rec, owner, info);
+  }
+
+  /**
+   * Refuses a track whose identity is not its owner's (the participant
+   * whose track list holds it): the node may have moved one participant's
+   * media under another's name, which the application would show as the
+   * other's. It is counted ({@link Call#refusedTracks}), logged, and never
+   * delivered.
+   * @param {Participant} owner
+   * @param {TrackInfo} info
+   * @returns {boolean} refused
+   */
+  #refuse(owner, info) {
+    if (info.identity === owner.identity) return false;
+    this.#refusedTracks++;
+    console.warn(`sotto: track ${info.sid} refused: its identity ${JSON.stringify(info.identity)} is not its owner's, ` +
+      `${JSON.stringify(owner.identity)} (${owner.sid}): the server may be presenting one participant's media as another's`);
+    return true;
   }
 
   /**
