@@ -9,11 +9,7 @@ package web_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"slices"
 	"strings"
@@ -22,157 +18,13 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
-	"github.com/coder/websocket"
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/sotto-rtc/sotto/internal/hostilenode"
 	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/signaling/client"
 )
-
-// hostileNode serves the call page of a real node, reverse-proxied, and
-// relays its signaling WebSockets both ways, handing every message of the
-// node's to rewrite (which may change it) on the way to the page.
-type hostileNode struct {
-	URL string
-
-	mu      sync.Mutex
-	rewrite func(m map[string]any) bool
-	conns   []*websocket.Conn // the pages' side
-}
-
-func newHostileNode(t *testing.T, srv *webServer) *hostileNode {
-	t.Helper()
-	target, err := url.Parse(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &hostileNode{}
-	pages := httputil.NewSingleHostReverseProxy(target)
-	up := "ws" + strings.TrimPrefix(srv.URL, "http") + signaling.Path
-	mux := http.NewServeMux()
-	mux.Handle("/", pages)
-	mux.HandleFunc("GET "+signaling.Path, func(w http.ResponseWriter, r *http.Request) {
-		cc, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer cc.CloseNow()
-		sc, _, err := websocket.Dial(r.Context(), up, nil)
-		if err != nil {
-			return
-		}
-		defer sc.CloseNow()
-		cc.SetReadLimit(4 << 20)
-		sc.SetReadLimit(4 << 20)
-		h.mu.Lock()
-		h.conns = append(h.conns, cc)
-		h.mu.Unlock()
-		ctx, cancel := context.WithCancel(r.Context())
-		defer cancel()
-		pump := func(from, to *websocket.Conn, toPage bool) {
-			defer cancel()
-			for {
-				typ, b, err := from.Read(ctx)
-				if err != nil {
-					return
-				}
-				if toPage {
-					b = h.apply(b)
-				}
-				if to.Write(ctx, typ, b) != nil {
-					return
-				}
-			}
-		}
-		go pump(cc, sc, false)
-		pump(sc, cc, true)
-	})
-	hs := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		hs.CloseClientConnections()
-		hs.Close()
-	})
-	h.URL = hs.URL
-	return h
-}
-
-// setRewrite changes how the node's messages are rewritten from now on:
-// fix gets each decoded message and reports whether it changed it.
-func (h *hostileNode) setRewrite(fix func(m map[string]any) bool) {
-	h.mu.Lock()
-	h.rewrite = fix
-	h.mu.Unlock()
-}
-
-// apply rewrites one message; what it leaves alone goes through byte for
-// byte.
-func (h *hostileNode) apply(b []byte) []byte {
-	h.mu.Lock()
-	fix := h.rewrite
-	h.mu.Unlock()
-	var m map[string]any
-	if fix == nil || json.Unmarshal(b, &m) != nil || !fix(m) {
-		return b
-	}
-	out, err := json.Marshal(m)
-	if err != nil {
-		return b
-	}
-	return out
-}
-
-// dropPages cuts every page's signaling connection, so that they
-// reconnect (through this node again). It returns how many it cut.
-func (h *hostileNode) dropPages() int {
-	h.mu.Lock()
-	conns := h.conns
-	h.conns = nil
-	h.mu.Unlock()
-	for _, c := range conns {
-		_ = c.CloseNow()
-	}
-	return len(conns)
-}
-
-// wireParticipants returns the participants a node's message describes.
-func wireParticipants(m map[string]any) []map[string]any {
-	var ps []map[string]any
-	switch m["type"] {
-	case signaling.TypeJoined:
-		list, _ := m["participants"].([]any)
-		for _, p := range list {
-			if pm, ok := p.(map[string]any); ok {
-				ps = append(ps, pm)
-			}
-		}
-	case signaling.TypeParticipantJoin:
-		if pm, ok := m["participant"].(map[string]any); ok {
-			ps = append(ps, pm)
-		}
-	}
-	return ps
-}
-
-// wireTracks returns the tracks a node's message describes: its
-// participants' and a track_published's.
-func wireTracks(m map[string]any) []map[string]any {
-	var ts []map[string]any
-	for _, p := range wireParticipants(m) {
-		list, _ := p["tracks"].([]any)
-		for _, t := range list {
-			if tm, ok := t.(map[string]any); ok {
-				ts = append(ts, tm)
-			}
-		}
-	}
-	if m["type"] == signaling.TypeTrackPublished {
-		if tm, ok := m["track"].(map[string]any); ok {
-			ts = append(ts, tm)
-		}
-	}
-	return ts
-}
 
 // hostileGoPeer joins room as a Go SDK client, E2EE on, and, when publish,
 // publishes Opus audio (ffmpeg's sine) until the test ends. It returns
@@ -224,7 +76,7 @@ func hostileGoPeer(t *testing.T, srv *webServer, room, identity string, publish 
 // identity it names and the participant it is delivered as), every
 // 'e2eestate' event (window.__e2ee) and every text the header showed
 // (window.__status).
-func openHostileTab(t *testing.T, b *browser, node *hostileNode, room, name string) *callTab {
+func openHostileTab(t *testing.T, b *browser, node *hostilenode.Node, room, name string) *callTab {
 	t.Helper()
 	ctx := b.tab(t, name)
 	const record = `window.sottoTestMode = true;
@@ -278,17 +130,17 @@ const hostileDescribeJS = `(async () => ({
 func TestBrowserRefusesTrackRelabelledToAnotherOwner(t *testing.T) {
 	_, ogg := makeFixtures(t)
 	srv := startWebServer(t, nil)
-	node := newHostileNode(t, srv)
+	node := hostilenode.New(t, srv.URL, nil)
 	const room = "relabel"
 	hostileGoPeer(t, srv, room, "carol", false, "")
 	_, bobTrack := hostileGoPeer(t, srv, room, "bob", true, ogg)
 
 	var mu sync.Mutex
 	sids := map[string]string{} // identity → participant sid, as the node said
-	node.setRewrite(func(m map[string]any) bool {
+	node.SetRewrite(hostilenode.JSON(func(m map[string]any) bool {
 		mu.Lock()
 		defer mu.Unlock()
-		for _, p := range wireParticipants(m) {
+		for _, p := range hostilenode.Participants(m) {
 			if id, _ := p["identity"].(string); id != "" {
 				sids[id], _ = p["sid"].(string)
 			}
@@ -299,7 +151,7 @@ func TestBrowserRefusesTrackRelabelledToAnotherOwner(t *testing.T) {
 		}
 		changed := false
 		var bob, carol map[string]any
-		for _, p := range wireParticipants(m) {
+		for _, p := range hostilenode.Participants(m) {
 			switch p["identity"] {
 			case "bob":
 				bob = p
@@ -319,7 +171,7 @@ func TestBrowserRefusesTrackRelabelledToAnotherOwner(t *testing.T) {
 				}
 			}
 		}
-		for _, tm := range wireTracks(m) {
+		for _, tm := range hostilenode.Tracks(m) {
 			if tm["sid"] == bobTrack {
 				tm["participant_sid"] = carolSID // the identity stays bob's
 				changed = true
@@ -332,7 +184,7 @@ func TestBrowserRefusesTrackRelabelledToAnotherOwner(t *testing.T) {
 			}
 		}
 		return changed
-	})
+	}))
 
 	dave := openHostileTab(t, newBrowser(t), node, room, "dave")
 	dave.waitFor(t, "bob's track arrives: refused, or delivered",
@@ -378,7 +230,7 @@ func TestBrowserRefusesTrackRelabelledToAnotherOwner(t *testing.T) {
 func TestBrowserKeepsDecryptingAfterNodeSaysParticipantStoppedEncrypting(t *testing.T) {
 	_, ogg := makeFixtures(t)
 	srv := startWebServer(t, nil)
-	node := newHostileNode(t, srv)
+	node := hostilenode.New(t, srv.URL, nil)
 	const room = "downgrade"
 	_, bobTrack := hostileGoPeer(t, srv, room, "bob", true, ogg)
 
@@ -391,23 +243,23 @@ func TestBrowserKeepsDecryptingAfterNodeSaysParticipantStoppedEncrypting(t *test
 			%s === "Connected · end-to-end encrypted"; })()`, bobAudio, status),
 		hostileDescribeJS)
 
-	node.setRewrite(func(m map[string]any) bool {
+	node.SetRewrite(hostilenode.JSON(func(m map[string]any) bool {
 		changed := false
-		for _, p := range wireParticipants(m) {
+		for _, p := range hostilenode.Participants(m) {
 			if p["identity"] == "bob" {
 				p["e2ee"] = false
 				changed = true
 			}
 		}
-		for _, tm := range wireTracks(m) {
+		for _, tm := range hostilenode.Tracks(m) {
 			if tm["identity"] == "bob" {
 				tm["e2ee"] = false
 				changed = true
 			}
 		}
 		return changed
-	})
-	if node.dropPages() == 0 {
+	}))
+	if node.DropClients() == 0 {
 		t.Fatal("no page connection to drop")
 	}
 	dave.waitFor(t, "reconnected, told bob does not encrypt",

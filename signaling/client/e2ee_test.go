@@ -15,8 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
@@ -25,12 +23,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
+	"github.com/sotto-rtc/sotto/internal/hostilenode"
 	sfu "github.com/sotto-rtc/sotto/media"
 	"github.com/sotto-rtc/sotto/media/e2ee"
 	"github.com/sotto-rtc/sotto/media/sframe"
@@ -454,80 +452,6 @@ func TestE2EEServerForwardsOnlyCiphertext(t *testing.T) {
 	}
 }
 
-// wsProxy stands between clients and the signaling server, as a server
-// operator (or an attacker in its place) could: it records every frame,
-// both ways, and may rewrite what goes to the client.
-type wsProxy struct {
-	URL     string
-	mu      sync.Mutex
-	frames  []proxyFrame
-	conns   int
-	rewrite func([]byte) []byte // server to client; nil: pass on
-}
-
-// proxyFrame is one WebSocket message the proxy carried.
-type proxyFrame struct {
-	conn     int  // the client connection, numbered from 0 in order of arrival
-	toClient bool // from the server; else from the client
-	data     []byte
-}
-
-func newWSProxy(t *testing.T, upstream string, rewrite func([]byte) []byte) *wsProxy {
-	t.Helper()
-	p := &wsProxy{rewrite: rewrite}
-	up := "ws" + strings.TrimPrefix(upstream, "http")
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cc, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer cc.CloseNow()
-		sc, _, err := websocket.Dial(r.Context(), up+r.URL.Path, nil)
-		if err != nil {
-			return
-		}
-		defer sc.CloseNow()
-		cc.SetReadLimit(4 << 20)
-		sc.SetReadLimit(4 << 20)
-		p.mu.Lock()
-		conn := p.conns
-		p.conns++
-		p.mu.Unlock()
-		ctx, cancel := context.WithCancel(r.Context())
-		defer cancel()
-		pump := func(from, to *websocket.Conn, toClient bool, rw func([]byte) []byte) {
-			defer cancel()
-			for {
-				typ, b, err := from.Read(ctx)
-				if err != nil {
-					return
-				}
-				p.mu.Lock()
-				p.frames = append(p.frames, proxyFrame{conn: conn, toClient: toClient, data: b})
-				p.mu.Unlock()
-				if rw != nil {
-					b = rw(b)
-				}
-				if to.Write(ctx, typ, b) != nil {
-					return
-				}
-			}
-		}
-		go pump(cc, sc, false, nil)
-		pump(sc, cc, true, p.rewrite)
-	}))
-	t.Cleanup(hs.Close)
-	p.URL = hs.URL
-	return p
-}
-
-// carried returns every frame carried so far, both ways.
-func (p *wsProxy) carried() []proxyFrame {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return slices.Clone(p.frames)
-}
-
 // waitKeys waits until ok holds for p's key log.
 func (p *e2eePeer) waitKeys(t *testing.T, what string, ok func([]e2ee.KeyEvent) bool) {
 	t.Helper()
@@ -551,7 +475,7 @@ func (p *e2eePeer) waitKeys(t *testing.T, what string, ok func([]e2ee.KeyEvent) 
 func TestE2EERelayMessagesAreOpaque(t *testing.T) {
 	srv := newServer(t)
 	ctx := testContext(t)
-	proxy := newWSProxy(t, srv.Frontend().URL, nil)
+	proxy := hostilenode.New(t, srv.Frontend().URL, nil)
 	logs := map[string]*logBuffer{}
 	join := func(id string) *e2eePeer {
 		logs[id] = &logBuffer{}
@@ -689,12 +613,12 @@ func TestE2EERelayMessagesAreOpaque(t *testing.T) {
 
 	// The frames: who each connection was, the room, and every box of
 	// every key message, whichever way it went.
-	frames := proxy.carried()
+	frames := proxy.Carried()
 	connOf, room := map[int]string{}, ""
 	for _, f := range frames {
 		var j signaling.Joined
-		if f.toClient && json.Unmarshal(f.data, &j) == nil && j.Type == signaling.TypeJoined {
-			connOf[f.conn], room = j.Participant.Identity, j.Room
+		if f.ToClient && json.Unmarshal(f.Data, &j) == nil && j.Type == signaling.TypeJoined {
+			connOf[f.Conn], room = j.Participant.Identity, j.Room
 		}
 	}
 	if len(connOf) != len(everyone) || room == "" {
@@ -704,13 +628,13 @@ func TestE2EERelayMessagesAreOpaque(t *testing.T) {
 	relays, keyMessages := 0, 0
 	for _, f := range frames {
 		var r signaling.Relay
-		if json.Unmarshal(f.data, &r) != nil || r.Type != signaling.TypeRelay || r.Data == nil {
+		if json.Unmarshal(f.Data, &r) != nil || r.Type != signaling.TypeRelay || r.Data == nil {
 			continue
 		}
 		relays++
 		sender := r.From
-		if !f.toClient {
-			sender = connOf[f.conn]
+		if !f.ToClient {
+			sender = connOf[f.Conn]
 		}
 		var km struct {
 			Version int               `json:"sotto_e2ee"`
@@ -721,7 +645,7 @@ func TestE2EERelayMessagesAreOpaque(t *testing.T) {
 		if json.Unmarshal(r.Data, &km) != nil || km.Version == 0 || km.Type != "key" {
 			continue
 		}
-		if !f.toClient {
+		if !f.ToClient {
 			keyMessages++
 		}
 		for to, b64 := range km.Boxes {
@@ -815,11 +739,11 @@ func TestE2EERelayMessagesAreOpaque(t *testing.T) {
 	checkFinderFindsLeaks(t, finder, secrets[perBase*len(bases)]) // an identity private key
 	var corpus []corpusItem
 	for i, f := range frames {
-		dir := "from " + connOf[f.conn]
-		if f.toClient {
-			dir = "to " + connOf[f.conn]
+		dir := "from " + connOf[f.Conn]
+		if f.ToClient {
+			dir = "to " + connOf[f.Conn]
 		}
-		corpus = append(corpus, expand(corpusItem{fmt.Sprintf("signaling frame %d (%s)", i, dir), f.data}, expandDepth)...)
+		corpus = append(corpus, expand(corpusItem{fmt.Sprintf("signaling frame %d (%s)", i, dir), f.Data}, expandDepth)...)
 	}
 	logBytes := 0
 	for _, id := range slices.Sorted(maps.Keys(logs)) {
@@ -1107,7 +1031,7 @@ func TestE2EESwappedIdentityKeyChangesSafetyNumber(t *testing.T) {
 		}
 		return out
 	}
-	proxy := newWSProxy(t, direct, swap)
+	proxy := hostilenode.New(t, direct, swap)
 
 	bob := joinE2EE(ctx, t, direct, srv.Token("bob", true, true), "bob")
 	carol := joinE2EE(ctx, t, direct, srv.Token("carol", true, true), "carol")

@@ -7,71 +7,15 @@ package client_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sotto-rtc/sotto/internal/hostilenode"
 	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/signaling/client"
 )
-
-// rewriter makes a wsProxy rewrite: every server message is decoded and
-// given to fix, and re-encoded only if fix changed it (so numbers in the
-// messages it leaves alone go through byte for byte).
-func rewriter(fix func(m map[string]any) bool) func([]byte) []byte {
-	return func(b []byte) []byte {
-		var m map[string]any
-		if json.Unmarshal(b, &m) != nil || !fix(m) {
-			return b
-		}
-		out, err := json.Marshal(m)
-		if err != nil {
-			return b
-		}
-		return out
-	}
-}
-
-// participantsIn returns the participants a server message describes.
-func participantsIn(m map[string]any) []map[string]any {
-	var ps []map[string]any
-	switch m["type"] {
-	case signaling.TypeJoined:
-		list, _ := m["participants"].([]any)
-		for _, p := range list {
-			if pm, ok := p.(map[string]any); ok {
-				ps = append(ps, pm)
-			}
-		}
-	case signaling.TypeParticipantJoin:
-		if pm, ok := m["participant"].(map[string]any); ok {
-			ps = append(ps, pm)
-		}
-	}
-	return ps
-}
-
-// tracksIn returns the tracks a server message describes: those of its
-// participants and a track_published's.
-func tracksIn(m map[string]any) []map[string]any {
-	var ts []map[string]any
-	for _, p := range participantsIn(m) {
-		list, _ := p["tracks"].([]any)
-		for _, t := range list {
-			if tm, ok := t.(map[string]any); ok {
-				ts = append(ts, tm)
-			}
-		}
-	}
-	if m["type"] == signaling.TypeTrackPublished {
-		if tm, ok := m["track"].(map[string]any); ok {
-			ts = append(ts, tm)
-		}
-	}
-	return ts
-}
 
 // moveTrack moves the track sid, in a joined message, from the
 // participant that lists it into the one with identity to, and lets
@@ -79,7 +23,7 @@ func tracksIn(m map[string]any) []map[string]any {
 func moveTrack(m map[string]any, sid, to string, relabel func(track, owner map[string]any)) bool {
 	var from, dest map[string]any
 	var track map[string]any
-	for _, p := range participantsIn(m) {
+	for _, p := range hostilenode.Participants(m) {
 		if p["identity"] == to {
 			dest = p
 		}
@@ -218,19 +162,19 @@ func TestHostileNodeFlipsTrackE2EEOff(t *testing.T) {
 	// and has no identity key.
 	var mu sync.Mutex
 	downgrade := false
-	proxy := newWSProxy(t, up.URL, rewriter(func(m map[string]any) bool {
+	proxy := hostilenode.New(t, up.URL, hostilenode.JSON(func(m map[string]any) bool {
 		mu.Lock()
 		all := downgrade
 		mu.Unlock()
 		changed := false
-		for _, p := range participantsIn(m) {
+		for _, p := range hostilenode.Participants(m) {
 			if p["identity"] == "alice" && all {
 				p["e2ee"] = false
 				delete(p, "public_key")
 				changed = true
 			}
 		}
-		for _, tr := range tracksIn(m) {
+		for _, tr := range hostilenode.Tracks(m) {
 			if tr["identity"] == "alice" {
 				tr["e2ee"] = false
 				changed = true
@@ -361,7 +305,7 @@ func TestHostileNodeInjectsClearMediaUnderEncryptingParticipant(t *testing.T) {
 
 	// The node presents dave's clear track as alice's: in alice's track
 	// list, with her identity and session, marked as not encrypted.
-	proxy := newWSProxy(t, direct, rewriter(func(m map[string]any) bool {
+	proxy := hostilenode.New(t, direct, hostilenode.JSON(func(m map[string]any) bool {
 		if m["type"] != signaling.TypeJoined {
 			return false
 		}
@@ -451,7 +395,7 @@ func TestHostileNodeRelabelsTrackToAnotherOwner(t *testing.T) {
 	// The node moves bob's track into carol's participant entry: for dave
 	// with bob's identity left on the track, for erin relabelled carol's.
 	relabel := func(identity string) func([]byte) []byte {
-		return rewriter(func(m map[string]any) bool {
+		return hostilenode.JSON(func(m map[string]any) bool {
 			if m["type"] != signaling.TypeJoined {
 				return false
 			}
@@ -462,8 +406,8 @@ func TestHostileNodeRelabelsTrackToAnotherOwner(t *testing.T) {
 		})
 	}
 	daveRecv, erinRecv := newHostileRecv(), newHostileRecv()
-	dave := joinE2EE(ctx, t, newWSProxy(t, direct, relabel("bob")).URL, srv.Token("dave", false, true), "dave", daveRecv.conf)
-	joinE2EE(ctx, t, newWSProxy(t, direct, relabel("carol")).URL, srv.Token("erin", false, true), "erin", erinRecv.conf)
+	dave := joinE2EE(ctx, t, hostilenode.New(t, direct, relabel("bob")).URL, srv.Token("dave", false, true), "dave", daveRecv.conf)
+	joinE2EE(ctx, t, hostilenode.New(t, direct, relabel("carol")).URL, srv.Token("erin", false, true), "erin", erinRecv.conf)
 
 	const enough = 20
 	// dave: the track is refused and counted; carol's own track plays.
