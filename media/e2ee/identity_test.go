@@ -2,50 +2,13 @@ package e2ee
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
 )
-
-func TestIdentityPublicKey(t *testing.T) {
-	a, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := len(a.PublicKey()); got != PublicKeySize {
-		t.Fatalf("PublicKey is %d bytes, want %d", got, PublicKeySize)
-	}
-	if bytes.Equal(a.PublicKey(), b.PublicKey()) {
-		t.Fatal("two identities share a public key")
-	}
-	// PublicKey returns a copy: changing it changes nothing.
-	pk := a.PublicKey()
-	pk[0] ^= 0xff
-	if bytes.Equal(pk, a.PublicKey()) {
-		t.Fatal("PublicKey returned the identity's own slice")
-	}
-
-	enc := a.EncodedPublicKey()
-	if !strings.HasPrefix(enc, "x25519:") || len(enc) != 50 {
-		t.Fatalf("EncodedPublicKey = %q, want x25519: and 43 base64url characters", enc)
-	}
-	if strings.ContainsAny(enc, "=+/") {
-		t.Fatalf("EncodedPublicKey = %q is not unpadded base64url", enc)
-	}
-	got, err := ParsePublicKey(enc)
-	if err != nil {
-		t.Fatalf("ParsePublicKey(%q): %v", enc, err)
-	}
-	if !bytes.Equal(got, a.PublicKey()) {
-		t.Fatal("ParsePublicKey(EncodedPublicKey()) is not the public key")
-	}
-}
 
 // lowOrderPoints are the X25519 u-coordinates of small order (libsodium's
 // blocklist): 0, 1, the two of order 8, p-1, p and p+1.
@@ -78,67 +41,130 @@ func lowOrderPoints(t *testing.T) map[string][]byte {
 	return pts
 }
 
-func TestParsePublicKey(t *testing.T) {
+// smallOrderEd25519 are the encodings of the eight points of small order
+// on edwards25519 (the torsion subgroup), as listed in "Taming the many
+// EdDSAs" (Chalkias et al., 2020): signatures under them forge easily.
+func smallOrderEd25519(t *testing.T) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	for i, s := range []string{
+		"0100000000000000000000000000000000000000000000000000000000000000",
+		"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+		"0000000000000000000000000000000000000000000000000000000000000080",
+		"0000000000000000000000000000000000000000000000000000000000000000",
+		"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+		"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+		"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+		"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+	} {
+		b, err := hex.DecodeString(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[string(rune('a'+i))] = b
+	}
+	return out
+}
+
+func newIdentity(t *testing.T) *Identity {
+	t.Helper()
 	id, err := NewIdentity()
 	if err != nil {
 		t.Fatal(err)
 	}
-	good := id.EncodedPublicKey()
-	b64 := strings.TrimPrefix(good, "x25519:")
-	raw := id.PublicKey()
-	enc := func(b []byte) string { return "x25519:" + base64.RawURLEncoding.EncodeToString(b) }
+	return id
+}
 
-	// A last character whose unused low bits are not zero decodes to the
-	// same key in a lenient decoder.
-	last := strings.IndexByte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", b64[len(b64)-1])
-	noncanon := b64[:len(b64)-1] + string("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[last^1])
+func newSessionKey(t *testing.T) *SessionKey {
+	t.Helper()
+	k, err := NewSessionKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
 
-	tests := []struct {
-		name string
-		in   string
-		ok   bool
-	}{
-		{"valid", good, true},
-		{"empty", "", false},
-		{"prefix only", "x25519:", false},
-		{"no prefix", b64, false},
-		{"upper-case prefix", "X25519:" + b64, false},
-		{"other key type", "ed25519:" + b64, false},
-		{"space after prefix", "x25519: " + b64, false},
-		{"padded", good + "=", false},
-		{"standard alphabet", "x25519:" + base64.RawStdEncoding.EncodeToString(bytes.Repeat([]byte{0xfb, 0xff}, 16)), false},
-		{"newline inside", "x25519:" + b64[:10] + "\n" + b64[10:], false},
-		{"trailing newline", good + "\n", false},
-		{"non-canonical trailing bits", "x25519:" + noncanon, false},
-		{"31 bytes", enc(raw[:31]), false},
-		{"33 bytes", enc(append(bytes.Clone(raw), 9)), false},
-		{"64 bytes", enc(append(bytes.Clone(raw), raw...)), false},
+// signedAnnouncement is the text of an announcement of the raw fields,
+// signed by id (whatever its own key is).
+func signedAnnouncement(id *Identity, identityKey, hpkeKey []byte, sid [SessionIDSize]byte) string {
+	a := append(append(append([]byte{}, identityKey...), hpkeKey...), sid[:]...)
+	a = append(a, id.sign(announceLabel, a)...)
+	return announcePrefix + base64.RawURLEncoding.EncodeToString(a)
+}
+
+func TestAnnounceRoundTrip(t *testing.T) {
+	id, sk := newIdentity(t), newSessionKey(t)
+	text := Announce(id, sk)
+	if !strings.HasPrefix(text, "sotto-e2ee-v2:") || len(text) != 206 {
+		t.Fatalf("Announce = %q (%d characters), want sotto-e2ee-v2: and 206 characters", text, len(text))
+	}
+	a, err := ParseAnnouncement(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := sk.ID()
+	if !bytes.Equal(a.Identity, id.PublicKey()) || !bytes.Equal(a.HPKE, sk.PublicKey()) || a.SessionID != sid {
+		t.Fatalf("ParseAnnouncement gave %x/%x/%x, want %x/%x/%x", a.Identity, a.HPKE, a.SessionID, id.PublicKey(), sk.PublicKey(), sid)
+	}
+	if other := newSessionKey(t); other.ID() == sid || bytes.Equal(other.PublicKey(), sk.PublicKey()) {
+		t.Fatal("two session keys share a key or an id")
+	}
+}
+
+func TestParseAnnouncementRefuses(t *testing.T) {
+	id, sk := newIdentity(t), newSessionKey(t)
+	good := Announce(id, sk)
+	b64 := strings.TrimPrefix(good, announcePrefix)
+	raw, _ := base64.RawURLEncoding.DecodeString(b64)
+	enc := func(b []byte) string { return announcePrefix + base64.RawURLEncoding.EncodeToString(b) }
+	flip := func(i int) string { b := bytes.Clone(raw); b[i] ^= 1; return enc(b) }
+	alphabet := "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	last := strings.IndexByte(alphabet, b64[len(b64)-1])
+	noncanon := b64[:len(b64)-1] + string(alphabet[last^1])
+	mallory := newIdentity(t)
+
+	tests := map[string]string{
+		"empty":                       "",
+		"prefix only":                 announcePrefix,
+		"no prefix":                   b64,
+		"old x25519 form":             "x25519:" + base64.RawURLEncoding.EncodeToString(sk.PublicKey()),
+		"padded":                      good + "=",
+		"newline inside":              announcePrefix + b64[:10] + "\n" + b64[10:],
+		"non-canonical trailing bits": announcePrefix + noncanon,
+		"one byte short":              enc(raw[:len(raw)-1]),
+		"one byte long":               enc(append(bytes.Clone(raw), 0)),
+		"identity key changed":        flip(0),
+		"session key changed":         flip(PublicKeySize),
+		"session id changed":          flip(2 * PublicKeySize),
+		"signature changed":           flip(len(raw) - 1),
+		"signed by another identity":  signedAnnouncement(mallory, id.PublicKey(), sk.PublicKey(), sk.ID()),
 	}
 	for name, p := range lowOrderPoints(t) {
-		tests = append(tests, struct {
-			name string
-			in   string
-			ok   bool
-		}{"low order " + name, enc(p), false})
+		tests["low-order session key "+name] = signedAnnouncement(id, id.PublicKey(), p, sk.ID())
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParsePublicKey(tt.in)
-			if tt.ok {
-				if err != nil {
-					t.Fatalf("ParsePublicKey(%q): %v", tt.in, err)
-				}
-				if !bytes.Equal(got, raw) {
-					t.Fatalf("ParsePublicKey(%q) = %x, want %x", tt.in, got, raw)
-				}
-				return
-			}
-			if !errors.Is(err, ErrBadPublicKey) {
-				t.Fatalf("ParsePublicKey(%q) = %x, %v; want an ErrBadPublicKey", tt.in, got, err)
-			}
-			if got != nil {
-				t.Fatalf("ParsePublicKey(%q) returned a key with its error", tt.in)
+	for name, p := range smallOrderEd25519(t) {
+		tests["small-order identity key "+name] = signedAnnouncement(id, p, sk.PublicKey(), sk.ID())
+	}
+	tests["identity key not a point"] = signedAnnouncement(id, bytes.Repeat([]byte{0xff}, 32), sk.PublicKey(), sk.ID())
+	for name, in := range tests {
+		t.Run(name, func(t *testing.T) {
+			if a, err := ParseAnnouncement(in); !errors.Is(err, ErrBadPublicKey) {
+				t.Fatalf("ParseAnnouncement(%q) = %+v, %v; want an ErrBadPublicKey", in, a, err)
 			}
 		})
+	}
+}
+
+func TestIdentityFromSeed(t *testing.T) {
+	id := newIdentity(t)
+	again, err := identityFromSeed(id.priv.Seed())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again.PublicKey(), id.PublicKey()) {
+		t.Fatal("an identity rebuilt from its seed has another public key")
+	}
+	if _, err := identityFromSeed(make([]byte, ed25519.SeedSize-1)); err == nil {
+		t.Fatal("a short seed was taken")
 	}
 }

@@ -1,7 +1,6 @@
 package e2ee
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
@@ -40,9 +39,7 @@ const (
 	maxKeysPerSender = 4
 	// keyMessageVersion is the "sotto_e2ee" field of every key-management
 	// message.
-	keyMessageVersion = 1
-	// boxPlaintextVersion is the first byte of a sealed key.
-	boxPlaintextVersion = 1
+	keyMessageVersion = 2
 )
 
 // Errors a caller branches on.
@@ -63,8 +60,13 @@ type Options struct {
 	Room string
 	// Self is this participant's identity, as its access token names it.
 	Self string
-	// Identity is this participant's identity key pair (NewIdentity).
+	// Identity is this participant's identity key pair (NewIdentity, or
+	// one an IdentityStore keeps).
 	Identity *Identity
+	// SessionKey is this session's HPKE key and session id. Default: a
+	// fresh one (NewSessionKey); set it only to announce before the
+	// session exists.
+	SessionKey *SessionKey
 	// Suite is the SFrame cipher suite. Default DefaultSuite. Every
 	// participant of a room must use the same one.
 	Suite sframe.CipherSuite
@@ -97,7 +99,7 @@ type KeyEvent struct {
 }
 
 // Peer is another participant of the call, as signaling announced it:
-// its identity and the public key from its join (EncodedPublicKey form).
+// its identity and the public_key from its join (Announce's form).
 type Peer struct {
 	Identity  string
 	PublicKey string
@@ -105,13 +107,17 @@ type Peer struct {
 
 // Stats counts key-management events of a session.
 type Stats struct {
-	Epoch             uint32 // this sender's key epoch: incremented by every key switch
-	KeysSent          uint64 // key messages sent (one per rekey, with a box for each member)
-	KeysReceived      uint64 // keys opened from other participants
-	BadKeyMessages    uint64 // key messages that were malformed or did not open
-	AcksReceived      uint64
-	SwitchesOnAck     uint64 // key switches after every recipient acknowledged
-	SwitchesOnTimeout uint64 // key switches after AckTimeout, some recipient silent
+	Epoch          uint32 // this sender's key epoch: incremented by every key switch
+	KeysSent       uint64 // key messages sent (one per rekey, with a box for each member)
+	KeysReceived   uint64 // keys opened from other participants
+	BadKeyMessages uint64 // key messages that were malformed or did not open
+	// ReplayedKeyMessages counts key messages refused as old: a sequence
+	// number not above the sender's highest, or a KID already retired.
+	// They are counted in BadKeyMessages too.
+	ReplayedKeyMessages uint64
+	AcksReceived        uint64
+	SwitchesOnAck       uint64 // key switches after every recipient acknowledged
+	SwitchesOnTimeout   uint64 // key switches after AckTimeout, some recipient silent
 }
 
 // Session is one participant's end-to-end encryption state in a call: its
@@ -129,10 +135,12 @@ type Stats struct {
 //   - the sender switches to a new key once every recipient acknowledged
 //     it, or after AckTimeout.
 type Session struct {
-	opts  Options
-	log   *slog.Logger
-	suite sframe.CipherSuite
-	tag   uint64 // 24 bits, never 0
+	opts     Options
+	log      *slog.Logger
+	suite    sframe.CipherSuite
+	sk       *SessionKey
+	selfPub  []byte // this participant's identity key
+	announce string // what PublicKey returns
 
 	mu     sync.Mutex
 	closed bool
@@ -145,6 +153,14 @@ type Session struct {
 	pending    map[string]bool
 	timer      *time.Timer
 	members    map[string]*remote // by identity
+	// tag is this sender's 24-bit KID tag, never 0; a new one is drawn
+	// when the epoch's low byte wraps.
+	tag uint64
+	// seq is the sequence number of this sender's next key message.
+	seq uint64
+	// senders remembers, per sender identity and key, what replay
+	// protection needs beyond a member's stay (receive.go).
+	senders senderRecords
 	// early holds key messages from participants not yet members (their
 	// participant_joined may arrive after their key), per identity,
 	// bounded; SetMembers replays them.
@@ -174,9 +190,10 @@ type sendKey struct {
 type remote struct {
 	identity string
 	encoded  string
-	pub      []byte
+	ann      Announcement
+	rec      *senderRecord
 	recv     *sframe.Receiver
-	tag      uint64 // from its first key; 0 until then
+	tag      uint64 // from its latest key; 0 until then
 	keys     []remoteKey
 	seq      uint64 // insertion counter for keys
 	inUse    uint64 // KID of the latest key a frame decrypted with
@@ -216,19 +233,26 @@ func NewSession(opts Options) (*Session, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Session{
-		opts:    opts,
-		log:     log,
-		suite:   opts.Suite,
-		members: make(map[string]*remote),
-		changed: make(chan struct{}),
-	}
-	var t [4]byte
-	for s.tag == 0 {
-		if _, err := rand.Read(t[1:]); err != nil {
-			return nil, fmt.Errorf("e2ee: sender tag: %w", err)
+	sk := opts.SessionKey
+	if sk == nil {
+		var err error
+		if sk, err = NewSessionKey(); err != nil {
+			return nil, err
 		}
-		s.tag = uint64(binary.BigEndian.Uint32(t[:]))
+	}
+	s := &Session{
+		opts:     opts,
+		log:      log,
+		suite:    opts.Suite,
+		sk:       sk,
+		selfPub:  opts.Identity.PublicKey(),
+		announce: Announce(opts.Identity, sk),
+		members:  make(map[string]*remote),
+		changed:  make(chan struct{}),
+		seq:      uint64(time.Now().UnixMicro()),
+	}
+	if err := s.newTag(); err != nil {
+		return nil, err
 	}
 	base := make([]byte, baseKeySize(opts.Suite))
 	if _, err := rand.Read(base); err != nil {
@@ -250,7 +274,27 @@ func baseKeySize(s sframe.CipherSuite) int { return s.HashSize() }
 // KIDOf is the KID a sender with tag uses in epoch.
 func KIDOf(tag uint64, epoch uint32) uint64 { return tag<<8 | uint64(epoch&0xff) }
 
+// newTag draws a random 24-bit sender tag, not 0 and not the current one.
+func (s *Session) newTag() error {
+	var t [4]byte
+	for old := s.tag; s.tag == 0 || s.tag == old; {
+		if _, err := rand.Read(t[1:]); err != nil {
+			return fmt.Errorf("e2ee: sender tag: %w", err)
+		}
+		s.tag = uint64(binary.BigEndian.Uint32(t[:]))
+	}
+	return nil
+}
+
+// newSendKey makes this sender's key for epoch. When the epoch's low byte
+// wraps to 0 the KID would repeat an old one, so a new tag is drawn first:
+// a KID never comes back within a session (docs/E2EE.md, "Sender keys").
 func (s *Session) newSendKey(epoch uint32, base []byte) (*sendKey, error) {
+	if epoch != 0 && epoch&0xff == 0 {
+		if err := s.newTag(); err != nil {
+			return nil, err
+		}
+	}
 	kid := KIDOf(s.tag, epoch)
 	snd, err := sframe.NewSender(s.suite, kid, base)
 	if err != nil {
@@ -265,9 +309,9 @@ func (s *Session) keyLog(sender string, kid uint64, base []byte) {
 	}
 }
 
-// PublicKey is this participant's identity public key in the form its
-// join carries.
-func (s *Session) PublicKey() string { return s.opts.Identity.EncodedPublicKey() }
+// PublicKey is what this participant's join carries in public_key: its
+// identity key, this session's HPKE key and session id, signed (Announce).
+func (s *Session) PublicKey() string { return s.announce }
 
 // KID is the KID frames are encrypted under now.
 func (s *Session) KID() uint64 {
@@ -289,9 +333,9 @@ func (s *Session) Stats() Stats {
 // every member with a usable public key (SafetyNumber in safety.go).
 func (s *Session) SafetyNumber() string {
 	s.mu.Lock()
-	ms := []Member{{Identity: s.opts.Self, PublicKey: s.opts.Identity.PublicKey()}}
+	ms := []Member{{Identity: s.opts.Self, PublicKey: s.selfPub}}
 	for _, m := range s.members {
-		ms = append(ms, Member{Identity: m.identity, PublicKey: m.pub})
+		ms = append(ms, Member{Identity: m.identity, PublicKey: m.ann.Identity})
 	}
 	s.mu.Unlock()
 	return SafetyNumber(s.opts.Room, ms)
@@ -327,7 +371,7 @@ func (s *Session) SetMembers(members []Peer) {
 		if s.members[id] != nil {
 			continue
 		}
-		pub, err := ParsePublicKey(m.PublicKey)
+		ann, err := ParseAnnouncement(m.PublicKey)
 		if err != nil {
 			s.log.Warn("e2ee: member without a usable public key is left out", "identity", id, "err", err)
 			continue
@@ -335,7 +379,8 @@ func (s *Session) SetMembers(members []Peer) {
 		s.members[id] = &remote{
 			identity: id,
 			encoded:  m.PublicKey,
-			pub:      pub,
+			ann:      ann,
+			rec:      s.senders.get(id, ann.Identity),
 			recv:     sframe.NewReceiver(s.suite, sframe.ReceiverOptions{}),
 		}
 		added = true
@@ -401,6 +446,9 @@ func (s *Session) dropMemberLocked(r *remote) {
 	delete(s.pending, r.identity)
 	if r.expiry != nil {
 		r.expiry.Stop()
+	}
+	for _, k := range r.keys {
+		r.rec.retire(r.ann.SessionID, k.kid)
 	}
 }
 
@@ -507,21 +555,29 @@ type keyMessage struct {
 	Boxes   map[string]string `json:"boxes,omitempty"`
 }
 
+// keyMessageLocked seals k to every member, each box signed and bound to
+// the member's session, under this sender's next sequence number.
 func (s *Session) keyMessageLocked(k *sendKey) (json.RawMessage, error) {
-	plain := make([]byte, 0, 11+len(k.base))
-	plain = append(plain, boxPlaintextVersion)
-	plain = binary.BigEndian.AppendUint16(plain, uint16(s.suite))
-	plain = binary.BigEndian.AppendUint64(plain, k.kid)
-	plain = append(plain, k.base...)
+	body := KeyBody{
+		Suite:         s.suite,
+		KID:           k.kid,
+		Seq:           s.seq,
+		Room:          s.opts.Room,
+		Sender:        s.opts.Self,
+		SenderKey:     s.selfPub,
+		SenderSession: s.sk.id,
+		BaseKey:       k.base,
+	}
+	s.seq++
 	boxes := make(map[string]string, len(s.members))
 	for id, r := range s.members {
-		sealed, err := Seal(s.opts.Identity, s.opts.Self, r.pub, id, s.opts.Room, plain)
+		body.Recipient, body.RecipientKey, body.RecipientSession = id, r.ann.Identity, r.ann.SessionID
+		sealed, err := SealKeyBox(s.opts.Identity, r.ann.HPKE, &body)
 		if err != nil {
 			return nil, err
 		}
 		boxes[id] = base64.RawURLEncoding.EncodeToString(sealed)
 	}
-	clear(plain)
 	return json.Marshal(keyMessage{Version: keyMessageVersion, Type: "key", KID: k.kid, Boxes: boxes})
 }
 
@@ -559,215 +615,6 @@ func (s *Session) Changed() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.changed
-}
-
-// IsKeyMessage reports whether a relay payload is one of this package's
-// key-management messages (so the application need not see it).
-func IsKeyMessage(data []byte) bool {
-	var probe struct {
-		Version *int `json:"sotto_e2ee"`
-	}
-	return bytes.Contains(data, []byte(`"sotto_e2ee"`)) && json.Unmarshal(data, &probe) == nil && probe.Version != nil
-}
-
-// HandleMessage takes a key-management message that participant from
-// sent through signaling's relay. It returns ErrNotKeyMessage for
-// anything else, and an ErrKeyMessage for a message that is malformed or
-// does not open; nothing else in the session changes then.
-func (s *Session) HandleMessage(from string, data []byte) error {
-	var m keyMessage
-	if err := json.Unmarshal(data, &m); err != nil || m.Version == 0 {
-		return ErrNotKeyMessage
-	}
-	if m.Version != keyMessageVersion {
-		return s.bad(from, fmt.Errorf("version %d, this client speaks %d", m.Version, keyMessageVersion))
-	}
-	switch m.Type {
-	case "key":
-		return s.handleKey(from, m)
-	case "key_ack":
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.next == nil || s.next.kid != m.KID || !s.pending[from] {
-			return nil // a late or duplicate ack
-		}
-		s.stats.AcksReceived++
-		delete(s.pending, from)
-		if len(s.pending) == 0 {
-			s.stats.SwitchesOnAck++
-			s.switchLocked()
-		}
-		return nil
-	default:
-		return s.bad(from, fmt.Errorf("unknown type %q", m.Type))
-	}
-}
-
-func (s *Session) bad(from string, err error) error {
-	s.mu.Lock()
-	s.stats.BadKeyMessages++
-	s.mu.Unlock()
-	s.log.Warn("e2ee: key message refused", "from", from, "err", err)
-	return fmt.Errorf("%w from %q: %w", ErrKeyMessage, from, err)
-}
-
-func (s *Session) handleKey(from string, m keyMessage) error {
-	box, ok := m.Boxes[s.opts.Self]
-	if !ok {
-		return nil // a key for others only (we joined after it was sent)
-	}
-	sealed, err := base64.RawURLEncoding.DecodeString(box)
-	if err != nil {
-		return s.bad(from, fmt.Errorf("box: %w", err))
-	}
-	s.mu.Lock()
-	r := s.members[from]
-	if r == nil {
-		// Perhaps its announcement is still on its way: keep the message
-		// for SetMembers, within bounds.
-		if q, ok := s.early[from]; (ok || len(s.early) < maxEarlySenders) && len(q) < maxEarlyPerSender {
-			if s.early == nil {
-				s.early = make(map[string][]keyMessage)
-			}
-			s.early[from] = append(q, m)
-			s.mu.Unlock()
-			return nil
-		}
-		s.mu.Unlock()
-		return s.bad(from, errors.New("sender is not a member with a public key"))
-	}
-	s.mu.Unlock()
-	plain, err := Open(s.opts.Identity, s.opts.Self, r.pub, from, s.opts.Room, sealed)
-	if err != nil {
-		return s.bad(from, err)
-	}
-	defer clear(plain)
-	if len(plain) < 11+16 || plain[0] != boxPlaintextVersion {
-		return s.bad(from, errors.New("sealed key has the wrong form"))
-	}
-	if suite := sframe.CipherSuite(binary.BigEndian.Uint16(plain[1:3])); suite != s.suite {
-		return s.bad(from, fmt.Errorf("cipher suite %#04x, this client uses %#04x", uint16(suite), uint16(s.suite)))
-	}
-	kid := binary.BigEndian.Uint64(plain[3:11])
-	if kid != m.KID {
-		return s.bad(from, errors.New("sealed KID differs from the message's"))
-	}
-	base := slices.Clone(plain[11:])
-
-	s.mu.Lock()
-	if s.members[from] != r {
-		s.mu.Unlock()
-		return nil // left meanwhile
-	}
-	tag := kid >> 8
-	if r.tag == 0 {
-		r.tag = tag
-	} else if r.tag != tag {
-		s.mu.Unlock()
-		return s.bad(from, fmt.Errorf("KID %#x does not carry the sender's tag %#x", kid, r.tag))
-	}
-	if err := r.recv.SetKey(kid, base); err != nil {
-		s.mu.Unlock()
-		return s.bad(from, err)
-	}
-	r.keys = slices.DeleteFunc(r.keys, func(k remoteKey) bool { return k.kid == kid })
-	r.seq++
-	r.keys = append(r.keys, remoteKey{kid: kid, seq: r.seq, base: base})
-	for len(r.keys) > maxKeysPerSender {
-		r.recv.RemoveKey(r.keys[0].kid)
-		r.keys = r.keys[1:]
-	}
-	s.stats.KeysReceived++
-	send := s.opts.Send
-	s.mu.Unlock()
-
-	s.keyLog(from, kid, base)
-	if send != nil {
-		ack, _ := json.Marshal(keyMessage{Version: keyMessageVersion, Type: "key_ack", KID: kid})
-		send([]string{from}, ack)
-	}
-	return nil
-}
-
-// ratchetedKeyLocked derives the key a sender ratcheted to when it went
-// from the previous epoch to kid's (a join), from the previous key this
-// receiver holds: frames under the new key then decrypt before the key
-// message arrives. It returns the derived base key, set in r's receiver
-// but not yet kept among r's keys: the caller keeps it (keepKeyLocked)
-// once a frame authenticates under it, or removes it from the receiver,
-// so a wrong guess (the sender drew a fresh key: a leave) never evicts a
-// real key. nil when there is no such previous key. Called with s.mu held.
-func (s *Session) ratchetedKeyLocked(r *remote, kid uint64) []byte {
-	if r.tag == 0 || kid>>8 != r.tag {
-		return nil
-	}
-	prev := kid&^0xff | (kid-1)&0xff
-	for _, k := range r.keys {
-		if k.kid != prev {
-			continue
-		}
-		next, err := sframe.Ratchet(s.suite, k.base)
-		if err != nil || r.recv.SetKey(kid, next) != nil {
-			return nil
-		}
-		return next
-	}
-	return nil
-}
-
-// keepKeyLocked adds a key that r's receiver holds to r's keys, evicting
-// the oldest beyond maxKeysPerSender. Called with s.mu held.
-func (s *Session) keepKeyLocked(r *remote, kid uint64, base []byte) {
-	r.keys = slices.DeleteFunc(r.keys, func(k remoteKey) bool { return k.kid == kid })
-	r.seq++
-	r.keys = append(r.keys, remoteKey{kid: kid, seq: r.seq, base: base})
-	for len(r.keys) > maxKeysPerSender {
-		r.recv.RemoveKey(r.keys[0].kid)
-		r.keys = r.keys[1:]
-	}
-}
-
-// noteInUse records that a frame from r decrypted under kid; the first
-// time a newer key is seen in use, the older keys are dropped after the
-// grace period. Called with s.mu held.
-func (s *Session) noteInUseLocked(r *remote, kid uint64) {
-	if r.inUse == kid {
-		return
-	}
-	var seq uint64
-	for _, k := range r.keys {
-		if k.kid == kid {
-			seq = k.seq
-		}
-	}
-	var oldSeq uint64
-	for _, k := range r.keys {
-		if k.kid == r.inUse {
-			oldSeq = k.seq
-		}
-	}
-	if r.inUse != 0 && seq < oldSeq {
-		return // a late frame under an older key
-	}
-	r.inUse = kid
-	if r.expiry != nil {
-		r.expiry.Stop()
-	}
-	r.expiry = time.AfterFunc(s.opts.Grace, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.members[r.identity] != r || r.inUse != kid {
-			return
-		}
-		r.keys = slices.DeleteFunc(r.keys, func(k remoteKey) bool {
-			if k.seq < seq {
-				r.recv.RemoveKey(k.kid)
-				return true
-			}
-			return false
-		})
-		s.notifyLocked()
-	})
 }
 
 // Close stops the session's timers and forgets its keys.

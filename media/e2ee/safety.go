@@ -25,9 +25,10 @@ type Member struct {
 // identity keys. If the server swapped a key to sit in the middle, the
 // participants' numbers differ.
 //
-// Construction, version 1 (docs/E2EE.md copies this):
+// Construction, version 2 (docs/E2EE.md copies this; version 1 hashed
+// the per-session X25519 keys, version 2 the Ed25519 identity keys):
 //
-//	enc   = "sotto safety number v1"                 22 ASCII bytes
+//	enc   = "sotto safety number v2"                 22 ASCII bytes
 //	        || u64(len(room)) || room
 //	        || for each member, sorted by Identity (bytewise) then by
 //	           PublicKey (bytewise): u64(len(Identity)) || Identity
@@ -50,9 +51,10 @@ type Member struct {
 // same number while holding different keys, a man in the middle must find
 // keys M_A, M_B with number({A, M_B}) = number({M_A, B}): a claw between
 // two functions, about 2^50 evaluations of the number for 100 bits. It
-// cannot be precomputed, because the honest keys are fresh per session and
-// the room and names go in too; it has to be done between seeing the honest
-// keys and the call starting. Matching one given number needs about 2^100.
+// cannot be precomputed for keys the node has not seen, and the room and
+// names go in too; for people it already knows, verification codes and
+// trust on first use (a known person's changed key is shown) are what
+// hold. Matching one given number needs about 2^100.
 //
 // Why 5200 iterations (as Signal's fingerprints use): they multiply the
 // attacker's per-candidate cost by about 2^12, putting the claw search near
@@ -62,7 +64,7 @@ type Member struct {
 // 2^50: hours on a rack of GPUs, which is too close.
 
 // safetyLabel starts the safety number encoding, naming it and its version.
-const safetyLabel = "sotto safety number v1"
+const safetyLabel = "sotto safety number v2"
 
 const (
 	safetyIterations = 5200
@@ -79,19 +81,43 @@ const (
 // The construction and the reasoning for its size are at the top of
 // safety.go and in docs/E2EE.md.
 func SafetyNumber(room string, members []Member) string {
+	enc := make([]byte, 0, len(safetyLabel)+8+len(room)+len(members)*(16+len("participant")+PublicKeySize))
+	enc = append(enc, safetyLabel...)
+	enc = appendU64Bytes(enc, room)
+	return digits(appendMembers(enc, members))
+}
+
+// verifyLabel starts the verification code encoding.
+const verifyLabel = "sotto verification code v1"
+
+// VerificationCode is the pairwise code of two people: SafetyNumber's
+// construction over just a and b, with its own label and no room, so it is
+// the same in every call for as long as neither changes identity key. Each
+// compares it with the other once, out of band, and marks the other
+// verified (docs/E2EE.md, "Verification codes").
+func VerificationCode(a, b Member) string {
+	enc := make([]byte, 0, len(verifyLabel)+2*(16+len(a.Identity)+PublicKeySize)+len(b.Identity))
+	enc = append(enc, verifyLabel...)
+	return digits(appendMembers(enc, []Member{a, b}))
+}
+
+// appendMembers appends each member, sorted by identity then key, as
+// u64-prefixed identity and key. members is not modified.
+func appendMembers(enc []byte, members []Member) []byte {
 	sorted := slices.Clone(members)
 	slices.SortFunc(sorted, func(a, b Member) int {
 		return cmp.Or(strings.Compare(a.Identity, b.Identity), bytes.Compare(a.PublicKey, b.PublicKey))
 	})
-
-	enc := make([]byte, 0, len(safetyLabel)+8+len(room)+len(sorted)*(16+len("participant")+PublicKeySize))
-	enc = append(enc, safetyLabel...)
-	enc = appendU64Bytes(enc, room)
 	for _, m := range sorted {
 		enc = appendU64Bytes(enc, m.Identity)
 		enc = appendU64Bytes(enc, m.PublicKey)
 	}
+	return enc
+}
 
+// digits turns an encoding into six groups of five digits: SHA-256
+// iterated safetyIterations times, each group 40 bits modulo 10^5.
+func digits(enc []byte) string {
 	d := sha256.Sum256(enc)
 	h := d
 	var buf [2 * sha256.Size]byte

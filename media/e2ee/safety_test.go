@@ -42,7 +42,7 @@ func TestSafetyNumberKnownAnswer(t *testing.T) {
 		{Identity: "bob", PublicKey: bytes.Repeat([]byte{0x02}, 32)},
 		{Identity: "alice", PublicKey: bytes.Repeat([]byte{0x01}, 32)},
 	}
-	const want = "74972 47056 11736 03894 83252 30427"
+	const want = "41186 14989 78810 85771 02788 82751"
 	if got := SafetyNumber("room-1", members); got != want {
 		t.Errorf("SafetyNumber = %q, want %q", got, want)
 	}
@@ -54,6 +54,15 @@ func TestSafetyNumberKnownAnswer(t *testing.T) {
 // specSafetyNumber follows the construction as written in safety.go's
 // comment, without this package's helpers.
 func specSafetyNumber(room string, members []Member) string {
+	return specDigits("sotto safety number v2", &room, members)
+}
+
+// specVerificationCode follows docs/E2EE.md's "Verification codes".
+func specVerificationCode(a, b Member) string {
+	return specDigits("sotto verification code v1", nil, []Member{b, a})
+}
+
+func specDigits(label string, room *string, members []Member) string {
 	ms := slices.Clone(members)
 	sort.Slice(ms, func(i, j int) bool {
 		if ms[i].Identity != ms[j].Identity {
@@ -62,12 +71,14 @@ func specSafetyNumber(room string, members []Member) string {
 		return bytes.Compare(ms[i].PublicKey, ms[j].PublicKey) < 0
 	})
 	var enc bytes.Buffer
-	enc.WriteString("sotto safety number v1")
+	enc.WriteString(label)
 	put := func(b []byte) {
 		_ = binary.Write(&enc, binary.BigEndian, uint64(len(b)))
 		enc.Write(b)
 	}
-	put([]byte(room))
+	if room != nil {
+		put([]byte(*room))
+	}
 	for _, m := range ms {
 		put([]byte(m.Identity))
 		put(m.PublicKey)
@@ -160,5 +171,33 @@ func BenchmarkSafetyNumber(b *testing.B) {
 	members := testMembers(10)
 	for b.Loop() {
 		SafetyNumber("room", members)
+	}
+}
+
+// TestVerificationCode: the pairwise code follows the spec, is the same
+// from either side, and changes with either key or name but not with a
+// room (it has none).
+func TestVerificationCode(t *testing.T) {
+	a := Member{Identity: "alice", PublicKey: bytes.Repeat([]byte{0x01}, 32)}
+	b := Member{Identity: "bob", PublicKey: bytes.Repeat([]byte{0x02}, 32)}
+	const want = "22736 86991 46347 90804 87091 19795"
+	if got := VerificationCode(a, b); got != want || VerificationCode(b, a) != want {
+		t.Fatalf("VerificationCode = %q / %q, want %q", got, VerificationCode(b, a), want)
+	}
+	if got := specVerificationCode(a, b); got != want {
+		t.Fatalf("spec verification code = %q, want %q", got, want)
+	}
+	if VerificationCode(a, b) == SafetyNumber("", []Member{a, b}) {
+		t.Fatal("a verification code equals the safety number of a room named \"\"")
+	}
+	c := b
+	c.PublicKey = bytes.Repeat([]byte{0x03}, 32)
+	if VerificationCode(a, c) == want {
+		t.Fatal("bob's new key left the code unchanged")
+	}
+	c = b
+	c.Identity = "bobby"
+	if VerificationCode(a, c) == want {
+		t.Fatal("another name left the code unchanged")
 	}
 }

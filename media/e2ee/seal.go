@@ -1,200 +1,179 @@
 package e2ee
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/ecdh"
-	"crypto/hkdf"
-	"crypto/rand"
-	"crypto/sha256"
+	"crypto/ed25519"
+	"crypto/hpke"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/sotto-rtc/sotto/media/sframe"
 )
 
-// Seal and Open hand a sender's media key to one recipient at a time,
-// bound to both identities and to the room.
+// A sender's base key goes to each recipient in a box: a signed body,
+// sealed with HPKE to the recipient's session key. docs/E2EE.md ("Key
+// messages") gives the layout byte for byte; in short:
 //
-// Construction, version 1 (docs/E2EE.md copies this):
+//	body = 0x02 || u16 suite || u64 kid || u64 seq || u16-prefixed room
+//	       || u16-prefixed sender || sender identity key || sender session id
+//	       || u16-prefixed recipient || recipient identity key || recipient session id
+//	       || u16-prefixed base key
+//	sig  = Ed25519(sender identity, "sotto e2ee v2 key" || body)
+//	box  = 0x02 || enc || HPKE-SealBase(recipient session key, info "sotto e2ee v2 key", aad "", body || sig)
 //
-//	shared = X25519(sender_priv, recipient_pub)          32 bytes, never all zero
-//	info   = "sotto e2ee v1 seal"                        18 ASCII bytes, no terminator
-//	         || u16(len(room))          || room          UTF-8 as given, not normalized
-//	         || u16(len(senderName))    || senderName
-//	         || sender_pub                               32 bytes
-//	         || u16(len(recipientName)) || recipientName
-//	         || recipient_pub                            32 bytes
-//	salt   = 32 fresh random bytes per message
-//	key    = HKDF-SHA256(secret = shared, salt = salt, info = info, L = 32)  (RFC 5869)
-//	nonce  = 12 fresh random bytes per message
-//	ct     = AES-256-GCM-Seal(key, nonce, plaintext, aad = info)             (16-byte tag appended)
-//	sealed = 0x01 || salt || nonce || ct
-//
-// u16 is a 2-byte big-endian length; a room or name longer than 65535
-// bytes is refused. The names are the identities the access tokens gave
-// (what the room reports for each participant), not what clients say.
-// Open recomputes the shared secret from the other side,
-// X25519(recipient_priv, sender_pub), and the same info, so a sealed
-// message made for another room, another sender or recipient name, or
-// another key on either side fails authentication. Because the info puts
-// the sender first, a message cannot be reflected back to its sender as if
-// it came from the recipient.
-//
-// The key is fresh per message (random salt) and so is the nonce, so
-// neither a nonce nor a key is ever reused even though the X25519 secret is
-// the same for every message between the same two identities. Salting the
-// derivation makes a nonce collision under one key need a salt collision as
-// well (2^-128 per pair of messages at worst).
-//
-// What it does not give: the X25519 is static-static, so whoever later
-// learns either identity private key can open every message sealed between
-// the two (no forward secrecy of the seal itself), and whoever learns the
-// recipient's private key can forge seals to that recipient from anyone
-// (key-compromise impersonation). Both are accepted because identity keys
-// live only in the memory of one session and are thrown away when it ends;
-// there is no long-term key to compromise later. Sealing authenticates the
-// sender's identity key, not the person: that is what the SafetyNumber is
-// compared for.
+// HPKE (RFC 9180, base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
+// AES-256-GCM) uses a fresh ephemeral key per box, and the recipient's key
+// lives one session: whoever later steals an identity key opens nothing.
+// The signature makes the box the sender's and no one else's; the names,
+// keys and session ids inside it pin it to one room, one sender session and
+// one recipient session, so it cannot be moved. Freshness (the sequence
+// number) and KID retirement are the Session's to check.
 
-// SealVersion is the first byte of every sealed message.
-const SealVersion = 0x01
+// BoxVersion is the first byte of every box and of its body.
+const BoxVersion = 0x02
 
-// sealLabel starts the HKDF info of a seal, naming the protocol and version.
-const sealLabel = "sotto e2ee v1 seal"
+// keyLabel is both the HPKE info and the signature's context.
+const keyLabel = "sotto e2ee v2 key"
 
+// The HPKE suite boxes are sealed with.
 const (
-	sealSaltSize  = 32
-	sealNonceSize = 12
-	sealTagSize   = 16
-	sealKeySize   = 32
-	sealHeader    = 1 + sealSaltSize + sealNonceSize
+	hpkeKEMID  = 0x0020 // DHKEM(X25519, HKDF-SHA256)
+	hpkeKDFID  = 0x0001 // HKDF-SHA256
+	hpkeAEADID = 0x0002 // AES-256-GCM
+	hpkeEncLen = 32
 )
 
-// SealOverhead is how many bytes Seal adds to the plaintext: the version
-// byte, the salt, the nonce and the GCM tag, 61 in all.
-const SealOverhead = sealHeader + sealTagSize
+var hpkeCurve = ecdh.X25519()
 
-// ErrSealOpen is returned, wrapped, by Open for anything it cannot open: a
-// sealed message that is too short, has an unknown version, was changed, or
-// was made for another room, name or key.
-var ErrSealOpen = errors.New("e2ee: cannot open sealed message")
+func hpkeKDF() hpke.KDF   { return hpke.HKDFSHA256() }
+func hpkeAEAD() hpke.AEAD { return hpke.AES256GCM() }
+
+// ErrSealOpen is returned, wrapped, by OpenKeyBox for a box it cannot open
+// or whose body is not the sender's: too short, an unknown version,
+// changed, sealed to another session key, badly formed inside, or signed
+// by another key.
+var ErrSealOpen = errors.New("e2ee: cannot open key box")
 
 // ErrNameTooLong is returned, wrapped, when a room or participant name is
-// longer than the 65535 bytes a seal can bind.
+// longer than the 65535 bytes a box can bind.
 var ErrNameTooLong = errors.New("e2ee: name longer than 65535 bytes")
 
-// Seal encrypts plaintext (a sender base key and its metadata) from sender,
-// known in the room as senderName, to the holder of recipientPub, known as
-// recipientName, in room. The result is SealOverhead bytes longer than
-// plaintext and opens only with Open given the same room, names and the
-// matching keys. Errors wrap ErrBadPublicKey for an unusable recipient key
-// and ErrNameTooLong for an overlong room or name. The construction, and
-// what it does not protect against, is spelled out at the top of seal.go
-// and in docs/E2EE.md.
-func Seal(sender *Identity, senderName string, recipientPub []byte, recipientName string, room string, plaintext []byte) ([]byte, error) {
-	var saltNonce [sealSaltSize + sealNonceSize]byte
-	if _, err := rand.Read(saltNonce[:]); err != nil {
-		return nil, fmt.Errorf("e2ee: seal: random: %w", err)
-	}
-	return sealWith(saltNonce, sender, senderName, recipientPub, recipientName, room, plaintext)
+// KeyBody is what a box carries: one sender base key and everything it is
+// bound to.
+type KeyBody struct {
+	Suite            sframe.CipherSuite
+	KID              uint64
+	Seq              uint64 // the sender's key sequence number
+	Room             string
+	Sender           string // the sender's identity, as its token names it
+	SenderKey        []byte // its Ed25519 identity key
+	SenderSession    [SessionIDSize]byte
+	Recipient        string
+	RecipientKey     []byte // the recipient's Ed25519 identity key
+	RecipientSession [SessionIDSize]byte
+	BaseKey          []byte
 }
 
-// sealWith is Seal with the salt and nonce given, for known-answer tests.
-func sealWith(saltNonce [sealSaltSize + sealNonceSize]byte, sender *Identity, senderName string, recipientPub []byte, recipientName string, room string, plaintext []byte) ([]byte, error) {
-	if sender == nil || sender.priv == nil {
-		return nil, errors.New("e2ee: seal: nil identity")
-	}
-	shared, err := sharedSecret(sender, recipientPub)
-	if err != nil {
-		return nil, fmt.Errorf("e2ee: seal: %w", err)
-	}
-	info, err := sealInfo(room, senderName, sender.PublicKey(), recipientName, recipientPub)
-	if err != nil {
-		return nil, fmt.Errorf("e2ee: seal: %w", err)
-	}
-	out := make([]byte, 0, SealOverhead+len(plaintext))
-	out = append(out, SealVersion)
-	out = append(out, saltNonce[:]...)
-	salt, nonce := out[1:1+sealSaltSize], out[1+sealSaltSize:sealHeader]
-	aead, err := sealAEAD(shared, salt, info)
-	if err != nil {
-		return nil, fmt.Errorf("e2ee: seal: %w", err)
-	}
-	return aead.Seal(out, nonce, plaintext, info), nil
-}
-
-// Open decrypts a message that Seal made from the holder of senderPub, known
-// as senderName, to recipient, known as recipientName, in room. Every
-// failure to open wraps ErrSealOpen; Open never panics on hostile input.
-// Errors wrap ErrBadPublicKey for an unusable sender key and ErrNameTooLong
-// for an overlong room or name (those are the caller's arguments, not the
-// message's fault).
-func Open(recipient *Identity, recipientName string, senderPub []byte, senderName string, room string, sealed []byte) ([]byte, error) {
-	if recipient == nil || recipient.priv == nil {
-		return nil, errors.New("e2ee: open: nil identity")
-	}
-	if len(sealed) < SealOverhead {
-		return nil, fmt.Errorf("%w: %d bytes, want at least %d", ErrSealOpen, len(sealed), SealOverhead)
-	}
-	if sealed[0] != SealVersion {
-		return nil, fmt.Errorf("%w: version %#02x, want %#02x", ErrSealOpen, sealed[0], SealVersion)
-	}
-	shared, err := sharedSecret(recipient, senderPub)
-	if err != nil {
-		return nil, fmt.Errorf("e2ee: open: %w", err)
-	}
-	info, err := sealInfo(room, senderName, senderPub, recipientName, recipient.PublicKey())
-	if err != nil {
-		return nil, fmt.Errorf("e2ee: open: %w", err)
-	}
-	salt, nonce := sealed[1:1+sealSaltSize], sealed[1+sealSaltSize:sealHeader]
-	aead, err := sealAEAD(shared, salt, info)
-	if err != nil {
-		return nil, fmt.Errorf("e2ee: open: %w", err)
-	}
-	plaintext, err := aead.Open(nil, nonce, sealed[sealHeader:], info)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrSealOpen, err)
-	}
-	return plaintext, nil
-}
-
-// sharedSecret is X25519(id's private key, peer). crypto/ecdh refuses an
-// all-zero result, which is what every low-order peer key gives.
-func sharedSecret(id *Identity, peer []byte) ([]byte, error) {
-	if len(peer) != PublicKeySize {
-		return nil, fmt.Errorf("%w: %d bytes, want %d", ErrBadPublicKey, len(peer), PublicKeySize)
-	}
-	pub, err := ecdh.X25519().NewPublicKey(peer)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadPublicKey, err)
-	}
-	shared, err := id.priv.ECDH(pub)
-	if err != nil {
-		return nil, fmt.Errorf("%w: low-order point: %w", ErrBadPublicKey, err)
-	}
-	return shared, nil
-}
-
-// sealInfo builds the HKDF info, which is also the GCM additional data.
-func sealInfo(room, senderName string, senderPub []byte, recipientName string, recipientPub []byte) ([]byte, error) {
+// marshal is the body's byte form.
+func (b *KeyBody) marshal() ([]byte, error) {
 	for _, s := range [...]struct{ what, v string }{
-		{"room", room}, {"sender name", senderName}, {"recipient name", recipientName},
+		{"room", b.Room}, {"sender name", b.Sender}, {"recipient name", b.Recipient},
 	} {
 		if len(s.v) > math.MaxUint16 {
 			return nil, fmt.Errorf("%w: %s is %d bytes", ErrNameTooLong, s.what, len(s.v))
 		}
 	}
-	info := make([]byte, 0, len(sealLabel)+6+len(room)+len(senderName)+len(recipientName)+2*PublicKeySize)
-	info = append(info, sealLabel...)
-	info = appendU16String(info, room)
-	info = appendU16String(info, senderName)
-	info = append(info, senderPub...)
-	info = appendU16String(info, recipientName)
-	info = append(info, recipientPub...)
-	return info, nil
+	if len(b.SenderKey) != PublicKeySize || len(b.RecipientKey) != PublicKeySize {
+		return nil, fmt.Errorf("%w: identity keys must be %d bytes", ErrBadPublicKey, PublicKeySize)
+	}
+	if len(b.BaseKey) > math.MaxUint16 {
+		return nil, errors.New("e2ee: base key longer than 65535 bytes")
+	}
+	out := make([]byte, 0, 64+len(b.Room)+len(b.Sender)+len(b.Recipient)+2*(PublicKeySize+SessionIDSize)+len(b.BaseKey))
+	out = append(out, BoxVersion)
+	out = binary.BigEndian.AppendUint16(out, uint16(b.Suite))
+	out = binary.BigEndian.AppendUint64(out, b.KID)
+	out = binary.BigEndian.AppendUint64(out, b.Seq)
+	out = appendU16String(out, b.Room)
+	out = appendU16String(out, b.Sender)
+	out = append(out, b.SenderKey...)
+	out = append(out, b.SenderSession[:]...)
+	out = appendU16String(out, b.Recipient)
+	out = append(out, b.RecipientKey...)
+	out = append(out, b.RecipientSession[:]...)
+	out = appendU16String(out, string(b.BaseKey))
+	return out, nil
 }
+
+// unmarshalKeyBody parses a body exactly: every field present, nothing
+// left over.
+func unmarshalKeyBody(p []byte) (*KeyBody, error) {
+	r := reader{p: p}
+	if v := r.byte(); v != BoxVersion {
+		return nil, fmt.Errorf("body version %#02x, want %#02x", v, BoxVersion)
+	}
+	b := &KeyBody{}
+	b.Suite = sframe.CipherSuite(r.u16())
+	b.KID = r.u64()
+	b.Seq = r.u64()
+	b.Room = string(r.u16bytes())
+	b.Sender = string(r.u16bytes())
+	b.SenderKey = r.bytes(PublicKeySize)
+	copy(b.SenderSession[:], r.bytes(SessionIDSize))
+	b.Recipient = string(r.u16bytes())
+	b.RecipientKey = r.bytes(PublicKeySize)
+	copy(b.RecipientSession[:], r.bytes(SessionIDSize))
+	b.BaseKey = r.u16bytes()
+	if r.short {
+		return nil, errors.New("body is cut short")
+	}
+	if len(r.p) != 0 {
+		return nil, fmt.Errorf("%d bytes after the body", len(r.p))
+	}
+	return b, nil
+}
+
+// reader takes fields off the front of p; once a field does not fit it
+// sets short and returns zero values.
+type reader struct {
+	p     []byte
+	short bool
+}
+
+func (r *reader) bytes(n int) []byte {
+	if r.short || len(r.p) < n {
+		r.short = true
+		return nil
+	}
+	b := r.p[:n:n]
+	r.p = r.p[n:]
+	return b
+}
+
+func (r *reader) byte() byte {
+	if b := r.bytes(1); b != nil {
+		return b[0]
+	}
+	return 0
+}
+
+func (r *reader) u16() uint16 {
+	if b := r.bytes(2); b != nil {
+		return binary.BigEndian.Uint16(b)
+	}
+	return 0
+}
+
+func (r *reader) u64() uint64 {
+	if b := r.bytes(8); b != nil {
+		return binary.BigEndian.Uint64(b)
+	}
+	return 0
+}
+
+func (r *reader) u16bytes() []byte { return r.bytes(int(r.u16())) }
 
 // appendU16String appends s with a 2-byte big-endian length; the caller has
 // checked that the length fits.
@@ -203,19 +182,88 @@ func appendU16String(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// sealAEAD derives the per-message key and returns AES-256-GCM under it.
-func sealAEAD(shared, salt, info []byte) (cipher.AEAD, error) {
-	key, err := hkdf.Key(sha256.New, shared, salt, string(info), sealKeySize)
-	if err != nil {
-		return nil, fmt.Errorf("derive key: %w", err)
+// SealKeyBox signs b with sender's identity and seals it to the recipient
+// session's X25519 key recipientHPKE. b.SenderKey must be sender's public
+// key. Errors wrap ErrBadPublicKey for an unusable recipient key and
+// ErrNameTooLong for an overlong room or name.
+func SealKeyBox(sender *Identity, recipientHPKE []byte, b *KeyBody) ([]byte, error) {
+	if sender == nil || sender.priv == nil {
+		return nil, errors.New("e2ee: seal: nil identity")
 	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("aes: %w", err)
+	if string(b.SenderKey) != string(sender.PublicKey()) {
+		return nil, errors.New("e2ee: seal: KeyBody.SenderKey is not the sender's identity key")
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("gcm: %w", err)
+	if err := checkHPKEKey(recipientHPKE); err != nil {
+		return nil, fmt.Errorf("e2ee: seal: %w", err)
 	}
-	return aead, nil
+	body, err := b.marshal()
+	if err != nil {
+		return nil, fmt.Errorf("e2ee: seal: %w", err)
+	}
+	pub, err := hpke.DHKEM(hpkeCurve).NewPublicKey(recipientHPKE)
+	if err != nil {
+		return nil, fmt.Errorf("e2ee: seal: %w: %w", ErrBadPublicKey, err)
+	}
+	pt := append(body, sender.sign(keyLabel, body)...)
+	enc, s, err := hpke.NewSender(pub, hpkeKDF(), hpkeAEAD(), []byte(keyLabel))
+	if err != nil {
+		return nil, fmt.Errorf("e2ee: seal: %w", err)
+	}
+	ct, err := s.Seal(nil, pt)
+	clear(pt)
+	if err != nil {
+		return nil, fmt.Errorf("e2ee: seal: %w", err)
+	}
+	out := make([]byte, 0, 1+len(enc)+len(ct))
+	out = append(out, BoxVersion)
+	out = append(out, enc...)
+	return append(out, ct...), nil
+}
+
+// OpenKeyBox opens a box sealed to recipient's session key and checks that
+// the body inside is signed by senderKey. It does not compare the body's
+// fields with anything: the caller checks room, names, keys, session ids,
+// suite, KID and sequence number. Every failure wraps ErrSealOpen; it never
+// panics on hostile input.
+func OpenKeyBox(recipient *SessionKey, senderKey []byte, box []byte) (*KeyBody, error) {
+	if recipient == nil || recipient.priv == nil {
+		return nil, errors.New("e2ee: open: nil session key")
+	}
+	if len(box) < 1+hpkeEncLen+ed25519.SignatureSize {
+		return nil, fmt.Errorf("%w: %d bytes", ErrSealOpen, len(box))
+	}
+	if box[0] != BoxVersion {
+		return nil, fmt.Errorf("%w: version %#02x, want %#02x", ErrSealOpen, box[0], BoxVersion)
+	}
+	priv, err := hpke.NewDHKEMPrivateKey(recipient.priv)
+	if err != nil {
+		return nil, fmt.Errorf("e2ee: open: %w", err)
+	}
+	r, err := hpke.NewRecipient(box[1:1+hpkeEncLen], priv, hpkeKDF(), hpkeAEAD(), []byte(keyLabel))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSealOpen, err)
+	}
+	pt, err := r.Open(nil, box[1+hpkeEncLen:])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSealOpen, err)
+	}
+	if len(pt) < ed25519.SignatureSize {
+		clear(pt)
+		return nil, fmt.Errorf("%w: no signature", ErrSealOpen)
+	}
+	body, sig := pt[:len(pt)-ed25519.SignatureSize], pt[len(pt)-ed25519.SignatureSize:]
+	if !verify(senderKey, keyLabel, body, sig) {
+		clear(pt)
+		return nil, fmt.Errorf("%w: signature does not verify under the sender's identity key", ErrSealOpen)
+	}
+	b, err := unmarshalKeyBody(body)
+	if err != nil {
+		clear(pt)
+		return nil, fmt.Errorf("%w: %w", ErrSealOpen, err)
+	}
+	b.BaseKey = append([]byte(nil), b.BaseKey...)
+	b.SenderKey = append([]byte(nil), b.SenderKey...)
+	b.RecipientKey = append([]byte(nil), b.RecipientKey...)
+	clear(pt)
+	return b, nil
 }

@@ -25,7 +25,10 @@ type room struct {
 	sessions map[string]*Session
 	logs     map[string][]KeyEvent
 	queue    []relayed
-	drop     func(from, to string) bool // nil: deliver everything
+	// sent records every message sent, as a node that keeps them to
+	// play back later would.
+	sent []relayed
+	drop func(from, to string) bool // nil: deliver everything
 }
 
 type relayed struct {
@@ -63,6 +66,7 @@ func (r *room) listen(name string, opts ...func(*Options)) *Session {
 		Send: func(to []string, msg json.RawMessage) {
 			r.mu.Lock()
 			r.queue = append(r.queue, relayed{from: name, to: to, msg: msg})
+			r.sent = append(r.sent, relayed{from: name, to: to, msg: msg})
 			r.mu.Unlock()
 		},
 		KeyLog: func(e KeyEvent) {
@@ -461,10 +465,11 @@ func TestKeyMessagesAreChecked(t *testing.T) {
 		t.Fatal("IsKeyMessage misclassifies")
 	}
 	for name, msg := range map[string]string{
-		"future version": `{"sotto_e2ee":2,"type":"key","kid":1}`,
-		"unknown type":   `{"sotto_e2ee":1,"type":"rekey_all","kid":1}`,
-		"box not base64": `{"sotto_e2ee":1,"type":"key","kid":1,"boxes":{"alice":"***"}}`,
-		"box garbage":    `{"sotto_e2ee":1,"type":"key","kid":1,"boxes":{"alice":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}`,
+		"old version":    `{"sotto_e2ee":1,"type":"key","kid":1}`,
+		"future version": `{"sotto_e2ee":3,"type":"key","kid":1}`,
+		"unknown type":   `{"sotto_e2ee":2,"type":"rekey_all","kid":1}`,
+		"box not base64": `{"sotto_e2ee":2,"type":"key","kid":1,"boxes":{"alice":"***"}}`,
+		"box garbage":    `{"sotto_e2ee":2,"type":"key","kid":1,"boxes":{"alice":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}`,
 	} {
 		if err := a.HandleMessage("bob", []byte(msg)); !errors.Is(err, ErrKeyMessage) {
 			t.Errorf("%s: %v, want ErrKeyMessage", name, err)

@@ -262,11 +262,14 @@ type Client struct {
 	// identity and keys are end-to-end encryption's; nil when it is off.
 	// keySess is the session key messages go out on.
 	identity *e2ee.Identity
-	keys     *e2ee.Session
-	keySess  atomic.Pointer[session]
-	leaving  bool
-	finished bool
-	err      error
+	// sessionKey is the HPKE key and session id this client announces,
+	// for its whole life (reconnects included).
+	sessionKey *e2ee.SessionKey
+	keys       *e2ee.Session
+	keySess    atomic.Pointer[session]
+	leaving    bool
+	finished   bool
+	err        error
 
 	// trust is what this client decided about each other participant's
 	// media, by identity, for the client's whole life (across

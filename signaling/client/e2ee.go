@@ -129,8 +129,12 @@ func (c *Client) startE2EE() error {
 	if err != nil {
 		return fmt.Errorf("client: identity key: %w", err)
 	}
-	c.identity = id
-	c.opts.PublicKey = id.EncodedPublicKey()
+	sk, err := e2ee.NewSessionKey()
+	if err != nil {
+		return fmt.Errorf("client: session key: %w", err)
+	}
+	c.identity, c.sessionKey = id, sk
+	c.opts.PublicKey = e2ee.Announce(id, sk)
 	return nil
 }
 
@@ -139,13 +143,14 @@ func (c *Client) newKeys(j *signaling.Joined) error {
 		return nil
 	}
 	keys, err := e2ee.NewSession(e2ee.Options{
-		Room:     j.Room,
-		Self:     j.Participant.Identity,
-		Identity: c.identity,
-		Suite:    c.opts.E2EE.Suite,
-		Send:     c.sendKeyMessage,
-		KeyLog:   c.opts.E2EE.KeyLog,
-		Logger:   c.log,
+		Room:       j.Room,
+		Self:       j.Participant.Identity,
+		Identity:   c.identity,
+		SessionKey: c.sessionKey,
+		Suite:      c.opts.E2EE.Suite,
+		Send:       c.sendKeyMessage,
+		KeyLog:     c.opts.E2EE.KeyLog,
+		Logger:     c.log,
 	})
 	if err != nil {
 		return fmt.Errorf("client: end-to-end encryption: %w", err)

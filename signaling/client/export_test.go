@@ -7,3 +7,6 @@ import "github.com/sotto-rtc/sotto/media/e2ee"
 // alone): TestE2EERelayMessagesAreOpaque looks for the private key in
 // everything the server carried.
 func IdentityOf(c *Client) *e2ee.Identity { return c.identity }
+
+// SessionKeyOf is the HPKE key and session id the client announces.
+func SessionKeyOf(c *Client) *e2ee.SessionKey { return c.sessionKey }

@@ -15,7 +15,9 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ecdh"
+	"crypto/ed25519"
 	"crypto/hkdf"
+	"crypto/hpke"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -33,7 +35,6 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
-	"github.com/sotto-rtc/sotto/media/e2ee"
 	"github.com/sotto-rtc/sotto/media/sframe"
 	"github.com/sotto-rtc/sotto/signaling/client"
 )
@@ -327,29 +328,47 @@ func (l *logBuffer) options(o *client.Options) {
 	o.Logger = slog.New(slog.NewJSONHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// identityPrivateKey returns the X25519 private key of a client's
-// identity. e2ee.Identity keeps it unexported and offers no way out, as it
-// should; the test reads the field by reflection rather than give the
-// package an accessor production code could call. It fails, rather than
-// searching for nothing, if the field changes, and checks the key against
-// the public one.
+// identityPrivateKey returns the Ed25519 seed of a client's identity, and
+// sessionPrivateKey the X25519 private key of its session. e2ee keeps both
+// unexported and offers no way out, as it should; the test reads the
+// fields by reflection rather than give the package an accessor
+// production code could call. Each fails, rather than searching for
+// nothing, if the field changes, and checks the key against the public
+// one.
 func identityPrivateKey(t *testing.T, c *client.Client) []byte {
 	t.Helper()
 	id := client.IdentityOf(c)
 	if id == nil {
 		t.Fatal("a client with E2EE on has no identity key")
 	}
-	f := reflect.ValueOf(id).Elem().FieldByName("priv")
-	if !f.IsValid() || f.Type() != reflect.TypeFor[*ecdh.PrivateKey]() {
-		t.Fatal("e2ee.Identity no longer holds its key in a priv *ecdh.PrivateKey field: update identityPrivateKey")
+	priv := privateField[ed25519.PrivateKey](t, reflect.ValueOf(id), "e2ee.Identity")
+	if !bytes.Equal(priv.Public().(ed25519.PublicKey), id.PublicKey()) {
+		t.Fatal("the private key read from the identity does not give its public key")
 	}
-	priv := reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Interface().(*ecdh.PrivateKey)
-	b := priv.Bytes()
-	again, err := ecdh.X25519().NewPrivateKey(b)
-	if err != nil || !bytes.Equal(again.PublicKey().Bytes(), id.PublicKey()) {
-		t.Fatalf("the private key read from the identity does not give its public key (%v)", err)
+	return priv.Seed()
+}
+
+func sessionPrivateKey(t *testing.T, c *client.Client) *ecdh.PrivateKey {
+	t.Helper()
+	sk := client.SessionKeyOf(c)
+	if sk == nil {
+		t.Fatal("a client with E2EE on has no session key")
 	}
-	return b
+	priv := privateField[*ecdh.PrivateKey](t, reflect.ValueOf(sk), "e2ee.SessionKey")
+	if !bytes.Equal(priv.PublicKey().Bytes(), sk.PublicKey()) {
+		t.Fatal("the private key read from the session key does not give its public key")
+	}
+	return priv
+}
+
+// privateField reads the unexported field priv, of type T, of *v.
+func privateField[T any](t *testing.T, v reflect.Value, what string) T {
+	t.Helper()
+	f := v.Elem().FieldByName("priv")
+	if !f.IsValid() || f.Type() != reflect.TypeFor[T]() {
+		t.Fatalf("%s no longer holds its key in a priv %v field: update the test", what, reflect.TypeFor[T]())
+	}
+	return reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Interface().(T)
 }
 
 // sframeSchedule is RFC 9605 section 4.4.2, derive_key_salt, for the
@@ -420,46 +439,27 @@ type sealedBox struct {
 	sealed            []byte
 }
 
-// openBox recomputes the seal of seal.go (version 1) from the sender's
-// private key, written out from its specification:
+// openBox opens a box as docs/E2EE.md ("Key messages") writes it, with
+// the recipient session's private key and crypto/hpke directly:
 //
-//	shared = X25519(sender_priv, recipient_pub)
-//	info   = "sotto e2ee v1 seal" || u16 len || room || u16 len || sender || sender_pub || u16 len || recipient || recipient_pub
-//	key    = HKDF-SHA256(shared, salt, info, 32)
-//	plain  = AES-256-GCM-Open(key, nonce, ct, aad = info)     sealed = 0x01 || salt (32) || nonce (12) || ct
+//	box = 0x02 || HPKE-SealBase(recipient session key, info "sotto e2ee v2 key", aad "", body || sig)
 //
-// and returns the seal key, the shared secret and the plaintext. That the
-// box opens proves the key is the one the sender used.
-func openBox(t *testing.T, room string, b sealedBox, senderPriv, senderPub, recipientPub []byte) (key, shared, plain []byte) {
+// and returns the plaintext (body and signature). That the box opens
+// proves it was sealed to that session.
+func openBox(t *testing.T, b sealedBox, recipient *ecdh.PrivateKey) []byte {
 	t.Helper()
-	priv, err := ecdh.X25519().NewPrivateKey(senderPriv)
+	if len(b.sealed) < 1+32 || b.sealed[0] != 0x02 {
+		t.Fatalf("%s's box for %s (KID %#x) is not a version 2 box", b.sender, b.recipient, b.kid)
+	}
+	priv, err := hpke.NewDHKEMPrivateKey(recipient)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := ecdh.X25519().NewPublicKey(recipientPub)
+	plain, err := hpke.Open(priv, hpke.HKDFSHA256(), hpke.AES256GCM(), []byte("sotto e2ee v2 key"), b.sealed[1:])
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s's box for %s (KID %#x) does not open with the recipient's session key: %v", b.sender, b.recipient, b.kid, err)
 	}
-	if shared, err = priv.ECDH(pub); err != nil {
-		t.Fatal(err)
-	}
-	u16 := func(b []byte, s string) []byte { return append(binary.BigEndian.AppendUint16(b, uint16(len(s))), s...) }
-	info := []byte("sotto e2ee v1 seal")
-	info = u16(info, room)
-	info = append(u16(info, b.sender), senderPub...)
-	info = append(u16(info, b.recipient), recipientPub...)
-	if len(b.sealed) < e2ee.SealOverhead || b.sealed[0] != e2ee.SealVersion {
-		t.Fatalf("%s's box for %s (KID %#x) is not a version 1 seal", b.sender, b.recipient, b.kid)
-	}
-	salt, nonce, ct := b.sealed[1:33], b.sealed[33:45], b.sealed[45:]
-	if key, err = hkdf.Key(sha256.New, shared, salt, string(info), 32); err != nil {
-		t.Fatal(err)
-	}
-	gcm := newGCM(t, key)
-	if plain, err = gcm.Open(nil, nonce, ct, info); err != nil {
-		t.Fatalf("%s's box for %s (KID %#x) does not open with the seal key recomputed here: %v", b.sender, b.recipient, b.kid, err)
-	}
-	return key, shared, plain
+	return plain
 }
 
 // TestUnescapeUndoesQuoting holds unescape to the quoting it undoes, for
