@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -339,6 +340,19 @@ func (s *Session) SafetyNumber() string {
 	}
 	s.mu.Unlock()
 	return SafetyNumber(s.opts.Room, ms)
+}
+
+// Members lists exactly whom SafetyNumber covers: this participant and
+// every member with a usable announcement, sorted by identity.
+func (s *Session) Members() []Member {
+	s.mu.Lock()
+	ms := []Member{{Identity: s.opts.Self, PublicKey: s.selfPub}}
+	for _, m := range s.members {
+		ms = append(ms, Member{Identity: m.identity, PublicKey: slices.Clone(m.ann.Identity)})
+	}
+	s.mu.Unlock()
+	slices.SortFunc(ms, func(a, b Member) int { return strings.Compare(a.Identity, b.Identity) })
+	return ms
 }
 
 // SetMembers tells the session who else is in the call now: every

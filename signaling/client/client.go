@@ -187,6 +187,11 @@ type Handlers struct {
 	// Error reports a non-fatal server error not tied to a request of
 	// this client's (a request's error is returned by the call).
 	Error func(*ServerError)
+	// SecurityKeyChanged is called when someone this client met before
+	// (the same token sub) arrives with another identity key. Until the
+	// application calls Client.AcceptKeyChange, that participant gets no
+	// media key from this client and none of theirs is taken.
+	SecurityKeyChanged func(KeyChange)
 }
 
 // ServerError is an error message from the server. Calls return it (possibly
@@ -265,6 +270,11 @@ type Client struct {
 	// sessionKey is the HPKE key and session id this client announces,
 	// for its whole life (reconnects included).
 	sessionKey *e2ee.SessionKey
+	// store is E2EEOptions.Store or a MemoryStore; changed holds, per
+	// person, a key that differs from the one store knows and that the
+	// application has not accepted (known.go).
+	store   e2ee.IdentityStore
+	changed map[string]KeyChange
 	keys       *e2ee.Session
 	keySess    atomic.Pointer[session]
 	leaving    bool

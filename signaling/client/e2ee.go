@@ -49,6 +49,11 @@ type E2EEOptions struct {
 	// readable and forgeable by the server. Frames of participants that
 	// never said they encrypt come up in clear either way.
 	AcceptClear bool
+	// Store keeps this client's identity key and the keys of the people
+	// it has met (trust on first use). Default: e2ee.NewMemoryStore(),
+	// which forgets both when the process ends; give an
+	// e2ee.OpenFileStore for a client people meet again.
+	Store e2ee.IdentityStore
 }
 
 // peerTrust is what this client decided about one identity's media, from
@@ -125,7 +130,12 @@ func (c *Client) startE2EE() error {
 	if c.opts.PublicKey != "" {
 		return errors.New("client: Options.PublicKey is set by end-to-end encryption (the identity key); set Options.E2EE.Disabled to carry a key of your own")
 	}
-	id, err := e2ee.NewIdentity()
+	st := c.opts.E2EE.Store
+	if st == nil {
+		st = e2ee.NewMemoryStore()
+	}
+	c.store = st
+	id, err := st.Identity()
 	if err != nil {
 		return fmt.Errorf("client: identity key: %w", err)
 	}
@@ -187,7 +197,7 @@ func (c *Client) updateKeyMembersLocked(s *session) {
 	var peers []e2ee.Peer
 	for _, sid := range c.others.order {
 		m := c.others.by[sid]
-		if m.announced && m.info.E2EE && m.info.PublicKey != "" {
+		if m.announced && m.info.E2EE && m.info.PublicKey != "" && c.trustedKeyLocked(m.info) {
 			peers = append(peers, e2ee.Peer{Identity: m.info.Identity, PublicKey: m.info.PublicKey})
 		}
 	}

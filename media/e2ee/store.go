@@ -1,0 +1,244 @@
+package e2ee
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// IdentityStore keeps a client's identity key and what it learned about
+// other people's (trust on first use, docs/E2EE.md "Known people"). The
+// Go SDK takes one in E2EEOptions.Store; MemoryStore is the default (a
+// bot, a test, the load tool), FileStore keeps it across runs.
+type IdentityStore interface {
+	// Identity returns this client's identity, making (and keeping) one
+	// the first time.
+	Identity() (*Identity, error)
+	// Known returns the key remembered for person (a token's sub).
+	Known(person string) (KnownKey, bool)
+	// Remember keeps key as person's, replacing what was there.
+	Remember(person string, k KnownKey) error
+}
+
+// KnownKey is what a store remembers about one person's identity key.
+type KnownKey struct {
+	Key       []byte    `json:"key"` // Ed25519, PublicKeySize bytes
+	Verified  bool      `json:"verified,omitempty"`
+	FirstSeen time.Time `json:"first_seen"`
+}
+
+// Trust is what a store says about a key seen for a person.
+type Trust int
+
+const (
+	// TrustNew: nobody was known by that name; the key is now remembered.
+	TrustNew Trust = iota
+	// TrustSame: the key is the one remembered.
+	TrustSame
+	// TrustChanged: another key is remembered for that person. Nothing
+	// was changed in the store: the application decides (AcceptKey).
+	TrustChanged
+)
+
+// CheckKey looks key up for person in st: TrustNew (and remembers it),
+// TrustSame, or TrustChanged with what was remembered.
+func CheckKey(st IdentityStore, person string, key []byte) (Trust, KnownKey, error) {
+	k, ok := st.Known(person)
+	switch {
+	case !ok:
+		err := st.Remember(person, KnownKey{Key: bytes.Clone(key), FirstSeen: time.Now().UTC()})
+		return TrustNew, KnownKey{}, err
+	case bytes.Equal(k.Key, key):
+		return TrustSame, k, nil
+	default:
+		return TrustChanged, k, nil
+	}
+}
+
+// storeData is the content of a store: what FileStore writes as JSON.
+type storeData struct {
+	Version int                 `json:"version"`
+	Seed    []byte              `json:"identity_seed,omitempty"` // Ed25519 seed (RFC 8032 private key)
+	Known   map[string]KnownKey `json:"known,omitempty"`
+}
+
+const storeVersion = 1
+
+// MemoryStore is an IdentityStore in memory only: the identity and what it
+// learned last as long as the value. Its zero value is ready to use.
+type MemoryStore struct {
+	mu   sync.Mutex
+	id   *Identity
+	data storeData
+}
+
+// NewMemoryStore returns an empty MemoryStore.
+func NewMemoryStore() *MemoryStore { return &MemoryStore{} }
+
+func (m *MemoryStore) Identity() (*Identity, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.id == nil {
+		id, err := NewIdentity()
+		if err != nil {
+			return nil, err
+		}
+		m.id = id
+	}
+	return m.id, nil
+}
+
+func (m *MemoryStore) Known(person string) (KnownKey, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k, ok := m.data.Known[person]
+	return k, ok
+}
+
+func (m *MemoryStore) Remember(person string, k KnownKey) error {
+	if len(k.Key) != PublicKeySize {
+		return fmt.Errorf("e2ee: store: key of %d bytes, want %d", len(k.Key), PublicKeySize)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.data.Known == nil {
+		m.data.Known = make(map[string]KnownKey)
+	}
+	m.data.Known[person] = k
+	return nil
+}
+
+// FileStore is an IdentityStore in one JSON file, readable and writable by
+// its owner only (mode 0600). It holds the identity's private key: keep it
+// where the user's other secrets are. Every change is written at once, to
+// a temporary file renamed over the old one, so a crash leaves either the
+// old or the new content.
+type FileStore struct {
+	path string
+	mem  MemoryStore
+}
+
+// OpenFileStore opens the store at path, creating it (mode 0600) if it does
+// not exist. It refuses a file that others can read or write, or that does
+// not parse: the error says what to do.
+func OpenFileStore(path string) (*FileStore, error) {
+	f := &FileStore{path: path}
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		f.mem.data = storeData{Version: storeVersion}
+		return f, nil
+	case err != nil:
+		return nil, fmt.Errorf("e2ee: identity store %s: %w", path, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("e2ee: identity store %s: %w", path, err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("e2ee: identity store %s has mode %v: it holds a private key; run chmod 600 %s", path, fi.Mode().Perm(), path)
+	}
+	var d storeData
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("e2ee: identity store %s does not parse (%v): move it away to start with a new identity", path, err)
+	}
+	if d.Version != storeVersion {
+		return nil, fmt.Errorf("e2ee: identity store %s is version %d, this client reads %d", path, d.Version, storeVersion)
+	}
+	if d.Seed != nil {
+		id, err := identityFromSeed(d.Seed)
+		if err != nil {
+			return nil, fmt.Errorf("e2ee: identity store %s: %w", path, err)
+		}
+		f.mem.id = id
+	}
+	for person, k := range d.Known {
+		if len(k.Key) != PublicKeySize {
+			return nil, fmt.Errorf("e2ee: identity store %s: the key known for %q is %d bytes, want %d", path, person, len(k.Key), PublicKeySize)
+		}
+	}
+	f.mem.data = d
+	return f, nil
+}
+
+func (f *FileStore) Identity() (*Identity, error) {
+	f.mem.mu.Lock()
+	defer f.mem.mu.Unlock()
+	if f.mem.id != nil {
+		return f.mem.id, nil
+	}
+	id, err := NewIdentity()
+	if err != nil {
+		return nil, err
+	}
+	d := f.mem.data
+	d.Seed = id.priv.Seed()
+	if err := f.writeLocked(d); err != nil {
+		return nil, err
+	}
+	f.mem.id, f.mem.data = id, d
+	return id, nil
+}
+
+func (f *FileStore) Known(person string) (KnownKey, bool) { return f.mem.Known(person) }
+
+func (f *FileStore) Remember(person string, k KnownKey) error {
+	if len(k.Key) != PublicKeySize {
+		return fmt.Errorf("e2ee: store: key of %d bytes, want %d", len(k.Key), PublicKeySize)
+	}
+	f.mem.mu.Lock()
+	defer f.mem.mu.Unlock()
+	d := f.mem.data
+	known := make(map[string]KnownKey, len(d.Known)+1)
+	for p, v := range d.Known {
+		known[p] = v
+	}
+	known[person] = k
+	d.Known = known
+	if err := f.writeLocked(d); err != nil {
+		return err
+	}
+	f.mem.data = d
+	return nil
+}
+
+// writeLocked writes d to a temporary file beside the store, mode 0600,
+// and renames it over the store.
+func (f *FileStore) writeLocked(d storeData) error {
+	d.Version = storeVersion
+	b, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(f.path), "."+filepath.Base(f.path)+".*")
+	if err != nil {
+		return fmt.Errorf("e2ee: identity store: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename there is nothing to remove
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("e2ee: identity store: %w", err)
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("e2ee: identity store: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("e2ee: identity store: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("e2ee: identity store: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), f.path); err != nil {
+		return fmt.Errorf("e2ee: identity store: %w", err)
+	}
+	return nil
+}
+

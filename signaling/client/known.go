@@ -1,0 +1,158 @@
+package client
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sotto-rtc/sotto/media/e2ee"
+	"github.com/sotto-rtc/sotto/signaling"
+)
+
+// Known people: trust on first use of identity keys (docs/E2EE.md, "Known
+// people"), verification codes and the list a safety number covers.
+
+// KeyChange is a known person's new identity key (Handlers.SecurityKeyChanged).
+type KeyChange struct {
+	Identity    string // the token's sub
+	Previous    []byte // the Ed25519 key this client knew
+	Current     []byte // the one announced now
+	WasVerified bool   // the previous key had been marked verified
+}
+
+// ErrNoKeyChange is returned by AcceptKeyChange for a person whose key
+// has not changed.
+var ErrNoKeyChange = errors.New("client: no changed security key waits for that identity")
+
+// trustedKeyLocked checks a participant's announced identity key against
+// the store: a first sight is remembered, the known key passes, and a
+// different one holds the participant out of key management and is
+// reported once per new key. An announcement that does not parse passes
+// here; the key session refuses it. Called with c.mu held.
+func (c *Client) trustedKeyLocked(p signaling.ParticipantInfo) bool {
+	ann, err := e2ee.ParseAnnouncement(p.PublicKey)
+	if err != nil || c.store == nil {
+		return true
+	}
+	tr, old, err := e2ee.CheckKey(c.store, p.Identity, ann.Identity)
+	if err != nil {
+		c.log.Error("client: identity store", "err", err)
+	}
+	if tr != e2ee.TrustChanged {
+		delete(c.changed, p.Identity)
+		return true
+	}
+	if prev, ok := c.changed[p.Identity]; ok && bytes.Equal(prev.Current, ann.Identity) {
+		return false
+	}
+	kc := KeyChange{Identity: p.Identity, Previous: old.Key, Current: bytes.Clone(ann.Identity), WasVerified: old.Verified}
+	if c.changed == nil {
+		c.changed = make(map[string]KeyChange)
+	}
+	c.changed[p.Identity] = kc
+	c.log.Warn("client: a known person's security key changed; holding them out of the call's keys until the application accepts",
+		"identity", p.Identity)
+	if f := c.opts.Handlers.SecurityKeyChanged; f != nil {
+		c.emit(func() { f(kc) })
+	}
+	return false
+}
+
+// AcceptKeyChange takes identity's new key (the one KeyChange reported)
+// as theirs: it replaces the known one, unverified, and the participant
+// gets and gives keys again.
+func (c *Client) AcceptKeyChange(identity string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	kc, ok := c.changed[identity]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrNoKeyChange, identity)
+	}
+	if err := c.store.Remember(identity, e2ee.KnownKey{Key: kc.Current, FirstSeen: time.Now().UTC()}); err != nil {
+		return fmt.Errorf("client: identity store: %w", err)
+	}
+	delete(c.changed, identity)
+	if c.sess != nil {
+		c.updateKeyMembersLocked(c.sess)
+	}
+	return nil
+}
+
+// PendingKeyChanges lists the changed keys the application has not
+// accepted yet.
+func (c *Client) PendingKeyChanges() []KeyChange {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]KeyChange, 0, len(c.changed))
+	for _, kc := range c.changed {
+		out = append(out, kc)
+	}
+	return out
+}
+
+// VerificationCode is the pairwise code of this client and identity
+// (docs/E2EE.md, "Verification codes"): the same on both sides for as long
+// as neither changes key. It fails for someone this client has not met.
+func (c *Client) VerificationCode(identity string) (string, error) {
+	if c.store == nil || c.identity == nil {
+		return "", errors.New("client: end-to-end encryption is off")
+	}
+	k, ok := c.store.Known(identity)
+	if !ok {
+		return "", fmt.Errorf("client: %q has not been met: no key to compare", identity)
+	}
+	self := c.selfIdentity()
+	return e2ee.VerificationCode(e2ee.Member{Identity: self, PublicKey: c.identity.PublicKey()}, e2ee.Member{Identity: identity, PublicKey: k.Key}), nil
+}
+
+// MarkVerified records that the user compared identity's verification code
+// and it matched (or, with false, withdraws that). It is kept with the key
+// and lost if the key changes.
+func (c *Client) MarkVerified(identity string, verified bool) error {
+	if c.store == nil {
+		return errors.New("client: end-to-end encryption is off")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k, ok := c.store.Known(identity)
+	if !ok {
+		return fmt.Errorf("client: %q has not been met", identity)
+	}
+	k.Verified = verified
+	return c.store.Remember(identity, k)
+}
+
+// Covered is one person a safety number covers.
+type Covered struct {
+	Identity string
+	Key      []byte // Ed25519 identity key
+	Verified bool   // this client marked the key verified
+	Self     bool
+}
+
+// SafetyNumberCovers lists exactly the people SafetyNumber is computed
+// over, this client included, sorted by identity: someone held out (a
+// changed key not accepted, no usable announcement) is not in it.
+func (c *Client) SafetyNumberCovers() []Covered {
+	if c.keys == nil {
+		return nil
+	}
+	self := c.selfIdentity()
+	var out []Covered
+	for _, m := range c.keys.Members() {
+		cv := Covered{Identity: m.Identity, Key: m.PublicKey, Self: m.Identity == self}
+		if k, ok := c.store.Known(m.Identity); ok && bytes.Equal(k.Key, m.PublicKey) {
+			cv.Verified = k.Verified
+		}
+		out = append(out, cv)
+	}
+	return out
+}
+
+// selfIdentity is this client's identity as the server named it.
+func (c *Client) selfIdentity() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.self.Identity
+}

@@ -1,0 +1,168 @@
+package client_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sotto-rtc/sotto/internal/hostilenode"
+	"github.com/sotto-rtc/sotto/media/e2ee"
+	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/client"
+)
+
+// withStore gives a client an identity store and reports key changes on kc.
+func withStore(st e2ee.IdentityStore, kc chan<- client.KeyChange) conf {
+	return func(o *client.Options) {
+		o.E2EE.Store = st
+		o.Handlers.SecurityKeyChanged = func(k client.KeyChange) { kc <- k }
+	}
+}
+
+// TestHostileNodeChangesKnownPersonsKey: alice met bob in an earlier call
+// (her identity store, a file, remembers his key). In the next call the
+// node shows her another key as bob's. Her client reports the change,
+// holds "bob" out of the call's keys and out of the safety number until
+// she accepts, and then takes the new key, unverified.
+func TestHostileNodeChangesKnownPersonsKey(t *testing.T) {
+	srv := newServer(t)
+	ctx := testContext(t)
+	direct := srv.Frontend().URL
+	alicePath := filepath.Join(t.TempDir(), "alice.json")
+	aliceStore, err := e2ee.OpenFileStore(alicePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobStore := e2ee.NewMemoryStore()
+	kc := make(chan client.KeyChange, 8)
+
+	// The first call: they meet, compare codes and mark each other verified.
+	bob := joinE2EE(ctx, t, direct, srv.Token("bob", true, true), "bob", withStore(bobStore, make(chan client.KeyChange, 8)))
+	alice := joinE2EE(ctx, t, direct, srv.Token("alice", true, true), "alice", withStore(aliceStore, kc))
+	waitJoined(t, bob, "alice")
+	// bob was in the room when alice joined: her join settled it.
+	if n := len(alice.c.SafetyNumberCovers()); n != 2 {
+		t.Fatalf("alice's safety number covers %d people, want 2", n)
+	}
+	codeA, err := alice.c.VerificationCode("bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	codeB, err := bob.c.VerificationCode("alice")
+	if err != nil || codeA != codeB {
+		t.Fatalf("verification codes differ: alice %q, bob %q (%v)", codeA, codeB, err)
+	}
+	if err := alice.c.MarkVerified("bob", true); err != nil {
+		t.Fatal(err)
+	}
+	bobKey := e2ee.Member{}
+	for _, cv := range alice.c.SafetyNumberCovers() {
+		if cv.Identity == "bob" {
+			if !cv.Verified {
+				t.Fatal("bob is not shown verified after MarkVerified")
+			}
+			bobKey.PublicKey = cv.Key
+		}
+	}
+	_ = alice.c.Close()
+	_ = bob.c.Close()
+
+	// The second call, alice through a node that swaps bob's key.
+	mallory, _ := e2ee.NewIdentity()
+	malloryKey, _ := e2ee.NewSessionKey()
+	swapped := e2ee.Announce(mallory, malloryKey)
+	proxy := hostilenode.New(t, direct, func(b []byte) []byte {
+		return hostilenode.JSON(func(m map[string]any) bool {
+			changed := false
+			for _, p := range hostilenode.Participants(m) {
+				if p["identity"] == "bob" {
+					p["public_key"] = swapped
+					changed = true
+				}
+			}
+			return changed
+		})(b)
+	})
+	reopened, err := e2ee.OpenFileStore(alicePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob2 := joinE2EE(ctx, t, direct, srv.Token("bob", true, true), "bob", withStore(bobStore, make(chan client.KeyChange, 8)))
+	carol := joinE2EE(ctx, t, direct, srv.Token("carol", true, true), "carol")
+	alice2 := joinE2EE(ctx, t, proxy.URL, srv.Token("alice", true, true), "alice", withStore(reopened, kc))
+	if _, err := alice2.c.PublishSample(ctx, "mic", opus()); err != nil {
+		t.Fatal(err)
+	}
+	var change client.KeyChange
+	select {
+	case change = <-kc:
+	case <-time.After(testTimeout):
+		t.Fatal("alice's client never reported bob's changed key")
+	}
+	if change.Identity != "bob" || !bytes.Equal(change.Previous, bobKey.PublicKey) || !bytes.Equal(change.Current, mallory.PublicKey()) || !change.WasVerified {
+		t.Fatalf("the change reported: %+v", change)
+	}
+	for _, cv := range alice2.c.SafetyNumberCovers() {
+		if cv.Identity == "bob" {
+			t.Fatal("the safety number covers bob's unaccepted key")
+		}
+	}
+	// alice's key reached carol: her key message went out, without a box
+	// for "bob".
+	carol.waitKeys(t, "alice's key", func(es []e2ee.KeyEvent) bool {
+		for _, e := range es {
+			if e.Sender == "alice" {
+				return true
+			}
+		}
+		return false
+	})
+	if boxesFor(t, proxy, "bob") != 0 {
+		t.Fatal("alice sealed a key to bob's changed key before accepting it")
+	}
+	if err := alice2.c.AcceptKeyChange("bob"); err != nil {
+		t.Fatal(err)
+	}
+	var covered bool
+	for _, cv := range alice2.c.SafetyNumberCovers() {
+		if cv.Identity == "bob" {
+			covered = true
+			if cv.Verified || !bytes.Equal(cv.Key, mallory.PublicKey()) {
+				t.Fatalf("after accepting, bob is %+v; want the new key, unverified", cv)
+			}
+		}
+	}
+	if !covered {
+		t.Fatal("after accepting, the safety number does not cover bob: alice would send him no key")
+	}
+	if err := alice2.c.AcceptKeyChange("bob"); err == nil {
+		t.Fatal("a second AcceptKeyChange found a change to accept")
+	}
+	_ = bob2
+}
+
+// boxesFor counts the boxes for recipient in key messages the proxy
+// carried from clients.
+func boxesFor(t *testing.T, proxy *hostilenode.Node, recipient string) int {
+	t.Helper()
+	n := 0
+	for _, f := range proxy.Carried() {
+		if f.ToClient {
+			continue
+		}
+		var r signaling.Relay
+		if json.Unmarshal(f.Data, &r) != nil || r.Type != signaling.TypeRelay {
+			continue
+		}
+		var km struct {
+			Type  string            `json:"type"`
+			Boxes map[string]string `json:"boxes"`
+		}
+		if json.Unmarshal(r.Data, &km) == nil && km.Type == "key" && km.Boxes[recipient] != "" {
+			n++
+		}
+	}
+	return n
+}
