@@ -241,4 +241,3 @@ func (f *FileStore) writeLocked(d storeData) error {
 	}
 	return nil
 }
-

@@ -273,13 +273,13 @@ type Client struct {
 	// store is E2EEOptions.Store or a MemoryStore; changed holds, per
 	// person, a key that differs from the one store knows and that the
 	// application has not accepted (known.go).
-	store   e2ee.IdentityStore
-	changed map[string]KeyChange
-	keys       *e2ee.Session
-	keySess    atomic.Pointer[session]
-	leaving    bool
-	finished   bool
-	err        error
+	store    e2ee.IdentityStore
+	changed  map[string]KeyChange
+	keys     *e2ee.Session
+	keySess  atomic.Pointer[session]
+	leaving  bool
+	finished bool
+	err      error
 
 	// trust is what this client decided about each other participant's
 	// media, by identity, for the client's whole life (across
