@@ -2,13 +2,15 @@ package web_test
 
 // TestBrowserGoInterop: the browser's end-to-end encryption (web/sdk/e2ee)
 // and the Go SDK's (media/sframe, media/e2ee) agree byte for byte, without
-// a call: frames, the H.264 framing functions, sealed keys, public keys,
-// safety numbers, and key management between a Go and a JS session.
+// a call: frames, the H.264 framing functions, key boxes, announcements,
+// safety numbers and verification codes, and key management between Go
+// and JS sessions, replays of key messages included.
 
 import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -157,14 +159,16 @@ func TestBrowserGoInterop(t *testing.T) {
 	t.Run("replay window", func(t *testing.T) { interopReplayTest(t, ctx) })
 	t.Run("prefix", func(t *testing.T) { interopPrefixTest(t, ctx) })
 	t.Run("audio padding", func(t *testing.T) { interopPaddingTest(t, ctx) })
-	t.Run("seal", func(t *testing.T) { interopSealTest(t, ctx) })
-	t.Run("public keys", func(t *testing.T) { interopPublicKeysTest(t, ctx) })
+	t.Run("key boxes", func(t *testing.T) { interopKeyBoxTest(t, ctx) })
+	t.Run("announcements", func(t *testing.T) { interopAnnouncementsTest(t, ctx) })
 	t.Run("safety number", func(t *testing.T) { interopSafetyNumberTest(t, ctx) })
 	t.Run("key management", func(t *testing.T) { interopKeyManagementTest(t, ctx) })
 	t.Run("ack timeout and reconnect", func(t *testing.T) { interopAckTimeoutTest(t, ctx) })
 	t.Run("listeners", func(t *testing.T) { interopListenersTest(t, ctx) })
 	t.Run("receivers ratchet", func(t *testing.T) { interopReceiverRatchetTest(t, ctx) })
 	t.Run("early keys", func(t *testing.T) { interopEarlyKeysTest(t, ctx) })
+	t.Run("key replay", func(t *testing.T) { interopKeyReplayTest(t, ctx) })
+	t.Run("retired keys are not derived", func(t *testing.T) { interopRetiredRatchetTest(t, ctx) })
 }
 
 // (a) Frames encrypted by Go under fixed keys decrypt in JS to the
@@ -662,126 +666,563 @@ func interopPaddingTest(t *testing.T, ctx context.Context) {
 	}
 }
 
-// (b) A key sealed in Go opens in JS and one sealed in JS opens in Go,
-// bound to the room and both names (UTF-8 included); the JS identity's
-// private key cannot be exported.
-func interopSealTest(t *testing.T, ctx context.Context) {
-	var jsID struct {
-		PublicKey   string
-		Extractable bool
-		Exported    int
-		Usages      []string
-	}
-	jsCall(t, ctx, &jsID, "newIdentity", "jessie")
-	if jsID.Extractable || jsID.Exported != 0 || !slices.Equal(jsID.Usages, []string{"deriveBits"}) {
-		t.Errorf("the JS identity's private key: extractable %v, exported in %d formats, usages %v; want a non-extractable deriveBits key",
-			jsID.Extractable, jsID.Exported, jsID.Usages)
-	}
-	jsPub, err := e2ee.ParsePublicKey(jsID.PublicKey)
+// jsPrivateKey is what the page reports of one of its private keys.
+type jsPrivateKey struct {
+	Extractable bool
+	Exported    int
+	Usages      []string
+	Algorithm   string
+}
+
+// jsIdentity is an identity and session key the page made (newIdentity).
+type jsIdentity struct {
+	Announcement, IdentityKey, HPKE, SessionID string
+	IdentityPrivate, SessionPrivate            jsPrivateKey
+}
+
+func newJSIdentity(t *testing.T, ctx context.Context, name string) (jsIdentity, e2ee.Announcement) {
+	t.Helper()
+	var js jsIdentity
+	jsCall(t, ctx, &js, "newIdentity", name)
+	ann, err := e2ee.ParseAnnouncement(js.Announcement)
 	if err != nil {
-		t.Fatalf("Go cannot parse the JS public key %q: %v", jsID.PublicKey, err)
+		t.Fatalf("Go cannot parse the JS announcement %q: %v", js.Announcement, err)
 	}
+	if hex.EncodeToString(ann.Identity) != js.IdentityKey || hex.EncodeToString(ann.HPKE) != js.HPKE || hex.EncodeToString(ann.SessionID[:]) != js.SessionID {
+		t.Fatalf("Go reads the JS announcement as identity %x, session key %x, session %x; JS made %s, %s, %s",
+			ann.Identity, ann.HPKE, ann.SessionID, js.IdentityKey, js.HPKE, js.SessionID)
+	}
+	return js, ann
+}
+
+// hexBody is an e2ee.KeyBody as the page takes and gives it: bytes in
+// hex, 64-bit integers in decimal.
+type hexBody struct {
+	Suite            int    `json:"suite"`
+	KID              string `json:"kid"`
+	Seq              string `json:"seq"`
+	Room             string `json:"room"`
+	Sender           string `json:"sender"`
+	SenderKey        string `json:"senderKey"`
+	SenderSession    string `json:"senderSession"`
+	Recipient        string `json:"recipient"`
+	RecipientKey     string `json:"recipientKey"`
+	RecipientSession string `json:"recipientSession"`
+	BaseKey          string `json:"baseKey"`
+}
+
+func toHexBody(b *e2ee.KeyBody) hexBody {
+	return hexBody{
+		Suite: int(b.Suite), KID: strconv.FormatUint(b.KID, 10), Seq: strconv.FormatUint(b.Seq, 10),
+		Room: b.Room, Sender: b.Sender, SenderKey: hex.EncodeToString(b.SenderKey), SenderSession: hex.EncodeToString(b.SenderSession[:]),
+		Recipient: b.Recipient, RecipientKey: hex.EncodeToString(b.RecipientKey), RecipientSession: hex.EncodeToString(b.RecipientSession[:]),
+		BaseKey: hex.EncodeToString(b.BaseKey),
+	}
+}
+
+// keyMessageJSON is a key message with one box, under boxes[to].
+func keyMessageJSON(t *testing.T, kid uint64, to string, box []byte) string {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{"sotto_e2ee": 2, "type": "key", "kid": kid, "boxes": map[string]string{to: base64.RawURLEncoding.EncodeToString(box)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+type jsBoxResult struct {
+	Box, Error, Message string
+	Body                *hexBody
+}
+
+// (b) Key boxes: a box sealed in Go opens in JS and one sealed in JS opens
+// in Go, byte for byte the same body (UTF-8 names, an empty room, 64-bit
+// KID and sequence number beyond a double's precision); a box opened with
+// the wrong sender key, sealed to another session key, signed by someone
+// else than the key it names, or changed anywhere is refused by both. The
+// JS private keys cannot be exported. Then, in key sessions, a box bound
+// to another room, sender, recipient, session, KID or suite is refused
+// and counted by both, and one that is right is accepted once.
+func interopKeyBoxTest(t *testing.T, ctx context.Context) {
+	js, jsAnn := newJSIdentity(t, ctx, "jessie")
+	for _, k := range []struct {
+		what      string
+		got       jsPrivateKey
+		alg, want string
+	}{{"identity", js.IdentityPrivate, "Ed25519", "sign"}, {"session", js.SessionPrivate, "X25519", "deriveBits"}} {
+		if k.got.Extractable || k.got.Exported != 0 || !slices.Equal(k.got.Usages, []string{k.want}) || k.got.Algorithm != k.alg {
+			t.Errorf("the JS %s private key: %+v; want a non-extractable %s key for %s only", k.what, k.got, k.alg, k.want)
+		}
+	}
+	newJSIdentity(t, ctx, "mallory") // forges jessie's boxes
 	goID, err := e2ee.NewIdentity()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct{ room, goName, jsName string }{
+	goSK, err := e2ee.NewSessionKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherID, err := e2ee.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherSK, err := e2ee.NewSessionKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := mrand.New(mrand.NewPCG(9180, 2))
+	jsOpen := func(box []byte, senderKey []byte) jsBoxResult {
+		var res jsBoxResult
+		jsCall(t, ctx, &res, "openKeyBox", "jessie", hex.EncodeToString(senderKey), hex.EncodeToString(box))
+		return res
+	}
+	jsSeal := func(signer string, to []byte, b *e2ee.KeyBody, forge bool) []byte {
+		var res jsBoxResult
+		jsCall(t, ctx, &res, "sealKeyBox", signer, hex.EncodeToString(to), toHexBody(b), forge)
+		if res.Error != "" {
+			t.Fatalf("JS sealKeyBox as %s: %s %s", signer, res.Error, res.Message)
+		}
+		box, _ := hex.DecodeString(res.Box)
+		return box
+	}
+	for i, tc := range []struct{ room, goName, jsName string }{
 		{"room", "gopher", "jessie"},
 		{"salle d'été ☀", "zoë", "jessie 😀"},
 		{"", "g", "j"},
 	} {
-		plain := append([]byte{1, 0, 4}, randomBytes(t, 40)...)
+		bodyLen := 1 + 2 + 8 + 8 + 2 + len(tc.room) + 2 + len(tc.goName) + 48 + 2 + len(tc.jsName) + 48 + 2 + 32
+		wantLen := 1 + 32 + bodyLen + 64 + 16
 
 		// Go -> JS.
-		sealed, err := e2ee.Seal(goID, tc.goName, jsPub, tc.jsName, tc.room, plain)
+		toJS := &e2ee.KeyBody{
+			Suite: e2ee.DefaultSuite, KID: rng.Uint64(), Seq: 1<<62 + uint64(i)<<20 + 1, Room: tc.room,
+			Sender: tc.goName, SenderKey: goID.PublicKey(), SenderSession: goSK.ID(),
+			Recipient: tc.jsName, RecipientKey: jsAnn.Identity, RecipientSession: jsAnn.SessionID,
+			BaseKey: randomBytes(t, 32),
+		}
+		box, err := e2ee.SealKeyBox(goID, jsAnn.HPKE, toJS)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var opened struct{ Plaintext, Error, Message string }
-		jsCall(t, ctx, &opened, "open", "jessie", tc.jsName, goID.EncodedPublicKey(), tc.goName, tc.room, hex.EncodeToString(sealed))
-		if opened.Error != "" || opened.Plaintext != hex.EncodeToString(plain) {
-			t.Errorf("room %q: sealed in Go, opened in JS: %s %s", tc.room, opened.Error, opened.Message)
+		if len(box) != wantLen || box[0] != e2ee.BoxVersion {
+			t.Errorf("room %q: Go sealed %d bytes starting %#x; want %d starting %#x", tc.room, len(box), box[0], wantLen, e2ee.BoxVersion)
 		}
-		jsCall(t, ctx, &opened, "open", "jessie", tc.jsName, goID.EncodedPublicKey(), tc.goName, tc.room+"x", hex.EncodeToString(sealed))
-		if opened.Error != "SealOpenError" {
-			t.Errorf("room %q: a box for another room opened in JS: %+v", tc.room, opened)
+		if res := jsOpen(box, goID.PublicKey()); res.Error != "" || res.Body == nil || *res.Body != toHexBody(toJS) {
+			t.Errorf("room %q: sealed in Go, opened in JS: %s %s; body %+v, want %+v", tc.room, res.Error, res.Message, res.Body, toHexBody(toJS))
 		}
-		jsCall(t, ctx, &opened, "open", "jessie", tc.goName, goID.EncodedPublicKey(), tc.jsName, tc.room, hex.EncodeToString(sealed))
-		if opened.Error != "SealOpenError" {
-			t.Errorf("room %q: a box with the names swapped opened in JS: %+v", tc.room, opened)
+		toOther, err := e2ee.SealKeyBox(goID, otherSK.PublicKey(), toJS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused := map[string][]byte{"sealed to another session key": toOther, "cut short": box[:len(box)-1]}
+		for _, at := range []int{0, 1, 32, 33, len(box) / 2, len(box) - 1} {
+			c := bytes.Clone(box)
+			c[at] ^= 0x20
+			refused[fmt.Sprintf("byte %d changed", at)] = c
+		}
+		for what, b := range refused {
+			if res := jsOpen(b, goID.PublicKey()); res.Error != "SealOpenError" {
+				t.Errorf("room %q: a Go box %s, opened in JS: %+v; want SealOpenError", tc.room, what, res)
+			}
+		}
+		if res := jsOpen(box, otherID.PublicKey()); res.Error != "SealOpenError" {
+			t.Errorf("room %q: a Go box opened in JS under another sender key: %+v; want SealOpenError (signature)", tc.room, res)
 		}
 
 		// JS -> Go.
-		var sealedHex string
-		jsCall(t, ctx, &sealedHex, "seal", "jessie", tc.jsName, goID.EncodedPublicKey(), tc.goName, tc.room, hex.EncodeToString(plain))
-		fromJS, _ := hex.DecodeString(sealedHex)
-		if len(fromJS) != len(plain)+e2ee.SealOverhead || fromJS[0] != e2ee.SealVersion {
-			t.Errorf("room %q: JS sealed %d bytes starting %#x; want %d starting %#x", tc.room, len(fromJS), fromJS[:1], len(plain)+e2ee.SealOverhead, e2ee.SealVersion)
+		toGo := &e2ee.KeyBody{
+			Suite: e2ee.DefaultSuite, KID: rng.Uint64(), Seq: 1<<63 + uint64(i)<<20 + 3, Room: tc.room,
+			Sender: tc.jsName, SenderKey: jsAnn.Identity, SenderSession: jsAnn.SessionID,
+			Recipient: tc.goName, RecipientKey: goID.PublicKey(), RecipientSession: goSK.ID(),
+			BaseKey: randomBytes(t, 32),
 		}
-		got, err := e2ee.Open(goID, tc.goName, jsPub, tc.jsName, tc.room, fromJS)
-		if err != nil || !bytes.Equal(got, plain) {
-			t.Errorf("room %q: sealed in JS, opened in Go: %v", tc.room, err)
+		fromJS := jsSeal("jessie", goSK.PublicKey(), toGo, false)
+		if len(fromJS) != wantLen || fromJS[0] != e2ee.BoxVersion {
+			t.Errorf("room %q: JS sealed %d bytes starting %#x; want %d starting %#x", tc.room, len(fromJS), fromJS[:1], wantLen, e2ee.BoxVersion)
 		}
-		if _, err := e2ee.Open(goID, tc.goName, jsPub, tc.jsName, tc.room+"x", fromJS); !errors.Is(err, e2ee.ErrSealOpen) {
-			t.Errorf("room %q: a JS box for another room opened in Go: %v", tc.room, err)
+		got, err := e2ee.OpenKeyBox(goSK, jsAnn.Identity, fromJS)
+		if err != nil || toHexBody(got) != toHexBody(toGo) {
+			t.Errorf("room %q: sealed in JS, opened in Go: %v; body %+v, want %+v", tc.room, err, got, toGo)
 		}
+		if _, err := e2ee.OpenKeyBox(goSK, goID.PublicKey(), fromJS); !errors.Is(err, e2ee.ErrSealOpen) {
+			t.Errorf("room %q: a JS box opened in Go under another sender key: %v, want ErrSealOpen", tc.room, err)
+		}
+		if _, err := e2ee.OpenKeyBox(otherSK, jsAnn.Identity, fromJS); !errors.Is(err, e2ee.ErrSealOpen) {
+			t.Errorf("room %q: a JS box opened in Go with another session key: %v, want ErrSealOpen", tc.room, err)
+		}
+		for _, at := range []int{0, 5, len(fromJS) / 2, len(fromJS) - 1} {
+			c := bytes.Clone(fromJS)
+			c[at] ^= 0x20
+			if _, err := e2ee.OpenKeyBox(goSK, jsAnn.Identity, c); !errors.Is(err, e2ee.ErrSealOpen) {
+				t.Errorf("room %q: a JS box with byte %d changed, opened in Go: %v, want ErrSealOpen", tc.room, at, err)
+			}
+		}
+		// mallory signs a body that names jessie's key: neither side
+		// takes it as jessie's.
+		forged := jsSeal("mallory", goSK.PublicKey(), toGo, true)
+		if _, err := e2ee.OpenKeyBox(goSK, jsAnn.Identity, forged); !errors.Is(err, e2ee.ErrSealOpen) {
+			t.Errorf("room %q: a box mallory signed as jessie, opened in Go: %v, want ErrSealOpen", tc.room, err)
+		}
+		forgedToJS := *toJS
+		forgedToJS.SenderKey = jsAnn.Identity
+		forged = jsSeal("mallory", jsAnn.HPKE, &forgedToJS, true)
+		if res := jsOpen(forged, jsAnn.Identity); res.Error != "SealOpenError" {
+			t.Errorf("room %q: a box mallory signed as jessie, opened in JS: %+v; want SealOpenError", tc.room, res)
+		}
+		// Neither seals a body that names another sender key than its own.
+		var res jsBoxResult
+		jsCall(t, ctx, &res, "sealKeyBox", "mallory", hex.EncodeToString(goSK.PublicKey()), toHexBody(toGo), false)
+		if res.Error == "" {
+			t.Errorf("room %q: JS sealed, as mallory, a body that names jessie's key", tc.room)
+		}
+		if _, err := e2ee.SealKeyBox(otherID, jsAnn.HPKE, toJS); err == nil {
+			t.Errorf("room %q: Go sealed, as another identity, a body that names gopher's key", tc.room)
+		}
+	}
+
+	interopKeyBindingTest(t, ctx, jsAnn)
+}
+
+// bindingCase is one way a box can be bound to something else than the
+// session that receives it.
+type bindingCase struct {
+	name   string
+	change func(b *e2ee.KeyBody)
+	msgKID func(b *e2ee.KeyBody) uint64 // the message's KID; the body's by default
+	signer string                       // JS: "forge" signs as mallory; Go: "other" signs with another identity
+	sealTo string                       // "other": another session key than the recipient's
+}
+
+func bindingCases(room string, otherKey []byte) []bindingCase {
+	return []bindingCase{
+		{name: "another room", change: func(b *e2ee.KeyBody) { b.Room = room + "!" }},
+		{name: "another sender name", change: func(b *e2ee.KeyBody) { b.Sender = "mallory" }},
+		{name: "another sender session", change: func(b *e2ee.KeyBody) { b.SenderSession[15] ^= 1 }},
+		{name: "another recipient name", change: func(b *e2ee.KeyBody) { b.Recipient += "2" }},
+		{name: "another recipient key", change: func(b *e2ee.KeyBody) { b.RecipientKey = otherKey }},
+		{name: "another recipient session", change: func(b *e2ee.KeyBody) { b.RecipientSession[0] ^= 0x80 }},
+		{name: "another KID than the message's", change: func(b *e2ee.KeyBody) {}, msgKID: func(b *e2ee.KeyBody) uint64 { return b.KID + 1 }},
+		{name: "another suite", change: func(b *e2ee.KeyBody) { b.Suite = sframe.AES256GCMSHA512_128 }},
+		{name: "a base key the suite does not want", change: func(b *e2ee.KeyBody) { b.BaseKey = b.BaseKey[:16] }},
+		{name: "signed by another key", change: func(b *e2ee.KeyBody) {}, signer: "other"},
+		{name: "sealed to another session key", change: func(b *e2ee.KeyBody) {}, sealTo: "other"},
 	}
 }
 
-// Public keys: what JS's parsePublicKey accepts is what Go's accepts,
-// low-order points and non-canonical encodings refused.
-func interopPublicKeysTest(t *testing.T, ctx context.Context) {
-	id, err := e2ee.NewIdentity()
+// interopKeyBindingTest: key sessions, JS and Go, refuse and count boxes
+// bound to something else, and take the right one once.
+func interopKeyBindingTest(t *testing.T, ctx context.Context, jessie e2ee.Announcement) {
+	const room = "binding room"
+	otherID, err := e2ee.NewIdentity()
 	if err != nil {
 		t.Fatal(err)
 	}
-	good := id.EncodedPublicKey()
-	enc := func(h string) string {
+	otherSK, err := e2ee.NewSessionKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := uint64(time.Now().UnixMicro())
+	kid := uint64(0xc0ffee00)
+
+	// Go's gomez sends to JS's jules.
+	gomezID, err := e2ee.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gomezSK, err := e2ee.NewSessionKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var julesText string
+	jsCall(t, ctx, &julesText, "newSession", map[string]any{"room": room, "self": "jules"})
+	jules, err := e2ee.ParseAnnouncement(julesText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsCall(t, ctx, nil, "setMembers", "jules", []map[string]string{{"identity": "gomez", "publicKey": e2ee.Announce(gomezID, gomezSK)}})
+	toJules := func() *e2ee.KeyBody {
+		seq++
+		kid++
+		return &e2ee.KeyBody{
+			Suite: e2ee.DefaultSuite, KID: kid, Seq: seq, Room: room,
+			Sender: "gomez", SenderKey: gomezID.PublicKey(), SenderSession: gomezSK.ID(),
+			Recipient: "jules", RecipientKey: jules.Identity, RecipientSession: jules.SessionID,
+			BaseKey: randomBytes(t, 32),
+		}
+	}
+	goMessage := func(b *e2ee.KeyBody, c bindingCase) string {
+		signer, to := gomezID, jules.HPKE
+		if c.signer == "other" {
+			signer, b.SenderKey = otherID, otherID.PublicKey()
+		}
+		if c.sealTo == "other" {
+			to = otherSK.PublicKey()
+		}
+		box, err := e2ee.SealKeyBox(signer, to, b)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		mk := b.KID
+		if c.msgKID != nil {
+			mk = c.msgKID(b)
+		}
+		return keyMessageJSON(t, mk, "jules", box)
+	}
+	jsHandle := func(msg string) string {
+		var res string
+		jsCall(t, ctx, &res, "handle", "jules", "gomez", msg)
+		return res
+	}
+	cases := bindingCases(room, otherID.PublicKey())
+	for _, c := range cases {
+		b := toJules()
+		c.change(b)
+		if res := jsHandle(goMessage(b, c)); res != "KeyMessageError" {
+			t.Errorf("JS jules, a Go box %s: %s, want KeyMessageError", c.name, res)
+		}
+	}
+	var st jsSessionState
+	jsCall(t, ctx, &st, "state", "jules")
+	if st.Stats.BadKeyMessages != len(cases) || st.Stats.ReplayedKeyMessages != 0 || st.Stats.KeysReceived != 0 {
+		t.Errorf("JS jules after %d bad boxes: %+v", len(cases), st.Stats)
+	}
+	goodMsg := goMessage(toJules(), bindingCase{name: "right"})
+	if res := jsHandle(goodMsg); res != "ok" {
+		t.Errorf("JS jules, the right Go box: %s", res)
+	}
+	if res := jsHandle(goodMsg); res != "KeyMessageError" {
+		t.Errorf("JS jules, the right Go box again: %s, want KeyMessageError", res)
+	}
+	jsCall(t, ctx, &st, "state", "jules")
+	if st.Stats.BadKeyMessages != len(cases)+1 || st.Stats.ReplayedKeyMessages != 1 || st.Stats.KeysReceived != 1 {
+		t.Errorf("JS jules after the right box twice: %+v; want it taken once, then refused as a replay", st.Stats)
+	}
+	jsCall(t, ctx, nil, "close", "jules")
+
+	// JS's jessie sends to Go's gaia.
+	gaiaID, err := e2ee.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gaiaSK, err := e2ee.NewSessionKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gaia, err := e2ee.NewSession(e2ee.Options{Room: room, Self: "gaia", Identity: gaiaID, SessionKey: gaiaSK, Logger: testLogger(), Send: func([]string, json.RawMessage) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gaia.Close()
+	var jessieText string
+	jsCall(t, ctx, &jessieText, "announce", "jessie")
+	gaia.SetMembers([]e2ee.Peer{{Identity: "jessie", PublicKey: jessieText}})
+	toGaia := func() *e2ee.KeyBody {
+		seq++
+		kid++
+		return &e2ee.KeyBody{
+			Suite: e2ee.DefaultSuite, KID: kid, Seq: seq, Room: room,
+			Sender: "jessie", SenderKey: jessie.Identity, SenderSession: jessie.SessionID,
+			Recipient: "gaia", RecipientKey: gaiaID.PublicKey(), RecipientSession: gaiaSK.ID(),
+			BaseKey: randomBytes(t, 32),
+		}
+	}
+	jsMessage := func(b *e2ee.KeyBody, c bindingCase) string {
+		signer, to, forge := "jessie", gaiaSK.PublicKey(), false
+		if c.signer == "other" {
+			signer, forge = "mallory", true
+		}
+		if c.sealTo == "other" {
+			to = otherSK.PublicKey()
+		}
+		mk := b.KID
+		if c.msgKID != nil {
+			mk = c.msgKID(b)
+		}
+		var msg string
+		jsCall(t, ctx, &msg, "keyMessage", signer, mk, "gaia", hex.EncodeToString(to), toHexBody(b), forge)
+		return msg
+	}
+	for _, c := range cases {
+		b := toGaia()
+		c.change(b)
+		err := gaia.HandleMessage("jessie", json.RawMessage(jsMessage(b, c)))
+		if !errors.Is(err, e2ee.ErrKeyMessage) || errors.Is(err, e2ee.ErrReplayedKey) {
+			t.Errorf("Go gaia, a JS box %s: %v, want ErrKeyMessage", c.name, err)
+		}
+	}
+	if st := gaia.Stats(); st.BadKeyMessages != uint64(len(cases)) || st.ReplayedKeyMessages != 0 || st.KeysReceived != 0 {
+		t.Errorf("Go gaia after %d bad boxes: %+v", len(cases), st)
+	}
+	goodMsg = jsMessage(toGaia(), bindingCase{name: "right"})
+	if err := gaia.HandleMessage("jessie", json.RawMessage(goodMsg)); err != nil {
+		t.Errorf("Go gaia, the right JS box: %v", err)
+	}
+	if err := gaia.HandleMessage("jessie", json.RawMessage(goodMsg)); !errors.Is(err, e2ee.ErrReplayedKey) {
+		t.Errorf("Go gaia, the right JS box again: %v, want ErrReplayedKey", err)
+	}
+	if st := gaia.Stats(); st.BadKeyMessages != uint64(len(cases))+1 || st.ReplayedKeyMessages != 1 || st.KeysReceived != 1 {
+		t.Errorf("Go gaia after the right box twice: %+v; want it taken once, then refused as a replay", st)
+	}
+}
+
+const announcePrefix = "sotto-e2ee-v2:"
+
+// Announcements: Go's parses in JS and JS's in Go to the same keys and
+// session id, and every bad one is refused by both for the same reason
+// (the same words): prefix, base64, length, signature, and every Ed25519
+// encoding of y < 19 and of the non-canonical y >= p, either sign, which
+// take in every small-order point, points that are not on the curve and
+// points that are (refused by the signature), and low-order X25519 keys.
+func interopAnnouncementsTest(t *testing.T, ctx context.Context) {
+	goID, err := e2ee.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	goSK, err := e2ee.NewSessionKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	goAnn := e2ee.Announce(goID, goSK)
+	js, _ := newJSIdentity(t, ctx, "jade announcing")
+	var back []string
+	jsCall(t, ctx, &back, "parseAnnouncements", []string{goAnn})
+	want := fmt.Sprintf("ok:%x:%x:%x", goID.PublicKey(), goSK.PublicKey(), goSK.ID())
+	if back[0] != want {
+		t.Fatalf("JS reads Go's announcement as %s, want %s", back[0], want)
+	}
+
+	// Hand-made announcements, signed by a key of the test's.
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := randomBytes(t, 16)
+	encode := func(parts ...[]byte) string {
+		return announcePrefix + base64.RawURLEncoding.EncodeToString(bytes.Join(parts, nil))
+	}
+	signed := func(identity, hpke []byte) string {
+		body := bytes.Join([][]byte{identity, hpke, sid}, nil)
+		return encode(body, ed25519.Sign(priv, append([]byte("sotto e2ee v2 announce"), body...)))
+	}
+	unhex := func(h string) []byte {
 		b, err := hex.DecodeString(h)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return "x25519:" + base64.RawURLEncoding.EncodeToString(b)
+		return b
 	}
-	zero := strings.Repeat("00", 32)
-	keys := []string{
-		good,
-		enc(zero),
-		enc("01" + strings.Repeat("00", 31)),
-		enc(strings.Repeat("00", 31) + "80"), // zero with the top bit set
-		enc("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"), // order 8
-		enc("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"), // order 8
-		enc("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"), // p-1
-		enc("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"), // p
-		enc("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"), // p+1
-		enc("09" + strings.Repeat("00", 31)),                                    // the base point
-		enc(strings.Repeat("00", 31)),                                           // 31 bytes
-		enc(strings.Repeat("11", 33)),                                           // 33 bytes
-		good + "=",
-		good[:len(good)-1] + string(good[len(good)-1]^1), // other trailing bits, perhaps
-		good[:20] + "\n" + good[20:],
-		"X" + good[1:],
-		"ed25519:" + good[len("x25519:"):],
-		strings.TrimPrefix(good, "x25519:"),
+	good := signed(pub, goSK.PublicKey())
+	raw, _ := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(good, announcePrefix))
+	flipped := bytes.Clone(raw)
+	flipped[len(flipped)-10] ^= 1
+	resessioned := bytes.Clone(raw)
+	resessioned[70] ^= 1
+	list := []string{
+		goAnn, js.Announcement, good,
+		encode(flipped), encode(resessioned),
+		strings.Replace(goAnn, announcePrefix, "sotto-e2ee-v1:", 1),
+		"x25519:" + strings.TrimPrefix(goAnn, announcePrefix),
+		strings.TrimPrefix(goAnn, announcePrefix),
 		"",
+		goAnn + "=",
+		goAnn[:len(goAnn)-1] + string(goAnn[len(goAnn)-1]^1),
+		goAnn[:40] + "\n" + goAnn[40:],
+		goAnn + "AA",
+		goAnn[:len(goAnn)-4],
+		goAnn[:len(goAnn)-1],
+		encode(raw[:80]),
 	}
+	// Session keys of low order (and a few that are not), validly signed.
+	for _, h := range []string{
+		strings.Repeat("00", 32),
+		"01" + strings.Repeat("00", 31),
+		strings.Repeat("00", 31) + "80",
+		"e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800", // order 8
+		"5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157", // order 8
+		"e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b880", // order 8, top bit set
+		"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", // p-1
+		"edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", // p
+		"eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", // p+1
+		"09" + strings.Repeat("00", 31),                                    // the base point
+	} {
+		list = append(list, signed(pub, unhex(h)))
+	}
+	// Identity keys: every encoding of y in 0..18, canonical and plus p,
+	// either sign of x, the order-8 points, and random ones; signed with
+	// R = the neutral element and S = 0, which a small-order key would
+	// "verify".
+	forgedSig := append([]byte{1}, make([]byte, 63)...)
+	var idKeys [][]byte
+	for y := range 19 {
+		for _, sign := range []byte{0, 0x80} {
+			k := make([]byte, 32)
+			k[0], k[31] = byte(y), sign
+			nc := bytes.Repeat([]byte{0xff}, 32)
+			nc[0], nc[31] = 0xed+byte(y), 0x7f|sign
+			idKeys = append(idKeys, k, nc)
+		}
+	}
+	for _, h := range []string{
+		"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+		"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+		"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+		"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+	} {
+		idKeys = append(idKeys, unhex(h))
+	}
+	rng := mrand.New(mrand.NewPCG(8032, 5))
+	for range 40 {
+		k := make([]byte, 32)
+		for i := range k {
+			k[i] = byte(rng.IntN(256))
+		}
+		idKeys = append(idKeys, k)
+	}
+	for _, k := range idKeys {
+		list = append(list, encode(k, goSK.PublicKey(), sid, forgedSig))
+	}
+
 	var got []string
-	jsCall(t, ctx, &got, "parsePublicKeys", keys)
-	for i, k := range keys {
-		b, err := e2ee.ParsePublicKey(k)
-		want := "error:BadPublicKeyError"
+	jsCall(t, ctx, &got, "parseAnnouncements", list)
+	reasons := map[string]int{}
+	for i, s := range list {
+		a, err := e2ee.ParseAnnouncement(s)
+		var w string
 		if err == nil {
-			want = "ok:" + hex.EncodeToString(b)
+			w = fmt.Sprintf("ok:%x:%x:%x", a.Identity, a.HPKE, a.SessionID)
+		} else {
+			w = "error:BadPublicKeyError:" + err.Error()
 		}
-		if got[i] != want {
-			t.Errorf("parsePublicKey(%q): JS %s, Go %s (%v)", k, got[i], want, err)
+		g := got[i]
+		// The base64 decoders word their errors differently.
+		if strings.Contains(w, "illegal base64 data") && strings.Contains(g, "illegal base64 data") {
+			w, g = "illegal base64 data", "illegal base64 data"
 		}
+		if g != w {
+			t.Errorf("parseAnnouncement(%q): JS %s, Go %s", s, got[i], w)
+		}
+		reason, _ := strings.CutPrefix(w, "error:BadPublicKeyError:e2ee: bad identity public key: ")
+		if strings.HasPrefix(reason, "ok:") {
+			reason = "ok"
+		}
+		reasons[reason]++
+	}
+	t.Logf("%d announcements, Go's verdicts: %v", len(list), reasons)
+	for _, r := range []string{"identity key is a small-order point", "identity key is not a curve point", "session key is a low-order point", "announcement signature does not verify"} {
+		if reasons[r] == 0 {
+			t.Errorf("no announcement was refused with %q: the list does not test it", r)
+		}
+	}
+	if reasons["ok"] != 4 {
+		t.Errorf("Go accepts %d announcements, want the 4 good ones (Go's, JS's, the test's and its base-point session key)", reasons["ok"])
 	}
 }
 
 // (c) The safety number of the same room and members is the same in JS
 // and Go: member order does not matter, duplicates count, and names sort
 // by their UTF-8 bytes (U+FFFF before U+1F600, unlike JavaScript's order).
+// So are the verification codes of two people, in either order.
 func interopSafetyNumberTest(t *testing.T, ctx context.Context) {
 	key := func() []byte {
 		id, err := e2ee.NewIdentity()
@@ -791,6 +1232,11 @@ func interopSafetyNumberTest(t *testing.T, ctx context.Context) {
 		return id.PublicKey()
 	}
 	k1, k2, k3 := key(), key(), key()
+	type member struct {
+		Identity  string `json:"identity"`
+		PublicKey string `json:"publicKey"`
+	}
+	toJS := func(m e2ee.Member) member { return member{m.Identity, hex.EncodeToString(m.PublicKey)} }
 	for _, tc := range []struct {
 		room    string
 		members []e2ee.Member
@@ -801,18 +1247,33 @@ func interopSafetyNumberTest(t *testing.T, ctx context.Context) {
 		{"", []e2ee.Member{{Identity: "alice", PublicKey: k1}, {Identity: "alice", PublicKey: k1}}},
 		{"été", []e2ee.Member{{Identity: "😀", PublicKey: k1}, {Identity: "\uffff", PublicKey: k2}, {Identity: "z", PublicKey: k3}}},
 	} {
-		type member struct {
-			Identity  string `json:"identity"`
-			PublicKey string `json:"publicKey"`
-		}
 		var ms []member
 		for _, m := range tc.members {
-			ms = append(ms, member{m.Identity, hex.EncodeToString(m.PublicKey)})
+			ms = append(ms, toJS(m))
 		}
 		var got string
 		jsCall(t, ctx, &got, "safetyNumber", tc.room, ms)
 		checkSameSafetyNumbers(t, fmt.Sprintf("room %q, %d members", tc.room, len(tc.members)),
 			map[string]string{"JS": got, "Go": e2ee.SafetyNumber(tc.room, tc.members)})
+	}
+	codes := map[string]bool{}
+	for _, p := range [][2]e2ee.Member{
+		{{Identity: "alice", PublicKey: k1}, {Identity: "bob", PublicKey: k2}},
+		{{Identity: "bob", PublicKey: k2}, {Identity: "alice", PublicKey: k1}},
+		{{Identity: "alice", PublicKey: k1}, {Identity: "bob", PublicKey: k3}},
+		{{Identity: "alice", PublicKey: k1}, {Identity: "alice", PublicKey: k2}},
+		{{Identity: "😀", PublicKey: k1}, {Identity: "\uffff", PublicKey: k2}},
+		{{Identity: "", PublicKey: k3}, {Identity: "", PublicKey: k3}},
+	} {
+		var got string
+		jsCall(t, ctx, &got, "verificationCode", toJS(p[0]), toJS(p[1]))
+		goCode := e2ee.VerificationCode(p[0], p[1])
+		checkSameSafetyNumbers(t, fmt.Sprintf("verification code of %q and %q", p[0].Identity, p[1].Identity),
+			map[string]string{"JS": got, "Go": goCode, "Go, the other way round": e2ee.VerificationCode(p[1], p[0])})
+		codes[goCode] = true
+	}
+	if len(codes) != 5 {
+		t.Errorf("%d different verification codes for 5 different pairs", len(codes))
 	}
 }
 
@@ -826,16 +1287,24 @@ type mixedRoom struct {
 
 	mu    sync.Mutex
 	gos   map[string]*e2ee.Session
+	keys  map[string]goKeys // each Go session's identity and session key
 	logs  map[string][]e2ee.KeyEvent
-	js    map[string]string // JS session name -> public key
+	js    map[string]string // JS session name -> announcement
 	queue []mixedRelay
+	// sent records every message pump delivered, as it went.
+	sent []mixedRelay
 	// hold, when set, says which deliveries wait in held until release.
 	hold func(from, to string) bool
 	held []mixedRelay
 }
 
 func newMixedRoom(t *testing.T, ctx context.Context, name string) *mixedRoom {
-	return &mixedRoom{t: t, ctx: ctx, name: name, gos: map[string]*e2ee.Session{}, logs: map[string][]e2ee.KeyEvent{}, js: map[string]string{}}
+	return &mixedRoom{t: t, ctx: ctx, name: name, gos: map[string]*e2ee.Session{}, keys: map[string]goKeys{}, logs: map[string][]e2ee.KeyEvent{}, js: map[string]string{}}
+}
+
+type goKeys struct {
+	id *e2ee.Identity
+	sk *e2ee.SessionKey
 }
 
 type mixedRelay struct {
@@ -853,8 +1322,12 @@ func (r *mixedRoom) joinGo(name string, publish bool, ackTimeout time.Duration) 
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	sk, err := e2ee.NewSessionKey()
+	if err != nil {
+		r.t.Fatal(err)
+	}
 	s, err := e2ee.NewSession(e2ee.Options{
-		Room: r.name, Self: name, Identity: id, Logger: testLogger(),
+		Room: r.name, Self: name, Identity: id, SessionKey: sk, Logger: testLogger(),
 		AckTimeout: cmp.Or(ackTimeout, 1<<40),
 		Send: func(to []string, msg json.RawMessage) {
 			r.mu.Lock()
@@ -876,6 +1349,7 @@ func (r *mixedRoom) joinGo(name string, publish bool, ackTimeout time.Duration) 
 	}
 	r.mu.Lock()
 	r.gos[name] = s
+	r.keys[name] = goKeys{id, sk}
 	r.mu.Unlock()
 	return s
 }
@@ -956,6 +1430,7 @@ func (r *mixedRoom) pump() {
 		}
 		m := r.queue[0]
 		r.queue = r.queue[1:]
+		r.sent = append(r.sent, m)
 		to := m.to
 		if to == nil {
 			for name := range r.gos {
@@ -1018,7 +1493,7 @@ type jsSessionState struct {
 	SendKID      string
 	SafetyNumber string
 	Stats        struct {
-		Epoch, KeysSent, KeysReceived, BadKeyMessages, AcksReceived, SwitchesOnAck, SwitchesOnTimeout int
+		Epoch, KeysSent, KeysReceived, BadKeyMessages, ReplayedKeyMessages, AcksReceived, SwitchesOnAck, SwitchesOnTimeout int
 	}
 }
 
@@ -1193,7 +1668,7 @@ func interopKeyManagementTest(t *testing.T, ctx context.Context) {
 	if err := json.Unmarshal([]byte(sent[0].Msg), &km); err != nil {
 		t.Fatal(err)
 	}
-	if km.Version != 1 || km.Type != "key" || len(km.Boxes) != 1 || km.Boxes["gopher"] == "" || sent[0].To != nil {
+	if km.Version != 2 || km.Type != "key" || len(km.Boxes) != 1 || km.Boxes["gopher"] == "" || sent[0].To != nil {
 		t.Fatalf("JS's key after carol left: %s to %v; want a key for gopher alone, sent to everyone", sent[0].Msg, sent[0].To)
 	}
 	if err := gopher.HandleMessage("jessie", json.RawMessage(sent[0].Msg)); err != nil {
@@ -1227,10 +1702,12 @@ func interopKeyManagementTest(t *testing.T, ctx context.Context) {
 	// Refused messages are counted, and change nothing.
 	before := r.jsState("jessie")
 	for _, msg := range []string{
-		`{"sotto_e2ee":2,"type":"key","kid":1}`,
-		`{"sotto_e2ee":1,"type":"rekey_all","kid":1}`,
-		`{"sotto_e2ee":1,"type":"key","kid":1,"boxes":{"jessie":"***"}}`,
-		`{"sotto_e2ee":1,"type":"key","kid":1,"boxes":{"jessie":"` + strings.Repeat("A", 100) + `"}}`,
+		`{"sotto_e2ee":1,"type":"key","kid":1}`, // version 1, gone
+		`{"sotto_e2ee":3,"type":"key","kid":1}`,
+		`{"sotto_e2ee":2,"type":"rekey_all","kid":1}`,
+		`{"sotto_e2ee":2,"type":"key","kid":1,"boxes":{"jessie":"***"}}`,
+		`{"sotto_e2ee":2,"type":"key","kid":1,"boxes":{"jessie":"` + strings.Repeat("A", 100) + `"}}`,
+		`{"sotto_e2ee":2,"type":"key","kid":1,"boxes":{"jessie":"` + strings.Repeat("A", 300) + `"}}`,
 	} {
 		var res string
 		jsCall(t, ctx, &res, "handle", "jessie", "gopher", msg)
@@ -1239,12 +1716,13 @@ func interopKeyManagementTest(t *testing.T, ctx context.Context) {
 		}
 	}
 	var res string
-	jsCall(t, ctx, &res, "handle", "jessie", "gopher", `{"sotto_e2ee":1,"type":"key","kid":1,"boxes":{"someone":"AAAA"}}`)
+	jsCall(t, ctx, &res, "handle", "jessie", "gopher", `{"sotto_e2ee":2,"type":"key","kid":1,"boxes":{"someone":"AAAA"}}`)
 	if res != "ok" {
 		t.Errorf("JS handling a key for others only: %s, want it ignored", res)
 	}
 	after := r.jsState("jessie")
-	if after.Stats.BadKeyMessages != before.Stats.BadKeyMessages+4 || after.KID != before.KID || after.Stats.KeysReceived != before.Stats.KeysReceived {
+	if after.Stats.BadKeyMessages != before.Stats.BadKeyMessages+6 || after.Stats.ReplayedKeyMessages != before.Stats.ReplayedKeyMessages ||
+		after.KID != before.KID || after.Stats.KeysReceived != before.Stats.KeysReceived {
 		t.Errorf("JS after refused messages: %+v (before %+v)", after.Stats, before.Stats)
 	}
 	r.checkFramesBothWays("gopher", "jessie")
@@ -1463,4 +1941,317 @@ func interopEarlyKeysTest(t *testing.T, ctx context.Context) {
 	}
 	takeGo() // gus's ack
 	r.checkJSToGo("jill", "gus")
+}
+
+// keyMessages returns the key messages (type "key") from sent that the
+// pump delivered, oldest first.
+func (r *mixedRoom) keyMessages(from string) []json.RawMessage {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []json.RawMessage
+	for _, m := range r.sent {
+		var km struct {
+			Type string `json:"type"`
+		}
+		if m.from == from && json.Unmarshal(m.msg, &km) == nil && km.Type == "key" {
+			out = append(out, m.msg)
+		}
+	}
+	return out
+}
+
+// goLeavesAndRejoins: the others see Go session name leave and come back
+// with the same announcement, as after a reconnect; it starts again with
+// a fresh key.
+func (r *mixedRoom) goLeavesAndRejoins(name string) {
+	r.t.Helper()
+	r.mu.Lock()
+	s := r.gos[name]
+	delete(r.gos, name)
+	r.mu.Unlock()
+	r.announce()
+	r.pump()
+	s.SetMembers(nil)
+	r.mu.Lock()
+	r.gos[name] = s
+	r.mu.Unlock()
+	r.announce()
+	r.pump()
+}
+
+// jsLeavesAndRejoins is goLeavesAndRejoins for a JS session.
+func (r *mixedRoom) jsLeavesAndRejoins(name string) {
+	r.t.Helper()
+	ann := r.js[name]
+	delete(r.js, name)
+	r.announce()
+	r.pump()
+	jsCall(r.t, r.ctx, nil, "setMembers", name, nil) // what start() does after a reconnect
+	r.js[name] = ann
+	r.announce()
+	r.pump()
+}
+
+// A key message recorded and played back later is refused, counted as a
+// replay and changes nothing, by a JS receiver and by a Go one: the
+// sender's first and latest messages after it rekeyed, the same after the
+// sender left and came back in the same session (the receiver remembers
+// its highest sequence number), and a box its sender signed anew for a
+// KID the receiver retired, under a sequence number never seen. Frames
+// keep decrypting both ways throughout; frames recorded under the first
+// keys never decrypt again.
+func interopKeyReplayTest(t *testing.T, ctx context.Context) {
+	r := newMixedRoom(t, ctx, "replay room")
+	gray := r.joinGo("gray", true, 0)
+	r.joinJS("jill", true, 3_600_000, 50)
+	r.announce()
+	r.pump()
+	jill, err := e2ee.ParseAnnouncement(r.js["jill"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	grayFirstKID, jillFirstKID := gray.KID(), r.jsState("jill").KID
+	r.checkFramesBothWays("gray", "jill")
+	// A frame of each under its first key, recorded and held back.
+	grayRecorded, err := gray.EncryptFrame(e2ee.CodecOpus, []byte{0xfc, 1, 1, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jillRecorded := r.jsEncrypt("jill", e2ee.CodecOpus, []byte{0xfc, 2, 2, 2})
+
+	// gwyn joins and leaves: gray and jill rekey twice.
+	r.joinGo("gwyn", false, 0)
+	r.announce()
+	r.pump()
+	r.leave("gwyn")
+	r.announce()
+	r.pump()
+	if gray.KID() == grayFirstKID || r.jsState("jill").KID == jillFirstKID {
+		t.Fatalf("gray (%#x, was %#x) or jill (%#x, was %#x) did not rekey", gray.KID(), grayFirstKID, r.jsState("jill").KID, jillFirstKID)
+	}
+	r.checkFramesBothWays("gray", "jill")
+
+	toJS := func(what string, msg json.RawMessage, replay bool) {
+		t.Helper()
+		before := r.jsState("jill")
+		var res string
+		jsCall(t, ctx, &res, "handle", "jill", "gray", string(msg))
+		after := r.jsState("jill")
+		var acks []struct{ To []string }
+		jsCall(t, ctx, &acks, "takeOutbox", "jill")
+		replays := 0
+		if replay {
+			replays = 1
+		}
+		if res != "KeyMessageError" || after.Stats.BadKeyMessages != before.Stats.BadKeyMessages+1 ||
+			after.Stats.ReplayedKeyMessages != before.Stats.ReplayedKeyMessages+replays ||
+			after.Stats.KeysReceived != before.Stats.KeysReceived || len(acks) != 0 {
+			t.Errorf("JS jill, %s: %s, %d messages sent; stats %+v, before %+v; want it refused (replay: %v), nothing else changed",
+				what, res, len(acks), after.Stats, before.Stats, replay)
+		}
+	}
+	toGo := func(what string, msg json.RawMessage) {
+		t.Helper()
+		before := gray.Stats()
+		err := gray.HandleMessage("jill", msg)
+		after := gray.Stats()
+		r.mu.Lock()
+		sent := len(r.queue)
+		r.mu.Unlock()
+		if !errors.Is(err, e2ee.ErrReplayedKey) || after.BadKeyMessages != before.BadKeyMessages+1 ||
+			after.ReplayedKeyMessages != before.ReplayedKeyMessages+1 || after.KeysReceived != before.KeysReceived || sent != 0 {
+			t.Errorf("Go gray, %s: %v, %d messages sent; stats %+v, before %+v; want ErrReplayedKey, nothing else changed",
+				what, err, sent, after, before)
+		}
+	}
+	replayAll := func(when string) {
+		t.Helper()
+		grays, jills := r.keyMessages("gray"), r.keyMessages("jill")
+		if len(grays) < 3 || len(jills) < 3 {
+			t.Fatalf("%d key messages recorded from gray, %d from jill; want at least 3 each", len(grays), len(jills))
+		}
+		toJS("gray's first key message "+when, grays[0], true)
+		toJS("gray's latest key message "+when, grays[len(grays)-1], true)
+		toGo("jill's first key message "+when, jills[0])
+		toGo("jill's latest key message "+when, jills[len(jills)-1])
+		r.checkFramesBothWays("gray", "jill")
+	}
+	replayAll("after it rekeyed")
+
+	// Each leaves and comes back in the same session; its old messages
+	// stay old.
+	r.goLeavesAndRejoins("gray")
+	r.jsLeavesAndRejoins("jill")
+	r.checkFramesBothWays("gray", "jill")
+	replayAll("after its sender left and came back")
+
+	// A KID retired (gray's and jill's first, dropped when each left),
+	// signed anew by its sender under a sequence number never seen.
+	seq := uint64(time.Now().UnixMicro()) + 1e12
+	gk := r.keys["gray"]
+	box, err := e2ee.SealKeyBox(gk.id, jill.HPKE, &e2ee.KeyBody{
+		Suite: e2ee.DefaultSuite, KID: grayFirstKID, Seq: seq, Room: r.name,
+		Sender: "gray", SenderKey: gk.id.PublicKey(), SenderSession: gk.sk.ID(),
+		Recipient: "jill", RecipientKey: jill.Identity, RecipientSession: jill.SessionID,
+		BaseKey: randomBytes(t, 32),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toJS("gray's first KID, retired, under a new sequence number", json.RawMessage(keyMessageJSON(t, grayFirstKID, "jill", box)), true)
+	var msg string
+	jsCall(t, ctx, &msg, "keyMessage", "jill", jillFirstKID, "gray", hex.EncodeToString(gk.sk.PublicKey()), toHexBody(&e2ee.KeyBody{
+		Suite: e2ee.DefaultSuite, KID: jillFirstKID, Seq: seq, Room: r.name,
+		Sender: "jill", SenderKey: jill.Identity, SenderSession: jill.SessionID,
+		Recipient: "gray", RecipientKey: gk.id.PublicKey(), RecipientSession: gk.sk.ID(),
+		BaseKey: randomBytes(t, 32),
+	}), false)
+	toGo("jill's first KID, retired, under a new sequence number", json.RawMessage(msg))
+	r.checkFramesBothWays("gray", "jill")
+
+	// The recorded frames stay undecryptable: their key is gone for good.
+	if res := r.jsDecrypt("jill", "gray", e2ee.CodecOpus, grayRecorded); res.Error != "no-key" {
+		t.Errorf("JS jill, gray's recorded frame under its first key: %+v, want no-key", res)
+	}
+	if _, _, err := gray.DecryptFrame("jill", e2ee.CodecOpus, jillRecorded); !errors.Is(err, e2ee.ErrNoKey) {
+		t.Errorf("Go gray, jill's recorded frame under her first key: %v, want ErrNoKey", err)
+	}
+}
+
+// A receiver never derives a KID it retired, JS as Go: gus (made by hand,
+// as only a sender can) sends its key for epoch 6 and then, under a
+// higher sequence number, the key of epoch 5 it ratchets from. Frames
+// under epoch 5 come into use, so epoch 6's key is retired after the
+// grace period; a frame under epoch 6 then does not decrypt, although
+// the ratchet of the epoch 5 key the receiver holds would open it.
+func interopRetiredRatchetTest(t *testing.T, ctx context.Context) {
+	const room = "ratchet replay room"
+	gusID, err := e2ee.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gusSK, err := e2ee.NewSessionKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gus := []map[string]string{{"identity": "gus", "publicKey": e2ee.Announce(gusID, gusSK)}}
+	var jaxText string
+	jsCall(t, ctx, &jaxText, "newSession", map[string]any{"room": room, "self": "jax", "graceMs": 50})
+	defer jsCall(t, ctx, nil, "close", "jax")
+	jax, err := e2ee.ParseAnnouncement(jaxText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsCall(t, ctx, nil, "setMembers", "jax", gus)
+	gwenID, err := e2ee.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gwenSK, err := e2ee.NewSessionKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gwen, err := e2ee.NewSession(e2ee.Options{Room: room, Self: "gwen", Identity: gwenID, SessionKey: gwenSK, Grace: 50 * time.Millisecond, Logger: testLogger(), Send: func([]string, json.RawMessage) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gwen.Close()
+	gwen.SetMembers([]e2ee.Peer{{Identity: "gus", PublicKey: gus[0]["publicKey"]}})
+
+	const tag = 0x5a5a5a
+	kid5, kid6 := e2ee.KIDOf(tag, 5), e2ee.KIDOf(tag, 6)
+	base5 := randomBytes(t, 32)
+	base6, err := sframe.Ratchet(e2ee.DefaultSuite, base5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := uint64(time.Now().UnixMicro())
+	send := func(kid uint64, base []byte) {
+		t.Helper()
+		seq++
+		for _, to := range []struct {
+			name string
+			ann  e2ee.Announcement
+			pub  []byte
+		}{{"jax", jax, jax.Identity}, {"gwen", e2ee.Announcement{HPKE: gwenSK.PublicKey(), SessionID: gwenSK.ID()}, gwenID.PublicKey()}} {
+			box, err := e2ee.SealKeyBox(gusID, to.ann.HPKE, &e2ee.KeyBody{
+				Suite: e2ee.DefaultSuite, KID: kid, Seq: seq, Room: room,
+				Sender: "gus", SenderKey: gusID.PublicKey(), SenderSession: gusSK.ID(),
+				Recipient: to.name, RecipientKey: to.pub, RecipientSession: to.ann.SessionID, BaseKey: base,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg := keyMessageJSON(t, kid, to.name, box)
+			if to.name == "jax" {
+				var res string
+				jsCall(t, ctx, &res, "handle", "jax", "gus", msg)
+				if res != "ok" {
+					t.Fatalf("JS jax refused gus's key %#x: %s", kid, res)
+				}
+			} else if err := gwen.HandleMessage("gus", json.RawMessage(msg)); err != nil {
+				t.Fatalf("Go gwen refused gus's key %#x: %v", kid, err)
+			}
+		}
+	}
+	senders := map[uint64]*sframe.Sender{}
+	frame := func(kid uint64, base []byte) []byte {
+		if senders[kid] == nil {
+			snd, err := sframe.NewSender(e2ee.DefaultSuite, kid, base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			senders[kid] = snd
+		}
+		return goEncryptFrame(t, senders[kid], e2ee.CodecOpus, []byte{0xfc, 5, 6, 7})
+	}
+	send(kid6, base6)
+	send(kid5, base5)
+
+	// Frames under epoch 5 come into use: epoch 6's key goes after the
+	// grace period.
+	changed := gwen.Changed()
+	if _, _, err := gwen.DecryptFrame("gus", e2ee.CodecOpus, frame(kid5, base5)); err != nil {
+		t.Fatalf("Go gwen, a frame under epoch 5: %v", err)
+	}
+	if res := jsDecryptAs(t, ctx, "jax", "gus", frame(kid5, base5)); res.Error != "" {
+		t.Fatalf("JS jax, a frame under epoch 5: %+v", res)
+	}
+	select {
+	case <-changed:
+	case <-time.After(browserTimeout):
+		t.Fatal("Go gwen did not retire gus's epoch 6 key after the grace period")
+	}
+	var gone bool
+	jsCall(t, ctx, &gone, "waitKeyGone", "jax", "gus", kid6, int(browserTimeout.Milliseconds()))
+	if !gone {
+		t.Fatal("JS jax did not retire gus's epoch 6 key after the grace period")
+	}
+
+	late := frame(kid6, base6)
+	if _, _, err := gwen.DecryptFrame("gus", e2ee.CodecOpus, late); !errors.Is(err, e2ee.ErrNoKey) {
+		t.Errorf("Go gwen, a frame under the retired epoch 6: %v, want ErrNoKey", err)
+	}
+	if res := jsDecryptAs(t, ctx, "jax", "gus", late); res.Error != "no-key" {
+		t.Errorf("JS jax, a frame under the retired epoch 6: %+v, want no-key", res)
+	}
+	var has bool
+	jsCall(t, ctx, &has, "hasKey", "jax", "gus", kid6)
+	if has {
+		t.Error("JS jax derived gus's retired epoch 6 key again")
+	}
+	if _, _, err := gwen.DecryptFrame("gus", e2ee.CodecOpus, frame(kid5, base5)); err != nil {
+		t.Errorf("Go gwen, another frame under epoch 5: %v", err)
+	}
+	if res := jsDecryptAs(t, ctx, "jax", "gus", frame(kid5, base5)); res.Error != "" {
+		t.Errorf("JS jax, another frame under epoch 5: %+v", res)
+	}
+}
+
+// jsDecryptAs decrypts a frame in JS session name as from's, outside a mixedRoom.
+func jsDecryptAs(t *testing.T, ctx context.Context, name, from string, wire []byte) jsDecrypted {
+	t.Helper()
+	var res jsDecrypted
+	jsCall(t, ctx, &res, "decrypt", name, from, "opus", hex.EncodeToString(wire))
+	return res
 }

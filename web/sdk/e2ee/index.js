@@ -6,14 +6,16 @@
  * sealed in relay messages the server cannot read. It interoperates with
  * the Go SDK byte for byte (docs/E2EE.md is the specification).
  *
- * The identity key is made here and its private half never leaves
- * WebCrypto (non-extractable); media keys leave this page only sealed to
- * another participant's identity key, and otherwise go to this E2EE's own
- * worker, which transforms the frames.
+ * The identity key (Ed25519) is made here unless the caller passes one it
+ * kept, and the session key (X25519, for HPKE) is made here for this
+ * E2EE; their private halves never leave WebCrypto (non-extractable).
+ * Media keys leave this page only signed and sealed to another
+ * participant's session key, and otherwise go to this E2EE's own worker,
+ * which transforms the frames.
  *
  * Usage (what the SDK does):
  *
- *   const e2ee = await E2EE.create();
+ *   const e2ee = await E2EE.create();           // or create({identity}) with a kept Identity
  *   join with public_key: e2ee.publicKey, e2ee: true
  *   new RTCPeerConnection({...config, ...e2ee.rtcConfiguration()})
  *   on joined:            e2ee.start({room, self, send: (to, data) => relay(to, data)})
@@ -25,7 +27,7 @@
  * no key message at all; the first attachSender distributes its key.
  */
 
-import { Identity } from "./identity.js";
+import { Identity, SessionKey, announce } from "./identity.js";
 import { KeySession, isKeyMessage } from "./keys.js";
 import { isSupportedSuite } from "./sframe.js";
 
@@ -41,6 +43,8 @@ export const DEFAULT_SUITE = 4;
 /**
  * E2EE.create options.
  * @typedef {object} E2EEOptions
+ * @property {Identity} [identity] this participant's identity key, one kept from an earlier call
+ *   (Identity.fromKeys rebuilds one from CryptoKeys stored in IndexedDB); a fresh one by default
  * @property {number} [suite] SFrame cipher suite (DEFAULT_SUITE); every participant of a room must use the same
  * @property {number} [ackTimeoutMs] how long a sender waits for acks before switching to a new key (2000)
  * @property {number} [graceMs] how long older keys of a sender stay after a newer one is in use (3000)
@@ -109,9 +113,11 @@ function supports(mode) {
 }
 
 /**
- * One participant's end-to-end encryption: its identity key, key
- * management and the worker that transforms frames. Make it with
- * E2EE.create; it lasts as long as the client, across reconnects.
+ * One participant's end-to-end encryption: its identity key, its session
+ * key, key management and the worker that transforms frames. Make it
+ * with E2EE.create; it lasts as long as the client, across reconnects
+ * (one session key for its whole life, so its announcement stays the
+ * same).
  *
  * Events: "statechange" (detail {identity, state}) when a participant's
  * ParticipantState changes; "safetynumber" (detail {number}) after start
@@ -119,8 +125,9 @@ function supports(mode) {
  */
 export class E2EE extends EventTarget {
   /**
-   * Makes the identity key and starts the worker. Rejects when the suite
-   * is unknown or the browser can neither RTCRtpScriptTransform nor
+   * Makes the identity key (unless opts.identity gives one) and the
+   * session key, and starts the worker. Rejects when the suite is unknown
+   * or the browser can neither RTCRtpScriptTransform nor
    * createEncodedStreams().
    * @param {E2EEOptions} [opts]
    * @returns {Promise<E2EE>}
@@ -134,9 +141,14 @@ export class E2EE extends EventTarget {
     if (mode === null || !supports(mode)) {
       throw new Error(`e2ee: this browser cannot transform encoded frames${mode ? ` with ${mode}` : ""}`);
     }
-    const identity = await Identity.generate();
+    if (opts.identity !== undefined && !(opts.identity instanceof Identity)) {
+      throw new TypeError("e2ee: the identity option must be an Identity");
+    }
+    const identity = opts.identity ?? (await Identity.generate());
+    const sessionKey = await SessionKey.generate();
+    const announcement = await announce(identity, sessionKey);
     const worker = new Worker(opts.workerUrl ?? new URL("./worker.js", import.meta.url), { type: "module", name: "sotto-e2ee" });
-    const e = new E2EE(CREATE, { identity, worker, mode, suite, ackTimeoutMs: opts.ackTimeoutMs, graceMs: opts.graceMs });
+    const e = new E2EE(CREATE, { identity, sessionKey, announcement, worker, mode, suite, ackTimeoutMs: opts.ackTimeoutMs, graceMs: opts.graceMs });
     try {
       await e.call({ op: "init", suite });
     } catch (err) {
@@ -149,15 +161,22 @@ export class E2EE extends EventTarget {
   /**
    * Use E2EE.create.
    * @param {symbol} token
-   * @param {{identity: Identity, worker: Worker, mode: TransformMode, suite: number, ackTimeoutMs?: number, graceMs?: number}} o
+   * @param {{identity: Identity, sessionKey: SessionKey, announcement: string, worker: Worker, mode: TransformMode, suite: number, ackTimeoutMs?: number, graceMs?: number}} o
    */
   constructor(token, o) {
     if (token !== CREATE) {
       throw new TypeError("e2ee: use E2EE.create()");
     }
     super();
-    /** @private */
+    /**
+     * This participant's identity key (the page may keep it for later calls).
+     * @readonly
+     */
     this.identity = o.identity;
+    /** @private */
+    this.sessionKey = o.sessionKey;
+    /** @private */
+    this.announcement = o.announcement;
     /** @private */
     this.worker = o.worker;
     /**
@@ -219,12 +238,13 @@ export class E2EE extends EventTarget {
   }
 
   /**
-   * This participant's identity public key, "x25519:" and 43 characters
-   * of base64url: the join message's public_key.
+   * The join message's public_key: this participant's announcement, its
+   * identity key, session key and session id signed by the identity key
+   * ("sotto-e2ee-v2:" and 192 characters of base64url).
    * @returns {string}
    */
   get publicKey() {
-    return this.identity.encodedPublicKey;
+    return this.announcement;
   }
 
   /**
@@ -257,6 +277,7 @@ export class E2EE extends EventTarget {
       room: o.room,
       self: o.self,
       identity: this.identity,
+      sessionKey: this.sessionKey,
       suite: this.suite,
       send,
       keys: {
@@ -280,7 +301,8 @@ export class E2EE extends EventTarget {
 
   /**
    * Tells key management who else is in the call: every other
-   * participant whose ParticipantInfo has e2ee true and a public_key.
+   * participant whose ParticipantInfo has e2ee true and a public_key (its
+   * announcement).
    * Call it with the whole list on every change.
    * @param {ReadonlyArray<{identity: string, publicKey: string}>} peers
    */
@@ -432,12 +454,34 @@ export class E2EE extends EventTarget {
   }
 
   /**
+   * The verification code of this participant and member identity, as
+   * Go's VerificationCode: six groups of five digits, the same in every
+   * call for as long as neither changes identity key. "" when identity
+   * is not a member with a usable announcement (or before start).
+   * @param {string} identity
+   * @returns {Promise<string>}
+   */
+  verificationCode(identity) {
+    return this.session ? this.session.verificationCode(identity) : Promise.resolve("");
+  }
+
+  /**
+   * Each member's Ed25519 identity key as its announcement carried it and
+   * key management checked it (empty before start): what the safety
+   * number covers, and what a page remembers people by.
+   * @returns {Map<string, Uint8Array<ArrayBuffer>>}
+   */
+  memberKeys() {
+    return this.session ? this.session.memberKeys() : new Map();
+  }
+
+  /**
    * Key management counters; zeros before start.
    * @returns {E2EEStats}
    */
   stats() {
     if (!this.session) {
-      return { epoch: 0, keysSent: 0, keysReceived: 0, badKeyMessages: 0, acksReceived: 0, switchesOnAck: 0, switchesOnTimeout: 0 };
+      return { epoch: 0, keysSent: 0, keysReceived: 0, badKeyMessages: 0, replayedKeyMessages: 0, acksReceived: 0, switchesOnAck: 0, switchesOnTimeout: 0 };
     }
     return this.session.stats();
   }

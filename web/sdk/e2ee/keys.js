@@ -1,41 +1,52 @@
 // @ts-check
 /**
  * @file Key management of Sotto's end-to-end encryption, the protocol and
- * rules of media/e2ee/keys.go, so that browsers and Go clients share keys
- * in one room (docs/E2EE.md, "Key management").
+ * rules of media/e2ee/keys.go and receive.go, so that browsers and Go
+ * clients share keys in one room (docs/E2EE.md, "Key management").
  *
  * Each participant has its own sending key: a random base key of the
  * suite's hash size under KID = tag << 8 | epoch & 0xff, the tag a random
- * non-zero 24-bit number drawn when the session starts. The key travels to
- * every other participant sealed (seal.js) in a relay message:
+ * non-zero 24-bit number drawn when the session starts and again whenever
+ * the epoch's low byte wraps to 0 (so a KID never repeats). The key
+ * travels to every other participant in a relay message, version 2:
  *
- *   {"sotto_e2ee":1,"type":"key","kid":N,"boxes":{identity: base64url(sealed)}}
+ *   {"sotto_e2ee":2,"type":"key","kid":N,"boxes":{identity: base64url(box)}}
  *
- * with the sealed plaintext 0x01 || suite (2 bytes) || KID (8 bytes) ||
- * base key, big-endian, and each recipient answers the sender alone with
- * {"sotto_e2ee":1,"type":"key_ack","kid":N}. A participant that publishes
- * nothing sends no key at all; once it publishes (startPublishing), when
- * someone joins it ratchets its latest key (if anyone had it) and sends it
- * to everyone, and when someone leaves it draws a fresh key for those who
- * remain. It switches once every recipient acknowledged, or after the ack
- * timeout. Receivers keep at most 4 keys per sender, and drop a sender's
- * older keys a grace period after the first frame under a newer one
- * decrypted; a frame under the next epoch of a key they hold is tried
- * under that key's ratchet (noteDerived), and a key message that arrives
- * before its sender is a member is kept until it is.
+ * each box signed by this participant's identity key and sealed to the
+ * recipient's session key (seal.js), carrying the sender's key sequence
+ * number (the Unix time in microseconds when the session was made, plus
+ * one for every key message), and each recipient answers the sender alone
+ * with {"sotto_e2ee":2,"type":"key_ack","kid":N}. A recipient refuses a
+ * box that does not open, is not signed by the key its sender announced,
+ * is bound to another room, sender, recipient or session, carries a
+ * sequence number not above the highest it accepted from that sender, or
+ * a KID it retired for that sender session (the last two counted as
+ * replays as well as bad messages).
+ *
+ * A participant that publishes nothing sends no key at all; once it
+ * publishes (startPublishing), when someone joins it ratchets its latest
+ * key (if anyone had it) and sends it to everyone, and when someone leaves
+ * it draws a fresh key for those who remain. It switches once every
+ * recipient acknowledged, or after the ack timeout. Receivers keep at most
+ * 4 keys per sender, and drop a sender's older keys a grace period after
+ * the first frame under a newer one decrypted; a frame under the next
+ * epoch of a key they hold is tried under that key's ratchet
+ * (noteDerived), and a key message that arrives before its sender is a
+ * member is kept until it is.
  *
  * KIDs are below 2^32 (a 24-bit tag shifted by 8), so they are Numbers
  * here and in JSON; note that they exceed 2^31, so they are never built
- * with JavaScript's 32-bit shift operators.
+ * with JavaScript's 32-bit shift operators. Sequence numbers are 64-bit:
+ * BigInts.
  *
  * A KeySession works through one operation at a time (the WebCrypto calls
  * are asynchronous; Go's Session holds a lock instead), in the order the
  * calls were made.
  */
 
-import { base64urlDecode, base64urlEncode, parsePublicKey } from "./identity.js";
-import { open, seal } from "./seal.js";
-import { safetyNumber } from "./safety.js";
+import { base64urlDecode, base64urlEncode, equalBytes, parseAnnouncement } from "./identity.js";
+import { openKeyBox, sealKeyBox } from "./seal.js";
+import { safetyNumber, verificationCode } from "./safety.js";
 import { ratchet, suiteParams, AES_128_GCM_SHA256_128 } from "./sframe.js";
 
 /** The SFrame cipher suite Sotto clients use: AES_128_GCM_SHA256_128. */
@@ -49,17 +60,22 @@ const MAX_KEYS_PER_SENDER = 4;
 // Bounds on key messages kept from participants not yet members.
 const MAX_EARLY_SENDERS = 64;
 const MAX_EARLY_PER_SENDER = 4;
-const KEY_MESSAGE_VERSION = 1;
-const BOX_PLAINTEXT_VERSION = 1;
-const BOX_HEADER = 11; // version, suite, KID
-const MIN_BASE_KEY = 16;
+// Bounds on what replay protection remembers (Go's maxSenderRecords and
+// maxRetired): senders, least recently used out first, and retired KIDs
+// per sender, oldest out first (the sequence number refuses older ones
+// anyway).
+const MAX_SENDER_RECORDS = 4096;
+const MAX_RETIRED = 256;
+const KEY_MESSAGE_VERSION = 2;
 
 /**
  * Where a KeySession puts the keys frames need: FrameCrypto, or the proxy
  * to the worker that runs one. Promises returned by setReceiveKey must
  * resolve only once frames under the key can decrypt: the ack follows.
- * A sink that derives a sender's ratcheted key by itself tells the
- * session with noteDerived.
+ * removeReceiveKey and removeParticipant retire the keys they remove: a
+ * sink that derives a sender's ratcheted key by itself must never derive
+ * one of those again, and tells the session what it derived with
+ * noteDerived.
  * @typedef {object} KeySink
  * @property {(kid: number, baseKey: Uint8Array<ArrayBuffer>) => (Promise<void>|void)} setSendKey encrypt under this key from now on
  * @property {(from: string, kid: number, baseKey: Uint8Array<ArrayBuffer>) => Promise<void>} setReceiveKey
@@ -71,7 +87,7 @@ const MIN_BASE_KEY = 16;
  * Another participant, as signaling announced it.
  * @typedef {object} Peer
  * @property {string} identity its name in the room
- * @property {string} publicKey the public key from its join ("x25519:…")
+ * @property {string} publicKey the public_key from its join: its announcement ("sotto-e2ee-v2:…")
  */
 
 /**
@@ -80,7 +96,9 @@ const MIN_BASE_KEY = 16;
  * @property {number} epoch this sender's key epoch: incremented by every key switch
  * @property {number} keysSent key messages sent (one per rekey, with a box for each member)
  * @property {number} keysReceived keys opened from other participants
- * @property {number} badKeyMessages key messages that were malformed or did not open
+ * @property {number} badKeyMessages key messages that were refused: malformed, did not open, bound to something else, or old
+ * @property {number} replayedKeyMessages of those, the ones refused as old: a sequence number not above the
+ *   sender's highest, or a KID already retired
  * @property {number} acksReceived
  * @property {number} switchesOnAck key switches after every recipient acknowledged
  * @property {number} switchesOnTimeout key switches after the ack timeout, some recipient silent
@@ -101,18 +119,19 @@ const MIN_BASE_KEY = 16;
 /**
  * A key-management message as it travels.
  * @typedef {object} KeyMessage
- * @property {number} sotto_e2ee always 1
+ * @property {number} sotto_e2ee always 2
  * @property {"key"|"key_ack"} type
  * @property {number} kid
- * @property {Record<string, string>} [boxes] only in "key": recipient identity to base64url(sealed)
+ * @property {Record<string, string>} [boxes] only in "key": recipient identity to base64url(box)
  */
 
 /**
  * KeySession options.
  * @typedef {object} KeySessionOptions
- * @property {string} room the room's name; sealed keys are bound to it
+ * @property {string} room the room's name; boxes are bound to it
  * @property {string} self this participant's identity, as its access token names it
- * @property {import("./seal.js").SealIdentity} identity this participant's identity key (Identity)
+ * @property {import("./identity.js").Identity} identity this participant's identity key
+ * @property {import("./identity.js").SessionKey} sessionKey this session's key and id, as announced
  * @property {number} [suite] SFrame cipher suite, DEFAULT_SUITE by default; every participant of a room must use the same
  * @property {(to: string[]|null, msg: KeyMessage) => void} send delivers a relay message: to lists recipients, null meaning everyone else
  * @property {KeySink} keys where the keys go
@@ -131,12 +150,20 @@ export class NotKeyMessageError extends Error {
   }
 }
 
-/** A key-management message that was malformed or did not open (Go's ErrKeyMessage). */
+/**
+ * A key-management message that was refused (Go's ErrKeyMessage);
+ * replayed is set for one refused as old (Go's ErrReplayedKey).
+ */
 export class KeyMessageError extends Error {
-  /** @param {string} message */
-  constructor(message) {
+  /**
+   * @param {string} message
+   * @param {boolean} [replayed]
+   */
+  constructor(message, replayed = false) {
     super(`e2ee: bad key-management message ${message}`);
     this.name = "KeyMessageError";
+    /** @readonly */
+    this.replayed = replayed;
   }
 }
 
@@ -208,6 +235,27 @@ export function kidOf(tag, epoch) {
 }
 
 /**
+ * The tag of a KID: kid >> 8, without 32-bit shifts.
+ * @param {number} kid
+ * @returns {number}
+ */
+function tagOf(kid) {
+  return Math.floor(kid / 256);
+}
+
+/**
+ * @param {Uint8Array} b
+ * @returns {string}
+ */
+function hex(b) {
+  let s = "";
+  for (const x of b) {
+    s += x.toString(16).padStart(2, "0");
+  }
+  return s;
+}
+
+/**
  * @typedef {object} SendKey one of this participant's own base keys
  * @property {number} kid
  * @property {number} epoch
@@ -216,13 +264,31 @@ export function kidOf(tag, epoch) {
  */
 
 /**
+ * What replay protection keeps about one sender (its identity and
+ * identity key) for the life of the session, across the sender leaving
+ * and coming back (Go's senderRecord).
+ * @typedef {object} SenderRecord
+ * @property {bigint} highest the highest sequence number accepted; 0 none yet
+ * @property {{session: string, kid: number}[]} retired KIDs removed from use, oldest first, with the sender session (hex) they belonged to
+ */
+
+/**
+ * @typedef {object} RemoteKey one key of another participant
+ * @property {number} kid
+ * @property {number} order insertion counter
+ * @property {Uint8Array<ArrayBuffer>} base
+ */
+
+/**
  * @typedef {object} Remote another participant's keys
  * @property {string} identity
- * @property {string} encoded its public key as announced
- * @property {Uint8Array<ArrayBuffer>} pub
- * @property {number} tag from its first key; 0 until then
- * @property {{kid: number, seq: number}[]} keys oldest first
- * @property {number} seq insertion counter for keys
+ * @property {string} encoded its announcement as it came
+ * @property {import("./identity.js").Announcement} ann
+ * @property {string} session its session id, hex
+ * @property {SenderRecord} rec
+ * @property {number} tag of its latest key; 0 until then
+ * @property {RemoteKey[]} keys oldest first
+ * @property {number} order insertion counter for keys
  * @property {number} inUse KID of the latest key a frame decrypted with
  * @property {ReturnType<typeof setTimeout>|null} expiry
  */
@@ -238,6 +304,9 @@ export class KeySession {
     if (!opts.identity) {
       throw new Error("e2ee: KeySession needs an identity");
     }
+    if (!opts.sessionKey) {
+      throw new Error("e2ee: KeySession needs a session key");
+    }
     if (!opts.self) {
       throw new Error("e2ee: KeySession needs self");
     }
@@ -247,6 +316,12 @@ export class KeySession {
     this.self = opts.self;
     /** @private */
     this.identity = opts.identity;
+    /** @private */
+    this.selfPub = opts.identity.publicKey;
+    /** @private */
+    this.sessionKey = opts.sessionKey;
+    /** @private */
+    this.sessionId = opts.sessionKey.id;
     /** @readonly */
     this.suite = opts.suite || DEFAULT_SUITE;
     /** @private */
@@ -280,21 +355,37 @@ export class KeySession {
     this.publishing = !!opts.publishing;
     /** @private @type {Map<string, {kid: number, boxes: Record<string, string>}[]>} key messages of senders not yet members */
     this.early = new Map();
+    /** @private @type {Map<string, SenderRecord>} by identity and identity key; the Map's order is least recently used first */
+    this.senders = new Map();
     /** @private */
-    this.counters = { keysSent: 0, keysReceived: 0, badKeyMessages: 0, acksReceived: 0, switchesOnAck: 0, switchesOnTimeout: 0 };
+    this.counters = { keysSent: 0, keysReceived: 0, badKeyMessages: 0, replayedKeyMessages: 0, acksReceived: 0, switchesOnAck: 0, switchesOnTimeout: 0 };
+    /**
+     * @private the sequence number of this sender's next key message:
+     * the Unix time in microseconds now, so it keeps rising across this
+     * participant's sessions
+     */
+    this.seq = BigInt(Date.now()) * 1000n;
 
     /** @private */
     this.tag = 0;
-    const t = new Uint32Array(1);
-    while (this.tag === 0) {
-      crypto.getRandomValues(t);
-      this.tag = t[0] & 0xffffff;
-    }
+    this.newTag();
     /** @private @type {SendKey} */
     this.cur = this.newSendKey(0, this.randomKey());
     this.logKey(this.self, this.cur);
     const first = this.cur;
     this.background(() => this.sink.setSendKey(first.kid, first.base));
+  }
+
+  /**
+   * Draws a random 24-bit sender tag, not 0 and not the current one.
+   * @private
+   */
+  newTag() {
+    const t = new Uint32Array(1);
+    for (const old = this.tag; this.tag === 0 || this.tag === old; ) {
+      crypto.getRandomValues(t);
+      this.tag = t[0] & 0xffffff;
+    }
   }
 
   /**
@@ -325,12 +416,18 @@ export class KeySession {
   }
 
   /**
+   * This sender's key for epoch. When the epoch's low byte wraps to 0 the
+   * KID would repeat an old one, so a new tag is drawn first: a KID never
+   * comes back within a session.
    * @param {number} epoch
    * @param {Uint8Array<ArrayBuffer>} base
    * @returns {SendKey}
    * @private
    */
   newSendKey(epoch, base) {
+    if (epoch !== 0 && (epoch & 0xff) === 0) {
+      this.newTag();
+    }
     return { kid: kidOf(this.tag, epoch), epoch, base, shared: false };
   }
 
@@ -369,15 +466,37 @@ export class KeySession {
 
   /**
    * The call's safety number over this participant and every member with
-   * a usable public key (safety.js), as the membership stands now.
+   * a usable announcement (safety.js), as the membership stands now.
    * @returns {Promise<string>}
    */
   safetyNumber() {
-    const ms = [{ identity: this.self, publicKey: this.identity.publicKey }];
+    const ms = [{ identity: this.self, publicKey: this.selfPub }];
     for (const r of this.members.values()) {
-      ms.push({ identity: r.identity, publicKey: r.pub });
+      ms.push({ identity: r.identity, publicKey: r.ann.identity });
     }
     return safetyNumber(this.room, ms);
+  }
+
+  /**
+   * The verification code of this participant and member identity
+   * (safety.js), or "" when identity is not a member now.
+   * @param {string} identity
+   * @returns {Promise<string>}
+   */
+  async verificationCode(identity) {
+    const r = this.members.get(identity);
+    if (!r) {
+      return "";
+    }
+    return verificationCode({ identity: this.self, publicKey: this.selfPub }, { identity, publicKey: r.ann.identity });
+  }
+
+  /**
+   * Each member's Ed25519 identity key, as announced and checked.
+   * @returns {Map<string, Uint8Array<ArrayBuffer>>}
+   */
+  memberKeys() {
+    return new Map([...this.members].map(([id, r]) => [id, r.ann.identity.slice()]));
   }
 
   /**
@@ -391,13 +510,14 @@ export class KeySession {
 
   /**
    * Tells the session who else is in the call now: every participant with
-   * E2EE on, with the public key its join carried (this participant is
+   * E2EE on, with the announcement its join carried (this participant is
    * skipped if listed). Once this participant publishes, new members get
    * its key (ratcheted first if anyone had the current one), and if anyone
-   * is gone a fresh key goes to those who remain. A member whose public
-   * key changed counts as one who left and one who joined; members whose
-   * key does not parse are left out (logged). Key messages kept from new
-   * members are opened. Resolves to whether the membership changed.
+   * is gone a fresh key goes to those who remain. A member whose
+   * announcement changed counts as one who left and one who joined;
+   * members whose announcement does not parse are left out (logged). Key
+   * messages kept from new members are opened. Resolves to whether the
+   * membership changed.
    * @param {ReadonlyArray<Peer>|null} peers
    * @returns {Promise<boolean>}
    */
@@ -435,14 +555,25 @@ export class KeySession {
       if (this.members.has(id)) {
         continue;
       }
-      let pub;
+      let ann;
       try {
-        pub = await parsePublicKey(m.publicKey);
+        ann = await parseAnnouncement(m.publicKey);
       } catch (err) {
         this.log.warn("e2ee: member without a usable public key is left out", id, String(err));
         continue;
       }
-      this.members.set(id, { identity: id, encoded: m.publicKey, pub, tag: 0, keys: [], seq: 0, inUse: 0, expiry: null });
+      this.members.set(id, {
+        identity: id,
+        encoded: m.publicKey,
+        ann,
+        session: hex(ann.sessionId),
+        rec: this.senderRecord(id, ann.identity),
+        tag: 0,
+        keys: [],
+        order: 0,
+        inUse: 0,
+        expiry: null,
+      });
       added = true;
     }
     if ((removed || added) && this.publishing) {
@@ -450,6 +581,57 @@ export class KeySession {
     }
     await this.drainEarly();
     return removed || added;
+  }
+
+  /**
+   * The replay record of sender identity with identity key key, made if
+   * new, the least recently used forgotten beyond MAX_SENDER_RECORDS.
+   * @param {string} identity
+   * @param {Uint8Array<ArrayBuffer>} key
+   * @returns {SenderRecord}
+   * @private
+   */
+  senderRecord(identity, key) {
+    const k = `${identity}\u0000${hex(key)}`;
+    let rec = this.senders.get(k);
+    if (rec) {
+      this.senders.delete(k); // to the back: most recently used
+    } else {
+      rec = { highest: 0n, retired: [] };
+      while (this.senders.size >= MAX_SENDER_RECORDS) {
+        this.senders.delete(/** @type {string} */ (this.senders.keys().next().value));
+      }
+    }
+    this.senders.set(k, rec);
+    return rec;
+  }
+
+  /**
+   * Whether r's KID is one this session retired for r's sender session.
+   * @param {Remote} r
+   * @param {number} kid
+   * @returns {boolean}
+   * @private
+   */
+  isRetired(r, kid) {
+    return r.rec.retired.some((x) => x.kid === kid && x.session === r.session);
+  }
+
+  /**
+   * Records kid as retired for r's sender session: it is never installed
+   * again, from a key message or by the ratchet.
+   * @param {Remote} r
+   * @param {number} kid
+   * @private
+   */
+  retire(r, kid) {
+    if (this.isRetired(r, kid)) {
+      return;
+    }
+    if (r.rec.retired.length >= MAX_RETIRED) {
+      r.rec.retired.shift();
+    }
+    r.rec.retired.push({ session: r.session, kid });
   }
 
   /**
@@ -501,6 +683,7 @@ export class KeySession {
   }
 
   /**
+   * Forgets a member; its keys are retired.
    * @param {Remote} r
    * @private
    */
@@ -510,6 +693,11 @@ export class KeySession {
     if (r.expiry !== null) {
       clearTimeout(r.expiry);
     }
+    for (const k of r.keys) {
+      this.retire(r, k.kid);
+      k.base.fill(0);
+    }
+    r.keys = [];
     this.sink.removeParticipant(r.identity);
   }
 
@@ -572,10 +760,8 @@ export class KeySession {
    */
   switchToFresh() {
     const base = this.randomKey();
-    let k = this.newSendKey((this.cur.epoch + 1) >>> 0, base);
-    if (this.next && this.next.epoch >= k.epoch) {
-      k = this.newSendKey((this.next.epoch + 1) >>> 0, base);
-    }
+    const epoch = Math.max(this.cur.epoch, this.next?.epoch ?? 0) + 1;
+    const k = this.newSendKey(epoch >>> 0, base);
     this.logKey(this.self, k);
     this.cur = k;
     this.next = null;
@@ -588,28 +774,33 @@ export class KeySession {
   }
 
   /**
-   * The key message for k, with a box sealed to each member.
+   * The key message for k, with a box for each member, under this
+   * sender's next sequence number.
    * @param {SendKey} k
    * @returns {Promise<KeyMessage>}
    * @private
    */
   async keyMessage(k) {
-    const plain = new Uint8Array(BOX_HEADER + k.base.length);
-    const dv = new DataView(plain.buffer);
-    plain[0] = BOX_PLAINTEXT_VERSION;
-    dv.setUint16(1, this.suite);
-    dv.setBigUint64(3, BigInt(k.kid));
-    plain.set(k.base, BOX_HEADER);
-    try {
-      /** @type {Record<string, string>} */
-      const boxes = Object.create(null);
-      for (const [id, r] of this.members) {
-        boxes[id] = base64urlEncode(await seal(this.identity, this.self, r.pub, id, this.room, plain));
-      }
-      return { sotto_e2ee: KEY_MESSAGE_VERSION, type: "key", kid: k.kid, boxes };
-    } finally {
-      plain.fill(0);
+    const seq = this.seq++;
+    /** @type {Record<string, string>} */
+    const boxes = Object.create(null);
+    for (const [id, r] of this.members) {
+      const box = await sealKeyBox(this.identity, r.ann.hpke, {
+        suite: this.suite,
+        kid: k.kid,
+        seq,
+        room: this.room,
+        sender: this.self,
+        senderKey: this.selfPub,
+        senderSession: this.sessionId,
+        recipient: id,
+        recipientKey: r.ann.identity,
+        recipientSession: r.ann.sessionId,
+        baseKey: k.base,
+      });
+      boxes[id] = base64urlEncode(box);
     }
+    return { sotto_e2ee: KEY_MESSAGE_VERSION, type: "key", kid: k.kid, boxes };
   }
 
   /**
@@ -643,8 +834,9 @@ export class KeySession {
    * signaling's relay (parsed JSON, or its text). Resolves when it is
    * handled (a key installed and acknowledged, an ack counted); rejects
    * with NotKeyMessageError for anything else, and with KeyMessageError
-   * (counted in badKeyMessages) for a message that is malformed or does
-   * not open; nothing else in the session changes then.
+   * (counted in badKeyMessages, and in replayedKeyMessages when it is
+   * old) for a message that is refused; nothing else in the session
+   * changes then.
    * @param {string} from
    * @param {unknown} data
    * @returns {Promise<void>}
@@ -682,14 +874,56 @@ export class KeySession {
    * Counts and logs a refused message and returns the error to throw.
    * @param {string} from
    * @param {string} why
+   * @param {boolean} [replayed] refused as old (rules 4 and 5)
    * @returns {KeyMessageError}
    * @private
    */
-  bad(from, why) {
+  bad(from, why, replayed = false) {
     this.counters.badKeyMessages++;
-    const err = new KeyMessageError(`from ${JSON.stringify(from)}: ${why}`);
+    if (replayed) {
+      this.counters.replayedKeyMessages++;
+    }
+    const err = new KeyMessageError(`from ${JSON.stringify(from)}: ${replayed ? "replayed: " : ""}${why}`, replayed);
     this.log.warn("e2ee: key message refused", err.message);
     return err;
+  }
+
+  /**
+   * What is wrong with a body for a message of kid from member r, or
+   * null: every rule 3 of docs/E2EE.md ("Key messages").
+   * @param {string} from
+   * @param {Remote} r
+   * @param {number} kid
+   * @param {import("./seal.js").OpenedKeyBody} b
+   * @returns {string|null}
+   * @private
+   */
+  checkBody(from, r, kid, b) {
+    if (b.suite !== this.suite) {
+      return `cipher suite 0x${b.suite.toString(16).padStart(4, "0")}, this client uses 0x${this.suite.toString(16).padStart(4, "0")}`;
+    }
+    if (!Number.isSafeInteger(kid) || b.kid !== BigInt(kid)) {
+      return "sealed KID differs from the message's";
+    }
+    if (b.room !== this.room) {
+      return "sealed for another room";
+    }
+    if (b.sender !== from) {
+      return `sealed as from ${JSON.stringify(b.sender)}`;
+    }
+    if (!equalBytes(b.senderKey, r.ann.identity) || !equalBytes(b.senderSession, r.ann.sessionId)) {
+      return "sealed by another key or session of the sender than it announced";
+    }
+    if (b.recipient !== this.self) {
+      return `sealed for ${JSON.stringify(b.recipient)}`;
+    }
+    if (!equalBytes(b.recipientKey, this.selfPub) || !equalBytes(b.recipientSession, this.sessionId)) {
+      return "sealed for another key or session of this participant";
+    }
+    if (b.baseKey.length !== this.hashSize) {
+      return `base key of ${b.baseKey.length} bytes, the suite wants ${this.hashSize}`;
+    }
+    return null;
   }
 
   /**
@@ -719,86 +953,108 @@ export class KeySession {
       }
       throw this.bad(from, "sender is not a member with a public key");
     }
-    let plain;
+    let b;
     try {
-      plain = await open(this.identity, this.self, r.pub, from, this.room, sealed);
+      b = await openKeyBox(this.sessionKey, r.ann.identity, sealed);
     } catch (err) {
       throw this.bad(from, String(err));
     }
-    let base;
-    let sealedKID;
-    try {
-      if (plain.length < BOX_HEADER + MIN_BASE_KEY || plain[0] !== BOX_PLAINTEXT_VERSION) {
-        throw this.bad(from, "sealed key has the wrong form");
-      }
-      const dv = new DataView(plain.buffer, plain.byteOffset, plain.byteLength);
-      const suite = dv.getUint16(1);
-      if (suite !== this.suite) {
-        throw this.bad(from, `cipher suite 0x${suite.toString(16).padStart(4, "0")}, this client uses 0x${this.suite.toString(16).padStart(4, "0")}`);
-      }
-      sealedKID = dv.getBigUint64(3);
-      if (!Number.isSafeInteger(kid) || sealedKID !== BigInt(kid)) {
-        throw this.bad(from, "sealed KID differs from the message's");
-      }
-      base = plain.slice(BOX_HEADER);
-    } finally {
-      plain.fill(0);
+    const base = b.baseKey;
+    const why = this.checkBody(from, r, kid, b);
+    if (why !== null) {
+      base.fill(0);
+      throw this.bad(from, why);
     }
     if (this.members.get(from) !== r) {
+      base.fill(0);
       return; // left meanwhile
     }
-    const tag = Number(sealedKID >> 8n);
-    if (r.tag === 0) {
-      r.tag = tag;
-    } else if (r.tag !== tag) {
-      throw this.bad(from, `KID 0x${kid.toString(16)} does not carry the sender's tag 0x${r.tag.toString(16)}`);
+    if (b.seq <= r.rec.highest) {
+      base.fill(0);
+      throw this.bad(from, `sequence number ${b.seq}, already accepted ${r.rec.highest}`, true);
+    }
+    if (this.isRetired(r, kid)) {
+      base.fill(0);
+      throw this.bad(from, `KID 0x${kid.toString(16)} was retired`, true);
+    }
+    if (r.tag !== 0 && tagOf(kid) !== r.tag && (kid & 0xff) !== 0) {
+      base.fill(0);
+      throw this.bad(from, `KID 0x${kid.toString(16)} neither carries the sender's tag 0x${r.tag.toString(16)} nor starts a new one`);
+    }
+    if (r.keys.some((k) => k.kid === kid && !equalBytes(k.base, base))) {
+      base.fill(0);
+      throw this.bad(from, `KID 0x${kid.toString(16)} sent again with another key`);
     }
     try {
       await this.sink.setReceiveKey(from, kid, base);
     } catch (err) {
+      base.fill(0);
       throw this.bad(from, String(err));
     }
-    r.keys = r.keys.filter((k) => k.kid !== kid);
-    r.seq++;
-    r.keys.push({ kid, seq: r.seq });
-    while (r.keys.length > MAX_KEYS_PER_SENDER) {
-      const old = /** @type {{kid: number}} */ (r.keys.shift());
-      this.sink.removeReceiveKey(from, old.kid);
-    }
+    r.rec.highest = b.seq;
+    r.tag = tagOf(kid);
+    this.keep(r, kid, base);
     this.counters.keysReceived++;
     this.logKey(from, { kid, base });
-    base.fill(0);
     this.sendMessage([from], { sotto_e2ee: KEY_MESSAGE_VERSION, type: "key_ack", kid });
+  }
+
+  /**
+   * Adds a key the sink holds to r's keys, evicting (and retiring) the
+   * oldest beyond MAX_KEYS_PER_SENDER (Go's keepKeyLocked).
+   * @param {Remote} r
+   * @param {number} kid
+   * @param {Uint8Array<ArrayBuffer>} base
+   * @private
+   */
+  keep(r, kid, base) {
+    r.keys = r.keys.filter((k) => k.kid !== kid);
+    r.order++;
+    r.keys.push({ kid, order: r.order, base });
+    while (r.keys.length > MAX_KEYS_PER_SENDER) {
+      const old = /** @type {RemoteKey} */ (r.keys.shift());
+      this.retire(r, old.kid);
+      old.base.fill(0);
+      this.sink.removeReceiveKey(r.identity, old.kid);
+    }
   }
 
   /**
    * Records that the sink derived participant from's key for kid itself
    * (the ratchet of the key of the epoch before, a frame under kid having
-   * arrived before the key message): it is kept and evicted like a
-   * received key (Go's ratchetedKeyLocked).
+   * authenticated before the key message arrived): it is kept and evicted
+   * like a received key (Go's keepKeyLocked after ratchetedKeyLocked).
+   * A derivation Go's session would not have made (a retired KID, a KID
+   * without the sender's latest tag or starting a new one, no key of the
+   * epoch before here) is taken back from the sink.
    * @param {string} from
    * @param {number} kid
    * @returns {Promise<void>}
    */
   noteDerived(from, kid) {
-    return this.run(() => {
+    return this.run(async () => {
       const r = this.members.get(from);
       if (!r || r.keys.some((k) => k.kid === kid)) {
+        return; // gone (the sink forgot it too), or its key message came first
+      }
+      const prev = r.keys.find((k) => k.kid === kid - 1);
+      if (!prev || r.tag === 0 || tagOf(kid) !== r.tag || (kid & 0xff) === 0 || this.isRetired(r, kid)) {
+        this.sink.removeReceiveKey(from, kid);
         return;
       }
-      r.seq++;
-      r.keys.push({ kid, seq: r.seq });
-      while (r.keys.length > MAX_KEYS_PER_SENDER) {
-        const old = /** @type {{kid: number}} */ (r.keys.shift());
-        this.sink.removeReceiveKey(from, old.kid);
+      const base = await ratchet(this.suite, prev.base);
+      if (this.members.get(from) !== r || r.keys.some((k) => k.kid === kid)) {
+        base.fill(0);
+        return;
       }
+      this.keep(r, kid, base);
     });
   }
 
   /**
    * Records that a frame from participant from decrypted under kid; the
    * first time a newer key is seen in use, the older keys are dropped
-   * after the grace period (Go's noteInUseLocked).
+   * (and retired) after the grace period (Go's noteInUseLocked).
    * @param {string} from
    * @param {number} kid
    * @returns {Promise<void>}
@@ -809,9 +1065,9 @@ export class KeySession {
       if (!r || r.inUse === kid) {
         return;
       }
-      const seq = r.keys.find((k) => k.kid === kid)?.seq ?? 0;
-      const oldSeq = r.keys.find((k) => k.kid === r.inUse)?.seq ?? 0;
-      if (r.inUse !== 0 && seq < oldSeq) {
+      const order = r.keys.find((k) => k.kid === kid)?.order ?? 0;
+      const oldOrder = r.keys.find((k) => k.kid === r.inUse)?.order ?? 0;
+      if (r.inUse !== 0 && order < oldOrder) {
         return; // a late frame under an older key
       }
       r.inUse = kid;
@@ -824,7 +1080,9 @@ export class KeySession {
             return;
           }
           r.keys = r.keys.filter((k) => {
-            if (k.seq < seq) {
+            if (k.order < order) {
+              this.retire(r, k.kid);
+              k.base.fill(0);
               this.sink.removeReceiveKey(r.identity, k.kid);
               return false;
             }

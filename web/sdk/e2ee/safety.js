@@ -1,20 +1,26 @@
 // @ts-check
 /**
- * @file The call's safety number, as media/e2ee/safety.go: six groups of
- * five digits, the same on every participant's screen if and only if
- * every participant received the same identity keys for everyone.
+ * @file The call's safety number and the pairwise verification codes, as
+ * media/e2ee/safety.go: six groups of five digits. The safety number is
+ * the same on every participant's screen if and only if every participant
+ * received the same Ed25519 identity keys for everyone:
  *
- *   enc = "sotto safety number v1" || u64(len(room)) || room
+ *   enc = "sotto safety number v2" || u64(len(room)) || room
  *         || for each member, sorted by identity then key (bytewise):
  *            u64(len(identity)) || identity || u64(len(key)) || key
  *   d = SHA-256(enc); h = d; 5200 times: h = SHA-256(h || d)
  *   group i (0..5) = h[5i:5i+5] as a 40-bit big-endian integer mod 100000
  *
+ * A verification code is the same construction over just two people and
+ * no room, under its own label ("sotto verification code v1"): it stays
+ * the same in every call for as long as neither changes identity key.
+ *
  * Strings are UTF-8 and sorted by their UTF-8 bytes, as Go compares them
  * (JavaScript's own string order is by UTF-16 units, which differs).
  */
 
-const LABEL = "sotto safety number v1";
+const LABEL = "sotto safety number v2";
+const VERIFY_LABEL = "sotto verification code v1";
 const ITERATIONS = 5200;
 const GROUPS = 6;
 const GROUP_BYTES = 5;
@@ -24,7 +30,7 @@ const GROUP_MOD = 100000;
  * One participant as a safety number sees it.
  * @typedef {object} Member
  * @property {string} identity its name in the room, from its access token
- * @property {Uint8Array<ArrayBuffer>} publicKey its 32-byte identity public key
+ * @property {Uint8Array<ArrayBuffer>} publicKey its 32-byte Ed25519 identity public key
  */
 
 const utf8 = new TextEncoder();
@@ -54,20 +60,49 @@ function compareBytes(a, b) {
  * @param {ReadonlyArray<Member>} members
  * @returns {Promise<string>}
  */
-export async function safetyNumber(room, members) {
+export function safetyNumber(room, members) {
+  return digits(utf8.encode(LABEL), [utf8.encode(room)], members);
+}
+
+/**
+ * Returns the verification code of two people, a and b, in either order:
+ * six groups of five decimal digits separated by spaces, the same in
+ * every room for as long as neither changes identity key. Each compares
+ * it with the other once, over a channel they trust, and marks the other
+ * verified.
+ * @param {Member} a
+ * @param {Member} b
+ * @returns {Promise<string>}
+ */
+export function verificationCode(a, b) {
+  return digits(utf8.encode(VERIFY_LABEL), [], [a, b]);
+}
+
+/**
+ * The label, then each of fields with its u64 length, then the members
+ * sorted (each identity and key with its u64 length), hashed into six
+ * groups of five digits.
+ * @param {Uint8Array<ArrayBuffer>} label
+ * @param {Uint8Array<ArrayBuffer>[]} fields
+ * @param {ReadonlyArray<Member>} members
+ * @returns {Promise<string>}
+ */
+async function digits(label, fields, members) {
   const sorted = members
     .map((m) => ({ id: utf8.encode(m.identity), key: m.publicKey }))
     .sort((a, b) => compareBytes(a.id, b.id) || compareBytes(a.key, b.key));
 
   /** @type {Uint8Array<ArrayBuffer>[]} */
-  const parts = [utf8.encode(LABEL)];
+  const parts = [label];
   /** @param {Uint8Array<ArrayBuffer>} b */
   const withLength = (b) => {
     const n = new Uint8Array(8);
     new DataView(n.buffer).setBigUint64(0, BigInt(b.length));
     parts.push(n, b);
   };
-  withLength(utf8.encode(room));
+  for (const f of fields) {
+    withLength(f);
+  }
   for (const m of sorted) {
     withLength(m.id);
     withLength(m.key);

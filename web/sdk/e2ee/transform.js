@@ -11,8 +11,10 @@
  * management (keys.js) decides which; FrameCrypto only uses them, with
  * one exception Go's Session makes too: a frame under the epoch after a
  * key it holds is tried under that key's ratchet (a sender that ratcheted
- * for a joiner), and key management hears of the derived key. The worker
- * runs one; tests run one in the page.
+ * for a joiner), and key management hears of the derived key once a frame
+ * authenticates under it. A KID key management retired (removeReceiveKey,
+ * removeParticipant) is never derived again. The worker runs one; tests
+ * run one in the page.
  */
 
 import { Receiver, SFrameError, Sender, ratchet, suiteParams, toUint64 } from "./sframe.js";
@@ -52,6 +54,11 @@ function concat(a, b) {
   return out;
 }
 
+// How many retired KIDs are remembered per participant (Go's maxRetired):
+// enough for every key of many rekeys; older ones have long been refused
+// by key management's sequence numbers.
+const MAX_RETIRED = 256;
+
 /**
  * Encrypts this participant's frames and decrypts everyone else's.
  * Frames are encrypted under one Sender whose counter runs across all
@@ -86,8 +93,17 @@ export class FrameCrypto {
     this.onDerived = opts.onDerived;
     /** @private @type {Map<string, Map<bigint, Uint8Array<ArrayBuffer>>>} each participant's base keys, to ratchet */
     this.bases = new Map();
-    /** @private @type {Map<string, Promise<boolean>>} ratchets being derived, by participant and KID */
+    /** @private @type {Map<string, Promise<Uint8Array<ArrayBuffer>|null>>} ratchets being derived, by participant and KID */
     this.deriving = new Map();
+    /**
+     * @private @type {Map<string, bigint[]>} each participant's KIDs key
+     * management removed, oldest first: never derived again. Kept across
+     * the participant leaving: a superset of what key management retired
+     * for each of its sessions, which only ever forgoes a guess.
+     */
+    this.retired = new Map();
+    /** @private @type {Map<string, bigint>} the tag of each participant's latest installed key */
+    this.tags = new Map();
     /** @private @type {Sender|null} */
     this.sender = null;
     /** @private */
@@ -140,28 +156,67 @@ export class FrameCrypto {
       this.receivers.set(from, r);
       this.bases.set(from, new Map());
     }
-    this.bases.get(from)?.set(toUint64(kid, "KID"), baseKey.slice());
-    await r.setKey(kid, baseKey);
+    const k = toUint64(kid, "KID");
+    // Key management accepted it: not retired for the sender's session.
+    const retired = this.retired.get(from);
+    if (retired?.includes(k)) {
+      this.retired.set(from, retired.filter((x) => x !== k));
+    }
+    this.tags.set(from, k >> 8n);
+    this.bases.get(from)?.set(k, baseKey.slice());
+    await r.setKey(k, baseKey);
   }
 
   /**
-   * Forgets one of participant from's keys.
+   * Forgets one of participant from's keys, which key management retired:
+   * it is never derived again.
    * @param {string} from
    * @param {number|bigint} kid
    */
   removeReceiveKey(from, kid) {
-    this.receivers.get(from)?.removeKey(kid);
-    this.bases.get(from)?.delete(toUint64(kid, "KID"));
+    const k = toUint64(kid, "KID");
+    this.retire(from, k);
+    this.dropKey(from, k);
   }
 
   /**
-   * Forgets every key of participant from (it left).
+   * @param {string} from
+   * @param {bigint} kid
+   * @private
+   */
+  dropKey(from, kid) {
+    this.receivers.get(from)?.removeKey(kid);
+    this.bases.get(from)?.delete(kid);
+  }
+
+  /**
+   * @param {string} from
+   * @param {bigint} kid
+   * @private
+   */
+  retire(from, kid) {
+    const list = this.retired.get(from) ?? [];
+    if (!list.includes(kid)) {
+      list.push(kid);
+      if (list.length > MAX_RETIRED) {
+        list.shift();
+      }
+    }
+    this.retired.set(from, list);
+  }
+
+  /**
+   * Forgets every key of participant from (it left); they are retired.
    * @param {string} from
    */
   removeParticipant(from) {
+    for (const kid of this.bases.get(from)?.keys() ?? []) {
+      this.retire(from, kid);
+    }
     this.receivers.delete(from);
     this.bases.delete(from);
     this.lastKID.delete(from);
+    this.tags.delete(from);
   }
 
   /**
@@ -239,9 +294,12 @@ export class FrameCrypto {
    * Decrypts a frame under an unknown KID with the ratchet of the key of
    * the epoch before, if this participant's key for it is here: a sender
    * that ratcheted for a joiner is heard before its key message arrives
-   * (Go's ratchetedKeyLocked). A guess that does not authenticate (the
-   * sender drew a fresh key: someone left) is taken back and the frame
-   * counted as without a key.
+   * (Go's ratchetedKeyLocked). As in Go, only a KID with the tag of the
+   * sender's latest key, not starting a new tag (epoch byte 0) and never
+   * retired is guessed. A guess that does not authenticate (the sender
+   * drew a fresh key: someone left) is taken back, evicting nothing, and
+   * the frame counted as without a key; one that does is kept, and key
+   * management hears of it (onDerived).
    * @param {string} from
    * @param {Receiver} r
    * @param {bigint} kid
@@ -256,23 +314,29 @@ export class FrameCrypto {
     let derive = this.deriving.get(id);
     if (!derive) {
       derive = (async () => {
-        const prev = (kid & ~0xffn) | ((kid - 1n) & 0xffn);
-        const base = this.bases.get(from)?.get(prev);
+        if ((kid & 0xffn) === 0n || this.tags.get(from) !== kid >> 8n || this.retired.get(from)?.includes(kid)) {
+          return null;
+        }
+        const base = this.bases.get(from)?.get(kid - 1n);
         if (!base || this.receivers.get(from) !== r) {
-          return false;
+          return null;
         }
         const next = await ratchet(this.suite, base);
-        if (this.receivers.get(from) !== r || r.hasKey(kid)) {
-          return false;
+        if (this.receivers.get(from) !== r || r.hasKey(kid) || this.retired.get(from)?.includes(kid)) {
+          return null;
         }
         await r.setKey(kid, next);
+        if (!r.hasKey(kid)) {
+          return null; // removed meanwhile
+        }
         this.bases.get(from)?.set(kid, next);
-        return r.hasKey(kid);
+        return next;
       })();
       this.deriving.set(id, derive);
       derive.finally(() => this.deriving.delete(id)).catch(() => {});
     }
-    if (!(await derive)) {
+    const guessed = await derive;
+    if (!guessed) {
       if (!r.hasKey(kid)) {
         throw unknown;
       }
@@ -286,7 +350,9 @@ export class FrameCrypto {
       if (err instanceof SFrameError && err.code !== "auth" && err.code !== "unknown-kid") {
         throw err; // the replay window's verdict: the key is not in question
       }
-      this.removeReceiveKey(from, kid);
+      if (this.bases.get(from)?.get(kid) === guessed) {
+        this.dropKey(from, kid); // a wrong guess; a key message may have set the real key meanwhile
+      }
       throw new NoKeyError(`KID ${kid}: not the ratchet of the key before it (${String(err)})`);
     }
   }

@@ -1,14 +1,14 @@
 // @ts-check
 // The page of TestBrowserGoInterop: it exposes the browser's E2EE pieces
 // to the Go test as window.e2eeTest, every byte string as hex, so that
-// the test can move frames, sealed keys and key messages between Go and
-// JavaScript and compare.
+// the test can move frames, announcements, key boxes and key messages
+// between Go and JavaScript and compare.
 
 import * as sframe from "/sdk/e2ee/sframe.js";
 import * as prefix from "/sdk/e2ee/prefix.js";
-import { Identity, parsePublicKey } from "/sdk/e2ee/identity.js";
-import { open, seal } from "/sdk/e2ee/seal.js";
-import { safetyNumber } from "/sdk/e2ee/safety.js";
+import { Identity, SessionKey, announce, base64urlEncode, parseAnnouncement } from "/sdk/e2ee/identity.js";
+import { openKeyBox, sealKeyBox } from "/sdk/e2ee/seal.js";
+import { safetyNumber, verificationCode } from "/sdk/e2ee/safety.js";
 import { KeySession } from "/sdk/e2ee/keys.js";
 import { FrameCrypto, isNoKey } from "/sdk/e2ee/transform.js";
 import { fromHex, toHex } from "./hex.js";
@@ -49,8 +49,95 @@ async function attempt(f) {
   }
 }
 
-/** @type {Map<string, Identity>} */
+/**
+ * The keys of one participant: what newIdentity makes, and what
+ * newSession makes for its session.
+ * @typedef {{identity: Identity, sessionKey: SessionKey}} Keys
+ */
+
+/** @type {Map<string, Keys>} */
 const identities = new Map();
+
+/** @param {string} name */
+function keysOf(name) {
+  const k = identities.get(name);
+  if (!k) {
+    throw new Error(`no identity ${name}`);
+  }
+  return k;
+}
+
+/**
+ * A key body as the Go test passes it: byte strings in hex, 64-bit
+ * integers as decimal strings.
+ * @typedef {object} HexBody
+ * @property {number} suite
+ * @property {string} kid
+ * @property {string} seq
+ * @property {string} room
+ * @property {string} sender
+ * @property {string} senderKey
+ * @property {string} senderSession
+ * @property {string} recipient
+ * @property {string} recipientKey
+ * @property {string} recipientSession
+ * @property {string} baseKey
+ */
+
+/**
+ * @param {HexBody} b
+ * @returns {import("/sdk/e2ee/seal.js").KeyBody}
+ */
+function fromHexBody(b) {
+  return {
+    suite: b.suite,
+    kid: BigInt(b.kid),
+    seq: BigInt(b.seq),
+    room: b.room,
+    sender: b.sender,
+    senderKey: fromHex(b.senderKey),
+    senderSession: fromHex(b.senderSession),
+    recipient: b.recipient,
+    recipientKey: fromHex(b.recipientKey),
+    recipientSession: fromHex(b.recipientSession),
+    baseKey: fromHex(b.baseKey),
+  };
+}
+
+/**
+ * @param {import("/sdk/e2ee/seal.js").OpenedKeyBody} b
+ * @returns {HexBody}
+ */
+function toHexBody(b) {
+  return {
+    suite: b.suite,
+    kid: String(b.kid),
+    seq: String(b.seq),
+    room: b.room,
+    sender: b.sender,
+    senderKey: toHex(b.senderKey),
+    senderSession: toHex(b.senderSession),
+    recipient: b.recipient,
+    recipientKey: toHex(b.recipientKey),
+    recipientSession: toHex(b.recipientSession),
+    baseKey: toHex(b.baseKey),
+  };
+}
+
+/**
+ * Whether a private key can be exported, in how many formats it was, and
+ * its usages: the test wants none.
+ * @param {CryptoKey} key
+ */
+async function privateKeyReport(key) {
+  let exported = 0;
+  for (const format of ["raw", "pkcs8", "jwk"]) {
+    if ((await attempt(() => crypto.subtle.exportKey(/** @type {any} */ (format), key))).error === undefined) {
+      exported++;
+    }
+  }
+  return { extractable: key.extractable, exported, usages: key.usages, algorithm: key.algorithm.name };
+}
 
 /**
  * @typedef {object} TestSession a KeySession with its FrameCrypto and outbox
@@ -74,22 +161,22 @@ function session(name) {
 
 const e2eeTest = {
   /**
-   * A fresh identity kept under name; its public key and whether the
-   * private key can be exported (it must not be).
+   * A fresh identity and session key kept under name; its announcement,
+   * its keys and session id, and what its private keys allow (they must
+   * not be exportable).
    * @param {string} name
    */
   async newIdentity(name) {
-    const id = await Identity.generate();
-    identities.set(name, id);
-    const exports = [];
-    for (const format of ["raw", "pkcs8", "jwk"]) {
-      exports.push(await attempt(() => crypto.subtle.exportKey(/** @type {any} */ (format), id.privateKey)));
-    }
+    const identity = await Identity.generate();
+    const sessionKey = await SessionKey.generate();
+    identities.set(name, { identity, sessionKey });
     return {
-      publicKey: id.encodedPublicKey,
-      extractable: id.privateKey.extractable,
-      exported: exports.filter((e) => e.error === undefined).length,
-      usages: id.privateKey.usages,
+      announcement: await announce(identity, sessionKey),
+      identityKey: toHex(identity.publicKey),
+      hpke: toHex(sessionKey.publicKey),
+      sessionId: toHex(sessionKey.id),
+      identityPrivate: await privateKeyReport(identity.privateKey),
+      sessionPrivate: await privateKeyReport(sessionKey.privateKey),
     };
   },
 
@@ -194,44 +281,76 @@ const e2eeTest = {
   },
 
   /**
-   * Seals plaintext from the identity kept under idName.
-   * @param {string} idName
-   * @param {string} senderName
-   * @param {string} recipientPub "x25519:…"
-   * @param {string} recipientName
-   * @param {string} room
-   * @param {string} plaintext hex
+   * Signs body with the identity kept under signer and seals it to
+   * recipientHPKE. forge: sign with signer's key whatever body.senderKey
+   * says (a box its claimed sender never made).
+   * @param {string} signer
+   * @param {string} recipientHPKE hex
+   * @param {HexBody} body
+   * @param {boolean} [forge]
    */
-  async seal(idName, senderName, recipientPub, recipientName, room, plaintext) {
-    const id = /** @type {Identity} */ (identities.get(idName));
-    const pub = await parsePublicKey(recipientPub);
-    return toHex(await seal(id, senderName, pub, recipientName, room, fromHex(plaintext)));
+  async sealKeyBox(signer, recipientHPKE, body, forge = false) {
+    const b = fromHexBody(body);
+    const id = keysOf(signer).identity;
+    const as = forge ? { publicKey: b.senderKey, sign: (/** @type {Uint8Array<ArrayBuffer>} */ d) => id.sign(d) } : id;
+    const r = await attempt(async () => toHex(await sealKeyBox(as, fromHex(recipientHPKE), b)));
+    return r.value !== undefined ? { box: r.value } : r;
   },
 
   /**
-   * Opens a sealed message with the identity kept under idName.
-   * @param {string} idName
-   * @param {string} recipientName
-   * @param {string} senderPub "x25519:…"
-   * @param {string} senderName
-   * @param {string} room
-   * @param {string} sealed hex
+   * Opens a box with the session key kept under name, verified under
+   * senderKey.
+   * @param {string} name
+   * @param {string} senderKey hex
+   * @param {string} box hex
    */
-  async open(idName, recipientName, senderPub, senderName, room, sealed) {
-    const id = /** @type {Identity} */ (identities.get(idName));
-    const r = await attempt(async () => open(id, recipientName, await parsePublicKey(senderPub), senderName, room, fromHex(sealed)));
-    return r.value ? { plaintext: toHex(r.value) } : r;
+  async openKeyBox(name, senderKey, box) {
+    const r = await attempt(() => openKeyBox(keysOf(name).sessionKey, fromHex(senderKey), fromHex(box)));
+    return r.value ? { body: toHexBody(r.value) } : r;
   },
 
   /**
-   * Whether parsePublicKey accepts each string.
-   * @param {string[]} keys
+   * A key message of the participant kept under signer, with one box:
+   * body sealed to recipientHPKE, under boxes[boxFor] (see sealKeyBox
+   * for forge).
+   * @param {string} signer
+   * @param {number} kid the message's KID
+   * @param {string} boxFor
+   * @param {string} recipientHPKE hex
+   * @param {HexBody} body
+   * @param {boolean} [forge]
    */
-  async parsePublicKeys(keys) {
+  async keyMessage(signer, kid, boxFor, recipientHPKE, body, forge = false) {
+    const r = await this.sealKeyBox(signer, recipientHPKE, body, forge);
+    if (r.box === undefined) {
+      throw new Error(`sealing: ${r.message}`);
+    }
+    return JSON.stringify({ sotto_e2ee: 2, type: "key", kid, boxes: { [boxFor]: base64urlEncode(fromHex(r.box)) } });
+  },
+
+  /**
+   * The announcement of the keys kept under name.
+   * @param {string} name
+   */
+  announce(name) {
+    const k = keysOf(name);
+    return announce(k.identity, k.sessionKey);
+  },
+
+  /**
+   * What parseAnnouncement makes of each string: "ok:" and the identity
+   * key, session key and session id in hex, or "error:" and the message.
+   * @param {string[]} list
+   */
+  async parseAnnouncements(list) {
     const out = [];
-    for (const k of keys) {
-      const r = await attempt(() => parsePublicKey(k));
-      out.push(r.value ? "ok:" + toHex(r.value) : "error:" + r.error);
+    for (const s of list) {
+      try {
+        const a = await parseAnnouncement(s);
+        out.push(`ok:${toHex(a.identity)}:${toHex(a.hpke)}:${toHex(a.sessionId)}`);
+      } catch (err) {
+        out.push(`error:${errorKind(err)}:${/** @type {Error} */ (err).message}`);
+      }
     }
     return out;
   },
@@ -245,12 +364,22 @@ const e2eeTest = {
   },
 
   /**
+   * @param {{identity: string, publicKey: string}} a publicKey hex
+   * @param {{identity: string, publicKey: string}} b
+   */
+  verificationCode(a, b) {
+    return verificationCode({ identity: a.identity, publicKey: fromHex(a.publicKey) }, { identity: b.identity, publicKey: fromHex(b.publicKey) });
+  },
+
+  /**
    * Starts a key-management session named self, its messages queued in
    * an outbox the test empties, its keys in a FrameCrypto of its own.
    * @param {{room: string, self: string, suite?: number, ackTimeoutMs?: number, graceMs?: number, publish?: boolean}} o
    */
   async newSession(o) {
     const id = await Identity.generate();
+    const sessionKey = await SessionKey.generate();
+    identities.set(o.self, { identity: id, sessionKey });
     /** @type {TestSession} */
     const s = /** @type {any} */ ({ outbox: [], log: [] });
     s.frames = new FrameCrypto(o.suite ?? 4, {
@@ -261,6 +390,7 @@ const e2eeTest = {
       room: o.room,
       self: o.self,
       identity: id,
+      sessionKey,
       suite: o.suite,
       ackTimeoutMs: o.ackTimeoutMs,
       graceMs: o.graceMs,
@@ -272,7 +402,7 @@ const e2eeTest = {
     });
     sessions.set(o.self, s);
     await s.keys.idle();
-    return id.encodedPublicKey;
+    return announce(id, sessionKey);
   },
 
   /**

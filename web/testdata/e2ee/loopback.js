@@ -6,6 +6,7 @@
 // call with window.loopback.start(...) and polls window.loopback.state().
 
 import { E2EE } from "/sdk/e2ee/index.js";
+import { Identity, equalBytes, parseAnnouncement } from "/sdk/e2ee/identity.js";
 
 /**
  * @typedef {object} LoopbackOptions
@@ -18,6 +19,7 @@ import { E2EE } from "/sdk/e2ee/index.js";
  * @typedef {object} Loopback one call in the page
  * @property {E2EE} alice
  * @property {E2EE} bob
+ * @property {Identity} aliceIdentity the identity alice was given, as a page that kept it would
  * @property {RTCPeerConnection} pc1 alice's, sending
  * @property {RTCPeerConnection} pc2 bob's, receiving
  * @property {MediaStream} stream
@@ -73,14 +75,15 @@ async function start(o) {
     // The Go test fails on this: it never skips a codec.
     return { unsupported: `this browser cannot send video/${o.codec}; it sends ${codecs.join(", ")}` };
   }
-  const alice = await E2EE.create({ transform: o.transform });
+  const aliceIdentity = await Identity.generate();
+  const alice = await E2EE.create({ transform: o.transform, identity: aliceIdentity });
   const bob = await E2EE.create({ transform: o.transform });
   bob.denyKeysForTest = o.deny;
   const pc1 = new RTCPeerConnection({ ...alice.rtcConfiguration() });
   const pc2 = new RTCPeerConnection({ ...bob.rtcConfiguration() });
   const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 320, height: 240, frameRate: 15 } });
   /** @type {Loopback} */
-  const lb = { alice, bob, pc1, pc2, stream, states: [], numbers: {}, relayed: 0 };
+  const lb = { alice, bob, aliceIdentity, pc1, pc2, stream, states: [], numbers: {}, relayed: 0 };
   current = lb;
   bob.addEventListener("statechange", (e) => lb.states.push(/** @type {CustomEvent} */ (e).detail));
   for (const [name, e] of /** @type {const} */ ([["alice", alice], ["bob", bob]])) {
@@ -174,6 +177,21 @@ async function state() {
 }
 
 /**
+ * Whether alice announces the identity she was given and bob holds it,
+ * and the verification code each computes of the other.
+ */
+async function identities() {
+  const lb = /** @type {Loopback} */ (current);
+  const announced = await parseAnnouncement(lb.alice.publicKey);
+  return {
+    aliceAnnouncesHers: lb.alice.identity === lb.aliceIdentity && equalBytes(announced.identity, lb.aliceIdentity.publicKey),
+    bobHoldsHers: equalBytes(lb.bob.memberKeys().get("alice") ?? new Uint8Array(0), lb.aliceIdentity.publicKey),
+    codes: { alice: await lb.alice.verificationCode("bob"), bob: await lb.bob.verificationCode("alice") },
+    unknown: await lb.bob.verificationCode("nobody"),
+  };
+}
+
+/**
  * A reconnect of alice, as the SDK does it: bob sees her leave and come
  * back with the same key; alice starts again with a new relay.
  */
@@ -200,4 +218,4 @@ function stop() {
   document.querySelectorAll("video").forEach((v) => v.remove());
 }
 
-/** @type {any} */ (window).loopback = { start, state, reconnectAlice, stop };
+/** @type {any} */ (window).loopback = { start, state, identities, reconnectAlice, stop };
