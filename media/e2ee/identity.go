@@ -162,9 +162,10 @@ func ParseAnnouncement(s string) (Announcement, error) {
 	return a, nil
 }
 
-// checkIdentityKey refuses an Ed25519 public key that is not the canonical
-// encoding of a curve point, or is a point of small order: signatures by
-// such a key can be made without any private key.
+// checkIdentityKey refuses an Ed25519 public key that does not decode to a
+// curve point (edwards25519's SetBytes, which like RFC 8032 decoding takes
+// some non-canonical encodings), or is a point of small order: signatures
+// by such a key can be made without any private key.
 func checkIdentityKey(key []byte) error {
 	if len(key) != PublicKeySize {
 		return fmt.Errorf("%w: identity key is %d bytes, want %d", ErrBadPublicKey, len(key), PublicKeySize)
