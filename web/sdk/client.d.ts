@@ -173,10 +173,22 @@ export const SIGNAL_PATH: "/v1/signal";
  * - `connectionstate` `{state, error}`: error is why it is reconnecting or disconnected (null after close/leave)
  * - `e2eestate` `{identity, state}`: see {@link E2EEState}
  * - `safetynumber` `{number}`: the call's safety number changed
+ * - `keychanged` {@link KeyChange}: a person this browser met before comes with another identity key; they get
+ *   no key from this client and none of theirs is taken (they hear and see nothing of this client, and it
+ *   cannot decrypt them) until {@link Call#acceptKeyChange}
  * - `relay` `{from, participant, data}`: a relay message from another participant
  * - `error` `{error}`: a {@link SottoError} not tied to a request of this client's
  * @typedef {'participantjoined' | 'participantleft' | 'trackpublished' | 'trackunpublished' | 'trackmuted' |
- *   'track' | 'speaking' | 'connectionstate' | 'e2eestate' | 'safetynumber' | 'relay' | 'error'} CallEventName
+ *   'track' | 'speaking' | 'connectionstate' | 'e2eestate' | 'safetynumber' | 'keychanged' | 'relay' | 'error'} CallEventName
+ */
+/**
+ * A known person's new identity key: the `keychanged` event's detail.
+ * @typedef {import("./e2ee/index.js").KeyChange} KeyChange
+ */
+/**
+ * One person the safety number covers, with whether this client marked
+ * their key verified.
+ * @typedef {import("./e2ee/index.js").Covered} Covered
  */
 /**
  * An error from the node (its `code` is one of the protocol's error codes,
@@ -392,6 +404,47 @@ export class Call extends EventTarget {
      * @returns {Promise<string>}
      */
     safetyNumber(): Promise<string>;
+    /**
+     * Exactly the people the safety number covers, this client included,
+     * sorted by identity, each with whether this client marked their key
+     * verified. Someone whose changed key was not accepted is not in it.
+     * Empty when E2EE is off.
+     * @returns {Promise<Covered[]>}
+     */
+    safetyNumberCovers(): Promise<Covered[]>;
+    /**
+     * The verification code of this client and identity: six groups of five
+     * digits, the same on both sides and in every call for as long as
+     * neither changes identity key. Two people compare it once over a
+     * channel they trust, then mark each other verified. "" for someone
+     * never met, or when E2EE is off.
+     * @param {string} identity
+     * @returns {Promise<string>}
+     */
+    verificationCode(identity: string): Promise<string>;
+    /**
+     * Records (kept by this browser) that the user compared identity's
+     * verification code and it matched, or with false withdraws that. The
+     * mark belongs to the key: it is lost if the key changes. Rejects for
+     * someone never met, or when E2EE is off.
+     * @param {string} identity
+     * @param {boolean} verified
+     * @returns {Promise<void>}
+     */
+    markVerified(identity: string, verified: boolean): Promise<void>;
+    /**
+     * Takes the new identity key a `keychanged` event reported as the
+     * person's from now on, unverified: they get and give keys again.
+     * Rejects when no changed key waits for identity, or E2EE is off.
+     * @param {string} identity
+     * @returns {Promise<void>}
+     */
+    acceptKeyChange(identity: string): Promise<void>;
+    /**
+     * The changed identity keys not accepted yet.
+     * @returns {KeyChange[]}
+     */
+    pendingKeyChanges(): KeyChange[];
     /**
      * What this client can say about a participant's media (this client's
      * own identity included), or null for an identity not in the call.
@@ -666,10 +719,22 @@ export type TrackEventDetail = {
  * - `connectionstate` `{state, error}`: error is why it is reconnecting or disconnected (null after close/leave)
  * - `e2eestate` `{identity, state}`: see {@link E2EEState}
  * - `safetynumber` `{number}`: the call's safety number changed
+ * - `keychanged` {@link KeyChange}: a person this browser met before comes with another identity key; they get
+ *   no key from this client and none of theirs is taken (they hear and see nothing of this client, and it
+ *   cannot decrypt them) until {@link Call#acceptKeyChange}
  * - `relay` `{from, participant, data}`: a relay message from another participant
  * - `error` `{error}`: a {@link SottoError} not tied to a request of this client's
  */
-export type CallEventName = "participantjoined" | "participantleft" | "trackpublished" | "trackunpublished" | "trackmuted" | "track" | "speaking" | "connectionstate" | "e2eestate" | "safetynumber" | "relay" | "error";
+export type CallEventName = "participantjoined" | "participantleft" | "trackpublished" | "trackunpublished" | "trackmuted" | "track" | "speaking" | "connectionstate" | "e2eestate" | "safetynumber" | "keychanged" | "relay" | "error";
+/**
+ * A known person's new identity key: the `keychanged` event's detail.
+ */
+export type KeyChange = import("./e2ee/index.js").KeyChange;
+/**
+ * One person the safety number covers, with whether this client marked
+ * their key verified.
+ */
+export type Covered = import("./e2ee/index.js").Covered;
 /**
  * Per-publication state of the session it is attached to.
  */

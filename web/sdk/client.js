@@ -189,10 +189,24 @@ const MAX_EARLY_CANDIDATES = 64;
  * - `connectionstate` `{state, error}`: error is why it is reconnecting or disconnected (null after close/leave)
  * - `e2eestate` `{identity, state}`: see {@link E2EEState}
  * - `safetynumber` `{number}`: the call's safety number changed
+ * - `keychanged` {@link KeyChange}: a person this browser met before comes with another identity key; they get
+ *   no key from this client and none of theirs is taken (they hear and see nothing of this client, and it
+ *   cannot decrypt them) until {@link Call#acceptKeyChange}
  * - `relay` `{from, participant, data}`: a relay message from another participant
  * - `error` `{error}`: a {@link SottoError} not tied to a request of this client's
  * @typedef {'participantjoined' | 'participantleft' | 'trackpublished' | 'trackunpublished' | 'trackmuted' |
- *   'track' | 'speaking' | 'connectionstate' | 'e2eestate' | 'safetynumber' | 'relay' | 'error'} CallEventName
+ *   'track' | 'speaking' | 'connectionstate' | 'e2eestate' | 'safetynumber' | 'keychanged' | 'relay' | 'error'} CallEventName
+ */
+
+/**
+ * A known person's new identity key: the `keychanged` event's detail.
+ * @typedef {import("./e2ee/index.js").KeyChange} KeyChange
+ */
+
+/**
+ * One person the safety number covers, with whether this client marked
+ * their key verified.
+ * @typedef {import("./e2ee/index.js").Covered} Covered
  */
 
 /**
@@ -439,6 +453,9 @@ export class Call extends EventTarget {
       });
       this.e2ee.addEventListener("safetynumber", (ev) => {
         this.#emit("safetynumber", { number: /** @type {CustomEvent} */ (ev).detail?.number ?? "" });
+      });
+      this.e2ee.addEventListener("keychanged", (ev) => {
+        this.#emit("keychanged", /** @type {CustomEvent} */ (ev).detail);
       });
     }
     let dialed;
@@ -718,6 +735,64 @@ export class Call extends EventTarget {
    */
   async safetyNumber() {
     return this.e2ee ? this.e2ee.safetyNumber() : "";
+  }
+
+  /**
+   * Exactly the people the safety number covers, this client included,
+   * sorted by identity, each with whether this client marked their key
+   * verified. Someone whose changed key was not accepted is not in it.
+   * Empty when E2EE is off.
+   * @returns {Promise<Covered[]>}
+   */
+  async safetyNumberCovers() {
+    return this.e2ee ? this.e2ee.safetyNumberCovers() : [];
+  }
+
+  /**
+   * The verification code of this client and identity: six groups of five
+   * digits, the same on both sides and in every call for as long as
+   * neither changes identity key. Two people compare it once over a
+   * channel they trust, then mark each other verified. "" for someone
+   * never met, or when E2EE is off.
+   * @param {string} identity
+   * @returns {Promise<string>}
+   */
+  async verificationCode(identity) {
+    return this.e2ee ? this.e2ee.verificationCode(identity) : "";
+  }
+
+  /**
+   * Records (kept by this browser) that the user compared identity's
+   * verification code and it matched, or with false withdraws that. The
+   * mark belongs to the key: it is lost if the key changes. Rejects for
+   * someone never met, or when E2EE is off.
+   * @param {string} identity
+   * @param {boolean} verified
+   * @returns {Promise<void>}
+   */
+  async markVerified(identity, verified) {
+    if (!this.e2ee) throw new Error("sotto: end-to-end encryption is off");
+    return this.e2ee.markVerified(identity, verified);
+  }
+
+  /**
+   * Takes the new identity key a `keychanged` event reported as the
+   * person's from now on, unverified: they get and give keys again.
+   * Rejects when no changed key waits for identity, or E2EE is off.
+   * @param {string} identity
+   * @returns {Promise<void>}
+   */
+  async acceptKeyChange(identity) {
+    if (!this.e2ee) throw new Error("sotto: end-to-end encryption is off");
+    return this.e2ee.acceptKeyChange(identity);
+  }
+
+  /**
+   * The changed identity keys not accepted yet.
+   * @returns {KeyChange[]}
+   */
+  pendingKeyChanges() {
+    return this.e2ee ? this.e2ee.pendingKeyChanges() : [];
   }
 
   /**

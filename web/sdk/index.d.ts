@@ -1,4 +1,3 @@
-export { E2EE } from "./e2ee/index.js";
 export type ConnectOptions = import("./client.js").ConnectOptions;
 export type ReconnectOptions = import("./client.js").ReconnectOptions;
 export type CameraOptions = import("./client.js").CameraOptions;
@@ -11,4 +10,9 @@ export type E2EEState = import("./client.js").E2EEState;
 export type InboundTrackStats = import("./client.js").InboundTrackStats;
 export type TrackEventDetail = import("./client.js").TrackEventDetail;
 export type CallEventName = import("./client.js").CallEventName;
+export type KeyChange = import("./e2ee/index.js").KeyChange;
+export type Covered = import("./e2ee/index.js").Covered;
+export type IdentityStore = import("./e2ee/store.js").IdentityStore;
+export type KnownKey = import("./e2ee/store.js").KnownKey;
 export { connect, Call, Publication, SottoError, isPermanent, signalURL, parseMsids, rewriteMsid, PROTOCOL_VERSION, SIGNAL_PATH } from "./client.js";
+export { E2EE, MemoryStore, IndexedDBStore, defaultIdentityStore } from "./e2ee/index.js";

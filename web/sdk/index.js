@@ -27,7 +27,7 @@ export {
   PROTOCOL_VERSION,
   SIGNAL_PATH,
 } from "./client.js";
-export { E2EE } from "./e2ee/index.js";
+export { E2EE, MemoryStore, IndexedDBStore, defaultIdentityStore } from "./e2ee/index.js";
 
 /**
  * @typedef {import("./client.js").ConnectOptions} ConnectOptions
@@ -42,4 +42,8 @@ export { E2EE } from "./e2ee/index.js";
  * @typedef {import("./client.js").InboundTrackStats} InboundTrackStats
  * @typedef {import("./client.js").TrackEventDetail} TrackEventDetail
  * @typedef {import("./client.js").CallEventName} CallEventName
+ * @typedef {import("./e2ee/index.js").KeyChange} KeyChange
+ * @typedef {import("./e2ee/index.js").Covered} Covered
+ * @typedef {import("./e2ee/store.js").IdentityStore} IdentityStore
+ * @typedef {import("./e2ee/store.js").KnownKey} KnownKey
  */

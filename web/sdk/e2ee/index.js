@@ -6,9 +6,19 @@
  * sealed in relay messages the server cannot read. It interoperates with
  * the Go SDK byte for byte (docs/E2EE.md is the specification).
  *
- * The identity key (Ed25519) is made here unless the caller passes one it
- * kept, and the session key (X25519, for HPKE) is made here for this
- * E2EE; their private halves never leave WebCrypto (non-extractable).
+ * The identity key (Ed25519) comes from an identity store (store.js): by
+ * default this origin's, in IndexedDB, so a page keeps its identity (and
+ * the safety number of the same people stays the same) across reloads.
+ * The session key (X25519, for HPKE) is made here for this E2EE; their
+ * private halves never leave WebCrypto (non-extractable).
+ *
+ * The store also remembers the identity key of everyone met (trust on
+ * first use, docs/E2EE.md "Known people"): a participant who comes with
+ * another key than the one remembered for their name is held out of key
+ * management (no key sealed to them, none accepted from them, not in the
+ * safety number) and reported ("keychanged") until the application calls
+ * acceptKeyChange, as the Go SDK's client does.
+ *
  * Media keys leave this page only signed and sealed to another
  * participant's session key, and otherwise go to this E2EE's own worker,
  * which transforms the frames.
@@ -27,9 +37,13 @@
  * no key message at all; the first attachSender distributes its key.
  */
 
-import { Identity, SessionKey, announce } from "./identity.js";
+import { Identity, SessionKey, announce, equalBytes, parseAnnouncement } from "./identity.js";
 import { KeySession, isKeyMessage } from "./keys.js";
+import { verificationCode } from "./safety.js";
 import { isSupportedSuite } from "./sframe.js";
+import { MemoryStore, checkKey, defaultIdentityStore } from "./store.js";
+
+export { IndexedDBStore, MemoryStore, defaultIdentityStore } from "./store.js";
 
 /** The SFrame cipher suite by default: 0x0004, AES_128_GCM_SHA256_128. */
 export const DEFAULT_SUITE = 4;
@@ -43,8 +57,10 @@ export const DEFAULT_SUITE = 4;
 /**
  * E2EE.create options.
  * @typedef {object} E2EEOptions
- * @property {Identity} [identity] this participant's identity key, one kept from an earlier call
- *   (Identity.fromKeys rebuilds one from CryptoKeys stored in IndexedDB); a fresh one by default
+ * @property {import("./store.js").IdentityStore} [store] where the identity and the known people are kept:
+ *   this origin's IndexedDB store by default (defaultIdentityStore), a MemoryStore for tests and bots
+ * @property {Identity} [identity] an identity of the caller's instead of the store's; known people are then
+ *   kept in memory (not with store)
  * @property {number} [suite] SFrame cipher suite (DEFAULT_SUITE); every participant of a room must use the same
  * @property {number} [ackTimeoutMs] how long a sender waits for acks before switching to a new key (2000)
  * @property {number} [graceMs] how long older keys of a sender stay after a newer one is in use (3000)
@@ -80,6 +96,53 @@ export const DEFAULT_SUITE = 4;
  * before any frame.
  * @typedef {"encrypted"|"cannot-decrypt"|"waiting"} ParticipantState
  */
+
+/**
+ * A known person's new identity key (Go's client.KeyChange): the
+ * "keychanged" event's detail and what pendingKeyChanges lists.
+ * @typedef {object} KeyChange
+ * @property {string} identity the person (the token's sub)
+ * @property {Uint8Array<ArrayBuffer>} previous the Ed25519 key remembered for them
+ * @property {Uint8Array<ArrayBuffer>} current the one announced now
+ * @property {boolean} wasVerified the previous key had been marked verified
+ */
+
+/**
+ * One person a safety number covers (Go's client.Covered).
+ * @typedef {object} Covered
+ * @property {string} identity
+ * @property {Uint8Array<ArrayBuffer>} key the Ed25519 identity key the number covers
+ * @property {boolean} verified this client marked that key verified
+ * @property {boolean} self this participant
+ */
+
+const utf8 = new TextEncoder();
+
+/**
+ * Compares strings by their UTF-8 bytes, as Go's strings.Compare.
+ * @param {string} a
+ * @param {string} b
+ * @returns {number}
+ */
+function compareUTF8(a, b) {
+  const x = utf8.encode(a);
+  const y = utf8.encode(b);
+  const n = Math.min(x.length, y.length);
+  for (let i = 0; i < n; i++) {
+    if (x[i] !== y[i]) {
+      return x[i] - y[i];
+    }
+  }
+  return x.length - y.length;
+}
+
+/**
+ * @param {KeyChange} kc
+ * @returns {KeyChange}
+ */
+function copyChange(kc) {
+  return { identity: kc.identity, previous: kc.previous.slice(), current: kc.current.slice(), wasVerified: kc.wasVerified };
+}
 
 /** Only E2EE.create constructs. */
 const CREATE = Symbol("E2EE.create");
@@ -121,14 +184,17 @@ function supports(mode) {
  *
  * Events: "statechange" (detail {identity, state}) when a participant's
  * ParticipantState changes; "safetynumber" (detail {number}) after start
- * and whenever the membership changes.
+ * and whenever the membership changes; "keychanged" (detail a KeyChange)
+ * when a known person comes with another identity key: they get no key
+ * and none of theirs is taken until acceptKeyChange (once per new key).
  */
 export class E2EE extends EventTarget {
   /**
-   * Makes the identity key (unless opts.identity gives one) and the
-   * session key, and starts the worker. Rejects when the suite is unknown
-   * or the browser can neither RTCRtpScriptTransform nor
-   * createEncodedStreams().
+   * Takes the identity key from the store (made there the first time;
+   * opts.identity instead, if given), makes the session key, and starts
+   * the worker. Rejects when the suite is unknown, the browser can
+   * neither RTCRtpScriptTransform nor createEncodedStreams(), or the
+   * store's identity cannot be used.
    * @param {E2EEOptions} [opts]
    * @returns {Promise<E2EE>}
    */
@@ -144,11 +210,21 @@ export class E2EE extends EventTarget {
     if (opts.identity !== undefined && !(opts.identity instanceof Identity)) {
       throw new TypeError("e2ee: the identity option must be an Identity");
     }
-    const identity = opts.identity ?? (await Identity.generate());
+    if (opts.identity !== undefined && opts.store !== undefined) {
+      throw new TypeError("e2ee: give an identity or a store, not both (the store holds the identity)");
+    }
+    const store = opts.store ?? (opts.identity ? new MemoryStore(opts.identity) : await defaultIdentityStore());
+    if (typeof store?.identity !== "function" || typeof store.known !== "function" || typeof store.remember !== "function") {
+      throw new TypeError("e2ee: the store option must be an IdentityStore (identity, known, remember)");
+    }
+    const identity = await store.identity();
+    if (!(identity instanceof Identity)) {
+      throw new TypeError("e2ee: the store gave no Identity");
+    }
     const sessionKey = await SessionKey.generate();
     const announcement = await announce(identity, sessionKey);
     const worker = new Worker(opts.workerUrl ?? new URL("./worker.js", import.meta.url), { type: "module", name: "sotto-e2ee" });
-    const e = new E2EE(CREATE, { identity, sessionKey, announcement, worker, mode, suite, ackTimeoutMs: opts.ackTimeoutMs, graceMs: opts.graceMs });
+    const e = new E2EE(CREATE, { identity, store, sessionKey, announcement, worker, mode, suite, ackTimeoutMs: opts.ackTimeoutMs, graceMs: opts.graceMs });
     try {
       await e.call({ op: "init", suite });
     } catch (err) {
@@ -161,7 +237,7 @@ export class E2EE extends EventTarget {
   /**
    * Use E2EE.create.
    * @param {symbol} token
-   * @param {{identity: Identity, sessionKey: SessionKey, announcement: string, worker: Worker, mode: TransformMode, suite: number, ackTimeoutMs?: number, graceMs?: number}} o
+   * @param {{identity: Identity, store: import("./store.js").IdentityStore, sessionKey: SessionKey, announcement: string, worker: Worker, mode: TransformMode, suite: number, ackTimeoutMs?: number, graceMs?: number}} o
    */
   constructor(token, o) {
     if (token !== CREATE) {
@@ -173,6 +249,11 @@ export class E2EE extends EventTarget {
      * @readonly
      */
     this.identity = o.identity;
+    /**
+     * Where the identity and the known people are kept.
+     * @readonly
+     */
+    this.store = o.store;
     /** @private */
     this.sessionKey = o.sessionKey;
     /** @private */
@@ -205,6 +286,14 @@ export class E2EE extends EventTarget {
     this.session = null;
     /** @private @type {import("./keys.js").Peer[]|null} members announced before start */
     this.early = null;
+    /** @private @type {import("./keys.js").Peer[]|null} the last list setMembers got, before trust */
+    this.peers = null;
+    /** @private @type {Map<string, KeyChange>} known people's new keys not accepted yet, by identity */
+    this.changed = new Map();
+    /** @private @type {Map<string, Uint8Array<ArrayBuffer>|null>} announcement → its identity key (null: does not parse) */
+    this.parsed = new Map();
+    /** @private @type {Promise<unknown>} membership and trust changes, one at a time */
+    this.trustQueue = Promise.resolve();
     /** @private */
     this.closed = false;
     /** @private a sender is attached: this participant publishes */
@@ -303,11 +392,15 @@ export class E2EE extends EventTarget {
    * Tells key management who else is in the call: every other
    * participant whose ParticipantInfo has e2ee true and a public_key (its
    * announcement).
-   * Call it with the whole list on every change.
+   * Call it with the whole list on every change. Each one's identity key
+   * is checked against the store first: a first sight is remembered, and
+   * a person remembered with another key is held out (and reported with
+   * "keychanged") until acceptKeyChange.
    * @param {ReadonlyArray<{identity: string, publicKey: string}>} peers
    */
   setMembers(peers) {
     const list = peers.map((p) => ({ identity: p.identity, publicKey: p.publicKey }));
+    this.peers = list;
     if (!this.session) {
       this.early = list;
       return;
@@ -321,14 +414,196 @@ export class E2EE extends EventTarget {
    */
   applyMembers(list) {
     const s = /** @type {KeySession} */ (this.session);
-    s.setMembers(list).then(
-      (changed) => {
-        if (changed && s === this.session) {
-          this.emitSafetyNumber();
+    this.runTrust(() => this.updateMembers(s, list)).catch((err) => console.warn("e2ee: membership update failed", err));
+  }
+
+  /**
+   * Runs op after every membership or trust change queued before it.
+   * @template T
+   * @param {() => T|Promise<T>} op
+   * @returns {Promise<T>}
+   * @private
+   */
+  runTrust(op) {
+    const p = this.trustQueue.then(op);
+    this.trustQueue = p.catch(() => {});
+    return p;
+  }
+
+  /**
+   * Gives session s the members of list it may trust (null: nobody, a
+   * reset), and announces the safety number if that changed them.
+   * @param {KeySession} s
+   * @param {import("./keys.js").Peer[]|null} list
+   * @private
+   */
+  async updateMembers(s, list) {
+    if (s !== this.session || this.closed) {
+      return;
+    }
+    const trusted = list && (await this.trusted(s, list));
+    if (s !== this.session || this.closed) {
+      return;
+    }
+    const changed = await s.setMembers(trusted);
+    if (changed && s === this.session) {
+      this.emitSafetyNumber();
+    }
+  }
+
+  /**
+   * The peers of list whose identity key the store trusts (Go's
+   * trustedKeyLocked for each): a first sight is remembered, the known
+   * key passes, and a different one is held out and reported once per new
+   * key. An announcement that does not parse passes here; the session
+   * refuses it.
+   * @param {KeySession} s
+   * @param {import("./keys.js").Peer[]} list
+   * @returns {Promise<import("./keys.js").Peer[]>}
+   * @private
+   */
+  async trusted(s, list) {
+    /** @type {Map<string, Uint8Array<ArrayBuffer>|null>} */
+    const parsed = new Map();
+    const out = [];
+    for (const p of list) {
+      if (p.identity === s.self) {
+        out.push(p); // the session skips it
+        continue;
+      }
+      let key = this.parsed.get(p.publicKey);
+      if (key === undefined) {
+        try {
+          key = (await parseAnnouncement(p.publicKey)).identity;
+        } catch {
+          key = null;
         }
-      },
-      (err) => console.warn("e2ee: membership update failed", err),
-    );
+      }
+      parsed.set(p.publicKey, key);
+      if (key === null || (await this.trustedKey(p.identity, key))) {
+        out.push(p);
+      }
+    }
+    this.parsed = parsed;
+    return out;
+  }
+
+  /**
+   * Whether person's identity key may take part in key management now.
+   * @param {string} person
+   * @param {Uint8Array<ArrayBuffer>} key
+   * @returns {Promise<boolean>}
+   * @private
+   */
+  async trustedKey(person, key) {
+    let seen;
+    try {
+      seen = await checkKey(this.store, person, key);
+    } catch (err) {
+      // As the Go SDK when its store fails to remember: logged, and the
+      // key is taken as a first sight.
+      console.error("e2ee: identity store:", String(err));
+      return true;
+    }
+    if (seen.trust !== "changed") {
+      this.changed.delete(person);
+      return true;
+    }
+    const prev = this.changed.get(person);
+    if (prev && equalBytes(prev.current, key)) {
+      return false;
+    }
+    const known = /** @type {import("./store.js").KnownKey} */ (seen.known);
+    /** @type {KeyChange} */
+    const kc = { identity: person, previous: known.key.slice(), current: key.slice(), wasVerified: known.verified };
+    this.changed.set(person, kc);
+    console.warn("e2ee: a known person's security key changed; holding them out of the call's keys until the application accepts:", person);
+    this.dispatchEvent(new CustomEvent("keychanged", { detail: copyChange(kc) }));
+    return false;
+  }
+
+  /**
+   * Takes identity's new key (the one "keychanged" reported) as theirs
+   * (Go's AcceptKeyChange): it replaces the known one, unverified, and
+   * the participant gets and gives keys again. Resolves once key
+   * management has them back; rejects when no changed key waits for
+   * identity.
+   * @param {string} identity
+   * @returns {Promise<void>}
+   */
+  acceptKeyChange(identity) {
+    return this.runTrust(async () => {
+      const kc = this.changed.get(identity);
+      if (!kc) {
+        throw new Error(`e2ee: no changed security key waits for ${JSON.stringify(identity)}`);
+      }
+      await this.store.remember(identity, { key: kc.current.slice(), verified: false, firstSeen: new Date() });
+      this.changed.delete(identity);
+      if (this.session && this.peers) {
+        await this.updateMembers(this.session, this.peers);
+      }
+    });
+  }
+
+  /**
+   * The changed keys the application has not accepted yet (Go's
+   * PendingKeyChanges).
+   * @returns {KeyChange[]}
+   */
+  pendingKeyChanges() {
+    return [...this.changed.values()].map(copyChange);
+  }
+
+  /**
+   * Records that the user compared identity's verification code and it
+   * matched (or, with false, withdraws that), in the store (Go's
+   * MarkVerified). It is kept with the key and lost if the key changes.
+   * Rejects for someone never met.
+   * @param {string} identity
+   * @param {boolean} verified
+   * @returns {Promise<void>}
+   */
+  markVerified(identity, verified) {
+    return this.runTrust(async () => {
+      const k = await this.store.known(identity);
+      if (!k) {
+        throw new Error(`e2ee: ${JSON.stringify(identity)} has not been met`);
+      }
+      k.verified = !!verified;
+      await this.store.remember(identity, k);
+    });
+  }
+
+  /**
+   * Exactly the people safetyNumber is computed over, this participant
+   * included, sorted by identity (Go's SafetyNumberCovers): someone held
+   * out (a changed key not accepted, no usable announcement) is not in
+   * it. Empty before start.
+   * @returns {Promise<Covered[]>}
+   */
+  async safetyNumberCovers() {
+    const s = this.session;
+    if (!s) {
+      return [];
+    }
+    const ms = [{ identity: s.self, key: this.identity.publicKey }];
+    for (const [identity, key] of s.memberKeys()) {
+      ms.push({ identity, key });
+    }
+    ms.sort((a, b) => compareUTF8(a.identity, b.identity));
+    /** @type {Covered[]} */
+    const out = [];
+    for (const m of ms) {
+      let verified = false;
+      try {
+        const k = await this.store.known(m.identity);
+        verified = !!k && k.verified && equalBytes(k.key, m.key);
+      } catch (err) {
+        console.warn("e2ee: identity store:", String(err));
+      }
+      out.push({ identity: m.identity, key: m.key, verified, self: m.identity === s.self });
+    }
+    return out;
   }
 
   /**
@@ -454,15 +729,24 @@ export class E2EE extends EventTarget {
   }
 
   /**
-   * The verification code of this participant and member identity, as
-   * Go's VerificationCode: six groups of five digits, the same in every
-   * call for as long as neither changes identity key. "" when identity
-   * is not a member with a usable announcement (or before start).
+   * The verification code of this participant and identity, as the Go
+   * client's VerificationCode: six groups of five digits over the two
+   * identity keys (identity's as the store remembers it), the same in
+   * every call for as long as neither changes key. "" for someone this
+   * client has not met (or before start).
    * @param {string} identity
    * @returns {Promise<string>}
    */
-  verificationCode(identity) {
-    return this.session ? this.session.verificationCode(identity) : Promise.resolve("");
+  async verificationCode(identity) {
+    const s = this.session;
+    if (!s) {
+      return "";
+    }
+    const k = await this.store.known(identity);
+    if (!k) {
+      return "";
+    }
+    return verificationCode({ identity: s.self, publicKey: this.identity.publicKey }, { identity, publicKey: k.key });
   }
 
   /**

@@ -5,7 +5,7 @@
 // messages directly, as signaling's relay would. The Go test starts a
 // call with window.loopback.start(...) and polls window.loopback.state().
 
-import { E2EE } from "/sdk/e2ee/index.js";
+import { E2EE, MemoryStore } from "/sdk/e2ee/index.js";
 import { Identity, equalBytes, parseAnnouncement } from "/sdk/e2ee/identity.js";
 
 /**
@@ -77,7 +77,10 @@ async function start(o) {
   }
   const aliceIdentity = await Identity.generate();
   const alice = await E2EE.create({ transform: o.transform, identity: aliceIdentity });
-  const bob = await E2EE.create({ transform: o.transform });
+  // Every call of this page makes a new alice: bob keeps what he knows in
+  // memory, so he meets her afresh (this origin's IndexedDB store would
+  // hold the alice of an earlier call and refuse the new one's key).
+  const bob = await E2EE.create({ transform: o.transform, store: new MemoryStore() });
   bob.denyKeysForTest = o.deny;
   const pc1 = new RTCPeerConnection({ ...alice.rtcConfiguration() });
   const pc2 = new RTCPeerConnection({ ...bob.rtcConfiguration() });
