@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -156,7 +157,8 @@ type Session struct {
 	members    map[string]*remote // by identity
 	// tag is this sender's 24-bit KID tag, never 0; a new one is drawn
 	// when the epoch's low byte wraps.
-	tag uint64
+	tag      uint64
+	usedTags map[uint64]bool
 	// seq is the sequence number of this sender's next key message.
 	seq uint64
 	// senders remembers, per sender identity and key, what replay
@@ -165,8 +167,9 @@ type Session struct {
 	// early holds key messages from participants not yet members (their
 	// participant_joined may arrive after their key), per identity,
 	// bounded; SetMembers replays them.
-	early map[string][]keyMessage
-	stats Stats
+	early      map[string][]keyMessage
+	earlyOrder []string // senders in early, first heard from first
+	stats      Stats
 	// changed is closed and replaced whenever the sending key switches
 	// or a receiver's expired keys are removed (Changed).
 	changed chan struct{}
@@ -275,15 +278,20 @@ func baseKeySize(s sframe.CipherSuite) int { return s.HashSize() }
 // KIDOf is the KID a sender with tag uses in epoch.
 func KIDOf(tag uint64, epoch uint32) uint64 { return tag<<8 | uint64(epoch&0xff) }
 
-// newTag draws a random 24-bit sender tag, not 0 and not the current one.
+// newTag draws a random 24-bit sender tag: not 0 and none this session
+// used before, so a KID never comes back.
 func (s *Session) newTag() error {
 	var t [4]byte
-	for old := s.tag; s.tag == 0 || s.tag == old; {
+	for s.tag == 0 || s.usedTags[s.tag] {
 		if _, err := rand.Read(t[1:]); err != nil {
 			return fmt.Errorf("e2ee: sender tag: %w", err)
 		}
 		s.tag = uint64(binary.BigEndian.Uint32(t[:]))
 	}
+	if s.usedTags == nil {
+		s.usedTags = make(map[uint64]bool)
+	}
+	s.usedTags[s.tag] = true
 	return nil
 }
 
@@ -390,11 +398,20 @@ func (s *Session) SetMembers(members []Peer) {
 			s.log.Warn("e2ee: member without a usable public key is left out", "identity", id, "err", err)
 			continue
 		}
+		if len(id) > math.MaxUint16 {
+			s.log.Warn("e2ee: member with an identity longer than a key message can name is left out", "bytes", len(id))
+			continue
+		}
+		rec := s.senders.get(id, ann.Identity)
+		if rec == nil {
+			s.log.Warn("e2ee: too many participants in this session to protect from replays; left out", "identity", id, "max", maxSenderRecords)
+			continue
+		}
 		s.members[id] = &remote{
 			identity: id,
 			encoded:  m.PublicKey,
 			ann:      ann,
-			rec:      s.senders.get(id, ann.Identity),
+			rec:      rec,
 			recv:     sframe.NewReceiver(s.suite, sframe.ReceiverOptions{}),
 		}
 		added = true
@@ -422,6 +439,7 @@ func (s *Session) drainEarly() {
 		if s.members[from] != nil {
 			ready = append(ready, pending{from, msgs})
 			delete(s.early, from)
+			s.earlyOrder = slices.DeleteFunc(s.earlyOrder, func(f string) bool { return f == from })
 		}
 	}
 	s.mu.Unlock()
@@ -588,7 +606,10 @@ func (s *Session) keyMessageLocked(k *sendKey) (json.RawMessage, error) {
 		body.Recipient, body.RecipientKey, body.RecipientSession = id, r.ann.Identity, r.ann.SessionID
 		sealed, err := SealKeyBox(s.opts.Identity, r.ann.HPKE, &body)
 		if err != nil {
-			return nil, err
+			// That member gets no key; the others must still get theirs,
+			// or a leaver would keep reading.
+			s.log.Error("e2ee: cannot seal the key to a member; it gets none", "identity", id, "err", err)
+			continue
 		}
 		boxes[id] = base64.RawURLEncoding.EncodeToString(sealed)
 	}

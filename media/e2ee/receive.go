@@ -2,15 +2,12 @@ package e2ee
 
 import (
 	"bytes"
-	"container/list"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
-
-	"github.com/sotto-rtc/sotto/media/sframe"
 )
 
 // The receiving side of key management: opening other participants' key
@@ -24,10 +21,11 @@ var ErrReplayedKey = errors.New("e2ee: replayed key message")
 
 const (
 	// maxSenderRecords bounds the senders remembered for replay
-	// protection; beyond it the least recently used is forgotten (its
-	// old messages are then refused by the session binding alone as long
-	// as this session lives: they name another recipient session or a
-	// sender session that is no longer announced).
+	// protection in one session. A record is never forgotten while the
+	// session lives (forgetting one would let that sender's old key
+	// messages in again); a sender beyond the bound is left out of key
+	// management instead, so a node that floods a session with made-up
+	// participants only keeps more of them out.
 	maxSenderRecords = 4096
 	// maxRetired bounds the retired KIDs kept per sender; the sequence
 	// number refuses older ones anyway.
@@ -38,8 +36,6 @@ const (
 // identity and identity key) for the life of this session, across the
 // sender leaving and coming back.
 type senderRecord struct {
-	key     string // identity + "\x00" + identity key
-	elem    *list.Element
 	highest uint64 // highest sequence number accepted; 0: none yet
 	// retired lists, oldest first, the KIDs removed from use, each with
 	// the sender session it belonged to.
@@ -51,28 +47,26 @@ type retiredKID struct {
 	kid     uint64
 }
 
-// senderRecords holds the senderRecords, bounded, least recently used
-// first out. Its zero value is ready; it is used with Session.mu held.
+// senderRecords holds the senderRecords, at most maxSenderRecords. Its
+// zero value is ready; it is used with Session.mu held.
 type senderRecords struct {
-	by  map[string]*senderRecord
-	lru list.List
+	by map[string]*senderRecord
 }
 
+// get returns the record of identity with key, making it if there is
+// room; nil when the session already remembers maxSenderRecords others.
 func (rs *senderRecords) get(identity string, key []byte) *senderRecord {
 	k := identity + "\x00" + string(key)
 	if r := rs.by[k]; r != nil {
-		rs.lru.MoveToBack(r.elem)
 		return r
+	}
+	if len(rs.by) >= maxSenderRecords {
+		return nil
 	}
 	if rs.by == nil {
 		rs.by = make(map[string]*senderRecord)
 	}
-	for len(rs.by) >= maxSenderRecords {
-		old := rs.lru.Remove(rs.lru.Front()).(*senderRecord)
-		delete(rs.by, old.key)
-	}
-	r := &senderRecord{key: k}
-	r.elem = rs.lru.PushBack(r)
+	r := &senderRecord{}
 	rs.by[k] = r
 	return r
 }
@@ -145,6 +139,30 @@ func (s *Session) bad(from string, err error) error {
 	return fmt.Errorf("%w from %q: %w", ErrKeyMessage, from, err)
 }
 
+// queueEarlyLocked keeps m from a sender that is not a member, bounded:
+// the newest maxEarlyPerSender messages of the maxEarlySenders senders
+// heard from last. Nothing in it is authenticated yet, so it evicts
+// rather than refuses: a node that floods it with messages of senders
+// who never come displaces them, but cannot fill it for good. Called with
+// s.mu held.
+func (s *Session) queueEarlyLocked(from string, m keyMessage) {
+	if s.early == nil {
+		s.early = make(map[string][]keyMessage)
+	}
+	q, ok := s.early[from]
+	if !ok {
+		for len(s.earlyOrder) >= maxEarlySenders {
+			delete(s.early, s.earlyOrder[0])
+			s.earlyOrder = s.earlyOrder[1:]
+		}
+		s.earlyOrder = append(s.earlyOrder, from)
+	}
+	if len(q) >= maxEarlyPerSender {
+		q = q[1:]
+	}
+	s.early[from] = append(q, m)
+}
+
 // checkBody compares what a box says it is bound to with what this
 // session knows: every rule 3 of docs/E2EE.md ("Key messages").
 func (s *Session) checkBody(from string, r *remote, m keyMessage, b *KeyBody) error {
@@ -181,18 +199,12 @@ func (s *Session) handleKey(from string, m keyMessage) error {
 	s.mu.Lock()
 	r := s.members[from]
 	if r == nil {
-		// Perhaps its announcement is still on its way: keep the message
-		// for SetMembers, within bounds.
-		if q, ok := s.early[from]; (ok || len(s.early) < maxEarlySenders) && len(q) < maxEarlyPerSender {
-			if s.early == nil {
-				s.early = make(map[string][]keyMessage)
-			}
-			s.early[from] = append(q, m)
-			s.mu.Unlock()
-			return nil
-		}
+		// Perhaps its announcement is still on its way (or the application
+		// has not accepted its changed key yet): keep this client's box
+		// for SetMembers.
+		s.queueEarlyLocked(from, keyMessage{Version: m.Version, Type: m.Type, KID: m.KID, Boxes: map[string]string{s.opts.Self: box}})
 		s.mu.Unlock()
-		return s.bad(from, errors.New("sender is not a member with a public key"))
+		return nil
 	}
 	s.mu.Unlock()
 	b, err := OpenKeyBox(s.sk, r.ann.Identity, sealed)
@@ -242,34 +254,6 @@ func (s *Session) handleKey(from string, m keyMessage) error {
 	if send != nil {
 		ack, _ := json.Marshal(keyMessage{Version: keyMessageVersion, Type: "key_ack", KID: kid})
 		send([]string{from}, ack)
-	}
-	return nil
-}
-
-// ratchetedKeyLocked derives the key a sender ratcheted to when it went
-// from the previous epoch to kid's (a join), from the previous key this
-// receiver holds: frames under the new key then decrypt before the key
-// message arrives. It returns the derived base key, set in r's receiver
-// but not yet kept among r's keys: the caller keeps it (keepKeyLocked)
-// once a frame authenticates under it, or removes it from the receiver,
-// so a wrong guess (the sender drew a fresh key: a leave) never evicts a
-// real key: a frame that does not authenticate changes nothing. A KID
-// already retired is never derived again. nil when there is no such
-// previous key. Called with s.mu held.
-func (s *Session) ratchetedKeyLocked(r *remote, kid uint64) []byte {
-	if r.tag == 0 || kid>>8 != r.tag || kid&0xff == 0 || r.rec.isRetired(r.ann.SessionID, kid) {
-		return nil
-	}
-	prev := kid - 1
-	for _, k := range r.keys {
-		if k.kid != prev {
-			continue
-		}
-		next, err := sframe.Ratchet(s.suite, k.base)
-		if err != nil || r.recv.SetKey(kid, next) != nil {
-			return nil
-		}
-		return next
 	}
 	return nil
 }

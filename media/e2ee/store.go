@@ -50,6 +50,7 @@ const (
 // TrustSame, or TrustChanged with what was remembered.
 func CheckKey(st IdentityStore, person string, key []byte) (Trust, KnownKey, error) {
 	k, ok := st.Known(person)
+	k.Key = bytes.Clone(k.Key)
 	switch {
 	case !ok:
 		err := st.Remember(person, KnownKey{Key: bytes.Clone(key), FirstSeen: time.Now().UTC()})
@@ -98,6 +99,7 @@ func (m *MemoryStore) Known(person string) (KnownKey, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k, ok := m.data.Known[person]
+	k.Key = bytes.Clone(k.Key)
 	return k, ok
 }
 
@@ -105,6 +107,7 @@ func (m *MemoryStore) Remember(person string, k KnownKey) error {
 	if len(k.Key) != PublicKeySize {
 		return fmt.Errorf("e2ee: store: key of %d bytes, want %d", len(k.Key), PublicKeySize)
 	}
+	k.Key = bytes.Clone(k.Key)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.data.Known == nil {
@@ -124,8 +127,8 @@ type FileStore struct {
 	mem  MemoryStore
 }
 
-// OpenFileStore opens the store at path, creating it (mode 0600) if it does
-// not exist. It refuses a file that others can read or write, or that does
+// OpenFileStore opens the store at path; if there is none, it is created
+// (mode 0600) at the first change: when the identity is made. It refuses a file that others can read or write, or that does
 // not parse: the error says what to do.
 func OpenFileStore(path string) (*FileStore, error) {
 	f := &FileStore{path: path}
@@ -192,6 +195,7 @@ func (f *FileStore) Remember(person string, k KnownKey) error {
 	if len(k.Key) != PublicKeySize {
 		return fmt.Errorf("e2ee: store: key of %d bytes, want %d", len(k.Key), PublicKeySize)
 	}
+	k.Key = bytes.Clone(k.Key)
 	f.mem.mu.Lock()
 	defer f.mem.mu.Unlock()
 	d := f.mem.data

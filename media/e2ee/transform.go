@@ -3,7 +3,6 @@ package e2ee
 import (
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/sotto-rtc/sotto/media/sframe"
 )
@@ -71,28 +70,6 @@ func (s *Session) DecryptFrame(from string, codec Codec, frame []byte) ([]byte, 
 	buf := make([]byte, 0, len(frame))
 	buf = append(buf, prefix...)
 	out, h, err := r.recv.Decrypt(buf, prefix, body)
-	if errors.Is(err, sframe.ErrUnknownKID) {
-		// A sender that ratcheted for a joiner: derive its new key from
-		// the previous one instead of waiting for the key message.
-		var derived []byte
-		s.mu.Lock()
-		if s.members[from] == r {
-			derived = s.ratchetedKeyLocked(r, h.KID)
-		}
-		s.mu.Unlock()
-		if derived != nil {
-			kid := h.KID
-			out, h, err = r.recv.Decrypt(buf[:n], prefix, body)
-			s.mu.Lock()
-			if err == nil && s.members[from] == r {
-				s.keepKeyLocked(r, kid, derived)
-			} else if err != nil && !slices.ContainsFunc(r.keys, func(k remoteKey) bool { return k.kid == kid }) {
-				r.recv.RemoveKey(kid) // a wrong guess; a key message may have set it meanwhile
-				err = fmt.Errorf("%w: %w", sframe.ErrUnknownKID, err)
-			}
-			s.mu.Unlock()
-		}
-	}
 	if err != nil {
 		if errors.Is(err, sframe.ErrUnknownKID) {
 			err = fmt.Errorf("%w: %w", ErrNoKey, err)

@@ -189,7 +189,7 @@ type Handlers struct {
 	Error func(*ServerError)
 	// SecurityKeyChanged is called when someone this client met before
 	// (the same token sub) arrives with another identity key. Until the
-	// application calls Client.AcceptKeyChange, that participant gets no
+	// application calls Client.AcceptKeyChange with it, that participant gets no
 	// media key from this client and none of theirs is taken.
 	SecurityKeyChanged func(KeyChange)
 }

@@ -21,9 +21,11 @@ type KeyChange struct {
 	WasVerified bool   // the previous key had been marked verified
 }
 
-// ErrNoKeyChange is returned by AcceptKeyChange for a person whose key
-// has not changed.
-var ErrNoKeyChange = errors.New("client: no changed security key waits for that identity")
+// ErrNoKeyChange is returned by AcceptKeyChange when the change it names
+// is not the one waiting: nothing waits for that person, or their key
+// changed again since (a new SecurityKeyChanged was raised for it: show
+// that one).
+var ErrNoKeyChange = errors.New("client: that security key change is not the one waiting")
 
 // trustedKeyLocked checks a participant's announced identity key against
 // the store: a first sight is remembered, the known key passes, and a
@@ -50,7 +52,7 @@ func (c *Client) trustedKeyLocked(p signaling.ParticipantInfo) bool {
 	if c.changed == nil {
 		c.changed = make(map[string]KeyChange)
 	}
-	c.changed[p.Identity] = kc
+	c.changed[p.Identity] = KeyChange{Identity: kc.Identity, Previous: bytes.Clone(kc.Previous), Current: bytes.Clone(kc.Current), WasVerified: kc.WasVerified}
 	c.log.Warn("client: a known person's security key changed; holding them out of the call's keys until the application accepts",
 		"identity", p.Identity)
 	if f := c.opts.Handlers.SecurityKeyChanged; f != nil {
@@ -59,20 +61,22 @@ func (c *Client) trustedKeyLocked(p signaling.ParticipantInfo) bool {
 	return false
 }
 
-// AcceptKeyChange takes identity's new key (the one KeyChange reported)
-// as theirs: it replaces the known one, unverified, and the participant
-// gets and gives keys again.
-func (c *Client) AcceptKeyChange(identity string) error {
+// AcceptKeyChange takes kc.Current as kc.Identity's key, exactly the key
+// SecurityKeyChanged reported (and the application showed): it replaces
+// the known one, unverified, and the participant gets and gives keys
+// again. If that person's key changed again meanwhile, nothing is accepted
+// and the error wraps ErrNoKeyChange.
+func (c *Client) AcceptKeyChange(kc KeyChange) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	kc, ok := c.changed[identity]
-	if !ok {
-		return fmt.Errorf("%w: %q", ErrNoKeyChange, identity)
+	waiting, ok := c.changed[kc.Identity]
+	if !ok || !bytes.Equal(waiting.Current, kc.Current) {
+		return fmt.Errorf("%w: %q", ErrNoKeyChange, kc.Identity)
 	}
-	if err := c.store.Remember(identity, e2ee.KnownKey{Key: kc.Current, FirstSeen: time.Now().UTC()}); err != nil {
+	if err := c.store.Remember(kc.Identity, e2ee.KnownKey{Key: waiting.Current, FirstSeen: time.Now().UTC()}); err != nil {
 		return fmt.Errorf("client: identity store: %w", err)
 	}
-	delete(c.changed, identity)
+	delete(c.changed, kc.Identity)
 	if c.sess != nil {
 		c.updateKeyMembersLocked(c.sess)
 	}
@@ -86,7 +90,7 @@ func (c *Client) PendingKeyChanges() []KeyChange {
 	defer c.mu.Unlock()
 	out := make([]KeyChange, 0, len(c.changed))
 	for _, kc := range c.changed {
-		out = append(out, kc)
+		out = append(out, KeyChange{Identity: kc.Identity, Previous: bytes.Clone(kc.Previous), Current: bytes.Clone(kc.Current), WasVerified: kc.WasVerified})
 	}
 	return out
 }
