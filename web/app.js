@@ -10,8 +10,10 @@
 //   /                     the form
 //
 // Tests read the page without pixels: window.sotto = {call, state}, tiles
-// with data-identity, data-e2ee-state, data-speaking and data-video, and
-// the safety number in #safety-number. Test-only URL flags (test-video=WxH,
+// with data-identity, data-e2ee-state, data-speaking and data-video, the
+// safety number in #safety-number, the people it covers in #safety-covers
+// (data-covered, data-verified), and a changed security key in the
+// #key-changed dialog. Test-only URL flags (test-video=WxH,
 // test-fps=N, test-media=none, test-deny-keys=1) are honoured only when a test harness set
 // window.sottoTestMode = true before the page loaded (DevTools'
 // addScriptToEvaluateOnNewDocument); a link cannot turn them on.
@@ -49,6 +51,12 @@ const state = {
   safetyNumber: "",
   /** the identities the shown safety number covers, sorted */
   safetyParticipants: [],
+  /** the people the shown safety number covers, as the SDK lists them: [{identity, verified, self}] */
+  safetyCovers: [],
+  /** identity → the verification code shown for each other person covered */
+  verificationCodes: {},
+  /** changed security keys waiting for the person's choice, oldest first: [{identity, wasVerified}] */
+  keyChanges: [],
   /** identity → {e2ee, speaking, video, audioMuted, videoMuted} */
   participants: {},
   self: { speaking: false, audioMuted: false, videoMuted: false, hasAudio: false, hasVideo: false },
@@ -254,6 +262,7 @@ async function join({ room, identity, token }) {
   window.sotto.call = c;
   state.identity = c.self.identity;
   state.participants = {};
+  state.keyChanges = [];
   wireCall(c);
   showCall(c);
   setConnection(c.state, null);
@@ -339,6 +348,10 @@ function wireCall(c) {
   });
   on("e2eestate", ({ identity, state: s }) => setTileE2EE(identity, s));
   on("safetynumber", () => void refreshSafetyNumber());
+  on("keychanged", ({ identity, wasVerified }) => {
+    noteKeyChange(identity, wasVerified);
+    void refreshSafetyNumber();
+  });
   on("connectionstate", ({ state: s, error }) => {
     setConnection(s, error);
     if (s === "connected") {
@@ -351,6 +364,7 @@ function wireCall(c) {
     }
   });
   on("error", ({ error }) => console.warn("sotto:", error?.code, error?.message));
+  for (const kc of c.pendingKeyChanges()) noteKeyChange(kc.identity, kc.wasVerified);
 }
 
 function setConnection(s, error) {
@@ -502,23 +516,185 @@ async function refreshSafetyNumber() {
     out.textContent = "Encryption is off";
     $("safety-help").textContent = "This call is not end-to-end encrypted here, so there is no safety number to compare.";
     state.safetyNumber = "";
+    renderCovers([], {});
     return;
   }
-  // The number covers everyone with end-to-end encryption, this client
-  // included; the SDK told key management about them before the event.
-  const covered = [c.self.identity, ...[...c.participants.values()].filter((p) => p.e2ee && p.publicKey).map((p) => p.identity)].sort();
+  // Exactly the people the number covers, as key management has them:
+  // this client, and everyone with end-to-end encryption whose key it
+  // trusts (not someone whose changed key waits for a choice). Both are
+  // read at once, from the same membership.
   let n = "";
+  /** @type {{identity: string, verified: boolean, self: boolean}[]} */
+  let covers = [];
+  /** @type {Record<string, string>} */
+  const codes = {};
   try {
-    n = await c.safetyNumber();
+    const [cv, number] = await Promise.all([c.safetyNumberCovers(), c.safetyNumber()]);
+    covers = cv.map((x) => ({ identity: x.identity, verified: x.verified, self: x.self }));
+    n = number;
+    for (const x of covers) if (!x.self) codes[x.identity] = await c.verificationCode(x.identity);
   } catch (err) {
     console.warn("sotto: safety number:", err);
   }
   if (seq !== safetySeq || c !== call) return;
+  const covered = covers.map((x) => x.identity);
   out.textContent = n || "…";
   out.dataset.participants = covered.join(",");
   state.safetyNumber = n;
   state.safetyParticipants = covered;
+  renderCovers(covers, codes);
 }
+
+/** Whether each person's verification details are open, as the user left them. */
+const codesOpen = new Map();
+
+/**
+ * Lists the people the safety number covers (li data-covered=identity,
+ * data-verified): each other one with their verification code and a "Mark
+ * verified" toggle, kept by this browser, in a disclosure (open on wide
+ * screens).
+ * @param {{identity: string, verified: boolean, self: boolean}[]} covers
+ * @param {Record<string, string>} codes
+ */
+function renderCovers(covers, codes) {
+  state.safetyCovers = covers;
+  state.verificationCodes = codes;
+  const list = $("safety-covers");
+  list.replaceChildren();
+  const wide = window.matchMedia("(min-width: 761px)").matches;
+  for (const cv of covers) {
+    const li = document.createElement("li");
+    li.dataset.covered = cv.identity;
+    li.dataset.verified = String(cv.verified);
+    if (cv.self) li.dataset.self = "true";
+    const who = document.createElement("span");
+    who.className = "who";
+    who.textContent = cv.self ? `${cv.identity} (you)` : cv.identity;
+    li.append(who);
+    if (cv.verified) {
+      const mark = document.createElement("span");
+      mark.className = "verified-mark";
+      mark.textContent = "✓ verified";
+      li.append(mark);
+    }
+    if (!cv.self) {
+      const box = document.createElement("details");
+      box.className = "verify";
+      box.open = codesOpen.get(cv.identity) ?? wide;
+      // Closed, its content is out of the layout (not merely unpainted),
+      // so nothing in it counts as on the page.
+      const inner = document.createElement("div");
+      inner.hidden = !box.open;
+      box.addEventListener("toggle", () => {
+        codesOpen.set(cv.identity, box.open);
+        inner.hidden = !box.open;
+      });
+      const summary = document.createElement("summary");
+      summary.textContent = "Verification code";
+      const code = document.createElement("p");
+      code.className = "verification-code";
+      code.textContent = codes[cv.identity] || "…";
+      code.setAttribute("aria-label", `Your verification code with ${cv.identity}: ${codes[cv.identity] || "not ready"}`);
+      const toggle = document.createElement("button");
+      toggle.type = "button";
+      toggle.className = "verify-toggle";
+      toggle.textContent = "Mark verified";
+      toggle.setAttribute("aria-pressed", String(cv.verified));
+      toggle.title = cv.verified
+        ? `You marked ${cv.identity}'s key verified. Press to withdraw it.`
+        : `Compare this code with ${cv.identity} (in person, or over a channel you trust); if it matches, mark them verified. This browser remembers it.`;
+      toggle.addEventListener("click", () => void toggleVerified(cv.identity, !cv.verified));
+      inner.append(code, toggle);
+      box.append(summary, inner);
+      li.append(box);
+    }
+    list.append(li);
+  }
+  $("safety-covers-title").hidden = covers.length === 0;
+}
+
+async function toggleVerified(identity, verified) {
+  const c = call;
+  if (!c) return;
+  try {
+    await c.markVerified(identity, verified);
+  } catch (err) {
+    console.warn("sotto: mark verified:", err);
+  }
+  await refreshSafetyNumber();
+}
+
+// ---- a known person's changed key -------------------------------------------------------
+
+/**
+ * Queues the blocking warning for identity's changed security key (once
+ * per person; a newer change of the same person replaces it).
+ */
+function noteKeyChange(identity, wasVerified) {
+  const i = state.keyChanges.findIndex((k) => k.identity === identity);
+  if (i >= 0) state.keyChanges[i] = { identity, wasVerified };
+  else state.keyChanges.push({ identity, wasVerified });
+  renderKeyChange();
+}
+
+/**
+ * Shows the oldest changed key waiting for a choice in the modal dialog
+ * (the rest of the page is inert meanwhile), or closes it.
+ */
+function renderKeyChange() {
+  const dialog = /** @type {HTMLDialogElement} */ ($("key-changed"));
+  const kc = state.keyChanges[0];
+  if (!kc || !call) {
+    if (dialog.open) dialog.close();
+    return;
+  }
+  dialog.dataset.person = kc.identity;
+  $("key-changed-title").textContent = `${kc.identity}'s security key changed`;
+  $("key-changed-text").textContent =
+    `The key that proves who ${kc.identity} is differs from the one this browser knew` +
+    (kc.wasVerified ? ", which you had verified. " : ". ") +
+    `They may have reinstalled, or joined from a new device or browser; or someone, perhaps the server, ` +
+    `is trying to listen in. Until you choose, ${kc.identity} hears and sees nothing from you, and you ` +
+    "neither hear nor see them.";
+  $("key-changed-advice").textContent = kc.wasVerified
+    ? `If you accept, compare your verification code with ${kc.identity} again before you mark them verified.`
+    : `If you accept, compare your verification code with ${kc.identity} (in person, or over a channel you trust).`;
+  $("accept-key-change").textContent = `Accept ${kc.identity}'s new key`;
+  if (!dialog.open) {
+    dialog.showModal();
+    $("leave-after-key-change").focus();
+  }
+}
+
+/** Drops every pending warning (the call ended or was left). */
+function clearKeyChanges() {
+  state.keyChanges = [];
+  renderKeyChange();
+}
+
+$("key-changed").addEventListener("cancel", (ev) => ev.preventDefault()); // Escape chooses nothing
+$("key-changed").addEventListener("close", () => {
+  // Closed without a choice (the browser may insist on Escape): ask again.
+  if (state.keyChanges.length && call) queueMicrotask(renderKeyChange);
+});
+
+$("accept-key-change").addEventListener("click", async () => {
+  const c = call;
+  const kc = state.keyChanges[0];
+  if (!c || !kc) return;
+  try {
+    await c.acceptKeyChange(kc.identity);
+  } catch (err) {
+    // Nothing waits for it any more (they came back with the key known).
+    console.warn("sotto: accept key change:", err);
+  }
+  if (c !== call) return;
+  state.keyChanges = state.keyChanges.filter((k) => k.identity !== kc.identity);
+  renderKeyChange();
+  await refreshSafetyNumber();
+});
+
+$("leave-after-key-change").addEventListener("click", () => void leaveCall());
 
 // ---- screens -------------------------------------------------------------------------
 
@@ -536,6 +712,7 @@ function showCall(c) {
   $("call-title").textContent = `Call in room ${c.room}`;
   clearTiles();
   hideBanner();
+  renderCovers([], {});
   const me = ensureTile(c.self.identity, true);
   me.video.srcObject = local.video ? new MediaStream([local.video]) : null;
   setTileE2EE(c.self.identity, c.e2eeState(c.self.identity));
@@ -554,6 +731,7 @@ function showEnded(err, wasInCall) {
   state.phase = "ended";
   state.connection = "disconnected";
   state.error = err ? { code: err.code ?? "", message: describeError(err) } : null;
+  clearKeyChanges();
   clearTiles();
   $("call").hidden = true;
   $("lobby").hidden = true;
@@ -696,14 +874,17 @@ $("toggle-camera").addEventListener("click", async () => {
   await done.catch((err) => console.warn("sotto: mute:", err));
 });
 
-$("leave").addEventListener("click", async () => {
+async function leaveCall() {
   const c = call;
   if (!c) return;
   call = null;
+  clearKeyChanges();
   await c.leave();
   stopLocal();
   showEnded(null, true);
-});
+}
+
+$("leave").addEventListener("click", () => void leaveCall());
 
 $("rejoin").addEventListener("click", () => {
   if (!lastJoin) return;
