@@ -1,0 +1,397 @@
+package web_test
+
+// Known people in the browser (docs/E2EE.md, "Known people"): the page
+// keeps its identity in IndexedDB, remembers the identity key of everyone
+// it meets, and when a node shows another key under a known name it warns
+// and holds that person out of the call's keys until the user chooses, as
+// the Go SDK does (signaling/client/known_test.go).
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/sotto-rtc/sotto/internal/hostilenode"
+	"github.com/sotto-rtc/sotto/media/e2ee"
+	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/client"
+)
+
+// knownGoPeer joins room at base as a Go SDK client, E2EE on, with the
+// identity store st (a fresh MemoryStore when nil), publishing nothing.
+// Key changes its client reports go to kc when it is not nil.
+func knownGoPeer(t *testing.T, srv *webServer, base, room, identity string, st e2ee.IdentityStore, kc chan<- client.KeyChange) *client.Client {
+	t.Helper()
+	if st == nil {
+		st = e2ee.NewMemoryStore()
+	}
+	var se webrtc.SettingEngine
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	ctx, cancel := context.WithTimeout(context.Background(), browserTimeout)
+	defer cancel()
+	opts := client.Options{
+		Token:         srv.Token(room, identity, true, true),
+		SettingEngine: &se,
+		Logger:        testLogger(),
+	}
+	opts.E2EE.Store = st
+	if kc != nil {
+		opts.Handlers.SecurityKeyChanged = func(k client.KeyChange) { kc <- k }
+	}
+	c, err := client.Connect(ctx, base, opts)
+	if err != nil {
+		t.Fatalf("%s: %v", identity, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// openKnownTab opens the call page at base in test mode, joining room as
+// name with the fake camera and microphone (small, slow video), so that
+// it publishes and sends its key to the others, and waits until it is in
+// the call.
+func openKnownTab(t *testing.T, b *browser, base, room, name string) (*callTab, string) {
+	t.Helper()
+	ctx := b.tab(t, name)
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument,
+		page.AddScriptToEvaluateOnNewDocumentParams{Source: "window.sottoTestMode = true;"}); err != nil {
+		t.Fatalf("%s: test mode: %v", name, err)
+	}
+	q := url.Values{"room": {room}, "name": {name}, "test-video": {callVideoSize}, "test-fps": {callVideoFPS}}
+	link := base + "/?" + q.Encode()
+	tab := &callTab{name: name, ctx: ctx}
+	tab.load(t, link)
+	return tab, link
+}
+
+// load opens link in the tab (a new page load: a reload, or the next
+// call) and waits until the page is in the call.
+func (c *callTab) load(t *testing.T, link string) {
+	t.Helper()
+	if err := chromedp.Do(c.ctx, chromedp.Navigate(link)); err != nil {
+		t.Fatalf("%s: open %s: %v", c.name, link, err)
+	}
+	c.waitInCall(t)
+}
+
+// knownDescribeJS is what a failed wait prints.
+const knownDescribeJS = `(() => ({
+	state: window.sotto && window.sotto.state,
+	covers: [...document.querySelectorAll("#safety-covers li")].map(e => ({...e.dataset, text: e.textContent})),
+	safety: document.getElementById("safety-number").textContent,
+	dialog: {open: document.getElementById("key-changed").open, title: document.getElementById("key-changed-title").textContent},
+	pending: window.sotto && window.sotto.call ? window.sotto.call.pendingKeyChanges().map(k => k.identity) : null,
+}))()`
+
+// pageIdentityJS is the page's identity key, in hex.
+const pageIdentityJS = `Array.from(window.sotto.call.e2ee.identity.publicKey, b => b.toString(16).padStart(2, "0")).join("")`
+
+// waitGo waits until cond holds, checking it every 100 ms; on timeout it
+// fails with what describe says.
+func waitGo(t *testing.T, what string, cond func() bool, describe func() string) {
+	t.Helper()
+	deadline := time.Now().Add(browserTimeout)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v; %s", what, browserTimeout, describe())
+		}
+		<-tick.C
+	}
+}
+
+// coveredByGo is what a Go client's safety number covers: identity → key (hex).
+func coveredByGo(c *client.Client) map[string]string {
+	out := map[string]string{}
+	for _, cv := range c.SafetyNumberCovers() {
+		out[cv.Identity] = hex.EncodeToString(cv.Key)
+	}
+	return out
+}
+
+// A page reloaded in the same browser profile is the same person: the
+// identity key kept in IndexedDB (its private half a non-extractable
+// CryptoKey) comes back, so the safety number of the same people is the
+// same, the verification code with bob is the same, and bob's Go client,
+// which remembers the page's key, sees no change.
+func TestBrowserKeepsIdentityAcrossReload(t *testing.T) {
+	srv := startWebServer(t, nil)
+	const room = "reload"
+	kc := make(chan client.KeyChange, 8)
+	bob := knownGoPeer(t, srv, srv.URL, room, "bob", nil, kc)
+	alice, link := openKnownTab(t, newBrowser(t), srv.URL, room, "alice")
+
+	type view struct {
+		Key, Number, Code string
+	}
+	read := func() view {
+		number := alice.waitSafetyNumber(t, []string{"alice", "bob"})
+		alice.waitFor(t, "the verification code with bob is shown",
+			`(() => { const e = document.querySelector('#safety-covers li[data-covered="bob"] .verification-code'); return !!e && `+safetyNumberJS+`.test(e.textContent); })()`,
+			knownDescribeJS)
+		var v view
+		alice.eval(t, `({key: `+pageIdentityJS+`, code: window.sotto.state.verificationCodes.bob})`, &v)
+		v.Number = number
+		waitGo(t, "bob covers alice's key and shows the page's number", func() bool {
+			return coveredByGo(bob)["alice"] == v.Key && bob.SafetyNumber() == v.Number
+		}, func() string {
+			return fmt.Sprintf("bob covers %v, shows %q; the page: %+v", coveredByGo(bob), bob.SafetyNumber(), v)
+		})
+		return v
+	}
+	before := read()
+	if len(before.Key) != 64 {
+		t.Fatalf("the page's identity key is %q", before.Key)
+	}
+
+	var kept struct {
+		Extractable bool
+		Type, Alg   string
+		Pub         string
+	}
+	alice.eval(t, `(async () => {
+		const db = await new Promise((res, rej) => { const r = indexedDB.open("sotto-e2ee"); r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); });
+		const rec = await new Promise((res, rej) => { const q = db.transaction("identity").objectStore("identity").get("self"); q.onsuccess = () => res(q.result); q.onerror = () => rej(q.error); });
+		db.close();
+		return {extractable: rec.privateKey.extractable, type: rec.privateKey.type, alg: rec.privateKey.algorithm.name,
+			pub: Array.from(rec.publicKey, b => b.toString(16).padStart(2, "0")).join("")};
+	})()`, &kept)
+	if kept.Extractable || kept.Type != "private" || kept.Alg != "Ed25519" || kept.Pub != before.Key {
+		t.Fatalf("IndexedDB keeps %+v; want a non-extractable Ed25519 private key with the page's public key %s", kept, before.Key)
+	}
+
+	alice.load(t, link)
+	after := read()
+	if after != before {
+		t.Fatalf("after a reload the page is someone else: before %+v, after %+v", before, after)
+	}
+	if code, err := bob.VerificationCode("alice"); err != nil || code != after.Code {
+		t.Fatalf("bob's verification code with alice is %q (%v); the page shows %q", code, err, after.Code)
+	}
+	if n := len(kc); n != 0 || len(bob.PendingKeyChanges()) != 0 {
+		t.Fatalf("bob's client saw alice's key change %d times: %+v", n, bob.PendingKeyChanges())
+	}
+	t.Logf("alice's identity %s… and the safety number %s survive a reload", after.Key[:16], after.Number)
+}
+
+// The page's verification code with bob, a Go client, is the one bob's
+// client computes with alice: the same two keys, the same code.
+func TestBrowserVerificationCodeMatchesGo(t *testing.T) {
+	srv := startWebServer(t, nil)
+	const room = "codes"
+	bob := knownGoPeer(t, srv, srv.URL, room, "bob", nil, nil)
+	alice, _ := openKnownTab(t, newBrowser(t), srv.URL, room, "alice")
+	alice.waitFor(t, "the page shows its verification code with bob",
+		`(() => { const e = document.querySelector('#safety-covers li[data-covered="bob"] .verification-code');
+			return !!e && `+safetyNumberJS+`.test(e.textContent) && window.sotto.state.verificationCodes.bob === e.textContent; })()`,
+		knownDescribeJS)
+	var got struct{ Code, Key string }
+	alice.eval(t, `({code: window.sotto.state.verificationCodes.bob, key: `+pageIdentityJS+`})`, &got)
+	var code string
+	waitGo(t, "bob's client has met alice", func() bool {
+		var err error
+		code, err = bob.VerificationCode("alice")
+		return err == nil
+	}, func() string { return fmt.Sprintf("bob covers %v", coveredByGo(bob)) })
+	if code != got.Code {
+		t.Fatalf("verification codes differ: the page %q, bob's Go client %q", got.Code, code)
+	}
+	if k := coveredByGo(bob)["alice"]; k != got.Key {
+		t.Fatalf("bob holds %s as alice's key; the page's is %s", k, got.Key)
+	}
+	t.Logf("alice's page and bob's Go client show the same verification code: %s", code)
+}
+
+// pageKeyBoxes decodes the key messages the page sent through node since
+// frame from: the boxes of each, by recipient.
+func pageKeyBoxes(t *testing.T, node *hostilenode.Node, from int) []map[string]string {
+	t.Helper()
+	var out []map[string]string
+	frames := node.Carried()
+	for _, f := range frames[min(from, len(frames)):] {
+		if f.ToClient {
+			continue
+		}
+		var r signaling.Relay
+		if json.Unmarshal(f.Data, &r) != nil || r.Type != signaling.TypeRelay {
+			continue
+		}
+		var km struct {
+			Type  string            `json:"type"`
+			Boxes map[string]string `json:"boxes"`
+		}
+		if json.Unmarshal(r.Data, &km) == nil && km.Type == "key" {
+			out = append(out, km.Boxes)
+		}
+	}
+	return out
+}
+
+// boxesTo counts the key messages of msgs with a box for recipient.
+func boxesTo(msgs []map[string]string, recipient string) int {
+	n := 0
+	for _, m := range msgs {
+		if m[recipient] != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// The page met bob (a Go client) in an earlier call and marked him
+// verified. In the next call the node shows another key as bob's. The
+// page warns, blocking ("bob's security key changed", accept or leave),
+// seals no key to "bob" while it sends its keys to carol, and its safety
+// number and the list under it leave bob out. Accepting takes the new
+// key, unverified: bob is listed again, not verified, and the page's next
+// key has a box for him, sealed to the key the node showed.
+func TestBrowserWarnsWhenKnownPersonsKeyChanges(t *testing.T) {
+	srv := startWebServer(t, nil)
+	node := hostilenode.New(t, srv.URL, nil)
+	const room = "known"
+	bobStore := e2ee.NewMemoryStore()
+	b := newBrowser(t)
+
+	// The first call: alice (the page) and bob meet; she compares codes
+	// and marks him verified.
+	bob := knownGoPeer(t, srv, srv.URL, room, "bob", bobStore, nil)
+	alice, link := openKnownTab(t, b, node.URL, room, "alice")
+	alice.waitFor(t, "bob is covered, with a verification code",
+		`(() => { const c = window.sotto.state.safetyCovers.find(c => c.identity === "bob"); return !!c && !c.verified &&
+			`+safetyNumberJS+`.test(window.sotto.state.verificationCodes.bob || ""); })()`,
+		knownDescribeJS)
+	var pageCode string
+	alice.eval(t, `window.sotto.state.verificationCodes.bob`, &pageCode)
+	var bobCode string
+	waitGo(t, "bob's client has met alice", func() bool {
+		var err error
+		bobCode, err = bob.VerificationCode("alice")
+		return err == nil
+	}, func() string { return fmt.Sprintf("bob covers %v", coveredByGo(bob)) })
+	if bobCode != pageCode {
+		t.Fatalf("verification codes differ: the page %q, bob %q", pageCode, bobCode)
+	}
+	alice.eval(t, `document.querySelector('#safety-covers li[data-covered="bob"] .verify-toggle').click(), true`, nil)
+	alice.waitFor(t, "bob is shown verified",
+		`(() => { const li = document.querySelector('#safety-covers li[data-covered="bob"]');
+			return !!li && li.dataset.verified === "true" && /✓/.test(li.querySelector(".verified-mark")?.textContent ?? "") &&
+				li.querySelector(".verify-toggle").getAttribute("aria-pressed") === "true" &&
+				window.sotto.state.safetyCovers.some(c => c.identity === "bob" && c.verified); })()`,
+		knownDescribeJS)
+	bobKey := coveredByGo(bob)["bob"]
+	alice.eval(t, `document.getElementById("leave").click(), true`, nil)
+	alice.waitFor(t, "alice left", `window.sotto.state.phase === "ended"`, knownDescribeJS)
+	_ = bob.Close()
+
+	// The second call, through a node that shows mallory's key as bob's.
+	mallory, err := e2ee.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	malloryKey, err := e2ee.NewSessionKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	swapped := e2ee.Announce(mallory, malloryKey)
+	node.SetRewrite(hostilenode.JSON(func(m map[string]any) bool {
+		changed := false
+		for _, p := range hostilenode.Participants(m) {
+			if p["identity"] == "bob" {
+				p["public_key"] = swapped
+				changed = true
+			}
+		}
+		return changed
+	}))
+	from := len(node.Carried())
+	knownGoPeer(t, srv, srv.URL, room, "bob", bobStore, nil)
+	knownGoPeer(t, srv, srv.URL, room, "carol", nil, nil)
+	alice.load(t, link)
+
+	alice.waitFor(t, "the page warns that bob's key changed, blocking",
+		`(() => { const d = document.getElementById("key-changed"); const k = window.sotto.state.keyChanges;
+			return d.open && d.dataset.person === "bob" && document.getElementById("key-changed-title").textContent === "bob's security key changed" &&
+				k.length === 1 && k[0].identity === "bob" && k[0].wasVerified === true &&
+				!document.getElementById("accept-key-change").hidden && !document.getElementById("leave-after-key-change").hidden; })()`,
+		knownDescribeJS)
+	var change struct {
+		Identity, Previous, Current string
+		WasVerified                 bool
+	}
+	alice.eval(t, `(() => { const h = (b) => Array.from(b, x => x.toString(16).padStart(2, "0")).join("");
+		const k = window.sotto.call.pendingKeyChanges()[0]; return {identity: k.identity, previous: h(k.previous), current: h(k.current), wasVerified: k.wasVerified}; })()`, &change)
+	if change.Identity != "bob" || change.Previous != bobKey || change.Current != hex.EncodeToString(mallory.PublicKey()) || !change.WasVerified {
+		t.Fatalf("the change reported: %+v; bob's key %s, mallory's %x", change, bobKey, mallory.PublicKey())
+	}
+
+	// alice's key goes to carol, and nothing to "bob".
+	waitGo(t, "alice's key reaches carol through the node", func() bool {
+		return boxesTo(pageKeyBoxes(t, node, from), "carol") > 0
+	}, func() string { return fmt.Sprintf("key messages: %v", pageKeyBoxes(t, node, from)) })
+	if n := boxesTo(pageKeyBoxes(t, node, from), "bob"); n != 0 {
+		t.Fatalf("the page sealed %d keys to bob's changed key before the user accepted it", n)
+	}
+	alice.waitSafetyNumber(t, []string{"alice", "carol"})
+	var listed []string
+	alice.eval(t, `[...document.querySelectorAll("#safety-covers li")].map(e => e.dataset.covered)`, &listed)
+	if !slices.Equal(listed, []string{"alice", "carol"}) {
+		t.Fatalf("the safety panel lists %q; want alice and carol (not bob, held out)", listed)
+	}
+	if n := boxesTo(pageKeyBoxes(t, node, from), "bob"); n != 0 {
+		t.Fatalf("the page sealed %d keys to bob's changed key while the warning was up", n)
+	}
+
+	var pageKey string
+	alice.eval(t, pageIdentityJS, &pageKey)
+	alice.eval(t, `document.getElementById("accept-key-change").click(), true`, nil)
+	alice.waitFor(t, "after accepting, bob is listed, unverified, and the warning is gone",
+		`(() => { const li = document.querySelector('#safety-covers li[data-covered="bob"]'); const s = window.sotto.state;
+			return !document.getElementById("key-changed").open && s.keyChanges.length === 0 && window.sotto.call.pendingKeyChanges().length === 0 &&
+				!!li && li.dataset.verified === "false" && !li.querySelector(".verified-mark") &&
+				s.safetyCovers.some(c => c.identity === "bob" && !c.verified) &&
+				document.getElementById("safety-number").dataset.participants === "alice,bob,carol"; })()`,
+		knownDescribeJS)
+	waitGo(t, "the page seals its key to bob's new key", func() bool {
+		return boxesTo(pageKeyBoxes(t, node, from), "bob") > 0
+	}, func() string { return fmt.Sprintf("key messages: %v", pageKeyBoxes(t, node, from)) })
+
+	// The box opens with the session key the node showed as bob's: the
+	// page took exactly the key it was shown.
+	var box string
+	for _, m := range pageKeyBoxes(t, node, from) {
+		if m["bob"] != "" {
+			box = m["bob"]
+			break
+		}
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	senderKey, err := hex.DecodeString(pageKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := e2ee.OpenKeyBox(malloryKey, senderKey, raw)
+	if err != nil {
+		t.Fatalf("the page's box for bob does not open with the key the node showed: %v", err)
+	}
+	if body.Sender != "alice" || body.Recipient != "bob" || hex.EncodeToString(body.RecipientKey) != change.Current || body.Room != room {
+		t.Fatalf("the page's box for bob: sender %q, recipient %q, key %x, room %q", body.Sender, body.Recipient, body.RecipientKey, body.Room)
+	}
+	t.Logf("the page held bob out until accepted, then sealed its key to the new one")
+}
