@@ -543,6 +543,12 @@ async function refreshSafetyNumber() {
   state.safetyNumber = n;
   state.safetyParticipants = covered;
   renderCovers(covers, codes);
+  // A person back with the key this browser knows needs no choice any more.
+  const pending = new Set(c.pendingKeyChanges().map((k) => k.identity));
+  if (state.keyChanges.some((k) => !pending.has(k.identity))) {
+    state.keyChanges = state.keyChanges.filter((k) => pending.has(k.identity));
+    renderKeyChange();
+  }
 }
 
 /** Whether each person's verification details are open, as the user left them. */
