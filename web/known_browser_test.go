@@ -258,7 +258,9 @@ func boxesTo(msgs []map[string]string, recipient string) int {
 // seals no key to "bob" while it sends its keys to carol, and its safety
 // number and the list under it leave bob out. Accepting takes the new
 // key, unverified: bob is listed again, not verified, and the page's next
-// key has a box for him, sealed to the key the node showed.
+// key has a box for him, sealed to the key the node showed. When the node
+// changes his key once more, the page warns again and "Leave the call"
+// leaves, nothing sealed to that key.
 func TestBrowserWarnsWhenKnownPersonsKeyChanges(t *testing.T) {
 	srv := startWebServer(t, nil)
 	node := hostilenode.New(t, srv.URL, nil)
@@ -393,5 +395,34 @@ func TestBrowserWarnsWhenKnownPersonsKeyChanges(t *testing.T) {
 	if body.Sender != "alice" || body.Recipient != "bob" || hex.EncodeToString(body.RecipientKey) != change.Current || body.Room != room {
 		t.Fatalf("the page's box for bob: sender %q, recipient %q, key %x, room %q", body.Sender, body.Recipient, body.RecipientKey, body.Room)
 	}
-	t.Logf("the page held bob out until accepted, then sealed its key to the new one")
+
+	// A third call, the node showing yet another key as bob's: the page
+	// warns again (the accepted key is the known one now, unverified), and
+	// the user leaves instead, before any key went to that one.
+	alice.eval(t, `document.getElementById("leave").click(), true`, nil)
+	alice.waitFor(t, "alice left the second call", `window.sotto.state.phase === "ended"`, knownDescribeJS)
+	eve, err := e2ee.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eveKey, err := e2ee.NewSessionKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	swapped = e2ee.Announce(eve, eveKey)
+	from = len(node.Carried())
+	alice.load(t, link)
+	alice.waitFor(t, "the page warns that bob's key changed again, not verified this time",
+		`(() => { const k = window.sotto.state.keyChanges; return document.getElementById("key-changed").open &&
+			k.length === 1 && k[0].identity === "bob" && k[0].wasVerified === false; })()`,
+		knownDescribeJS)
+	alice.eval(t, `document.getElementById("leave-after-key-change").click(), true`, nil)
+	alice.waitFor(t, "the page left the call",
+		`window.sotto.state.phase === "ended" && !document.getElementById("key-changed").open && window.sotto.state.keyChanges.length === 0 &&
+			/left/.test(document.getElementById("ended-title").textContent)`,
+		knownDescribeJS)
+	if n := boxesTo(pageKeyBoxes(t, node, from), "bob"); n != 0 {
+		t.Fatalf("the page sealed %d keys to bob's third key, which the user refused by leaving", n)
+	}
+	t.Logf("the page held bob out until accepted, then sealed its key to the new one; a later change, refused, sent him nothing")
 }
