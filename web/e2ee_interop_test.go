@@ -165,10 +165,10 @@ func TestBrowserGoInterop(t *testing.T) {
 	t.Run("key management", func(t *testing.T) { interopKeyManagementTest(t, ctx) })
 	t.Run("ack timeout and reconnect", func(t *testing.T) { interopAckTimeoutTest(t, ctx) })
 	t.Run("listeners", func(t *testing.T) { interopListenersTest(t, ctx) })
-	t.Run("receivers ratchet", func(t *testing.T) { interopReceiverRatchetTest(t, ctx) })
+	t.Run("receivers do not guess keys", func(t *testing.T) { interopReceiverNoGuessTest(t, ctx) })
 	t.Run("early keys", func(t *testing.T) { interopEarlyKeysTest(t, ctx) })
 	t.Run("key replay", func(t *testing.T) { interopKeyReplayTest(t, ctx) })
-	t.Run("retired keys are not derived", func(t *testing.T) { interopRetiredRatchetTest(t, ctx) })
+	t.Run("frames install no keys", func(t *testing.T) { interopNoKeysFromFramesTest(t, ctx) })
 }
 
 // (a) Frames encrypted by Go under fixed keys decrypt in JS to the
@@ -1805,61 +1805,90 @@ func interopListenersTest(t *testing.T, ctx context.Context) {
 	}
 }
 
-// A JS receiver that holds a Go sender's key decrypts its next epoch (the
-// ratchet, after a join) before the key message arrives; a fresh key
-// (after a leave) it cannot guess: no key, until the message comes.
-func interopReceiverRatchetTest(t *testing.T, ctx context.Context) {
-	r := newMixedRoom(t, ctx, "ratchet room")
+// Receivers do not guess keys (docs/E2EE.md), JS as Go: a sender that
+// ratcheted for a joiner and switched (on the ack timeout) while one
+// receiver's copy of the key message is held back. A frame under the
+// sender's next KID, which the ratchet of the key the receiver holds would
+// open, counts as without a key, on a JS receiver of a Go sender and on a
+// Go receiver of a JS sender, and nothing is installed for it; once the
+// key message arrives, the frames decrypt.
+func interopReceiverNoGuessTest(t *testing.T, ctx context.Context) {
+	r := newMixedRoom(t, ctx, "no guess room")
 	gail := r.joinGo("gail", true, 50*time.Millisecond)
+	r.joinJS("jade", true, 50, 3000)
+	gil := r.joinGo("gil", false, 0)
 	r.joinJS("jo", false, 3_600_000, 3000)
 	r.announce()
 	r.pump()
 	r.checkGoToJS("gail", "jo")
-	kid0 := gail.KID()
+	r.checkJSToGo("jade", "gil")
+	goKID0, jsKID0 := gail.KID(), r.jsState("jade").KID
 
-	// gina joins; gail's messages to jo are held.
-	r.hold = func(from, to string) bool { return from == "gail" && to == "jo" }
+	// gina joins; gail's messages to jo and jade's to gil are held.
+	r.hold = func(from, to string) bool {
+		return from == "gail" && to == "jo" || from == "jade" && to == "gil"
+	}
 	r.joinGo("gina", false, 0)
 	r.announce()
 	r.pump()
-	waitGoKIDChange(t, gail, kid0, "gail switches to her ratcheted key without jo's ack")
-	kid1 := gail.KID()
-	if kid1 != kid0+1 {
-		t.Fatalf("gail's KID %#x after gina joined, was %#x", kid1, kid0)
+	waitGoKIDChange(t, gail, goKID0, "gail switches to her ratcheted key without jo's ack")
+	jsKID1 := waitJSKIDChange(t, r, "jade", jsKID0, "jade switches to her ratcheted key without gil's ack")
+	goKID1 := gail.KID()
+	if goKID1 != goKID0+1 || jsKID1 != jsKID0+1 {
+		t.Fatalf("KIDs after gina joined: gail %#x (was %#x), jade %#x (was %#x); want each one epoch on (the ratchet)", goKID1, goKID0, jsKID1, jsKID0)
 	}
-	r.checkGoToJS("gail", "jo")
-	var has bool
-	jsCall(t, ctx, &has, "hasKey", "jo", "gail", kid1)
-	if !has {
-		t.Fatal("jo does not keep the key it derived")
-	}
-	if st := r.jsState("jo"); st.Stats.KeysReceived != 1 || st.Stats.BadKeyMessages != 0 {
-		t.Fatalf("jo: %+v; want only gail's first key received", st.Stats)
-	}
+	r.pump() // the acks of those who got the keys
 
-	// gina leaves: gail's fresh key cannot be derived.
-	r.leave("gina")
-	r.announce()
-	r.pump()
-	waitGoKIDChange(t, gail, kid1, "gail switches to a fresh key")
-	kid2 := gail.KID()
-	w, err := gail.EncryptFrame(e2ee.CodecOpus, []byte{0xfc, 1, 2, 3})
+	// Frames under the ratcheted keys, key messages held: no key.
+	frame := []byte{0xfc, 1, 2, 3}
+	w, err := gail.EncryptFrame(e2ee.CodecOpus, frame)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res := r.jsDecrypt("jo", "gail", e2ee.CodecOpus, w); res.Error != "no-key" {
-		t.Fatalf("a frame under gail's fresh key %#x, message held: %+v, want no-key", kid2, res)
+		t.Errorf("JS jo, a frame under gail's ratcheted key %#x, its message held: %+v, want no-key", goKID1, res)
 	}
-	jsCall(t, ctx, &has, "hasKey", "jo", "gail", kid2)
+	var has bool
+	jsCall(t, ctx, &has, "hasKey", "jo", "gail", goKID1)
 	if has {
-		t.Fatal("jo keeps a wrong guess of gail's fresh key")
+		t.Error("JS jo holds a key for gail's ratcheted KID it never received")
 	}
-	// The messages arrive: jo decrypts again, the late ratcheted key
-	// changing nothing.
+	before := gil.Stats()
+	if _, _, err := gil.DecryptFrame("jade", e2ee.CodecOpus, r.jsEncrypt("jade", e2ee.CodecOpus, frame)); !errors.Is(err, e2ee.ErrNoKey) {
+		t.Errorf("Go gil, a frame under jade's ratcheted key %#x, its message held: %v, want ErrNoKey", jsKID1, err)
+	}
+	if st := gil.Stats(); st.KeysReceived != before.KeysReceived {
+		t.Errorf("Go gil took a key from a frame: %+v, before %+v", st, before)
+	}
+	if st := r.jsState("jo"); st.Stats.KeysReceived != 3 || st.Stats.BadKeyMessages != 0 {
+		t.Errorf("JS jo: %+v; want gail's and jade's first keys and jade's ratchet only", st.Stats)
+	}
+
+	// The messages arrive: the frames decrypt.
 	r.release()
 	r.checkGoToJS("gail", "jo")
-	if st := r.jsState("jo"); st.Stats.KeysReceived != 3 || st.Stats.BadKeyMessages != 0 {
-		t.Fatalf("jo after the held messages: %+v", st.Stats)
+	r.checkJSToGo("jade", "gil")
+	if st := r.jsState("jo"); st.Stats.KeysReceived != 4 || st.Stats.BadKeyMessages != 0 {
+		t.Errorf("JS jo after the held messages: %+v", st.Stats)
+	}
+	if st := gil.Stats(); st.BadKeyMessages != 0 {
+		t.Errorf("Go gil after the held messages: %+v", st)
+	}
+}
+
+// waitJSKIDChange waits until JS session name's KID is no longer from
+// and returns the new one.
+func waitJSKIDChange(t *testing.T, r *mixedRoom, name string, from uint64, what string) uint64 {
+	t.Helper()
+	deadline := time.Now().Add(browserTimeout)
+	for {
+		if kid := r.jsState(name).KID; kid != from {
+			return kid
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, browserTimeout)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -2118,13 +2147,16 @@ func interopKeyReplayTest(t *testing.T, ctx context.Context) {
 	}
 }
 
-// A receiver never derives a KID it retired, JS as Go: gus (made by hand,
-// as only a sender can) sends its key for epoch 6 and then, under a
-// higher sequence number, the key of epoch 5 it ratchets from. Frames
-// under epoch 5 come into use, so epoch 6's key is retired after the
-// grace period; a frame under epoch 6 then does not decrypt, although
-// the ratchet of the epoch 5 key the receiver holds would open it.
-func interopRetiredRatchetTest(t *testing.T, ctx context.Context) {
+// Frames install no key, JS as Go: not the sender's next ratchet, not a
+// KID the receiver retired. gus (made by hand, as only a sender can) sends
+// his key for epoch 4; a frame under epoch 5, the ratchet of that key,
+// finds no key on either side and installs none. gus then sends epoch 6
+// and, under a higher sequence number, epoch 5 (the key epoch 6 ratchets
+// from): the waiting frame now decrypts, frames under epoch 5 come into
+// use, so epoch 4's and 6's keys are retired after the grace period, and
+// a frame under epoch 6 then does not decrypt either, although the
+// ratchet of the epoch 5 key the receiver holds would open it.
+func interopNoKeysFromFramesTest(t *testing.T, ctx context.Context) {
 	const room = "ratchet replay room"
 	gusID, err := e2ee.NewIdentity()
 	if err != nil {
@@ -2159,8 +2191,12 @@ func interopRetiredRatchetTest(t *testing.T, ctx context.Context) {
 	gwen.SetMembers([]e2ee.Peer{{Identity: "gus", PublicKey: gus[0]["publicKey"]}})
 
 	const tag = 0x5a5a5a
-	kid5, kid6 := e2ee.KIDOf(tag, 5), e2ee.KIDOf(tag, 6)
-	base5 := randomBytes(t, 32)
+	kid4, kid5, kid6 := e2ee.KIDOf(tag, 4), e2ee.KIDOf(tag, 5), e2ee.KIDOf(tag, 6)
+	base4 := randomBytes(t, 32)
+	base5, err := sframe.Ratchet(e2ee.DefaultSuite, base4)
+	if err != nil {
+		t.Fatal(err)
+	}
 	base6, err := sframe.Ratchet(e2ee.DefaultSuite, base5)
 	if err != nil {
 		t.Fatal(err)
@@ -2205,17 +2241,37 @@ func interopRetiredRatchetTest(t *testing.T, ctx context.Context) {
 		}
 		return goEncryptFrame(t, senders[kid], e2ee.CodecOpus, []byte{0xfc, 5, 6, 7})
 	}
+	var has bool
+	send(kid4, base4)
+
+	// A frame under epoch 5, the ratchet of the key both hold, before its
+	// key message: no key, and none installed.
+	early := frame(kid5, base5)
+	if _, _, err := gwen.DecryptFrame("gus", e2ee.CodecOpus, early); !errors.Is(err, e2ee.ErrNoKey) {
+		t.Errorf("Go gwen, a frame under gus's next ratchet (epoch 5) before its key message: %v, want ErrNoKey", err)
+	}
+	if res := jsDecryptAs(t, ctx, "jax", "gus", early); res.Error != "no-key" {
+		t.Errorf("JS jax, a frame under gus's next ratchet (epoch 5) before its key message: %+v, want no-key", res)
+	}
+	jsCall(t, ctx, &has, "hasKey", "jax", "gus", kid5)
+	if has {
+		t.Error("JS jax installed gus's epoch 5 key from a frame")
+	}
+	if st := gwen.Stats(); st.KeysReceived != 1 {
+		t.Errorf("Go gwen holds %d keys of gus's, want the one he sent", st.KeysReceived)
+	}
+
 	send(kid6, base6)
 	send(kid5, base5)
 
-	// Frames under epoch 5 come into use: epoch 6's key goes after the
-	// grace period.
+	// The frame that waited decrypts now; frames under epoch 5 come into
+	// use: epoch 4's and 6's keys go after the grace period.
 	changed := gwen.Changed()
-	if _, _, err := gwen.DecryptFrame("gus", e2ee.CodecOpus, frame(kid5, base5)); err != nil {
-		t.Fatalf("Go gwen, a frame under epoch 5: %v", err)
+	if _, _, err := gwen.DecryptFrame("gus", e2ee.CodecOpus, early); err != nil {
+		t.Fatalf("Go gwen, the frame under epoch 5 once its key message came: %v", err)
 	}
-	if res := jsDecryptAs(t, ctx, "jax", "gus", frame(kid5, base5)); res.Error != "" {
-		t.Fatalf("JS jax, a frame under epoch 5: %+v", res)
+	if res := jsDecryptAs(t, ctx, "jax", "gus", early); res.Error != "" {
+		t.Fatalf("JS jax, the frame under epoch 5 once its key message came: %+v", res)
 	}
 	select {
 	case <-changed:
@@ -2235,10 +2291,9 @@ func interopRetiredRatchetTest(t *testing.T, ctx context.Context) {
 	if res := jsDecryptAs(t, ctx, "jax", "gus", late); res.Error != "no-key" {
 		t.Errorf("JS jax, a frame under the retired epoch 6: %+v, want no-key", res)
 	}
-	var has bool
 	jsCall(t, ctx, &has, "hasKey", "jax", "gus", kid6)
 	if has {
-		t.Error("JS jax derived gus's retired epoch 6 key again")
+		t.Error("JS jax holds gus's retired epoch 6 key again")
 	}
 	if _, _, err := gwen.DecryptFrame("gus", e2ee.CodecOpus, frame(kid5, base5)); err != nil {
 		t.Errorf("Go gwen, another frame under epoch 5: %v", err)

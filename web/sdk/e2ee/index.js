@@ -867,9 +867,6 @@ export class E2EE extends EventTarget {
       case "inUse":
         this.session?.noteInUse(m.from, m.kid).catch(() => {});
         break;
-      case "derived":
-        this.session?.noteDerived(m.from, m.kid).catch(() => {});
-        break;
       case "stats":
         for (const [sid, t] of Object.entries(m.tracks)) {
           this.tracks.set(sid, /** @type {TrackStats} */ (t));

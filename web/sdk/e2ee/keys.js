@@ -72,10 +72,7 @@ const KEY_MESSAGE_VERSION = 2;
  * Where a KeySession puts the keys frames need: FrameCrypto, or the proxy
  * to the worker that runs one. Promises returned by setReceiveKey must
  * resolve only once frames under the key can decrypt: the ack follows.
- * removeReceiveKey and removeParticipant retire the keys they remove: a
- * sink that derives a sender's ratcheted key by itself must never derive
- * one of those again, and tells the session what it derived with
- * noteDerived.
+ * A sink uses the keys it is given and derives none itself.
  * @typedef {object} KeySink
  * @property {(kid: number, baseKey: Uint8Array<ArrayBuffer>) => (Promise<void>|void)} setSendKey encrypt under this key from now on
  * @property {(from: string, kid: number, baseKey: Uint8Array<ArrayBuffer>) => Promise<void>} setReceiveKey
@@ -619,7 +616,7 @@ export class KeySession {
 
   /**
    * Records kid as retired for r's sender session: it is never installed
-   * again, from a key message or by the ratchet.
+   * again.
    * @param {Remote} r
    * @param {number} kid
    * @private
@@ -1017,38 +1014,6 @@ export class KeySession {
       old.base.fill(0);
       this.sink.removeReceiveKey(r.identity, old.kid);
     }
-  }
-
-  /**
-   * Records that the sink derived participant from's key for kid itself
-   * (the ratchet of the key of the epoch before, a frame under kid having
-   * authenticated before the key message arrived): it is kept and evicted
-   * like a received key (Go's keepKeyLocked after ratchetedKeyLocked).
-   * A derivation Go's session would not have made (a retired KID, a KID
-   * without the sender's latest tag or starting a new one, no key of the
-   * epoch before here) is taken back from the sink.
-   * @param {string} from
-   * @param {number} kid
-   * @returns {Promise<void>}
-   */
-  noteDerived(from, kid) {
-    return this.run(async () => {
-      const r = this.members.get(from);
-      if (!r || r.keys.some((k) => k.kid === kid)) {
-        return; // gone (the sink forgot it too), or its key message came first
-      }
-      const prev = r.keys.find((k) => k.kid === kid - 1);
-      if (!prev || r.tag === 0 || tagOf(kid) !== r.tag || (kid & 0xff) === 0 || this.isRetired(r, kid)) {
-        this.sink.removeReceiveKey(from, kid);
-        return;
-      }
-      const base = await ratchet(this.suite, prev.base);
-      if (this.members.get(from) !== r || r.keys.some((k) => k.kid === kid)) {
-        base.fill(0);
-        return;
-      }
-      this.keep(r, kid, base);
-    });
   }
 
   /**

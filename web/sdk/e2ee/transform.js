@@ -8,16 +8,14 @@
  *
  * FrameCrypto holds the keys frames need: this participant's current
  * sending key and every other participant's receiving keys. Key
- * management (keys.js) decides which; FrameCrypto only uses them, with
- * one exception Go's Session makes too: a frame under the epoch after a
- * key it holds is tried under that key's ratchet (a sender that ratcheted
- * for a joiner), and key management hears of the derived key once a frame
- * authenticates under it. A KID key management retired (removeReceiveKey,
- * removeParticipant) is never derived again. The worker runs one; tests
- * run one in the page.
+ * management (keys.js) decides which; FrameCrypto only uses them. It
+ * derives no key of its own: a frame under a KID it has no key for waits
+ * for that key's message and counts as without a key (docs/E2EE.md,
+ * "Receivers do not guess keys"). The worker runs one; tests run one in
+ * the page.
  */
 
-import { Receiver, SFrameError, Sender, ratchet, suiteParams, toUint64 } from "./sframe.js";
+import { Receiver, SFrameError, Sender, suiteParams, toUint64 } from "./sframe.js";
 import { Codec, DEFAULT_AUDIO_BUCKET, MAX_AUDIO_BUCKET, escapeH264, normalizeAnnexB, padAudio, prefixLen, unescapeH264, unpadAudio } from "./prefix.js";
 
 /**
@@ -54,11 +52,6 @@ function concat(a, b) {
   return out;
 }
 
-// How many retired KIDs are remembered per participant (Go's maxRetired):
-// enough for every key of many rekeys; older ones have long been refused
-// by key management's sequence numbers.
-const MAX_RETIRED = 256;
-
 /**
  * Encrypts this participant's frames and decrypts everyone else's.
  * Frames are encrypted under one Sender whose counter runs across all
@@ -68,12 +61,10 @@ const MAX_RETIRED = 256;
 export class FrameCrypto {
   /**
    * @param {number} suite the room's SFrame cipher suite
-   * @param {{onInUse?: (from: string, kid: number) => void, onDerived?: (from: string, kid: number) => void, audioBucket?: number}} [opts]
+   * @param {{onInUse?: (from: string, kid: number) => void, audioBucket?: number}} [opts]
    *   onInUse hears the KID a participant's frames decrypt under whenever
    *   it changes (key management retires older keys after a grace
-   *   period); onDerived hears of a key derived by the ratchet, which
-   *   key management then keeps and retires like the keys it installed;
-   *   audioBucket is the bucket audio frames are padded to (Go's
+   *   period); audioBucket is the bucket audio frames are padded to (Go's
    *   Options.AudioBucket): 0 or absent DEFAULT_AUDIO_BUCKET, 1 no
    *   padding beyond the trailer, at most MAX_AUDIO_BUCKET
    */
@@ -89,21 +80,6 @@ export class FrameCrypto {
     this.suite = suite;
     /** @private */
     this.onInUse = opts.onInUse;
-    /** @private */
-    this.onDerived = opts.onDerived;
-    /** @private @type {Map<string, Map<bigint, Uint8Array<ArrayBuffer>>>} each participant's base keys, to ratchet */
-    this.bases = new Map();
-    /** @private @type {Map<string, Promise<Uint8Array<ArrayBuffer>|null>>} ratchets being derived, by participant and KID */
-    this.deriving = new Map();
-    /**
-     * @private @type {Map<string, bigint[]>} each participant's KIDs key
-     * management removed, oldest first: never derived again. Kept across
-     * the participant leaving: a superset of what key management retired
-     * for each of its sessions, which only ever forgoes a guess.
-     */
-    this.retired = new Map();
-    /** @private @type {Map<string, bigint>} the tag of each participant's latest installed key */
-    this.tags = new Map();
     /** @private @type {Sender|null} */
     this.sender = null;
     /** @private */
@@ -154,69 +130,26 @@ export class FrameCrypto {
     if (!r) {
       r = new Receiver(this.suite);
       this.receivers.set(from, r);
-      this.bases.set(from, new Map());
     }
-    const k = toUint64(kid, "KID");
-    // Key management accepted it: not retired for the sender's session.
-    const retired = this.retired.get(from);
-    if (retired?.includes(k)) {
-      this.retired.set(from, retired.filter((x) => x !== k));
-    }
-    this.tags.set(from, k >> 8n);
-    this.bases.get(from)?.set(k, baseKey.slice());
-    await r.setKey(k, baseKey);
+    await r.setKey(toUint64(kid, "KID"), baseKey);
   }
 
   /**
-   * Forgets one of participant from's keys, which key management retired:
-   * it is never derived again.
+   * Forgets one of participant from's keys (key management retired it).
    * @param {string} from
    * @param {number|bigint} kid
    */
   removeReceiveKey(from, kid) {
-    const k = toUint64(kid, "KID");
-    this.retire(from, k);
-    this.dropKey(from, k);
+    this.receivers.get(from)?.removeKey(toUint64(kid, "KID"));
   }
 
   /**
-   * @param {string} from
-   * @param {bigint} kid
-   * @private
-   */
-  dropKey(from, kid) {
-    this.receivers.get(from)?.removeKey(kid);
-    this.bases.get(from)?.delete(kid);
-  }
-
-  /**
-   * @param {string} from
-   * @param {bigint} kid
-   * @private
-   */
-  retire(from, kid) {
-    const list = this.retired.get(from) ?? [];
-    if (!list.includes(kid)) {
-      list.push(kid);
-      if (list.length > MAX_RETIRED) {
-        list.shift();
-      }
-    }
-    this.retired.set(from, list);
-  }
-
-  /**
-   * Forgets every key of participant from (it left); they are retired.
+   * Forgets every key of participant from (it left).
    * @param {string} from
    */
   removeParticipant(from) {
-    for (const kid of this.bases.get(from)?.keys() ?? []) {
-      this.retire(from, kid);
-    }
     this.receivers.delete(from);
-    this.bases.delete(from);
     this.lastKID.delete(from);
-    this.tags.delete(from);
   }
 
   /**
@@ -269,15 +202,10 @@ export class FrameCrypto {
     if (!r) {
       throw new NoKeyError(`${JSON.stringify(from)} has sent no key`);
     }
-    let res;
-    try {
-      res = await r.decrypt(prefix, body);
-    } catch (err) {
-      if (!(err instanceof SFrameError && err.code === "unknown-kid" && err.header)) {
-        throw err;
-      }
-      res = await this.decryptRatcheted(from, r, err.header.kid, prefix, body, err);
-    }
+    // A KID without a key here throws an "unknown-kid" SFrameError
+    // (isNoKey): nothing is derived from a frame, the key message is
+    // awaited.
+    const res = await r.decrypt(prefix, body);
     const { header } = res;
     let { plaintext } = res;
     if (codec === Codec.OPUS) {
@@ -288,72 +216,5 @@ export class FrameCrypto {
       this.onInUse?.(from, Number(header.kid));
     }
     return { data: concat(prefix, plaintext), header };
-  }
-
-  /**
-   * Decrypts a frame under an unknown KID with the ratchet of the key of
-   * the epoch before, if this participant's key for it is here: a sender
-   * that ratcheted for a joiner is heard before its key message arrives
-   * (Go's ratchetedKeyLocked). As in Go, only a KID with the tag of the
-   * sender's latest key, not starting a new tag (epoch byte 0) and never
-   * retired is guessed. A guess that does not authenticate (the sender
-   * drew a fresh key: someone left) is taken back, evicting nothing, and
-   * the frame counted as without a key; one that does is kept, and key
-   * management hears of it (onDerived).
-   * @param {string} from
-   * @param {Receiver} r
-   * @param {bigint} kid
-   * @param {Uint8Array<ArrayBuffer>} prefix
-   * @param {Uint8Array<ArrayBuffer>} body
-   * @param {SFrameError} unknown the error to throw when there is nothing to try
-   * @returns {Promise<{plaintext: Uint8Array<ArrayBuffer>, header: import("./sframe.js").Header}>}
-   * @private
-   */
-  async decryptRatcheted(from, r, kid, prefix, body, unknown) {
-    const id = `${kid}\u0000${from}`;
-    let derive = this.deriving.get(id);
-    if (!derive) {
-      derive = (async () => {
-        if ((kid & 0xffn) === 0n || this.tags.get(from) !== kid >> 8n || this.retired.get(from)?.includes(kid)) {
-          return null;
-        }
-        const base = this.bases.get(from)?.get(kid - 1n);
-        if (!base || this.receivers.get(from) !== r) {
-          return null;
-        }
-        const next = await ratchet(this.suite, base);
-        if (this.receivers.get(from) !== r || r.hasKey(kid) || this.retired.get(from)?.includes(kid)) {
-          return null;
-        }
-        await r.setKey(kid, next);
-        if (!r.hasKey(kid)) {
-          return null; // removed meanwhile
-        }
-        this.bases.get(from)?.set(kid, next);
-        return next;
-      })();
-      this.deriving.set(id, derive);
-      derive.finally(() => this.deriving.delete(id)).catch(() => {});
-    }
-    const guessed = await derive;
-    if (!guessed) {
-      if (!r.hasKey(kid)) {
-        throw unknown;
-      }
-      return r.decrypt(prefix, body); // its key arrived meanwhile
-    }
-    try {
-      const res = await r.decrypt(prefix, body);
-      this.onDerived?.(from, Number(kid));
-      return res;
-    } catch (err) {
-      if (err instanceof SFrameError && err.code !== "auth" && err.code !== "unknown-kid") {
-        throw err; // the replay window's verdict: the key is not in question
-      }
-      if (this.bases.get(from)?.get(kid) === guessed) {
-        this.dropKey(from, kid); // a wrong guess; a key message may have set the real key meanwhile
-      }
-      throw new NoKeyError(`KID ${kid}: not the ratchet of the key before it (${String(err)})`);
-    }
   }
 }

@@ -12,8 +12,7 @@
  * Keys arrive by postMessage from the page's key management. A frame that
  * fails is never passed on: it is dropped and counted per track
  * (decrypted, rejected, noKey), and the page hears the counters, each
- * participant's state, the KID its frames decrypt under and the keys
- * derived by the ratchet.
+ * participant's state and the KID its frames decrypt under.
  */
 
 import { FrameCrypto, isNoKey } from "./transform.js";
@@ -104,7 +103,6 @@ class TransformWorker {
         case "init":
           this.fc = new FrameCrypto(m.suite, {
             onInUse: (from, kid) => this.scope.postMessage({ op: "inUse", from, kid }),
-            onDerived: (from, kid) => this.scope.postMessage({ op: "derived", from, kid }),
           });
           break;
         case "setSendKey":

@@ -384,7 +384,6 @@ const e2eeTest = {
     const s = /** @type {any} */ ({ outbox: [], log: [] });
     s.frames = new FrameCrypto(o.suite ?? 4, {
       onInUse: (from, kid) => s.keys.noteInUse(from, kid),
-      onDerived: (from, kid) => s.keys.noteDerived(from, kid),
     });
     s.keys = new KeySession({
       room: o.room,
