@@ -29,10 +29,12 @@
  * it draws a fresh key for those who remain. It switches once every
  * recipient acknowledged, or after the ack timeout. Receivers keep at most
  * 4 keys per sender, and drop a sender's older keys a grace period after
- * the first frame under a newer one decrypted; a frame under the next
- * epoch of a key they hold is tried under that key's ratchet
- * (noteDerived), and a key message that arrives before its sender is a
- * member is kept until it is.
+ * the first frame under a newer one decrypted. They derive no key from
+ * frames: a frame under a KID without a key waits for the key message
+ * (anyone who held a sender's previous key, a participant who left among
+ * them, could compute its ratchet). A key message that arrives before its
+ * sender is a member is kept (this participant's box only, bounded, the
+ * oldest making room) until it is.
  *
  * KIDs are below 2^32 (a 24-bit tag shifted by 8), so they are Numbers
  * here and in JSON; note that they exceed 2^31, so they are never built
@@ -57,15 +59,21 @@ export const DEFAULT_ACK_TIMEOUT_MS = 2000;
 export const DEFAULT_GRACE_MS = 3000;
 
 const MAX_KEYS_PER_SENDER = 4;
-// Bounds on key messages kept from participants not yet members.
-const MAX_EARLY_SENDERS = 64;
-const MAX_EARLY_PER_SENDER = 4;
+// Bounds on key messages kept from participants not yet members (Go's
+// maxEarlySenders and maxEarlyPerSender): the newest per sender, of the
+// senders heard from last.
+export const MAX_EARLY_SENDERS = 64;
+export const MAX_EARLY_PER_SENDER = 4;
 // Bounds on what replay protection remembers (Go's maxSenderRecords and
-// maxRetired): senders, least recently used out first, and retired KIDs
-// per sender, oldest out first (the sequence number refuses older ones
-// anyway).
-const MAX_SENDER_RECORDS = 4096;
+// maxRetired): senders, never forgotten within a session (a sender
+// beyond the bound is left out of key management instead), and retired
+// KIDs per sender, oldest out first (the sequence number refuses older
+// ones anyway).
+export const MAX_SENDER_RECORDS = 4096;
 const MAX_RETIRED = 256;
+// The longest identity a key box can name (a 16-bit length, in UTF-8 bytes).
+const MAX_NAME_BYTES = 0xffff;
+const utf8 = new TextEncoder();
 const KEY_MESSAGE_VERSION = 2;
 
 /**
@@ -350,10 +358,16 @@ export class KeySession {
     this.next = null;
     /** @private set by startPublishing: until then no key is sent and nothing rekeys */
     this.publishing = !!opts.publishing;
-    /** @private @type {Map<string, {kid: number, boxes: Record<string, string>}[]>} key messages of senders not yet members */
+    /**
+     * @private @type {Map<string, {kid: number, boxes: Record<string, string>}[]>}
+     * key messages of senders not yet members, this participant's box
+     * only; the Map's order is the order senders were first heard from
+     */
     this.early = new Map();
-    /** @private @type {Map<string, SenderRecord>} by identity and identity key; the Map's order is least recently used first */
+    /** @private @type {Map<string, SenderRecord>} by identity and identity key, never forgotten */
     this.senders = new Map();
+    /** @private @type {Set<number>} every sender tag this session drew */
+    this.usedTags = new Set();
     /** @private */
     this.counters = { keysSent: 0, keysReceived: 0, badKeyMessages: 0, replayedKeyMessages: 0, acksReceived: 0, switchesOnAck: 0, switchesOnTimeout: 0 };
     /**
@@ -374,15 +388,17 @@ export class KeySession {
   }
 
   /**
-   * Draws a random 24-bit sender tag, not 0 and not the current one.
+   * Draws a random 24-bit sender tag: not 0 and none this session used
+   * before, so a KID never comes back (Go's newTag).
    * @private
    */
   newTag() {
     const t = new Uint32Array(1);
-    for (const old = this.tag; this.tag === 0 || this.tag === old; ) {
+    while (this.tag === 0 || this.usedTags.has(this.tag)) {
       crypto.getRandomValues(t);
       this.tag = t[0] & 0xffffff;
     }
+    this.usedTags.add(this.tag);
   }
 
   /**
@@ -511,10 +527,12 @@ export class KeySession {
    * skipped if listed). Once this participant publishes, new members get
    * its key (ratcheted first if anyone had the current one), and if anyone
    * is gone a fresh key goes to those who remain. A member whose
-   * announcement changed counts as one who left and one who joined;
-   * members whose announcement does not parse are left out (logged). Key
-   * messages kept from new members are opened. Resolves to whether the
-   * membership changed.
+   * announcement changed counts as one who left and one who joined.
+   * Left out (logged) are members whose announcement does not parse,
+   * whose identity is longer than a key box can name (65535 UTF-8 bytes),
+   * and new senders once the session remembers MAX_SENDER_RECORDS for
+   * replay protection. Key messages kept from new members are opened.
+   * Resolves to whether the membership changed.
    * @param {ReadonlyArray<Peer>|null} peers
    * @returns {Promise<boolean>}
    */
@@ -559,12 +577,22 @@ export class KeySession {
         this.log.warn("e2ee: member without a usable public key is left out", id, String(err));
         continue;
       }
+      const bytes = utf8.encode(id).length;
+      if (bytes > MAX_NAME_BYTES) {
+        this.log.warn("e2ee: member with an identity longer than a key message can name is left out", `${bytes} bytes`);
+        continue;
+      }
+      const rec = this.senderRecord(id, ann.identity);
+      if (!rec) {
+        this.log.warn("e2ee: too many participants in this session to protect from replays; left out", id, `max ${MAX_SENDER_RECORDS}`);
+        continue;
+      }
       this.members.set(id, {
         identity: id,
         encoded: m.publicKey,
         ann,
         session: hex(ann.sessionId),
-        rec: this.senderRecord(id, ann.identity),
+        rec,
         tag: 0,
         keys: [],
         order: 0,
@@ -582,24 +610,26 @@ export class KeySession {
 
   /**
    * The replay record of sender identity with identity key key, made if
-   * new, the least recently used forgotten beyond MAX_SENDER_RECORDS.
+   * there is room; null when the session already remembers
+   * MAX_SENDER_RECORDS others (Go's senderRecords.get). A record is never
+   * forgotten while the session lives: forgetting one would let that
+   * sender's old key messages in again, so a node that floods the
+   * session with made-up participants only keeps more of them out.
    * @param {string} identity
    * @param {Uint8Array<ArrayBuffer>} key
-   * @returns {SenderRecord}
+   * @returns {SenderRecord|null}
    * @private
    */
   senderRecord(identity, key) {
     const k = `${identity}\u0000${hex(key)}`;
     let rec = this.senders.get(k);
-    if (rec) {
-      this.senders.delete(k); // to the back: most recently used
-    } else {
-      rec = { highest: 0n, retired: [] };
-      while (this.senders.size >= MAX_SENDER_RECORDS) {
-        this.senders.delete(/** @type {string} */ (this.senders.keys().next().value));
+    if (!rec) {
+      if (this.senders.size >= MAX_SENDER_RECORDS) {
+        return null;
       }
+      rec = { highest: 0n, retired: [] };
+      this.senders.set(k, rec);
     }
-    this.senders.set(k, rec);
     return rec;
   }
 
@@ -782,19 +812,27 @@ export class KeySession {
     /** @type {Record<string, string>} */
     const boxes = Object.create(null);
     for (const [id, r] of this.members) {
-      const box = await sealKeyBox(this.identity, r.ann.hpke, {
-        suite: this.suite,
-        kid: k.kid,
-        seq,
-        room: this.room,
-        sender: this.self,
-        senderKey: this.selfPub,
-        senderSession: this.sessionId,
-        recipient: id,
-        recipientKey: r.ann.identity,
-        recipientSession: r.ann.sessionId,
-        baseKey: k.base,
-      });
+      let box;
+      try {
+        box = await sealKeyBox(this.identity, r.ann.hpke, {
+          suite: this.suite,
+          kid: k.kid,
+          seq,
+          room: this.room,
+          sender: this.self,
+          senderKey: this.selfPub,
+          senderSession: this.sessionId,
+          recipient: id,
+          recipientKey: r.ann.identity,
+          recipientSession: r.ann.sessionId,
+          baseKey: k.base,
+        });
+      } catch (err) {
+        // That member gets no key; the others must still get theirs, or
+        // a leaver would keep reading.
+        this.log.error("e2ee: cannot seal the key to a member; it gets none", id, String(err));
+        continue;
+      }
       boxes[id] = base64urlEncode(box);
     }
     return { sotto_e2ee: KEY_MESSAGE_VERSION, type: "key", kid: k.kid, boxes };
@@ -941,14 +979,11 @@ export class KeySession {
     }
     const r = this.members.get(from);
     if (!r) {
-      // Perhaps its announcement is still on its way: keep the message
-      // for setMembers, within bounds.
-      const q = this.early.get(from);
-      if ((q || this.early.size < MAX_EARLY_SENDERS) && (q?.length ?? 0) < MAX_EARLY_PER_SENDER) {
-        this.early.set(from, [...(q ?? []), { kid, boxes }]);
-        return;
-      }
-      throw this.bad(from, "sender is not a member with a public key");
+      // Perhaps its announcement is still on its way (or the application
+      // has not accepted its changed key yet): keep this participant's
+      // box for setMembers.
+      this.queueEarly(from, kid, boxes[this.self]);
+      return;
     }
     let b;
     try {
@@ -994,6 +1029,36 @@ export class KeySession {
     this.counters.keysReceived++;
     this.logKey(from, { kid, base });
     this.sendMessage([from], { sotto_e2ee: KEY_MESSAGE_VERSION, type: "key_ack", kid });
+  }
+
+  /**
+   * Keeps the box of a key message from a sender that is not a member,
+   * bounded: the newest MAX_EARLY_PER_SENDER messages of the
+   * MAX_EARLY_SENDERS senders first heard from last (Go's
+   * queueEarlyLocked). Nothing in it is authenticated yet, so it evicts
+   * rather than refuses: a node that floods it with messages of senders
+   * who never come displaces them, but cannot fill it for good.
+   * @param {string} from
+   * @param {number} kid
+   * @param {string} box
+   * @private
+   */
+  queueEarly(from, kid, box) {
+    let q = this.early.get(from);
+    if (!q) {
+      while (this.early.size >= MAX_EARLY_SENDERS) {
+        this.early.delete(/** @type {string} */ (this.early.keys().next().value));
+      }
+      q = [];
+      this.early.set(from, q);
+    }
+    if (q.length >= MAX_EARLY_PER_SENDER) {
+      q.shift();
+    }
+    /** @type {Record<string, string>} */
+    const boxes = Object.create(null);
+    boxes[this.self] = box;
+    q.push({ kid, boxes });
   }
 
   /**

@@ -13,9 +13,10 @@
  *   - MemoryStore: in memory only, for tests and bots (Go's MemoryStore).
  *
  * Both keep known people by the access token's sub: {key (the 32-byte
- * Ed25519 identity key), verified, firstSeen}. Every method is
- * asynchronous (IndexedDB is); E2EE (index.js) applies them as the Go
- * SDK's client does.
+ * Ed25519 identity key), verified, firstSeen}, and copy what they are
+ * given and what they return: nothing the caller holds aliases a stored
+ * key. Every method is asynchronous (IndexedDB is); E2EE (index.js)
+ * applies them as the Go SDK's client does.
  */
 
 import { Identity, PUBLIC_KEY_SIZE, equalBytes } from "./identity.js";
@@ -62,7 +63,10 @@ export async function checkKey(store, person, key) {
     await store.remember(person, { key: key.slice(), verified: false, firstSeen: new Date() });
     return { trust: "new", known: null };
   }
-  return { trust: equalBytes(k.key, key) ? "same" : "changed", known: k };
+  // A copy, whatever the store hands out: changing what is returned must
+  // not change the key the store pins for that person.
+  const known = { key: new Uint8Array(k.key), verified: k.verified, firstSeen: k.firstSeen };
+  return { trust: equalBytes(known.key, key) ? "same" : "changed", known };
 }
 
 /**
