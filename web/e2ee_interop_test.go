@@ -169,6 +169,12 @@ func TestBrowserGoInterop(t *testing.T) {
 	t.Run("early keys", func(t *testing.T) { interopEarlyKeysTest(t, ctx) })
 	t.Run("key replay", func(t *testing.T) { interopKeyReplayTest(t, ctx) })
 	t.Run("frames install no keys", func(t *testing.T) { interopNoKeysFromFramesTest(t, ctx) })
+	t.Run("leaver forges frames under ratchet of old key", func(t *testing.T) { interopLeaverForgesTest(t, ctx) })
+	t.Run("ghost flood keeps replay records", func(t *testing.T) { interopGhostFloodTest(t, ctx) })
+	t.Run("overlong ghost name does not stall a rekey", func(t *testing.T) { interopOverlongGhostTest(t, ctx) })
+	t.Run("early queue cannot be filled for good", func(t *testing.T) { interopEarlyQueueTest(t, ctx) })
+	t.Run("stores copy keys", func(t *testing.T) { interopStoreCopiesTest(t, ctx) })
+	t.Run("sender tags are not reused", func(t *testing.T) { interopTagsNotReusedTest(t, ctx) })
 }
 
 // (a) Frames encrypted by Go under fixed keys decrypt in JS to the

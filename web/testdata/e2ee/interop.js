@@ -11,6 +11,7 @@ import { openKeyBox, sealKeyBox } from "/sdk/e2ee/seal.js";
 import { safetyNumber, verificationCode } from "/sdk/e2ee/safety.js";
 import { KeySession } from "/sdk/e2ee/keys.js";
 import { FrameCrypto, isNoKey } from "/sdk/e2ee/transform.js";
+import { IndexedDBStore, MemoryStore, checkKey } from "/sdk/e2ee/store.js";
 import { fromHex, toHex } from "./hex.js";
 
 /**
@@ -413,6 +414,80 @@ const e2eeTest = {
   },
 
   /**
+   * Tells session name that peers and count made-up participants
+   * ("prefix0", "prefix1", …, each with the announcement publicKey) are
+   * the call's members: a ghost flood, made in the page.
+   * @param {string} name
+   * @param {{identity: string, publicKey: string}[]} peers
+   * @param {string} prefix
+   * @param {number} count
+   * @param {string} publicKey
+   */
+  setMembersWithGhosts(name, peers, prefix, count, publicKey) {
+    const list = [...peers];
+    for (let i = 0; i < count; i++) {
+      list.push({ identity: `${prefix}${i}`, publicKey });
+    }
+    return session(name).keys.setMembers(list);
+  },
+
+  /**
+   * How many members session name counts (each with a usable
+   * announcement, a name a box can carry and a replay record).
+   * @param {string} name
+   */
+  async memberCount(name) {
+    const s = session(name);
+    await s.keys.idle();
+    return s.keys.memberKeys().size;
+  },
+
+  /**
+   * Hands session name msg (JSON) as sent by each of senders made-up
+   * participants ("prefix0", …), times times each; the outcomes counted
+   * ("ok" or the error's class).
+   * @param {string} name
+   * @param {string} prefix
+   * @param {number} senders
+   * @param {number} times
+   * @param {string} msg
+   */
+  async handleFromMany(name, prefix, senders, times, msg) {
+    /** @type {Record<string, number>} */
+    const out = {};
+    for (let i = 0; i < senders; i++) {
+      for (let j = 0; j < times; j++) {
+        const r = await attempt(() => session(name).keys.handleMessage(`${prefix}${i}`, JSON.parse(msg)));
+        const k = r.error === undefined ? "ok" : r.error;
+        out[k] = (out[k] ?? 0) + 1;
+      }
+    }
+    return out;
+  },
+
+  /**
+   * What session name keeps of key messages from senders that are not
+   * members: senders, messages, and the characters of their boxes.
+   * @param {string} name
+   */
+  async early(name) {
+    const s = session(name);
+    await s.keys.idle();
+    const early = /** @type {Map<string, {kid: number, boxes: Record<string, string>}[]>} */ (/** @type {any} */ (s.keys).early);
+    let messages = 0;
+    let boxChars = 0;
+    for (const q of early.values()) {
+      messages += q.length;
+      for (const m of q) {
+        for (const b of Object.values(m.boxes)) {
+          boxChars += b.length;
+        }
+      }
+    }
+    return { senders: early.size, messages, boxChars };
+  },
+
+  /**
    * Hands session name a relay message; "ok" or the error's class.
    * @param {string} name
    * @param {string} from
@@ -501,6 +576,100 @@ const e2eeTest = {
   hasKey(name, from, kid) {
     const r = /** @type {any} */ (session(name).frames).receivers.get(from);
     return !!r && r.hasKey(kid);
+  },
+
+  /**
+   * Whether each store copies keys in and out (Go's
+   * TestKnownKeyAliasesTheStore): for the MemoryStore, an IndexedDBStore
+   * (database dbName, deleted after) and a store that hands out the very
+   * arrays it keeps, whatever is done to a key handed in to remember, out
+   * of known, or out of checkKey's "changed" answer, the key the store
+   * pins for that person stays the same. Lists what changed it.
+   * @param {string} dbName
+   */
+  async storeCopies(dbName) {
+    const bob = crypto.getRandomValues(new Uint8Array(32));
+    const other = crypto.getRandomValues(new Uint8Array(32));
+    /** @type {Map<string, import("/sdk/e2ee/store.js").KnownKey>} */
+    const kept = new Map();
+    const leaky = {
+      identity: () => Identity.generate(),
+      known: async (/** @type {string} */ p) => kept.get(p) ?? null,
+      remember: async (/** @type {string} */ p, /** @type {import("/sdk/e2ee/store.js").KnownKey} */ k) => void kept.set(p, k),
+    };
+    const idb = await IndexedDBStore.open(dbName);
+    /** @type {string[]} */
+    const failures = [];
+    try {
+      for (const [what, st] of /** @type {[string, import("/sdk/e2ee/store.js").IdentityStore][]} */ ([["memory", new MemoryStore()], ["indexeddb", idb], ["leaky", leaky]])) {
+        const pinned = () => st.known("bob").then((k) => !!k && k.key.every((x, i) => x === bob[i]));
+        if ((await checkKey(st, "bob", bob.slice())).trust !== "new") {
+          failures.push(`${what}: first sight not new`);
+        }
+        const { trust, known } = await checkKey(st, "bob", other);
+        if (trust !== "changed" || !known) {
+          failures.push(`${what}: another key not changed`);
+          continue;
+        }
+        known.key.fill(0); // e.g. an application wiping what it showed
+        if (!(await pinned())) {
+          failures.push(`${what}: changing checkKey's answer changed the pinned key`);
+        }
+        if (what === "leaky") {
+          continue; // its known and remember are the application's own
+        }
+        const k = await st.known("bob");
+        k?.key.fill(1);
+        if (!(await pinned())) {
+          failures.push(`${what}: changing what known returned changed the pinned key`);
+        }
+        const given = { key: other.slice(), verified: false, firstSeen: new Date() };
+        await st.remember("carol", given);
+        given.key.fill(2);
+        const c = await st.known("carol");
+        if (!c || !c.key.every((x, i) => x === other[i])) {
+          failures.push(`${what}: changing the key handed to remember changed the stored one`);
+        }
+      }
+    } finally {
+      idb.close();
+      await new Promise((resolve) => {
+        const req = indexedDB.deleteDatabase(dbName);
+        req.onsuccess = req.onerror = req.onblocked = () => resolve(undefined);
+      });
+    }
+    return failures;
+  },
+
+  /**
+   * Session name's sender tag and the count it draws next, when the
+   * random number generator yields draws first (-1: the session's tag at
+   * the start), then real ones.
+   * @param {string} name
+   * @param {number[]} draws
+   * @param {number} count
+   */
+  tagsDrawn(name, draws, count) {
+    const ks = /** @type {any} */ (session(name).keys);
+    const real = crypto.getRandomValues.bind(crypto);
+    const queue = draws.map((d) => (d === -1 ? ks.tag : d));
+    /** @type {any} */ (crypto).getRandomValues = (/** @type {any} */ a) => {
+      if (a instanceof Uint32Array && a.length === 1 && queue.length > 0) {
+        a[0] = /** @type {number} */ (queue.shift());
+        return a;
+      }
+      return real(a);
+    };
+    try {
+      const out = [ks.tag];
+      for (let i = 0; i < count; i++) {
+        ks.newTag();
+        out.push(ks.tag);
+      }
+      return out;
+    } finally {
+      /** @type {any} */ (crypto).getRandomValues = real;
+    }
   },
 
   /** @param {string} name */
