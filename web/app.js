@@ -13,7 +13,8 @@
 // with data-identity, data-e2ee-state, data-speaking and data-video, the
 // safety number in #safety-number, the people it covers in #safety-covers
 // (data-covered, data-verified), and a changed security key in the
-// #key-changed dialog. Test-only URL flags (test-video=WxH,
+// #key-changed dialog (data-person, data-key: the new key it shows, which
+// its Accept button accepts, and no other). Test-only URL flags (test-video=WxH,
 // test-fps=N, test-media=none, test-deny-keys=1) are honoured only when a test harness set
 // window.sottoTestMode = true before the page loaded (DevTools'
 // addScriptToEvaluateOnNewDocument); a link cannot turn them on.
@@ -55,7 +56,11 @@ const state = {
   safetyCovers: [],
   /** identity → the verification code shown for each other person covered */
   verificationCodes: {},
-  /** changed security keys waiting for the person's choice, oldest first: [{identity, wasVerified}] */
+  /**
+   * changed security keys waiting for the person's choice, oldest first:
+   * [{identity, wasVerified, key (the new key, hex), again (it replaced an
+   * earlier warning for the same person)}]
+   */
   keyChanges: [],
   /** identity → {e2ee, speaking, video, audioMuted, videoMuted} */
   participants: {},
@@ -348,8 +353,8 @@ function wireCall(c) {
   });
   on("e2eestate", ({ identity, state: s }) => setTileE2EE(identity, s));
   on("safetynumber", () => void refreshSafetyNumber());
-  on("keychanged", ({ identity, wasVerified }) => {
-    noteKeyChange(identity, wasVerified);
+  on("keychanged", (kc) => {
+    noteKeyChange(kc);
     void refreshSafetyNumber();
   });
   on("connectionstate", ({ state: s, error }) => {
@@ -364,7 +369,7 @@ function wireCall(c) {
     }
   });
   on("error", ({ error }) => console.warn("sotto:", error?.code, error?.message));
-  for (const kc of c.pendingKeyChanges()) noteKeyChange(kc.identity, kc.wasVerified);
+  for (const kc of c.pendingKeyChanges()) noteKeyChange(kc);
 }
 
 function setConnection(s, error) {
@@ -632,36 +637,63 @@ async function toggleVerified(identity, verified) {
 
 // ---- a known person's changed key -------------------------------------------------------
 
+/** The SDK's KeyChange behind each entry of state.keyChanges: what Accept passes. */
+const keyChangeOf = new WeakMap();
+
+/** The entry of state.keyChanges the dialog shows now, or null. */
+let shownKeyChange = null;
+
+const hexOf = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+
 /**
- * Queues the blocking warning for identity's changed security key (once
- * per person; a newer change of the same person replaces it).
+ * Queues the blocking warning for a changed security key (the SDK's
+ * KeyChange), once per person: a newer change of the same person replaces
+ * the warning, and the dialog then shows that one.
  */
-function noteKeyChange(identity, wasVerified) {
-  const i = state.keyChanges.findIndex((k) => k.identity === identity);
-  if (i >= 0) state.keyChanges[i] = { identity, wasVerified };
-  else state.keyChanges.push({ identity, wasVerified });
+function noteKeyChange(kc) {
+  const key = hexOf(kc.current);
+  const i = state.keyChanges.findIndex((k) => k.identity === kc.identity);
+  if (i >= 0 && state.keyChanges[i].key === key) return;
+  const entry = { identity: kc.identity, wasVerified: kc.wasVerified, key, again: i >= 0 };
+  keyChangeOf.set(entry, kc);
+  if (i >= 0) state.keyChanges[i] = entry;
+  else state.keyChanges.push(entry);
   renderKeyChange();
+}
+
+/** Groups a key's hex as the dialog shows it: "1a2b 3c4d …". */
+function keyFingerprint(key) {
+  return key.match(/.{1,4}/g).join(" ");
 }
 
 /**
  * Shows the oldest changed key waiting for a choice in the modal dialog
- * (the rest of the page is inert meanwhile), or closes it.
+ * (the rest of the page is inert meanwhile), or closes it. The dialog
+ * names the new key (data-key, and its fingerprint): Accept accepts that
+ * key, and no other.
  */
 function renderKeyChange() {
   const dialog = /** @type {HTMLDialogElement} */ ($("key-changed"));
   const kc = state.keyChanges[0];
   if (!kc || !call) {
+    shownKeyChange = null;
     if (dialog.open) dialog.close();
     return;
   }
+  shownKeyChange = kc;
   dialog.dataset.person = kc.identity;
-  $("key-changed-title").textContent = `${kc.identity}'s security key changed`;
+  dialog.dataset.key = kc.key;
+  $("key-changed-title").textContent = kc.again
+    ? `${kc.identity}'s security key changed again`
+    : `${kc.identity}'s security key changed`;
   $("key-changed-text").textContent =
+    (kc.again ? `It changed once more while the earlier warning was up: this is a different key. ` : "") +
     `The key that proves who ${kc.identity} is differs from the one this browser knew` +
     (kc.wasVerified ? ", which you had verified. " : ". ") +
     `They may have reinstalled, or joined from a new device or browser; or someone, perhaps the server, ` +
     `is trying to listen in. Until you choose, ${kc.identity} hears and sees nothing from you, and you ` +
     "neither hear nor see them.";
+  $("key-changed-key").textContent = `New key: ${keyFingerprint(kc.key)}`;
   $("key-changed-advice").textContent = kc.wasVerified
     ? `If you accept, compare your verification code with ${kc.identity} again before you mark them verified.`
     : `If you accept, compare your verification code with ${kc.identity} (in person, or over a channel you trust).`;
@@ -684,21 +716,29 @@ $("key-changed").addEventListener("close", () => {
   if (state.keyChanges.length && call) queueMicrotask(renderKeyChange);
 });
 
-$("accept-key-change").addEventListener("click", async () => {
+/**
+ * Accepts the change the warning entry shows, exactly that key. If the
+ * person's key changed again meanwhile, the SDK accepts nothing
+ * (NoKeyChangeError) and the newer warning, which replaced this entry,
+ * stays up.
+ */
+async function acceptShownKeyChange(entry) {
   const c = call;
-  const kc = state.keyChanges[0];
-  if (!c || !kc) return;
+  if (!c || !entry) return;
   try {
-    await c.acceptKeyChange(kc.identity);
+    await c.acceptKeyChange(keyChangeOf.get(entry));
   } catch (err) {
-    // Nothing waits for it any more (they came back with the key known).
+    // Not the change waiting: the key changed again (its warning is up
+    // now), or they came back with the key known.
     console.warn("sotto: accept key change:", err);
   }
   if (c !== call) return;
-  state.keyChanges = state.keyChanges.filter((k) => k.identity !== kc.identity);
+  state.keyChanges = state.keyChanges.filter((k) => k !== entry);
   renderKeyChange();
   await refreshSafetyNumber();
-});
+}
+
+$("accept-key-change").addEventListener("click", () => void acceptShownKeyChange(shownKeyChange));
 
 $("leave-after-key-change").addEventListener("click", () => void leaveCall());
 

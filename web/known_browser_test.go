@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -425,4 +426,136 @@ func TestBrowserWarnsWhenKnownPersonsKeyChanges(t *testing.T) {
 		t.Fatalf("the page sealed %d keys to bob's third key, which the user refused by leaving", n)
 	}
 	t.Logf("the page held bob out until accepted, then sealed its key to the new one; a later change, refused, sent him nothing")
+}
+
+// The node shows the page (alice, who knows bob's key and marked it
+// verified) a key K2 as bob's; the page warns. Before alice's click on
+// "Accept" is handled, the node shows bob again (he reconnects) with a
+// third key K3. Her click accepts K2 only, the key the warning showed: as
+// K2 is no longer what waits, nothing is accepted (NoKeyChangeError), the
+// browser keeps bob's old key, verified, seals nothing to "bob", and the
+// page shows the new warning, for K3, which her next click accepts. As
+// signaling/client's TestKeySwappedAgainAfterTheWarning.
+func TestBrowserKeySwappedAgainAfterTheWarning(t *testing.T) {
+	srv := startWebServer(t, nil)
+	node := hostilenode.New(t, srv.URL, nil)
+	const room = "swapped-again"
+	bobStore := e2ee.NewMemoryStore()
+	b := newBrowser(t)
+
+	// The first call: alice (the page) meets bob and marks him verified.
+	bob := knownGoPeer(t, srv, srv.URL, room, "bob", bobStore, nil)
+	alice, link := openKnownTab(t, b, node.URL, room, "alice")
+	alice.waitFor(t, "bob is covered",
+		`window.sotto.state.safetyCovers.some(c => c.identity === "bob" && !c.verified) && !!document.querySelector('#safety-covers li[data-covered="bob"] .verify-toggle')`,
+		knownDescribeJS)
+	alice.eval(t, `document.querySelector('#safety-covers li[data-covered="bob"] .verify-toggle').click(), true`, nil)
+	alice.waitFor(t, "bob is shown verified",
+		`window.sotto.state.safetyCovers.some(c => c.identity === "bob" && c.verified)`, knownDescribeJS)
+	bobKey := coveredByGo(bob)["bob"]
+	alice.eval(t, `document.getElementById("leave").click(), true`, nil)
+	alice.waitFor(t, "alice left", `window.sotto.state.phase === "ended"`, knownDescribeJS)
+	_ = bob.Close()
+
+	announce := func() (string, string) {
+		id, err := e2ee.NewIdentity()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sk, err := e2ee.NewSessionKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e2ee.Announce(id, sk), hex.EncodeToString(id.PublicKey())
+	}
+	k2, k2Key := announce()
+	k3, k3Key := announce()
+	var swapped atomic.Value
+	swapped.Store(k2)
+	node.SetRewrite(hostilenode.JSON(func(m map[string]any) bool {
+		changed := false
+		for _, p := range hostilenode.Participants(m) {
+			if p["identity"] == "bob" {
+				p["public_key"] = swapped.Load().(string)
+				changed = true
+			}
+		}
+		return changed
+	}))
+	from := len(node.Carried())
+	bob = knownGoPeer(t, srv, srv.URL, room, "bob", bobStore, nil)
+	alice.load(t, link)
+	alice.waitFor(t, "the page warns that bob's key changed, showing K2",
+		fmt.Sprintf(`(() => { const d = document.getElementById("key-changed"); const k = window.sotto.state.keyChanges;
+			return d.open && d.dataset.person === "bob" && d.dataset.key === %q && k.length === 1 && !k[0].again; })()`, k2Key),
+		knownDescribeJS)
+
+	// alice reads the warning. Meanwhile the page is busy with its keys
+	// (its trust queue held here, so that the click comes first), and the
+	// node swaps again: bob comes back, shown with K3.
+	alice.eval(t, `(() => { const e2ee = window.sotto.call.e2ee; window.testHeld = new Promise((r) => { window.testRelease = r; });
+		e2ee.runTrust(() => window.testHeld); return true; })()`, nil)
+	swapped.Store(k3)
+	_ = bob.Close()
+	bob = knownGoPeer(t, srv, srv.URL, room, "bob", bobStore, nil)
+	alice.waitFor(t, "the page's client hears bob back, with K3",
+		fmt.Sprintf(`(window.sotto.call.e2ee.peers || []).some(p => p.identity === "bob" && p.publicKey === %q)`, k3), knownDescribeJS)
+	var shown string
+	alice.eval(t, `document.getElementById("key-changed").dataset.key`, &shown)
+	if shown != k2Key {
+		t.Fatalf("before the page handled K3, its warning shows %s; want K2 (%s)", shown, k2Key)
+	}
+	// She clicks "Accept" on the warning she read (K2); then the page
+	// handles what came.
+	alice.eval(t, `document.getElementById("accept-key-change").click(), window.testRelease(), true`, nil)
+
+	alice.waitFor(t, "the page shows the new warning, for K3",
+		fmt.Sprintf(`(() => { const d = document.getElementById("key-changed"); const k = window.sotto.state.keyChanges;
+			const p = window.sotto.call.pendingKeyChanges();
+			return d.open && d.dataset.person === "bob" && d.dataset.key === %q && k.length === 1 && k[0].again &&
+				document.getElementById("key-changed-title").textContent === "bob's security key changed again" &&
+				p.length === 1 && p[0].identity === "bob"; })()`, k3Key),
+		knownDescribeJS)
+	type knownView struct {
+		Key      string
+		Verified bool
+		Pending  string
+		Covered  []string
+		Refused  string
+	}
+	read := func() knownView {
+		var v knownView
+		alice.eval(t, `(async () => { const h = (b) => Array.from(b, x => x.toString(16).padStart(2, "0")).join("");
+			const c = window.sotto.call; await c.e2ee.runTrust(() => {});
+			const k = await c.e2ee.store.known("bob");
+			return {key: h(k.key), verified: k.verified, pending: h(c.pendingKeyChanges()[0]?.current ?? []),
+				covered: (await c.safetyNumberCovers()).map(x => x.identity)}; })()`, &v)
+		return v
+	}
+	if v := read(); v.Key != bobKey || !v.Verified || v.Pending != k3Key || slices.Contains(v.Covered, "bob") {
+		t.Fatalf("after accepting the superseded K2: the browser knows %+v; want bob's old key %s, verified, K3 (%s) pending, bob not covered",
+			v, bobKey, k3Key)
+	}
+	// The SDK itself, asked again for K2: refused, by name.
+	var refused string
+	alice.eval(t, fmt.Sprintf(`(async () => { const c = window.sotto.call;
+		try { await c.acceptKeyChange({identity: "bob", current: Uint8Array.from(%q.match(/../g), x => parseInt(x, 16))}); return "accepted"; }
+		catch (err) { return err.name; } })()`, k2Key), &refused)
+	if refused != "NoKeyChangeError" {
+		t.Fatalf("acceptKeyChange with the superseded K2: %s, want NoKeyChangeError", refused)
+	}
+	if n := boxesTo(pageKeyBoxes(t, node, from), "bob"); n != 0 {
+		t.Fatalf("the page sealed %d keys to a key of bob's nobody accepted", n)
+	}
+
+	// Her click on the warning now shown accepts K3, unverified.
+	alice.eval(t, `document.getElementById("accept-key-change").click(), true`, nil)
+	alice.waitFor(t, "after accepting K3, bob is covered, unverified, and no warning is up",
+		`(() => { const s = window.sotto.state; return !document.getElementById("key-changed").open && s.keyChanges.length === 0 &&
+			window.sotto.call.pendingKeyChanges().length === 0 && s.safetyCovers.some(c => c.identity === "bob" && !c.verified); })()`,
+		knownDescribeJS)
+	if v := read(); v.Key != k3Key || v.Verified {
+		t.Fatalf("after accepting the warning shown: the browser knows %+v for bob; want K3 (%s), unverified", v, k3Key)
+	}
+	t.Logf("accepting K2 after the node swapped bob's key to K3 accepted nothing; the page showed K3's warning, and accepting that took K3")
 }

@@ -191,7 +191,8 @@ const MAX_EARLY_CANDIDATES = 64;
  * - `safetynumber` `{number}`: the call's safety number changed
  * - `keychanged` {@link KeyChange}: a person this browser met before comes with another identity key; they get
  *   no key from this client and none of theirs is taken (they hear and see nothing of this client, and it
- *   cannot decrypt them) until {@link Call#acceptKeyChange}
+ *   cannot decrypt them) until {@link Call#acceptKeyChange} with that detail; a later change of the same person's
+ *   key is a new event, which supersedes this one
  * - `relay` `{from, participant, data}`: a relay message from another participant
  * - `error` `{error}`: a {@link SottoError} not tied to a request of this client's
  * @typedef {'participantjoined' | 'participantleft' | 'trackpublished' | 'trackunpublished' | 'trackmuted' |
@@ -777,14 +778,19 @@ export class Call extends EventTarget {
 
   /**
    * Takes the new identity key a `keychanged` event reported as the
-   * person's from now on, unverified: they get and give keys again.
-   * Rejects when no changed key waits for identity, or E2EE is off.
-   * @param {string} identity
+   * person's from now on, unverified: they get and give keys again. Pass
+   * the change that was shown (the event's detail, or an entry of
+   * {@link Call#pendingKeyChanges}): only its `current` key is accepted.
+   * Rejects with a `NoKeyChangeError`, accepting nothing, when that change
+   * is not the one waiting (the person's key changed again since: a new
+   * `keychanged` event carries it, show that one; or nothing waits), and
+   * when E2EE is off.
+   * @param {Pick<KeyChange, "identity"|"current">} change
    * @returns {Promise<void>}
    */
-  async acceptKeyChange(identity) {
+  async acceptKeyChange(change) {
     if (!this.e2ee) throw new Error("sotto: end-to-end encryption is off");
-    return this.e2ee.acceptKeyChange(identity);
+    return this.e2ee.acceptKeyChange(change);
   }
 
   /**

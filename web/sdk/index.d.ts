@@ -15,4 +15,4 @@ export type Covered = import("./e2ee/index.js").Covered;
 export type IdentityStore = import("./e2ee/store.js").IdentityStore;
 export type KnownKey = import("./e2ee/store.js").KnownKey;
 export { connect, Call, Publication, SottoError, isPermanent, signalURL, parseMsids, rewriteMsid, PROTOCOL_VERSION, SIGNAL_PATH } from "./client.js";
-export { E2EE, MemoryStore, IndexedDBStore, defaultIdentityStore } from "./e2ee/index.js";
+export { E2EE, NoKeyChangeError, MemoryStore, IndexedDBStore, defaultIdentityStore } from "./e2ee/index.js";

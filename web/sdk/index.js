@@ -27,7 +27,7 @@ export {
   PROTOCOL_VERSION,
   SIGNAL_PATH,
 } from "./client.js";
-export { E2EE, MemoryStore, IndexedDBStore, defaultIdentityStore } from "./e2ee/index.js";
+export { E2EE, NoKeyChangeError, MemoryStore, IndexedDBStore, defaultIdentityStore } from "./e2ee/index.js";
 
 /**
  * @typedef {import("./client.js").ConnectOptions} ConnectOptions

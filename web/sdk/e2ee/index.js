@@ -17,7 +17,7 @@
  * another key than the one remembered for their name is held out of key
  * management (no key sealed to them, none accepted from them, not in the
  * safety number) and reported ("keychanged") until the application calls
- * acceptKeyChange, as the Go SDK's client does.
+ * acceptKeyChange with the change it showed, as the Go SDK's client does.
  *
  * Media keys leave this page only signed and sealed to another
  * participant's session key, and otherwise go to this E2EE's own worker,
@@ -144,6 +144,24 @@ function copyChange(kc) {
   return { identity: kc.identity, previous: kc.previous.slice(), current: kc.current.slice(), wasVerified: kc.wasVerified };
 }
 
+/**
+ * What acceptKeyChange rejects with when the change it names is not the
+ * one waiting (Go's client.ErrNoKeyChange): nothing waits for that person,
+ * or their key changed again since it was shown. Nothing was accepted.
+ */
+export class NoKeyChangeError extends Error {
+  /** @param {string} identity */
+  constructor(identity) {
+    super(`e2ee: that security key change is not the one waiting: ${JSON.stringify(identity)}`);
+    this.name = "NoKeyChangeError";
+    /**
+     * The person the change named.
+     * @readonly
+     */
+    this.identity = identity;
+  }
+}
+
 /** Only E2EE.create constructs. */
 const CREATE = Symbol("E2EE.create");
 
@@ -186,7 +204,8 @@ function supports(mode) {
  * ParticipantState changes; "safetynumber" (detail {number}) after start
  * and whenever the membership changes; "keychanged" (detail a KeyChange)
  * when a known person comes with another identity key: they get no key
- * and none of theirs is taken until acceptKeyChange (once per new key).
+ * and none of theirs is taken until acceptKeyChange(change) (once per new
+ * key; a later one supersedes it).
  */
 export class E2EE extends EventTarget {
   /**
@@ -395,7 +414,7 @@ export class E2EE extends EventTarget {
    * Call it with the whole list on every change. Each one's identity key
    * is checked against the store first: a first sight is remembered, and
    * a person remembered with another key is held out (and reported with
-   * "keychanged") until acceptKeyChange.
+   * "keychanged") until acceptKeyChange(change).
    * @param {ReadonlyArray<{identity: string, publicKey: string}>} peers
    */
   setMembers(peers) {
@@ -523,21 +542,26 @@ export class E2EE extends EventTarget {
   }
 
   /**
-   * Takes identity's new key (the one "keychanged" reported) as theirs
-   * (Go's AcceptKeyChange): it replaces the known one, unverified, and
-   * the participant gets and gives keys again. Resolves once key
-   * management has them back; rejects when no changed key waits for
-   * identity.
-   * @param {string} identity
+   * Takes change.current as change.identity's key (Go's AcceptKeyChange):
+   * exactly the key a "keychanged" event reported (and the application
+   * showed). It replaces the known one, unverified, and the participant
+   * gets and gives keys again. Resolves once key management has them
+   * back. Rejects with a NoKeyChangeError, accepting nothing, when that
+   * change is not the one waiting: nothing waits for that person, or
+   * their key changed again since (a new "keychanged" was dispatched for
+   * it: show that one).
+   * @param {Pick<KeyChange, "identity"|"current">} change the change that was shown
    * @returns {Promise<void>}
    */
-  acceptKeyChange(identity) {
+  acceptKeyChange(change) {
+    const identity = String(change?.identity);
+    const current = change?.current instanceof Uint8Array ? change.current.slice() : null;
     return this.runTrust(async () => {
-      const kc = this.changed.get(identity);
-      if (!kc) {
-        throw new Error(`e2ee: no changed security key waits for ${JSON.stringify(identity)}`);
+      const waiting = this.changed.get(identity);
+      if (!waiting || !current || !equalBytes(waiting.current, current)) {
+        throw new NoKeyChangeError(identity);
       }
-      await this.store.remember(identity, { key: kc.current.slice(), verified: false, firstSeen: new Date() });
+      await this.store.remember(identity, { key: waiting.current.slice(), verified: false, firstSeen: new Date() });
       this.changed.delete(identity);
       if (this.session && this.peers) {
         await this.updateMembers(this.session, this.peers);
