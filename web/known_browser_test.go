@@ -13,6 +13,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -331,6 +333,7 @@ func TestBrowserWarnsWhenKnownPersonsKeyChanges(t *testing.T) {
 				k.length === 1 && k[0].identity === "bob" && k[0].wasVerified === true &&
 				!document.getElementById("accept-key-change").hidden && !document.getElementById("leave-after-key-change").hidden; })()`,
 		knownDescribeJS)
+	saveScreenshot(t, alice.ctx, "key-changed-warning.png")
 	var change struct {
 		Identity, Previous, Current string
 		WasVerified                 bool
@@ -368,6 +371,7 @@ func TestBrowserWarnsWhenKnownPersonsKeyChanges(t *testing.T) {
 				s.safetyCovers.some(c => c.identity === "bob" && !c.verified) &&
 				document.getElementById("safety-number").dataset.participants === "alice,bob,carol"; })()`,
 		knownDescribeJS)
+	saveScreenshot(t, alice.ctx, "safety-panel-after-accepting.png")
 	waitGo(t, "the page seals its key to bob's new key", func() bool {
 		return boxesTo(pageKeyBoxes(t, node, from), "bob") > 0
 	}, func() string { return fmt.Sprintf("key messages: %v", pageKeyBoxes(t, node, from)) })
@@ -558,4 +562,20 @@ func TestBrowserKeySwappedAgainAfterTheWarning(t *testing.T) {
 		t.Fatalf("after accepting the warning shown: the browser knows %+v for bob; want K3 (%s), unverified", v, k3Key)
 	}
 	t.Logf("accepting K2 after the node swapped bob's key to K3 accepted nothing; the page showed K3's warning, and accepting that took K3")
+}
+
+// saveScreenshot writes the page as a PNG among the test artifacts, for a
+// person to look at (the assertions are the DOM checks around it).
+func saveScreenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	// Quality 100 makes a PNG.
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	path := filepath.Join(artifactDir(t), name)
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
 }
