@@ -6,10 +6,18 @@ package web_test
 // JS code as of Go's; a failure is the attack getting through.
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -523,5 +531,459 @@ func interopTagsNotReusedTest(t *testing.T, ctx context.Context) {
 	jsCall(t, ctx, &tags, "tagsDrawn", "tess", []int{a, -1, a, 0, b}, 2)
 	if len(tags) != 3 || tags[1] != a || tags[2] != b {
 		t.Errorf("JS tess drew the tags %#x; want its first, then %#x, then %#x (not one it used before, nor 0)", tags, a, b)
+	}
+}
+
+// joinGoWith is joinGo with the session's options edited before it
+// starts: a grace period, an identity of the test's.
+func (r *mixedRoom) joinGoWith(name string, publish bool, edit func(*e2ee.Options)) *e2ee.Session {
+	r.t.Helper()
+	id, err := e2ee.NewIdentity()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	sk, err := e2ee.NewSessionKey()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	opts := e2ee.Options{
+		Room: r.name, Self: name, Identity: id, SessionKey: sk, Logger: testLogger(),
+		AckTimeout: 1 << 40,
+		Send: func(to []string, msg json.RawMessage) {
+			r.mu.Lock()
+			r.queue = append(r.queue, mixedRelay{from: name, to: to, msg: msg})
+			r.mu.Unlock()
+		},
+		KeyLog: func(e e2ee.KeyEvent) {
+			r.mu.Lock()
+			r.logs[name] = append(r.logs[name], e)
+			r.mu.Unlock()
+		},
+	}
+	edit(&opts)
+	s, err := e2ee.NewSession(opts)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(s.Close)
+	if publish {
+		s.StartPublishing()
+	}
+	r.mu.Lock()
+	r.gos[name] = s
+	r.keys[name] = goKeys{opts.Identity, opts.SessionKey}
+	r.mu.Unlock()
+	return s
+}
+
+// keyMessagesOf returns the key messages of from that the pump delivered
+// carrying kid, oldest first: what the node recorded of that key.
+func (r *mixedRoom) keyMessagesOf(from string, kid uint64) []json.RawMessage {
+	var out []json.RawMessage
+	for _, m := range r.keyMessages(from) {
+		var km struct {
+			KID uint64 `json:"kid"`
+		}
+		if json.Unmarshal(m, &km) == nil && km.KID == kid {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// boxFor returns the box for recipient in the first of msgs that has
+// one, decoded.
+func boxFor(t *testing.T, msgs []json.RawMessage, recipient string) []byte {
+	t.Helper()
+	for _, m := range msgs {
+		var km struct {
+			Boxes map[string]string `json:"boxes"`
+		}
+		if json.Unmarshal(m, &km) != nil || km.Boxes[recipient] == "" {
+			continue
+		}
+		b, err := base64.RawURLEncoding.DecodeString(km.Boxes[recipient])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	t.Fatalf("no key message with a box for %s recorded", recipient)
+	return nil
+}
+
+// jsKeyState is what a JS session holds of another participant (keyState).
+type jsKeyState struct {
+	KIDs     []uint64
+	InUse    uint64
+	Expiring bool
+	Highest  string
+}
+
+func (r *mixedRoom) jsKeyState(name, from string) jsKeyState {
+	r.t.Helper()
+	var ks *jsKeyState
+	jsCall(r.t, r.ctx, &ks, "keyState", name, from)
+	if ks == nil {
+		r.t.Fatalf("JS %s does not count %s a member", name, from)
+	}
+	return *ks
+}
+
+// jsRefuses hands JS session name msg as from's and checks that it is
+// refused and counted (as a replay when replay), and that nothing else
+// changes: no key taken, none of from's keys touched, no message sent.
+func (r *mixedRoom) jsRefuses(name, from, what string, msg string, replay bool) {
+	r.t.Helper()
+	before, keys := r.jsState(name), r.jsKeyState(name, from)
+	var res string
+	jsCall(r.t, r.ctx, &res, "handle", name, from, msg)
+	after, keysAfter := r.jsState(name), r.jsKeyState(name, from)
+	var sent []struct{ To []string }
+	jsCall(r.t, r.ctx, &sent, "takeOutbox", name)
+	replays := 0
+	if replay {
+		replays = 1
+	}
+	if res != "KeyMessageError" || after.Stats.BadKeyMessages != before.Stats.BadKeyMessages+1 ||
+		after.Stats.ReplayedKeyMessages != before.Stats.ReplayedKeyMessages+replays ||
+		after.Stats.KeysReceived != before.Stats.KeysReceived || len(sent) != 0 {
+		r.t.Errorf("JS %s, %s: %s, %d messages sent; stats %+v, before %+v; want it refused (as a replay: %v), nothing else changed",
+			name, what, res, len(sent), after.Stats, before.Stats, replay)
+	}
+	if !slices.Equal(keysAfter.KIDs, keys.KIDs) || keysAfter.InUse != keys.InUse || keysAfter.Expiring != keys.Expiring || keysAfter.Highest != keys.Highest {
+		r.t.Errorf("JS %s, %s: %s's keys went from %+v to %+v", name, what, from, keys, keysAfter)
+	}
+}
+
+// goRefuses is jsRefuses for Go session name: ErrKeyMessage, and
+// ErrReplayedKey when replay (and not otherwise).
+func (r *mixedRoom) goRefuses(name, from, what string, msg json.RawMessage, replay bool) {
+	r.t.Helper()
+	s := r.gos[name]
+	logged := func() int {
+		n := 0
+		for _, e := range r.goKeys(name) {
+			if e.Sender == from {
+				n++
+			}
+		}
+		return n
+	}
+	r.mu.Lock()
+	r.queue = nil
+	r.mu.Unlock()
+	before, keys := s.Stats(), logged()
+	err := s.HandleMessage(from, msg)
+	after, keysAfter := s.Stats(), logged()
+	r.mu.Lock()
+	sent := len(r.queue)
+	r.mu.Unlock()
+	var replays uint64
+	if replay {
+		replays = 1
+	}
+	if !errors.Is(err, e2ee.ErrKeyMessage) || errors.Is(err, e2ee.ErrReplayedKey) != replay ||
+		after.BadKeyMessages != before.BadKeyMessages+1 || after.ReplayedKeyMessages != before.ReplayedKeyMessages+replays ||
+		after.KeysReceived != before.KeysReceived || keysAfter != keys || sent != 0 {
+		r.t.Errorf("Go %s, %s: %v, %d messages sent, %d keys of %s logged (before %d); stats %+v, before %+v; want it refused (as a replay: %v), nothing else changed",
+			name, what, err, sent, keysAfter, from, keys, after, before, replay)
+	}
+}
+
+// Epoch rollback: while a sender's previous key is still in its grace
+// period (a newer key is in use, the older one kept a while for frames
+// still on their way), the node plays back the older key's message, to
+// make the receiver take it as the newest again. gray (Go) sends to jill
+// (JS) and jill to gray; carol joining makes both move to their next key
+// (the ratchet). Each receiver refuses every recorded message of the
+// previous key as a replay and counts it, installs and acknowledges
+// nothing, and keeps decrypting both the frames in flight under the
+// previous key and the live ones (Go's TestEpochRollback).
+func interopEpochRollbackTest(t *testing.T, ctx context.Context) {
+	// Long enough that the previous keys stay in their grace period
+	// throughout, however slow the machine; that they are in it, and
+	// not merely kept until a newer key is in use, is checked.
+	const grace = 10 * time.Minute
+	r := newMixedRoom(t, ctx, "rollback room")
+	gray := r.joinGoWith("gray", true, func(o *e2ee.Options) { o.Grace = grace })
+	r.joinJS("jill", true, 3_600_000, int(grace/time.Millisecond))
+	r.announce()
+	r.pump()
+	grayFirst, jillFirst := gray.KID(), r.jsState("jill").KID
+	r.checkFramesBothWays("gray", "jill") // the first keys are in use
+	grayRecorded, jillRecorded := r.keyMessagesOf("gray", grayFirst), r.keyMessagesOf("jill", jillFirst)
+	if len(grayRecorded) == 0 || len(jillRecorded) == 0 {
+		t.Fatalf("%d key messages of gray's first key recorded, %d of jill's; want one each at least", len(grayRecorded), len(jillRecorded))
+	}
+	// Frames sent under the first keys, still on their way when the
+	// next keys come into use.
+	grayInFlight, err := gray.EncryptFrame(e2ee.CodecOpus, []byte{0xfc, 1, 1, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jillInFlight := r.jsEncrypt("jill", e2ee.CodecOpus, []byte{0xfc, 2, 2, 2})
+
+	r.joinGo("carol", false, 0)
+	r.announce()
+	r.pump()
+	grayNext, jillNext := gray.KID(), r.jsState("jill").KID
+	if grayNext != grayFirst+1 || jillNext != jillFirst+1 {
+		t.Fatalf("after carol joined: gray on %#x (was %#x), jill on %#x (was %#x); want each on its next key", grayNext, grayFirst, jillNext, jillFirst)
+	}
+
+	// gray -> jill: the next key comes into use at jill, which starts
+	// the previous key's grace period.
+	live, err := gray.EncryptFrame(e2ee.CodecOpus, []byte{0xfc, 3, 3, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := r.jsDecrypt("jill", "gray", e2ee.CodecOpus, live); res.Error != "" || res.KID != grayNext {
+		t.Fatalf("JS jill, gray's live frame under %#x: %+v", grayNext, res)
+	}
+	if ks := r.jsKeyState("jill", "gray"); ks.InUse != grayNext || !ks.Expiring || !slices.Equal(ks.KIDs, []uint64{grayFirst, grayNext}) {
+		t.Fatalf("JS jill holds %+v of gray's; want %#x in use and %#x in its grace period", ks, grayNext, grayFirst)
+	}
+	for i, msg := range grayRecorded {
+		r.jsRefuses("jill", "gray", fmt.Sprintf("gray's key message %d of his previous key %#x, played back in its grace period", i, grayFirst), string(msg), true)
+	}
+	if res := r.jsDecrypt("jill", "gray", e2ee.CodecOpus, grayInFlight); res.Error != "" || res.Data != "fc010101" || res.KID != grayFirst {
+		t.Errorf("JS jill, gray's frame in flight under his previous key %#x, after the rollback attempt: %+v", grayFirst, res)
+	}
+	r.checkGoToJS("gray", "jill")
+
+	// jill -> gray, the same.
+	liveJS := r.jsEncrypt("jill", e2ee.CodecOpus, []byte{0xfc, 4, 4, 4})
+	if _, h, err := gray.DecryptFrame("jill", e2ee.CodecOpus, liveJS); err != nil || h.KID != jillNext {
+		t.Fatalf("Go gray, jill's live frame under %#x: %v, KID %#x", jillNext, err, h.KID)
+	}
+	for i, msg := range jillRecorded {
+		r.goRefuses("gray", "jill", fmt.Sprintf("jill's key message %d of her previous key %#x, played back in its grace period", i, jillFirst), msg, true)
+	}
+	if got, h, err := gray.DecryptFrame("jill", e2ee.CodecOpus, jillInFlight); err != nil || !bytes.Equal(got, []byte{0xfc, 2, 2, 2}) || h.KID != jillFirst {
+		t.Errorf("Go gray, jill's frame in flight under her previous key %#x, after the rollback attempt: %x, %v, KID %#x", jillFirst, got, err, h.KID)
+	}
+	r.checkJSToGo("jill", "gray")
+
+	// Both ways, the live keys are still the ones in use.
+	r.checkFramesBothWays("gray", "jill")
+	if ks := r.jsKeyState("jill", "gray"); ks.InUse != grayNext || !slices.Equal(ks.KIDs, []uint64{grayFirst, grayNext}) {
+		t.Errorf("JS jill holds %+v of gray's at the end; want %#x in use, %#x still in its grace period", ks, grayNext, grayFirst)
+	}
+}
+
+// Forged seal after identity-key leak: the node has stolen a receiver's
+// identity private key: gus's (Go), read from the file his identity store
+// keeps it in, and in effect jude's (JS: the page's private keys cannot
+// be exported, so the test signs with hers where it lies). It opens
+// nothing sealed to them: a box is sealed to its recipient's session key,
+// which the identity key does not give, and a recorded box opens with
+// that key only, on either side. And it cannot make them take a key as
+// another participant's: a box passed off as gale's (Go) to jude or as
+// jess's (JS) to gus, which the node signed with the receiver's stolen key
+// or with a key of its own, naming the signer's key or the sender's, is
+// refused and counted (not as a replay); nothing is installed or
+// acknowledged, a frame under the forged key finds no key, and the
+// senders' real frames decrypt. The same body signed by the real sender
+// is taken: the forgeries fail on their signatures (Go's
+// TestForgedSealAfterIdentityKeyLeak).
+func interopForgedSealTest(t *testing.T, ctx context.Context) {
+	r := newMixedRoom(t, ctx, "leak room")
+	dir := t.TempDir()
+	store, err := e2ee.OpenFileStore(filepath.Join(dir, "gus.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gusID, err := store.Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gale := r.joinGo("gale", true, 0)
+	r.joinJS("jess", true, 3_600_000, 3000)
+	gus := r.joinGoWith("gus", false, func(o *e2ee.Options) { o.Identity = gusID })
+	r.joinJS("jude", false, 3_600_000, 3000)
+	r.announce()
+	r.pump()
+	r.checkGoToJS("gale", "jude")
+	r.checkJSToGo("jess", "gus")
+	jess, err := e2ee.ParseAnnouncement(r.js["jess"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	jude, err := e2ee.ParseAnnouncement(r.js["jude"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	galeKeys, gusKeys := r.keys["gale"], r.keys["gus"]
+
+	// The leak: the node reads gus's identity store and opens a copy of
+	// it, as his client would; it hands the page the seed too.
+	leakedFile, err := os.ReadFile(filepath.Join(dir, "gus.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leaked struct {
+		Seed []byte `json:"identity_seed"`
+	}
+	if err := json.Unmarshal(leakedFile, &leaked); err != nil || len(leaked.Seed) != ed25519.SeedSize ||
+		!bytes.Equal(ed25519.NewKeyFromSeed(leaked.Seed).Public().(ed25519.PublicKey), gusID.PublicKey()) {
+		t.Fatalf("gus's identity store does not hold his identity key (%v)", err)
+	}
+	copyPath := filepath.Join(t.TempDir(), "stolen.json")
+	if err := os.WriteFile(copyPath, leakedFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stolenStore, err := e2ee.OpenFileStore(copyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stolenGus, err := stolenStore.Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var imported string
+	jsCall(t, ctx, &imported, "importIdentity", "stolen gus", hex.EncodeToString(leaked.Seed), hex.EncodeToString(gusID.PublicKey()))
+	if imported != hex.EncodeToString(gusID.PublicKey()) || !bytes.Equal(stolenGus.PublicKey(), gusID.PublicKey()) {
+		t.Fatalf("the stolen key is not gus's: %s in JS, %x in Go, his %x", imported, stolenGus.PublicKey(), gusID.PublicKey())
+	}
+	// Keys of the node's own, in Go and in the page; and all a thief can
+	// make of a session key: one of its own.
+	nodeID, err := e2ee.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeSK, err := e2ee.NewSessionKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	newJSIdentity(t, ctx, "node")
+
+	// What the node recorded: gale's box to jude and jess's to gus. Each
+	// opens with its recipient's session key, and with no other: not the
+	// sender's, not another participant's, not the thief's (the stolen
+	// identity's, in the page, or the node's).
+	galeKID, jessKID := gale.KID(), r.jsState("jess").KID
+	toJude := boxFor(t, r.keyMessagesOf("gale", galeKID), "jude")
+	toGus := boxFor(t, r.keyMessagesOf("jess", jessKID), "gus")
+	var opened jsBoxResult
+	jsCall(t, ctx, &opened, "openKeyBox", "jude", hex.EncodeToString(galeKeys.id.PublicKey()), hex.EncodeToString(toJude))
+	if opened.Body == nil || opened.Body.Recipient != "jude" || opened.Body.KID != strconv.FormatUint(galeKID, 10) ||
+		opened.Body.BaseKey != hex.EncodeToString(r.goKeyOf("gale", "gale", galeKID).BaseKey) {
+		t.Fatalf("JS jude cannot open gale's recorded box to her with her own session key: %+v", opened)
+	}
+	if body, err := e2ee.OpenKeyBox(gusKeys.sk, jess.Identity, toGus); err != nil || body.Recipient != "gus" || body.KID != jessKID ||
+		!bytes.Equal(body.BaseKey, r.goKeyOf("gus", "jess", jessKID).BaseKey) {
+		t.Fatalf("Go gus cannot open jess's recorded box to him with his own session key: %v", err)
+	}
+	for _, rec := range []struct {
+		what      string
+		box       []byte
+		senderKey []byte
+	}{{"gale's box to jude", toJude, galeKeys.id.PublicKey()}, {"jess's box to gus", toGus, jess.Identity}} {
+		others := []string{"jess", "node", "stolen gus"}
+		if rec.what == "jess's box to gus" {
+			others = append(others, "jude")
+		}
+		for _, who := range others {
+			var res jsBoxResult
+			jsCall(t, ctx, &res, "openKeyBox", who, hex.EncodeToString(rec.senderKey), hex.EncodeToString(rec.box))
+			if res.Error != "SealOpenError" {
+				t.Errorf("%s, recorded, opened in JS with %s's session key: %+v; want SealOpenError", rec.what, who, res)
+			}
+		}
+		goOthers := map[string]*e2ee.SessionKey{"gale's": galeKeys.sk, "the node's": nodeSK}
+		if rec.what == "gale's box to jude" {
+			goOthers["gus's"] = gusKeys.sk
+		}
+		for who, sk := range goOthers {
+			if _, err := e2ee.OpenKeyBox(sk, rec.senderKey, rec.box); !errors.Is(err, e2ee.ErrSealOpen) {
+				t.Errorf("%s, recorded, opened in Go with %s session key: %v; want ErrSealOpen", rec.what, who, err)
+			}
+		}
+	}
+
+	// The forgeries: gale's or jess's next KID, under a base key of the
+	// node's, under a sequence number above any the senders used, so
+	// that nothing but the signature is wrong.
+	seq := uint64(time.Now().UnixMicro()) + 1e12
+	forgedBase := randomBytes(t, 32)
+	body := func(sender, recipient string, kid uint64, senderKey []byte, senderSession [16]byte, rcpt e2ee.Announcement, base []byte) *e2ee.KeyBody {
+		seq++
+		return &e2ee.KeyBody{
+			Suite: e2ee.DefaultSuite, KID: kid, Seq: seq, Room: r.name,
+			Sender: sender, SenderKey: senderKey, SenderSession: senderSession,
+			Recipient: recipient, RecipientKey: rcpt.Identity, RecipientSession: rcpt.SessionID,
+			BaseKey: base,
+		}
+	}
+	gusAnn := e2ee.Announcement{Identity: gusID.PublicKey(), HPKE: gusKeys.sk.PublicKey(), SessionID: gusKeys.sk.ID()}
+	toJudeBody := func(senderKey []byte, base []byte) *e2ee.KeyBody {
+		return body("gale", "jude", galeKID+1, senderKey, galeKeys.sk.ID(), jude, base)
+	}
+	toGusBody := func(senderKey []byte, base []byte) *e2ee.KeyBody {
+		return body("jess", "gus", jessKID+1, senderKey, jess.SessionID, gusAnn, base)
+	}
+	jsForged := func(signer string, kid uint64, to string, hpke []byte, b *e2ee.KeyBody, forge bool) string {
+		var msg string
+		jsCall(t, ctx, &msg, "keyMessage", signer, kid, to, hex.EncodeToString(hpke), toHexBody(b), forge)
+		return msg
+	}
+	goSealed := func(signer *e2ee.Identity, kid uint64, to string, hpke []byte, b *e2ee.KeyBody) string {
+		box, err := e2ee.SealKeyBox(signer, hpke, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keyMessageJSON(t, kid, to, box)
+	}
+	galeKey := galeKeys.id.PublicKey()
+	for what, msg := range map[string]string{
+		"signed with jude's stolen key, naming it":        jsForged("jude", galeKID+1, "jude", jude.HPKE, toJudeBody(jude.Identity, forgedBase), false),
+		"signed with jude's stolen key, naming gale's":    jsForged("jude", galeKID+1, "jude", jude.HPKE, toJudeBody(galeKey, forgedBase), true),
+		"signed with a key of the node's, naming gale's":  jsForged("node", galeKID+1, "jude", jude.HPKE, toJudeBody(galeKey, forgedBase), true),
+		"signed with a key of the node's (Go), naming it": goSealed(nodeID, galeKID+1, "jude", jude.HPKE, toJudeBody(nodeID.PublicKey(), forgedBase)),
+	} {
+		r.jsRefuses("jude", "gale", "a box passed off as gale's "+what, msg, false)
+	}
+	for what, msg := range map[string]string{
+		"signed with gus's key stolen from his store, naming it":    goSealed(stolenGus, jessKID+1, "gus", gusAnn.HPKE, toGusBody(gusID.PublicKey(), forgedBase)),
+		"signed with gus's stolen key (in the page), naming jess's": jsForged("stolen gus", jessKID+1, "gus", gusAnn.HPKE, toGusBody(jess.Identity, forgedBase), true),
+		"signed with a key of the node's, naming jess's":            jsForged("node", jessKID+1, "gus", gusAnn.HPKE, toGusBody(jess.Identity, forgedBase), true),
+		"signed with a key of the node's (Go), naming it":           goSealed(nodeID, jessKID+1, "gus", gusAnn.HPKE, toGusBody(nodeID.PublicKey(), forgedBase)),
+	} {
+		r.goRefuses("gus", "jess", "a box passed off as jess's "+what, json.RawMessage(msg), false)
+	}
+
+	// Frames under the forged key find no key; the real ones decrypt.
+	if res := r.jsDecrypt("jude", "gale", e2ee.CodecOpus, forgedFrame(t, galeKID+1, forgedBase)); res.Error != "no-key" {
+		t.Errorf("JS jude, a frame as gale's under the forged key %#x: %+v; want no-key", galeKID+1, res)
+	}
+	if _, _, err := gus.DecryptFrame("jess", e2ee.CodecOpus, forgedFrame(t, jessKID+1, forgedBase)); !errors.Is(err, e2ee.ErrNoKey) {
+		t.Errorf("Go gus, a frame as jess's under the forged key %#x: %v; want ErrNoKey", jessKID+1, err)
+	}
+	r.checkGoToJS("gale", "jude")
+	r.checkJSToGo("jess", "gus")
+
+	// Control: the same bodies, signed by the real senders, are taken,
+	// and frames under them decrypt.
+	controlBase := randomBytes(t, 32)
+	var res string
+	jsCall(t, ctx, &res, "handle", "jude", "gale", goSealed(galeKeys.id, galeKID+1, "jude", jude.HPKE, toJudeBody(galeKey, controlBase)))
+	if res != "ok" {
+		t.Fatalf("JS jude, the body signed by gale: %s; want it taken (the test forged something else than the signature?)", res)
+	}
+	if res := r.jsDecrypt("jude", "gale", e2ee.CodecOpus, forgedFrame(t, galeKID+1, controlBase)); res.Error != "" {
+		t.Errorf("JS jude, a frame under the key gale signed: %+v", res)
+	}
+	if err := gus.HandleMessage("jess", json.RawMessage(jsForged("jess", jessKID+1, "gus", gusAnn.HPKE, toGusBody(jess.Identity, controlBase), false))); err != nil {
+		t.Fatalf("Go gus, the body signed by jess: %v; want it taken (the test forged something else than the signature?)", err)
+	}
+	if _, _, err := gus.DecryptFrame("jess", e2ee.CodecOpus, forgedFrame(t, jessKID+1, controlBase)); err != nil {
+		t.Errorf("Go gus, a frame under the key jess signed: %v", err)
+	}
+	if st := r.jsState("jude"); st.Stats.BadKeyMessages != 4 || st.Stats.ReplayedKeyMessages != 0 {
+		t.Errorf("JS jude: %+v; want the 4 forgeries refused, none as a replay", st.Stats)
+	}
+	if st := gus.Stats(); st.BadKeyMessages != 4 || st.ReplayedKeyMessages != 0 {
+		t.Errorf("Go gus: %+v; want the 4 forgeries refused, none as a replay", st)
 	}
 }

@@ -168,6 +168,8 @@ func TestBrowserGoInterop(t *testing.T) {
 	t.Run("receivers do not guess keys", func(t *testing.T) { interopReceiverNoGuessTest(t, ctx) })
 	t.Run("early keys", func(t *testing.T) { interopEarlyKeysTest(t, ctx) })
 	t.Run("key replay", func(t *testing.T) { interopKeyReplayTest(t, ctx) })
+	t.Run("epoch rollback", func(t *testing.T) { interopEpochRollbackTest(t, ctx) })
+	t.Run("forged seal after identity key leak", func(t *testing.T) { interopForgedSealTest(t, ctx) })
 	t.Run("frames install no keys", func(t *testing.T) { interopNoKeysFromFramesTest(t, ctx) })
 	t.Run("leaver forges frames under ratchet of old key", func(t *testing.T) { interopLeaverForgesTest(t, ctx) })
 	t.Run("ghost flood keeps replay records", func(t *testing.T) { interopGhostFloodTest(t, ctx) })

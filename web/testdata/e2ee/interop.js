@@ -579,6 +579,52 @@ const e2eeTest = {
   },
 
   /**
+   * What session name holds of participant from: the KIDs of its keys
+   * (oldest first), the KID a frame last decrypted under (inUse), whether
+   * the older keys' grace period is running (expiring: they are dropped
+   * when it ends), and the highest sequence number taken from it. null
+   * when from is not a member.
+   * @param {string} name
+   * @param {string} from
+   */
+  async keyState(name, from) {
+    const s = session(name);
+    await s.keys.idle();
+    const r = /** @type {any} */ (s.keys).members.get(from);
+    if (!r) {
+      return null;
+    }
+    return {
+      kids: r.keys.map((/** @type {{kid: number}} */ k) => k.kid),
+      inUse: r.inUse,
+      expiring: r.expiry !== null,
+      highest: String(r.rec.highest),
+    };
+  },
+
+  /**
+   * Keeps, under name, the identity whose Ed25519 private key is seed (a
+   * leaked one: what a thief who read a participant's identity store can
+   * sign with), its public key publicKey, with a fresh session key: all a
+   * thief can make of that, as the identity key does not give the session
+   * key. Rejects a seed that is not publicKey's (Identity.fromKeys signs a
+   * probe).
+   * @param {string} name
+   * @param {string} seed hex, 32 bytes
+   * @param {string} publicKey hex, 32 bytes
+   */
+  async importIdentity(name, seed, publicKey) {
+    // PKCS #8 of an Ed25519 private key (RFC 8410): a fixed prefix, then
+    // the 32-byte seed.
+    const pkcs8 = new Uint8Array([...fromHex("302e020100300506032b657004220420"), ...fromHex(seed)]);
+    const priv = await crypto.subtle.importKey("pkcs8", pkcs8, { name: "Ed25519" }, false, ["sign"]);
+    pkcs8.fill(0);
+    const identity = await Identity.fromKeys(priv, fromHex(publicKey));
+    identities.set(name, { identity, sessionKey: await SessionKey.generate() });
+    return toHex(identity.publicKey);
+  },
+
+  /**
    * Whether each store copies keys in and out (Go's
    * TestKnownKeyAliasesTheStore): for the MemoryStore, an IndexedDBStore
    * (database dbName, deleted after) and a store that hands out the very
