@@ -399,7 +399,8 @@ func interopEarlyQueueTest(t *testing.T, ctx context.Context) {
 		if fat {
 			boxes["someone else"] = strings.Repeat("A", 1<<18)
 		}
-		b, err := json.Marshal(map[string]any{"sotto_e2ee": 2, "type": "key", "kid": 1, "boxes": boxes})
+		// A well-formed KID (tag 1, epoch 0): refused only once it is opened.
+		b, err := json.Marshal(map[string]any{"sotto_e2ee": 2, "type": "key", "kid": 0x100, "boxes": boxes})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1210,7 +1210,7 @@ func interopAnnouncementsTest(t *testing.T, ctx context.Context) {
 		if g != w {
 			t.Errorf("parseAnnouncement(%q): JS %s, Go %s", s, got[i], w)
 		}
-		reason, _ := strings.CutPrefix(w, "error:BadPublicKeyError:e2ee: bad identity public key: ")
+		reason, _ := strings.CutPrefix(w, "error:BadPublicKeyError:e2ee: bad public key: ")
 		if strings.HasPrefix(reason, "ok:") {
 			reason = "ok"
 		}

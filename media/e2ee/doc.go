@@ -7,15 +7,20 @@
 // frame stay readable (PrefixLen) and keeps the encrypted rest of an H.264
 // frame from looking like a start code (EscapeH264, NormalizeAnnexB).
 //
-// Keys come from per-session identities: each participant makes a fresh
-// X25519 Identity for the call, publishes its public key in the join
-// message (Identity.EncodedPublicKey), and hands its media sender key to
-// each other participant sealed to that participant's identity (Seal,
-// Open). Users compare a SafetyNumber, computed from every member's name
-// and identity key, to know that the server did not swap a key.
+// Keys come from identities: each participant has an Ed25519 Identity
+// (kept by an IdentityStore) and, per call session, a SessionKey (X25519)
+// and session id, which its join announces signed (Announce,
+// ParseAnnouncement). A sender hands its media key to each other
+// participant in a box signed by its identity and sealed with HPKE to that
+// participant's session key (SealKeyBox, OpenKeyBox); a Session refuses
+// boxes that are replayed or bound to anything else. Users compare a
+// SafetyNumber over every member's name and identity key, and pairwise
+// VerificationCodes, to know that the server did not swap a key.
 //
 // The constructions are documented where they are defined, precisely
 // enough to reimplement them (the browser client does), and collected in
-// docs/E2EE.md. Only the standard library's primitives are used: crypto/ecdh,
-// crypto/hkdf, crypto/sha256, crypto/aes and crypto/cipher.
+// docs/E2EE.md. Only the standard library's primitives are used
+// (crypto/ed25519, crypto/ecdh, crypto/hpke, crypto/hkdf, crypto/sha256,
+// crypto/aes, crypto/cipher), with filippo.io/edwards25519 to refuse
+// small-order identity keys.
 package e2ee

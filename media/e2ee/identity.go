@@ -32,7 +32,7 @@ const announceSize = 2*PublicKeySize + SessionIDSize
 // public_key) that cannot be used: without the "sotto-e2ee-v2:" prefix,
 // not canonical base64url, the wrong length, a signature that does not
 // verify, or a key that is a small-order point.
-var ErrBadPublicKey = errors.New("e2ee: bad identity public key")
+var ErrBadPublicKey = errors.New("e2ee: bad public key")
 
 // Identity is a participant's Ed25519 identity key pair. It signs the
 // participant's announcements and key messages; its public key is what

@@ -192,6 +192,10 @@ func (s *Session) handleKey(from string, m keyMessage) error {
 	if !ok {
 		return nil // a key for others only (we joined after it was sent)
 	}
+	if m.KID >= 1<<32 || m.KID>>8 == 0 {
+		// Every KID is a 24-bit tag, never 0, and an 8-bit epoch.
+		return s.bad(from, fmt.Errorf("KID %#x is not a 24-bit tag and an 8-bit epoch", m.KID))
+	}
 	sealed, err := base64.RawURLEncoding.DecodeString(box)
 	if err != nil {
 		return s.bad(from, fmt.Errorf("box: %w", err))

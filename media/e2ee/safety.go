@@ -16,7 +16,7 @@ type Member struct {
 	// Identity is the member's name in the room, from its access token.
 	Identity string
 	// PublicKey is the member's identity public key (Identity.PublicKey,
-	// or ParsePublicKey of what its join carried).
+	// or the Identity of ParseAnnouncement of what its join carried).
 	PublicKey []byte
 }
 

@@ -42,7 +42,8 @@ const (
 	// TrustSame: the key is the one remembered.
 	TrustSame
 	// TrustChanged: another key is remembered for that person. Nothing
-	// was changed in the store: the application decides (AcceptKey).
+	// was changed in the store: the application decides (the Go SDK's
+	// Client.AcceptKeyChange).
 	TrustChanged
 )
 

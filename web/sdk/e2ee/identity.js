@@ -41,7 +41,7 @@ const ANNOUNCE_SIZE = 2 * PUBLIC_KEY_SIZE + SESSION_ID_SIZE;
 export class BadPublicKeyError extends Error {
   /** @param {string} message */
   constructor(message) {
-    super(`e2ee: bad identity public key: ${message}`);
+    super(`e2ee: bad public key: ${message}`);
     this.name = "BadPublicKeyError";
   }
 }

@@ -971,6 +971,10 @@ export class KeySession {
     if (!Object.hasOwn(boxes, this.self)) {
       return; // a key for others only (we joined after it was sent)
     }
+    if (kid >= 2 ** 32 || kid < 2 ** 8) {
+      // Every KID is a 24-bit tag, never 0, and an 8-bit epoch.
+      throw this.bad(from, `KID ${kid} is not a 24-bit tag and an 8-bit epoch`);
+    }
     let sealed;
     try {
       sealed = base64urlDecode(boxes[this.self]);
