@@ -324,10 +324,10 @@ func TestEarlyQueueKeepsOthersBoxes(t *testing.T) {
 func TestKnownKeyAliasesTheStore(t *testing.T) {
 	st := NewMemoryStore()
 	bob := newIdentity(t).PublicKey()
-	if _, _, err := CheckKey(st, "bob", bob); err != nil {
+	if _, _, _, err := CheckKey(st, "bob", bob); err != nil {
 		t.Fatal(err)
 	}
-	tr, old, err := CheckKey(st, "bob", newIdentity(t).PublicKey())
+	tr, old, _, err := CheckKey(st, "bob", newIdentity(t).PublicKey())
 	if err != nil || tr != TrustChanged {
 		t.Fatalf("CheckKey: %v, %v", tr, err)
 	}

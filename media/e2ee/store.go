@@ -24,6 +24,8 @@ type IdentityStore interface {
 	Known(person string) (KnownKey, bool)
 	// Remember keeps key as person's, replacing what was there.
 	Remember(person string, k KnownKey) error
+	// KnownNames lists everyone remembered, in no particular order.
+	KnownNames() []string
 }
 
 // KnownKey is what a store remembers about one person's identity key.
@@ -45,22 +47,33 @@ const (
 	// was changed in the store: the application decides (the Go SDK's
 	// Client.AcceptKeyChange).
 	TrustChanged
+	// TrustLookalike: nobody is known by that name, but someone is by a
+	// name with the same Skeleton: a name made to pass for theirs.
+	// Nothing was changed in the store: the application decides.
+	TrustLookalike
 )
 
 // CheckKey looks key up for person in st: TrustNew (and remembers it),
-// TrustSame, or TrustChanged with what was remembered.
-func CheckKey(st IdentityStore, person string, key []byte) (Trust, KnownKey, error) {
+// TrustSame, TrustChanged with what was remembered, or TrustLookalike
+// with what is remembered for the look-alike name, which it also returns.
+func CheckKey(st IdentityStore, person string, key []byte) (Trust, KnownKey, string, error) {
 	k, ok := st.Known(person)
 	k.Key = bytes.Clone(k.Key)
 	switch {
-	case !ok:
-		err := st.Remember(person, KnownKey{Key: bytes.Clone(key), FirstSeen: time.Now().UTC()})
-		return TrustNew, KnownKey{}, err
-	case bytes.Equal(k.Key, key):
-		return TrustSame, k, nil
-	default:
-		return TrustChanged, k, nil
+	case ok && bytes.Equal(k.Key, key):
+		return TrustSame, k, "", nil
+	case ok:
+		return TrustChanged, k, "", nil
 	}
+	sk := Skeleton(person)
+	for _, other := range st.KnownNames() {
+		if other != person && Skeleton(other) == sk {
+			o, _ := st.Known(other)
+			return TrustLookalike, o, other, nil
+		}
+	}
+	err := st.Remember(person, KnownKey{Key: bytes.Clone(key), FirstSeen: time.Now().UTC()})
+	return TrustNew, KnownKey{}, "", err
 }
 
 // storeData is the content of a store: what FileStore writes as JSON.
@@ -102,6 +115,16 @@ func (m *MemoryStore) Known(person string) (KnownKey, bool) {
 	k, ok := m.data.Known[person]
 	k.Key = bytes.Clone(k.Key)
 	return k, ok
+}
+
+func (m *MemoryStore) KnownNames() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, len(m.data.Known))
+	for p := range m.data.Known {
+		out = append(out, p)
+	}
+	return out
 }
 
 func (m *MemoryStore) Remember(person string, k KnownKey) error {
@@ -191,6 +214,8 @@ func (f *FileStore) Identity() (*Identity, error) {
 }
 
 func (f *FileStore) Known(person string) (KnownKey, bool) { return f.mem.Known(person) }
+
+func (f *FileStore) KnownNames() []string { return f.mem.KnownNames() }
 
 func (f *FileStore) Remember(person string, k KnownKey) error {
 	if len(k.Key) != PublicKeySize {

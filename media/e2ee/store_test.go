@@ -26,7 +26,7 @@ func TestFileStoreKeepsIdentityAndKnownKeys(t *testing.T) {
 		t.Fatalf("the store has mode %v, want 0600", fi.Mode().Perm())
 	}
 	bob := newIdentity(t).PublicKey()
-	if tr, _, err := CheckKey(st, "bob", bob); err != nil || tr != TrustNew {
+	if tr, _, _, err := CheckKey(st, "bob", bob); err != nil || tr != TrustNew {
 		t.Fatalf("first sight of bob: %v, %v", tr, err)
 	}
 	if err := st.Remember("bob", KnownKey{Key: bob, Verified: true}); err != nil {
@@ -44,11 +44,11 @@ func TestFileStoreKeepsIdentityAndKnownKeys(t *testing.T) {
 	if k, ok := again.Known("bob"); !ok || !bytes.Equal(k.Key, bob) || !k.Verified {
 		t.Fatalf("the reopened store knows bob as %+v, %v", k, ok)
 	}
-	if tr, _, _ := CheckKey(again, "bob", bob); tr != TrustSame {
+	if tr, _, _, _ := CheckKey(again, "bob", bob); tr != TrustSame {
 		t.Fatalf("bob's same key: %v", tr)
 	}
 	mallory := newIdentity(t).PublicKey()
-	tr, old, err := CheckKey(again, "bob", mallory)
+	tr, old, _, err := CheckKey(again, "bob", mallory)
 	if err != nil || tr != TrustChanged || !bytes.Equal(old.Key, bob) || !old.Verified {
 		t.Fatalf("bob's changed key: %v, %+v, %v", tr, old, err)
 	}
@@ -95,5 +95,41 @@ func TestMemoryStoreIdentityIsStable(t *testing.T) {
 	b, _ := st.Identity()
 	if a != b {
 		t.Fatal("a memory store made two identities")
+	}
+}
+
+// TestLookalikeNameIsNotANewPerson: after meeting bob, a "bob" with a
+// zero-width space, a capital, a fullwidth letter or a combining mark is
+// not taken as someone new: CheckKey says whom it looks like and remembers
+// nothing.
+func TestLookalikeNameIsNotANewPerson(t *testing.T) {
+	st := NewMemoryStore()
+	bob := newIdentity(t).PublicKey()
+	if tr, _, _, err := CheckKey(st, "bob", bob); err != nil || tr != TrustNew {
+		t.Fatalf("first sight of bob: %v, %v", tr, err)
+	}
+	for _, name := range []string{"bob\u200b", "Bob", "ｂｏｂ", "bob\u0301", "b\u00a0ob", "bob\ufe0f"} {
+		key := newIdentity(t).PublicKey()
+		tr, k, like, err := CheckKey(st, name, key)
+		if err != nil || tr != TrustLookalike || like != "bob" || !bytes.Equal(k.Key, bob) {
+			t.Errorf("%q: %v, %+v, looks like %q, %v; want TrustLookalike of bob", name, tr, k, like, err)
+		}
+		if _, ok := st.Known(name); ok {
+			t.Errorf("%q was remembered", name)
+		}
+	}
+	if tr, _, _, _ := CheckKey(st, "rob", newIdentity(t).PublicKey()); tr != TrustNew {
+		t.Errorf("rob, a different name: %v", tr)
+	}
+}
+
+func TestSkeleton(t *testing.T) {
+	for in, want := range map[string]string{
+		"bob": "bob", "Bob": "bob", "bob\u200b": "bob", "ｂｏｂ": "bob", "bob\u0301": "bob",
+		"İstanbul": "istanbul", "Straße": "straße", "ﬁle": "file", "b o b": "bob", "\u202ebob": "bob",
+	} {
+		if got := Skeleton(in); got != want {
+			t.Errorf("Skeleton(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

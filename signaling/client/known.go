@@ -13,12 +13,17 @@ import (
 // Known people: trust on first use of identity keys (docs/E2EE.md, "Known
 // people"), verification codes and the list a safety number covers.
 
-// KeyChange is a known person's new identity key (Handlers.SecurityKeyChanged).
+// KeyChange is a known person's new identity key, or someone new whose
+// name looks like a known person's (Handlers.SecurityKeyChanged).
 type KeyChange struct {
 	Identity    string // the token's sub
-	Previous    []byte // the Ed25519 key this client knew
+	Previous    []byte // the Ed25519 key this client knew (for LooksLike, theirs)
 	Current     []byte // the one announced now
 	WasVerified bool   // the previous key had been marked verified
+	// LooksLike, when set, is the known person whose name Identity
+	// looks like (e2ee.Skeleton): Identity is not known at all, and its
+	// name may be made to pass for LooksLike's.
+	LooksLike string
 }
 
 // ErrNoKeyChange is returned by AcceptKeyChange when the change it names
@@ -37,24 +42,29 @@ func (c *Client) trustedKeyLocked(p signaling.ParticipantInfo) bool {
 	if err != nil || c.store == nil {
 		return true
 	}
-	tr, old, err := e2ee.CheckKey(c.store, p.Identity, ann.Identity)
+	tr, old, like, err := e2ee.CheckKey(c.store, p.Identity, ann.Identity)
 	if err != nil {
 		c.log.Error("client: identity store", "err", err)
 	}
-	if tr != e2ee.TrustChanged {
+	if tr != e2ee.TrustChanged && tr != e2ee.TrustLookalike {
 		delete(c.changed, p.Identity)
 		return true
 	}
 	if prev, ok := c.changed[p.Identity]; ok && bytes.Equal(prev.Current, ann.Identity) {
 		return false
 	}
-	kc := KeyChange{Identity: p.Identity, Previous: old.Key, Current: bytes.Clone(ann.Identity), WasVerified: old.Verified}
+	kc := KeyChange{Identity: p.Identity, Previous: old.Key, Current: bytes.Clone(ann.Identity), WasVerified: old.Verified, LooksLike: like}
 	if c.changed == nil {
 		c.changed = make(map[string]KeyChange)
 	}
-	c.changed[p.Identity] = KeyChange{Identity: kc.Identity, Previous: bytes.Clone(kc.Previous), Current: bytes.Clone(kc.Current), WasVerified: kc.WasVerified}
-	c.log.Warn("client: a known person's security key changed; holding them out of the call's keys until the application accepts",
-		"identity", p.Identity)
+	c.changed[p.Identity] = kc.clone()
+	if like != "" {
+		c.log.Warn("client: a new participant's name looks like a known person's; holding them out of the call's keys until the application accepts",
+			"identity", p.Identity, "looks_like", like)
+	} else {
+		c.log.Warn("client: a known person's security key changed; holding them out of the call's keys until the application accepts",
+			"identity", p.Identity)
+	}
 	if f := c.opts.Handlers.SecurityKeyChanged; f != nil {
 		c.emit(func() { f(kc) })
 	}
@@ -90,30 +100,46 @@ func (c *Client) PendingKeyChanges() []KeyChange {
 	defer c.mu.Unlock()
 	out := make([]KeyChange, 0, len(c.changed))
 	for _, kc := range c.changed {
-		out = append(out, KeyChange{Identity: kc.Identity, Previous: bytes.Clone(kc.Previous), Current: bytes.Clone(kc.Current), WasVerified: kc.WasVerified})
+		out = append(out, kc.clone())
 	}
 	return out
 }
 
+func (kc KeyChange) clone() KeyChange {
+	kc.Previous, kc.Current = bytes.Clone(kc.Previous), bytes.Clone(kc.Current)
+	return kc
+}
+
 // VerificationCode is the pairwise code of this client and identity
-// (docs/E2EE.md, "Verification codes"): the same on both sides for as long
-// as neither changes key. It fails for someone this client has not met.
+// (docs/E2EE.md, "Verification codes") over the key this call uses for
+// them: the same on both sides for as long as neither changes key. It
+// fails for someone the call does not cover (not here, or held out).
 func (c *Client) VerificationCode(identity string) (string, error) {
-	if c.store == nil || c.identity == nil {
-		return "", errors.New("client: end-to-end encryption is off")
+	key, err := c.coveredKey(identity)
+	if err != nil {
+		return "", err
 	}
-	k, ok := c.store.Known(identity)
-	if !ok {
-		return "", fmt.Errorf("client: %q has not been met: no key to compare", identity)
+	return e2ee.VerificationCode(e2ee.Member{Identity: c.selfIdentity(), PublicKey: c.identity.PublicKey()}, e2ee.Member{Identity: identity, PublicKey: key}), nil
+}
+
+// coveredKey is the identity key the call uses for identity.
+func (c *Client) coveredKey(identity string) ([]byte, error) {
+	if c.keys == nil || c.identity == nil {
+		return nil, errors.New("client: end-to-end encryption is off")
 	}
-	self := c.selfIdentity()
-	return e2ee.VerificationCode(e2ee.Member{Identity: self, PublicKey: c.identity.PublicKey()}, e2ee.Member{Identity: identity, PublicKey: k.Key}), nil
+	for _, m := range c.keys.Members() {
+		if m.Identity == identity {
+			return m.PublicKey, nil
+		}
+	}
+	return nil, fmt.Errorf("client: %q is not covered by this call's keys", identity)
 }
 
 // MarkVerified records that the user compared identity's verification code
-// and it matched (or, with false, withdraws that). It is kept with the key
-// and lost if the key changes.
-func (c *Client) MarkVerified(identity string, verified bool) error {
+// (VerificationCode, computed over key) and it matched, or with false
+// withdraws that. It applies only while key is the key known for them,
+// and is lost if their key changes.
+func (c *Client) MarkVerified(identity string, key []byte, verified bool) error {
 	if c.store == nil {
 		return errors.New("client: end-to-end encryption is off")
 	}
@@ -122,6 +148,9 @@ func (c *Client) MarkVerified(identity string, verified bool) error {
 	k, ok := c.store.Known(identity)
 	if !ok {
 		return fmt.Errorf("client: %q has not been met", identity)
+	}
+	if !bytes.Equal(k.Key, key) {
+		return fmt.Errorf("client: the key known for %q is not the one given: compare the code again", identity)
 	}
 	k.Verified = verified
 	return c.store.Remember(identity, k)

@@ -55,16 +55,21 @@ func TestHostileNodeChangesKnownPersonsKey(t *testing.T) {
 	if err != nil || codeA != codeB {
 		t.Fatalf("verification codes differ: alice %q, bob %q (%v)", codeA, codeB, err)
 	}
-	if err := alice.c.MarkVerified("bob", true); err != nil {
-		t.Fatal(err)
-	}
 	bobKey := e2ee.Member{}
 	for _, cv := range alice.c.SafetyNumberCovers() {
 		if cv.Identity == "bob" {
-			if !cv.Verified {
-				t.Fatal("bob is not shown verified after MarkVerified")
-			}
 			bobKey.PublicKey = cv.Key
+		}
+	}
+	if err := alice.c.MarkVerified("bob", newIdentityKey(t), true); err == nil {
+		t.Fatal("MarkVerified took a key other than the one known for bob")
+	}
+	if err := alice.c.MarkVerified("bob", bobKey.PublicKey, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, cv := range alice.c.SafetyNumberCovers() {
+		if cv.Identity == "bob" && !cv.Verified {
+			t.Fatal("bob is not shown verified after MarkVerified")
 		}
 	}
 	_ = alice.c.Close()
@@ -166,4 +171,76 @@ func boxesFor(t *testing.T, proxy *hostilenode.Node, recipient string) int {
 		}
 	}
 	return n
+}
+
+func newIdentityKey(t *testing.T) []byte {
+	t.Helper()
+	id, err := e2ee.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id.PublicKey()
+}
+
+// TestLookalikeNameIsWarned: alice met bob. The node adds "bob" with a
+// zero-width space after it, with a key of its own. alice's client does not
+// take it as someone new: it reports the look-alike (KeyChange.LooksLike),
+// seals it no key and leaves it out of the safety number until the
+// application accepts.
+func TestLookalikeNameIsWarned(t *testing.T) {
+	srv := newServer(t)
+	ctx := testContext(t)
+	direct := srv.Frontend().URL
+	aliceStore := e2ee.NewMemoryStore()
+	bobStore := e2ee.NewMemoryStore()
+	bobID, err := bobStore.Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := aliceStore.Remember("bob", e2ee.KnownKey{Key: bobID.PublicKey(), Verified: true}); err != nil {
+		t.Fatal(err)
+	}
+	kc := make(chan client.KeyChange, 8)
+	proxy := hostilenode.New(t, direct, nil)
+	ghostStore := e2ee.NewMemoryStore()
+	joinE2EE(ctx, t, direct, srv.Token("bob\u200b", true, true), "bob\u200b", withStore(ghostStore, make(chan client.KeyChange, 8)))
+	carol := joinE2EE(ctx, t, direct, srv.Token("carol", true, true), "carol")
+	alice := joinE2EE(ctx, t, proxy.URL, srv.Token("alice", true, true), "alice", withStore(aliceStore, kc))
+	if _, err := alice.c.PublishSample(ctx, "mic", opus()); err != nil {
+		t.Fatal(err)
+	}
+	var change client.KeyChange
+	select {
+	case change = <-kc:
+	case <-time.After(testTimeout):
+		t.Fatal("alice's client never reported the look-alike")
+	}
+	if change.Identity != "bob\u200b" || change.LooksLike != "bob" || !bytes.Equal(change.Previous, bobID.PublicKey()) || !change.WasVerified {
+		t.Fatalf("the change reported: %+v", change)
+	}
+	carol.waitKeys(t, "alice's key", func(es []e2ee.KeyEvent) bool {
+		for _, e := range es {
+			if e.Sender == "alice" {
+				return true
+			}
+		}
+		return false
+	})
+	if n := boxesFor(t, proxy, "bob\u200b"); n != 0 {
+		t.Fatalf("alice sealed %d keys to the look-alike before the user accepted", n)
+	}
+	for _, cv := range alice.c.SafetyNumberCovers() {
+		if cv.Identity == "bob\u200b" {
+			t.Fatal("the safety number covers the look-alike")
+		}
+	}
+	if _, ok := aliceStore.Known("bob\u200b"); ok {
+		t.Fatal("the look-alike was remembered as someone new")
+	}
+	if err := alice.c.AcceptKeyChange(change); err != nil {
+		t.Fatal(err)
+	}
+	if k, ok := aliceStore.Known("bob\u200b"); !ok || k.Verified {
+		t.Fatalf("after accepting, the look-alike is known as %+v (%v), want unverified", k, ok)
+	}
 }
