@@ -465,13 +465,13 @@ func TestKeyMessagesAreChecked(t *testing.T) {
 		t.Fatal("IsKeyMessage misclassifies")
 	}
 	for name, msg := range map[string]string{
-		"old version":    `{"sotto_e2ee":1,"type":"key","kid":1}`,
-		"future version": `{"sotto_e2ee":3,"type":"key","kid":1}`,
-		"unknown type":   `{"sotto_e2ee":2,"type":"rekey_all","kid":1}`,
-		"box not base64": `{"sotto_e2ee":2,"type":"key","kid":4096,"boxes":{"alice":"***"}}`,
+		"old version":      `{"sotto_e2ee":1,"type":"key","kid":1}`,
+		"future version":   `{"sotto_e2ee":3,"type":"key","kid":1}`,
+		"unknown type":     `{"sotto_e2ee":2,"type":"rekey_all","kid":1}`,
+		"box not base64":   `{"sotto_e2ee":2,"type":"key","kid":4096,"boxes":{"alice":"***"}}`,
 		"KID past 32 bits": `{"sotto_e2ee":2,"type":"key","kid":4294967296,"boxes":{"alice":"AAAA"}}`,
-		"KID with tag 0": `{"sotto_e2ee":2,"type":"key","kid":255,"boxes":{"alice":"AAAA"}}`,
-		"box garbage":    `{"sotto_e2ee":2,"type":"key","kid":1,"boxes":{"alice":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}`,
+		"KID with tag 0":   `{"sotto_e2ee":2,"type":"key","kid":255,"boxes":{"alice":"AAAA"}}`,
+		"box garbage":      `{"sotto_e2ee":2,"type":"key","kid":1,"boxes":{"alice":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}`,
 	} {
 		if err := a.HandleMessage("bob", []byte(msg)); !errors.Is(err, ErrKeyMessage) {
 			t.Errorf("%s: %v, want ErrKeyMessage", name, err)
