@@ -55,15 +55,18 @@ const state = {
   /** the people the shown safety number covers, as the SDK lists them: [{identity, verified, self}] */
   safetyCovers: [],
   /** identity → the verification code shown for each other person covered */
-  verificationCodes: {},
+  verificationCodes: Object.create(null),
   /**
    * changed security keys waiting for the person's choice, oldest first:
    * [{identity, wasVerified, key (the new key, hex), again (it replaced an
    * earlier warning for the same person)}]
    */
   keyChanges: [],
-  /** identity → {e2ee, speaking, video, audioMuted, videoMuted} */
-  participants: {},
+  /**
+   * identity → {e2ee, speaking, video, audioMuted, videoMuted}. No
+   * prototype: names come from the server, and "__proto__" is a name.
+   */
+  participants: Object.create(null),
   self: { speaking: false, audioMuted: false, videoMuted: false, hasAudio: false, hasVideo: false },
   /** media the page could not get: "" or a sentence */
   mediaProblem: "",
@@ -266,7 +269,7 @@ async function join({ room, identity, token }) {
   call = c;
   window.sotto.call = c;
   state.identity = c.self.identity;
-  state.participants = {};
+  state.participants = Object.create(null);
   state.keyChanges = [];
   wireCall(c);
   showCall(c);
@@ -395,8 +398,9 @@ function setConnection(s, error) {
 
 // ---- tiles ---------------------------------------------------------------------
 
-const SELF = "\u0000self";
-/** @type {Map<string, {el: HTMLElement, video: HTMLVideoElement, audio: HTMLAudioElement, videoSid: string, audioSid: string}>} */
+// The own tile's key: a symbol, which no name from the server can equal.
+const SELF = Symbol("self");
+/** @type {Map<string | symbol, {el: HTMLElement, video: HTMLVideoElement, audio: HTMLAudioElement, videoSid: string, audioSid: string}>} */
 const tiles = new Map();
 
 function ensureTile(identity, self) {
@@ -532,7 +536,7 @@ async function refreshSafetyNumber() {
   /** @type {{identity: string, verified: boolean, self: boolean}[]} */
   let covers = [];
   /** @type {Record<string, string>} */
-  const codes = {};
+  const codes = Object.create(null);
   try {
     const [cv, number] = await Promise.all([c.safetyNumberCovers(), c.safetyNumber()]);
     covers = cv.map((x) => ({ identity: x.identity, verified: x.verified, self: x.self }));
