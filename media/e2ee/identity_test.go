@@ -145,13 +145,18 @@ func TestParseAnnouncementRefuses(t *testing.T) {
 	for name, p := range smallOrderEd25519(t) {
 		tests["small-order identity key "+name] = signedAnnouncement(id, p, sk.PublicKey(), sk.ID())
 	}
-	tests["identity key not a point"] = signedAnnouncement(id, bytes.Repeat([]byte{0xff}, 32), sk.PublicKey(), sk.ID())
+	// y = 2 is not the y of any point (notAPoint): refused for that, not
+	// only for its signature.
+	tests["identity key not a point"] = signedAnnouncement(id, notAPoint(), sk.PublicKey(), sk.ID())
 	for name, in := range tests {
 		t.Run(name, func(t *testing.T) {
 			if a, err := ParseAnnouncement(in); !errors.Is(err, ErrBadPublicKey) {
 				t.Fatalf("ParseAnnouncement(%q) = %+v, %v; want an ErrBadPublicKey", in, a, err)
 			}
 		})
+	}
+	if _, err := ParseAnnouncement(tests["identity key not a point"]); err == nil || !strings.Contains(err.Error(), "not a curve point") {
+		t.Fatalf("an identity key that is no point: %v, want \"not a curve point\"", err)
 	}
 }
 
