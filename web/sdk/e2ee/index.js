@@ -14,10 +14,14 @@
  *
  * The store also remembers the identity key of everyone met (trust on
  * first use, docs/E2EE.md "Known people"): a participant who comes with
- * another key than the one remembered for their name is held out of key
- * management (no key sealed to them, none accepted from them, not in the
- * safety number) and reported ("keychanged") until the application calls
- * acceptKeyChange with the change it showed, as the Go SDK's client does.
+ * another key than the one remembered for their name, or who is new but
+ * whose name looks like a known person's (the same skeleton), is held out
+ * of key management (no key sealed to them, none accepted from them, not
+ * in the safety number) and reported ("keychanged") until the application
+ * calls acceptKeyChange with the change it showed, as the Go SDK's client
+ * does. A participant whose key the store cannot check (it fails to read
+ * or write) is held out too, and reported ("keycheckfailed"): a key not
+ * checked is not trusted.
  *
  * Media keys leave this page only signed and sealed to another
  * participant's session key, and otherwise go to this E2EE's own worker,
@@ -41,9 +45,10 @@ import { Identity, SessionKey, announce, equalBytes, parseAnnouncement } from ".
 import { KeySession, isKeyMessage } from "./keys.js";
 import { verificationCode } from "./safety.js";
 import { isSupportedSuite } from "./sframe.js";
-import { MemoryStore, checkKey, defaultIdentityStore } from "./store.js";
+import { MemoryStore, checkKey, defaultIdentityStore, markVerified } from "./store.js";
 
 export { IndexedDBStore, MemoryStore, defaultIdentityStore } from "./store.js";
+export { skeleton } from "./skeleton.js";
 
 /** The SFrame cipher suite by default: 0x0004, AES_128_GCM_SHA256_128. */
 export const DEFAULT_SUITE = 4;
@@ -98,13 +103,24 @@ export const DEFAULT_SUITE = 4;
  */
 
 /**
- * A known person's new identity key (Go's client.KeyChange): the
- * "keychanged" event's detail and what pendingKeyChanges lists.
+ * A known person's new identity key, or someone new whose name looks like
+ * a known person's (Go's client.KeyChange): the "keychanged" event's
+ * detail and what pendingKeyChanges lists.
  * @typedef {object} KeyChange
  * @property {string} identity the person (the token's sub)
- * @property {Uint8Array<ArrayBuffer>} previous the Ed25519 key remembered for them
+ * @property {Uint8Array<ArrayBuffer>} previous the Ed25519 key remembered for them (for looksLike, for that person)
  * @property {Uint8Array<ArrayBuffer>} current the one announced now
  * @property {boolean} wasVerified the previous key had been marked verified
+ * @property {string} looksLike "" for a changed key; otherwise the known person whose name identity looks like
+ *   (the same skeleton): identity is not known at all, and the name may be made to pass for theirs
+ */
+
+/**
+ * A participant whose identity key the store could not check: the
+ * "keycheckfailed" event's detail and what keyCheckFailures lists.
+ * @typedef {object} KeyCheckFailure
+ * @property {string} identity the participant (the token's sub)
+ * @property {string} error what failed
  */
 
 /**
@@ -141,7 +157,7 @@ function compareUTF8(a, b) {
  * @returns {KeyChange}
  */
 function copyChange(kc) {
-  return { identity: kc.identity, previous: kc.previous.slice(), current: kc.current.slice(), wasVerified: kc.wasVerified };
+  return { identity: kc.identity, previous: kc.previous.slice(), current: kc.current.slice(), wasVerified: kc.wasVerified, looksLike: kc.looksLike };
 }
 
 /**
@@ -203,9 +219,12 @@ function supports(mode) {
  * Events: "statechange" (detail {identity, state}) when a participant's
  * ParticipantState changes; "safetynumber" (detail {number}) after start
  * and whenever the membership changes; "keychanged" (detail a KeyChange)
- * when a known person comes with another identity key: they get no key
- * and none of theirs is taken until acceptKeyChange(change) (once per new
- * key; a later one supersedes it).
+ * when a known person comes with another identity key, or someone new
+ * with a name that looks like a known person's: they get no key and none
+ * of theirs is taken until acceptKeyChange(change) (once per new key; a
+ * later one supersedes it); "keycheckfailed" (detail a KeyCheckFailure)
+ * when the store cannot check a participant's key: they get no key and
+ * none of theirs is taken until a later check succeeds (once until then).
  */
 export class E2EE extends EventTarget {
   /**
@@ -233,8 +252,9 @@ export class E2EE extends EventTarget {
       throw new TypeError("e2ee: give an identity or a store, not both (the store holds the identity)");
     }
     const store = opts.store ?? (opts.identity ? new MemoryStore(opts.identity) : await defaultIdentityStore());
-    if (typeof store?.identity !== "function" || typeof store.known !== "function" || typeof store.remember !== "function") {
-      throw new TypeError("e2ee: the store option must be an IdentityStore (identity, known, remember)");
+    if (typeof store?.identity !== "function" || typeof store.known !== "function" || typeof store.remember !== "function" ||
+      typeof store.knownNames !== "function") {
+      throw new TypeError("e2ee: the store option must be an IdentityStore (identity, known, remember, knownNames)");
     }
     const identity = await store.identity();
     if (!(identity instanceof Identity)) {
@@ -309,6 +329,8 @@ export class E2EE extends EventTarget {
     this.peers = null;
     /** @private @type {Map<string, KeyChange>} known people's new keys not accepted yet, by identity */
     this.changed = new Map();
+    /** @private @type {Map<string, string>} participants whose key the store could not check → why */
+    this.unchecked = new Map();
     /** @private @type {Map<string, Uint8Array<ArrayBuffer>|null>} announcement → its identity key (null: does not parse) */
     this.parsed = new Map();
     /** @private @type {Promise<unknown>} membership and trust changes, one at a time */
@@ -504,6 +526,14 @@ export class E2EE extends EventTarget {
       }
     }
     this.parsed = parsed;
+    // Someone not checked who left is held out of nothing any more.
+    const here = new Set(list.map((p) => p.identity));
+    for (const identity of [...this.unchecked.keys()]) {
+      if (!here.has(identity)) {
+        this.unchecked.delete(identity);
+        this.emitSafetyNumber();
+      }
+    }
     return out;
   }
 
@@ -519,12 +549,23 @@ export class E2EE extends EventTarget {
     try {
       seen = await checkKey(this.store, person, key);
     } catch (err) {
-      // As the Go SDK when its store fails to remember: logged, and the
-      // key is taken as a first sight.
-      console.error("e2ee: identity store:", String(err));
-      return true;
+      // A key the store could not check (nor, if new, remember) is not
+      // trusted: held out, and reported, until a later check succeeds.
+      const why = err instanceof Error ? err.message : String(err);
+      if (this.unchecked.get(person) !== why) {
+        const first = !this.unchecked.has(person);
+        this.unchecked.set(person, why);
+        console.error(`e2ee: identity store: cannot check ${JSON.stringify(person)}'s security key; holding them out of the call's keys:`, why);
+        if (first) {
+          this.dispatchEvent(new CustomEvent("keycheckfailed", { detail: { identity: person, error: why } }));
+        }
+      }
+      return false;
     }
-    if (seen.trust !== "changed") {
+    if (this.unchecked.delete(person)) {
+      this.emitSafetyNumber();
+    }
+    if (seen.trust !== "changed" && seen.trust !== "lookalike") {
       this.changed.delete(person);
       return true;
     }
@@ -534,9 +575,14 @@ export class E2EE extends EventTarget {
     }
     const known = /** @type {import("./store.js").KnownKey} */ (seen.known);
     /** @type {KeyChange} */
-    const kc = { identity: person, previous: known.key.slice(), current: key.slice(), wasVerified: known.verified };
+    const kc = { identity: person, previous: known.key.slice(), current: key.slice(), wasVerified: known.verified, looksLike: seen.looksLike };
     this.changed.set(person, kc);
-    console.warn("e2ee: a known person's security key changed; holding them out of the call's keys until the application accepts:", person);
+    if (kc.looksLike) {
+      console.warn("e2ee: a new participant's name looks like a known person's; holding them out of the call's keys until the application accepts:",
+        person, "looks like", kc.looksLike);
+    } else {
+      console.warn("e2ee: a known person's security key changed; holding them out of the call's keys until the application accepts:", person);
+    }
     this.dispatchEvent(new CustomEvent("keychanged", { detail: copyChange(kc) }));
     return false;
   }
@@ -544,8 +590,9 @@ export class E2EE extends EventTarget {
   /**
    * Takes change.current as change.identity's key (Go's AcceptKeyChange):
    * exactly the key a "keychanged" event reported (and the application
-   * showed). It replaces the known one, unverified, and the participant
-   * gets and gives keys again. Resolves once key management has them
+   * showed). It replaces the known one, unverified (for a look-alike name,
+   * that name is remembered with it, as someone other than the person it
+   * looks like), and the participant gets and gives keys again. Resolves once key management has them
    * back. Rejects with a NoKeyChangeError, accepting nothing, when that
    * change is not the one waiting: nothing waits for that person, or
    * their key changed again since (a new "keychanged" was dispatched for
@@ -579,22 +626,41 @@ export class E2EE extends EventTarget {
   }
 
   /**
-   * Records that the user compared identity's verification code and it
-   * matched (or, with false, withdraws that), in the store (Go's
-   * MarkVerified). It is kept with the key and lost if the key changes.
-   * Rejects for someone never met.
+   * The participants whose identity key the store could not check, held
+   * out of key management until a later check succeeds (the next change
+   * of membership checks again).
+   * @returns {KeyCheckFailure[]}
+   */
+  keyCheckFailures() {
+    return [...this.unchecked].map(([identity, error]) => ({ identity, error }));
+  }
+
+  /**
+   * Records that the user compared identity's verification code, computed
+   * over key (the key the call covers for them: verificationCode and
+   * safetyNumberCovers), and it matched, or with false withdraws that, in
+   * the store (Go's MarkVerified). It applies only while key is the key
+   * the store knows for them, read and written in one step, and is lost if
+   * their key changes. Rejects, marking nothing, for someone never met or
+   * known with another key (compare the code again).
    * @param {string} identity
+   * @param {Uint8Array<ArrayBuffer>} key
    * @param {boolean} verified
    * @returns {Promise<void>}
    */
-  markVerified(identity, verified) {
+  markVerified(identity, key, verified) {
+    const k = key instanceof Uint8Array ? key.slice() : null;
     return this.runTrust(async () => {
-      const k = await this.store.known(identity);
       if (!k) {
+        throw new TypeError("e2ee: markVerified takes the identity key the code was compared over");
+      }
+      const r = await markVerified(this.store, identity, k, !!verified);
+      if (r === "unknown") {
         throw new Error(`e2ee: ${JSON.stringify(identity)} has not been met`);
       }
-      k.verified = !!verified;
-      await this.store.remember(identity, k);
+      if (r === "otherkey") {
+        throw new Error(`e2ee: the key known for ${JSON.stringify(identity)} is not the one given: nothing was marked; compare the code again`);
+      }
     });
   }
 
@@ -755,22 +821,22 @@ export class E2EE extends EventTarget {
   /**
    * The verification code of this participant and identity, as the Go
    * client's VerificationCode: six groups of five digits over the two
-   * identity keys (identity's as the store remembers it), the same in
-   * every call for as long as neither changes key. "" for someone this
-   * client has not met (or before start).
+   * identity keys, identity's the one this call covers for them (what
+   * safetyNumberCovers lists and memberKeys has), whatever the store
+   * holds now (another tab may have accepted another key for that name);
+   * the same in every call for as long as neither changes key. "" for
+   * someone the call does not cover (not here, or held out) and before
+   * start.
    * @param {string} identity
    * @returns {Promise<string>}
    */
   async verificationCode(identity) {
     const s = this.session;
-    if (!s) {
+    const key = s?.memberKeys().get(identity);
+    if (!s || !key) {
       return "";
     }
-    const k = await this.store.known(identity);
-    if (!k) {
-      return "";
-    }
-    return verificationCode({ identity: s.self, publicKey: this.identity.publicKey }, { identity, publicKey: k.key });
+    return verificationCode({ identity: s.self, publicKey: this.identity.publicKey }, { identity, publicKey: key });
   }
 
   /**

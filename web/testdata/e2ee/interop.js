@@ -12,6 +12,7 @@ import { safetyNumber, verificationCode } from "/sdk/e2ee/safety.js";
 import { KeySession } from "/sdk/e2ee/keys.js";
 import { FrameCrypto, isNoKey } from "/sdk/e2ee/transform.js";
 import { IndexedDBStore, MemoryStore, checkKey } from "/sdk/e2ee/store.js";
+import { skeleton } from "/sdk/e2ee/skeleton.js";
 import { fromHex, toHex } from "./hex.js";
 
 /**
@@ -373,6 +374,18 @@ const e2eeTest = {
   },
 
   /**
+   * The skeleton of each name, names and skeletons as the hex of their
+   * UTF-8 bytes (so that nothing on the way normalizes or escapes them).
+   * @param {string[]} names
+   * @returns {string[]}
+   */
+  skeletons(names) {
+    const dec = new TextDecoder("utf-8", { fatal: true });
+    const enc = new TextEncoder();
+    return names.map((n) => toHex(enc.encode(skeleton(dec.decode(fromHex(n))))));
+  },
+
+  /**
    * Starts a key-management session named self, its messages queued in
    * an outbox the test empties, its keys in a FrameCrypto of its own.
    * @param {{room: string, self: string, suite?: number, ackTimeoutMs?: number, graceMs?: number, publish?: boolean}} o
@@ -642,6 +655,7 @@ const e2eeTest = {
       identity: () => Identity.generate(),
       known: async (/** @type {string} */ p) => kept.get(p) ?? null,
       remember: async (/** @type {string} */ p, /** @type {import("/sdk/e2ee/store.js").KnownKey} */ k) => void kept.set(p, k),
+      knownNames: async () => [...kept.keys()],
     };
     const idb = await IndexedDBStore.open(dbName);
     /** @type {string[]} */
