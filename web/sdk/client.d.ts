@@ -173,18 +173,29 @@ export const SIGNAL_PATH: "/v1/signal";
  * - `connectionstate` `{state, error}`: error is why it is reconnecting or disconnected (null after close/leave)
  * - `e2eestate` `{identity, state}`: see {@link E2EEState}
  * - `safetynumber` `{number}`: the call's safety number changed
- * - `keychanged` {@link KeyChange}: a person this browser met before comes with another identity key; they get
+ * - `keychanged` {@link KeyChange}: a person this browser met before comes with another identity key, or
+ *   someone new comes with a name that looks like a known person's (`looksLike`: the same skeleton); they get
  *   no key from this client and none of theirs is taken (they hear and see nothing of this client, and it
  *   cannot decrypt them) until {@link Call#acceptKeyChange} with that detail; a later change of the same person's
  *   key is a new event, which supersedes this one
+ * - `keycheckfailed` {@link KeyCheckFailure}: this browser's identity store failed while checking a
+ *   participant's key; they are held out the same way until a later check succeeds (see
+ *   {@link Call#keyCheckFailures}); show it: the call does not reach them
  * - `relay` `{from, participant, data}`: a relay message from another participant
  * - `error` `{error}`: a {@link SottoError} not tied to a request of this client's
  * @typedef {'participantjoined' | 'participantleft' | 'trackpublished' | 'trackunpublished' | 'trackmuted' |
- *   'track' | 'speaking' | 'connectionstate' | 'e2eestate' | 'safetynumber' | 'keychanged' | 'relay' | 'error'} CallEventName
+ *   'track' | 'speaking' | 'connectionstate' | 'e2eestate' | 'safetynumber' | 'keychanged' | 'keycheckfailed' |
+ *   'relay' | 'error'} CallEventName
  */
 /**
- * A known person's new identity key: the `keychanged` event's detail.
+ * A known person's new identity key, or someone new whose name looks like
+ * a known person's: the `keychanged` event's detail.
  * @typedef {import("./e2ee/index.js").KeyChange} KeyChange
+ */
+/**
+ * A participant whose identity key this browser's store could not check:
+ * the `keycheckfailed` event's detail.
+ * @typedef {import("./e2ee/index.js").KeyCheckFailure} KeyCheckFailure
  */
 /**
  * One person the safety number covers, with whether this client marked
@@ -415,24 +426,30 @@ export class Call extends EventTarget {
     safetyNumberCovers(): Promise<Covered[]>;
     /**
      * The verification code of this client and identity: six groups of five
-     * digits, the same on both sides and in every call for as long as
-     * neither changes identity key. Two people compare it once over a
-     * channel they trust, then mark each other verified. "" for someone
-     * never met, or when E2EE is off.
+     * digits over the two identity keys, identity's the one this call covers
+     * for them (the `key` {@link Call#safetyNumberCovers} lists), the same on
+     * both sides and in every call for as long as neither changes identity
+     * key. Two people compare it once over a channel they trust, then mark
+     * each other verified. "" for someone the call does not cover (not here,
+     * or held out), or when E2EE is off.
      * @param {string} identity
      * @returns {Promise<string>}
      */
     verificationCode(identity: string): Promise<string>;
     /**
      * Records (kept by this browser) that the user compared identity's
-     * verification code and it matched, or with false withdraws that. The
-     * mark belongs to the key: it is lost if the key changes. Rejects for
-     * someone never met, or when E2EE is off.
+     * verification code, computed over key, and it matched, or with false
+     * withdraws that. Pass the key the code was shown for: the covered key
+     * from {@link Call#safetyNumberCovers}. The mark belongs to the key: it
+     * is made only while key is the one this browser knows for them, and
+     * lost if their key changes. Rejects, marking nothing, for someone never
+     * met or known with another key, or when E2EE is off.
      * @param {string} identity
+     * @param {Uint8Array<ArrayBuffer>} key
      * @param {boolean} verified
      * @returns {Promise<void>}
      */
-    markVerified(identity: string, verified: boolean): Promise<void>;
+    markVerified(identity: string, key: Uint8Array<ArrayBuffer>, verified: boolean): Promise<void>;
     /**
      * Takes the new identity key a `keychanged` event reported as the
      * person's from now on, unverified: they get and give keys again. Pass
@@ -451,6 +468,14 @@ export class Call extends EventTarget {
      * @returns {KeyChange[]}
      */
     pendingKeyChanges(): KeyChange[];
+    /**
+     * The participants whose identity key this browser's store could not
+     * check (it failed to read or write): held out of the call's keys (they
+     * get none from this client, and none of theirs is taken) until a later
+     * check succeeds; a `keycheckfailed` event announced each.
+     * @returns {KeyCheckFailure[]}
+     */
+    keyCheckFailures(): KeyCheckFailure[];
     /**
      * What this client can say about a participant's media (this client's
      * own identity included), or null for an identity not in the call.
@@ -725,18 +750,28 @@ export type TrackEventDetail = {
  * - `connectionstate` `{state, error}`: error is why it is reconnecting or disconnected (null after close/leave)
  * - `e2eestate` `{identity, state}`: see {@link E2EEState}
  * - `safetynumber` `{number}`: the call's safety number changed
- * - `keychanged` {@link KeyChange}: a person this browser met before comes with another identity key; they get
+ * - `keychanged` {@link KeyChange}: a person this browser met before comes with another identity key, or
+ *   someone new comes with a name that looks like a known person's (`looksLike`: the same skeleton); they get
  *   no key from this client and none of theirs is taken (they hear and see nothing of this client, and it
  *   cannot decrypt them) until {@link Call#acceptKeyChange} with that detail; a later change of the same person's
  *   key is a new event, which supersedes this one
+ * - `keycheckfailed` {@link KeyCheckFailure}: this browser's identity store failed while checking a
+ *   participant's key; they are held out the same way until a later check succeeds (see
+ *   {@link Call#keyCheckFailures}); show it: the call does not reach them
  * - `relay` `{from, participant, data}`: a relay message from another participant
  * - `error` `{error}`: a {@link SottoError} not tied to a request of this client's
  */
-export type CallEventName = "participantjoined" | "participantleft" | "trackpublished" | "trackunpublished" | "trackmuted" | "track" | "speaking" | "connectionstate" | "e2eestate" | "safetynumber" | "keychanged" | "relay" | "error";
+export type CallEventName = "participantjoined" | "participantleft" | "trackpublished" | "trackunpublished" | "trackmuted" | "track" | "speaking" | "connectionstate" | "e2eestate" | "safetynumber" | "keychanged" | "keycheckfailed" | "relay" | "error";
 /**
- * A known person's new identity key: the `keychanged` event's detail.
+ * A known person's new identity key, or someone new whose name looks like
+ * a known person's: the `keychanged` event's detail.
  */
 export type KeyChange = import("./e2ee/index.js").KeyChange;
+/**
+ * A participant whose identity key this browser's store could not check:
+ * the `keycheckfailed` event's detail.
+ */
+export type KeyCheckFailure = import("./e2ee/index.js").KeyCheckFailure;
 /**
  * One person the safety number covers, with whether this client marked
  * their key verified.

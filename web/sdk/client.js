@@ -189,19 +189,31 @@ const MAX_EARLY_CANDIDATES = 64;
  * - `connectionstate` `{state, error}`: error is why it is reconnecting or disconnected (null after close/leave)
  * - `e2eestate` `{identity, state}`: see {@link E2EEState}
  * - `safetynumber` `{number}`: the call's safety number changed
- * - `keychanged` {@link KeyChange}: a person this browser met before comes with another identity key; they get
+ * - `keychanged` {@link KeyChange}: a person this browser met before comes with another identity key, or
+ *   someone new comes with a name that looks like a known person's (`looksLike`: the same skeleton); they get
  *   no key from this client and none of theirs is taken (they hear and see nothing of this client, and it
  *   cannot decrypt them) until {@link Call#acceptKeyChange} with that detail; a later change of the same person's
  *   key is a new event, which supersedes this one
+ * - `keycheckfailed` {@link KeyCheckFailure}: this browser's identity store failed while checking a
+ *   participant's key; they are held out the same way until a later check succeeds (see
+ *   {@link Call#keyCheckFailures}); show it: the call does not reach them
  * - `relay` `{from, participant, data}`: a relay message from another participant
  * - `error` `{error}`: a {@link SottoError} not tied to a request of this client's
  * @typedef {'participantjoined' | 'participantleft' | 'trackpublished' | 'trackunpublished' | 'trackmuted' |
- *   'track' | 'speaking' | 'connectionstate' | 'e2eestate' | 'safetynumber' | 'keychanged' | 'relay' | 'error'} CallEventName
+ *   'track' | 'speaking' | 'connectionstate' | 'e2eestate' | 'safetynumber' | 'keychanged' | 'keycheckfailed' |
+ *   'relay' | 'error'} CallEventName
  */
 
 /**
- * A known person's new identity key: the `keychanged` event's detail.
+ * A known person's new identity key, or someone new whose name looks like
+ * a known person's: the `keychanged` event's detail.
  * @typedef {import("./e2ee/index.js").KeyChange} KeyChange
+ */
+
+/**
+ * A participant whose identity key this browser's store could not check:
+ * the `keycheckfailed` event's detail.
+ * @typedef {import("./e2ee/index.js").KeyCheckFailure} KeyCheckFailure
  */
 
 /**
@@ -457,6 +469,9 @@ export class Call extends EventTarget {
       });
       this.e2ee.addEventListener("keychanged", (ev) => {
         this.#emit("keychanged", /** @type {CustomEvent} */ (ev).detail);
+      });
+      this.e2ee.addEventListener("keycheckfailed", (ev) => {
+        this.#emit("keycheckfailed", /** @type {CustomEvent} */ (ev).detail);
       });
     }
     let dialed;
@@ -751,10 +766,12 @@ export class Call extends EventTarget {
 
   /**
    * The verification code of this client and identity: six groups of five
-   * digits, the same on both sides and in every call for as long as
-   * neither changes identity key. Two people compare it once over a
-   * channel they trust, then mark each other verified. "" for someone
-   * never met, or when E2EE is off.
+   * digits over the two identity keys, identity's the one this call covers
+   * for them (the `key` {@link Call#safetyNumberCovers} lists), the same on
+   * both sides and in every call for as long as neither changes identity
+   * key. Two people compare it once over a channel they trust, then mark
+   * each other verified. "" for someone the call does not cover (not here,
+   * or held out), or when E2EE is off.
    * @param {string} identity
    * @returns {Promise<string>}
    */
@@ -764,16 +781,20 @@ export class Call extends EventTarget {
 
   /**
    * Records (kept by this browser) that the user compared identity's
-   * verification code and it matched, or with false withdraws that. The
-   * mark belongs to the key: it is lost if the key changes. Rejects for
-   * someone never met, or when E2EE is off.
+   * verification code, computed over key, and it matched, or with false
+   * withdraws that. Pass the key the code was shown for: the covered key
+   * from {@link Call#safetyNumberCovers}. The mark belongs to the key: it
+   * is made only while key is the one this browser knows for them, and
+   * lost if their key changes. Rejects, marking nothing, for someone never
+   * met or known with another key, or when E2EE is off.
    * @param {string} identity
+   * @param {Uint8Array<ArrayBuffer>} key
    * @param {boolean} verified
    * @returns {Promise<void>}
    */
-  async markVerified(identity, verified) {
+  async markVerified(identity, key, verified) {
     if (!this.e2ee) throw new Error("sotto: end-to-end encryption is off");
-    return this.e2ee.markVerified(identity, verified);
+    return this.e2ee.markVerified(identity, key, verified);
   }
 
   /**
@@ -799,6 +820,17 @@ export class Call extends EventTarget {
    */
   pendingKeyChanges() {
     return this.e2ee ? this.e2ee.pendingKeyChanges() : [];
+  }
+
+  /**
+   * The participants whose identity key this browser's store could not
+   * check (it failed to read or write): held out of the call's keys (they
+   * get none from this client, and none of theirs is taken) until a later
+   * check succeeds; a `keycheckfailed` event announced each.
+   * @returns {KeyCheckFailure[]}
+   */
+  keyCheckFailures() {
+    return this.e2ee ? this.e2ee.keyCheckFailures() : [];
   }
 
   /**

@@ -27,7 +27,7 @@ export {
   PROTOCOL_VERSION,
   SIGNAL_PATH,
 } from "./client.js";
-export { E2EE, NoKeyChangeError, MemoryStore, IndexedDBStore, defaultIdentityStore } from "./e2ee/index.js";
+export { E2EE, NoKeyChangeError, MemoryStore, IndexedDBStore, defaultIdentityStore, skeleton } from "./e2ee/index.js";
 
 /**
  * @typedef {import("./client.js").ConnectOptions} ConnectOptions
@@ -43,6 +43,7 @@ export { E2EE, NoKeyChangeError, MemoryStore, IndexedDBStore, defaultIdentitySto
  * @typedef {import("./client.js").TrackEventDetail} TrackEventDetail
  * @typedef {import("./client.js").CallEventName} CallEventName
  * @typedef {import("./e2ee/index.js").KeyChange} KeyChange
+ * @typedef {import("./e2ee/index.js").KeyCheckFailure} KeyCheckFailure
  * @typedef {import("./e2ee/index.js").Covered} Covered
  * @typedef {import("./e2ee/store.js").IdentityStore} IdentityStore
  * @typedef {import("./e2ee/store.js").KnownKey} KnownKey
