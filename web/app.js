@@ -14,7 +14,10 @@
 // safety number in #safety-number, the people it covers in #safety-covers
 // (data-covered, data-verified), and a changed security key in the
 // #key-changed dialog (data-person, data-key: the new key it shows, which
-// its Accept button accepts, and no other). Test-only URL flags (test-video=WxH,
+// its Accept button accepts, and no other; data-looks-like: the known
+// person a new name looks like). Names from the server are shown with
+// their invisible characters made visible (⟨U+200B⟩); data attributes and
+// state keep them as they came. Test-only URL flags (test-video=WxH,
 // test-fps=N, test-media=none, test-deny-keys=1) are honoured only when a test harness set
 // window.sottoTestMode = true before the page loaded (DevTools'
 // addScriptToEvaluateOnNewDocument); a link cannot turn them on.
@@ -22,6 +25,17 @@
 import * as Sotto from "./sdk/index.js";
 
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+
+/**
+ * A name from the server as the page shows it: every invisible or control
+ * character (general category Cf or Cc: a zero-width space, a direction
+ * override) written out as ⟨U+XXXX⟩, so that "bob" and "bob" with a
+ * zero-width space after it do not look the same. Only for display.
+ */
+function shownName(name) {
+  return String(name).replace(/[\p{Cf}\p{Cc}]/gu,
+    (c) => `⟨U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0")}⟩`);
+}
 
 const NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 
@@ -52,16 +66,25 @@ const state = {
   safetyNumber: "",
   /** the identities the shown safety number covers, sorted */
   safetyParticipants: [],
-  /** the people the shown safety number covers, as the SDK lists them: [{identity, verified, self}] */
+  /**
+   * the people the shown safety number covers, as the SDK lists them:
+   * [{identity, verified, self, key (the identity key covered, hex)}]
+   */
   safetyCovers: [],
   /** identity → the verification code shown for each other person covered */
   verificationCodes: Object.create(null),
   /**
    * changed security keys waiting for the person's choice, oldest first:
-   * [{identity, wasVerified, key (the new key, hex), again (it replaced an
-   * earlier warning for the same person)}]
+   * [{identity, wasVerified, key (the new key, hex), looksLike (the known
+   * person a new name looks like, or ""), again (it replaced an earlier
+   * warning for the same person)}]
    */
   keyChanges: [],
+  /**
+   * participants whose security key this browser's store could not check,
+   * held out of the call's keys: [{identity, error}]
+   */
+  keyCheckFailures: [],
   /**
    * identity → {e2ee, speaking, video, audioMuted, videoMuted}. No
    * prototype: names come from the server, and "__proto__" is a name.
@@ -271,6 +294,7 @@ async function join({ room, identity, token }) {
   state.identity = c.self.identity;
   state.participants = Object.create(null);
   state.keyChanges = [];
+  state.keyCheckFailures = [];
   wireCall(c);
   showCall(c);
   setConnection(c.state, null);
@@ -360,10 +384,15 @@ function wireCall(c) {
     noteKeyChange(kc);
     void refreshSafetyNumber();
   });
+  on("keycheckfailed", () => {
+    renderKeyCheckFailures();
+    void refreshSafetyNumber();
+  });
   on("connectionstate", ({ state: s, error }) => {
     setConnection(s, error);
     if (s === "connected") {
       hideBanner();
+      renderKeyCheckFailures();
       void refreshSafetyNumber();
     }
     if (s === "disconnected") {
@@ -411,14 +440,15 @@ function ensureTile(identity, self) {
   const el = /** @type {HTMLElement} */ (/** @type {DocumentFragment} */ (frag).firstElementChild);
   el.dataset.identity = identity;
   if (self) el.dataset.self = "true";
+  const shown = shownName(identity);
   const video = /** @type {HTMLVideoElement} */ (el.querySelector("video"));
-  video.setAttribute("aria-label", self ? "Your camera" : `${identity}'s camera`);
+  video.setAttribute("aria-label", self ? "Your camera" : `${shown}'s camera`);
   const audio = document.createElement("audio");
   audio.autoplay = true;
   el.append(audio);
-  el.querySelector(".name").textContent = self ? `${identity} (you)` : identity;
-  el.querySelector(".avatar").textContent = initials(identity);
-  el.setAttribute("aria-label", self ? `You, ${identity}` : identity);
+  el.querySelector(".name").textContent = self ? `${shown} (you)` : shown;
+  el.querySelector(".avatar").textContent = initials(identity.replace(/[\p{Cf}\p{Cc}]/gu, ""));
+  el.setAttribute("aria-label", self ? `You, ${shown}` : shown);
   t = { el, video, audio, videoSid: "", audioSid: "" };
   tiles.set(key, t);
   if (!self) state.participants[identity] = { e2ee: "waiting", speaking: false, video: false, audioMuted: false, videoMuted: false };
@@ -532,14 +562,16 @@ async function refreshSafetyNumber() {
   // this client, and everyone with end-to-end encryption whose key it
   // trusts (not someone whose changed key waits for a choice). Both are
   // read at once, from the same membership.
+  // Each code is over the key the number covers for that person, and
+  // "Mark verified" next to it marks that key, no other.
   let n = "";
-  /** @type {{identity: string, verified: boolean, self: boolean}[]} */
+  /** @type {{identity: string, verified: boolean, self: boolean, key: string}[]} */
   let covers = [];
   /** @type {Record<string, string>} */
   const codes = Object.create(null);
   try {
     const [cv, number] = await Promise.all([c.safetyNumberCovers(), c.safetyNumber()]);
-    covers = cv.map((x) => ({ identity: x.identity, verified: x.verified, self: x.self }));
+    covers = cv.map((x) => ({ identity: x.identity, verified: x.verified, self: x.self, key: hexOf(x.key) }));
     n = number;
     for (const x of covers) if (!x.self) codes[x.identity] = await c.verificationCode(x.identity);
   } catch (err) {
@@ -552,6 +584,7 @@ async function refreshSafetyNumber() {
   state.safetyNumber = n;
   state.safetyParticipants = covered;
   renderCovers(covers, codes);
+  renderKeyCheckFailures();
   // A person back with the key this browser knows needs no choice any more.
   const pending = new Set(c.pendingKeyChanges().map((k) => k.identity));
   if (state.keyChanges.some((k) => !pending.has(k.identity))) {
@@ -568,7 +601,7 @@ const codesOpen = new Map();
  * data-verified): each other one with their verification code and a "Mark
  * verified" toggle, kept by this browser, in a disclosure (open on wide
  * screens).
- * @param {{identity: string, verified: boolean, self: boolean}[]} covers
+ * @param {{identity: string, verified: boolean, self: boolean, key: string}[]} covers
  * @param {Record<string, string>} codes
  */
 function renderCovers(covers, codes) {
@@ -582,9 +615,10 @@ function renderCovers(covers, codes) {
     li.dataset.covered = cv.identity;
     li.dataset.verified = String(cv.verified);
     if (cv.self) li.dataset.self = "true";
+    const name = shownName(cv.identity);
     const who = document.createElement("span");
     who.className = "who";
-    who.textContent = cv.self ? `${cv.identity} (you)` : cv.identity;
+    who.textContent = cv.self ? `${name} (you)` : name;
     li.append(who);
     if (cv.verified) {
       const mark = document.createElement("span");
@@ -609,16 +643,16 @@ function renderCovers(covers, codes) {
       const code = document.createElement("p");
       code.className = "verification-code";
       code.textContent = codes[cv.identity] || "…";
-      code.setAttribute("aria-label", `Your verification code with ${cv.identity}: ${codes[cv.identity] || "not ready"}`);
+      code.setAttribute("aria-label", `Your verification code with ${name}: ${codes[cv.identity] || "not ready"}`);
       const toggle = document.createElement("button");
       toggle.type = "button";
       toggle.className = "verify-toggle";
       toggle.textContent = "Mark verified";
       toggle.setAttribute("aria-pressed", String(cv.verified));
       toggle.title = cv.verified
-        ? `You marked ${cv.identity}'s key verified. Press to withdraw it.`
-        : `Compare this code with ${cv.identity} (in person, or over a channel you trust); if it matches, mark them verified. This browser remembers it.`;
-      toggle.addEventListener("click", () => void toggleVerified(cv.identity, !cv.verified));
+        ? `You marked ${name}'s key verified. Press to withdraw it.`
+        : `Compare this code with ${name} (in person, or over a channel you trust); if it matches, mark them verified. This browser remembers it.`;
+      toggle.addEventListener("click", () => void toggleVerified(cv.identity, cv.key, !cv.verified));
       inner.append(code, toggle);
       box.append(summary, inner);
       li.append(box);
@@ -628,15 +662,51 @@ function renderCovers(covers, codes) {
   $("safety-covers-title").hidden = covers.length === 0;
 }
 
-async function toggleVerified(identity, verified) {
+/**
+ * Marks (or unmarks) identity verified for key, the key whose code the
+ * panel showed: if the key this browser knows for them is another now
+ * (another tab accepted a change), nothing is marked, and the page says so.
+ */
+async function toggleVerified(identity, key, verified) {
   const c = call;
   if (!c) return;
   try {
-    await c.markVerified(identity, verified);
+    await c.markVerified(identity, bytesOf(key), verified);
   } catch (err) {
     console.warn("sotto: mark verified:", err);
+    if (c === call) {
+      showBanner(`${shownName(identity)} was not marked verified: the key this call uses for them is not the one ` +
+        "this browser knows for them now (it changed, perhaps in another tab). Compare the verification code again.");
+    }
   }
   await refreshSafetyNumber();
+}
+
+// ---- a security key this browser could not check ---------------------------------------
+
+/** The banner shows the store's failure (not something else the page said). */
+let keyCheckBanner = false;
+
+/**
+ * Shows, in the banner, the participants whose key this browser's store
+ * could not check (the SDK holds them out of the call's keys), or drops
+ * that once there are none. The SDK logged each (console.error).
+ */
+function renderKeyCheckFailures() {
+  const c = call;
+  const failed = c ? c.keyCheckFailures() : [];
+  state.keyCheckFailures = failed.map((f) => ({ identity: f.identity, error: f.error }));
+  if (!failed.length) {
+    if (keyCheckBanner) hideBanner();
+    return;
+  }
+  const names = failed.map((f) => shownName(f.identity)).join(", ");
+  const text = `This browser could not check the security key of ${names}: its storage failed ` +
+    `(${shownName(failed[0].error)}). To be safe, they hear and see nothing from you, ` +
+    "and you neither hear nor see them. Reload the page to try again.";
+  state.error = { code: "identity_store", message: text };
+  showBanner(text, "Reload", () => location.reload());
+  keyCheckBanner = true;
 }
 
 // ---- a known person's changed key -------------------------------------------------------
@@ -648,6 +718,7 @@ const keyChangeOf = new WeakMap();
 let shownKeyChange = null;
 
 const hexOf = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+const bytesOf = (h) => Uint8Array.from(h.match(/../g) ?? [], (x) => parseInt(x, 16));
 
 /**
  * Queues the blocking warning for a changed security key (the SDK's
@@ -658,7 +729,7 @@ function noteKeyChange(kc) {
   const key = hexOf(kc.current);
   const i = state.keyChanges.findIndex((k) => k.identity === kc.identity);
   if (i >= 0 && state.keyChanges[i].key === key) return;
-  const entry = { identity: kc.identity, wasVerified: kc.wasVerified, key, again: i >= 0 };
+  const entry = { identity: kc.identity, wasVerified: kc.wasVerified, key, looksLike: kc.looksLike || "", again: i >= 0 };
   keyChangeOf.set(entry, kc);
   if (i >= 0) state.keyChanges[i] = entry;
   else state.keyChanges.push(entry);
@@ -687,21 +758,39 @@ function renderKeyChange() {
   shownKeyChange = kc;
   dialog.dataset.person = kc.identity;
   dialog.dataset.key = kc.key;
-  $("key-changed-title").textContent = kc.again
-    ? `${kc.identity}'s security key changed again`
-    : `${kc.identity}'s security key changed`;
-  $("key-changed-text").textContent =
-    (kc.again ? `It changed once more while the earlier warning was up: this is a different key. ` : "") +
-    `The key that proves who ${kc.identity} is differs from the one this browser knew` +
-    (kc.wasVerified ? ", which you had verified. " : ". ") +
-    `They may have reinstalled, or joined from a new device or browser; or someone, perhaps the server, ` +
-    `is trying to listen in. Until you choose, ${kc.identity} hears and sees nothing from you, and you ` +
-    "neither hear nor see them.";
-  $("key-changed-key").textContent = `New key: ${keyFingerprint(kc.key)}`;
-  $("key-changed-advice").textContent = kc.wasVerified
-    ? `If you accept, compare your verification code with ${kc.identity} again before you mark them verified.`
-    : `If you accept, compare your verification code with ${kc.identity} (in person, or over a channel you trust).`;
-  $("accept-key-change").textContent = `Accept ${kc.identity}'s new key`;
+  dialog.dataset.looksLike = kc.looksLike;
+  const who = shownName(kc.identity);
+  const again = kc.again ? "Their key changed once more while the earlier warning was up: this is a different key. " : "";
+  if (kc.looksLike) {
+    // Someone new whose name looks like a known person's on screen.
+    const like = shownName(kc.looksLike);
+    $("key-changed-title").textContent = `${who} looks like ${like}, whom you have met, but is someone else`;
+    $("key-changed-text").textContent = again +
+      `This browser has never met ${who}, but the name looks like ${like}'s on screen, and the key that ` +
+      `proves who ${who} is, is not the key this browser knows for ${like}` + (kc.wasVerified ? ", which you had verified. " : ". ") +
+      `If you do not know two people by these names, someone, perhaps the server, may be passing for ${like}. ` +
+      `Until you choose, ${who} hears and sees nothing from you, and you neither hear nor see them.`;
+    $("key-changed-key").textContent = `Their key: ${keyFingerprint(kc.key)}`;
+    $("key-changed-advice").textContent =
+      `If you accept, ${who} is remembered as someone other than ${like}: compare your verification code with them ` +
+      "(in person, or over a channel you trust).";
+    $("accept-key-change").textContent = `Accept ${who} as someone else`;
+  } else {
+    $("key-changed-title").textContent = kc.again
+      ? `${who}'s security key changed again`
+      : `${who}'s security key changed`;
+    $("key-changed-text").textContent = again +
+      `The key that proves who ${who} is differs from the one this browser knew` +
+      (kc.wasVerified ? ", which you had verified. " : ". ") +
+      `They may have reinstalled, or joined from a new device or browser; or someone, perhaps the server, ` +
+      `is trying to listen in. Until you choose, ${who} hears and sees nothing from you, and you ` +
+      "neither hear nor see them.";
+    $("key-changed-key").textContent = `New key: ${keyFingerprint(kc.key)}`;
+    $("key-changed-advice").textContent = kc.wasVerified
+      ? `If you accept, compare your verification code with ${who} again before you mark them verified.`
+      : `If you accept, compare your verification code with ${who} (in person, or over a channel you trust).`;
+    $("accept-key-change").textContent = `Accept ${who}'s new key`;
+  }
   if (!dialog.open) {
     dialog.showModal();
     $("leave-after-key-change").focus();
@@ -857,10 +946,10 @@ function callStatus() {
     Object.entries(state.participants).filter(([, p]) => p.e2ee === s).map(([id]) => id).sort();
   const plain = inState("not-encrypted");
   if (plain.length) {
-    return `Connected · not end-to-end encrypted: ${plain.join(", ")} ${plain.length === 1 ? "does" : "do"} not encrypt`;
+    return `Connected · not end-to-end encrypted: ${plain.map(shownName).join(", ")} ${plain.length === 1 ? "does" : "do"} not encrypt`;
   }
   const locked = inState("cannot-decrypt");
-  if (locked.length) return `Connected · cannot decrypt ${locked.join(", ")}`;
+  if (locked.length) return `Connected · cannot decrypt ${locked.map(shownName).join(", ")}`;
   return "Connected · end-to-end encrypted";
 }
 
@@ -875,6 +964,7 @@ function setStatus(s, text) {
 }
 
 function showBanner(text, actionLabel, action) {
+  keyCheckBanner = false;
   $("banner").hidden = false;
   $("banner-text").textContent = text;
   const b = $("banner-action");
@@ -884,6 +974,7 @@ function showBanner(text, actionLabel, action) {
 }
 
 function hideBanner() {
+  keyCheckBanner = false;
   $("banner").hidden = true;
 }
 
