@@ -177,6 +177,53 @@ func TestBrowserGoInterop(t *testing.T) {
 	t.Run("early queue cannot be filled for good", func(t *testing.T) { interopEarlyQueueTest(t, ctx) })
 	t.Run("stores copy keys", func(t *testing.T) { interopStoreCopiesTest(t, ctx) })
 	t.Run("sender tags are not reused", func(t *testing.T) { interopTagsNotReusedTest(t, ctx) })
+	t.Run("skeletons of names", func(t *testing.T) { interopSkeletonTest(t, ctx) })
+}
+
+// skeletonNames are names whose skeletons are easy to get wrong: invisible
+// characters, combining and enclosing marks, compatibility forms, case
+// mappings that are not one to one, spaces and separators.
+var skeletonNames = []string{
+	"", "bob", "Bob", "BOB", "rob",
+	"bob\u200b", "\u200bbob", "b\u200cob", "b\u200dob", "bob\u2060", "bob\ufeff", "\u202ebob", "bob\u00ad", "bob\U000e0001", "b\x00ob", "b\tob", "bob\u007f",
+	"bob\u0301", "bo\u0301b", "b\u20ddob", "\u0301", "cafe\u0301", "caf\u00e9",
+	"ｂｏｂ", "Ｂｏｂ", "\U0001d41b\U0001d428\U0001d41b", "ℌ", "\u212a", "\u212b", "\u2126", "①", "ﾊﾟ",
+	"b\u00a0ob", "b ob", "b\u3000ob", "b\u2028ob", "b\u2029ob", "b\u1680ob",
+	"bob\ufe0f", "bob\U000e0100", "\u2764\ufe0f",
+	"İstanbul", "ISTANBUL", "istanbul", "ıstanbul", "I\u0307stanbul",
+	"Straße", "STRASSE", "straẞe", "STRAẞE",
+	"ﬁle", "ﬀ", "ﬃ", "Ǆ", "ǅ", "ǆ", "Ĳ", "ŉ",
+	"Σ", "ΑΣ", "ΑΣΑ", "ΑΣ\u200b", "ΟΔΟΣ", "οδος", "ΟΔΟΣ ΟΔΟΣ",
+}
+
+// Go's e2ee.Skeleton and the browser's skeleton() agree on every name of
+// skeletonNames: trust on first use takes the same names for look-alikes
+// in both SDKs (docs/E2EE.md, "Known people").
+func interopSkeletonTest(t *testing.T, ctx context.Context) {
+	in := make([]string, len(skeletonNames))
+	for i, n := range skeletonNames {
+		in[i] = hex.EncodeToString([]byte(n))
+	}
+	var out []string
+	jsCall(t, ctx, &out, "skeletons", in)
+	if len(out) != len(in) {
+		t.Fatalf("JS gave %d skeletons for %d names", len(out), len(in))
+	}
+	for i, n := range skeletonNames {
+		js, err := hex.DecodeString(out[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e2ee.Skeleton(n); string(js) != got {
+			t.Errorf("skeleton of %+q: Go %+q, JS %+q", n, got, js)
+		}
+	}
+	// The look-alikes the attack tests use are look-alikes in both.
+	for _, n := range []string{"bob\u200b", "ｂｏｂ", "bob\u0301", "b\u00a0ob", "bob\ufe0f", "Bob"} {
+		if e2ee.Skeleton(n) != e2ee.Skeleton("bob") {
+			t.Errorf("Go: %+q does not look like bob", n)
+		}
+	}
 }
 
 // (a) Frames encrypted by Go under fixed keys decrypt in JS to the
