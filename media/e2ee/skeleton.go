@@ -4,6 +4,8 @@ import (
 	"strings"
 	"unicode"
 
+	"golang.org/x/text/cases"
+	"golang.org/x/text/language"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -16,7 +18,9 @@ import (
 // Two different names with one skeleton are look-alikes: trust on first use
 // warns before trusting the second as a new person.
 func Skeleton(name string) string {
-	s := norm.NFKC.String(strings.ToLower(norm.NFKC.String(name)))
+	// Full Unicode lower casing (a word-final Σ is ς), as JavaScript's
+	// toLowerCase; a Caser is not safe for concurrent use, so one per call.
+	s := norm.NFKC.String(cases.Lower(language.Und).String(norm.NFKC.String(name)))
 	return strings.Map(func(r rune) rune {
 		if unicode.In(r, unicode.Cf, unicode.Cc, unicode.Mn, unicode.Me, unicode.Zs, unicode.Zl, unicode.Zp, unicode.Variation_Selector) {
 			return -1

@@ -44,7 +44,10 @@ func (c *Client) trustedKeyLocked(p signaling.ParticipantInfo) bool {
 	}
 	tr, old, like, err := e2ee.CheckKey(c.store, p.Identity, ann.Identity)
 	if err != nil {
-		c.log.Error("client: identity store", "err", err)
+		// Fail closed: someone this client cannot remember is someone it
+		// cannot recognise next time, so it is not trusted now either.
+		c.log.Error("client: identity store: cannot remember a participant's key; holding them out of the call's keys", "identity", p.Identity, "err", err)
+		return false
 	}
 	if tr != e2ee.TrustChanged && tr != e2ee.TrustLookalike {
 		delete(c.changed, p.Identity)

@@ -244,3 +244,39 @@ func TestLookalikeNameIsWarned(t *testing.T) {
 		t.Fatalf("after accepting, the look-alike is known as %+v (%v), want unverified", k, ok)
 	}
 }
+
+// failingStore is a MemoryStore whose Remember fails: a disk that is full
+// or read-only.
+type failingStore struct{ *e2ee.MemoryStore }
+
+func (failingStore) Remember(string, e2ee.KnownKey) error {
+	return errors.New("disk full")
+}
+
+// TestStoreFailureHoldsPeopleOut: a client that cannot remember a new
+// participant's key cannot recognise them next time, so it does not trust
+// them now: no key sealed to them, not in the safety number.
+func TestStoreFailureHoldsPeopleOut(t *testing.T) {
+	srv := newServer(t)
+	ctx := testContext(t)
+	direct := srv.Frontend().URL
+	proxy := hostilenode.New(t, direct, nil)
+	joinE2EE(ctx, t, direct, srv.Token("bob", true, true), "bob")
+	joinE2EE(ctx, t, direct, srv.Token("carol", true, true), "carol")
+	st := e2ee.NewMemoryStore()
+	alice := joinE2EE(ctx, t, proxy.URL, srv.Token("alice", true, true), "alice", func(o *client.Options) { o.E2EE.Store = failingStore{st} })
+	if _, err := alice.c.PublishSample(ctx, "mic", opus()); err != nil {
+		t.Fatal(err)
+	}
+	for _, cv := range alice.c.SafetyNumberCovers() {
+		if !cv.Self {
+			t.Fatalf("the safety number covers %q, whose key could not be remembered", cv.Identity)
+		}
+	}
+	if _, err := alice.c.VerificationCode("bob"); err == nil {
+		t.Fatal("a verification code for bob, who is not covered")
+	}
+	if n := boxesFor(t, proxy, "bob") + boxesFor(t, proxy, "carol"); n != 0 {
+		t.Fatalf("alice sealed %d keys to people she could not remember", n)
+	}
+}
