@@ -341,3 +341,72 @@ func decodeBox(t *testing.T, s string) []byte {
 }
 
 func encodeBox(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// TestForgedAck: the node forges bob's acknowledgement of alice's new key
+// while keeping the key message itself from him. alice switches early;
+// bob's frames from her then count as no key (nothing decrypts under a
+// wrong key), and once the key message reaches him they decrypt.
+func TestForgedAck(t *testing.T) {
+	r := newRoom(t)
+	alice := r.join("alice")
+	bob := r.join("bob")
+	r.pump()
+	held := []relayed{}
+	r.drop = func(from, to string) bool { return from == "alice" && to == "bob" }
+	old := alice.KID()
+	r.join("carol")
+	r.mu.Lock()
+	for _, m := range r.queue {
+		var km keyMessage
+		if m.from == "alice" && json.Unmarshal(m.msg, &km) == nil && km.Type == "key" {
+			held = append(held, m)
+		}
+	}
+	r.mu.Unlock()
+	r.pump()
+	if len(held) == 0 {
+		t.Fatal("alice sent no key message to hold back")
+	}
+	var km keyMessage
+	_ = json.Unmarshal(held[len(held)-1].msg, &km)
+	forged, _ := json.Marshal(keyMessage{Version: keyMessageVersion, Type: "key_ack", KID: km.KID})
+	if err := alice.HandleMessage("bob", forged); err != nil {
+		t.Fatal(err)
+	}
+	waitSwitch(t, alice, old, "alice did not switch on the forged ack")
+	if _, _, err := bob.DecryptFrame("alice", CodecOpus, mustEncrypt(t, alice, CodecOpus, opusFrame)); !errors.Is(err, ErrNoKey) {
+		t.Fatalf("bob, without alice's new key: %v, want ErrNoKey", err)
+	}
+	r.drop = nil
+	if err := bob.HandleMessage("alice", held[len(held)-1].msg); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := bob.DecryptFrame("alice", CodecOpus, mustEncrypt(t, alice, CodecOpus, opusFrame)); err != nil {
+		t.Fatalf("bob, once the key message arrived: %v", err)
+	}
+}
+
+// TestDroppedKeyMessages: the node drops every key message from alice to
+// bob. alice switches after the ack timeout anyway (a silent recipient
+// cannot keep a leaver able to read), counted; bob's frames from her are
+// no key, never a wrong decryption.
+func TestDroppedKeyMessages(t *testing.T) {
+	r := newRoom(t)
+	short := func(o *Options) { o.AckTimeout = 10 * time.Millisecond }
+	alice := r.join("alice", short)
+	bob := r.join("bob", short)
+	r.pump()
+	r.drop = func(from, to string) bool { return from == "alice" && to == "bob" }
+	old := alice.KID()
+	r.join("carol", short)
+	r.pump()
+	r.leave("carol")
+	r.pump()
+	waitSwitch(t, alice, old, "alice never switched with bob silent")
+	if alice.Stats().SwitchesOnTimeout == 0 {
+		t.Fatal("no switch counted as on timeout")
+	}
+	if _, _, err := bob.DecryptFrame("alice", CodecOpus, mustEncrypt(t, alice, CodecOpus, opusFrame)); !errors.Is(err, ErrNoKey) {
+		t.Fatalf("bob, whose key messages were dropped: %v, want ErrNoKey", err)
+	}
+}
