@@ -253,27 +253,7 @@ func TestParseRosterRefusesEveryByteChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, _ := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(good, rosterPrefix))
-	for i := range raw {
-		for _, x := range []byte{1, 2, 4, 8, 16, 32, 64, 128, 0xff} {
-			b := bytes.Clone(raw)
-			b[i] ^= x
-			if v, err := ParseRoster(rosterPrefix + base64.RawURLEncoding.EncodeToString(b)); !errors.Is(err, ErrBadRoster) {
-				t.Fatalf("byte %d xor %#02x: ParseRoster = %+v, %v; want ErrBadRoster", i, x, v, err)
-			}
-		}
-	}
-	for i := range good {
-		for _, c := range []byte{'A', 'z', '-', '_', '=', '.', 0} {
-			if good[i] == c {
-				continue
-			}
-			s := good[:i] + string(c) + good[i+1:]
-			if v, err := ParseRoster(s); !errors.Is(err, ErrBadRoster) {
-				t.Fatalf("character %d set to %q: ParseRoster = %+v, %v; want ErrBadRoster", i, c, v, err)
-			}
-		}
-	}
+	assertEveryChangeRefused(t, good, rosterPrefix, ErrBadRoster, func(s string) (any, error) { return ParseRoster(s) })
 }
 
 func TestSignRosterArguments(t *testing.T) {
