@@ -89,6 +89,12 @@ type Options struct {
 	// to (PadAudio): 0 means DefaultAudioBucket, 1 no padding beyond the
 	// one-byte trailer every audio frame carries, at most MaxAudioBucket.
 	AudioBucket int
+	// Admission, when set, turns on admission by members and roster
+	// checks (members.go): SetMembers then lists candidates, who get
+	// keys only once admitted, and keys flow only while every member's
+	// signed view of the call agrees with this one's. Every participant
+	// of a call must use the same setting.
+	Admission *AdmissionOptions
 }
 
 // KeyEvent is one base key a session made (Sender == Options.Self) or
@@ -169,6 +175,8 @@ type Session struct {
 	early      map[string][]keyMessage
 	earlyOrder []string // senders in early, first heard from first
 	stats      Stats
+	// adm is the admission state; nil without Options.Admission.
+	adm *admission
 	// changed is closed and replaced whenever the sending key switches
 	// or a receiver's expired keys are removed (Changed).
 	changed chan struct{}
@@ -253,6 +261,9 @@ func NewSession(opts Options) (*Session, error) {
 		members:  make(map[string]*remote),
 		changed:  make(chan struct{}),
 		seq:      uint64(time.Now().UnixMicro()),
+	}
+	if opts.Admission != nil {
+		s.adm = newAdmission(*opts.Admission)
 	}
 	if err := s.newTag(); err != nil {
 		return nil, err
@@ -374,6 +385,13 @@ func (s *Session) SetMembers(members []Peer) {
 		s.mu.Unlock()
 		return
 	}
+	if s.adm != nil {
+		after := s.listLocked(members)
+		s.mu.Unlock()
+		after()
+		s.drainEarly()
+		return
+	}
 	want := make(map[string]Peer, len(members))
 	for _, m := range members {
 		if m.Identity == s.opts.Self {
@@ -381,7 +399,22 @@ func (s *Session) SetMembers(members []Peer) {
 		}
 		want[m.Identity] = m
 	}
-	removed, added := false, false
+	removed, added := s.applyMembersLocked(want)
+	var send func()
+	if (removed || added) && s.publishing {
+		send = s.rekeyLocked(removed)
+	}
+	s.mu.Unlock()
+	if send != nil {
+		send()
+	}
+	s.drainEarly()
+}
+
+// applyMembersLocked makes the members those of want (by identity, with
+// the public key each announced), and reports whether anyone was removed
+// or added. Called with s.mu held.
+func (s *Session) applyMembersLocked(want map[string]Peer) (removed, added bool) {
 	for id, r := range s.members {
 		if m, ok := want[id]; !ok || m.PublicKey != r.encoded {
 			s.dropMemberLocked(r)
@@ -415,15 +448,7 @@ func (s *Session) SetMembers(members []Peer) {
 		}
 		added = true
 	}
-	var send func()
-	if (removed || added) && s.publishing {
-		send = s.rekeyLocked(removed)
-	}
-	s.mu.Unlock()
-	if send != nil {
-		send()
-	}
-	s.drainEarly()
+	return removed, added
 }
 
 // drainEarly handles the key messages of senders that became members.
@@ -491,6 +516,11 @@ type keyMessage struct {
 	Type    string            `json:"type"`
 	KID     uint64            `json:"kid"`
 	Boxes   map[string]string `json:"boxes,omitempty"`
+	// Admission ("admit"), Roster ("roster") and Identity ("refuse"):
+	// admission by members (members.go).
+	Admission string `json:"admission,omitempty"`
+	Roster    string `json:"roster,omitempty"`
+	Identity  string `json:"identity,omitempty"`
 }
 
 // notifyLocked wakes those waiting on Changed. Called with s.mu held.
@@ -516,6 +546,9 @@ func (s *Session) Close() {
 	s.closed = true
 	if s.timer != nil {
 		s.timer.Stop()
+	}
+	if s.adm != nil && s.adm.timer != nil {
+		s.adm.timer.Stop()
 	}
 	for _, r := range s.members {
 		s.dropMemberLocked(r)

@@ -123,6 +123,17 @@ func (s *Session) HandleMessage(from string, data []byte) error {
 			s.switchLocked()
 		}
 		return nil
+	case "admit", "refuse", "roster":
+		if s.adm == nil {
+			return nil // admission is off here
+		}
+		switch m.Type {
+		case "admit":
+			return s.handleAdmission(from, m)
+		case "refuse":
+			return s.handleRefusal(from, m)
+		}
+		return s.handleRoster(from, m)
 	default:
 		return s.bad(from, fmt.Errorf("unknown type %q", m.Type))
 	}

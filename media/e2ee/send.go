@@ -16,6 +16,16 @@ import (
 // change and returns the send to make once s.mu is released. fresh: a
 // member left, so the new key must not be derivable from any earlier one.
 func (s *Session) rekeyLocked(fresh bool) func() {
+	if a := s.adm; a != nil && a.hold {
+		// Rosters disagree (or this participant is not admitted yet):
+		// no new key goes out until they agree (members.go).
+		a.rekeyDue = true
+		a.rekeyFresh = a.rekeyFresh || fresh
+		return nil
+	} else if a != nil {
+		fresh = fresh || a.rekeyFresh
+		a.rekeyDue, a.rekeyFresh = false, false
+	}
 	latest := s.cur
 	if s.next != nil {
 		latest = s.next
