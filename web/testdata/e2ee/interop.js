@@ -13,6 +13,8 @@ import { KeySession } from "/sdk/e2ee/keys.js";
 import { FrameCrypto, isNoKey } from "/sdk/e2ee/transform.js";
 import { IndexedDBStore, MemoryStore, checkKey } from "/sdk/e2ee/store.js";
 import { skeleton } from "/sdk/e2ee/skeleton.js";
+import { admit, checkAdmission, parseAdmission } from "/sdk/e2ee/admission.js";
+import { diffRosters, parseRoster, sameParticipants, signRoster } from "/sdk/e2ee/roster.js";
 import { fromHex, toHex } from "./hex.js";
 
 /**
@@ -151,6 +153,77 @@ async function privateKeyReport(key) {
 
 /** @type {Map<string, TestSession>} */
 const sessions = new Map();
+
+// Admissions and roster views as TestBrowserAdmissionInterop passes them:
+// names, rooms and keys in hex (names as their UTF-8 bytes, so that the
+// test compares bytes, whatever JSON does to strings), 64-bit integers as
+// decimal strings.
+
+const utf8 = new TextEncoder();
+const strictUTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** @param {string} h UTF-8 bytes in hex */
+function textOf(h) {
+  return strictUTF8.decode(fromHex(h));
+}
+
+/** @param {string} s */
+function hexText(s) {
+  return toHex(utf8.encode(s));
+}
+
+/**
+ * A decimal integer as admit and signRoster take it: a Number when it is
+ * a safe integer (the usual case, tested as such), a bigint otherwise.
+ * @param {string} d
+ * @returns {number|bigint}
+ */
+function intOf(d) {
+  const b = BigInt(d);
+  return b >= BigInt(Number.MIN_SAFE_INTEGER) && b <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : b;
+}
+
+/**
+ * @typedef {object} HexAdmission
+ * @property {string} room
+ * @property {string} admitter
+ * @property {string} [admitterKey] left out: the signer's
+ * @property {string} admitted
+ * @property {string} admittedKey
+ * @property {string} time decimal
+ * @property {string} [timeType] "number" or "bigint", as parseAdmission returned it
+ */
+
+/**
+ * @param {import("/sdk/e2ee/admission.js").Admission} a
+ * @returns {HexAdmission}
+ */
+function toHexAdmission(a) {
+  return {
+    room: hexText(a.room),
+    admitter: hexText(a.admitter),
+    admitterKey: toHex(a.admitterKey),
+    admitted: hexText(a.admitted),
+    admittedKey: toHex(a.admittedKey),
+    time: String(a.time),
+    timeType: typeof a.time,
+  };
+}
+
+/**
+ * @typedef {{name: string, key: string, keySeq: string}} HexEntry
+ * @typedef {{room: string, member: string, memberKey?: string, viewSeq: string, entries: HexEntry[]}} HexView
+ */
+
+/** @param {HexEntry} e */
+function fromHexEntry(e) {
+  return { name: textOf(e.name), key: fromHex(e.key), keySeq: intOf(e.keySeq) };
+}
+
+/** @param {{name: string, key: Uint8Array, keySeq: bigint|number}} e */
+function toHexEntry(e) {
+  return { name: hexText(e.name), key: toHex(e.key), keySeq: String(e.keySeq) };
+}
 
 /** @param {string} name */
 function session(name) {
@@ -730,6 +803,113 @@ const e2eeTest = {
     } finally {
       /** @type {any} */ (crypto).getRandomValues = real;
     }
+  },
+
+  /**
+   * Signs an admission as the identity kept under signer: {value: text},
+   * or {error, message}.
+   * @param {string} signer
+   * @param {HexAdmission} a
+   */
+  admit(signer, a) {
+    return attempt(async () => {
+      /** @type {import("/sdk/e2ee/admission.js").AdmissionInput} */
+      const input = {
+        room: textOf(a.room),
+        admitter: textOf(a.admitter),
+        admitted: textOf(a.admitted),
+        admittedKey: fromHex(a.admittedKey),
+        time: intOf(a.time),
+      };
+      if (a.admitterKey !== undefined) {
+        input.admitterKey = fromHex(a.admitterKey);
+      }
+      return admit(keysOf(signer).identity, input);
+    });
+  },
+
+  /**
+   * Parses each admission: {value: HexAdmission}, or {error, message}.
+   * @param {string[]} list
+   */
+  async parseAdmissions(list) {
+    const out = [];
+    for (const s of list) {
+      out.push(await attempt(async () => toHexAdmission(await parseAdmission(s))));
+    }
+    return out;
+  },
+
+  /**
+   * Parses admission text, then checks it against each case: {} when
+   * checkAdmission takes it, {error, message} otherwise. now and maxAge
+   * are decimal: with a ".", passed as a Number (fractions of a
+   * millisecond), else as a bigint; "NaN" and "Infinity" as Numbers.
+   * @param {string} text
+   * @param {{room: string, now: string, maxAge: string}[]} cases
+   */
+  async checkAdmissions(text, cases) {
+    const a = await parseAdmission(text);
+    /** @param {string} d */
+    const num = (d) => (/^-?\d+$/.test(d) ? BigInt(d) : Number(d));
+    return Promise.all(cases.map((c) => attempt(() => void checkAdmission(a, textOf(c.room), num(c.now), num(c.maxAge)))));
+  },
+
+  /**
+   * Signs a roster view as the identity kept under signer: {value: text},
+   * or {error, message}.
+   * @param {string} signer
+   * @param {HexView} v
+   */
+  signRoster(signer, v) {
+    return attempt(async () => {
+      /** @type {import("/sdk/e2ee/roster.js").RosterView} */
+      const view = { room: textOf(v.room), member: textOf(v.member), viewSeq: intOf(v.viewSeq), entries: v.entries.map(fromHexEntry) };
+      if (v.memberKey !== undefined) {
+        view.memberKey = fromHex(v.memberKey);
+      }
+      return signRoster(keysOf(signer).identity, view);
+    });
+  },
+
+  /**
+   * Parses each roster view: {value: HexView}, or {error, message}.
+   * @param {string[]} list
+   */
+  async parseRosters(list) {
+    const out = [];
+    for (const s of list) {
+      out.push(
+        await attempt(async () => {
+          const v = await parseRoster(s);
+          if (typeof v.viewSeq !== "bigint" || v.entries.some((e) => typeof e.keySeq !== "bigint")) {
+            throw new Error("parseRoster returned a sequence number that is not a bigint");
+          }
+          return { room: hexText(v.room), member: hexText(v.member), memberKey: toHex(v.memberKey), viewSeq: String(v.viewSeq), entries: v.entries.map(toHexEntry) };
+        }),
+      );
+    }
+    return out;
+  },
+
+  /**
+   * diffRosters and sameParticipants (both ways) of each pair of entry
+   * lists.
+   * @param {{a: HexEntry[], b: HexEntry[]}[]} pairs
+   */
+  diffRosters(pairs) {
+    return pairs.map((p) => {
+      const a = { entries: p.a.map(fromHexEntry) };
+      const b = { entries: p.b.map(fromHexEntry) };
+      const before = JSON.stringify([p.a, p.b]);
+      const { onlyA, onlyB } = diffRosters(a, b);
+      const out = { same: sameParticipants(a, b), sameSwapped: sameParticipants(b, a), onlyA: onlyA.map(toHexEntry), onlyB: onlyB.map(toHexEntry) };
+      // The results are copies: changing them changes neither view.
+      for (const e of [...onlyA, ...onlyB]) {
+        e.key.fill(0);
+      }
+      return { ...out, untouched: JSON.stringify([a.entries.map(toHexEntry), b.entries.map(toHexEntry)]) === before };
+    });
   },
 
   /** @param {string} name */
