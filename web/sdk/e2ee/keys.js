@@ -44,9 +44,31 @@
  * A KeySession works through one operation at a time (the WebCrypto calls
  * are asynchronous; Go's Session holds a lock instead), in the order the
  * calls were made.
+ *
+ * With the admission option (Go's Options.Admission; E2EE always sets it)
+ * the rules of docs/E2EE.md, "Admission and rosters", apply, as in
+ * media/e2ee/members.go: the participants setMembers lists are only
+ * candidates, who get this session's keys once a member admits them with
+ * a signed admission (or, for those listed when this session joined, once
+ * they send a signed roster view of their own); every member signs its
+ * view of the call whenever its set of members changes; and no new key
+ * goes out while any member's latest view lists other people than this
+ * session's, an alert ("rostermismatch") following after rosterTimeoutMs.
+ * Three more messages travel, as Go marshals them:
+ *
+ *   {"sotto_e2ee":2,"type":"admit","kid":0,"admission":"sotto-admit-v1:…"}
+ *   {"sotto_e2ee":2,"type":"roster","kid":0,"roster":"sotto-roster-v1:…"}
+ *   {"sotto_e2ee":2,"type":"refuse","kid":0,"identity":NAME}
+ *
+ * ("kid":0 because Go's keyMessage struct always writes its kid; nobody
+ * reads it for these types, and both sides take them with or without it).
+ * Without the option, the session counts everyone listed as a member, as
+ * before admission existed (the low-level interop tests use that).
  */
 
 import { base64urlDecode, base64urlEncode, equalBytes, parseAnnouncement } from "./identity.js";
+import { admit, checkAdmission, compareBytes, parseAdmission } from "./admission.js";
+import { diffRosters, parseRoster, signRoster } from "./roster.js";
 import { openKeyBox, sealKeyBox } from "./seal.js";
 import { safetyNumber, verificationCode } from "./safety.js";
 import { ratchet, suiteParams, AES_128_GCM_SHA256_128 } from "./sframe.js";
@@ -75,6 +97,14 @@ const MAX_RETIRED = 256;
 const MAX_NAME_BYTES = 0xffff;
 const utf8 = new TextEncoder();
 const KEY_MESSAGE_VERSION = 2;
+
+/** How long members' views may disagree before the alert (Go's DefaultRosterTimeout). */
+export const DEFAULT_ROSTER_TIMEOUT_MS = 5000;
+/** How far an admission's time may be from this clock (Go's DefaultAdmissionAge). */
+export const DEFAULT_ADMISSION_AGE_MS = 2 * 60 * 1000;
+// Admissions kept until their admitter or admitted participant is known
+// (Go's maxPendingAdmissions).
+const MAX_PENDING_ADMISSIONS = 64;
 
 /**
  * Where a KeySession puts the keys frames need: FrameCrypto, or the proxy
@@ -125,9 +155,88 @@ const KEY_MESSAGE_VERSION = 2;
  * A key-management message as it travels.
  * @typedef {object} KeyMessage
  * @property {number} sotto_e2ee always 2
- * @property {"key"|"key_ack"} type
- * @property {number} kid
+ * @property {"key"|"key_ack"|"admit"|"roster"|"refuse"} type
+ * @property {number} kid 0 in "admit", "roster" and "refuse"
  * @property {Record<string, string>} [boxes] only in "key": recipient identity to base64url(box)
+ * @property {string} [admission] only in "admit": "sotto-admit-v1:…"
+ * @property {string} [roster] only in "roster": "sotto-roster-v1:…"
+ * @property {string} [identity] only in "refuse": the participant refused
+ */
+
+/**
+ * Where a participant stands in a session's eyes (Go's ParticipantState):
+ * "waiting" to be admitted, "member", or "refused" (waiting, and a member
+ * said no; another may still admit it).
+ * @typedef {"waiting"|"member"|"refused"} AdmissionState
+ */
+
+/**
+ * What a MembershipEvent reports (Go's MembershipEventKind):
+ * "waiting" (identity, identityKey) a participant waits to be admitted,
+ * also one present at join once this session is admitted, if its view has
+ * not come; "admitted" (identity, identityKey, by: "" for one present at
+ * join that sent its view) it became a member; "refused" (identity,
+ * identityKey, by) a member refused it; "selfadmitted" (by: "" when the
+ * call was empty, or everyone who could admit left) this participant was
+ * admitted; "selfrefused" (by); "rostermismatch" (mismatches) the members'
+ * views have disagreed with this session's for rosterTimeoutMs, repeated
+ * when what differs changes; "rosteragreed" after it, they agree again.
+ * @typedef {"waiting"|"admitted"|"refused"|"selfadmitted"|"selfrefused"|"rostermismatch"|"rosteragreed"} MembershipEventKind
+ */
+
+/**
+ * One member whose latest view differs from this session's (Go's
+ * RosterMismatch): missing when no view of it came since it became a
+ * member; else the participants only its view lists (onlyTheirs) and only
+ * this session's does (onlyMine), sorted by name, then key.
+ * @typedef {object} RosterMismatch
+ * @property {string} member
+ * @property {boolean} missing
+ * @property {import("./roster.js").RosterEntry[]} onlyTheirs
+ * @property {import("./roster.js").RosterEntry[]} onlyMine
+ */
+
+/**
+ * One change of who is admitted, or of whether the members' views agree
+ * (Go's MembershipEvent). Fields a kind does not use are "", null or [].
+ * @typedef {object} MembershipEvent
+ * @property {MembershipEventKind} kind
+ * @property {string} identity
+ * @property {Uint8Array<ArrayBuffer>|null} identityKey
+ * @property {string} by
+ * @property {RosterMismatch[]} mismatches
+ */
+
+/**
+ * Turns admission by members on (Go's AdmissionOptions).
+ * @typedef {object} AdmissionOptions
+ * @property {(e: MembershipEvent) => void} [onEvent] told every admission and roster event, in order, at the end
+ *   of the operation that caused it (calls it makes to the session run after that operation)
+ * @property {number} [rosterTimeoutMs] how long the members' views may disagree with this session's (a view
+ *   missing counts) before the alert: DEFAULT_ROSTER_TIMEOUT_MS by default
+ * @property {number} [maxAgeMs] how far an admission's time may be from this clock: DEFAULT_ADMISSION_AGE_MS
+ * @property {() => number} [now] the clock, Unix milliseconds: Date.now by default
+ */
+
+/**
+ * One participant the node lists, as a session with admission sees it
+ * (Go's ParticipantStatus).
+ * @typedef {object} ParticipantStatus
+ * @property {string} identity
+ * @property {Uint8Array<ArrayBuffer>} identityKey the identity key its announcement carries
+ * @property {AdmissionState} state
+ * @property {string} by who admitted it (member; "" for one present at join) or refused it (refused)
+ * @property {boolean} root listed when this session joined
+ */
+
+/**
+ * A session's standing in the call (Go's RosterStatus).
+ * @typedef {object} RosterStatus
+ * @property {boolean} admitted this participant is a member
+ * @property {boolean} refused a member refused this participant (and none admitted it)
+ * @property {boolean} agreed every member's latest view lists the same people as this session's: keys flow only then
+ * @property {boolean} alert views have disagreed for longer than rosterTimeoutMs
+ * @property {RosterMismatch[]} mismatches the members whose view is missing or differs, now
  */
 
 /**
@@ -145,7 +254,38 @@ const KEY_MESSAGE_VERSION = 2;
  * @property {(e: KeyEvent) => void} [keyLog] told every base key made or received; tests only
  * @property {Logger} [logger] console by default
  * @property {boolean} [publishing] start as a participant that publishes (as if startPublishing had been called)
+ * @property {AdmissionOptions|null} [admission] admission by members and roster checks (Go's Options.Admission):
+ *   null or absent leaves it off, so that everyone setMembers lists is a member; every participant of a call
+ *   must use the same setting, and E2EE always turns it on
  */
+
+/**
+ * What admit and refuse reject with while this participant is not a member
+ * itself: its admissions would count with nobody (Go's ErrNotAdmitted).
+ */
+export class NotAdmittedError extends Error {
+  constructor() {
+    super("e2ee: this participant is not admitted yet");
+    this.name = "NotAdmittedError";
+  }
+}
+
+/**
+ * What admit and refuse reject with for someone not waiting here: unknown,
+ * gone, or a member already (Go's ErrNotWaiting).
+ */
+export class NotWaitingError extends Error {
+  /** @param {string} identity */
+  constructor(identity) {
+    super(`e2ee: no such participant waiting: ${JSON.stringify(identity)}`);
+    this.name = "NotWaitingError";
+    /**
+     * The participant named.
+     * @readonly
+     */
+    this.identity = identity;
+  }
+}
 
 /** A relay message that is not a key-management message (Go's ErrNotKeyMessage). */
 export class NotKeyMessageError extends Error {
@@ -188,7 +328,7 @@ export function isKeyMessage(data) {
  * null where Go's would fail (a field of the wrong type): such a message
  * is not a key message and is ignored, as in Go.
  * @param {unknown} data
- * @returns {{version: number, type: string, kid: number, boxes: Record<string, string>}|null}
+ * @returns {DecodedMessage|null}
  */
 function decodeKeyMessage(data) {
   if (typeof data === "string") {
@@ -226,8 +366,127 @@ function decodeKeyMessage(data) {
     }
     bx[k] = v;
   }
-  return { version, type, kid, boxes: bx };
+  const admission = d.admission ?? "";
+  const roster = d.roster ?? "";
+  const identity = d.identity ?? "";
+  if (typeof admission !== "string" || typeof roster !== "string" || typeof identity !== "string") {
+    return null;
+  }
+  return { version, type, kid, boxes: bx, admission, roster, identity };
 }
+
+/**
+ * A key-management message as decodeKeyMessage reads it (Go's keyMessage).
+ * @typedef {object} DecodedMessage
+ * @property {number} version
+ * @property {string} type
+ * @property {number} kid
+ * @property {Record<string, string>} boxes
+ * @property {string} admission
+ * @property {string} roster
+ * @property {string} identity
+ */
+
+/**
+ * Compares strings by their UTF-8 bytes, as Go compares strings.
+ * @param {string} a
+ * @param {string} b
+ * @returns {number}
+ */
+function compareNames(a, b) {
+  return compareBytes(utf8.encode(a), utf8.encode(b));
+}
+
+/**
+ * The key of an (identity, identity key) pair in maps (Go's pairKey).
+ * @param {string} identity
+ * @param {Uint8Array} key
+ * @returns {string}
+ */
+function pairKey(identity, key) {
+  return `${identity}\u0000${hex(key)}`;
+}
+
+/**
+ * A roster entry with its key copied.
+ * @param {import("./roster.js").RosterEntry} e
+ * @returns {import("./roster.js").RosterEntry}
+ */
+function copyEntry(e) {
+  return { name: e.name, key: e.key.slice(), keySeq: e.keySeq };
+}
+
+/**
+ * A copy of mismatches, keys and all.
+ * @param {RosterMismatch[]} ms
+ * @returns {RosterMismatch[]}
+ */
+function copyMismatches(ms) {
+  return ms.map((m) => ({ member: m.member, missing: m.missing, onlyTheirs: m.onlyTheirs.map(copyEntry), onlyMine: m.onlyMine.map(copyEntry) }));
+}
+
+/**
+ * Whether x and y list the same (name, key) pairs in the same order (Go's
+ * sameEntries); y null is no list at all.
+ * @param {{name: string, key: Uint8Array}[]} x
+ * @param {{name: string, key: Uint8Array}[]|null} y
+ * @returns {boolean}
+ */
+function sameEntries(x, y) {
+  return y !== null && x.length === y.length && x.every((e, i) => e.name === y[i].name && equalBytes(e.key, y[i].key));
+}
+
+/**
+ * Go's sameMismatches.
+ * @param {RosterMismatch[]} x
+ * @param {RosterMismatch[]|null} y
+ * @returns {boolean}
+ */
+function sameMismatches(x, y) {
+  return (
+    y !== null &&
+    x.length === y.length &&
+    x.every((m, i) => m.member === y[i].member && m.missing === y[i].missing && sameEntries(m.onlyTheirs, y[i].onlyTheirs) && sameEntries(m.onlyMine, y[i].onlyMine))
+  );
+}
+
+/**
+ * A participant the node lists, in admission mode (Go's candidate).
+ * @typedef {object} Candidate
+ * @property {Peer} peer
+ * @property {import("./identity.js").Announcement} ann
+ * @property {AdmissionState} state
+ * @property {string} by
+ * @property {boolean} root
+ * @property {import("./roster.js").ParsedRosterView|null} view its latest valid view
+ */
+
+/**
+ * The admission state of a KeySession (Go's admission).
+ * @typedef {object} AdmissionData
+ * @property {(e: MembershipEvent) => void} onEvent
+ * @property {number} rosterTimeoutMs
+ * @property {number} maxAgeMs
+ * @property {() => number} now
+ * @property {boolean} joined the first list (the roots) was taken
+ * @property {boolean} admitted
+ * @property {string} refused who refused this participant, while waiting
+ * @property {Map<string, Candidate>} cands
+ * @property {Set<string>} remembered the (identity, key) pairs admitted during this session
+ * @property {import("./admission.js").Admission[]} pending valid admissions waiting for their admitter or admitted
+ * @property {bigint} viewSeq
+ * @property {import("./roster.js").RosterEntry[]|null} lastView participants of the last view signed
+ * @property {KeyMessage|null} viewMsg
+ * @property {Map<string, bigint>} viewSeqs highest view_seq per identity and key
+ * @property {boolean} hold no new key goes out (not admitted, or views disagree)
+ * @property {boolean} rekeyDue
+ * @property {boolean} rekeyFresh
+ * @property {number|null} since views disagree since (ms); null while they agree
+ * @property {ReturnType<typeof setTimeout>|null} timer
+ * @property {boolean} alert
+ * @property {RosterMismatch[]|null} alerted the mismatches last reported
+ * @property {MembershipEvent[]} events
+ */
 
 /**
  * The KID a sender with tag uses in epoch: tag << 8 | epoch & 0xff.
@@ -376,6 +635,35 @@ export class KeySession {
      * participant's sessions
      */
     this.seq = BigInt(Date.now()) * 1000n;
+    /** @private @type {AdmissionData|null} admission by members; null without opts.admission */
+    this.adm = null;
+    if (opts.admission) {
+      const o = opts.admission;
+      this.adm = {
+        onEvent: typeof o.onEvent === "function" ? o.onEvent : () => {},
+        rosterTimeoutMs: o.rosterTimeoutMs && o.rosterTimeoutMs > 0 ? o.rosterTimeoutMs : DEFAULT_ROSTER_TIMEOUT_MS,
+        maxAgeMs: o.maxAgeMs && o.maxAgeMs > 0 ? o.maxAgeMs : DEFAULT_ADMISSION_AGE_MS,
+        now: typeof o.now === "function" ? o.now : Date.now,
+        joined: false,
+        admitted: false,
+        refused: "",
+        cands: new Map(),
+        remembered: new Set(),
+        pending: [],
+        viewSeq: 0n,
+        lastView: null,
+        viewMsg: null,
+        viewSeqs: new Map(),
+        hold: true,
+        rekeyDue: false,
+        rekeyFresh: false,
+        since: null,
+        timer: null,
+        alert: false,
+        alerted: null,
+        events: [],
+      };
+    }
 
     /** @private */
     this.tag = 0;
@@ -418,9 +706,46 @@ export class KeySession {
    * @private
    */
   run(op) {
-    const p = this.queue.then(op);
+    const p = this.queue.then(op).finally(() => this.deliverEvents());
     this.queue = p.catch(() => {});
     return p;
+  }
+
+  /**
+   * Hands the membership events an operation queued to onEvent, in order
+   * (Go's deliverEvents). A handler that throws is logged; the others
+   * still get theirs.
+   * @private
+   */
+  deliverEvents() {
+    const a = this.adm;
+    if (!a) {
+      return;
+    }
+    while (a.events.length > 0) {
+      const e = /** @type {MembershipEvent} */ (a.events.shift());
+      try {
+        a.onEvent(e);
+      } catch (err) {
+        this.log.error("e2ee: membership event handler failed", String(err));
+      }
+    }
+  }
+
+  /**
+   * Queues a membership event for the end of the operation (Go's emit).
+   * @param {MembershipEventKind} kind
+   * @param {{identity?: string, identityKey?: Uint8Array<ArrayBuffer>|null, by?: string, mismatches?: RosterMismatch[]}} [f]
+   * @private
+   */
+  emit(kind, f = {}) {
+    /** @type {AdmissionData} */ (this.adm).events.push({
+      kind,
+      identity: f.identity ?? "",
+      identityKey: f.identityKey ? f.identityKey.slice() : null,
+      by: f.by ?? "",
+      mismatches: f.mismatches ? copyMismatches(f.mismatches) : [],
+    });
   }
 
   /** @private */
@@ -532,7 +857,10 @@ export class KeySession {
    * whose identity is longer than a key box can name (65535 UTF-8 bytes),
    * and new senders once the session remembers MAX_SENDER_RECORDS for
    * replay protection. Key messages kept from new members are opened.
-   * Resolves to whether the membership changed.
+   * With admission, those listed are candidates: members only once
+   * admitted (the first list after the start or a rejoin names this
+   * participant's roots; an empty one makes it a member at once).
+   * Resolves to whether the membership (of those who get keys) changed.
    * @param {ReadonlyArray<Peer>|null} peers
    * @returns {Promise<boolean>}
    */
@@ -550,6 +878,9 @@ export class KeySession {
     if (this.closed) {
       return false;
     }
+    if (this.adm) {
+      return this.list(peers);
+    }
     /** @type {Map<string, Peer>} */
     const want = new Map();
     for (const m of peers) {
@@ -557,6 +888,23 @@ export class KeySession {
         want.set(m.identity, m);
       }
     }
+    const { removed, added } = await this.applyMembers(want);
+    if ((removed || added) && this.publishing) {
+      await this.rekey(removed);
+    }
+    await this.drainEarly();
+    return removed || added;
+  }
+
+  /**
+   * Makes the members those of want (by identity, with the announcement
+   * each carried; ann, when given, is that announcement parsed), and
+   * reports whether anyone was removed or added (Go's applyMembersLocked).
+   * @param {Map<string, Peer & {ann?: import("./identity.js").Announcement}>} want
+   * @returns {Promise<{removed: boolean, added: boolean}>}
+   * @private
+   */
+  async applyMembers(want) {
     let removed = false;
     let added = false;
     for (const [id, r] of [...this.members]) {
@@ -570,12 +918,14 @@ export class KeySession {
       if (this.members.has(id)) {
         continue;
       }
-      let ann;
-      try {
-        ann = await parseAnnouncement(m.publicKey);
-      } catch (err) {
-        this.log.warn("e2ee: member without a usable public key is left out", id, String(err));
-        continue;
+      let ann = m.ann;
+      if (!ann) {
+        try {
+          ann = await parseAnnouncement(m.publicKey);
+        } catch (err) {
+          this.log.warn("e2ee: member without a usable public key is left out", id, String(err));
+          continue;
+        }
       }
       const bytes = utf8.encode(id).length;
       if (bytes > MAX_NAME_BYTES) {
@@ -601,11 +951,7 @@ export class KeySession {
       });
       added = true;
     }
-    if ((removed || added) && this.publishing) {
-      await this.rekey(removed);
-    }
-    await this.drainEarly();
-    return removed || added;
+    return { removed, added };
   }
 
   /**
@@ -735,6 +1081,18 @@ export class KeySession {
    * @private
    */
   async rekey(fresh) {
+    const a = this.adm;
+    if (a && a.hold) {
+      // Views disagree (or this participant is not admitted yet): no new
+      // key goes out until they agree (sync sends it then).
+      a.rekeyDue = true;
+      a.rekeyFresh = a.rekeyFresh || fresh;
+      return;
+    } else if (a) {
+      fresh = fresh || a.rekeyFresh;
+      a.rekeyDue = false;
+      a.rekeyFresh = false;
+    }
     const latest = this.next ?? this.cur;
     if (this.members.size === 0) {
       // Nobody to tell. A fresh key still matters: a leaver had the
@@ -899,6 +1257,19 @@ export class KeySession {
             await this.switchNow();
           }
           return;
+        case "admit":
+        case "refuse":
+        case "roster":
+          if (!this.adm) {
+            return; // admission is off here
+          }
+          if (m.type === "admit") {
+            return this.handleAdmission(from, m);
+          }
+          if (m.type === "refuse") {
+            return this.handleRefusal(from, m);
+          }
+          return this.handleRoster(from, m);
         default:
           throw this.bad(from, `unknown type ${JSON.stringify(m.type)}`);
       }
@@ -1127,6 +1498,581 @@ export class KeySession {
     });
   }
 
+  // ---- Admission by members and roster views (Go's members.go) ----------
+
+  /**
+   * Tells a session with admission that this participant joined the call
+   * again (after a reconnect): it is waiting again, and the next
+   * setMembers lists its roots (Go's Rejoin). What it remembers (who was
+   * admitted, the highest sequence numbers seen) stays. Without
+   * admission, it does nothing.
+   * @returns {Promise<void>}
+   */
+  rejoin() {
+    return this.run(async () => {
+      const a = this.adm;
+      if (!a || this.closed) {
+        return;
+      }
+      a.joined = false;
+      a.admitted = false;
+      a.refused = "";
+      a.cands.clear();
+      a.pending = [];
+      a.lastView = null;
+      a.viewMsg = null;
+      // Not in Go's Rejoin: how long views disagreed before this
+      // participant left says nothing of the call it joins again; kept,
+      // it would raise the alert as soon as this participant is admitted
+      // again, before its roots' views could come.
+      a.since = null;
+      this.stopRosterTimer();
+      await this.sync();
+    });
+  }
+
+  /**
+   * Takes the node's list of participants in admission mode (Go's
+   * listLocked): candidates, the first list's roots, newcomers waiting.
+   * @param {Peer[]} peers
+   * @returns {Promise<boolean>} whether the members changed
+   * @private
+   */
+  async list(peers) {
+    const a = /** @type {AdmissionData} */ (this.adm);
+    /** @type {Map<string, Peer>} */
+    const want = new Map();
+    for (const m of peers) {
+      if (m.identity !== this.self) {
+        want.set(m.identity, m);
+      }
+    }
+    const first = !a.joined;
+    a.joined = true;
+    for (const [id, c] of [...a.cands]) {
+      const m = want.get(id);
+      if (!m || m.publicKey !== c.peer.publicKey) {
+        a.cands.delete(id);
+      }
+    }
+    /** @type {string[]} */
+    const newcomers = [];
+    for (const [id, m] of want) {
+      if (a.cands.has(id)) {
+        continue;
+      }
+      let ann;
+      try {
+        ann = await parseAnnouncement(m.publicKey);
+      } catch (err) {
+        this.log.warn("e2ee: participant without a usable public key is left out", id, String(err));
+        continue;
+      }
+      a.cands.set(id, { peer: m, ann, state: "waiting", by: "", root: first, view: null });
+      newcomers.push(id);
+    }
+    newcomers.sort(compareNames);
+    if (first && a.cands.size === 0) {
+      // Alone in the call: nobody can admit this participant, and nobody
+      // else is there to admit.
+      this.selfAdmitted("");
+    }
+    for (const id of newcomers) {
+      const c = /** @type {Candidate} */ (a.cands.get(id));
+      if (a.admitted && a.remembered.has(pairKey(id, c.ann.identity))) {
+        // Admitted before in this session: admitted again.
+        try {
+          this.sendMessage(null, await this.admitCandidate(c));
+          continue;
+        } catch (err) {
+          this.log.error("e2ee: cannot admit a participant again", id, String(err));
+        }
+      }
+      if (first) {
+        // Present already: a member once its view arrives, or shown as
+        // waiting when this participant is admitted.
+        continue;
+      }
+      this.emit("waiting", { identity: id, identityKey: c.ann.identity });
+      if (a.admitted && a.viewMsg !== null) {
+        // A newcomer learns who this member counts as admitted.
+        this.sendMessage([id], a.viewMsg);
+      }
+    }
+    if (!a.admitted && a.cands.size === 0 && !first) {
+      // Everyone who could have admitted this participant left.
+      this.selfAdmitted("");
+    }
+    const changed = await this.sync();
+    await this.drainEarly();
+    return changed;
+  }
+
+  /**
+   * Makes c a member on this session's own authority and returns the
+   * signed admission to send to everyone (Go's admitLocked).
+   * @param {Candidate} c
+   * @returns {Promise<KeyMessage>}
+   * @private
+   */
+  async admitCandidate(c) {
+    const a = /** @type {AdmissionData} */ (this.adm);
+    const admission = await admit(this.identity, {
+      room: this.room,
+      admitter: this.self,
+      admitterKey: this.selfPub,
+      admitted: c.peer.identity,
+      admittedKey: c.ann.identity,
+      time: Math.floor(a.now()),
+    });
+    this.makeMember(c, this.self);
+    return { sotto_e2ee: KEY_MESSAGE_VERSION, type: "admit", kid: 0, admission };
+  }
+
+  /**
+   * Makes this participant a member (by: who admitted it, "" if nobody
+   * could) and shows it everyone still waiting, whom it may now admit
+   * (Go's selfAdmittedLocked).
+   * @param {string} by
+   * @private
+   */
+  selfAdmitted(by) {
+    const a = /** @type {AdmissionData} */ (this.adm);
+    a.admitted = true;
+    a.refused = "";
+    this.emit("selfadmitted", { by });
+    const ids = [...a.cands].filter(([, c]) => c.state !== "member").map(([id]) => id);
+    ids.sort(compareNames);
+    for (const id of ids) {
+      this.emit("waiting", { identity: id, identityKey: /** @type {Candidate} */ (a.cands.get(id)).ann.identity });
+    }
+  }
+
+  /**
+   * @param {Candidate} c
+   * @param {string} by
+   * @private
+   */
+  makeMember(c, by) {
+    const a = /** @type {AdmissionData} */ (this.adm);
+    c.state = "member";
+    c.by = by;
+    a.remembered.add(pairKey(c.peer.identity, c.ann.identity));
+    this.emit("admitted", { identity: c.peer.identity, identityKey: c.ann.identity, by });
+  }
+
+  /**
+   * The candidate identity names if admit or refuse may act on it, or
+   * throws what they reject with.
+   * @param {string} identity
+   * @returns {Candidate}
+   * @private
+   */
+  waitingCandidate(identity) {
+    const a = this.adm;
+    if (!a) {
+      throw new Error("e2ee: admission is off (the admission option)");
+    }
+    if (!a.admitted) {
+      throw new NotAdmittedError();
+    }
+    const c = a.cands.get(identity);
+    if (!c || c.state === "member") {
+      throw new NotWaitingError(identity);
+    }
+    return c;
+  }
+
+  /**
+   * Admits a waiting (or refused) participant (Go's Admit): it becomes a
+   * member here, and a signed admission goes to everyone, which makes it a
+   * member for every member that counts this participant as one. Rejects
+   * with NotAdmittedError while this participant is not a member itself,
+   * and NotWaitingError for an identity not waiting (unknown, gone, or a
+   * member already).
+   * @param {string} identity
+   * @returns {Promise<void>}
+   */
+  admit(identity) {
+    const id = String(identity);
+    return this.run(async () => {
+      const c = this.waitingCandidate(id);
+      this.sendMessage(null, await this.admitCandidate(c));
+      await this.sync();
+      await this.drainEarly();
+    });
+  }
+
+  /**
+   * Refuses a waiting participant (Go's Refuse): it stays out here, and
+   * everyone is told this member refused it (unsigned: a node could forge
+   * or drop that, which shows a participant as refused or waiting, never
+   * admits one). Rejects as admit does.
+   * @param {string} identity
+   * @returns {Promise<void>}
+   */
+  refuse(identity) {
+    const id = String(identity);
+    return this.run(() => {
+      const c = this.waitingCandidate(id);
+      c.state = "refused";
+      c.by = this.self;
+      this.emit("refused", { identity: id, identityKey: c.ann.identity, by: this.self });
+      this.sendMessage(null, { sotto_e2ee: KEY_MESSAGE_VERSION, type: "refuse", kid: 0, identity: id });
+    });
+  }
+
+  /**
+   * The participants the node lists, as this session sees them, sorted by
+   * identity (Go's Participants); empty without admission.
+   * @returns {ParticipantStatus[]}
+   */
+  participants() {
+    if (!this.adm) {
+      return [];
+    }
+    const ps = [...this.adm.cands.values()].map((c) => ({
+      identity: c.peer.identity,
+      identityKey: c.ann.identity.slice(),
+      state: c.state,
+      by: c.by,
+      root: c.root,
+    }));
+    return ps.sort((x, y) => compareNames(x.identity, y.identity));
+  }
+
+  /**
+   * This session's standing (Go's RosterStatus). Without admission,
+   * admitted and agreed.
+   * @returns {RosterStatus}
+   */
+  rosterStatus() {
+    const a = this.adm;
+    if (!a) {
+      return { admitted: true, refused: false, agreed: true, alert: false, mismatches: [] };
+    }
+    return {
+      admitted: a.admitted,
+      refused: !a.admitted && a.refused !== "",
+      agreed: a.admitted && !a.hold,
+      alert: a.alert,
+      mismatches: this.mismatches(),
+    };
+  }
+
+  /**
+   * Takes an "admit" message (Go's handleAdmission).
+   * @param {string} from
+   * @param {DecodedMessage} m
+   * @private
+   */
+  async handleAdmission(from, m) {
+    const a = /** @type {AdmissionData} */ (this.adm);
+    let adm;
+    try {
+      adm = await parseAdmission(m.admission);
+      checkAdmission(adm, this.room, a.now(), a.maxAgeMs);
+    } catch (err) {
+      throw this.bad(from, String(err));
+    }
+    if (this.closed) {
+      return;
+    }
+    if (a.pending.length >= MAX_PENDING_ADMISSIONS) {
+      a.pending.shift();
+    }
+    a.pending.push(adm);
+    await this.sync();
+    await this.drainEarly();
+  }
+
+  /**
+   * Applies every pending admission whose admitter is a member here and
+   * whose admitted participant is listed with the key named (or is this
+   * participant, with its key). Admissions of members already, or of this
+   * participant once admitted, are dropped; the others wait (bounded)
+   * until their time is up (Go's applyAdmissionsLocked).
+   * @private
+   */
+  applyAdmissions() {
+    const a = /** @type {AdmissionData} */ (this.adm);
+    for (let progress = true; progress; ) {
+      progress = false;
+      const now = a.now();
+      /** @type {import("./admission.js").Admission[]} */
+      const keep = [];
+      for (const adm of a.pending) {
+        try {
+          checkAdmission(adm, this.room, now, a.maxAgeMs);
+        } catch {
+          continue; // out of its time window
+        }
+        const admitter = a.cands.get(adm.admitter);
+        if (adm.admitter === this.self || !admitter || admitter.state !== "member" || !equalBytes(admitter.ann.identity, adm.admitterKey)) {
+          keep.push(adm); // not (yet) someone whose admissions count
+          continue;
+        }
+        if (adm.admitted === this.self) {
+          if (equalBytes(adm.admittedKey, this.selfPub) && !a.admitted) {
+            this.selfAdmitted(adm.admitter);
+            progress = true;
+          }
+          continue;
+        }
+        const c = a.cands.get(adm.admitted);
+        if (!c || !equalBytes(c.ann.identity, adm.admittedKey)) {
+          keep.push(adm); // the admitted one is not listed (yet) with that key
+          continue;
+        }
+        if (c.state !== "member") {
+          this.makeMember(c, adm.admitter);
+          progress = true;
+        }
+      }
+      a.pending = keep;
+    }
+  }
+
+  /**
+   * Takes a "roster" message (Go's handleRoster).
+   * @param {string} from
+   * @param {DecodedMessage} m
+   * @private
+   */
+  async handleRoster(from, m) {
+    const a = /** @type {AdmissionData} */ (this.adm);
+    let v;
+    try {
+      v = await parseRoster(m.roster);
+    } catch (err) {
+      throw this.bad(from, String(err));
+    }
+    if (this.closed) {
+      return;
+    }
+    const c = a.cands.get(v.member);
+    const k = pairKey(v.member, v.memberKey);
+    const last = a.viewSeqs.get(k) ?? 0n;
+    if (v.room !== this.room) {
+      throw this.bad(from, `roster view for room ${JSON.stringify(v.room)}`);
+    }
+    if (v.member !== from) {
+      throw this.bad(from, `roster view of ${JSON.stringify(v.member)}`);
+    }
+    if (!c || !equalBytes(c.ann.identity, v.memberKey)) {
+      throw this.bad(from, "roster view of someone not listed with that key");
+    }
+    if (v.viewSeq <= last) {
+      throw this.bad(from, `roster view ${v.viewSeq}, not above ${last}`, true);
+    }
+    if (a.viewSeqs.size < MAX_SENDER_RECORDS || a.viewSeqs.has(k)) {
+      a.viewSeqs.set(k, v.viewSeq);
+    }
+    c.view = v;
+    if (c.root && c.state !== "member") {
+      // Listed when this session joined and signing views: a member
+      // before this session came. If it is not one in the others' eyes,
+      // their views differ from this one's and the alert says so.
+      this.makeMember(c, "");
+    }
+    await this.sync();
+    await this.drainEarly();
+  }
+
+  /**
+   * Takes a "refuse" message (Go's handleRefusal): shown only when a
+   * member sent it.
+   * @param {string} from
+   * @param {DecodedMessage} m
+   * @private
+   */
+  handleRefusal(from, m) {
+    const a = /** @type {AdmissionData} */ (this.adm);
+    const by = a.cands.get(from);
+    if (this.closed || !by || by.state !== "member") {
+      return;
+    }
+    if (m.identity === this.self) {
+      if (!a.admitted && a.refused === "") {
+        a.refused = from;
+        this.emit("selfrefused", { by: from });
+      }
+      return;
+    }
+    const c = a.cands.get(m.identity);
+    if (c && c.state === "waiting") {
+      c.state = "refused";
+      c.by = from;
+      this.emit("refused", { identity: c.peer.identity, identityKey: c.ann.identity, by: from });
+    }
+  }
+
+  /**
+   * Brings everything in line with the candidates' states (Go's
+   * syncLocked): pending admissions, the key members, this session's
+   * signed view, the hold on keys and the alert. Resolves to whether the
+   * key members changed.
+   * @returns {Promise<boolean>}
+   * @private
+   */
+  async sync() {
+    const a = /** @type {AdmissionData} */ (this.adm);
+    this.applyAdmissions();
+    /** @type {Map<string, Peer & {ann: import("./identity.js").Announcement}>} */
+    const want = new Map();
+    if (a.admitted) {
+      for (const [id, c] of a.cands) {
+        if (c.state === "member") {
+          want.set(id, { identity: c.peer.identity, publicKey: c.peer.publicKey, ann: c.ann });
+        }
+      }
+    }
+    const { removed, added } = await this.applyMembers(want);
+    if (removed || added) {
+      a.rekeyDue = true;
+      a.rekeyFresh = a.rekeyFresh || removed;
+    }
+    if (a.admitted) {
+      const entries = this.entries();
+      if (!sameEntries(entries, a.lastView)) {
+        const micros = BigInt(Math.floor(a.now() * 1000));
+        a.viewSeq = a.viewSeq + 1n > micros ? a.viewSeq + 1n : micros;
+        try {
+          const roster = await signRoster(this.identity, { room: this.room, member: this.self, memberKey: this.selfPub, viewSeq: a.viewSeq, entries });
+          /** @type {KeyMessage} */
+          const msg = { sotto_e2ee: KEY_MESSAGE_VERSION, type: "roster", kid: 0, roster };
+          a.lastView = entries;
+          a.viewMsg = msg;
+          this.sendMessage(null, msg);
+        } catch (err) {
+          this.log.error("e2ee: cannot sign this participant's roster view", String(err));
+        }
+      }
+    }
+    // Keys flow only while every member's latest view lists the same
+    // people as this one.
+    const agreed = a.admitted && this.mismatches().length === 0;
+    a.hold = !agreed;
+    if (agreed) {
+      a.since = null;
+      this.stopRosterTimer();
+      if (a.alert) {
+        a.alert = false;
+        a.alerted = null;
+        this.emit("rosteragreed");
+      }
+      if (this.publishing && a.rekeyDue) {
+        await this.rekey(false);
+      }
+    } else if (a.admitted) {
+      const now = a.now();
+      if (a.since === null) {
+        a.since = now;
+      }
+      if (a.alert) {
+        this.reportMismatch();
+      } else if (a.timer === null) {
+        const timer = setTimeout(() => this.background(() => this.rosterTimeout(timer)), Math.max(0, a.rosterTimeoutMs - (now - a.since)));
+        a.timer = timer;
+      }
+    }
+    return removed || added;
+  }
+
+  /** @private */
+  stopRosterTimer() {
+    const a = this.adm;
+    if (a && a.timer !== null) {
+      clearTimeout(a.timer);
+      a.timer = null;
+    }
+  }
+
+  /**
+   * Raises the alert if views still disagree (Go's rosterTimeout).
+   * @param {ReturnType<typeof setTimeout>} timer the timer that fired
+   * @private
+   */
+  rosterTimeout(timer) {
+    const a = /** @type {AdmissionData} */ (this.adm);
+    if (this.closed || a.timer !== timer) {
+      return;
+    }
+    a.timer = null;
+    if (a.admitted && a.hold && !a.alert) {
+      a.alert = true;
+      this.reportMismatch();
+    }
+  }
+
+  /**
+   * Emits the mismatches if they differ from the last reported (Go's
+   * reportMismatchLocked).
+   * @private
+   */
+  reportMismatch() {
+    const a = /** @type {AdmissionData} */ (this.adm);
+    const ms = this.mismatches();
+    if (ms.length === 0 || sameMismatches(ms, a.alerted)) {
+      return;
+    }
+    a.alerted = ms;
+    this.emit("rostermismatch", { mismatches: ms });
+  }
+
+  /**
+   * This session's view: itself and its members, each with the latest
+   * key sequence number accepted from it, its own that of the last key
+   * message it sent; sorted by name, then key (Go's entriesLocked).
+   * @returns {import("./roster.js").RosterEntry[]}
+   * @private
+   */
+  entries() {
+    const a = /** @type {AdmissionData} */ (this.adm);
+    const own = this.counters.keysSent > 0 ? this.seq - 1n : 0n;
+    /** @type {{name: string, key: Uint8Array<ArrayBuffer>, keySeq: bigint, utf8: Uint8Array}[]} */
+    const es = [{ name: this.self, key: this.selfPub, keySeq: own, utf8: utf8.encode(this.self) }];
+    for (const c of a.cands.values()) {
+      if (c.state !== "member") {
+        continue;
+      }
+      const id = c.peer.identity;
+      es.push({ name: id, key: c.ann.identity, keySeq: this.members.get(id)?.rec.highest ?? 0n, utf8: utf8.encode(id) });
+    }
+    es.sort((x, y) => compareBytes(x.utf8, y.utf8) || compareBytes(x.key, y.key));
+    return es.map((e) => ({ name: e.name, key: e.key, keySeq: e.keySeq }));
+  }
+
+  /**
+   * The members whose latest view is missing or lists other people than
+   * this session's, sorted by member (Go's mismatchesLocked).
+   * @returns {RosterMismatch[]}
+   * @private
+   */
+  mismatches() {
+    const a = /** @type {AdmissionData} */ (this.adm);
+    if (!a.admitted) {
+      return [];
+    }
+    const mine = { entries: this.entries() };
+    /** @type {RosterMismatch[]} */
+    const ms = [];
+    for (const c of a.cands.values()) {
+      if (c.state !== "member") {
+        continue;
+      }
+      if (c.view === null) {
+        ms.push({ member: c.peer.identity, missing: true, onlyTheirs: [], onlyMine: [] });
+        continue;
+      }
+      const { onlyA, onlyB } = diffRosters(c.view, mine);
+      if (onlyA.length > 0 || onlyB.length > 0) {
+        ms.push({ member: c.peer.identity, missing: false, onlyTheirs: onlyA, onlyMine: onlyB });
+      }
+    }
+    return ms.sort((x, y) => compareNames(x.member, y.member));
+  }
+
   /** Stops the session's timers and forgets every member's keys. */
   close() {
     this.closed = true;
@@ -1134,6 +2080,7 @@ export class KeySession {
       clearTimeout(this.timer);
       this.timer = null;
     }
+    this.stopRosterTimer();
     for (const r of [...this.members.values()]) {
       this.dropMember(r);
     }
