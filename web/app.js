@@ -15,7 +15,12 @@
 // (data-covered, data-verified), and a changed security key in the
 // #key-changed dialog (data-person, data-key: the new key it shows, which
 // its Accept button accepts, and no other; data-looks-like: the known
-// person a new name looks like). Names from the server are shown with
+// person a new name looks like). Admission (docs/E2EE.md, "Admission and
+// rosters"): only members have tiles; someone waiting or refused is a card
+// in #admission-list (data-candidate, data-admission-state, with buttons
+// data-admit and data-refuse naming them), this tab's own wait is
+// #self-admission, and the roster alert is the #roster-alert dialog
+// (state.admissions, state.selfAdmission, state.rosterAlert). Names from the server are shown with
 // their invisible characters made visible (⟨U+200B⟩); data attributes and
 // state keep them as they came. Test-only URL flags (test-video=WxH,
 // test-fps=N, test-media=none, test-deny-keys=1) are honoured only when a test harness set
@@ -90,6 +95,21 @@ const state = {
    * prototype: names come from the server, and "__proto__" is a name.
    */
   participants: Object.create(null),
+  /**
+   * identity → {state: "waiting" | "refused" | "member", by, known,
+   * verified} of every participant the SDK counts as a candidate for
+   * admission (end-to-end encrypted, with an identity key); by is the
+   * member who admitted or refused it ("" for one present when this tab
+   * joined). No prototype, as participants.
+   */
+  admissions: Object.create(null),
+  /** this tab's own admission: state "waiting" | "refused" | "member", by the member who decided */
+  selfAdmission: { state: "member", by: "" },
+  /**
+   * the roster alert while it is up: {message, mismatches: [{member,
+   * missing, onlyTheirs, onlyMine}]}; null otherwise
+   */
+  rosterAlert: null,
   self: { speaking: false, audioMuted: false, videoMuted: false, hasAudio: false, hasVideo: false },
   /** media the page could not get: "" or a sentence */
   mediaProblem: "",
@@ -283,7 +303,11 @@ async function join({ room, identity, token }) {
   }
   let c;
   try {
-    c = await Sotto.connect(location.origin, { token: tokenSource(room, identity, token), room, e2ee });
+    // Nobody is let in without a person's click: every newcomer waits
+    // until a member admits them (the page never admits on its own).
+    c = await Sotto.connect(location.origin, {
+      token: tokenSource(room, identity, token), room, e2ee, admission: () => "ask",
+    });
   } catch (err) {
     stopLocal();
     showEnded(err, false);
@@ -295,6 +319,11 @@ async function join({ room, identity, token }) {
   state.participants = Object.create(null);
   state.keyChanges = [];
   state.keyCheckFailures = [];
+  state.admissions = Object.create(null);
+  state.selfAdmission = { state: hasAdmission(c) ? "waiting" : "member", by: "" };
+  state.rosterAlert = null;
+  newcomers.clear();
+  remoteMedia.clear();
   wireCall(c);
   showCall(c);
   setConnection(c.state, null);
@@ -327,49 +356,65 @@ function cameraPub() { return call?.publications.find((p) => p.source === "camer
 
 function wireCall(c) {
   const on = (type, fn) => c.addEventListener(type, (ev) => { if (c === call) fn(ev.detail); });
+  // A participant is a tile only once it is a member (admission); its
+  // media is kept meanwhile (remoteMedia) and shown only in that tile.
   on("participantjoined", ({ participant }) => {
-    ensureTile(participant.identity, false);
-    setTileE2EE(participant.identity, c.e2eeState(participant.identity) ?? "waiting");
+    syncAdmissions();
     void refreshSafetyNumber();
   });
   on("participantleft", ({ participant }) => {
     removeTile(participant.identity);
+    remoteMedia.delete(participant.identity);
+    syncAdmissions(participant.identity);
     void refreshSafetyNumber();
   });
   on("track", ({ track, info, participant }) => {
-    const t = ensureTile(participant.identity, false);
+    const m = mediaOf(participant.identity);
     if (info.kind === "video") {
-      t.videoSid = info.sid;
-      t.video.srcObject = new MediaStream([track]);
-      setTileVideo(participant.identity, !info.muted);
+      m.videoSid = info.sid;
+      m.video = track;
+      m.videoOn = !info.muted;
     } else {
-      t.audioSid = info.sid;
-      t.audio.srcObject = new MediaStream([track]);
-      t.audio.play().catch(() => offerSound());
-      setTileMic(participant.identity, info.muted);
+      m.audioSid = info.sid;
+      m.audio = track;
+      m.audioMuted = info.muted;
     }
+    const t = tiles.get(participant.identity);
+    if (t) showMedia(participant.identity, t, info.kind);
   });
   on("trackpublished", ({ info, participant, local: mine }) => {
     if (mine) return;
-    ensureTile(participant.identity, false);
-    if (info.kind === "audio") setTileMic(participant.identity, info.muted);
+    if (info.kind === "audio") {
+      mediaOf(participant.identity).audioMuted = info.muted;
+      setTileMic(participant.identity, info.muted);
+    }
   });
   on("trackunpublished", ({ info, participant, local: mine }) => {
-    const t = tiles.get(mine ? SELF : participant.identity);
-    if (!t || mine) return;
-    if (info.kind === "video" && t.videoSid === info.sid) {
-      t.video.srcObject = null;
-      t.videoSid = "";
+    if (mine) return;
+    const m = remoteMedia.get(participant.identity);
+    const t = tiles.get(participant.identity);
+    if (info.kind === "video" && m?.videoSid === info.sid) {
+      m.video = null;
+      m.videoSid = "";
+      m.videoOn = false;
+      if (t) t.video.srcObject = null;
       setTileVideo(participant.identity, false);
-    } else if (info.kind === "audio" && t.audioSid === info.sid) {
-      t.audio.srcObject = null;
-      t.audioSid = "";
+    } else if (info.kind === "audio" && m?.audioSid === info.sid) {
+      m.audio = null;
+      m.audioSid = "";
+      if (t) t.audio.srcObject = null;
     }
   });
   on("trackmuted", ({ info, participant, local: mine, muted }) => {
     if (mine) return;
-    if (info.kind === "video") setTileVideo(participant.identity, !muted && !!tiles.get(participant.identity)?.videoSid);
-    else setTileMic(participant.identity, muted);
+    const m = mediaOf(participant.identity);
+    if (info.kind === "video") {
+      if (m.videoSid === info.sid || !m.videoSid) m.videoOn = !muted;
+      setTileVideo(participant.identity, !muted && !!m.videoSid);
+    } else {
+      m.audioMuted = muted;
+      setTileMic(participant.identity, muted);
+    }
   });
   on("speaking", ({ identity, speaking }) => {
     const key = identity === c.self.identity ? SELF : identity;
@@ -377,6 +422,38 @@ function wireCall(c) {
     if (t) t.el.dataset.speaking = String(speaking);
     if (key === SELF) state.self.speaking = speaking;
     else if (state.participants[identity]) state.participants[identity].speaking = speaking;
+  });
+  on("waiting", ({ identity, identityKey, known, verified }) => {
+    newcomers.set(identity, { key: hexOf(identityKey ?? []), known: !!known, verified: !!verified });
+    syncAdmissions();
+  });
+  on("admitted", () => {
+    syncAdmissions();
+    void refreshSafetyNumber();
+  });
+  on("refused", () => syncAdmissions());
+  on("selfadmitted", ({ by }) => {
+    const was = state.selfAdmission.state;
+    state.selfAdmission = { state: "member", by: by ?? "" };
+    syncAdmissions();
+    if (was !== "member") {
+      note(by ? `${shownName(by)} admitted you: the others can hear and see you now.` : "You are in the call now.");
+    }
+    void refreshSafetyNumber();
+  });
+  on("selfrefused", ({ by }) => {
+    state.selfAdmission = { state: "refused", by: by ?? "" };
+    syncAdmissions();
+  });
+  on("rostermismatch", ({ message, mismatches }) => {
+    state.rosterAlert = { message: String(message ?? ""), mismatches: normalizeMismatches(mismatches) };
+    renderRosterAlert();
+  });
+  on("rosteragreed", () => {
+    const was = !!state.rosterAlert;
+    state.rosterAlert = null;
+    renderRosterAlert();
+    if (was) note("Everyone now sees the same people again: the alert is over, and keys are sent again.");
   });
   on("e2eestate", ({ identity, state: s }) => setTileE2EE(identity, s));
   on("safetynumber", () => void refreshSafetyNumber());
@@ -393,6 +470,9 @@ function wireCall(c) {
     if (s === "connected") {
       hideBanner();
       renderKeyCheckFailures();
+      // Joined again: this tab waits again until the members admit it
+      // (they do on their own, having admitted it once).
+      syncAdmissions();
       void refreshSafetyNumber();
     }
     if (s === "disconnected") {
@@ -456,7 +536,48 @@ function ensureTile(identity, self) {
   if (self) grid.prepend(el);
   else grid.append(el);
   layoutGrid();
+  if (!self && call) {
+    // A member's tile: its state and whatever media arrived before.
+    setTileE2EE(identity, call.e2eeState(identity) ?? "waiting");
+    const m = remoteMedia.get(identity);
+    if (m?.video) showMedia(identity, t, "video");
+    if (m?.audio) showMedia(identity, t, "audio");
+    else setTileMic(identity, !!m?.audioMuted);
+  }
   return t;
+}
+
+/**
+ * What a remote participant sends, as the SDK delivered it: kept for
+ * everyone, shown only in a member's tile.
+ * @type {Map<string, {video: MediaStreamTrack | null, videoSid: string, videoOn: boolean,
+ *   audio: MediaStreamTrack | null, audioSid: string, audioMuted: boolean}>}
+ */
+const remoteMedia = new Map();
+
+function mediaOf(identity) {
+  let m = remoteMedia.get(identity);
+  if (!m) {
+    m = { video: null, videoSid: "", videoOn: false, audio: null, audioSid: "", audioMuted: false };
+    remoteMedia.set(identity, m);
+  }
+  return m;
+}
+
+/** Puts a participant's kept video or audio into its tile. */
+function showMedia(identity, t, kind) {
+  const m = remoteMedia.get(identity);
+  if (!m) return;
+  if (kind === "video") {
+    t.videoSid = m.videoSid;
+    t.video.srcObject = m.video ? new MediaStream([m.video]) : null;
+    setTileVideo(identity, !!m.video && m.videoOn);
+  } else {
+    t.audioSid = m.audioSid;
+    t.audio.srcObject = m.audio ? new MediaStream([m.audio]) : null;
+    if (m.audio) t.audio.play().catch(() => offerSound());
+    setTileMic(identity, m.audioMuted);
+  }
 }
 
 function removeTile(identity) {
@@ -491,14 +612,19 @@ const E2EE_LABELS = {
   "not-encrypted": ["Not encrypted", "They do not encrypt end to end: the server could see and hear them."],
   "cannot-decrypt": ["Cannot decrypt", "Their media arrives encrypted but no key opens it: you cannot see or hear them."],
   waiting: ["Waiting for keys", "Waiting for their encryption keys."],
+  held: ["Waiting for keys", "Nobody sends you keys until a member admits you."],
 };
 
 function setTileE2EE(identity, s) {
   const key = call && identity === call.self.identity ? SELF : identity;
   const t = tiles.get(key);
   if (!t) return;
-  const [text, title] = E2EE_LABELS[s] ?? E2EE_LABELS.waiting;
+  // Not admitted yet, this tab gets no keys: that is no failure.
+  const held = key !== SELF && s === "cannot-decrypt" && state.selfAdmission.state !== "member";
+  const [text, title] = held ? E2EE_LABELS.held : E2EE_LABELS[s] ?? E2EE_LABELS.waiting;
   t.el.dataset.e2eeState = s;
+  if (held) t.el.dataset.held = "true";
+  else delete t.el.dataset.held;
   const badge = t.el.querySelector(".e2ee-badge");
   badge.textContent = text;
   badge.title = key === SELF ? (s === "encrypted" ? "Your media is end-to-end encrypted." : "Your media is not end-to-end encrypted.") : title;
@@ -540,6 +666,331 @@ function offerSound() {
     for (const t of tiles.values()) if (t.audio.srcObject) t.audio.play().catch(() => {});
     hideBanner();
   });
+}
+
+// ---- admission -----------------------------------------------------------------------
+
+// Admission by members (docs/E2EE.md, "Admission and rosters"): a
+// newcomer gets no media key until a member admits it. Every member sees
+// it as a card with Admit and Refuse, never as a tile; one member's
+// Admit suffices. A refused one stays a card, saying who refused it. This
+// tab, until admitted, says so above the grid. Names are the server's
+// (attacker-chosen): they go into textContent and data attributes only.
+
+/** Whether the call's SDK admits by members (end-to-end encryption on). */
+function hasAdmission(c) {
+  return !!c?.e2ee && typeof c.admissions === "function" && typeof c.rosterStatus === "function";
+}
+
+/** What the "waiting" event said of each newcomer: identity → {key (hex), known, verified}. */
+const newcomers = new Map();
+
+/**
+ * Whether identity is shown as a normal tile: a member; or, with no
+ * admission at all for it, a participant that does not encrypt (never a
+ * candidate: its tile says "Not encrypted", and the header names it).
+ * One the node says encrypts but that the SDK does not count (yet) is
+ * not a member either.
+ */
+function showsTile(identity) {
+  const c = call;
+  const p = c?.participants.get(identity);
+  if (!p) return false;
+  if (!hasAdmission(c)) return true;
+  const a = state.admissions[identity];
+  if (a) return a.state === "member";
+  return !p.e2ee;
+}
+
+/**
+ * Reads the admissions and this tab's own state from the SDK and redraws
+ * from them: a tile for every member, a card for everyone else waiting
+ * or refused, this tab's own wait. gone: a participant that just left.
+ */
+function syncAdmissions(gone) {
+  const c = call;
+  if (!c) return;
+  if (hasAdmission(c)) {
+    const next = Object.create(null);
+    for (const a of c.admissions()) {
+      if (a.identity === gone) continue;
+      const key = hexOf(a.identityKey ?? []);
+      const n = newcomers.get(a.identity);
+      const same = !!n && n.key === key;
+      next[a.identity] = {
+        state: a.state, by: a.by ?? "", root: !!a.root, key,
+        known: same && n.known, verified: same && n.verified,
+      };
+    }
+    state.admissions = next;
+    const rs = c.rosterStatus();
+    const s = rs.admitted ? "member" : rs.refused ? "refused" : "waiting";
+    if (s !== state.selfAdmission.state) {
+      state.selfAdmission = { state: s, by: s === "waiting" ? "" : state.selfAdmission.by };
+    }
+    if (rs.alert && !state.rosterAlert) {
+      state.rosterAlert = { message: "", mismatches: normalizeMismatches(rs.mismatches) };
+      renderRosterAlert();
+    }
+  } else {
+    state.admissions = Object.create(null);
+    state.selfAdmission = { state: "member", by: "" };
+  }
+  for (const key of [...tiles.keys()]) {
+    if (key !== SELF && !showsTile(/** @type {string} */ (key))) removeTile(key);
+  }
+  for (const p of c.participants.values()) {
+    if (p.identity !== gone && showsTile(p.identity)) ensureTile(p.identity, false);
+  }
+  renderAdmissionCards(gone);
+  renderSelfAdmission();
+  refreshHeldTiles();
+  refreshCallStatus();
+}
+
+/** identity → its card in #admission-list */
+const cards = new Map();
+
+/**
+ * Draws a card for every participant that is not a member (waiting or
+ * refused), in the order they came, each updated in place (so that focus
+ * on a button stays where it is while others arrive).
+ */
+function renderAdmissionCards(gone) {
+  const c = call;
+  const list = $("admission-list");
+  const want = [];
+  if (c) {
+    for (const p of c.participants.values()) {
+      if (p.identity !== gone && !showsTile(p.identity)) want.push(p.identity);
+    }
+  }
+  const keep = new Set(want);
+  for (const [id, card] of cards) {
+    if (!keep.has(id)) {
+      card.remove();
+      cards.delete(id);
+    }
+  }
+  const canDecide = state.selfAdmission.state === "member";
+  for (const id of want) {
+    let card = cards.get(id);
+    if (!card) {
+      card = makeAdmissionCard(id);
+      cards.set(id, card);
+    }
+    fillAdmissionCard(card, id, canDecide);
+    list.append(card); // in order (moves it if it is there)
+  }
+  $("admissions").hidden = want.length === 0;
+  $("admissions-title").textContent = want.length === 1 ? "Waiting to join" : `Waiting to join (${want.length})`;
+}
+
+function makeAdmissionCard(identity) {
+  const li = document.createElement("li");
+  li.className = "admission-card";
+  li.dataset.candidate = identity;
+  const text = document.createElement("p");
+  text.className = "admission-text";
+  const detail = document.createElement("p");
+  detail.className = "admission-detail hint";
+  const error = document.createElement("p");
+  error.className = "admission-error error";
+  error.hidden = true;
+  const row = document.createElement("div");
+  row.className = "row";
+  const admit = document.createElement("button");
+  admit.type = "button";
+  admit.className = "primary";
+  admit.dataset.admit = identity;
+  admit.addEventListener("click", () => void decide(identity, "admit"));
+  const refuse = document.createElement("button");
+  refuse.type = "button";
+  refuse.dataset.refuse = identity;
+  refuse.addEventListener("click", () => void decide(identity, "refuse"));
+  row.append(admit, refuse);
+  li.append(text, detail, error, row);
+  return li;
+}
+
+function fillAdmissionCard(card, identity, canDecide) {
+  const a = state.admissions[identity];
+  const refused = a?.state === "refused";
+  const name = shownName(identity);
+  const me = call?.self.identity;
+  card.dataset.admissionState = refused ? "refused" : "waiting";
+  const text = /** @type {HTMLElement} */ (card.querySelector(".admission-text"));
+  const detail = /** @type {HTMLElement} */ (card.querySelector(".admission-detail"));
+  if (refused) {
+    const by = a.by ? shownName(a.by) + (a.by === me ? " (you)" : "") : "a member";
+    text.textContent = `${name} was refused by ${by}`;
+    detail.textContent = "They hear and see nothing, and get no key. Any member can still admit them.";
+  } else {
+    text.textContent = `${name} is waiting to join — they hear and see nothing until admitted`;
+    const parts = [];
+    if (a?.verified) parts.push(`You verified ${name}'s key before.`);
+    else if (a?.known) parts.push(`This browser has met ${name} before, with this key.`);
+    else parts.push(`This browser has not met ${name} before: if you do not expect them, refuse.`);
+    detail.textContent = parts.join(" ");
+  }
+  if (!canDecide) detail.textContent += " You can admit or refuse them once you are admitted yourself.";
+  const busy = card.dataset.busy === "true";
+  const admit = /** @type {HTMLButtonElement} */ (card.querySelector("[data-admit]"));
+  const refuse = /** @type {HTMLButtonElement} */ (card.querySelector("[data-refuse]"));
+  admit.textContent = busy && card.dataset.busyWith === "admit" ? "Admitting…" : refused ? "Admit anyway" : "Admit";
+  refuse.textContent = busy && card.dataset.busyWith === "refuse" ? "Refusing…" : "Refuse";
+  admit.setAttribute("aria-label", `Admit ${name}`);
+  refuse.setAttribute("aria-label", `Refuse ${name}`);
+  refuse.hidden = refused;
+  admit.disabled = refuse.disabled = !canDecide || busy;
+  admit.title = `Let ${name} in: they get the call's keys, and everyone sees them.`;
+  refuse.title = `Keep ${name} out: everyone sees that you refused them.`;
+  card.setAttribute("aria-label", text.textContent);
+}
+
+/** Admits or refuses identity (a member's click), and says so in its card if that fails. */
+async function decide(identity, what) {
+  const c = call;
+  const card = cards.get(identity);
+  if (!c || !card || card.dataset.busy === "true" || state.selfAdmission.state !== "member") return;
+  card.dataset.busy = "true";
+  card.dataset.busyWith = what;
+  const error = /** @type {HTMLElement} */ (card.querySelector(".admission-error"));
+  error.hidden = true;
+  fillAdmissionCard(card, identity, true);
+  try {
+    if (what === "admit") await c.admit(identity);
+    else await c.refuse(identity);
+  } catch (err) {
+    // Another member decided first, they left, or this tab cannot yet.
+    console.warn(`sotto: ${what} ${JSON.stringify(identity)}:`, err);
+    if (c === call && cards.get(identity) === card) {
+      error.hidden = false;
+      error.textContent = `Could not ${what} ${shownName(identity)}: ${err instanceof Error ? err.message : String(err)}`;
+    }
+  }
+  delete card.dataset.busy;
+  delete card.dataset.busyWith;
+  if (c === call) syncAdmissions();
+}
+
+/** Shows this tab's own wait (or refusal) above the grid, until it is a member. */
+function renderSelfAdmission() {
+  const panel = $("self-admission");
+  const { state: s, by } = state.selfAdmission;
+  $("call").dataset.admission = s;
+  panel.hidden = s === "member";
+  panel.dataset.state = s;
+  if (s === "member") return;
+  const leave = $("leave-while-waiting");
+  if (s === "refused") {
+    const who = by ? shownName(by) : "A member";
+    $("self-admission-title").textContent = `${who} refused to admit you`;
+    $("self-admission-text").textContent = "You hear and see nothing, and nobody hears or sees you. " +
+      "Another member may still admit you; or you may leave the call.";
+    leave.hidden = false;
+  } else {
+    $("self-admission-title").textContent = "Waiting to be admitted";
+    $("self-admission-text").textContent = "Someone already in the call must admit you. Until then you hear " +
+      "and see nothing, and nobody hears or sees you. They see that you are waiting.";
+    leave.hidden = true;
+  }
+}
+
+$("leave-while-waiting").addEventListener("click", () => void leaveCall());
+
+/**
+ * While this tab is not admitted nobody sends it keys: the members' tiles
+ * say "waiting for keys" then, not "cannot decrypt" (which would mean
+ * something is wrong).
+ */
+function refreshHeldTiles() {
+  const c = call;
+  if (!c) return;
+  for (const [key, t] of tiles) {
+    if (key !== SELF) setTileE2EE(/** @type {string} */ (key), t.el.dataset.e2eeState ?? "waiting");
+  }
+}
+
+/** The detail of a "rostermismatch" as the page keeps it (names as strings). */
+function normalizeMismatches(list) {
+  return (Array.isArray(list) ? list : []).map((m) => ({
+    member: String(m?.member ?? ""),
+    missing: !!m?.missing,
+    onlyTheirs: (m?.onlyTheirs ?? []).map(nameOf),
+    onlyMine: (m?.onlyMine ?? []).map(nameOf),
+  }));
+}
+
+/** A name from a mismatch list: a string, or an entry with a name. */
+function nameOf(x) {
+  return typeof x === "string" ? x : String(x?.name ?? x?.identity ?? "");
+}
+
+/**
+ * The roster alert: modal (the rest of the page is inert) while members'
+ * signed views of the call disagree; it closes itself when they agree.
+ */
+function renderRosterAlert() {
+  const dialog = /** @type {HTMLDialogElement} */ ($("roster-alert"));
+  const alert = state.rosterAlert;
+  if (!alert || !call) {
+    if (dialog.open) dialog.close();
+    return;
+  }
+  const list = $("roster-alert-list");
+  list.replaceChildren();
+  const names = (xs) => xs.map(shownName).join(", ");
+  for (const m of alert.mismatches) {
+    const li = document.createElement("li");
+    li.dataset.member = m.member;
+    const who = shownName(m.member);
+    const lines = [];
+    if (m.missing) lines.push(`${who}'s view of the call did not arrive.`);
+    if (m.onlyTheirs.length) lines.push(`${who}'s view lists ${names(m.onlyTheirs)}, whom yours does not.`);
+    if (m.onlyMine.length) lines.push(`Your view lists ${names(m.onlyMine)}, whom ${who}'s does not.`);
+    if (!lines.length) lines.push(`${who}'s view differs from yours.`);
+    for (const line of lines) {
+      const p = document.createElement("p");
+      p.textContent = line;
+      li.append(p);
+    }
+    list.append(li);
+  }
+  dialog.dataset.members = alert.mismatches.map((m) => m.member).join(",");
+  if (!dialog.open) {
+    dialog.showModal();
+    $("leave-after-roster-alert").focus();
+  }
+}
+
+$("roster-alert").addEventListener("cancel", (ev) => ev.preventDefault()); // Escape dismisses nothing
+$("roster-alert").addEventListener("close", () => {
+  // Closed while the views still disagree: show it again.
+  if (state.rosterAlert && call) queueMicrotask(renderRosterAlert);
+});
+$("leave-after-roster-alert").addEventListener("click", () => void leaveCall());
+
+let noteTimer = 0;
+
+/** A short message above the grid that goes away on its own. */
+function note(text) {
+  const el = $("call-note");
+  el.textContent = text;
+  el.hidden = false;
+  clearTimeout(noteTimer);
+  noteTimer = setTimeout(() => { el.hidden = true; }, 8000);
+}
+
+function clearAdmissions() {
+  state.admissions = Object.create(null);
+  state.rosterAlert = null;
+  for (const card of cards.values()) card.remove();
+  cards.clear();
+  $("admissions").hidden = true;
+  $("self-admission").hidden = true;
+  $("call-note").hidden = true;
+  renderRosterAlert();
 }
 
 // ---- safety number -----------------------------------------------------------------
@@ -858,7 +1309,8 @@ function showCall(c) {
   setTileVideo(c.self.identity, !!local.video);
   setTileMic(c.self.identity, false);
   state.self = { speaking: false, audioMuted: false, videoMuted: false, hasAudio: !!local.audio, hasVideo: !!local.video };
-  for (const p of c.participants.values()) ensureTile(p.identity, false);
+  clearAdmissions();
+  syncAdmissions();
   updateControls();
 }
 
@@ -871,6 +1323,7 @@ function showEnded(err, wasInCall) {
   state.connection = "disconnected";
   state.error = err ? { code: err.code ?? "", message: describeError(err) } : null;
   clearKeyChanges();
+  clearAdmissions();
   clearTiles();
   $("call").hidden = true;
   $("lobby").hidden = true;
@@ -939,7 +1392,9 @@ function describeError(err) {
 // single plain participant (one the node could have added) is never
 // covered by the call's claim. A participant still waiting for keys sends
 // nothing yet, or only listens, so it does not change the claim; its tile
-// says so.
+// says so. Someone waiting to be admitted gets no key and has no tile: it
+// changes nothing either (its card says so). While this tab itself is not
+// admitted, the header says that.
 function callStatus() {
   if (!call?.e2ee) return "Connected · not end-to-end encrypted";
   const inState = (s) =>
@@ -948,6 +1403,8 @@ function callStatus() {
   if (plain.length) {
     return `Connected · not end-to-end encrypted: ${plain.map(shownName).join(", ")} ${plain.length === 1 ? "does" : "do"} not encrypt`;
   }
+  if (state.selfAdmission.state === "waiting") return "Connected · waiting to be admitted";
+  if (state.selfAdmission.state === "refused") return "Connected · not admitted";
   const locked = inState("cannot-decrypt");
   if (locked.length) return `Connected · cannot decrypt ${locked.map(shownName).join(", ")}`;
   return "Connected · end-to-end encrypted";
@@ -1020,6 +1477,7 @@ async function leaveCall() {
   if (!c) return;
   call = null;
   clearKeyChanges();
+  clearAdmissions();
   await c.leave();
   stopLocal();
   showEnded(null, true);
