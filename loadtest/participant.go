@@ -100,7 +100,7 @@ func (p *participant) join(ctx context.Context) bool {
 		AutoSubscribe: &autoSubscribe,
 		SettingEngine: r.se,
 		Logger:        r.log.With("participant", p.identity),
-		E2EE:          client.E2EEOptions{Disabled: r.cfg.DisableE2EE},
+		E2EE:          client.E2EEOptions{Admission: client.AdmitAll, Disabled: r.cfg.DisableE2EE},
 		Handlers: client.Handlers{
 			Reconnecting: func(err error) {
 				if p.live.Swap(false) {

@@ -413,6 +413,7 @@ func TestMediaThroughNode(t *testing.T) {
 	quiet := slog.New(slog.DiscardHandler)
 	tracks := make(chan *client.RemoteTrack, 1)
 	bob, err := client.Connect(ctx, n.base, client.Options{
+		E2EE:   client.E2EEOptions{Admission: client.AdmitAll},
 		Token:  token("bob"),
 		Logger: quiet,
 		Handlers: client.Handlers{Track: func(rt *client.RemoteTrack) {
@@ -426,7 +427,7 @@ func TestMediaThroughNode(t *testing.T) {
 		t.Fatalf("bob: %v", err)
 	}
 	defer bob.Close()
-	alice, err := client.Connect(ctx, n.base, client.Options{Token: token("alice"), Logger: quiet})
+	alice, err := client.Connect(ctx, n.base, client.Options{Token: token("alice"), Logger: quiet, E2EE: client.E2EEOptions{Admission: client.AdmitAll}})
 	if err != nil {
 		t.Fatalf("alice: %v", err)
 	}

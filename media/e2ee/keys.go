@@ -110,6 +110,11 @@ type KeyEvent struct {
 type Peer struct {
 	Identity  string
 	PublicKey string
+	// Held: the application holds this participant out of the call's
+	// keys (a key change awaits the user). It gets no key and none of
+	// its keys is taken; with admission it still counts in the roster
+	// (the node shows it), but its admissions do not.
+	Held bool
 }
 
 // Stats counts key-management events of a session.
@@ -394,7 +399,7 @@ func (s *Session) SetMembers(members []Peer) {
 	}
 	want := make(map[string]Peer, len(members))
 	for _, m := range members {
-		if m.Identity == s.opts.Self {
+		if m.Identity == s.opts.Self || m.Held {
 			continue
 		}
 		want[m.Identity] = m

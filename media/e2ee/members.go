@@ -288,6 +288,8 @@ func (s *Session) listLocked(members []Peer) func() {
 	for id, c := range a.cands {
 		if m, ok := want[id]; !ok || m.PublicKey != c.peer.PublicKey {
 			delete(a.cands, id)
+		} else {
+			c.peer.Held = m.Held
 		}
 	}
 	var newcomers []string
@@ -554,7 +556,7 @@ func (s *Session) applyAdmissionsLocked() bool {
 				return true
 			}
 			admitter := a.cands[adm.Admitter]
-			if adm.Admitter == s.opts.Self || admitter == nil || admitter.state != StateMember || !bytes.Equal(admitter.ann.Identity, adm.AdmitterKey) {
+			if adm.Admitter == s.opts.Self || admitter == nil || admitter.state != StateMember || admitter.peer.Held || !bytes.Equal(admitter.ann.Identity, adm.AdmitterKey) {
 				return false // not (yet) someone whose admissions count
 			}
 			if adm.Admitted == s.opts.Self {
@@ -659,7 +661,7 @@ func (s *Session) syncLocked() func() {
 	want := make(map[string]Peer)
 	if a.admitted {
 		for id, c := range a.cands {
-			if c.state == StateMember {
+			if c.state == StateMember && !c.peer.Held {
 				want[id] = c.peer
 			}
 		}

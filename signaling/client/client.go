@@ -192,6 +192,9 @@ type Handlers struct {
 	// application calls Client.AcceptKeyChange with it, that participant gets no
 	// media key from this client and none of theirs is taken.
 	SecurityKeyChanged func(KeyChange)
+	// Admission reports who waits to be admitted, who was admitted or
+	// refused, and the roster alert (admission.go).
+	Admission AdmissionHandlers
 }
 
 // ServerError is an error message from the server. Calls return it (possibly

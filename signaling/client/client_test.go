@@ -129,6 +129,7 @@ func connect(t *testing.T, url, token string, confs ...conf) (*client.Client, *r
 	t.Helper()
 	rec := newRecorder()
 	opts := client.Options{
+		E2EE:          client.E2EEOptions{Admission: client.AdmitAll},
 		Token:         token,
 		SettingEngine: loopbackSettings(),
 		Logger:        quietLogger(),
@@ -268,9 +269,9 @@ func TestConnectRefused(t *testing.T) {
 		opts client.Options
 		code string
 	}{
-		{"bad signature", client.Options{Token: good[:len(good)-4] + "AAAA"}, signaling.CodeTokenSignature},
-		{"not a token", client.Options{Token: "nope"}, signaling.CodeTokenMalformed},
-		{"other room", client.Options{Token: good, Room: "elsewhere"}, signaling.CodeRoomMismatch},
+		{"bad signature", client.Options{Token: good[:len(good)-4] + "AAAA", E2EE: client.E2EEOptions{Admission: client.AdmitAll}}, signaling.CodeTokenSignature},
+		{"not a token", client.Options{Token: "nope", E2EE: client.E2EEOptions{Admission: client.AdmitAll}}, signaling.CodeTokenMalformed},
+		{"other room", client.Options{Token: good, Room: "elsewhere", E2EE: client.E2EEOptions{Admission: client.AdmitAll}}, signaling.CodeRoomMismatch},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
@@ -54,6 +55,17 @@ type E2EEOptions struct {
 	// which forgets both when the process ends; give an
 	// e2ee.OpenFileStore for a client people meet again.
 	Store e2ee.IdentityStore
+	// Admission decides about each participant waiting to be admitted
+	// (docs/E2EE.md, "Admission and rosters"): nobody gets this client's
+	// media keys before a member admits them. Nil leaves them all
+	// waiting until the application calls Client.Admit or Client.Refuse
+	// (or another member admits them); AdmitAll admits everyone (bots,
+	// load tests), AdmitKnown those whose key the user verified.
+	Admission AdmissionPolicy
+	// RosterTimeout is how long members' views of the call may disagree
+	// before Handlers.Admission.RosterMismatch: default
+	// e2ee.DefaultRosterTimeout.
+	RosterTimeout time.Duration
 }
 
 // peerTrust is what this client decided about one identity's media, from
@@ -161,6 +173,10 @@ func (c *Client) newKeys(j *signaling.Joined) error {
 		Send:       c.sendKeyMessage,
 		KeyLog:     c.opts.E2EE.KeyLog,
 		Logger:     c.log,
+		Admission: &e2ee.AdmissionOptions{
+			OnEvent:       c.onMembership,
+			RosterTimeout: c.opts.E2EE.RosterTimeout,
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("client: end-to-end encryption: %w", err)
@@ -192,13 +208,18 @@ func (c *Client) updateKeyMembersLocked(s *session) {
 		return
 	}
 	if prev := c.keySess.Swap(s); prev != nil && prev != s {
-		c.keys.SetMembers(nil)
+		// Joined again: waiting again, and those listed now are the
+		// roots (the others admit this client again on their own).
+		c.keys.Rejoin()
 	}
 	var peers []e2ee.Peer
 	for _, sid := range c.others.order {
 		m := c.others.by[sid]
-		if m.announced && m.info.E2EE && m.info.PublicKey != "" && c.trustedKeyLocked(m.info) {
-			peers = append(peers, e2ee.Peer{Identity: m.info.Identity, PublicKey: m.info.PublicKey})
+		if m.announced && m.info.E2EE && m.info.PublicKey != "" {
+			// One held out (a key change awaits the user) still counts
+			// in the roster, which is about whom the node shows.
+			held := !c.trustedKeyLocked(m.info)
+			peers = append(peers, e2ee.Peer{Identity: m.info.Identity, PublicKey: m.info.PublicKey, Held: held})
 		}
 	}
 	c.keys.SetMembers(peers)

@@ -91,6 +91,10 @@ type e2eePeer struct {
 	wake   chan struct{}         // cap 1: something changed
 	joined chan string
 	pubs   []*client.Publication
+	// alerts gets every roster alert; admitted every participant this
+	// client admits or takes as a member, and "" when it is admitted.
+	alerts   chan *client.RosterMismatchError
+	admitted chan string
 }
 
 type frameRecv struct {
@@ -108,12 +112,14 @@ func joinE2EE(ctx context.Context, t *testing.T, url, token, identity string, co
 		tracks:   map[string]*frameRecv{},
 		wake:     make(chan struct{}, 1),
 		joined:   make(chan string, 64),
+		alerts:   make(chan *client.RosterMismatchError, 64),
+		admitted: make(chan string, 64),
 	}
 	opts := client.Options{
 		Token:         token,
 		SettingEngine: loopbackSettings(),
 		Logger:        quietLogger(),
-		E2EE: client.E2EEOptions{KeyLog: func(e e2ee.KeyEvent) {
+		E2EE: client.E2EEOptions{Admission: client.AdmitAll, KeyLog: func(e e2ee.KeyEvent) {
 			p.mu.Lock()
 			p.keys = append(p.keys, e)
 			p.mu.Unlock()
@@ -122,6 +128,11 @@ func joinE2EE(ctx context.Context, t *testing.T, url, token, identity string, co
 		Handlers: client.Handlers{
 			Track:             p.receive,
 			ParticipantJoined: func(pi signaling.ParticipantInfo) { p.joined <- pi.Identity },
+			Admission: client.AdmissionHandlers{
+				RosterMismatch:      func(e *client.RosterMismatchError) { p.alerts <- e },
+				ParticipantAdmitted: func(id, _ string) { p.admitted <- id },
+				Admitted:            func(string) { p.admitted <- "" },
+			},
 		},
 	}
 	for _, f := range confs {
@@ -1051,18 +1062,54 @@ func TestE2EESwappedIdentityKeyChangesSafetyNumber(t *testing.T) {
 	if a == b {
 		t.Fatalf("alice, whose view of bob's key was swapped, shows the same safety number %q", a)
 	}
-	// The swap also shows as key messages bob cannot open.
-	deadline := time.Now().Add(testTimeout)
-	for bob.c.E2EEStats().BadKeyMessages == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("bob never saw a key message sealed to the swapped key")
-		}
-		select {
-		case <-bob.wake:
-		case <-time.After(50 * time.Millisecond): // key messages are not frame events; poll
+	// alice takes no view signed by bob's real key as bob's, so he
+	// stays waiting in her eyes and gets nothing from her. carol, whom
+	// the node did not touch, counts alice as admitted (bob or she
+	// admitted her) and sees alice's view either missing (alice took
+	// only bob's admission, which does not count for her) or without
+	// bob: she is told.
+	e := waitAlert(t, carol)
+	if !slices.ContainsFunc(e.Mismatches, func(m e2ee.RosterMismatch) bool {
+		return m.Member == "alice" && (m.Missing || slices.ContainsFunc(m.OnlyMine, func(x e2ee.RosterEntry) bool { return x.Name == "bob" }))
+	}) {
+		t.Fatalf("carol's alert does not name alice's view: %v", e)
+	}
+	// Nothing alice sent carries a box for "bob": none was sealed to the
+	// swapped key.
+	for _, f := range proxy.Recorded(hostilenode.RelaysOfType("key")) {
+		if boxes, _ := hostilenode.RelayData(f.Data)["boxes"].(map[string]any); !f.ToClient && boxes["bob"] != nil {
+			t.Fatal("alice sealed a key to the key the node swapped in for bob's")
 		}
 	}
 	t.Logf("alice %q; bob and carol %q", a, b)
+}
+
+// waitMember waits until p counts every one of identities as a member
+// ("" for itself: p was admitted).
+func waitMember(t *testing.T, p *e2eePeer, identities ...string) {
+	t.Helper()
+	deadline := time.After(testTimeout)
+	left := slices.Clone(identities)
+	for len(left) > 0 {
+		select {
+		case id := <-p.admitted:
+			left = slices.DeleteFunc(left, func(x string) bool { return x == id })
+		case <-deadline:
+			t.Fatalf("%s never counted %q as members: %+v", p.identity, left, p.c.Admissions())
+		}
+	}
+}
+
+// waitAlert waits for p's next roster alert.
+func waitAlert(t *testing.T, p *e2eePeer) *client.RosterMismatchError {
+	t.Helper()
+	select {
+	case e := <-p.alerts:
+		return e
+	case <-time.After(testTimeout):
+		t.Fatalf("%s raised no roster alert: %+v %+v", p.identity, p.c.RosterStatus(), p.c.Admissions())
+		return nil
+	}
 }
 
 func waitJoined(t *testing.T, p *e2eePeer, identity string) {
@@ -1157,6 +1204,7 @@ func TestE2EERefusesUnencryptableTracks(t *testing.T) {
 		t.Fatal("PublishSample of a codec E2EE has no frame format for succeeded")
 	}
 	if _, err := client.Connect(ctx, srv.Frontend().URL, client.Options{
+		E2EE:  client.E2EEOptions{Admission: client.AdmitAll},
 		Token: srv.Token("bob", true, true), PublicKey: "mine", Logger: quietLogger(),
 	}); err == nil {
 		t.Fatal("Connect with E2EE on and an application PublicKey succeeded")
@@ -1184,6 +1232,7 @@ func TestE2EEH264ThroughTheSFU(t *testing.T) {
 	frames := make(chan client.Frame, 256)
 	bobTrack := make(chan *client.RemoteTrack, 1)
 	c, err := client.Connect(ctx, url, client.Options{
+		E2EE:          client.E2EEOptions{Admission: client.AdmitAll},
 		Token:         srv.Token("bob", false, true),
 		SettingEngine: loopbackSettings(),
 		Logger:        quietLogger(),

@@ -32,6 +32,7 @@ func Example() {
 	// and return.
 	tracks := make(chan *client.RemoteTrack, 1)
 	bob, err := client.Connect(ctx, url, client.Options{
+		E2EE:          client.E2EEOptions{Admission: client.AdmitAll},
 		Token:         srv.Token("bob", false, true),
 		SettingEngine: loopbackSettings(),
 		Logger:        quietLogger(),
@@ -51,6 +52,7 @@ func Example() {
 	defer bob.Close()
 
 	alice, err := client.Connect(ctx, url, client.Options{
+		E2EE:          client.E2EEOptions{Admission: client.AdmitAll},
 		Token:         srv.Token("alice", true, true),
 		SettingEngine: loopbackSettings(),
 		Logger:        quietLogger(),
@@ -105,6 +107,7 @@ func ExampleClient_SendRelay() {
 	}
 	relays := make(chan relay, 1)
 	bob, err := client.Connect(ctx, url, client.Options{
+		E2EE:   client.E2EEOptions{Admission: client.AdmitAll},
 		Token:  srv.Token("bob", false, false),
 		Logger: quietLogger(),
 		// Without the subscribe grant, auto-subscribe must be off.
@@ -121,6 +124,7 @@ func ExampleClient_SendRelay() {
 	}
 	defer bob.Close()
 	alice, err := client.Connect(ctx, url, client.Options{
+		E2EE:          client.E2EEOptions{Admission: client.AdmitAll},
 		Token:         srv.Token("alice", false, false),
 		Logger:        quietLogger(),
 		AutoSubscribe: new(false),
@@ -155,6 +159,7 @@ func ExampleServerError() {
 
 	// A listener's token: it may subscribe, not publish.
 	c, err := client.Connect(ctx, url, client.Options{
+		E2EE:          client.E2EEOptions{Admission: client.AdmitAll},
 		Token:         srv.Token("listener", false, true),
 		SettingEngine: loopbackSettings(),
 		Logger:        quietLogger(),
@@ -188,6 +193,7 @@ func ExampleClient_Subscribe() {
 	published := make(chan signaling.TrackInfo, 1)
 	tracks := make(chan *client.RemoteTrack, 1)
 	bob, err := client.Connect(ctx, url, client.Options{
+		E2EE:          client.E2EEOptions{Admission: client.AdmitAll},
 		Token:         srv.Token("bob", false, true),
 		AutoSubscribe: new(false),
 		SettingEngine: loopbackSettings(),
@@ -203,6 +209,7 @@ func ExampleClient_Subscribe() {
 	}
 	defer bob.Close()
 	alice, err := client.Connect(ctx, url, client.Options{
+		E2EE:          client.E2EEOptions{Admission: client.AdmitAll},
 		Token:         srv.Token("alice", true, false),
 		AutoSubscribe: new(false),
 		SettingEngine: loopbackSettings(),
@@ -247,6 +254,7 @@ func ExamplePublication_WaitPublished() {
 
 	events := make(chan string, 4)
 	bob, err := client.Connect(ctx, url, client.Options{
+		E2EE:          client.E2EEOptions{Admission: client.AdmitAll},
 		Token:         srv.Token("bob", false, true),
 		SettingEngine: loopbackSettings(),
 		Logger:        quietLogger(),
@@ -265,6 +273,7 @@ func ExamplePublication_WaitPublished() {
 	}
 	defer bob.Close()
 	alice, err := client.Connect(ctx, url, client.Options{
+		E2EE:          client.E2EEOptions{Admission: client.AdmitAll},
 		Token:         srv.Token("alice", true, true),
 		SettingEngine: loopbackSettings(),
 		Logger:        quietLogger(),
@@ -321,6 +330,7 @@ func ExampleClient_Leave() {
 
 	left := make(chan string, 1)
 	bob, err := client.Connect(ctx, url, client.Options{
+		E2EE:          client.E2EEOptions{Admission: client.AdmitAll},
 		Token:         srv.Token("bob", false, false),
 		AutoSubscribe: new(false),
 		Logger:        quietLogger(),
@@ -336,6 +346,7 @@ func ExampleClient_Leave() {
 	}
 	defer bob.Close()
 	alice, err := client.Connect(ctx, url, client.Options{
+		E2EE:          client.E2EEOptions{Admission: client.AdmitAll},
 		Token:         srv.Token("alice", false, false),
 		AutoSubscribe: new(false),
 		Logger:        quietLogger(),
@@ -371,6 +382,7 @@ func ExampleClient_PublishRTP() {
 
 	tracks := make(chan *client.RemoteTrack, 1)
 	bob, err := client.Connect(ctx, url, client.Options{
+		E2EE:          client.E2EEOptions{Admission: client.AdmitAll},
 		Token:         srv.Token("bob", false, true),
 		SettingEngine: loopbackSettings(),
 		Logger:        quietLogger(),
@@ -434,6 +446,7 @@ func ExampleReconnectPolicy() {
 
 	events := make(chan string, 8)
 	c, err := client.Connect(ctx, front.URL, client.Options{
+		E2EE: client.E2EEOptions{Admission: client.AdmitAll},
 		TokenSource: func(context.Context) (string, error) {
 			return srv.Token("alice", false, false), nil
 		},
@@ -477,6 +490,7 @@ func ExampleClient_Participants() {
 
 	for _, name := range []string{"alice", "carol"} {
 		c, err := client.Connect(ctx, url, client.Options{
+			E2EE:  client.E2EEOptions{Admission: client.AdmitAll},
 			Token: srv.Token(name, false, false), AutoSubscribe: new(false), Logger: quietLogger(),
 		})
 		if err != nil {
@@ -486,6 +500,7 @@ func ExampleClient_Participants() {
 		defer c.Close()
 	}
 	bob, err := client.Connect(ctx, url, client.Options{
+		E2EE:  client.E2EEOptions{Admission: client.AdmitAll},
 		Token: srv.Token("bob", false, false), AutoSubscribe: new(false), Logger: quietLogger(),
 	})
 	if err != nil {
@@ -569,6 +584,7 @@ func ExampleClient_Unsubscribe() {
 
 	tracks := make(chan *client.RemoteTrack, 1)
 	bob, err := client.Connect(ctx, url, client.Options{
+		E2EE:          client.E2EEOptions{Admission: client.AdmitAll},
 		Token:         srv.Token("bob", false, true),
 		SettingEngine: loopbackSettings(),
 		Logger:        quietLogger(),
@@ -580,6 +596,7 @@ func ExampleClient_Unsubscribe() {
 	}
 	defer bob.Close()
 	alice, err := client.Connect(ctx, url, client.Options{
+		E2EE:          client.E2EEOptions{Admission: client.AdmitAll},
 		Token:         srv.Token("alice", true, false),
 		AutoSubscribe: new(false),
 		SettingEngine: loopbackSettings(),
@@ -627,6 +644,7 @@ func ExampleHandlers() {
 	defer cancel()
 
 	alice, err := client.Connect(ctx, url, client.Options{
+		E2EE:          client.E2EEOptions{Admission: client.AdmitAll},
 		Token:         srv.Token("alice", true, false),
 		AutoSubscribe: new(false),
 		SettingEngine: loopbackSettings(),
@@ -652,6 +670,7 @@ func ExampleHandlers() {
 
 	events := make(chan string, 16)
 	bob, err := client.Connect(ctx, url, client.Options{
+		E2EE:          client.E2EEOptions{Admission: client.AdmitAll},
 		Token:         srv.Token("bob", false, true),
 		SettingEngine: loopbackSettings(),
 		Logger:        quietLogger(),
@@ -707,6 +726,7 @@ func ExampleClient_Close() {
 	defer cancel()
 
 	c, err := client.Connect(ctx, url, client.Options{
+		E2EE:  client.E2EEOptions{Admission: client.AdmitAll},
 		Token: srv.Token("alice", false, false), AutoSubscribe: new(false), Logger: quietLogger(),
 	})
 	if err != nil {

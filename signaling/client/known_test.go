@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -26,7 +27,9 @@ func withStore(st e2ee.IdentityStore, kc chan<- client.KeyChange) conf {
 // (her identity store, a file, remembers his key). In the next call the
 // node shows her another key as bob's. Her client reports the change,
 // holds "bob" out of the call's keys and out of the safety number until
-// she accepts, and then takes the new key, unverified.
+// she accepts. Since members admit members, accepting does not make the
+// swapped key a member either: bob's own signed views do not match it,
+// and carol's roster check sees alice's view differ.
 func TestHostileNodeChangesKnownPersonsKey(t *testing.T) {
 	srv := newServer(t)
 	ctx := testContext(t)
@@ -43,7 +46,8 @@ func TestHostileNodeChangesKnownPersonsKey(t *testing.T) {
 	bob := joinE2EE(ctx, t, direct, srv.Token("bob", true, true), "bob", withStore(bobStore, make(chan client.KeyChange, 8)))
 	alice := joinE2EE(ctx, t, direct, srv.Token("alice", true, true), "alice", withStore(aliceStore, kc))
 	waitJoined(t, bob, "alice")
-	// bob was in the room when alice joined: her join settled it.
+	// bob was in the room when alice joined: his signed view settles it.
+	waitMember(t, alice, "bob", "")
 	if n := len(alice.c.SafetyNumberCovers()); n != 2 {
 		t.Fatalf("alice's safety number covers %d people, want 2", n)
 	}
@@ -115,36 +119,37 @@ func TestHostileNodeChangesKnownPersonsKey(t *testing.T) {
 			t.Fatal("the safety number covers bob's unaccepted key")
 		}
 	}
-	// alice's key reached carol: her key message went out, without a box
-	// for "bob".
-	carol.waitKeys(t, "alice's key", func(es []e2ee.KeyEvent) bool {
-		for _, e := range es {
-			if e.Sender == "alice" {
-				return true
-			}
-		}
-		return false
-	})
+	// bob's views are signed with his real key, not the one the node
+	// shows alice, so "bob" is no member in her eyes: her view lacks him
+	// (or is missing, if only bob's admission reached her), carol's
+	// lists him, and carol, whom the node did not touch, is told.
+	e := waitAlert(t, carol)
+	if !slices.ContainsFunc(e.Mismatches, func(m e2ee.RosterMismatch) bool { return m.Member == "alice" }) {
+		t.Fatalf("carol's alert does not name alice's view: %v", e)
+	}
 	if boxesFor(t, proxy, "bob") != 0 {
 		t.Fatal("alice sealed a key to bob's changed key before accepting it")
 	}
 	if err := alice2.c.AcceptKeyChange(change); err != nil {
 		t.Fatal(err)
 	}
-	var covered bool
-	for _, cv := range alice2.c.SafetyNumberCovers() {
-		if cv.Identity == "bob" {
-			covered = true
-			if cv.Verified || !bytes.Equal(cv.Key, mallory.PublicKey()) {
-				t.Fatalf("after accepting, bob is %+v; want the new key, unverified", cv)
-			}
-		}
-	}
-	if !covered {
-		t.Fatal("after accepting, the safety number does not cover bob: alice would send him no key")
-	}
 	if err := alice2.c.AcceptKeyChange(change); !errors.Is(err, client.ErrNoKeyChange) {
 		t.Fatalf("a second AcceptKeyChange: %v, want ErrNoKeyChange", err)
+	}
+	// Accepting the key does not admit it: no member admitted that key
+	// and no view signed by it came, so it is still no member for her.
+	for _, p := range alice2.c.Admissions() {
+		if p.Identity == "bob" && p.State == e2ee.StateMember {
+			t.Fatalf("after accepting, the swapped key counts as a member: %+v", p)
+		}
+	}
+	for _, cv := range alice2.c.SafetyNumberCovers() {
+		if cv.Identity == "bob" {
+			t.Fatalf("after accepting, the safety number covers the swapped key, which nobody admitted: %+v", cv)
+		}
+	}
+	if boxesFor(t, proxy, "bob") != 0 {
+		t.Fatal("alice sealed a key to the swapped key")
 	}
 	_ = bob2
 }
