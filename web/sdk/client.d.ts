@@ -106,6 +106,13 @@ export const SIGNAL_PATH: "/v1/signal";
  * @property {RTCIceTransportPolicy} [iceTransportPolicy] "relay": only TURN-relayed candidates
  * @property {boolean} [autoSubscribe] receive every track in the room, present and future (default true)
  * @property {ReconnectOptions | false} [reconnect] false: a dropped connection ends the call
+ * @property {AdmissionPolicy} [admission] decides about each participant waiting to be admitted (the `waiting`
+ *   event's detail, a {@link Newcomer}): "admit", "refuse", or "ask" to leave them waiting for
+ *   {@link Call#admit} / {@link Call#refuse} (the default, without this option). It is asked again for everyone
+ *   still waiting once this client is admitted itself. `() => "admit"` admits everyone: for bots and tests, never
+ *   for people. With an E2EE instance of the application's, this option (when given) replaces its own.
+ * @property {number} [rosterTimeoutMs] how long the members' views of the call may disagree before
+ *   `rostermismatch` (default 5000)
  */
 /**
  * Options of {@link Call#publishCamera}.
@@ -181,11 +188,66 @@ export const SIGNAL_PATH: "/v1/signal";
  * - `keycheckfailed` {@link KeyCheckFailure}: this browser's identity store failed while checking a
  *   participant's key; they are held out the same way until a later check succeeds (see
  *   {@link Call#keyCheckFailures}); show it: the call does not reach them
+ * - `waiting` {@link Newcomer}: someone waits to be admitted; they hear and see nothing of this client until a
+ *   member admits them. Show "NAME is waiting to join", with Admit ({@link Call#admit}) and Refuse
+ *   ({@link Call#refuse}), never as a normal participant. Fires again, for everyone still waiting, once this
+ *   client is admitted itself (until then it cannot admit anyone)
+ * - `admitted` `{identity, by}`: a participant became a member (by: the member whose admission counted; "" for
+ *   one already in the call when this client joined)
+ * - `refused` `{identity, by}`: a member refused a waiting participant; it stays waiting, and another member may
+ *   still admit it
+ * - `selfadmitted` `{by}`: this client was admitted (by "": it found the call empty, or everyone who could admit
+ *   it left); until then it waits: show "Waiting to be admitted"
+ * - `selfrefused` `{by}`: a member refused this client; it stays waiting (another member may still admit it)
+ * - `rostermismatch` {@link RosterMismatchDetail}: for a few seconds (`rosterTimeoutMs`) the members' signed views
+ *   of the call have not listed the same people as this client's (or a member's view is missing): show `message`,
+ *   blocking, naming the mismatches; this client sends no new media key until they agree. Fires again when what
+ *   differs changes
+ * - `rosteragreed` `{}`: after `rostermismatch`, every member's view agrees again
  * - `relay` `{from, participant, data}`: a relay message from another participant
  * - `error` `{error}`: a {@link SottoError} not tied to a request of this client's
  * @typedef {'participantjoined' | 'participantleft' | 'trackpublished' | 'trackunpublished' | 'trackmuted' |
  *   'track' | 'speaking' | 'connectionstate' | 'e2eestate' | 'safetynumber' | 'keychanged' | 'keycheckfailed' |
+ *   'waiting' | 'admitted' | 'refused' | 'selfadmitted' | 'selfrefused' | 'rostermismatch' | 'rosteragreed' |
  *   'relay' | 'error'} CallEventName
+ */
+/**
+ * A participant waiting to be admitted: the `waiting` event's detail and
+ * what the `admission` option is asked about: `identity`, `identityKey`
+ * (the Ed25519 identity key it announced), `known` (this browser met this
+ * identity with this key before this call) and `verified` (the user
+ * marked that key verified, {@link Call#markVerified}).
+ * @typedef {import("./e2ee/index.js").Newcomer} Newcomer
+ */
+/**
+ * What the `admission` option decides: "admit", "refuse" or "ask".
+ * @typedef {import("./e2ee/index.js").AdmissionDecision} AdmissionDecision
+ */
+/**
+ * The `admission` option of {@link connect}: `(newcomer) => "admit" | "refuse" | "ask"`, or a promise of it.
+ * @typedef {import("./e2ee/index.js").AdmissionPolicy} AdmissionPolicy
+ */
+/**
+ * One participant with end-to-end encryption, as this client sees it:
+ * what {@link Call#admissions} lists (`identity`, `identityKey`, `state`
+ * "waiting", "member" or "refused", `by` who admitted or refused it, `root`
+ * already in the call when this client joined).
+ * @typedef {import("./e2ee/index.js").ParticipantAdmission} ParticipantAdmission
+ */
+/**
+ * This client's standing in the call: {@link Call#rosterStatus}.
+ * @typedef {import("./e2ee/index.js").RosterStatus} RosterStatus
+ */
+/**
+ * One member whose view of the call differs from this client's: `member`,
+ * `missing` (its view never came), else `onlyTheirs` (names only its view
+ * lists) and `onlyMine` (names only this client's lists).
+ * @typedef {import("./e2ee/index.js").RosterMismatch} RosterMismatch
+ */
+/**
+ * The `rostermismatch` event's detail: `message` ("The server is showing
+ * different people to different participants") and `mismatches`.
+ * @typedef {import("./e2ee/index.js").RosterMismatchDetail} RosterMismatchDetail
  */
 /**
  * A known person's new identity key, or someone new whose name looks like
@@ -477,6 +539,41 @@ export class Call extends EventTarget {
      */
     keyCheckFailures(): KeyCheckFailure[];
     /**
+     * Admits a participant waiting to be admitted (a `waiting` event named
+     * them; a refused one too): they get this client's media keys, and a
+     * signed admission tells every other member, who then let them in too.
+     * Rejects (a `NotAdmittedError`) while this client is not admitted
+     * itself, (a `NotWaitingError`) when nobody by that name waits (unknown,
+     * gone, or a member already), and when E2EE is off.
+     * @param {string} identity
+     * @returns {Promise<void>}
+     */
+    admit(identity: string): Promise<void>;
+    /**
+     * Refuses a participant waiting to be admitted: they stay out here, and
+     * everyone is told (another member may still admit them). Rejects as
+     * {@link Call#admit} does.
+     * @param {string} identity
+     * @returns {Promise<void>}
+     */
+    refuse(identity: string): Promise<void>;
+    /**
+     * The participants with end-to-end encryption, as this client sees them:
+     * waiting, refused or member, sorted by identity. Someone whose changed
+     * key was not accepted is not listed. Empty when E2EE is off.
+     * @returns {ParticipantAdmission[]}
+     */
+    admissions(): ParticipantAdmission[];
+    /**
+     * Whether this client is admitted (`admitted`; `refused` when a member
+     * said no and none admitted it), whether every member's view of the call
+     * agrees with its own (`agreed`: only then do its keys go out), whether
+     * the roster alert is up (`alert`) and what differs (`mismatches`). With
+     * E2EE off nothing waits: admitted and agreed.
+     * @returns {RosterStatus}
+     */
+    rosterStatus(): RosterStatus;
+    /**
      * What this client can say about a participant's media (this client's
      * own identity included), or null for an identity not in the call.
      * @param {string} identity
@@ -617,6 +714,19 @@ export type ConnectOptions = {
      * false: a dropped connection ends the call
      */
     reconnect?: false | ReconnectOptions | undefined;
+    /**
+     * decides about each participant waiting to be admitted (the `waiting`
+     * event's detail, a {@link Newcomer}): "admit", "refuse", or "ask" to leave them waiting for
+     * {@link Call#admit} / {@link Call#refuse} (the default, without this option). It is asked again for everyone
+     * still waiting once this client is admitted itself. `() => "admit"` admits everyone: for bots and tests, never
+     * for people. With an E2EE instance of the application's, this option (when given) replaces its own.
+     */
+    admission?: import("./e2ee/index.js").AdmissionPolicy | undefined;
+    /**
+     * how long the members' views of the call may disagree before
+     * `rostermismatch` (default 5000)
+     */
+    rosterTimeoutMs?: number | undefined;
 };
 /**
  * Options of {@link Call#publishCamera}.
@@ -758,10 +868,64 @@ export type TrackEventDetail = {
  * - `keycheckfailed` {@link KeyCheckFailure}: this browser's identity store failed while checking a
  *   participant's key; they are held out the same way until a later check succeeds (see
  *   {@link Call#keyCheckFailures}); show it: the call does not reach them
+ * - `waiting` {@link Newcomer}: someone waits to be admitted; they hear and see nothing of this client until a
+ *   member admits them. Show "NAME is waiting to join", with Admit ({@link Call#admit}) and Refuse
+ *   ({@link Call#refuse}), never as a normal participant. Fires again, for everyone still waiting, once this
+ *   client is admitted itself (until then it cannot admit anyone)
+ * - `admitted` `{identity, by}`: a participant became a member (by: the member whose admission counted; "" for
+ *   one already in the call when this client joined)
+ * - `refused` `{identity, by}`: a member refused a waiting participant; it stays waiting, and another member may
+ *   still admit it
+ * - `selfadmitted` `{by}`: this client was admitted (by "": it found the call empty, or everyone who could admit
+ *   it left); until then it waits: show "Waiting to be admitted"
+ * - `selfrefused` `{by}`: a member refused this client; it stays waiting (another member may still admit it)
+ * - `rostermismatch` {@link RosterMismatchDetail}: for a few seconds (`rosterTimeoutMs`) the members' signed views
+ *   of the call have not listed the same people as this client's (or a member's view is missing): show `message`,
+ *   blocking, naming the mismatches; this client sends no new media key until they agree. Fires again when what
+ *   differs changes
+ * - `rosteragreed` `{}`: after `rostermismatch`, every member's view agrees again
  * - `relay` `{from, participant, data}`: a relay message from another participant
  * - `error` `{error}`: a {@link SottoError} not tied to a request of this client's
  */
-export type CallEventName = "participantjoined" | "participantleft" | "trackpublished" | "trackunpublished" | "trackmuted" | "track" | "speaking" | "connectionstate" | "e2eestate" | "safetynumber" | "keychanged" | "keycheckfailed" | "relay" | "error";
+export type CallEventName = "participantjoined" | "participantleft" | "trackpublished" | "trackunpublished" | "trackmuted" | "track" | "speaking" | "connectionstate" | "e2eestate" | "safetynumber" | "keychanged" | "keycheckfailed" | "waiting" | "admitted" | "refused" | "selfadmitted" | "selfrefused" | "rostermismatch" | "rosteragreed" | "relay" | "error";
+/**
+ * A participant waiting to be admitted: the `waiting` event's detail and
+ * what the `admission` option is asked about: `identity`, `identityKey`
+ * (the Ed25519 identity key it announced), `known` (this browser met this
+ * identity with this key before this call) and `verified` (the user
+ * marked that key verified, {@link Call#markVerified}).
+ */
+export type Newcomer = import("./e2ee/index.js").Newcomer;
+/**
+ * What the `admission` option decides: "admit", "refuse" or "ask".
+ */
+export type AdmissionDecision = import("./e2ee/index.js").AdmissionDecision;
+/**
+ * The `admission` option of {@link connect}: `(newcomer) => "admit" | "refuse" | "ask"`, or a promise of it.
+ */
+export type AdmissionPolicy = import("./e2ee/index.js").AdmissionPolicy;
+/**
+ * One participant with end-to-end encryption, as this client sees it:
+ * what {@link Call#admissions} lists (`identity`, `identityKey`, `state`
+ * "waiting", "member" or "refused", `by` who admitted or refused it, `root`
+ * already in the call when this client joined).
+ */
+export type ParticipantAdmission = import("./e2ee/index.js").ParticipantAdmission;
+/**
+ * This client's standing in the call: {@link Call#rosterStatus}.
+ */
+export type RosterStatus = import("./e2ee/index.js").RosterStatus;
+/**
+ * One member whose view of the call differs from this client's: `member`,
+ * `missing` (its view never came), else `onlyTheirs` (names only its view
+ * lists) and `onlyMine` (names only this client's lists).
+ */
+export type RosterMismatch = import("./e2ee/index.js").RosterMismatch;
+/**
+ * The `rostermismatch` event's detail: `message` ("The server is showing
+ * different people to different participants") and `mismatches`.
+ */
+export type RosterMismatchDetail = import("./e2ee/index.js").RosterMismatchDetail;
 /**
  * A known person's new identity key, or someone new whose name looks like
  * a known person's: the `keychanged` event's detail.

@@ -16,6 +16,15 @@
  * relay messages, and the node forwards what it cannot read. The key
  * management and the frame transforms live in ./e2ee/; this file wires them
  * to the call.
+ *
+ * With end-to-end encryption on, nobody gets this client's media keys
+ * before a member of the call admits them (docs/E2EE.md, "Admission and
+ * rosters"): a newcomer waits (`waiting`) until a member admits it
+ * ({@link Call#admit}, or the `admission` option of {@link connect}), and
+ * this client waits too until a member admits it (`selfadmitted`; the
+ * first in the call is admitted at once). Every member signs its view of
+ * who is in the call; when they disagree for a few seconds the call raises
+ * `rostermismatch`, and this client sends no new key until they agree.
  */
 
 import { E2EE } from "./e2ee/index.js";
@@ -116,6 +125,13 @@ const MAX_EARLY_CANDIDATES = 64;
  * @property {RTCIceTransportPolicy} [iceTransportPolicy] "relay": only TURN-relayed candidates
  * @property {boolean} [autoSubscribe] receive every track in the room, present and future (default true)
  * @property {ReconnectOptions | false} [reconnect] false: a dropped connection ends the call
+ * @property {AdmissionPolicy} [admission] decides about each participant waiting to be admitted (the `waiting`
+ *   event's detail, a {@link Newcomer}): "admit", "refuse", or "ask" to leave them waiting for
+ *   {@link Call#admit} / {@link Call#refuse} (the default, without this option). It is asked again for everyone
+ *   still waiting once this client is admitted itself. `() => "admit"` admits everyone: for bots and tests, never
+ *   for people. With an E2EE instance of the application's, this option (when given) replaces its own.
+ * @property {number} [rosterTimeoutMs] how long the members' views of the call may disagree before
+ *   `rostermismatch` (default 5000)
  */
 
 /**
@@ -197,11 +213,73 @@ const MAX_EARLY_CANDIDATES = 64;
  * - `keycheckfailed` {@link KeyCheckFailure}: this browser's identity store failed while checking a
  *   participant's key; they are held out the same way until a later check succeeds (see
  *   {@link Call#keyCheckFailures}); show it: the call does not reach them
+ * - `waiting` {@link Newcomer}: someone waits to be admitted; they hear and see nothing of this client until a
+ *   member admits them. Show "NAME is waiting to join", with Admit ({@link Call#admit}) and Refuse
+ *   ({@link Call#refuse}), never as a normal participant. Fires again, for everyone still waiting, once this
+ *   client is admitted itself (until then it cannot admit anyone)
+ * - `admitted` `{identity, by}`: a participant became a member (by: the member whose admission counted; "" for
+ *   one already in the call when this client joined)
+ * - `refused` `{identity, by}`: a member refused a waiting participant; it stays waiting, and another member may
+ *   still admit it
+ * - `selfadmitted` `{by}`: this client was admitted (by "": it found the call empty, or everyone who could admit
+ *   it left); until then it waits: show "Waiting to be admitted"
+ * - `selfrefused` `{by}`: a member refused this client; it stays waiting (another member may still admit it)
+ * - `rostermismatch` {@link RosterMismatchDetail}: for a few seconds (`rosterTimeoutMs`) the members' signed views
+ *   of the call have not listed the same people as this client's (or a member's view is missing): show `message`,
+ *   blocking, naming the mismatches; this client sends no new media key until they agree. Fires again when what
+ *   differs changes
+ * - `rosteragreed` `{}`: after `rostermismatch`, every member's view agrees again
  * - `relay` `{from, participant, data}`: a relay message from another participant
  * - `error` `{error}`: a {@link SottoError} not tied to a request of this client's
  * @typedef {'participantjoined' | 'participantleft' | 'trackpublished' | 'trackunpublished' | 'trackmuted' |
  *   'track' | 'speaking' | 'connectionstate' | 'e2eestate' | 'safetynumber' | 'keychanged' | 'keycheckfailed' |
+ *   'waiting' | 'admitted' | 'refused' | 'selfadmitted' | 'selfrefused' | 'rostermismatch' | 'rosteragreed' |
  *   'relay' | 'error'} CallEventName
+ */
+
+/**
+ * A participant waiting to be admitted: the `waiting` event's detail and
+ * what the `admission` option is asked about: `identity`, `identityKey`
+ * (the Ed25519 identity key it announced), `known` (this browser met this
+ * identity with this key before this call) and `verified` (the user
+ * marked that key verified, {@link Call#markVerified}).
+ * @typedef {import("./e2ee/index.js").Newcomer} Newcomer
+ */
+
+/**
+ * What the `admission` option decides: "admit", "refuse" or "ask".
+ * @typedef {import("./e2ee/index.js").AdmissionDecision} AdmissionDecision
+ */
+
+/**
+ * The `admission` option of {@link connect}: `(newcomer) => "admit" | "refuse" | "ask"`, or a promise of it.
+ * @typedef {import("./e2ee/index.js").AdmissionPolicy} AdmissionPolicy
+ */
+
+/**
+ * One participant with end-to-end encryption, as this client sees it:
+ * what {@link Call#admissions} lists (`identity`, `identityKey`, `state`
+ * "waiting", "member" or "refused", `by` who admitted or refused it, `root`
+ * already in the call when this client joined).
+ * @typedef {import("./e2ee/index.js").ParticipantAdmission} ParticipantAdmission
+ */
+
+/**
+ * This client's standing in the call: {@link Call#rosterStatus}.
+ * @typedef {import("./e2ee/index.js").RosterStatus} RosterStatus
+ */
+
+/**
+ * One member whose view of the call differs from this client's: `member`,
+ * `missing` (its view never came), else `onlyTheirs` (names only its view
+ * lists) and `onlyMine` (names only this client's lists).
+ * @typedef {import("./e2ee/index.js").RosterMismatch} RosterMismatch
+ */
+
+/**
+ * The `rostermismatch` event's detail: `message` ("The server is showing
+ * different people to different participants") and `mismatches`.
+ * @typedef {import("./e2ee/index.js").RosterMismatchDetail} RosterMismatchDetail
  */
 
 /**
@@ -440,6 +518,9 @@ export class Call extends EventTarget {
     if (!options || (typeof options.token !== "string" && typeof options.token !== "function") || options.token === "") {
       throw new TypeError("sotto: connect needs options.token (a string or a function returning one)");
     }
+    if (options.admission !== undefined && typeof options.admission !== "function") {
+      throw new TypeError("sotto: options.admission must be a function (newcomer) => \"admit\" | \"refuse\" | \"ask\"");
+    }
     const call = new Call(signalURL(url), { ...options });
     await call.#start();
     return call;
@@ -447,11 +528,13 @@ export class Call extends EventTarget {
 
   async #start() {
     const e2ee = this.#opts.e2ee ?? true;
+    const admission = { admission: this.#opts.admission, rosterTimeoutMs: this.#opts.rosterTimeoutMs };
     if (e2ee instanceof E2EE) {
       this.e2ee = e2ee;
+      e2ee.configureAdmission(admission);
     } else if (e2ee) {
       try {
-        this.e2ee = await E2EE.create();
+        this.e2ee = await E2EE.create(admission);
       } catch (err) {
         throw new SottoError("e2ee_unsupported",
           `this browser cannot encrypt calls end to end: ${errorText(err)}`, { cause: err });
@@ -473,6 +556,9 @@ export class Call extends EventTarget {
       this.e2ee.addEventListener("keycheckfailed", (ev) => {
         this.#emit("keycheckfailed", /** @type {CustomEvent} */ (ev).detail);
       });
+      for (const type of ["waiting", "admitted", "refused", "selfadmitted", "selfrefused", "rostermismatch", "rosteragreed"]) {
+        this.e2ee.addEventListener(type, (ev) => this.#emit(type, /** @type {CustomEvent} */ (ev).detail));
+      }
     }
     let dialed;
     let session;
@@ -831,6 +917,56 @@ export class Call extends EventTarget {
    */
   keyCheckFailures() {
     return this.e2ee ? this.e2ee.keyCheckFailures() : [];
+  }
+
+  /**
+   * Admits a participant waiting to be admitted (a `waiting` event named
+   * them; a refused one too): they get this client's media keys, and a
+   * signed admission tells every other member, who then let them in too.
+   * Rejects (a `NotAdmittedError`) while this client is not admitted
+   * itself, (a `NotWaitingError`) when nobody by that name waits (unknown,
+   * gone, or a member already), and when E2EE is off.
+   * @param {string} identity
+   * @returns {Promise<void>}
+   */
+  async admit(identity) {
+    if (!this.e2ee) throw new Error("sotto: end-to-end encryption is off");
+    return this.e2ee.admit(identity);
+  }
+
+  /**
+   * Refuses a participant waiting to be admitted: they stay out here, and
+   * everyone is told (another member may still admit them). Rejects as
+   * {@link Call#admit} does.
+   * @param {string} identity
+   * @returns {Promise<void>}
+   */
+  async refuse(identity) {
+    if (!this.e2ee) throw new Error("sotto: end-to-end encryption is off");
+    return this.e2ee.refuse(identity);
+  }
+
+  /**
+   * The participants with end-to-end encryption, as this client sees them:
+   * waiting, refused or member, sorted by identity. Someone whose changed
+   * key was not accepted is not listed. Empty when E2EE is off.
+   * @returns {ParticipantAdmission[]}
+   */
+  admissions() {
+    return this.e2ee ? this.e2ee.admissions() : [];
+  }
+
+  /**
+   * Whether this client is admitted (`admitted`; `refused` when a member
+   * said no and none admitted it), whether every member's view of the call
+   * agrees with its own (`agreed`: only then do its keys go out), whether
+   * the roster alert is up (`alert`) and what differs (`mismatches`). With
+   * E2EE off nothing waits: admitted and agreed.
+   * @returns {RosterStatus}
+   */
+  rosterStatus() {
+    if (!this.e2ee) return { admitted: true, refused: false, agreed: true, alert: false, mismatches: [] };
+    return this.e2ee.rosterStatus();
   }
 
   /**

@@ -27,7 +27,17 @@ export {
   PROTOCOL_VERSION,
   SIGNAL_PATH,
 } from "./client.js";
-export { E2EE, NoKeyChangeError, MemoryStore, IndexedDBStore, defaultIdentityStore, skeleton } from "./e2ee/index.js";
+export {
+  E2EE,
+  NoKeyChangeError,
+  NotAdmittedError,
+  NotWaitingError,
+  ROSTER_MISMATCH_MESSAGE,
+  MemoryStore,
+  IndexedDBStore,
+  defaultIdentityStore,
+  skeleton,
+} from "./e2ee/index.js";
 
 /**
  * @typedef {import("./client.js").ConnectOptions} ConnectOptions
@@ -45,6 +55,13 @@ export { E2EE, NoKeyChangeError, MemoryStore, IndexedDBStore, defaultIdentitySto
  * @typedef {import("./e2ee/index.js").KeyChange} KeyChange
  * @typedef {import("./e2ee/index.js").KeyCheckFailure} KeyCheckFailure
  * @typedef {import("./e2ee/index.js").Covered} Covered
+ * @typedef {import("./e2ee/index.js").Newcomer} Newcomer
+ * @typedef {import("./e2ee/index.js").AdmissionDecision} AdmissionDecision
+ * @typedef {import("./e2ee/index.js").AdmissionPolicy} AdmissionPolicy
+ * @typedef {import("./e2ee/index.js").ParticipantAdmission} ParticipantAdmission
+ * @typedef {import("./e2ee/index.js").RosterStatus} RosterStatus
+ * @typedef {import("./e2ee/index.js").RosterMismatch} RosterMismatch
+ * @typedef {import("./e2ee/index.js").RosterMismatchDetail} RosterMismatchDetail
  * @typedef {import("./e2ee/store.js").IdentityStore} IdentityStore
  * @typedef {import("./e2ee/store.js").KnownKey} KnownKey
  */

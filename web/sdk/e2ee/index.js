@@ -39,15 +39,25 @@
  *
  * A participant that attaches no sender only listens and, as in Go, sends
  * no key message at all; the first attachSender distributes its key.
+ *
+ * Admission by members is always on (docs/E2EE.md, "Admission and
+ * rosters"; keys.js): the participants setMembers lists are candidates,
+ * who get this participant's keys only once a member admits them, and no
+ * key goes out while the members' signed views of the call disagree. The
+ * first list after start names those already in the call (an empty one
+ * makes this participant the first member); a newcomer waits ("waiting")
+ * until a member admits it (admit, or the admission policy), and this
+ * participant waits itself until a member admits it ("selfadmitted").
  */
 
 import { Identity, SessionKey, announce, equalBytes, parseAnnouncement } from "./identity.js";
-import { KeySession, isKeyMessage } from "./keys.js";
+import { KeySession, NotAdmittedError, NotWaitingError, isKeyMessage } from "./keys.js";
 import { verificationCode } from "./safety.js";
 import { isSupportedSuite } from "./sframe.js";
 import { MemoryStore, checkKey, defaultIdentityStore, markVerified } from "./store.js";
 
 export { IndexedDBStore, MemoryStore, defaultIdentityStore } from "./store.js";
+export { NotAdmittedError, NotWaitingError } from "./keys.js";
 export { skeleton } from "./skeleton.js";
 
 /** The SFrame cipher suite by default: 0x0004, AES_128_GCM_SHA256_128. */
@@ -72,7 +82,82 @@ export const DEFAULT_SUITE = 4;
  * @property {string|URL} [workerUrl] where worker.js is served (next to this file by default)
  * @property {TransformMode} [transform] force one way of reaching the frames (tests); by default
  *   RTCRtpScriptTransform where the browser has it, else createEncodedStreams()
+ * @property {AdmissionPolicy} [admission] decides about each participant waiting to be admitted; by default
+ *   every one is left waiting ("ask") until admit or refuse, or another member admits them
+ * @property {number} [rosterTimeoutMs] how long the members' views of the call may disagree before
+ *   "rostermismatch" (5000)
  */
+
+/**
+ * What an admission policy decides about a waiting participant: "admit"
+ * it, "refuse" it (everyone is told; another member may still admit it),
+ * or "ask": leave it waiting for the application (admit, refuse).
+ * @typedef {"admit"|"refuse"|"ask"} AdmissionDecision
+ */
+
+/**
+ * A participant waiting to be admitted: the "waiting" event's detail,
+ * and what an admission policy is asked about.
+ * @typedef {object} Newcomer
+ * @property {string} identity the token's sub
+ * @property {Uint8Array<ArrayBuffer>} identityKey the Ed25519 identity key it announced
+ * @property {boolean} known this browser's store knew this identity with this key before this call met it
+ *   (false for someone met for the first time in this call)
+ * @property {boolean} verified the store has this key marked verified for them (markVerified)
+ */
+
+/**
+ * Decides about a waiting participant (E2EEOptions.admission, connect's
+ * admission option). It is asked for every "waiting" event, also while
+ * this participant is not admitted itself (an "admit" then does nothing;
+ * it is asked again once this participant is admitted). It may return a
+ * promise; anything but "admit" and "refuse" counts as "ask".
+ * @typedef {(newcomer: Newcomer) => AdmissionDecision|Promise<AdmissionDecision>} AdmissionPolicy
+ */
+
+/**
+ * One participant with E2EE the node lists, as this participant sees it:
+ * what admissions() lists.
+ * @typedef {object} ParticipantAdmission
+ * @property {string} identity
+ * @property {Uint8Array<ArrayBuffer>} identityKey the identity key it announced
+ * @property {"waiting"|"member"|"refused"} state refused: waiting, and a member said no
+ * @property {string} by who admitted it (member; "" for one present when this participant joined) or refused it
+ * @property {boolean} root listed when this participant joined (or joined again)
+ */
+
+/**
+ * One member whose latest signed view of the call differs from this
+ * participant's: missing when its view never came, else the names only
+ * its view lists (onlyTheirs) and only this participant's does (onlyMine).
+ * A name in both lists is one person shown with two different keys.
+ * @typedef {object} RosterMismatch
+ * @property {string} member
+ * @property {boolean} missing
+ * @property {string[]} onlyTheirs
+ * @property {string[]} onlyMine
+ */
+
+/**
+ * This participant's standing in the call.
+ * @typedef {object} RosterStatus
+ * @property {boolean} admitted this participant is a member (until then it waits, and gets no keys)
+ * @property {boolean} refused a member refused this participant (and none admitted it)
+ * @property {boolean} agreed every member's latest view lists the same people as this participant's: its keys
+ *   flow only then
+ * @property {boolean} alert the views have disagreed for longer than rosterTimeoutMs ("rostermismatch")
+ * @property {RosterMismatch[]} mismatches the members whose view is missing or differs, now
+ */
+
+/**
+ * The "rostermismatch" event's detail.
+ * @typedef {object} RosterMismatchDetail
+ * @property {string} message ROSTER_MISMATCH_MESSAGE, to show
+ * @property {RosterMismatch[]} mismatches
+ */
+
+/** The text of the roster alert (docs/E2EE.md, rule 5). */
+export const ROSTER_MISMATCH_MESSAGE = "The server is showing different people to different participants";
 
 /**
  * What start needs once signaling has joined.
@@ -153,6 +238,47 @@ function compareUTF8(a, b) {
 }
 
 /**
+ * @param {Uint8Array} b
+ * @returns {string}
+ */
+function hexOf(b) {
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Key management's mismatches with names only.
+ * @param {import("./keys.js").RosterMismatch[]} ms
+ * @returns {RosterMismatch[]}
+ */
+function namedMismatches(ms) {
+  return ms.map((m) => ({ member: m.member, missing: m.missing, onlyTheirs: m.onlyTheirs.map((e) => e.name), onlyMine: m.onlyMine.map((e) => e.name) }));
+}
+
+/**
+ * The mismatches in words, for the log (as the Go client's
+ * RosterMismatchError).
+ * @param {RosterMismatch[]} ms
+ * @returns {string}
+ */
+function describeMismatches(ms) {
+  return ms
+    .map((m) => {
+      if (m.missing) {
+        return `${m.member} sent no view`;
+      }
+      const p = [];
+      if (m.onlyTheirs.length > 0) {
+        p.push(`also lists ${m.onlyTheirs.join(", ")}`);
+      }
+      if (m.onlyMine.length > 0) {
+        p.push(`does not list ${m.onlyMine.join(", ")}`);
+      }
+      return `${m.member}'s view ${p.join(" and ")}`;
+    })
+    .join("; ");
+}
+
+/**
  * @param {KeyChange} kc
  * @returns {KeyChange}
  */
@@ -225,6 +351,19 @@ function supports(mode) {
  * later one supersedes it); "keycheckfailed" (detail a KeyCheckFailure)
  * when the store cannot check a participant's key: they get no key and
  * none of theirs is taken until a later check succeeds (once until then).
+ *
+ * Admission events (keys.js, docs/E2EE.md "Admission and rosters"):
+ * "waiting" (detail a Newcomer) someone waits to be admitted, hearing and
+ * seeing nothing (also, once this participant is admitted, everyone still
+ * waiting, again); "admitted" ({identity, by}; by "" for a participant
+ * present when this one joined) someone became a member; "refused"
+ * ({identity, by}) a member refused someone waiting; "selfadmitted"
+ * ({by}; "" when the call was empty, or everyone who could admit left)
+ * this participant was admitted; "selfrefused" ({by}); "rostermismatch"
+ * (detail a RosterMismatchDetail) the members' signed views have not
+ * listed the same people as this participant's for rosterTimeoutMs: no
+ * new key goes out (repeated when what differs changes); "rosteragreed"
+ * ({}) after it, they agree again.
  */
 export class E2EE extends EventTarget {
   /**
@@ -263,7 +402,11 @@ export class E2EE extends EventTarget {
     const sessionKey = await SessionKey.generate();
     const announcement = await announce(identity, sessionKey);
     const worker = new Worker(opts.workerUrl ?? new URL("./worker.js", import.meta.url), { type: "module", name: "sotto-e2ee" });
+    if (opts.admission !== undefined && opts.admission !== null && typeof opts.admission !== "function") {
+      throw new TypeError("e2ee: the admission option must be a function (newcomer) => \"admit\" | \"refuse\" | \"ask\"");
+    }
     const e = new E2EE(CREATE, { identity, store, sessionKey, announcement, worker, mode, suite, ackTimeoutMs: opts.ackTimeoutMs, graceMs: opts.graceMs });
+    e.configureAdmission({ admission: opts.admission ?? undefined, rosterTimeoutMs: opts.rosterTimeoutMs });
     try {
       await e.call({ op: "init", suite });
     } catch (err) {
@@ -315,8 +458,10 @@ export class E2EE extends EventTarget {
     /** @private */
     this.graceMs = o.graceMs;
     /**
-     * Test hook: while true, incoming key messages are dropped (not
-     * opened, not acknowledged), so this client cannot decrypt anyone.
+     * Test hook: while true, incoming key messages and acks are dropped
+     * (not opened, not acknowledged), so this client cannot decrypt
+     * anyone; admissions and roster views still come through, so it is
+     * admitted and the others still get its keys.
      * @type {boolean}
      */
     this.denyKeysForTest = false;
@@ -357,6 +502,14 @@ export class E2EE extends EventTarget {
     this.nextTransform = 1;
     /** @private */
     this.safetyQueued = false;
+    /** @private @type {AdmissionPolicy|null} */
+    this.policy = null;
+    /** @private @type {number|undefined} */
+    this.rosterTimeoutMs = undefined;
+    /** @private @type {Set<string>} identity and key (hex) of those this E2EE met first: not known before */
+    this.firstMet = new Set();
+    /** @private @type {Promise<void>} admission events, dispatched in order */
+    this.eventChain = Promise.resolve();
     /** @private @type {Promise<void>} */
     this.safetyChain = Promise.resolve();
 
@@ -378,11 +531,32 @@ export class E2EE extends EventTarget {
   }
 
   /**
+   * Sets the admission policy and the roster timeout (E2EEOptions'
+   * admission and rosterTimeoutMs); an option left undefined stays as it
+   * is, a null policy is the default ("ask"). The policy applies from the
+   * next "waiting" event; the timeout from the next start in another room.
+   * @param {{admission?: AdmissionPolicy|null, rosterTimeoutMs?: number}} o
+   */
+  configureAdmission(o) {
+    if (o.admission !== undefined) {
+      if (o.admission !== null && typeof o.admission !== "function") {
+        throw new TypeError("e2ee: the admission option must be a function (newcomer) => \"admit\" | \"refuse\" | \"ask\"");
+      }
+      this.policy = o.admission;
+    }
+    if (o.rosterTimeoutMs !== undefined) {
+      this.rosterTimeoutMs = o.rosterTimeoutMs;
+    }
+  }
+
+  /**
    * Starts key management once joined, and again after every reconnect
    * with the new session's relay. A reconnect behaves as the Go SDK's: the
    * others saw this participant leave and dropped its keys, so membership
-   * is reset (a fresh key, which the next setMembers sends to everyone).
-   * A different room or identity starts over.
+   * is reset (a fresh key, which goes to everyone once admitted again);
+   * this participant waits to be admitted again (the others who admitted
+   * it before do so on their own), and the next setMembers names those
+   * already in the call. A different room or identity starts over.
    * @param {StartOptions} o
    */
   start(o) {
@@ -398,12 +572,17 @@ export class E2EE extends EventTarget {
       }
     };
     if (this.session && this.session.room === o.room && this.session.self === o.self) {
-      this.session.setSend(send);
-      this.applyMembers(null);
+      const s = this.session;
+      s.setSend(send);
+      // Joined again (Go's Rejoin, where the Go client reset with
+      // SetMembers(nil) before admission): waiting again, everyone's keys
+      // dropped, and the next list names the roots.
+      this.runTrust(() => s.rejoin()).catch((err) => console.warn("e2ee: rejoin failed", err));
       return;
     }
     this.session?.close();
-    this.session = new KeySession({
+    /** @type {KeySession} */
+    const session = new KeySession({
       room: o.room,
       self: o.self,
       identity: this.identity,
@@ -419,7 +598,12 @@ export class E2EE extends EventTarget {
       ackTimeoutMs: this.ackTimeoutMs,
       graceMs: this.graceMs,
       publishing: this.publishing,
+      admission: {
+        onEvent: (ev) => this.onMembership(session, ev),
+        rosterTimeoutMs: this.rosterTimeoutMs,
+      },
     });
+    this.session = session;
     const early = this.early;
     this.early = null;
     if (early) {
@@ -566,6 +750,9 @@ export class E2EE extends EventTarget {
       this.emitSafetyNumber();
     }
     if (seen.trust !== "changed" && seen.trust !== "lookalike") {
+      if (seen.trust === "new") {
+        this.firstMet.add(`${person}\u0000${hexOf(key)}`);
+      }
       this.changed.delete(person);
       return true;
     }
@@ -609,6 +796,7 @@ export class E2EE extends EventTarget {
         throw new NoKeyChangeError(identity);
       }
       await this.store.remember(identity, { key: waiting.current.slice(), verified: false, firstSeen: new Date() });
+      this.firstMet.add(`${identity}\u0000${hexOf(waiting.current)}`);
       this.changed.delete(identity);
       if (this.session && this.peers) {
         await this.updateMembers(this.session, this.peers);
@@ -721,6 +909,172 @@ export class E2EE extends EventTarget {
   }
 
   /**
+   * Turns key management's membership events into this E2EE's events, in
+   * order, and asks the admission policy about each waiting participant.
+   * @param {KeySession} s
+   * @param {import("./keys.js").MembershipEvent} ev
+   * @private
+   */
+  onMembership(s, ev) {
+    this.eventChain = this.eventChain.then(async () => {
+      if (s !== this.session || this.closed) {
+        return;
+      }
+      switch (ev.kind) {
+        case "waiting": {
+          const detail = await this.newcomer(ev.identity, /** @type {Uint8Array<ArrayBuffer>} */ (ev.identityKey));
+          if (s !== this.session || this.closed) {
+            return;
+          }
+          this.dispatch("waiting", { ...detail, identityKey: detail.identityKey.slice() });
+          this.applyPolicy(s, detail);
+          return;
+        }
+        case "admitted":
+          this.dispatch("admitted", { identity: ev.identity, by: ev.by });
+          this.emitSafetyNumber();
+          return;
+        case "refused":
+          this.dispatch("refused", { identity: ev.identity, by: ev.by });
+          return;
+        case "selfadmitted":
+          this.dispatch("selfadmitted", { by: ev.by });
+          this.emitSafetyNumber();
+          return;
+        case "selfrefused":
+          this.dispatch("selfrefused", { by: ev.by });
+          return;
+        case "rostermismatch": {
+          const mismatches = namedMismatches(ev.mismatches);
+          console.warn(`e2ee: ${ROSTER_MISMATCH_MESSAGE}; sending no new media key until the views agree:`, describeMismatches(mismatches));
+          this.dispatch("rostermismatch", { message: ROSTER_MISMATCH_MESSAGE, mismatches });
+          return;
+        }
+        case "rosteragreed":
+          console.info("e2ee: every member's view of the call agrees again");
+          this.dispatch("rosteragreed", {});
+          return;
+      }
+    });
+  }
+
+  /**
+   * Dispatches a CustomEvent. dispatchEvent reports a listener that throws
+   * and goes on, so the events after it still come.
+   * @param {string} type
+   * @param {unknown} detail
+   * @private
+   */
+  dispatch(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  /**
+   * The Newcomer for identity with key: whether the store knew them
+   * before this call, and with the key marked verified.
+   * @param {string} identity
+   * @param {Uint8Array<ArrayBuffer>} key
+   * @returns {Promise<Newcomer>}
+   * @private
+   */
+  async newcomer(identity, key) {
+    /** @type {Newcomer} */
+    const n = { identity, identityKey: key.slice(), known: false, verified: false };
+    try {
+      const k = await this.store.known(identity);
+      if (k && equalBytes(k.key, key)) {
+        n.known = !this.firstMet.has(`${identity}\u0000${hexOf(key)}`);
+        n.verified = k.verified === true;
+      }
+    } catch (err) {
+      console.warn("e2ee: identity store:", String(err));
+    }
+    return n;
+  }
+
+  /**
+   * Asks the admission policy about newcomer n, and admits or refuses it
+   * as it says. Someone no longer waiting, or this participant not being
+   * admitted yet, is no failure: the policy is asked again then.
+   * @param {KeySession} s
+   * @param {Newcomer} n
+   * @private
+   */
+  applyPolicy(s, n) {
+    const policy = this.policy;
+    if (!policy) {
+      return;
+    }
+    (async () => {
+      const decision = await policy({ ...n, identityKey: n.identityKey.slice() });
+      if (s !== this.session || this.closed) {
+        return;
+      }
+      if (decision === "admit") {
+        await s.admit(n.identity);
+      } else if (decision === "refuse") {
+        await s.refuse(n.identity);
+      }
+    })().catch((err) => {
+      if (!(err instanceof NotWaitingError) && !(err instanceof NotAdmittedError)) {
+        console.warn("e2ee: admission policy:", n.identity, err);
+      }
+    });
+  }
+
+  /**
+   * Admits a waiting (or refused) participant: it gets this participant's
+   * keys, and a signed admission tells every other member, who then count
+   * it as a member too. Rejects with a NotAdmittedError while this
+   * participant is not admitted itself, a NotWaitingError when nobody by
+   * that name waits (unknown, gone, or a member already), and before start.
+   * @param {string} identity
+   * @returns {Promise<void>}
+   */
+  admit(identity) {
+    if (!this.session || this.closed) {
+      return Promise.reject(new Error("e2ee: not started"));
+    }
+    return this.session.admit(identity);
+  }
+
+  /**
+   * Refuses a waiting participant: everyone is told this participant
+   * refused it (another member may still admit it). Rejects as admit.
+   * @param {string} identity
+   * @returns {Promise<void>}
+   */
+  refuse(identity) {
+    if (!this.session || this.closed) {
+      return Promise.reject(new Error("e2ee: not started"));
+    }
+    return this.session.refuse(identity);
+  }
+
+  /**
+   * The participants with E2EE the node lists, as this participant sees
+   * them (waiting, refused or member), sorted by identity; empty before
+   * start. Someone held out by a key change not accepted is not listed.
+   * @returns {ParticipantAdmission[]}
+   */
+  admissions() {
+    return this.session ? this.session.participants() : [];
+  }
+
+  /**
+   * Whether this participant is admitted, and whether every member's view
+   * of the call agrees with its own. Before start: nothing admitted.
+   * @returns {RosterStatus}
+   */
+  rosterStatus() {
+    if (!this.session) {
+      return { admitted: false, refused: false, agreed: false, alert: false, mismatches: [] };
+    }
+    const st = this.session.rosterStatus();
+    return { ...st, mismatches: namedMismatches(st.mismatches) };
+  }
+
+  /**
    * Takes a relay message. Returns true when it was a key-management
    * message (it has "sotto_e2ee"): consumed here, not for the application.
    * @param {string} from the sender's identity, as the server reports it
@@ -731,11 +1085,23 @@ export class E2EE extends EventTarget {
     if (!isKeyMessage(data)) {
       return false;
     }
-    if (this.denyKeysForTest || !this.session || this.closed) {
+    if (!this.session || this.closed) {
       return true;
     }
-    // Refusals are counted (badKeyMessages) and logged by the session.
-    this.session.handleMessage(from, data).catch(() => {});
+    if (this.denyKeysForTest && (data.type === "key" || data.type === "key_ack")) {
+      return true;
+    }
+    // After the membership changes before it, as signaling delivered them:
+    // those wait for the store's checks, and a roster view or an admission
+    // must not overtake the list that names its sender (Go's client takes
+    // both in order on one goroutine). Refusals are counted
+    // (badKeyMessages) and logged by the session.
+    const s = this.session;
+    this.runTrust(() => {
+      if (s === this.session && !this.closed) {
+        s.handleMessage(from, data).catch(() => {});
+      }
+    });
     return true;
   }
 

@@ -4,6 +4,8 @@
 // an E2EE on each side ("alice" sends, "bob" receives) that exchange key
 // messages directly, as signaling's relay would. The Go test starts a
 // call with window.loopback.start(...) and polls window.loopback.state().
+// Admission by members is on in every E2EE: alice joins first (the first
+// member), then bob, whom alice admits (the admission option).
 
 import { E2EE, MemoryStore } from "/sdk/e2ee/index.js";
 import { Identity, equalBytes, parseAnnouncement } from "/sdk/e2ee/identity.js";
@@ -26,6 +28,7 @@ import { Identity, equalBytes, parseAnnouncement } from "/sdk/e2ee/identity.js";
  * @property {{identity: string, state: string}[]} states bob's statechange events
  * @property {Record<string, string>} numbers the last safety number each announced
  * @property {number} relayed key messages delivered
+ * @property {Set<string>} present who is in the call: relays go only to them, as the server's
  */
 
 /** @type {Loopback|null} */
@@ -33,7 +36,8 @@ let current = null;
 
 /**
  * Relays key messages from one E2EE to the other, through JSON as the
- * server would carry them, asynchronously.
+ * server would carry them, asynchronously, if the other is in the call
+ * when the message is sent.
  * @param {string} from
  * @param {() => E2EE} to
  * @param {string} toName
@@ -41,7 +45,7 @@ let current = null;
 function relay(from, to, toName) {
   /** @type {(recipients: string[]|null, data: object) => void} */
   return (recipients, data) => {
-    if (recipients !== null && !recipients.includes(toName)) {
+    if ((recipients !== null && !recipients.includes(toName)) || !current?.present.has(toName)) {
       return;
     }
     const text = JSON.stringify(data);
@@ -76,17 +80,17 @@ async function start(o) {
     return { unsupported: `this browser cannot send video/${o.codec}; it sends ${codecs.join(", ")}` };
   }
   const aliceIdentity = await Identity.generate();
-  const alice = await E2EE.create({ transform: o.transform, identity: aliceIdentity });
+  const alice = await E2EE.create({ transform: o.transform, identity: aliceIdentity, admission: () => "admit" });
   // Every call of this page makes a new alice: bob keeps what he knows in
   // memory, so he meets her afresh (this origin's IndexedDB store would
   // hold the alice of an earlier call and refuse the new one's key).
-  const bob = await E2EE.create({ transform: o.transform, store: new MemoryStore() });
+  const bob = await E2EE.create({ transform: o.transform, store: new MemoryStore(), admission: () => "admit" });
   bob.denyKeysForTest = o.deny;
   const pc1 = new RTCPeerConnection({ ...alice.rtcConfiguration() });
   const pc2 = new RTCPeerConnection({ ...bob.rtcConfiguration() });
   const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 320, height: 240, frameRate: 15 } });
   /** @type {Loopback} */
-  const lb = { alice, bob, aliceIdentity, pc1, pc2, stream, states: [], numbers: {}, relayed: 0 };
+  const lb = { alice, bob, aliceIdentity, pc1, pc2, stream, states: [], numbers: {}, relayed: 0, present: new Set(["alice"]) };
   current = lb;
   bob.addEventListener("statechange", (e) => lb.states.push(/** @type {CustomEvent} */ (e).detail));
   for (const [name, e] of /** @type {const} */ ([["alice", alice], ["bob", bob]])) {
@@ -95,10 +99,16 @@ async function start(o) {
     });
   }
 
+  // alice is alone in the call: its first member. Then bob joins, and
+  // alice admits him.
+  const aliceAdmitted = new Promise((resolve) => alice.addEventListener("selfadmitted", resolve, { once: true }));
   alice.start({ room: "loopback", self: "alice", send: relay("alice", () => bob, "bob") });
+  alice.setMembers([]);
+  await aliceAdmitted;
+  lb.present.add("bob");
   bob.start({ room: "loopback", self: "bob", send: relay("bob", () => alice, "alice") });
-  alice.setMembers([{ identity: "bob", publicKey: bob.publicKey }]);
   bob.setMembers([{ identity: "alice", publicKey: alice.publicKey }]);
+  alice.setMembers([{ identity: "bob", publicKey: bob.publicKey }]);
 
   pc1.onicecandidate = (e) => e.candidate && pc2.addIceCandidate(e.candidate);
   pc2.onicecandidate = (e) => e.candidate && pc1.addIceCandidate(e.candidate);
@@ -174,6 +184,7 @@ async function state() {
     bobStats: lb.bob.stats(),
     numbers: lb.numbers,
     relayed: lb.relayed,
+    rosters: { alice: lb.alice.rosterStatus(), bob: lb.bob.rosterStatus() },
     inbound,
     outbound,
   };
@@ -196,7 +207,9 @@ async function identities() {
 
 /**
  * A reconnect of alice, as the SDK does it: bob sees her leave and come
- * back with the same key; alice starts again with a new relay.
+ * back with the same key (and admits her again on his own, having
+ * admitted her before); alice starts again with a new relay, waiting to
+ * be admitted, bob already in the call.
  */
 function reconnectAlice() {
   const lb = /** @type {Loopback} */ (current);
