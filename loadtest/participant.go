@@ -125,6 +125,18 @@ func (p *participant) join(ctx context.Context) bool {
 			Error: func(se *client.ServerError) {
 				r.noteError(fmt.Errorf("%s: %w", p.identity, se))
 			},
+			Admission: client.AdmissionHandlers{
+				Admitted: func(string) { r.admitted.Add(1) },
+				ParticipantAdmitted: func(_, by string) {
+					if by == p.identity {
+						r.admissions.Add(1)
+					}
+				},
+				RosterMismatch: func(err *client.RosterMismatchError) {
+					r.rosterAlerts.Add(1)
+					r.noteError(fmt.Errorf("%s: %w", p.identity, err))
+				},
+			},
 		},
 	}
 	if !p.publisher {

@@ -105,6 +105,10 @@ type Report struct {
 	Errors       int      `json:"errors"`
 	ErrorSamples []string `json:"error_samples"`
 
+	// Admission is how participants were admitted (E2EE only; null
+	// without it): docs/E2EE.md, "Admission and rosters".
+	Admission *AdmissionReport `json:"admission"`
+
 	// SFU is what the server's own /metrics say about the window.
 	SFU SFUReport `json:"sfu"`
 	// LoadtestCPUSeconds is the CPU time this process used in the window.
@@ -112,6 +116,19 @@ type Report struct {
 
 	// Violations are the thresholds the run broke; empty when none.
 	Violations []Violation `json:"violations"`
+}
+
+// AdmissionReport: every load-tool participant admits every newcomer
+// (client.AdmitAll). Admitted counts participants told they were
+// admitted (joins and rejoins, the first in a room included); Admissions
+// counts the newcomers members admitted (each newcomer is admitted by
+// every member that saw it waiting first); RosterAlerts counts roster
+// alerts, which must be 0 against an honest node.
+type AdmissionReport struct {
+	Policy       string `json:"policy"`
+	Admitted     int    `json:"admitted"`
+	Admissions   int    `json:"admissions"`
+	RosterAlerts int    `json:"roster_alerts"`
 }
 
 // ReportConfig is the run's configuration as the report records it.
@@ -277,6 +294,9 @@ func (r Report) WriteTable(w io.Writer) error {
 	row("bitrate", "%s per subscription received (audio %s, video %s); %s per track sent",
 		bitrate(r.ReceivedBitrateBPS), bitrate(r.ReceivedBitrateBPSByKind.Audio), bitrate(r.ReceivedBitrateBPSByKind.Video), bitrate(r.SentBitrateBPS))
 	row("decryption", "%d failed, %d before their key arrived, %d malformed", r.DecryptFailures, r.DecryptNoKey, r.MalformedFrames)
+	if a := r.Admission; a != nil {
+		row("admission", "%s: %d participants admitted, %d admissions made, %d roster alerts", a.Policy, a.Admitted, a.Admissions, a.RosterAlerts)
+	}
 	row("errors", "%d (%d reconnects)", r.Errors, r.Reconnects)
 	for _, s := range r.ErrorSamples {
 		row("", "  %s", s)

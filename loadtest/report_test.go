@@ -31,6 +31,7 @@ func fullReport() Report {
 		ReceivedBitrateBPSByKind: KindRates{1, 1}, E2ELatencyMS: Percentiles{1, 2, 3, 4},
 		DecryptFailures: 1, DecryptNoKey: 1, MalformedFrames: 1, Reconnects: 1, Errors: 1,
 		ErrorSamples: []string{"e"},
+		Admission:    &AdmissionReport{Policy: "admit all", Admitted: 1, Admissions: 1, RosterAlerts: 1},
 		SFU: SFUReport{Available: true, WindowSeconds: 1, CPUSeconds: 1, RSSBytes: 1, RSSBytesBefore: 1,
 			RSSBytesPerParticipant: 1, ForwardedPackets: 1, ReceivedPackets: 1, DroppedPackets: 1,
 			NACKRetransmissions: 1, ForwardedPerCPUSecond: 1, SignalingMessages: 1, RelayMessages: 1,

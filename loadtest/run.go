@@ -92,6 +92,10 @@ type runner struct {
 	malformed atomic.Uint64
 	// reconnects counts Reconnecting events.
 	reconnects atomic.Int64
+	// admitted counts participants admitted by a member (or first in
+	// their room); admissions those the load tool's members admitted
+	// (every member admits all: AdmitAll); rosterAlerts roster alerts.
+	admitted, admissions, rosterAlerts atomic.Int64
 
 	mu          sync.Mutex
 	phase       string
@@ -602,6 +606,14 @@ func (r *runner) fill(rep *Report, before sample, beforeErr error, w0 sample, w0
 	sts := append([]*subTrack(nil), r.subOrder...)
 	r.mu.Unlock()
 	rep.Reconnects = int(r.reconnects.Load())
+	if !r.cfg.DisableE2EE {
+		rep.Admission = &AdmissionReport{
+			Policy:       "admit all",
+			Admitted:     int(r.admitted.Load()),
+			Admissions:   int(r.admissions.Load()),
+			RosterAlerts: int(r.rosterAlerts.Load()),
+		}
+	}
 	rep.MalformedFrames = r.malformed.Load()
 
 	rep.TracksPublished = len(pts)
