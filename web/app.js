@@ -6,7 +6,8 @@
 // URL modes:
 //   /?room=R&name=N       (development node) fetch /dev/token and join at once
 //   /?room=R&token=T      join at once with that token
-//   /?room=R&autojoin=1   pick a name "guest-NNNN" and join at once (two tabs: two people)
+//   /?room=R&autojoin=1   pick a name "guest-NNNN" and join at once (two tabs: two people,
+//                         each with an identity key of its own, kept for the page's life)
 //   /                     the form
 //
 // Tests read the page without pixels: window.sotto = {call, state}, tiles
@@ -283,8 +284,26 @@ function tokenSource(room, identity, token) {
   };
 }
 
-async function join({ room, identity, token }) {
-  lastJoin = { room, identity, token };
+/**
+ * The identity store of a guest of ?autojoin=1, this page's only: two
+ * tabs of one browser are two people, so each needs its own identity
+ * key (the browser's stored one is one person's; a member cannot admit
+ * its own key). Kept for the page's life, so that Rejoin comes back as
+ * the same person; a reload is a new guest anyway.
+ * @type {InstanceType<typeof Sotto.MemoryStore> | null}
+ */
+let guestStore = null;
+
+/** The E2EE this page made for the current call (the SDK closes only its own), or null. */
+let ownE2EE = null;
+
+function closeOwnE2EE() {
+  ownE2EE?.close();
+  ownE2EE = null;
+}
+
+async function join({ room, identity, token, guest = false }) {
+  lastJoin = { room, identity, token, guest };
   state.room = room;
   state.identity = identity;
   state.error = null;
@@ -296,19 +315,28 @@ async function join({ room, identity, token }) {
 
   if (!local.audio && !local.video && !local.skip) await acquireMedia();
 
+  /** @type {boolean | InstanceType<typeof Sotto.E2EE>} */
   let e2ee = true;
-  if (test.denyKeys) {
-    e2ee = await Sotto.E2EE.create();
-    e2ee.denyKeysForTest = true;
-  }
   let c;
   try {
+    if (test.denyKeys || guest) {
+      if (guest) guestStore ??= new Sotto.MemoryStore();
+      closeOwnE2EE();
+      try {
+        ownE2EE = await Sotto.E2EE.create(guest ? { store: guestStore } : {});
+      } catch (err) {
+        throw new Sotto.SottoError("e2ee_unsupported", `this browser cannot encrypt calls end to end: ${err}`, { cause: err });
+      }
+      ownE2EE.denyKeysForTest = test.denyKeys;
+      e2ee = ownE2EE;
+    }
     // Nobody is let in without a person's click: every newcomer waits
     // until a member admits them (the page never admits on its own).
     c = await Sotto.connect(location.origin, {
       token: tokenSource(room, identity, token), room, e2ee, admission: () => "ask",
     });
   } catch (err) {
+    closeOwnE2EE();
     stopLocal();
     showEnded(err, false);
     return;
@@ -436,9 +464,8 @@ function wireCall(c) {
     const was = state.selfAdmission.state;
     state.selfAdmission = { state: "member", by: by ?? "" };
     syncAdmissions();
-    if (was !== "member") {
-      note(by ? `${shownName(by)} admitted you: the others can hear and see you now.` : "You are in the call now.");
-    }
+    // by "": the first in the call, or nobody is left who could admit.
+    if (was !== "member" && by) note(`${shownName(by)} admitted you: the others can hear and see you now.`);
     void refreshSafetyNumber();
   });
   on("selfrefused", ({ by }) => {
@@ -459,10 +486,12 @@ function wireCall(c) {
   on("safetynumber", () => void refreshSafetyNumber());
   on("keychanged", (kc) => {
     noteKeyChange(kc);
+    syncAdmissions();
     void refreshSafetyNumber();
   });
   on("keycheckfailed", () => {
     renderKeyCheckFailures();
+    syncAdmissions();
     void refreshSafetyNumber();
   });
   on("connectionstate", ({ state: s, error }) => {
@@ -477,7 +506,10 @@ function wireCall(c) {
     }
     if (s === "disconnected") {
       stopLocal();
-      if (error) showEnded(error, true);
+      if (error) {
+        closeOwnE2EE();
+        showEnded(error, true);
+      }
     }
   });
   on("error", ({ error }) => console.warn("sotto:", error?.code, error?.message));
@@ -688,9 +720,12 @@ const newcomers = new Map();
 /**
  * Whether identity is shown as a normal tile: a member; or, with no
  * admission at all for it, a participant that does not encrypt (never a
- * candidate: its tile says "Not encrypted", and the header names it).
- * One the node says encrypts but that the SDK does not count (yet) is
- * not a member either.
+ * candidate: its tile says "Not encrypted", and the header names it), or
+ * one this browser holds out itself, its changed key waiting for the
+ * person's choice or its key not checked (the SDK lists neither; the
+ * blocking warning, or the banner, says why it gets no key). One the
+ * node says encrypts but that the SDK does not count (yet) is no member
+ * either: a card says it waits.
  */
 function showsTile(identity) {
   const c = call;
@@ -699,7 +734,9 @@ function showsTile(identity) {
   if (!hasAdmission(c)) return true;
   const a = state.admissions[identity];
   if (a) return a.state === "member";
-  return !p.e2ee;
+  if (!p.e2ee) return true;
+  return c.pendingKeyChanges().some((k) => k.identity === identity) ||
+    c.keyCheckFailures().some((f) => f.identity === identity);
 }
 
 /**
@@ -746,6 +783,12 @@ function syncAdmissions(gone) {
   renderSelfAdmission();
   refreshHeldTiles();
   refreshCallStatus();
+}
+
+/** This tab's identity key, in hex ("" without E2EE). */
+function ownKeyHex() {
+  const k = call?.e2ee?.identity?.publicKey;
+  return k ? hexOf(k) : "";
 }
 
 /** identity → its card in #admission-list */
@@ -828,7 +871,10 @@ function fillAdmissionCard(card, identity, canDecide) {
   } else {
     text.textContent = `${name} is waiting to join — they hear and see nothing until admitted`;
     const parts = [];
-    if (a?.verified) parts.push(`You verified ${name}'s key before.`);
+    if (a && a.key === ownKeyHex()) {
+      parts.push(`${name} comes with this browser's own security key: another tab of this browser, or someone ` +
+        "copying it. Nobody can admit their own key: someone on another device can, or refuse them.");
+    } else if (a?.verified) parts.push(`You verified ${name}'s key before.`);
     else if (a?.known) parts.push(`This browser has met ${name} before, with this key.`);
     else parts.push(`This browser has not met ${name} before: if you do not expect them, refuse.`);
     detail.textContent = parts.join(" ");
@@ -843,6 +889,7 @@ function fillAdmissionCard(card, identity, canDecide) {
   refuse.setAttribute("aria-label", `Refuse ${name}`);
   refuse.hidden = refused;
   admit.disabled = refuse.disabled = !canDecide || busy;
+  if (a && a.key === ownKeyHex()) admit.disabled = true;
   admit.title = `Let ${name} in: they get the call's keys, and everyone sees them.`;
   refuse.title = `Keep ${name} out: everyone sees that you refused them.`;
   card.setAttribute("aria-label", text.textContent);
@@ -1279,6 +1326,7 @@ async function acceptShownKeyChange(entry) {
   if (c !== call) return;
   state.keyChanges = state.keyChanges.filter((k) => k !== entry);
   renderKeyChange();
+  syncAdmissions();
   await refreshSafetyNumber();
 }
 
@@ -1479,6 +1527,7 @@ async function leaveCall() {
   clearKeyChanges();
   clearAdmissions();
   await c.leave();
+  closeOwnE2EE();
   stopLocal();
   showEnded(null, true);
 }
@@ -1569,7 +1618,7 @@ function start() {
   } else if (room && NAME_PATTERN.test(room) && NAME_PATTERN.test(name)) {
     void join({ room, identity: name, token: "" });
   } else if (room && NAME_PATTERN.test(room) && params.get("autojoin") === "1") {
-    void join({ room, identity: guestName(), token: "" });
+    void join({ room, identity: guestName(), token: "", guest: true });
   } else {
     /** @type {HTMLInputElement} */ ($("room")).value = room;
     /** @type {HTMLInputElement} */ ($("name")).value = name;
