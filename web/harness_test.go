@@ -175,7 +175,30 @@ func newBrowser(t *testing.T, extraFlags ...chromedp.ExecAllocatorOption) *brows
 // with the reason, rather than loosening the check.
 func (b *browser) tab(t *testing.T, name string) context.Context {
 	t.Helper()
-	ctx, cancel := chromedp.NewContext(b.root)
+	return b.tabIn(t, b.root, name)
+}
+
+// person opens a tab in a browser profile of its own (a new browser
+// context: its own IndexedDB, so its own identity key and known people),
+// as another person's browser would be. Tabs of one profile share the
+// identity key, and a member cannot admit its own key.
+func (b *browser) person(t *testing.T, name string) context.Context {
+	t.Helper()
+	return b.tabIn(t, b.root, name, chromedp.WithNewBrowserContext())
+}
+
+// beside opens another tab in the profile of the tab ctx: the same
+// person, in another tab of the same browser.
+func (b *browser) beside(t *testing.T, ctx context.Context, name string) context.Context {
+	t.Helper()
+	return b.tabIn(t, ctx, name)
+}
+
+// tabIn opens a tab as a child of parent (the browser, or a tab whose
+// profile it shares), as tab describes.
+func (b *browser) tabIn(t *testing.T, parent context.Context, name string, opts ...chromedp.ContextOption) context.Context {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(parent, opts...)
 	t.Cleanup(cancel)
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("%s: open tab: %v", name, err)
