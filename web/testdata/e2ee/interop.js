@@ -149,7 +149,27 @@ async function privateKeyReport(key) {
  * @property {FrameCrypto} frames
  * @property {{to: string[]|null, msg: object}[]} outbox
  * @property {{sender: string, kid: number, base: string}[]} log
+ * @property {HexEvent[]} events membership events (sessions with admission), not yet taken
  */
+
+/**
+ * A membership event as TestBrowserGoAdmissionInterop takes it: the key
+ * in hex, mismatches with names only.
+ * @typedef {object} HexEvent
+ * @property {string} kind
+ * @property {string} identity
+ * @property {string} identityKey
+ * @property {string} by
+ * @property {{member: string, missing: boolean, onlyTheirs: string[], onlyMine: string[]}[]} mismatches
+ */
+
+/**
+ * Mismatches with names only.
+ * @param {import("/sdk/e2ee/keys.js").RosterMismatch[]} ms
+ */
+function namedMismatches(ms) {
+  return ms.map((m) => ({ member: m.member, missing: m.missing, onlyTheirs: m.onlyTheirs.map((e) => e.name), onlyMine: m.onlyMine.map((e) => e.name) }));
+}
 
 /** @type {Map<string, TestSession>} */
 const sessions = new Map();
@@ -461,14 +481,16 @@ const e2eeTest = {
   /**
    * Starts a key-management session named self, its messages queued in
    * an outbox the test empties, its keys in a FrameCrypto of its own.
-   * @param {{room: string, self: string, suite?: number, ackTimeoutMs?: number, graceMs?: number, publish?: boolean}} o
+   * With admission ({rosterTimeoutMs}), admission by members is on and
+   * its events are kept for events().
+   * @param {{room: string, self: string, suite?: number, ackTimeoutMs?: number, graceMs?: number, publish?: boolean, admission?: {rosterTimeoutMs?: number}}} o
    */
   async newSession(o) {
     const id = await Identity.generate();
     const sessionKey = await SessionKey.generate();
     identities.set(o.self, { identity: id, sessionKey });
     /** @type {TestSession} */
-    const s = /** @type {any} */ ({ outbox: [], log: [] });
+    const s = /** @type {any} */ ({ outbox: [], log: [], events: [] });
     s.frames = new FrameCrypto(o.suite ?? 4, {
       onInUse: (from, kid) => s.keys.noteInUse(from, kid),
     });
@@ -485,6 +507,19 @@ const e2eeTest = {
       keyLog: (e) => s.log.push({ sender: e.sender, kid: e.kid, base: toHex(e.baseKey) }),
       logger: { info() {}, warn() {}, error: console.error },
       publishing: o.publish,
+      admission: o.admission
+        ? {
+            rosterTimeoutMs: o.admission.rosterTimeoutMs,
+            onEvent: (e) =>
+              s.events.push({
+                kind: e.kind,
+                identity: e.identity,
+                identityKey: e.identityKey ? toHex(e.identityKey) : "",
+                by: e.by,
+                mismatches: namedMismatches(e.mismatches),
+              }),
+          }
+        : null,
     });
     sessions.set(o.self, s);
     await s.keys.idle();
@@ -910,6 +945,67 @@ const e2eeTest = {
       }
       return { ...out, untouched: JSON.stringify([a.entries.map(toHexEntry), b.entries.map(toHexEntry)]) === before };
     });
+  },
+
+  /**
+   * Takes session name's membership events.
+   * @param {string} name
+   */
+  async events(name) {
+    const s = session(name);
+    await s.keys.idle();
+    const out = s.events;
+    s.events = [];
+    return out;
+  },
+
+  /**
+   * Session name admits identity: "ok" or the error's class.
+   * @param {string} name
+   * @param {string} identity
+   */
+  async admitParticipant(name, identity) {
+    const r = await attempt(() => session(name).keys.admit(identity));
+    return r.error === undefined ? "ok" : r.error;
+  },
+
+  /**
+   * Session name refuses identity: "ok" or the error's class.
+   * @param {string} name
+   * @param {string} identity
+   */
+  async refuseParticipant(name, identity) {
+    const r = await attempt(() => session(name).keys.refuse(identity));
+    return r.error === undefined ? "ok" : r.error;
+  },
+
+  /**
+   * The participants as session name sees them, keys in hex.
+   * @param {string} name
+   */
+  async participants(name) {
+    const s = session(name);
+    await s.keys.idle();
+    return s.keys.participants().map((p) => ({ ...p, identityKey: toHex(p.identityKey) }));
+  },
+
+  /**
+   * Session name's roster status, mismatches with names only.
+   * @param {string} name
+   */
+  async rosterStatus(name) {
+    const s = session(name);
+    await s.keys.idle();
+    const st = s.keys.rosterStatus();
+    return { ...st, mismatches: namedMismatches(st.mismatches) };
+  },
+
+  /**
+   * Session name joins again, as after a reconnect.
+   * @param {string} name
+   */
+  rejoin(name) {
+    return session(name).keys.rejoin();
   },
 
   /** @param {string} name */
