@@ -1038,6 +1038,25 @@ func (r *admRoom) forgeries() {
 			}
 		}
 	}
+	// An admission of someone both count as a member already is skipped
+	// unchecked (Go's alreadyAdmitted): a broken signature changes nothing.
+	daveKey, _ := hex.DecodeString(r.participant("gopher", "dave").IdentityKey)
+	ofDave := good
+	ofDave.Admitted, ofDave.AdmittedKey = "dave", daveKey
+	raw, err = base64.RawURLEncoding.DecodeString(strings.TrimPrefix(admission(ofDave, gopherID), admitPrefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)-1] ^= 1
+	for _, to := range []string{"gopher", "jessie"} {
+		before := r.keyStats(to)
+		if why, err := r.deliver(to, "gopher", msg(admitPrefix+base64.RawURLEncoding.EncodeToString(raw))); err != nil {
+			t.Errorf("%s refused an admission of dave, a member, instead of skipping it: %s", to, why)
+		}
+		if after := r.keyStats(to); after != before {
+			t.Errorf("%s's counters after an admission of a member: %+v, before %+v", to, after, before)
+		}
+	}
 	for what, a := range inert {
 		for _, to := range []string{"gopher", "jessie", "mallory"} {
 			if why, err := r.deliver(to, "gopher", msg(a)); err != nil {

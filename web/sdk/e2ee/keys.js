@@ -67,7 +67,7 @@
  */
 
 import { base64urlDecode, base64urlEncode, equalBytes, parseAnnouncement } from "./identity.js";
-import { admit, checkAdmission, compareBytes, parseAdmission } from "./admission.js";
+import { ADMISSION_VERSION, BodyReader, admit, checkAdmission, compareBytes, decodeSigned, decodeUTF8, parseAdmission } from "./admission.js";
 import { diffRosters, parseRoster, signRoster } from "./roster.js";
 import { openKeyBox, sealKeyBox } from "./seal.js";
 import { safetyNumber, verificationCode } from "./safety.js";
@@ -405,6 +405,37 @@ function compareNames(a, b) {
  */
 function pairKey(identity, key) {
   return `${identity}\u0000${hex(key)}`;
+}
+
+/**
+ * The admitted name and key of an admission, read without checking it
+ * (Go's decodeSigned and unmarshalAdmission, as alreadyAdmitted uses
+ * them), or null for text that does not read as one.
+ * @param {string} s
+ * @returns {{name: string, key: Uint8Array<ArrayBuffer>}|null}
+ */
+function admittedOf(s) {
+  let body;
+  try {
+    ({ body } = decodeSigned("sotto-admit-v1:", s, (m) => new Error(m)));
+  } catch {
+    return null;
+  }
+  const r = new BodyReader(body);
+  if (r.byte() !== ADMISSION_VERSION) {
+    return null;
+  }
+  r.u16bytes(); // room
+  r.u16bytes(); // admitter
+  r.bytes(32); // admitter key
+  const name = r.u16bytes();
+  const key = r.bytes(32);
+  const t = r.u64();
+  if (r.short || !name || !key || r.left !== 0 || t >= 1n << 63n) {
+    return null;
+  }
+  const admitted = decodeUTF8(name);
+  return admitted === null ? null : { name: admitted, key };
 }
 
 /**
@@ -1768,6 +1799,12 @@ export class KeySession {
    */
   async handleAdmission(from, m) {
     const a = /** @type {AdmissionData} */ (this.adm);
+    if (this.alreadyAdmitted(m.admission)) {
+      // Every member admits a newcomer it sees waiting, so most
+      // admissions come after one already counted: skip their signature
+      // checks (Go's alreadyAdmitted).
+      return;
+    }
     let adm;
     try {
       adm = await parseAdmission(m.admission);
@@ -1784,6 +1821,27 @@ export class KeySession {
     a.pending.push(adm);
     await this.sync();
     await this.drainEarly();
+  }
+
+  /**
+   * Whether an admission, read without checking it, names someone this
+   * session counts as a member already, with the key named: taking it
+   * could change nothing (Go's alreadyAdmitted).
+   * @param {string} s
+   * @returns {boolean}
+   * @private
+   */
+  alreadyAdmitted(s) {
+    const a = /** @type {AdmissionData} */ (this.adm);
+    const adm = admittedOf(s);
+    if (!adm) {
+      return false;
+    }
+    if (adm.name === this.self) {
+      return a.admitted && equalBytes(adm.key, this.selfPub);
+    }
+    const c = a.cands.get(adm.name);
+    return !!c && c.state === "member" && equalBytes(c.ann.identity, adm.key);
   }
 
   /**
