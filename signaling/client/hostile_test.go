@@ -276,6 +276,14 @@ func TestHostileNodeFlipsTrackE2EEOff(t *testing.T) {
 }
 
 func TestHostileNodeInjectsClearMediaUnderEncryptingParticipant(t *testing.T) {
+	hostileInjectsClearMedia(t)
+}
+
+// hostileInjectsClearMedia: the node presents a clear track of dave's (who
+// does not encrypt) as a track of alice's (who does). bob refuses and
+// counts every frame; erin, who opted in to clear media (AcceptClear),
+// gets them flagged as clear. Also TestHostileServer/inject_clear_media.
+func hostileInjectsClearMedia(t *testing.T) {
 	srv := newServer(t)
 	ctx := testContext(t)
 	direct := srv.Frontend().URL
@@ -369,6 +377,14 @@ func TestHostileNodeInjectsClearMediaUnderEncryptingParticipant(t *testing.T) {
 }
 
 func TestHostileNodeRelabelsTrackToAnotherOwner(t *testing.T) {
+	hostileRelabelsTrack(t)
+}
+
+// hostileRelabelsTrack: the node moves bob's track into carol's
+// participant entry. dave, for whom the track still says bob, refuses it;
+// erin, for whom it is relabelled carol's, gets it but none of bob's
+// frames decrypts under carol's keys. Also TestHostileServer/relabel_track.
+func hostileRelabelsTrack(t *testing.T) {
 	srv := newServer(t)
 	ctx := testContext(t)
 	direct := srv.Frontend().URL
