@@ -60,6 +60,13 @@ func TestBrowserGoAdmissionInterop(t *testing.T) {
 		r.rejoins()
 		r.checkWire()
 	})
+	t.Run("held out over a key change, counted in the roster", func(t *testing.T) {
+		r := newAdmRoom(t, ctx, "room of doubts", time.Hour)
+		r.founderAdmitsNewcomer("gopher", true, "jessie", false)
+		r.heldOut("jessie", "carol", true, "dave", false)
+		r.heldOut("gopher", "erin", false, "fred", true)
+		r.checkWire()
+	})
 	t.Run("dropped views raise the same alert on both sides", func(t *testing.T) {
 		r := newAdmRoom(t, ctx, "room of drops", 400*time.Millisecond)
 		r.droppedViews()
@@ -169,11 +176,14 @@ type admRoom struct {
 	// drop, when set, holds back the deliveries it names until release.
 	drop func(from, to, typ string) bool
 	held []admRelay
+	// holds[viewer][name]: viewer lists name as held out of its keys
+	// (a key change awaiting its user: Peer.Held, the browser's held).
+	holds map[string]map[string]bool
 }
 
 func newAdmRoom(t *testing.T, ctx context.Context, name string, timeout time.Duration) *admRoom {
 	r := &admRoom{t: t, ctx: ctx, name: name, timeout: timeout, gos: map[string]*e2ee.Session{}, ids: map[string]*e2ee.Identity{},
-		logs: map[string][]e2ee.KeyEvent{}, events: map[string][]admEvent{}, js: map[string]string{}}
+		logs: map[string][]e2ee.KeyEvent{}, events: map[string][]admEvent{}, js: map[string]string{}, holds: map[string]map[string]bool{}}
 	t.Cleanup(func() {
 		for name := range r.js {
 			jsCall(t, ctx, nil, "close", name)
@@ -290,21 +300,21 @@ func (r *admRoom) announce() {
 	type peer struct {
 		Identity  string `json:"identity"`
 		PublicKey string `json:"publicKey"`
-	}
-	var peers []e2ee.Peer
-	for _, n := range r.present {
-		peers = append(peers, e2ee.Peer{Identity: n, PublicKey: r.publicKey(n)})
+		Held      bool   `json:"held,omitempty"`
 	}
 	for _, n := range r.present {
+		var peers []e2ee.Peer
+		others := []peer{}
+		for _, o := range r.present {
+			held := r.holds[n][o]
+			peers = append(peers, e2ee.Peer{Identity: o, PublicKey: r.publicKey(o), Held: held})
+			if o != n {
+				others = append(others, peer{o, r.publicKey(o), held})
+			}
+		}
 		if s := r.gos[n]; s != nil {
 			s.SetMembers(peers)
 			continue
-		}
-		others := []peer{}
-		for _, p := range peers {
-			if p.Identity != n {
-				others = append(others, peer{p.Identity, p.PublicKey})
-			}
 		}
 		jsCall(r.t, r.ctx, nil, "setMembers", n, others)
 	}
@@ -836,6 +846,69 @@ func (r *admRoom) rejoins() {
 			t.Fatalf("carol has no new key of %s after its return", who)
 		}
 	}
+}
+
+// heldOut: viewer holds newcomer out of its keys (a key change awaits
+// its user) while another member admits newcomer: viewer counts it in the
+// roster (a member, the views agree) but no key goes either way between
+// them. Then next comes and newcomer admits it: the others take that
+// admission, viewer does not (a held participant's admissions do not
+// count), so viewer's view lacks next and keys wait. When viewer stops
+// holding newcomer out, keys flow, newcomer's admission counts after all,
+// and every view agrees.
+func (r *admRoom) heldOut(viewer, newcomer string, newcomerGo bool, next string, nextGo bool) {
+	t := r.t
+	t.Helper()
+	r.forget()
+	r.holds[viewer] = map[string]bool{newcomer: true}
+	r.join(newcomer, newcomerGo)
+	r.pump()
+	admitter := "gopher"
+	if viewer == admitter {
+		admitter = "jessie"
+	}
+	r.wantEvent(viewer, "waiting", newcomer, "")
+	r.mustAdmit(admitter, newcomer)
+	r.pump()
+	r.wantEvent(viewer, "admitted", newcomer, admitter)
+	if p := r.participant(viewer, newcomer); p.State != "member" || p.By != admitter {
+		t.Fatalf("%s sees %s, held out, as %+v", viewer, newcomer, p)
+	}
+	for _, n := range r.present {
+		if st := r.status(n); !st.Admitted || !st.Agreed {
+			t.Fatalf("%s with %s held out by %s: %+v; want the views to agree", n, newcomer, viewer, st)
+		}
+	}
+	if a, b := r.keysFrom(viewer, newcomer), r.keysFrom(newcomer, viewer); a != 0 || b != 0 {
+		t.Fatalf("keys between %s and %s, held out: %d one way, %d the other", viewer, newcomer, a, b)
+	}
+	if r.decrypts(newcomer, viewer) || r.decrypts(viewer, newcomer) {
+		t.Fatalf("frames between %s and %s, held out, decrypt", viewer, newcomer)
+	}
+	if !r.decrypts(admitter, newcomer) || !r.decrypts(newcomer, admitter) {
+		t.Fatalf("frames between %s and %s do not decrypt", admitter, newcomer)
+	}
+
+	r.join(next, nextGo)
+	r.pump()
+	r.mustAdmit(newcomer, next)
+	r.pump()
+	r.wantEvent(admitter, "admitted", next, newcomer)
+	if p := r.participant(viewer, next); p.State != "waiting" {
+		t.Fatalf("%s took the admission of %s by %s, whom it holds out: %+v", viewer, next, newcomer, p)
+	}
+	if st := r.status(viewer); !st.Admitted || st.Agreed {
+		t.Fatalf("%s not counting %s: %+v; want keys held", viewer, next, st)
+	}
+	if k := r.keysFrom(next, viewer); k != 0 {
+		t.Fatalf("%s sent %s %d keys", viewer, next, k)
+	}
+
+	r.holds[viewer] = nil
+	r.announce()
+	r.pump()
+	r.wantEvent(viewer, "admitted", next, newcomer)
+	r.allAgree(viewer + " holds nobody out")
 }
 
 // droppedViews: once gopher (Go), jessie (browser) and carol (Go) agree,

@@ -547,8 +547,8 @@ func TestBrowserTwoTabsAgreeOnFirstKey(t *testing.T) {
 			tabs.forEach((e, i) => e.setMembers([{identity: person, publicKey: anns[i]}]));
 			await Promise.all(tabs.map((e) => e.runTrust(() => {})));
 			await Promise.all(tabs.map((e) => e.session.idle()));
-			// A tab that takes the person's key sees them waiting: admitted,
-			// they get keys (a tab holding them out does not list them).
+			// Each tab sees the person waiting and admits them: the tab that
+			// took their key gives them keys, the one holding them out none.
 			for (const e of tabs) {
 				if (e.admissions().some((a) => a.identity === person && a.state !== "member")) await e.admit(person);
 			}

@@ -560,7 +560,9 @@ export class Call extends EventTarget {
     /**
      * The participants with end-to-end encryption, as this client sees them:
      * waiting, refused or member, sorted by identity. Someone whose changed
-     * key was not accepted is not listed. Empty when E2EE is off.
+     * key was not accepted is listed (the node shows them) but gets no key,
+     * whatever their state, until {@link Call#acceptKeyChange}. Empty when
+     * E2EE is off.
      * @returns {ParticipantAdmission[]}
      */
     admissions(): ParticipantAdmission[];

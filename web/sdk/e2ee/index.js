@@ -620,7 +620,9 @@ export class E2EE extends EventTarget {
    * Call it with the whole list on every change. Each one's identity key
    * is checked against the store first: a first sight is remembered, and
    * a person remembered with another key is held out (and reported with
-   * "keychanged") until acceptKeyChange(change).
+   * "keychanged") until acceptKeyChange(change): no key goes to them and
+   * none of theirs is taken, but they count in the roster (admission),
+   * since the node shows them.
    * @param {ReadonlyArray<{identity: string, publicKey: string}>} peers
    */
   setMembers(peers) {
@@ -677,11 +679,13 @@ export class E2EE extends EventTarget {
   }
 
   /**
-   * The peers of list whose identity key the store trusts (Go's
-   * trustedKeyLocked for each): a first sight is remembered, the known
-   * key passes, and a different one is held out and reported once per new
-   * key. An announcement that does not parse passes here; the session
-   * refuses it.
+   * The peers of list, each held (Go's Peer.Held) unless the store trusts
+   * its identity key (Go's trustedKeyLocked for each): a first sight is
+   * remembered, the known key passes, and a different one is held out and
+   * reported once per new key. One held out still counts in the roster,
+   * which is about whom the node shows: key management lists it, sends it
+   * no key and takes none of its keys or admissions. An announcement that
+   * does not parse passes here; the session refuses it.
    * @param {KeySession} s
    * @param {import("./keys.js").Peer[]} list
    * @returns {Promise<import("./keys.js").Peer[]>}
@@ -705,9 +709,8 @@ export class E2EE extends EventTarget {
         }
       }
       parsed.set(p.publicKey, key);
-      if (key === null || (await this.trustedKey(p.identity, key))) {
-        out.push(p);
-      }
+      const held = key !== null && !(await this.trustedKey(p.identity, key));
+      out.push({ identity: p.identity, publicKey: p.publicKey, held });
     }
     this.parsed = parsed;
     // Someone not checked who left is held out of nothing any more.
@@ -1054,7 +1057,8 @@ export class E2EE extends EventTarget {
   /**
    * The participants with E2EE the node lists, as this participant sees
    * them (waiting, refused or member), sorted by identity; empty before
-   * start. Someone held out by a key change not accepted is not listed.
+   * start. Someone held out by a key change not accepted is listed (the
+   * node shows them), and gets no key whatever their state.
    * @returns {ParticipantAdmission[]}
    */
   admissions() {

@@ -123,6 +123,9 @@ const MAX_PENDING_ADMISSIONS = 64;
  * @typedef {object} Peer
  * @property {string} identity its name in the room
  * @property {string} publicKey the public_key from its join: its announcement ("sotto-e2ee-v2:…")
+ * @property {boolean} [held] the application holds it out of the call's keys (a key change awaits the user,
+ *   Go's Peer.Held): it gets no key and none of its keys is taken; with admission it still counts in the
+ *   roster (the node shows it), but its admissions do not
  */
 
 /**
@@ -896,7 +899,7 @@ export class KeySession {
    * @returns {Promise<boolean>}
    */
   setMembers(peers) {
-    const list = (peers ?? []).map((p) => ({ identity: String(p.identity), publicKey: String(p.publicKey) }));
+    const list = (peers ?? []).map((p) => ({ identity: String(p.identity), publicKey: String(p.publicKey), held: p.held === true }));
     return this.run(() => this.setMembersNow(list));
   }
 
@@ -915,7 +918,7 @@ export class KeySession {
     /** @type {Map<string, Peer>} */
     const want = new Map();
     for (const m of peers) {
-      if (m.identity !== this.self) {
+      if (m.identity !== this.self && !m.held) {
         want.set(m.identity, m);
       }
     }
@@ -1584,6 +1587,8 @@ export class KeySession {
       const m = want.get(id);
       if (!m || m.publicKey !== c.peer.publicKey) {
         a.cands.delete(id);
+      } else {
+        c.peer.held = m.held === true;
       }
     }
     /** @type {string[]} */
@@ -1866,7 +1871,7 @@ export class KeySession {
           continue; // out of its time window
         }
         const admitter = a.cands.get(adm.admitter);
-        if (adm.admitter === this.self || !admitter || admitter.state !== "member" || !equalBytes(admitter.ann.identity, adm.admitterKey)) {
+        if (adm.admitter === this.self || !admitter || admitter.state !== "member" || admitter.peer.held || !equalBytes(admitter.ann.identity, adm.admitterKey)) {
           keep.push(adm); // not (yet) someone whose admissions count
           continue;
         }
@@ -1980,7 +1985,7 @@ export class KeySession {
     const want = new Map();
     if (a.admitted) {
       for (const [id, c] of a.cands) {
-        if (c.state === "member") {
+        if (c.state === "member" && !c.peer.held) {
           want.set(id, { identity: c.peer.identity, publicKey: c.peer.publicKey, ann: c.ann });
         }
       }
