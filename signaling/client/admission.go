@@ -20,7 +20,8 @@ import (
 type Newcomer struct {
 	Identity    string // the token's sub
 	IdentityKey []byte // the Ed25519 identity key it announced
-	// Known: this client's store knew Identity with this key before.
+	// Known: this client's store knew Identity with this key before
+	// this client started (not only since it came into this call).
 	Known bool
 	// Verified: the key is one the user marked verified
 	// (Client.MarkVerified).
@@ -136,9 +137,14 @@ func (c *Client) onMembership(ev e2ee.MembershipEvent) {
 	case e2ee.EventWaiting:
 		c.emit(func() {
 			n := Newcomer{Identity: ev.Identity, IdentityKey: ev.IdentityKey}
+			c.mu.Lock()
+			metNow := c.metNow[ev.Identity+"\x00"+string(ev.IdentityKey)]
+			c.mu.Unlock()
 			if c.store != nil {
 				if k, ok := c.store.Known(ev.Identity); ok && bytes.Equal(k.Key, ev.IdentityKey) {
-					n.Known, n.Verified = true, k.Verified
+					// Known only if met before this client: the store
+					// remembers everyone on first sight.
+					n.Known, n.Verified = !metNow || k.Verified, k.Verified
 				}
 			}
 			if h.ParticipantWaiting != nil {

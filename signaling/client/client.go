@@ -276,8 +276,11 @@ type Client struct {
 	// store is E2EEOptions.Store or a MemoryStore; changed holds, per
 	// person, a key that differs from the one store knows and that the
 	// application has not accepted (known.go).
-	store    e2ee.IdentityStore
-	changed  map[string]KeyChange
+	store   e2ee.IdentityStore
+	changed map[string]KeyChange
+	// metNow holds identity+"\x00"+key of those this client's store met
+	// for the first time during this client's life.
+	metNow   map[string]bool
 	keys     *e2ee.Session
 	keySess  atomic.Pointer[session]
 	leaving  bool

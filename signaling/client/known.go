@@ -49,6 +49,12 @@ func (c *Client) trustedKeyLocked(p signaling.ParticipantInfo) bool {
 		c.log.Error("client: identity store: cannot remember a participant's key; holding them out of the call's keys", "identity", p.Identity, "err", err)
 		return false
 	}
+	if tr == e2ee.TrustNew {
+		if c.metNow == nil {
+			c.metNow = make(map[string]bool)
+		}
+		c.metNow[p.Identity+"\x00"+string(ann.Identity)] = true
+	}
 	if tr != e2ee.TrustChanged && tr != e2ee.TrustLookalike {
 		delete(c.changed, p.Identity)
 		return true
