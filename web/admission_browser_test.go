@@ -14,6 +14,9 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/sotto-rtc/sotto/internal/hostilenode"
 )
 
 // waitingText is what every member's page says of a newcomer.
@@ -179,4 +182,43 @@ func saveViewportScreenshot(t *testing.T, ctx context.Context, name string) {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s", path)
+}
+
+// TestBrowserRosterAlert: the node drops every relay of bob's (a Go
+// client) to alice (the page), so bob's signed view of the call never
+// reaches her. Once she admitted him, the views cannot agree: after the
+// roster timeout her page raises the blocking alert, naming bob's view as
+// missing, saying no new media key goes out, with Leave call focused;
+// Escape does not dismiss it. When bob leaves, the views agree again: the
+// alert closes itself and the page says so.
+func TestBrowserRosterAlert(t *testing.T) {
+	srv := startWebServer(t, nil)
+	node := hostilenode.New(t, srv.URL, nil)
+	const room = "roster-alert"
+	b := newBrowser(t)
+
+	alice, _ := openKnownTab(t, b, node.URL, room, "alice")
+	node.SetFilter(hostilenode.DropRelaysFrom("bob"))
+	bob := knownGoPeer(t, srv, srv.URL, room, "bob", nil, nil)
+	alice.admit(t, "bob")
+
+	const dialog = `document.getElementById("roster-alert")`
+	alice.waitFor(t, "the roster alert is up, naming bob's view as missing",
+		`(() => { const d = `+dialog+`; const li = d.querySelector('#roster-alert-list li[data-member="bob"]');
+			return d.open && d.matches(":modal") && document.getElementById("roster-alert-title").textContent === "The server is showing different people to different participants" &&
+				!!li && li.textContent === "bob's view of the call did not arrive." &&
+				/sends no new media key/.test(d.textContent) && document.activeElement === document.getElementById("leave-after-roster-alert") &&
+				window.sotto.state.rosterAlert?.mismatches.some(m => m.member === "bob" && m.missing); })()`,
+		admissionDescribeJS)
+	saveViewportScreenshot(t, alice.ctx, "roster-alert.png")
+	if err := chromedp.Do(alice.ctx, chromedp.KeyEvent(kb.Escape)); err != nil {
+		t.Fatal(err)
+	}
+	alice.waitFor(t, "Escape leaves the alert up", dialog+`.open`, admissionDescribeJS)
+
+	_ = bob.Close()
+	alice.waitFor(t, "bob gone, the views agree: the alert closes itself, and the page says so",
+		`!`+dialog+`.open && window.sotto.state.rosterAlert === null && !document.getElementById("call-note").hidden &&
+			/same people again/.test(document.getElementById("call-note").textContent)`,
+		admissionDescribeJS)
 }

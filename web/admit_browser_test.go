@@ -84,7 +84,16 @@ func clickAdmission(t *testing.T, ctx context.Context, page, name, what string) 
 			return !!b && !b.disabled && b.offsetParent !== null; })()`, attr, jsString(name)),
 		admissionDescribeJS)
 	sel := chromedp.CSS("[" + attr + "=" + cssString(name) + "]")
-	if err := chromedp.Do(ctx, chromedp.Click(sel)); err != nil {
+	// The page may redraw the card between finding the button and
+	// clicking it; then the button is found again.
+	var err error
+	for range 5 {
+		if err = chromedp.Do(ctx, chromedp.Click(sel)); err == nil || !strings.Contains(err.Error(), "Could not find node") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
 		t.Fatalf("%s: click %s for %s: %v", page, what, name, err)
 	}
 }

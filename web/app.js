@@ -816,15 +816,17 @@ function renderAdmissionCards(gone) {
     }
   }
   const canDecide = state.selfAdmission.state === "member";
-  for (const id of want) {
+  want.forEach((id, i) => {
     let card = cards.get(id);
     if (!card) {
       card = makeAdmissionCard(id);
       cards.set(id, card);
     }
     fillAdmissionCard(card, id, canDecide);
-    list.append(card); // in order (moves it if it is there)
-  }
+    // In order; a card in its place is not moved (that would take the
+    // focus, or a pointer, off its buttons).
+    if (list.children[i] !== card) list.insertBefore(card, list.children[i] ?? null);
+  });
   $("admissions").hidden = want.length === 0;
   $("admissions-title").textContent = want.length === 1 ? "Waiting to join" : `Waiting to join (${want.length})`;
 }
@@ -993,9 +995,14 @@ function renderRosterAlert() {
     li.dataset.member = m.member;
     const who = shownName(m.member);
     const lines = [];
+    // A name on both sides: the same name with another security key.
+    const both = m.onlyTheirs.filter((n) => m.onlyMine.includes(n));
+    const theirs = m.onlyTheirs.filter((n) => !both.includes(n));
+    const mine = m.onlyMine.filter((n) => !both.includes(n));
     if (m.missing) lines.push(`${who}'s view of the call did not arrive.`);
-    if (m.onlyTheirs.length) lines.push(`${who}'s view lists ${names(m.onlyTheirs)}, whom yours does not.`);
-    if (m.onlyMine.length) lines.push(`Your view lists ${names(m.onlyMine)}, whom ${who}'s does not.`);
+    if (theirs.length) lines.push(`${who}'s view lists ${names(theirs)}, whom yours does not.`);
+    if (mine.length) lines.push(`Your view lists ${names(mine)}, whom ${who}'s does not.`);
+    if (both.length) lines.push(`${who}'s view has another security key than yours for ${names(both)}.`);
     if (!lines.length) lines.push(`${who}'s view differs from yours.`);
     for (const line of lines) {
       const p = document.createElement("p");
