@@ -75,13 +75,14 @@ func refuseIn(t *testing.T, ctx context.Context, page, name string) {
 }
 
 // clickAdmission waits for name's card on page with the button of what
-// ("admit" or "refuse") enabled, and clicks it with the mouse.
+// ("admit" or "refuse") enabled, and no modal dialog over it (a person
+// cannot click past one), and clicks it with the mouse.
 func clickAdmission(t *testing.T, ctx context.Context, page, name, what string) {
 	t.Helper()
 	attr := "data-" + what
 	waitFor(t, ctx, fmt.Sprintf("%s: %s waits to join, %s can be pressed", page, name, what),
 		fmt.Sprintf(`(() => { const b = document.querySelector('[%s="' + CSS.escape(%s) + '"]');
-			return !!b && !b.disabled && b.offsetParent !== null; })()`, attr, jsString(name)),
+			return !!b && !b.disabled && b.offsetParent !== null && !document.querySelector("dialog:modal"); })()`, attr, jsString(name)),
 		admissionDescribeJS)
 	sel := chromedp.CSS("[" + attr + "=" + cssString(name) + "]")
 	// The page may redraw the card between finding the button and

@@ -61,7 +61,7 @@ type pagePeerConnection struct {
 // the fake camera and microphone, its peer connections recorded.
 func openRecordedCallTab(t *testing.T, b *browser, srv *webServer, room, name string) *callTab {
 	t.Helper()
-	ctx := b.tab(t, name)
+	ctx := b.person(t, name)
 	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument,
 		page.AddScriptToEvaluateOnNewDocumentParams{Source: recordPeerConnectionsJS}); err != nil {
 		t.Fatalf("%s: test mode: %v", name, err)
@@ -91,6 +91,7 @@ func TestBrowserSendsNoAudioLevel(t *testing.T) {
 			room := "audio-level-" + strings.ReplaceAll(tc.name, " ", "-")
 			alice := openRecordedCallTab(t, b, srv, room, "alice")
 			bob := openRecordedCallTab(t, b, srv, room, "bob")
+			alice.admit(t, "bob")
 			tabs := []*callTab{alice, bob}
 			checkEveryoneSeesEveryone(t, tabs)
 			for _, tab := range tabs {

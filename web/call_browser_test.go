@@ -59,10 +59,16 @@ func joinCallTab(t *testing.T, b *browser, srv *webServer, room, name string, fl
 }
 
 // openCallTab opens a tab in test mode on the call page with query q (plus
-// small, slow test video).
+// small, slow test video), in a browser profile of its own: each tab is
+// another person, with an identity key of its own.
 func openCallTab(t *testing.T, b *browser, srv *webServer, tabName string, q url.Values) *callTab {
 	t.Helper()
-	ctx := b.tab(t, tabName)
+	return loadCallTab(t, b.person(t, tabName), srv, tabName, q)
+}
+
+// loadCallTab opens the call page in the tab ctx, as openCallTab does.
+func loadCallTab(t *testing.T, ctx context.Context, srv *webServer, tabName string, q url.Values) *callTab {
+	t.Helper()
 	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument,
 		page.AddScriptToEvaluateOnNewDocumentParams{Source: "window.sottoTestMode = true;"}); err != nil {
 		t.Fatalf("%s: test mode: %v", tabName, err)
@@ -269,13 +275,17 @@ func otherTabNames(tabs []*callTab, self *callTab) []string {
 	return out
 }
 
-// startCallTabs opens one tab per name in a room and waits for each to join.
+// startCallTabs opens one tab per name in a room and waits for each to
+// join; the first tab admits each of the others.
 func startCallTabs(t *testing.T, b *browser, srv *webServer, room string, names ...string) []*callTab {
 	t.Helper()
 	var tabs []*callTab
 	for _, n := range names {
 		c := joinCallTab(t, b, srv, room, n, nil)
 		c.waitInCall(t)
+		if len(tabs) > 0 {
+			tabs[0].admit(t, n)
+		}
 		tabs = append(tabs, c)
 	}
 	return tabs
@@ -338,6 +348,7 @@ func TestBrowserCallWithoutKeysCannotDecrypt(t *testing.T) {
 	alice.waitInCall(t)
 	mallory := joinCallTab(t, b, srv, "locked", "mallory", url.Values{"test-deny-keys": {"1"}})
 	mallory.waitInCall(t)
+	alice.admit(t, "mallory")
 
 	var hooked bool
 	mallory.eval(t, `!!(window.sotto.call.e2ee && window.sotto.call.e2ee.denyKeysForTest)`, &hooked)
@@ -499,11 +510,15 @@ func TestBrowserCallURLModesAndErrors(t *testing.T) {
 	// ?room&autojoin=1 picks a guest name: two tabs are two people.
 	g1 := openCallTab(t, b, srv, "guest1", url.Values{"room": {room}, "autojoin": {"1"}, "test-media": {"none"}})
 	g1.waitInCall(t)
-	g2 := openCallTab(t, b, srv, "guest2", url.Values{"room": {room}, "autojoin": {"1"}, "test-media": {"none"}})
-	g2.waitInCall(t)
 	var n1, n2 string
 	g1.eval(t, `window.sotto.call.self.identity`, &n1)
+	tok.admit(t, n1)
+	g2 := openCallTab(t, b, srv, "guest2", url.Values{"room": {room}, "autojoin": {"1"}, "test-media": {"none"}})
+	g2.waitInCall(t)
 	g2.eval(t, `window.sotto.call.self.identity`, &n2)
+	if n1 != n2 {
+		tok.admit(t, n2)
+	}
 	guest := regexp.MustCompile(`^guest-\d{4}$`)
 	if !guest.MatchString(n1) || !guest.MatchString(n2) {
 		t.Fatalf("autojoin names %q and %q are not guest-NNNN", n1, n2)
@@ -562,7 +577,10 @@ func TestBrowserCallURLModesAndErrors(t *testing.T) {
 	// stays out (no reconnect).
 	first := joinCallTab(t, b, srv, room, "dup", noMedia)
 	first.waitInCall(t)
-	second := joinCallTab(t, b, srv, room, "dup", noMedia)
+	// Admitted once, dup is admitted again when it comes back with the
+	// same identity key (the second tab's: the browser keeps one).
+	tok.admit(t, "dup")
+	second := loadCallTab(t, b.beside(t, first.ctx, "dup"), srv, "dup", url.Values{"room": {room}, "name": {"dup"}, "test-media": {"none"}})
 	second.waitInCall(t)
 	first.waitFor(t, "replaced",
 		`window.sotto.state.phase === "ended" && window.sotto.state.error.code === "replaced" && /another tab/.test(document.getElementById("ended-reason").textContent)`,

@@ -67,6 +67,8 @@ func TestBrowserDevLinkTwoTabs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Whichever tab joined second waits; the first admits it with one click.
+	admitWhoeverWaits(t, map[string]context.Context{"tab1": tabs[0], "tab2": tabs[1]})
 	for i, tab := range tabs {
 		remote := `[...document.querySelectorAll('[data-identity]')].filter(e => !e.matches('[data-self], .self') && !e.textContent.includes('(you)'))`
 		describe := `({tiles: [...document.querySelectorAll('[data-identity]')].map(e => [e.dataset.identity, e.dataset.e2eeState, (e.querySelector('video')||{}).videoWidth]),

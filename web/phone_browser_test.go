@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -14,7 +15,7 @@ func TestBrowserCallPageAtPhoneWidth(t *testing.T) {
 	srv := startWebServer(t, nil)
 	b := newBrowser(t)
 	phone := b.tab(t, "phone")
-	other := b.tab(t, "desk")
+	other := b.person(t, "desk") // another person's browser
 	if err := chromedp.Do(phone, chromedp.EmulateViewport(360, 740, chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulateTouch)); err != nil {
 		t.Fatal(err)
 	}
@@ -33,6 +34,7 @@ func TestBrowserCallPageAtPhoneWidth(t *testing.T) {
 	if err := chromedp.Do(other, chromedp.Navigate(srv.URL+"/?room=phone&name=desk")); err != nil {
 		t.Fatal(err)
 	}
+	admitWhoeverWaits(t, map[string]context.Context{"phone": phone, "desk": other})
 	waitFor(t, phone, "the phone shows the other participant's video",
 		`(() => { const v = document.querySelector('[data-identity="desk"] video'); return !!v && v.videoWidth > 0 })()`, layout)
 	waitFor(t, phone, "the call fits a phone's width", fits, layout)

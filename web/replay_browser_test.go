@@ -186,6 +186,7 @@ func TestBrowserRefusesKeyReplayedByNode(t *testing.T) {
 		t.Fatal("the page joined without end-to-end encryption (or was hooked twice)")
 	}
 	bob, bobTrack := hostileGoPeer(t, srv, room, "bob", true, ogg)
+	alice.admit(t, "bob")
 	stateJS := replayStateJS(bobTrack)
 	describe := fmt.Sprintf(`(async () => ({page: %s, call: await %s}))()`, stateJS, hostileDescribeJS)
 	read := func() replayState {
