@@ -552,8 +552,10 @@ func TestBrowserKeySwappedAgainAfterTheWarning(t *testing.T) {
 		t.Fatalf("the page sealed %d keys to a key of bob's nobody accepted", n)
 	}
 
-	// Her click on the warning now shown accepts K3, unverified.
+	// Her click on the warning now shown accepts K3, unverified. bob came
+	// back after she joined: he waits to be admitted, and she admits him.
 	alice.eval(t, `document.getElementById("accept-key-change").click(), true`, nil)
+	alice.admit(t, "bob")
 	alice.waitFor(t, "after accepting K3, bob is covered, unverified, and no warning is up",
 		`(() => { const s = window.sotto.state; return !document.getElementById("key-changed").open && s.keyChanges.length === 0 &&
 			window.sotto.call.pendingKeyChanges().length === 0 && s.safetyCovers.some(c => c.identity === "bob" && !c.verified); })()`,
