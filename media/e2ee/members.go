@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -183,12 +184,24 @@ type candidate struct {
 type admission struct {
 	opts     AdmissionOptions
 	joined   bool // the first list (the roots) was taken
+	// rejoined: Rejoin was called; the roots of the next list are then
+	// only those admitted before in this session.
+	rejoined bool
+	joinedAt time.Time // when the first list was taken
 	admitted bool
 	refused  string // who refused this participant, while waiting
 	cands    map[string]*candidate
-	// remembered holds the (identity, key) pairs admitted during this
-	// session: one that leaves and comes back is admitted again.
+	// remembered holds the (identity, key) pairs admitted by an
+	// admission during this session, or members while every view agreed:
+	// one that leaves and comes back is admitted again. met holds every
+	// pair that was a member here (roots that proved it by their own view
+	// too): after a reconnect, the roots are those present of them. A
+	// root is remembered only once views agreed with it in them: until
+	// then it could be a node's ghost that only this session saw listed,
+	// and re-admitting it would show it to everyone as admitted by this
+	// member.
 	remembered map[string]bool
+	met        map[string]bool
 	pending    []Admission // valid admissions waiting for their admitter or admitted
 	viewSeq    uint64
 	lastView   []RosterEntry // participants of the last view signed
@@ -222,6 +235,7 @@ func newAdmission(o AdmissionOptions) *admission {
 		opts:       o,
 		cands:      make(map[string]*candidate),
 		remembered: make(map[string]bool),
+		met:        make(map[string]bool),
 		viewSeqs:   make(map[string]uint64),
 		hold:       true,
 	}
@@ -264,7 +278,13 @@ func (s *Session) Rejoin() {
 		s.mu.Unlock()
 		return
 	}
-	a.joined, a.admitted, a.refused = false, false, ""
+	a.joined, a.admitted, a.refused, a.rejoined = false, false, "", true
+	// Views are awaited afresh: the timer starts again once admitted.
+	a.since = time.Time{}
+	if a.timer != nil {
+		a.timer.Stop()
+		a.timer = nil
+	}
 	clear(a.cands)
 	a.pending = nil
 	a.lastView, a.viewMsg = nil, nil
@@ -285,6 +305,9 @@ func (s *Session) listLocked(members []Peer) func() {
 	}
 	first := !a.joined
 	a.joined = true
+	if first {
+		a.joinedAt = a.opts.Now()
+	}
 	for id, c := range a.cands {
 		if m, ok := want[id]; !ok || m.PublicKey != c.peer.PublicKey {
 			delete(a.cands, id)
@@ -302,9 +325,20 @@ func (s *Session) listLocked(members []Peer) func() {
 			s.log.Warn("e2ee: participant without a usable public key is left out", "identity", id, "err", err)
 			continue
 		}
-		c := &candidate{peer: m, ann: ann, state: StateWaiting, root: first}
+		// After a reconnect only those who were members before are
+		// roots: a node that makes everyone reconnect cannot slip in a
+		// root of its own.
+		root := first && (!a.rejoined || a.met[pairKey(id, ann.Identity)])
+		c := &candidate{peer: m, ann: ann, state: StateWaiting, root: root}
 		a.cands[id] = c
 		newcomers = append(newcomers, id)
+	}
+	if first && a.rejoined && !slices.ContainsFunc(newcomers, func(id string) bool { return a.cands[id].root }) {
+		// Nobody met before is here: roots as on a first join, the
+		// same trust as then.
+		for _, id := range newcomers {
+			a.cands[id].root = true
+		}
 	}
 	slices.Sort(newcomers)
 	if first && len(a.cands) == 0 {
@@ -322,7 +356,7 @@ func (s *Session) listLocked(members []Peer) func() {
 				continue
 			}
 		}
-		if first {
+		if c.root {
 			// Present already: a member, once its view arrives, or
 			// shown as waiting when this participant is admitted.
 			continue
@@ -399,7 +433,13 @@ func (s *Session) selfAdmittedLocked(by string) {
 func (s *Session) makeMemberLocked(c *candidate, by string) {
 	a := s.adm
 	c.state, c.by = StateMember, by
-	a.remembered[pairKey(c.peer.Identity, c.ann.Identity)] = true
+	pk := pairKey(c.peer.Identity, c.ann.Identity)
+	if by != "" && len(a.remembered) < maxSenderRecords {
+		a.remembered[pk] = true
+	}
+	if len(a.met) < maxSenderRecords {
+		a.met[pk] = true
+	}
 	a.emit(MembershipEvent{Kind: EventAdmitted, Identity: c.peer.Identity, IdentityKey: slices.Clone(c.ann.Identity), By: by})
 }
 
@@ -578,11 +618,10 @@ func (s *Session) applyAdmissionsLocked() bool {
 	changed := false
 	for progress := true; progress; {
 		progress = false
-		now := a.opts.Now()
+		// Each was checked for its time when it came: it may wait for its
+		// admitter (a key change the user has yet to accept) as long as
+		// it takes, within the bound.
 		a.pending = slices.DeleteFunc(a.pending, func(adm Admission) bool {
-			if adm.Check(s.opts.Room, now, a.opts.MaxAge) != nil {
-				return true
-			}
 			admitter := a.cands[adm.Admitter]
 			if adm.Admitter == s.opts.Self || admitter == nil || admitter.state != StateMember || admitter.peer.Held || !bytes.Equal(admitter.ann.Identity, adm.AdmitterKey) {
 				return false // not (yet) someone whose admissions count
@@ -624,7 +663,18 @@ func (s *Session) handleRoster(from string, m keyMessage) error {
 	}
 	a := s.adm
 	c := a.cands[v.Member]
+	if c != nil && !c.root && c.state != StateMember && bytes.Equal(c.ann.Identity, v.MemberKey) && !s.roomForViewLocked(c, len(v.Participants)) {
+		// A newcomer's view counts only once it is admitted (it may be
+		// admitted by someone else first, and sends no new view then),
+		// so it is kept; but made-up newcomers must not fill memory.
+		s.mu.Unlock()
+		return s.bad(from, errors.New("a waiting participant's roster view too large to keep"))
+	}
 	switch {
+	case len(v.Participants) > 2*len(a.cands)+maxViewSlack:
+		// It lists far more people than are here: it cannot agree with
+		// this session's, and is not worth keeping.
+		err = fmt.Errorf("roster view of %d participants, %d listed here", len(v.Participants), len(a.cands)+1)
 	case v.Room != s.opts.Room:
 		err = fmt.Errorf("roster view for room %q", v.Room)
 	case v.Member != from:
@@ -638,9 +688,23 @@ func (s *Session) handleRoster(from string, m keyMessage) error {
 		s.mu.Unlock()
 		return s.bad(from, err)
 	}
-	if len(a.viewSeqs) < maxSenderRecords || a.viewSeqs[pairKey(v.Member, v.MemberKey)] != 0 {
-		a.viewSeqs[pairKey(v.Member, v.MemberKey)] = v.Seq
+	pk := pairKey(v.Member, v.MemberKey)
+	if _, ok := a.viewSeqs[pk]; !ok && len(a.viewSeqs) >= maxSenderRecords {
+		// Full: forget those not listed now (one coming back needs a new
+		// admission anyway); if all are, refuse rather than forget a
+		// present member's highest view.
+		for k := range a.viewSeqs {
+			name, key, _ := strings.Cut(k, "\x00")
+			if c := a.cands[name]; c == nil || string(c.ann.Identity) != key {
+				delete(a.viewSeqs, k)
+			}
+		}
+		if len(a.viewSeqs) >= maxSenderRecords {
+			s.mu.Unlock()
+			return s.bad(from, errors.New("too many roster views to remember"))
+		}
 	}
+	a.viewSeqs[pk] = v.Seq
 	c.view = &v
 	if c.root && c.state != StateMember {
 		// Listed when this session joined and signing views: a member
@@ -718,9 +782,15 @@ func (s *Session) syncLocked() func() {
 	}
 	// Keys flow only while every member's latest view lists the same
 	// people as this one.
-	agreed := a.admitted && len(s.mismatchesLocked()) == 0
+	now := a.opts.Now()
+	agreed := a.admitted && len(s.mismatchesLocked()) == 0 && !s.rootsPendingLocked(now)
 	a.hold = !agreed
 	if agreed {
+		for _, c := range a.cands {
+			if c.state == StateMember && len(a.remembered) < maxSenderRecords {
+				a.remembered[pairKey(c.peer.Identity, c.ann.Identity)] = true
+			}
+		}
 		a.since = time.Time{}
 		if a.timer != nil {
 			a.timer.Stop()
@@ -736,13 +806,27 @@ func (s *Session) syncLocked() func() {
 			}
 		}
 	} else if a.admitted {
-		now := a.opts.Now()
+		if s.publishing && a.rekeyFresh {
+			// A leaver must not read on while views disagree.
+			if f := s.rekeyLocked(true); f != nil {
+				sends = append(sends, f)
+			}
+		}
 		if a.since.IsZero() {
 			a.since = now
 		}
-		if a.alert {
+		switch {
+		case a.alert:
 			s.reportMismatchLocked()
-		} else if a.timer == nil {
+		case now.Sub(a.since) >= a.opts.RosterTimeout:
+			// Still apart after the timeout: roots that sent no view
+			// by now count as waiting, and any other difference
+			// raises the alert.
+			if len(s.mismatchesLocked()) > 0 {
+				a.alert = true
+				s.reportMismatchLocked()
+			}
+		case a.timer == nil:
 			a.timer = time.AfterFunc(a.opts.RosterTimeout-now.Sub(a.since), s.rosterTimeout)
 		}
 	}
@@ -754,7 +838,9 @@ func (s *Session) syncLocked() func() {
 	}
 }
 
-// rosterTimeout raises the alert if views still disagree.
+// rosterTimeout looks again once views have disagreed (or roots have
+// been silent) for RosterTimeout: syncLocked then raises the alert, or
+// lets keys flow if only silent roots held them.
 func (s *Session) rosterTimeout() {
 	s.mu.Lock()
 	a := s.adm
@@ -763,12 +849,49 @@ func (s *Session) rosterTimeout() {
 		return
 	}
 	a.timer = nil
-	if a.admitted && a.hold && !a.alert {
-		a.alert = true
-		s.reportMismatchLocked()
-	}
+	after := s.syncLocked()
 	s.mu.Unlock()
-	s.deliverEvents()
+	after()
+}
+
+// maxViewSlack is how many more participants than twice those listed
+// here a view may name and still be kept.
+const maxViewSlack = 16
+
+// maxWaitingViewEntries bounds the entries kept in the views of
+// participants still waiting.
+const maxWaitingViewEntries = 1 << 14
+
+// roomForViewLocked reports whether a view of n entries from c, who is
+// waiting, may be kept: the views of all who wait stay within
+// maxWaitingViewEntries.
+func (s *Session) roomForViewLocked(c *candidate, n int) bool {
+	a := s.adm
+	total := n
+	for _, o := range a.cands {
+		if o != c && o.state != StateMember && o.view != nil {
+			total += len(o.view.Participants)
+		}
+	}
+	return total <= maxWaitingViewEntries
+}
+
+// rootsPendingLocked reports whether a participant listed when this
+// session joined has neither become a member nor had RosterTimeout to
+// send its view: until then this session sends no key, so that a node
+// that delays the real members' views cannot have it agree with a
+// ghost's first.
+func (s *Session) rootsPendingLocked(now time.Time) bool {
+	a := s.adm
+	if now.Sub(a.joinedAt) >= a.opts.RosterTimeout {
+		return false
+	}
+	for _, c := range a.cands {
+		if c.root && c.state != StateMember {
+			return true
+		}
+	}
+	return false
 }
 
 // reportMismatchLocked emits the mismatches if they differ from the last

@@ -16,12 +16,24 @@ import (
 // change and returns the send to make once s.mu is released. fresh: a
 // member left, so the new key must not be derivable from any earlier one.
 func (s *Session) rekeyLocked(fresh bool) func() {
+	var only map[string]bool
 	if a := s.adm; a != nil && a.hold {
 		// Rosters disagree (or this participant is not admitted yet):
-		// no new key goes out until they agree (members.go).
+		// no key goes to anyone new until they agree (members.go).
 		a.rekeyDue = true
-		a.rekeyFresh = a.rekeyFresh || fresh
-		return nil
+		if !fresh {
+			return nil
+		}
+		a.rekeyFresh = false
+		// Someone left: the leaver must not read what follows, so a
+		// fresh key goes now, but only to members that had one of this
+		// sender's current keys already (they learn nothing new).
+		only = make(map[string]bool)
+		for id := range s.members {
+			if s.cur.to[id] || s.next != nil && s.next.to[id] {
+				only[id] = true
+			}
+		}
 	} else if a != nil {
 		fresh = fresh || a.rekeyFresh
 		a.rekeyDue, a.rekeyFresh = false, false
@@ -30,7 +42,7 @@ func (s *Session) rekeyLocked(fresh bool) func() {
 	if s.next != nil {
 		latest = s.next
 	}
-	if len(s.members) == 0 {
+	if len(s.members) == 0 || only != nil && len(only) == 0 {
 		// Nobody to tell. A fresh key still matters: a leaver had the
 		// current one.
 		if fresh && latest.shared {
@@ -63,7 +75,7 @@ func (s *Session) rekeyLocked(fresh bool) func() {
 		k = latest
 	}
 	k.shared = true
-	msg, err := s.keyMessageLocked(k)
+	msg, err := s.keyMessageLocked(k, only)
 	if err != nil {
 		s.log.Error("e2ee: cannot seal the key", "err", err)
 		return nil
@@ -71,7 +83,9 @@ func (s *Session) rekeyLocked(fresh bool) func() {
 	if s.next == k {
 		s.pending = make(map[string]bool, len(s.members))
 		for id := range s.members {
-			s.pending[id] = true
+			if only == nil || only[id] {
+				s.pending[id] = true
+			}
 		}
 		if s.timer != nil {
 			s.timer.Stop()
@@ -115,9 +129,10 @@ func (s *Session) switchToFreshLocked() {
 	s.notifyLocked()
 }
 
-// keyMessageLocked seals k to every member, each box signed and bound to
-// the member's session, under this sender's next sequence number.
-func (s *Session) keyMessageLocked(k *sendKey) (json.RawMessage, error) {
+// keyMessageLocked seals k to every member (only those in only, if not
+// nil), each box signed and bound to the member's session, under this
+// sender's next sequence number, and notes them in k.to.
+func (s *Session) keyMessageLocked(k *sendKey, only map[string]bool) (json.RawMessage, error) {
 	body := KeyBody{
 		Suite:         s.suite,
 		KID:           k.kid,
@@ -130,7 +145,13 @@ func (s *Session) keyMessageLocked(k *sendKey) (json.RawMessage, error) {
 	}
 	s.seq++
 	boxes := make(map[string]string, len(s.members))
+	if k.to == nil {
+		k.to = make(map[string]bool)
+	}
 	for id, r := range s.members {
+		if only != nil && !only[id] {
+			continue
+		}
 		body.Recipient, body.RecipientKey, body.RecipientSession = id, r.ann.Identity, r.ann.SessionID
 		sealed, err := SealKeyBox(s.opts.Identity, r.ann.HPKE, &body)
 		if err != nil {
@@ -140,6 +161,7 @@ func (s *Session) keyMessageLocked(k *sendKey) (json.RawMessage, error) {
 			continue
 		}
 		boxes[id] = base64.RawURLEncoding.EncodeToString(sealed)
+		k.to[id] = true
 	}
 	return json.Marshal(keyMessage{Version: keyMessageVersion, Type: "key", KID: k.kid, Boxes: boxes})
 }
