@@ -352,7 +352,9 @@ Development mode: no API key is configured, so this one was generated for
 this run only, and the page mints tokens for anyone who can reach it.
 Configure keys (deploy/sfu.yaml) before anyone else joins.
 
-Open this link in two browser tabs to be in an end-to-end encrypted call:
+Open this link in two browser tabs to be in an end-to-end encrypted call
+(the first tab admits the second with one click: nobody hears or sees a
+call before a member admits them):
 
   %s/?room=%s&autojoin=1
 `, base, devRoom)
