@@ -719,13 +719,12 @@ const newcomers = new Map();
 
 /**
  * Whether identity is shown as a normal tile: a member; or, with no
- * admission at all for it, a participant that does not encrypt (never a
+ * admission listed for it, a participant that does not encrypt (never a
  * candidate: its tile says "Not encrypted", and the header names it), or
  * one this browser holds out itself, its changed key waiting for the
- * person's choice or its key not checked (the SDK lists neither; the
- * blocking warning, or the banner, says why it gets no key). One the
- * node says encrypts but that the SDK does not count (yet) is no member
- * either: a card says it waits.
+ * person's choice or its key not checked (the blocking warning, or the
+ * banner, says why it gets no key). One the node says encrypts but that
+ * the SDK does not list is no member either: a card says it waits.
  */
 function showsTile(identity) {
   const c = call;
