@@ -40,6 +40,7 @@ func clearGoPeer(t *testing.T, srv *webServer, room, identity, ogg string) strin
 	jctx, jcancel := context.WithTimeout(ctx, browserTimeout)
 	defer jcancel()
 	opts := client.Options{
+		E2EE:          client.E2EEOptions{Admission: client.AdmitAll},
 		Token:         srv.Token(room, identity, true, true),
 		SettingEngine: &se,
 		Logger:        testLogger(),

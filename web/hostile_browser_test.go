@@ -40,6 +40,7 @@ func hostileGoPeer(t *testing.T, srv *webServer, room, identity string, publish 
 	jctx, jcancel := context.WithTimeout(ctx, browserTimeout)
 	defer jcancel()
 	c, err := client.Connect(jctx, srv.URL, client.Options{
+		E2EE:          client.E2EEOptions{Admission: client.AdmitAll},
 		Token:         srv.Token(room, identity, publish, true),
 		SettingEngine: &se,
 		Logger:        testLogger(),

@@ -211,6 +211,7 @@ func TestBrowserGoInteropCall(t *testing.T) {
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	tracks := make(chan *client.RemoteTrack, 4)
 	goc, err := client.Connect(ctx, srv.URL, client.Options{
+		E2EE:          client.E2EEOptions{Admission: client.AdmitAll},
 		Token:         srv.Token("interop", "go", true, true),
 		SettingEngine: &se,
 		Logger:        testLogger(),

@@ -46,6 +46,7 @@ func knownGoPeer(t *testing.T, srv *webServer, base, room, identity string, st e
 	ctx, cancel := context.WithTimeout(context.Background(), browserTimeout)
 	defer cancel()
 	opts := client.Options{
+		E2EE:          client.E2EEOptions{Admission: client.AdmitAll},
 		Token:         srv.Token(room, identity, true, true),
 		SettingEngine: &se,
 		Logger:        testLogger(),
