@@ -34,6 +34,9 @@ func (s *Session) rekeyLocked(fresh bool) func() {
 				only[id] = true
 			}
 		}
+		// Those left out get the key (ratcheted) once views agree;
+		// if nobody is, nothing more is due.
+		a.rekeyDue = len(only) < len(s.members)
 	} else if a != nil {
 		fresh = fresh || a.rekeyFresh
 		a.rekeyDue, a.rekeyFresh = false, false
