@@ -10,8 +10,15 @@ package web_test
 // through the signed admission or the refusal; members admit again those
 // who come back; a view dropped by the node raises the same alert on both
 // sides, naming the same member and people; replayed views and forged
-// admissions are refused by both. The messages the browser sends are
-// byte for byte what Go's json.Marshal makes of the same fields.
+// admissions are refused by both. And what the attack review changed
+// (bd5dcf8, 4bb6305), the same on both sides: a leave while views
+// disagree sends a fresh key at once, only to those who had the current
+// one; a joiner sends no key until its roots had the roster timeout to
+// send their views, and a ghost root's view alone does not get it one;
+// after a mass reconnect a ghost listed is no root; a root confirmed only
+// by its own view is not admitted again when it comes back. The messages
+// the browser sends are byte for byte what Go's json.Marshal makes of the
+// same fields.
 
 import (
 	"bytes"
@@ -77,6 +84,34 @@ func TestBrowserGoAdmissionInterop(t *testing.T) {
 		r.founderAdmitsNewcomer("gopher", true, "jessie", false)
 		r.thirdParties()
 		r.forgeries()
+		r.checkWire()
+	})
+	t.Run("a leave while views disagree: a fresh key only to those who had the current one", func(t *testing.T) {
+		r := newAdmRoom(t, ctx, "room of leaves", time.Hour)
+		r.leaveWhileApart()
+		r.checkWire()
+	})
+	for _, joinerGo := range []bool{true, false} {
+		joiner := map[bool]string{true: "carol", false: "dave"}[joinerGo]
+		t.Run("a joiner sends no key until its roots had time: "+joiner, func(t *testing.T) {
+			r := newAdmRoom(t, ctx, "room of late roots "+joiner, lateRootsTimeout)
+			r.lateRoots(joiner, joinerGo)
+			r.checkWire()
+		})
+		t.Run("silent roots hold keys until the timeout, with no alert: "+joiner, func(t *testing.T) {
+			r := newAdmRoom(t, ctx, "room of silent roots "+joiner, lateRootsTimeout)
+			r.silentRoots(joiner, joinerGo)
+			r.checkWire()
+		})
+		t.Run("a root confirmed only by its own view is not admitted again: "+joiner, func(t *testing.T) {
+			r := newAdmRoom(t, ctx, "room of laundering "+joiner, time.Hour)
+			r.rootNotReadmitted(joiner, joinerGo)
+			r.checkWire()
+		})
+	}
+	t.Run("a rejoin after a mass reconnect takes no ghost as a root", func(t *testing.T) {
+		r := newAdmRoom(t, ctx, "room of reconnects", time.Hour)
+		r.massReconnect()
 		r.checkWire()
 	})
 }
@@ -179,11 +214,19 @@ type admRoom struct {
 	// holds[viewer][name]: viewer lists name as held out of its keys
 	// (a key change awaiting its user: Peer.Held, the browser's held).
 	holds map[string]map[string]bool
+	// ghosts[viewer]: participants the node makes up and lists to viewer
+	// (after those present); they are in no one else's list, and the
+	// relay delivers them nothing.
+	ghosts map[string][]*admGhost
+	// sent is every relay message Go and the browser sent, in order,
+	// whether or not it was delivered.
+	sent []admRelay
 }
 
 func newAdmRoom(t *testing.T, ctx context.Context, name string, timeout time.Duration) *admRoom {
 	r := &admRoom{t: t, ctx: ctx, name: name, timeout: timeout, gos: map[string]*e2ee.Session{}, ids: map[string]*e2ee.Identity{},
-		logs: map[string][]e2ee.KeyEvent{}, events: map[string][]admEvent{}, js: map[string]string{}, holds: map[string]map[string]bool{}}
+		logs: map[string][]e2ee.KeyEvent{}, events: map[string][]admEvent{}, js: map[string]string{}, holds: map[string]map[string]bool{},
+		ghosts: map[string][]*admGhost{}}
 	t.Cleanup(func() {
 		for name := range r.js {
 			jsCall(t, ctx, nil, "close", name)
@@ -217,6 +260,7 @@ func (r *admRoom) joinAs(name string, goSide, publish bool) {
 			Send: func(to []string, msg json.RawMessage) {
 				r.mu.Lock()
 				r.queue = append(r.queue, admRelay{from: name, to: to, msg: msg})
+				r.sent = append(r.sent, admRelay{from: name, to: to, msg: msg})
 				r.mu.Unlock()
 			},
 			KeyLog: func(e e2ee.KeyEvent) {
@@ -312,6 +356,10 @@ func (r *admRoom) announce() {
 				others = append(others, peer{o, r.publicKey(o), held})
 			}
 		}
+		for _, g := range r.ghosts[n] {
+			peers = append(peers, e2ee.Peer{Identity: g.name, PublicKey: g.pub})
+			others = append(others, peer{Identity: g.name, PublicKey: g.pub})
+		}
 		if s := r.gos[n]; s != nil {
 			s.SetMembers(peers)
 			continue
@@ -363,6 +411,7 @@ func (r *admRoom) pump() {
 			r.mu.Lock()
 			for _, m := range out {
 				r.queue = append(r.queue, admRelay{from: name, to: m.To, msg: json.RawMessage(m.Msg)})
+				r.sent = append(r.sent, admRelay{from: name, to: m.To, msg: json.RawMessage(m.Msg)})
 			}
 			r.mu.Unlock()
 		}
@@ -1211,4 +1260,506 @@ func (r *admRoom) checkWire() {
 		sent[side][typ]++
 	}
 	r.t.Logf("admission messages delivered: %v", sent)
+}
+
+// admGhost is a participant the node makes up (issue 12's ghost): the
+// test holds its identity key, lists it to whom it likes (admRoom.ghosts),
+// and signs its views and admissions; the relay delivers it nothing.
+type admGhost struct {
+	name string
+	id   *e2ee.Identity
+	pub  string // its announcement
+	seq  uint64
+}
+
+func (r *admRoom) ghost(name string) *admGhost {
+	r.t.Helper()
+	id, err := e2ee.NewIdentity()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	sk, err := e2ee.NewSessionKey()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return &admGhost{name: name, id: id, pub: e2ee.Announce(id, sk), seq: uint64(time.Now().UnixMicro())}
+}
+
+// identityKey is the identity key name announced.
+func (r *admRoom) identityKey(name string) []byte {
+	r.t.Helper()
+	ann, err := e2ee.ParseAnnouncement(r.publicKey(name))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return ann.Identity
+}
+
+// view is a roster view g signs, listing itself and names.
+func (g *admGhost) view(r *admRoom, names ...string) json.RawMessage {
+	r.t.Helper()
+	g.seq++
+	es := []e2ee.RosterEntry{{Name: g.name, Key: g.id.PublicKey()}}
+	for _, n := range names {
+		es = append(es, e2ee.RosterEntry{Name: n, Key: r.identityKey(n)})
+	}
+	str, err := e2ee.SignRoster(g.id, e2ee.RosterView{Room: r.name, Member: g.name, MemberKey: g.id.PublicKey(), Seq: g.seq, Participants: es})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	msg, err := json.Marshal(goKeyMessage{Version: 2, Type: "roster", Roster: str})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return msg
+}
+
+// admission is g's signed admission of name.
+func (g *admGhost) admission(r *admRoom, name string) json.RawMessage {
+	r.t.Helper()
+	str, err := e2ee.Admit(g.id, e2ee.Admission{Room: r.name, Admitter: g.name, AdmitterKey: g.id.PublicKey(), Admitted: name, AdmittedKey: r.identityKey(name), UnixMilli: time.Now().UnixMilli()})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	msg, err := json.Marshal(goKeyMessage{Version: 2, Type: "admit", Admission: str})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return msg
+}
+
+// fromGhost hands each of to msg as g's; every one must take it.
+func (r *admRoom) fromGhost(g *admGhost, msg json.RawMessage, to ...string) {
+	r.t.Helper()
+	for _, n := range to {
+		if why, err := r.deliver(n, g.name, msg); err != nil {
+			r.t.Fatalf("%s refused %s's %s: %s", n, g.name, messageType(msg), why)
+		}
+	}
+}
+
+// keyBoxes lists, for each key message sender sent from the index from
+// of r.sent on, the recipients it has a box for, sorted.
+func (r *admRoom) keyBoxes(sender string, from int) [][]string {
+	r.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out [][]string
+	for _, m := range r.sent[from:] {
+		var k goKeyMessage
+		if m.from != sender || json.Unmarshal(m.msg, &k) != nil || k.Type != "key" {
+			continue
+		}
+		to := []string{}
+		for n := range k.Boxes {
+			to = append(to, n)
+		}
+		slices.Sort(to)
+		out = append(out, to)
+	}
+	return out
+}
+
+// boxedTo reports whether anyone ever sealed a key to name.
+func (r *admRoom) boxedTo(name string) bool {
+	r.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range r.sent {
+		var k goKeyMessage
+		if json.Unmarshal(m.msg, &k) == nil && k.Type == "key" {
+			if _, ok := k.Boxes[name]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// admittedBy lists whom the admissions admitter sent admit, read
+// unchecked (the body's admitted field).
+func (r *admRoom) admittedBy(admitter string) []string {
+	r.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, m := range r.sent {
+		var k goKeyMessage
+		if m.from != admitter || json.Unmarshal(m.msg, &k) != nil || k.Type != "admit" {
+			continue
+		}
+		a, err := e2ee.ParseAdmission(k.Admission)
+		if err != nil {
+			r.t.Fatalf("%s sent an admission that does not parse: %v", admitter, err)
+		}
+		out = append(out, a.Admitted)
+	}
+	return out
+}
+
+// call makes the first of names (Go where goSide says so) found the call
+// and each next one join and be admitted by the one before it; every view
+// agrees then.
+func (r *admRoom) call(names []string, goSide []bool) {
+	r.t.Helper()
+	for i, n := range names {
+		r.join(n, goSide[i])
+		r.pump()
+		if i > 0 {
+			r.mustAdmit(names[i-1], n)
+			r.pump()
+		}
+	}
+	r.allAgree(strings.Join(names, ", "))
+}
+
+// leaveWhileApart (rule 5's exception): gopher (Go), jessie (browser) and
+// carol (Go) agree; erin (browser) comes and gopher admits her, but the
+// node drops her views, so that every view of gopher's and jessie's
+// disagrees (hers is missing) and erin gets no key. Then carol leaves:
+// both send a fresh key at once, each to the other only (the one member
+// that had its current key; not erin), so that carol reads neither of
+// them any more while erin still gets nothing. Released, erin's views
+// agree and keys reach her. Then the same with everyone left having had
+// the current key: no further key once views agree.
+func (r *admRoom) leaveWhileApart() {
+	t := r.t
+	t.Helper()
+	r.call([]string{"gopher", "jessie", "carol"}, []bool{true, false, true})
+	r.join("erin", false)
+	r.drop = func(from, to, typ string) bool { return from == "erin" && typ == "roster" }
+	r.pump()
+	r.mustAdmit("gopher", "erin")
+	r.pump()
+	for _, n := range []string{"gopher", "jessie", "carol"} {
+		if st := r.status(n); !st.Admitted || st.Agreed || st.Alert {
+			t.Fatalf("%s, erin's views dropped: %+v; want keys held, no alert yet", n, st)
+		}
+		if k := r.keysFrom("erin", n); k != 0 {
+			t.Fatalf("%s sent erin %d keys, her view missing", n, k)
+		}
+	}
+	r.mu.Lock()
+	mark := len(r.sent)
+	r.mu.Unlock()
+	r.leave("carol")
+	r.pump()
+	for _, pair := range [][2]string{{"gopher", "jessie"}, {"jessie", "gopher"}} {
+		n, other := pair[0], pair[1]
+		boxes := r.keyBoxes(n, mark)
+		if len(boxes) == 0 {
+			t.Fatalf("%s sent no key after carol left while views disagreed", n)
+		}
+		for _, to := range boxes {
+			if !slices.Equal(to, []string{other}) {
+				t.Fatalf("%s's keys after carol left went to %v; want only %s, who had its current key", n, boxes, other)
+			}
+		}
+		if st := r.status(n); !st.Admitted || st.Agreed || st.Alert {
+			t.Fatalf("%s after carol left: %+v; want keys still held", n, st)
+		}
+		if k := r.keysFrom("erin", n); k != 0 {
+			t.Fatalf("%s sent erin %d keys, her view missing", n, k)
+		}
+		if !r.decrypts(n, other) {
+			t.Fatalf("%s's frames do not decrypt at %s after its fresh key", n, other)
+		}
+		if r.decrypts(n, "carol") {
+			t.Fatalf("carol left, and still decrypts %s's frames", n)
+		}
+	}
+	r.release()
+	r.allAgree("erin's views released")
+	for _, n := range []string{"gopher", "jessie"} {
+		if !r.decrypts(n, "erin") {
+			t.Fatalf("%s's frames do not decrypt at erin once views agree", n)
+		}
+	}
+
+	// fred (Go) comes and is admitted; then the node drops his views, and
+	// erin leaves: fred's last view still lists her, so views disagree,
+	// and the fresh keys go to everyone left, who all had the current
+	// ones. Once fred's views come, nothing more is due: no key follows.
+	r.join("fred", true)
+	r.pump()
+	r.mustAdmit("jessie", "fred")
+	r.pump()
+	r.allAgree("fred admitted")
+	r.drop = func(from, to, typ string) bool { return from == "fred" && typ == "roster" }
+	r.mu.Lock()
+	mark = len(r.sent)
+	r.mu.Unlock()
+	r.leave("erin")
+	r.pump()
+	for _, n := range []string{"gopher", "jessie"} {
+		others := slices.DeleteFunc([]string{"fred", "gopher", "jessie"}, func(o string) bool { return o == n })
+		boxes := r.keyBoxes(n, mark)
+		if len(boxes) == 0 {
+			t.Fatalf("%s sent no key after erin left while views disagreed", n)
+		}
+		for _, to := range boxes {
+			if !slices.Equal(to, others) {
+				t.Fatalf("%s's keys after erin left went to %v; want %v, who all had its current key", n, boxes, others)
+			}
+		}
+		if st := r.status(n); !st.Admitted || st.Agreed {
+			t.Fatalf("%s after erin left, fred's views dropped: %+v; want keys held", n, st)
+		}
+		if r.decrypts(n, "erin") {
+			t.Fatalf("erin left, and still decrypts %s's frames", n)
+		}
+	}
+	r.mu.Lock()
+	mark = len(r.sent)
+	r.mu.Unlock()
+	r.release()
+	r.allAgree("fred's views released")
+	for _, n := range []string{"gopher", "jessie"} {
+		if boxes := r.keyBoxes(n, mark); len(boxes) != 0 {
+			t.Fatalf("%s sent keys %v once views agreed, though everyone had its fresh key", n, boxes)
+		}
+	}
+}
+
+// lateRootsTimeout is the roster timeout of lateRoots and silentRoots:
+// long enough for a few steps in the browser before it, short enough to
+// wait for.
+const lateRootsTimeout = 3 * time.Second
+
+// lateRoots (rule 5, roots' time): gopher (Go) and jessie (browser)
+// agree. joiner comes, and the node lists it gopher, jessie and a ghost,
+// mallory, as present, and holds gopher's and jessie's messages to it
+// back. mallory's view (joiner and mallory) and admission make joiner a
+// member whose one member, mallory, agrees with it: yet it sends mallory
+// no key, gopher and jessie (roots) having neither sent a view nor had
+// the roster timeout to. Their views then come: they differ, and the
+// alert rises naming them and mallory, with no key ever sealed to
+// mallory.
+func (r *admRoom) lateRoots(joiner string, joinerGo bool) {
+	t := r.t
+	t.Helper()
+	r.call([]string{"gopher", "jessie"}, []bool{true, false})
+	g := r.ghost("mallory")
+	r.ghosts[joiner] = []*admGhost{g}
+	r.drop = func(from, to, typ string) bool { return to == joiner && (from == "gopher" || from == "jessie") }
+	start := time.Now()
+	r.join(joiner, joinerGo)
+	r.pump()
+	r.fromGhost(g, g.view(r, joiner), joiner)
+	r.fromGhost(g, g.admission(r, joiner), joiner)
+	r.pump()
+	st := r.status(joiner)
+	if time.Since(start) >= lateRootsTimeout {
+		t.Fatalf("too slow: %v since %s joined, the roster timeout is %v", time.Since(start), joiner, lateRootsTimeout)
+	}
+	if !st.Admitted || st.Agreed || st.Alert || len(st.Mismatches) != 0 {
+		t.Fatalf("%s admitted by mallory, whose view agrees, its roots silent: %+v; want admitted, keys held, nothing differing", joiner, st)
+	}
+	for _, root := range []string{"gopher", "jessie", "mallory"} {
+		if p := r.participant(joiner, root); !p.Root {
+			t.Fatalf("%s sees %s as %+v; want a root", joiner, root, p)
+		}
+	}
+	if p := r.participant(joiner, "mallory"); p.State != "member" {
+		t.Fatalf("%s sees mallory, whose view came, as %+v", joiner, p)
+	}
+	if r.boxedTo("mallory") {
+		t.Fatalf("%s sealed a key to mallory before its roots had time to send their views", joiner)
+	}
+	r.release()
+	want := []admMismatch{
+		{Member: "gopher", OnlyTheirs: []string{}, OnlyMine: []string{joiner, "mallory"}},
+		{Member: "jessie", OnlyTheirs: []string{}, OnlyMine: []string{joiner, "mallory"}},
+		{Member: "mallory", OnlyTheirs: []string{}, OnlyMine: []string{"gopher", "jessie"}},
+	}
+	r.expectAlert([]string{joiner}, want)
+	r.pump()
+	if r.boxedTo("mallory") {
+		t.Fatalf("a key was sealed to mallory")
+	}
+}
+
+// silentRoots (rule 5, roots' time, honest): gopher (Go) founds the call;
+// wendy (the other side from joiner) joins and waits, unadmitted, so she
+// signs no view. joiner comes: gopher and wendy are its roots, and gopher
+// admits it. Its views agree with gopher's, but wendy, a root, has sent
+// none: joiner holds its key until the roster timeout since it joined,
+// then sends it, with no alert, wendy shown waiting.
+func (r *admRoom) silentRoots(joiner string, joinerGo bool) {
+	t := r.t
+	t.Helper()
+	r.join("gopher", true)
+	r.pump()
+	r.join("wendy", !joinerGo)
+	r.pump()
+	start := time.Now()
+	r.join(joiner, joinerGo)
+	r.pump()
+	r.mustAdmit("gopher", joiner)
+	r.pump()
+	st := r.status(joiner)
+	if time.Since(start) >= lateRootsTimeout {
+		t.Fatalf("too slow: %v since %s joined, the roster timeout is %v", time.Since(start), joiner, lateRootsTimeout)
+	}
+	if !st.Admitted || st.Agreed || st.Alert || len(st.Mismatches) != 0 {
+		t.Fatalf("%s, wendy a silent root: %+v; want admitted, keys held, nothing differing", joiner, st)
+	}
+	if k := r.keysFrom("gopher", joiner); k != 0 {
+		t.Fatalf("%s sent gopher %d keys before wendy, a root, had time to send a view", joiner, k)
+	}
+	if p := r.participant(joiner, "wendy"); p.State != "waiting" || !p.Root {
+		t.Fatalf("%s sees wendy as %+v", joiner, p)
+	}
+	deadline := time.Now().Add(browserTimeout)
+	for !r.status(joiner).Agreed {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still holds its keys %v after joining: %+v", joiner, time.Since(start), r.status(joiner))
+		}
+		time.Sleep(50 * time.Millisecond)
+		r.pump()
+	}
+	if since := time.Since(start); since < lateRootsTimeout {
+		t.Fatalf("%s sent keys %v after joining, before the roster timeout (%v)", joiner, since, lateRootsTimeout)
+	}
+	r.pump()
+	if slices.ContainsFunc(r.eventsOf(joiner), func(e admEvent) bool { return e.Kind == "rostermismatch" }) {
+		t.Fatalf("%s alerted, only a waiting root silent: %+v", joiner, r.eventsOf(joiner))
+	}
+	r.wantEvent(joiner, "waiting", "wendy", "")
+	if k := r.keysFrom("gopher", joiner); k == 0 {
+		t.Fatalf("%s sent gopher no key after the roster timeout", joiner)
+	}
+	if !r.decrypts(joiner, "gopher") || !r.decrypts("gopher", joiner) {
+		t.Fatalf("frames between %s and gopher do not decrypt", joiner)
+	}
+	if r.keysFrom("wendy", joiner) != 0 || r.keysFrom("wendy", "gopher") != 0 {
+		t.Fatal("wendy, waiting, got a key")
+	}
+}
+
+// rootNotReadmitted (rule 3, who is admitted again): gopher (Go) and
+// jessie (browser) agree. joiner comes; the node lists it mallory (a
+// ghost) as present too, and mallory's view makes it a member for joiner
+// (a root), but for nobody else: joiner's views never agree with
+// gopher's and jessie's while mallory is there. Then the node shows
+// joiner mallory leaving and coming back, and now shows mallory to
+// everyone: joiner does not admit it again (no admission of mallory
+// leaves it), so it waits everywhere and gets no key. A root that was a
+// member while every view agreed is admitted again, though: jessie,
+// after a reconnect, by joiner on its own authority.
+func (r *admRoom) rootNotReadmitted(joiner string, joinerGo bool) {
+	t := r.t
+	t.Helper()
+	r.call([]string{"gopher", "jessie"}, []bool{true, false})
+	g := r.ghost("mallory")
+	r.ghosts[joiner] = []*admGhost{g}
+	r.join(joiner, joinerGo)
+	r.pump()
+	r.fromGhost(g, g.view(r, joiner, "gopher", "jessie"), joiner)
+	r.pump()
+	if p := r.participant(joiner, "mallory"); p.State != "member" || !p.Root || p.By != "" {
+		t.Fatalf("%s sees mallory, whose view came, as %+v", joiner, p)
+	}
+	r.mustAdmit("gopher", joiner)
+	r.pump()
+	if st := r.status(joiner); !st.Admitted || st.Agreed {
+		t.Fatalf("%s, mallory listed to it alone: %+v; want admitted, keys held", joiner, st)
+	}
+	// mallory leaves and comes back in joiner's eyes; the others see her
+	// come.
+	r.ghosts[joiner] = nil
+	r.announce()
+	r.pump()
+	r.forget()
+	for _, n := range []string{"gopher", "jessie", joiner} {
+		r.ghosts[n] = []*admGhost{g}
+	}
+	r.announce()
+	r.pump()
+	if got := r.admittedBy(joiner); slices.Contains(got, "mallory") {
+		t.Fatalf("%s admitted mallory, a root only by its own view, again: its admissions %v", joiner, got)
+	}
+	for _, n := range []string{"gopher", "jessie", joiner} {
+		if p := r.participant(n, "mallory"); p.State != "waiting" {
+			t.Fatalf("%s sees mallory, back, as %+v; want waiting", n, p)
+		}
+		r.wantEvent(n, "waiting", "mallory", "")
+		if slices.ContainsFunc(r.eventsOf(n), func(e admEvent) bool { return e.Kind == "admitted" && e.Identity == "mallory" }) {
+			t.Fatalf("%s reports mallory admitted: %+v", n, r.eventsOf(n))
+		}
+	}
+	r.allAgree("mallory waiting")
+	if r.boxedTo("mallory") {
+		t.Fatal("a key was sealed to mallory")
+	}
+	// jessie, a root of joiner's that was a member while every view
+	// agreed, comes back after a reconnect: joiner admits her again.
+	for _, n := range []string{"gopher", "jessie", joiner} {
+		r.ghosts[n] = nil
+	}
+	r.forget()
+	r.leave("jessie")
+	r.pump()
+	r.back("jessie")
+	r.pump()
+	r.wantEvent(joiner, "admitted", "jessie", joiner)
+	if !slices.Contains(r.admittedBy(joiner), "jessie") {
+		t.Fatalf("%s sent no admission of jessie", joiner)
+	}
+	r.allAgree("jessie back")
+}
+
+// massReconnect (rule 1, roots after a reconnect): gopher (Go), jessie
+// (browser) and carol (Go) agree. The node drops gopher's and jessie's
+// connections at once; both come back (Rejoin) and the node lists each
+// the other, carol and a ghost, mallory, whose view (listing all four)
+// and admission of each reach them before anything else. Neither takes
+// mallory as a root (it was never a member for them): it waits, and its
+// admissions count for nothing; carol admits both again, their views
+// agree, and no key is sealed to mallory.
+func (r *admRoom) massReconnect() {
+	t := r.t
+	t.Helper()
+	r.call([]string{"gopher", "jessie", "carol"}, []bool{true, false, true})
+	g := r.ghost("mallory")
+	r.present = []string{"carol"}
+	r.announce()
+	r.pump()
+	r.forget("gopher", "jessie", "carol")
+	r.gos["gopher"].Rejoin()
+	jsCall(t, r.ctx, nil, "rejoin", "jessie")
+	r.present = append(r.present, "gopher", "jessie")
+	r.ghosts["gopher"] = []*admGhost{g}
+	r.ghosts["jessie"] = []*admGhost{g}
+	r.announce()
+	// mallory's messages come first.
+	v := g.view(r, "gopher", "jessie", "carol")
+	for _, n := range []string{"gopher", "jessie"} {
+		r.fromGhost(g, v, n)
+		r.fromGhost(g, g.admission(r, n), n)
+	}
+	for _, n := range []string{"gopher", "jessie"} {
+		if p := r.participant(n, "mallory"); p.Root || p.State != "waiting" {
+			t.Fatalf("%s, back, sees mallory, never a member for it, as %+v; want waiting, not a root", n, p)
+		}
+		if st := r.status(n); st.Admitted {
+			t.Fatalf("%s admitted by mallory's admission: %+v", n, st)
+		}
+	}
+	for _, p := range [][2]string{{"gopher", "jessie"}, {"gopher", "carol"}, {"jessie", "gopher"}, {"jessie", "carol"}} {
+		if q := r.participant(p[0], p[1]); !q.Root {
+			t.Fatalf("%s, back, sees %s, a member before, as %+v; want a root", p[0], p[1], q)
+		}
+	}
+	r.pump()
+	for _, n := range []string{"gopher", "jessie"} {
+		r.wantEvent(n, "selfadmitted", "", "carol")
+		if p := r.participant(n, "mallory"); p.State != "waiting" {
+			t.Fatalf("%s sees mallory as %+v; want waiting", n, p)
+		}
+	}
+	r.allAgree("gopher and jessie back")
+	if r.boxedTo("mallory") {
+		t.Fatal("a key was sealed to mallory")
+	}
 }

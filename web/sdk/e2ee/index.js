@@ -123,7 +123,8 @@ export const DEFAULT_SUITE = 4;
  * @property {Uint8Array<ArrayBuffer>} identityKey the identity key it announced
  * @property {"waiting"|"member"|"refused"} state refused: waiting, and a member said no
  * @property {string} by who admitted it (member; "" for one present when this participant joined) or refused it
- * @property {boolean} root listed when this participant joined (or joined again)
+ * @property {boolean} root listed when this participant joined (when it joined again, only those that were members
+ *   for it before, unless none of them is listed)
  */
 
 /**
@@ -362,8 +363,9 @@ function supports(mode) {
  * this participant was admitted; "selfrefused" ({by}); "rostermismatch"
  * (detail a RosterMismatchDetail) the members' signed views have not
  * listed the same people as this participant's for rosterTimeoutMs: no
- * new key goes out (repeated when what differs changes); "rosteragreed"
- * ({}) after it, they agree again.
+ * new key goes out, but for a fresh one after someone leaves, to those
+ * who had the current one (repeated when what differs changes);
+ * "rosteragreed" ({}) after it, they agree again.
  */
 export class E2EE extends EventTarget {
   /**

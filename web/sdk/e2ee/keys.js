@@ -53,8 +53,11 @@
  * they send a signed roster view of their own); every member signs its
  * view of the call whenever its set of members changes; and no new key
  * goes out while any member's latest view lists other people than this
- * session's, an alert ("rostermismatch") following after rosterTimeoutMs.
- * Three more messages travel, as Go marshals them:
+ * session's (nor, for rosterTimeoutMs after joining, while a root has yet
+ * to send its view), but for a fresh key after someone left, which goes
+ * only to the members that had one of this session's current keys; an
+ * alert ("rostermismatch") follows when views disagree for
+ * rosterTimeoutMs. Three more messages travel, as Go marshals them:
  *
  *   {"sotto_e2ee":2,"type":"admit","kid":0,"admission":"sotto-admit-v1:…"}
  *   {"sotto_e2ee":2,"type":"roster","kid":0,"roster":"sotto-roster-v1:…"}
@@ -105,6 +108,12 @@ export const DEFAULT_ADMISSION_AGE_MS = 2 * 60 * 1000;
 // Admissions kept until their admitter or admitted participant is known
 // (Go's maxPendingAdmissions).
 const MAX_PENDING_ADMISSIONS = 64;
+// How many more participants than twice those listed here a view may name
+// and still be kept (Go's maxViewSlack).
+const MAX_VIEW_SLACK = 16;
+// The entries kept in the views of participants still waiting, all
+// together (Go's maxWaitingViewEntries).
+const MAX_WAITING_VIEW_ENTRIES = 1 << 14;
 
 /**
  * Where a KeySession puts the keys frames need: FrameCrypto, or the proxy
@@ -229,7 +238,8 @@ const MAX_PENDING_ADMISSIONS = 64;
  * @property {Uint8Array<ArrayBuffer>} identityKey the identity key its announcement carries
  * @property {AdmissionState} state
  * @property {string} by who admitted it (member; "" for one present at join) or refused it (refused)
- * @property {boolean} root listed when this session joined
+ * @property {boolean} root listed when this session joined (after a rejoin, only those that were members here
+ *   before, unless none of them is listed)
  */
 
 /**
@@ -503,10 +513,18 @@ function sameMismatches(x, y) {
  * @property {number} maxAgeMs
  * @property {() => number} now
  * @property {boolean} joined the first list (the roots) was taken
+ * @property {boolean} rejoined rejoin was called: the roots of the next list are then only those that were members
+ *   before in this session (met), if any of them is listed
+ * @property {number} joinedAt when the first list was taken (ms)
  * @property {boolean} admitted
  * @property {string} refused who refused this participant, while waiting
  * @property {Map<string, Candidate>} cands
- * @property {Set<string>} remembered the (identity, key) pairs admitted during this session
+ * @property {Set<string>} remembered the (identity, key) pairs admitted by an admission during this session, or
+ *   members while every view agreed: one that leaves and comes back is admitted again. A root is remembered only
+ *   once views agreed with it in them: until then it could be a node's ghost that only this session saw listed,
+ *   and re-admitting it would show it to everyone as admitted by this member. At most MAX_SENDER_RECORDS.
+ * @property {Set<string>} met every pair that was a member here (roots that proved it by their own view too):
+ *   after a rejoin, the roots are those present of them. At most MAX_SENDER_RECORDS.
  * @property {import("./admission.js").Admission[]} pending valid admissions waiting for their admitter or admitted
  * @property {bigint} viewSeq
  * @property {import("./roster.js").RosterEntry[]|null} lastView participants of the last view signed
@@ -559,6 +577,7 @@ function hex(b) {
  * @property {number} epoch
  * @property {Uint8Array<ArrayBuffer>} base
  * @property {boolean} shared sent to at least one member
+ * @property {Set<string>} to the members it was sealed to (by identity)
  */
 
 /**
@@ -679,10 +698,13 @@ export class KeySession {
         maxAgeMs: o.maxAgeMs && o.maxAgeMs > 0 ? o.maxAgeMs : DEFAULT_ADMISSION_AGE_MS,
         now: typeof o.now === "function" ? o.now : Date.now,
         joined: false,
+        rejoined: false,
+        joinedAt: 0,
         admitted: false,
         refused: "",
         cands: new Map(),
         remembered: new Set(),
+        met: new Set(),
         pending: [],
         viewSeq: 0n,
         lastView: null,
@@ -800,7 +822,7 @@ export class KeySession {
     if (epoch !== 0 && (epoch & 0xff) === 0) {
       this.newTag();
     }
-    return { kid: kidOf(this.tag, epoch), epoch, base, shared: false };
+    return { kid: kidOf(this.tag, epoch), epoch, base, shared: false, to: new Set() };
   }
 
   /**
@@ -1116,19 +1138,35 @@ export class KeySession {
    */
   async rekey(fresh) {
     const a = this.adm;
+    /** @type {Set<string>|null} */
+    let only = null;
     if (a && a.hold) {
-      // Views disagree (or this participant is not admitted yet): no new
-      // key goes out until they agree (sync sends it then).
+      // Views disagree (or this participant is not admitted yet): no key
+      // goes to anyone new until they agree (sync sends it then).
       a.rekeyDue = true;
-      a.rekeyFresh = a.rekeyFresh || fresh;
-      return;
+      if (!fresh) {
+        return;
+      }
+      a.rekeyFresh = false;
+      // Someone left: the leaver must not read what follows, so a fresh
+      // key goes now, but only to members that had one of this sender's
+      // current keys already (they learn nothing new).
+      only = new Set();
+      for (const id of this.members.keys()) {
+        if (this.cur.to.has(id) || (this.next !== null && this.next.to.has(id))) {
+          only.add(id);
+        }
+      }
+      // Those left out get the key (ratcheted) once views agree; if
+      // nobody is, nothing more is due.
+      a.rekeyDue = only.size < this.members.size;
     } else if (a) {
       fresh = fresh || a.rekeyFresh;
       a.rekeyDue = false;
       a.rekeyFresh = false;
     }
     const latest = this.next ?? this.cur;
-    if (this.members.size === 0) {
+    if (this.members.size === 0 || (only !== null && only.size === 0)) {
       // Nobody to tell. A fresh key still matters: a leaver had the
       // current one.
       if (fresh && latest.shared) {
@@ -1155,13 +1193,13 @@ export class KeySession {
     k.shared = true;
     let msg;
     try {
-      msg = await this.keyMessage(k);
+      msg = await this.keyMessage(k, only);
     } catch (err) {
       this.log.error("e2ee: cannot seal the key", String(err));
       return;
     }
     if (this.next === k) {
-      this.pending = new Set(this.members.keys());
+      this.pending = new Set([...this.members.keys()].filter((id) => only === null || only.has(id)));
       if (this.timer !== null) {
         clearTimeout(this.timer);
       }
@@ -1193,17 +1231,22 @@ export class KeySession {
   }
 
   /**
-   * The key message for k, with a box for each member, under this
-   * sender's next sequence number.
+   * The key message for k, with a box for each member (only those in
+   * only, if not null), under this sender's next sequence number; notes
+   * them in k.to (Go's keyMessageLocked).
    * @param {SendKey} k
+   * @param {Set<string>|null} only
    * @returns {Promise<KeyMessage>}
    * @private
    */
-  async keyMessage(k) {
+  async keyMessage(k, only) {
     const seq = this.seq++;
     /** @type {Record<string, string>} */
     const boxes = Object.create(null);
     for (const [id, r] of this.members) {
+      if (only !== null && !only.has(id)) {
+        continue;
+      }
       let box;
       try {
         box = await sealKeyBox(this.identity, r.ann.hpke, {
@@ -1226,6 +1269,7 @@ export class KeySession {
         continue;
       }
       boxes[id] = base64urlEncode(box);
+      k.to.add(id);
     }
     return { sotto_e2ee: KEY_MESSAGE_VERSION, type: "key", kid: k.kid, boxes };
   }
@@ -1537,9 +1581,10 @@ export class KeySession {
   /**
    * Tells a session with admission that this participant joined the call
    * again (after a reconnect): it is waiting again, and the next
-   * setMembers lists its roots (Go's Rejoin). What it remembers (who was
-   * admitted, the highest sequence numbers seen) stays. Without
-   * admission, it does nothing.
+   * setMembers lists its roots: those of them that were members here
+   * before, or, if none of them is listed, all (Go's Rejoin). What it
+   * remembers (who was admitted, the highest sequence numbers seen)
+   * stays. Without admission, it does nothing.
    * @returns {Promise<void>}
    */
   rejoin() {
@@ -1551,16 +1596,14 @@ export class KeySession {
       a.joined = false;
       a.admitted = false;
       a.refused = "";
+      a.rejoined = true;
+      // Views are awaited afresh: the timer starts again once admitted.
+      a.since = null;
+      this.stopRosterTimer();
       a.cands.clear();
       a.pending = [];
       a.lastView = null;
       a.viewMsg = null;
-      // Not in Go's Rejoin: how long views disagreed before this
-      // participant left says nothing of the call it joins again; kept,
-      // it would raise the alert as soon as this participant is admitted
-      // again, before its roots' views could come.
-      a.since = null;
-      this.stopRosterTimer();
       await this.sync();
     });
   }
@@ -1583,6 +1626,9 @@ export class KeySession {
     }
     const first = !a.joined;
     a.joined = true;
+    if (first) {
+      a.joinedAt = a.now();
+    }
     for (const [id, c] of [...a.cands]) {
       const m = want.get(id);
       if (!m || m.publicKey !== c.peer.publicKey) {
@@ -1604,8 +1650,19 @@ export class KeySession {
         this.log.warn("e2ee: participant without a usable public key is left out", id, String(err));
         continue;
       }
-      a.cands.set(id, { peer: m, ann, state: "waiting", by: "", root: first, view: null });
+      // After a rejoin only those who were members before are roots: a
+      // node that makes everyone reconnect cannot slip in a root of its
+      // own.
+      const root = first && (!a.rejoined || a.met.has(pairKey(id, ann.identity)));
+      a.cands.set(id, { peer: m, ann, state: "waiting", by: "", root, view: null });
       newcomers.push(id);
+    }
+    if (first && a.rejoined && !newcomers.some((id) => a.cands.get(id)?.root)) {
+      // Nobody met before is here: roots as on a first join, the same
+      // trust as then.
+      for (const id of newcomers) {
+        /** @type {Candidate} */ (a.cands.get(id)).root = true;
+      }
     }
     newcomers.sort(compareNames);
     if (first && a.cands.size === 0) {
@@ -1624,7 +1681,7 @@ export class KeySession {
           this.log.error("e2ee: cannot admit a participant again", id, String(err));
         }
       }
-      if (first) {
+      if (c.root) {
         // Present already: a member once its view arrives, or shown as
         // waiting when this participant is admitted.
         continue;
@@ -1693,7 +1750,13 @@ export class KeySession {
     const a = /** @type {AdmissionData} */ (this.adm);
     c.state = "member";
     c.by = by;
-    a.remembered.add(pairKey(c.peer.identity, c.ann.identity));
+    const pk = pairKey(c.peer.identity, c.ann.identity);
+    if (by !== "" && a.remembered.size < MAX_SENDER_RECORDS) {
+      a.remembered.add(pk);
+    }
+    if (a.met.size < MAX_SENDER_RECORDS) {
+      a.met.add(pk);
+    }
     this.emit("admitted", { identity: c.peer.identity, identityKey: c.ann.identity, by });
   }
 
@@ -1853,23 +1916,20 @@ export class KeySession {
    * Applies every pending admission whose admitter is a member here and
    * whose admitted participant is listed with the key named (or is this
    * participant, with its key). Admissions of members already, or of this
-   * participant once admitted, are dropped; the others wait (bounded)
-   * until their time is up (Go's applyAdmissionsLocked).
+   * participant once admitted, are dropped; the others wait, within the
+   * bound (Go's applyAdmissionsLocked).
    * @private
    */
   applyAdmissions() {
     const a = /** @type {AdmissionData} */ (this.adm);
     for (let progress = true; progress; ) {
       progress = false;
-      const now = a.now();
+      // Each was checked for its time when it came: it may wait for its
+      // admitter (a key change the user has yet to accept) as long as it
+      // takes, within the bound.
       /** @type {import("./admission.js").Admission[]} */
       const keep = [];
       for (const adm of a.pending) {
-        try {
-          checkAdmission(adm, this.room, now, a.maxAgeMs);
-        } catch {
-          continue; // out of its time window
-        }
         const admitter = a.cands.get(adm.admitter);
         if (adm.admitter === this.self || !admitter || admitter.state !== "member" || admitter.peer.held || !equalBytes(admitter.ann.identity, adm.admitterKey)) {
           keep.push(adm); // not (yet) someone whose admissions count
@@ -1914,8 +1974,19 @@ export class KeySession {
       return;
     }
     const c = a.cands.get(v.member);
+    if (c && !c.root && c.state !== "member" && equalBytes(c.ann.identity, v.memberKey) && !this.roomForView(c, v.entries.length)) {
+      // A newcomer's view counts only once it is admitted (it may be
+      // admitted by someone else first, and sends no new view then), so
+      // it is kept; but made-up newcomers must not fill memory.
+      throw this.bad(from, "a waiting participant's roster view too large to keep");
+    }
     const k = pairKey(v.member, v.memberKey);
     const last = a.viewSeqs.get(k) ?? 0n;
+    if (v.entries.length > 2 * a.cands.size + MAX_VIEW_SLACK) {
+      // It lists far more people than are here: it cannot agree with this
+      // session's, and is not worth keeping.
+      throw this.bad(from, `roster view of ${v.entries.length} participants, ${a.cands.size + 1} listed here`);
+    }
     if (v.room !== this.room) {
       throw this.bad(from, `roster view for room ${JSON.stringify(v.room)}`);
     }
@@ -1928,9 +1999,23 @@ export class KeySession {
     if (v.viewSeq <= last) {
       throw this.bad(from, `roster view ${v.viewSeq}, not above ${last}`, true);
     }
-    if (a.viewSeqs.size < MAX_SENDER_RECORDS || a.viewSeqs.has(k)) {
-      a.viewSeqs.set(k, v.viewSeq);
+    if (!a.viewSeqs.has(k) && a.viewSeqs.size >= MAX_SENDER_RECORDS) {
+      // Full: forget those not listed now (one coming back needs a new
+      // admission anyway); if all are, refuse rather than forget a
+      // present member's highest view.
+      for (const pk of [...a.viewSeqs.keys()]) {
+        // The key is hex, so the last NUL ends the name.
+        const i = pk.lastIndexOf("\u0000");
+        const o = a.cands.get(pk.slice(0, i));
+        if (!o || hex(o.ann.identity) !== pk.slice(i + 1)) {
+          a.viewSeqs.delete(pk);
+        }
+      }
+      if (a.viewSeqs.size >= MAX_SENDER_RECORDS) {
+        throw this.bad(from, "too many roster views to remember");
+      }
     }
+    a.viewSeqs.set(k, v.viewSeq);
     c.view = v;
     if (c.root && c.state !== "member") {
       // Listed when this session joined and signing views: a member
@@ -2014,9 +2099,15 @@ export class KeySession {
     }
     // Keys flow only while every member's latest view lists the same
     // people as this one.
-    const agreed = a.admitted && this.mismatches().length === 0;
+    const now = a.now();
+    const agreed = a.admitted && this.mismatches().length === 0 && !this.rootsPending(now);
     a.hold = !agreed;
     if (agreed) {
+      for (const c of a.cands.values()) {
+        if (c.state === "member" && a.remembered.size < MAX_SENDER_RECORDS) {
+          a.remembered.add(pairKey(c.peer.identity, c.ann.identity));
+        }
+      }
       a.since = null;
       this.stopRosterTimer();
       if (a.alert) {
@@ -2028,12 +2119,22 @@ export class KeySession {
         await this.rekey(false);
       }
     } else if (a.admitted) {
-      const now = a.now();
+      if (this.publishing && a.rekeyFresh) {
+        // A leaver must not read on while views disagree.
+        await this.rekey(true);
+      }
       if (a.since === null) {
         a.since = now;
       }
       if (a.alert) {
         this.reportMismatch();
+      } else if (now - a.since >= a.rosterTimeoutMs) {
+        // Still apart after the timeout: roots that sent no view by now
+        // count as waiting, and any other difference raises the alert.
+        if (this.mismatches().length > 0) {
+          a.alert = true;
+          this.reportMismatch();
+        }
       } else if (a.timer === null) {
         const timer = setTimeout(() => this.background(() => this.rosterTimeout(timer)), Math.max(0, a.rosterTimeoutMs - (now - a.since)));
         a.timer = timer;
@@ -2052,20 +2153,63 @@ export class KeySession {
   }
 
   /**
-   * Raises the alert if views still disagree (Go's rosterTimeout).
+   * Looks again once views have disagreed (or roots have been silent) for
+   * rosterTimeoutMs: sync then raises the alert, or lets keys flow if only
+   * silent roots held them (Go's rosterTimeout).
    * @param {ReturnType<typeof setTimeout>} timer the timer that fired
+   * @returns {Promise<void>}
    * @private
    */
-  rosterTimeout(timer) {
+  async rosterTimeout(timer) {
     const a = /** @type {AdmissionData} */ (this.adm);
     if (this.closed || a.timer !== timer) {
       return;
     }
     a.timer = null;
-    if (a.admitted && a.hold && !a.alert) {
-      a.alert = true;
-      this.reportMismatch();
+    await this.sync();
+  }
+
+  /**
+   * Whether a view of n entries from c, who is waiting, may be kept: the
+   * views of all who wait stay within MAX_WAITING_VIEW_ENTRIES (Go's
+   * roomForViewLocked).
+   * @param {Candidate} c
+   * @param {number} n
+   * @returns {boolean}
+   * @private
+   */
+  roomForView(c, n) {
+    const a = /** @type {AdmissionData} */ (this.adm);
+    let total = n;
+    for (const o of a.cands.values()) {
+      if (o !== c && o.state !== "member" && o.view !== null) {
+        total += o.view.entries.length;
+      }
     }
+    return total <= MAX_WAITING_VIEW_ENTRIES;
+  }
+
+  /**
+   * Whether a participant listed when this session joined has neither
+   * become a member nor had rosterTimeoutMs to send its view: until then
+   * this session sends no key, so that a node that delays the real
+   * members' views cannot have it agree with a ghost's first (Go's
+   * rootsPendingLocked).
+   * @param {number} now
+   * @returns {boolean}
+   * @private
+   */
+  rootsPending(now) {
+    const a = /** @type {AdmissionData} */ (this.adm);
+    if (now - a.joinedAt >= a.rosterTimeoutMs) {
+      return false;
+    }
+    for (const c of a.cands.values()) {
+      if (c.root && c.state !== "member") {
+        return true;
+      }
+    }
+    return false;
   }
 
   /**
