@@ -199,8 +199,8 @@ type sendKey struct {
 	epoch  uint32
 	base   []byte
 	shared bool // sent to at least one member
-	// to lists the members it was sealed to (by identity).
-	to map[string]bool
+	// to lists the members it was sealed to (recipientKey).
+	to     map[string]bool
 	sender *sframe.Sender
 }
 

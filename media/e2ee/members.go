@@ -82,7 +82,9 @@ const (
 	// Repeated when what differs changes.
 	EventRosterMismatch
 	// EventRosterAgreed: after an EventRosterMismatch, every member's
-	// view agrees again; keys flow again.
+	// view agrees again and keys flow again; or this participant rejoined
+	// (Rejoin: the check starts over, and the alert rises again if views
+	// still disagree a RosterTimeout after it is admitted again).
 	EventRosterAgreed
 )
 
@@ -182,8 +184,8 @@ type candidate struct {
 // admission is the admission state of a Session (nil without
 // Options.Admission). Guarded by Session.mu.
 type admission struct {
-	opts     AdmissionOptions
-	joined   bool // the first list (the roots) was taken
+	opts   AdmissionOptions
+	joined bool // the first list (the roots) was taken
 	// rejoined: Rejoin was called; the roots of the next list are then
 	// only those admitted before in this session.
 	rejoined bool
@@ -191,13 +193,14 @@ type admission struct {
 	admitted bool
 	refused  string // who refused this participant, while waiting
 	cands    map[string]*candidate
-	// remembered holds the (identity, key) pairs admitted by an
-	// admission during this session, or members while every view agreed:
-	// one that leaves and comes back is admitted again. met holds every
+	// remembered holds the (identity, key) pairs this session admitted,
+	// or took from an admission by one it remembers: one that leaves and
+	// comes back is admitted again. met holds every
 	// pair that was a member here (roots that proved it by their own view
 	// too): after a reconnect, the roots are those present of them. A
-	// root is remembered only once views agreed with it in them: until
-	// then it could be a node's ghost that only this session saw listed,
+	// root is never remembered, nor one a root admitted: it could be a
+	// node's ghost that only this session saw listed (views agreeing
+	// prove nothing when every member this session has is the node's),
 	// and re-admitting it would show it to everyone as admitted by this
 	// member.
 	remembered map[string]bool
@@ -279,11 +282,17 @@ func (s *Session) Rejoin() {
 		return
 	}
 	a.joined, a.admitted, a.refused, a.rejoined = false, false, "", true
-	// Views are awaited afresh: the timer starts again once admitted.
+	// Views are awaited afresh: the timer starts again once admitted,
+	// and a raised alert ends (it rises again if views still disagree
+	// a RosterTimeout after the new admission).
 	a.since = time.Time{}
 	if a.timer != nil {
 		a.timer.Stop()
 		a.timer = nil
+	}
+	if a.alert {
+		a.alert, a.alerted = false, nil
+		a.emit(MembershipEvent{Kind: EventRosterAgreed})
 	}
 	clear(a.cands)
 	a.pending = nil
@@ -430,11 +439,21 @@ func (s *Session) selfAdmittedLocked(by string) {
 	}
 }
 
+// chained reports whether the member named identity is remembered: this
+// session admitted it, or took its admission from a remembered member.
+func (a *admission) chained(identity string) bool {
+	c := a.cands[identity]
+	return c != nil && a.remembered[pairKey(identity, c.ann.Identity)]
+}
+
 func (s *Session) makeMemberLocked(c *candidate, by string) {
 	a := s.adm
 	c.state, c.by = StateMember, by
 	pk := pairKey(c.peer.Identity, c.ann.Identity)
-	if by != "" && len(a.remembered) < maxSenderRecords {
+	// Re-admitted on return only if this session admitted it, or took
+	// the admission of one it admitted on that same footing: never one
+	// whose trust comes from a root (the node chose the roots).
+	if (by == s.opts.Self || by != "" && a.chained(by)) && len(a.remembered) < maxSenderRecords {
 		a.remembered[pk] = true
 	}
 	if len(a.met) < maxSenderRecords {
@@ -663,15 +682,8 @@ func (s *Session) handleRoster(from string, m keyMessage) error {
 	}
 	a := s.adm
 	c := a.cands[v.Member]
-	if c != nil && !c.root && c.state != StateMember && bytes.Equal(c.ann.Identity, v.MemberKey) && !s.roomForViewLocked(c, len(v.Participants)) {
-		// A newcomer's view counts only once it is admitted (it may be
-		// admitted by someone else first, and sends no new view then),
-		// so it is kept; but made-up newcomers must not fill memory.
-		s.mu.Unlock()
-		return s.bad(from, errors.New("a waiting participant's roster view too large to keep"))
-	}
 	switch {
-	case len(v.Participants) > 2*len(a.cands)+maxViewSlack:
+	case len(v.Participants) > len(a.cands)+1+maxViewSlack || !s.roomForViewLocked(c, len(v.Participants)):
 		// It lists far more people than are here: it cannot agree with
 		// this session's, and is not worth keeping.
 		err = fmt.Errorf("roster view of %d participants, %d listed here", len(v.Participants), len(a.cands)+1)
@@ -786,11 +798,6 @@ func (s *Session) syncLocked() func() {
 	agreed := a.admitted && len(s.mismatchesLocked()) == 0 && !s.rootsPendingLocked(now)
 	a.hold = !agreed
 	if agreed {
-		for _, c := range a.cands {
-			if c.state == StateMember && len(a.remembered) < maxSenderRecords {
-				a.remembered[pairKey(c.peer.Identity, c.ann.Identity)] = true
-			}
-		}
 		a.since = time.Time{}
 		if a.timer != nil {
 			a.timer.Stop()
@@ -854,26 +861,24 @@ func (s *Session) rosterTimeout() {
 	after()
 }
 
-// maxViewSlack is how many more participants than twice those listed
-// here a view may name and still be kept.
+// maxViewSlack is how many more participants than are listed here a
+// view may name and still be kept.
 const maxViewSlack = 16
 
-// maxWaitingViewEntries bounds the entries kept in the views of
-// participants still waiting.
-const maxWaitingViewEntries = 1 << 14
+// maxViewEntries bounds the entries of all the views kept: a call of
+// about 360 members fits.
+const maxViewEntries = 1 << 17
 
-// roomForViewLocked reports whether a view of n entries from c, who is
-// waiting, may be kept: the views of all who wait stay within
-// maxWaitingViewEntries.
+// roomForViewLocked reports whether a view of n entries from c may be
+// kept: the views kept (c's replaced) stay within maxViewEntries.
 func (s *Session) roomForViewLocked(c *candidate, n int) bool {
-	a := s.adm
 	total := n
-	for _, o := range a.cands {
-		if o != c && o.state != StateMember && o.view != nil {
+	for _, o := range s.adm.cands {
+		if o != c && o.view != nil {
 			total += len(o.view.Participants)
 		}
 	}
-	return total <= maxWaitingViewEntries
+	return total <= maxViewEntries
 }
 
 // rootsPendingLocked reports whether a participant listed when this

@@ -30,7 +30,8 @@ func (s *Session) rekeyLocked(fresh bool) func() {
 		// sender's current keys already (they learn nothing new).
 		only = make(map[string]bool)
 		for id := range s.members {
-			if s.cur.to[id] || s.next != nil && s.next.to[id] {
+			r := s.members[id]
+			if s.cur.to[recipientKey(r)] || s.next != nil && s.next.to[recipientKey(r)] {
 				only[id] = true
 			}
 		}
@@ -105,6 +106,13 @@ func (s *Session) rekeyLocked(fresh bool) func() {
 	}
 }
 
+// recipientKey names one member's session in sendKey.to: its identity,
+// identity key and session, so that someone else shown under the same
+// name (a key swapped after a reconnect) is not taken for it.
+func recipientKey(r *remote) string {
+	return r.identity + "\x00" + string(r.ann.Identity) + string(r.ann.SessionID[:])
+}
+
 // switchToFreshLocked replaces the current key at once with a fresh one
 // nobody has (the room is empty apart from this participant).
 func (s *Session) switchToFreshLocked() {
@@ -164,7 +172,7 @@ func (s *Session) keyMessageLocked(k *sendKey, only map[string]bool) (json.RawMe
 			continue
 		}
 		boxes[id] = base64.RawURLEncoding.EncodeToString(sealed)
-		k.to[id] = true
+		k.to[recipientKey(r)] = true
 	}
 	return json.Marshal(keyMessage{Version: keyMessageVersion, Type: "key", KID: k.kid, Boxes: boxes})
 }
