@@ -876,18 +876,31 @@ func (r *admRoom) rejoins() {
 			t.Fatalf("%s admitted before anyone admitted it again: %+v", who, st)
 		}
 		r.pump()
+		// Only a member that admitted who before admits it again on its
+		// own; one that had who as a root does not (its trust came from
+		// the node's list). gopher founded the call, so nobody admitted
+		// it: jessie admits it by hand.
+		admitter := map[string]string{"jessie": "gopher"}[who]
+		if admitter == "" {
+			if !r.hasEvent("jessie", "waiting", who, "") {
+				t.Fatalf("jessie was not asked about %s, a root of hers, back: %+v", who, r.eventsOf("jessie"))
+			}
+			r.mustAdmit("jessie", who)
+			r.pump()
+			admitter = "jessie"
+		}
 		evs := r.eventsOf(who)
 		i := slices.IndexFunc(evs, func(e admEvent) bool { return e.Kind == "selfadmitted" })
 		if i < 0 || evs[i].By == "" || evs[i].By == who {
 			t.Fatalf("%s back: %+v; want admitted again by a member", who, evs)
 		}
+		r.wantEvent(admitter, "admitted", who, admitter)
+		if r.hasEvent(admitter, "waiting", who, "") && admitter == "gopher" {
+			t.Fatalf("%s was asked about %s, whom it admitted before", admitter, who)
+		}
 		for _, n := range r.present {
-			if n != who {
-				// On its own authority: it admitted who before.
-				r.wantEvent(n, "admitted", who, n)
-				if r.hasEvent(n, "waiting", who, "") {
-					t.Fatalf("%s was asked about %s, whom it admitted before", n, who)
-				}
+			if n != who && n != admitter {
+				r.wantEvent(n, "admitted", who, admitter)
 			}
 		}
 		r.allAgree(who + " back")
@@ -1644,9 +1657,11 @@ func (r *admRoom) silentRoots(joiner string, joinerGo bool) {
 // gopher's and jessie's while mallory is there. Then the node shows
 // joiner mallory leaving and coming back, and now shows mallory to
 // everyone: joiner does not admit it again (no admission of mallory
-// leaves it), so it waits everywhere and gets no key. A root that was a
-// member while every view agreed is admitted again, though: jessie,
-// after a reconnect, by joiner on its own authority.
+// leaves it), so it waits everywhere and gets no key. No root is admitted
+// again on anyone's own authority, not even one every view agreed on
+// (views agreeing prove nothing when every member one has is the node's):
+// jessie, back after a reconnect, is admitted again by gopher, who
+// admitted her, and joiner takes gopher's admission.
 func (r *admRoom) rootNotReadmitted(joiner string, joinerGo bool) {
 	t := r.t
 	t.Helper()
@@ -1692,8 +1707,8 @@ func (r *admRoom) rootNotReadmitted(joiner string, joinerGo bool) {
 	if r.boxedTo("mallory") {
 		t.Fatal("a key was sealed to mallory")
 	}
-	// jessie, a root of joiner's that was a member while every view
-	// agreed, comes back after a reconnect: joiner admits her again.
+	// jessie, a root of joiner's that gopher admitted, comes back after a
+	// reconnect: gopher admits her again, and joiner takes it.
 	for _, n := range []string{"gopher", "jessie", joiner} {
 		r.ghosts[n] = nil
 	}
@@ -1702,9 +1717,9 @@ func (r *admRoom) rootNotReadmitted(joiner string, joinerGo bool) {
 	r.pump()
 	r.back("jessie")
 	r.pump()
-	r.wantEvent(joiner, "admitted", "jessie", joiner)
-	if !slices.Contains(r.admittedBy(joiner), "jessie") {
-		t.Fatalf("%s sent no admission of jessie", joiner)
+	r.wantEvent(joiner, "admitted", "jessie", "gopher")
+	if slices.Contains(r.admittedBy(joiner), "jessie") {
+		t.Fatalf("%s admitted jessie, a root of its, again on its own authority", joiner)
 	}
 	r.allAgree("jessie back")
 }
@@ -1715,8 +1730,8 @@ func (r *admRoom) rootNotReadmitted(joiner string, joinerGo bool) {
 // the other, carol and a ghost, mallory, whose view (listing all four)
 // and admission of each reach them before anything else. Neither takes
 // mallory as a root (it was never a member for them): it waits, and its
-// admissions count for nothing; carol admits both again, their views
-// agree, and no key is sealed to mallory.
+// admissions count for nothing; carol admits both again (by hand: they
+// were her roots), their views agree, and no key is sealed to mallory.
 func (r *admRoom) massReconnect() {
 	t := r.t
 	t.Helper()
@@ -1751,6 +1766,10 @@ func (r *admRoom) massReconnect() {
 			t.Fatalf("%s, back, sees %s, a member before, as %+v; want a root", p[0], p[1], q)
 		}
 	}
+	// gopher and jessie were carol's roots (there when she joined), so
+	// she does not admit them again on her own: she admits them by hand.
+	r.mustAdmit("carol", "gopher")
+	r.mustAdmit("carol", "jessie")
 	r.pump()
 	for _, n := range []string{"gopher", "jessie"} {
 		r.wantEvent(n, "selfadmitted", "", "carol")

@@ -108,12 +108,11 @@ export const DEFAULT_ADMISSION_AGE_MS = 2 * 60 * 1000;
 // Admissions kept until their admitter or admitted participant is known
 // (Go's maxPendingAdmissions).
 const MAX_PENDING_ADMISSIONS = 64;
-// How many more participants than twice those listed here a view may name
-// and still be kept (Go's maxViewSlack).
+// How many more participants than are listed here a view may name and
+// still be kept (Go's maxViewSlack).
 const MAX_VIEW_SLACK = 16;
-// The entries kept in the views of participants still waiting, all
-// together (Go's maxWaitingViewEntries).
-const MAX_WAITING_VIEW_ENTRIES = 1 << 14;
+// The entries of all the views kept (Go's maxViewEntries).
+const MAX_VIEW_ENTRIES = 1 << 17;
 
 /**
  * Where a KeySession puts the keys frames need: FrameCrypto, or the proxy
@@ -418,6 +417,17 @@ function compareNames(a, b) {
  */
 function pairKey(identity, key) {
   return `${identity}\u0000${hex(key)}`;
+}
+
+/**
+ * Names one member's session in a key's `to` (Go's recipientKey): its
+ * identity, identity key and session, so that someone else shown under
+ * the same name (a key swapped after a reconnect) is not taken for it.
+ * @param {{identity: string, ann: {identity: Uint8Array, sessionId: Uint8Array}}} r
+ * @returns {string}
+ */
+function recipientKey(r) {
+  return `${r.identity}\u0000${hex(r.ann.identity)}${hex(r.ann.sessionId)}`;
 }
 
 /**
@@ -1153,7 +1163,8 @@ export class KeySession {
       // current keys already (they learn nothing new).
       only = new Set();
       for (const id of this.members.keys()) {
-        if (this.cur.to.has(id) || (this.next !== null && this.next.to.has(id))) {
+        const rk = recipientKey(/** @type {Remote} */ (this.members.get(id)));
+        if (this.cur.to.has(rk) || (this.next !== null && this.next.to.has(rk))) {
           only.add(id);
         }
       }
@@ -1269,7 +1280,7 @@ export class KeySession {
         continue;
       }
       boxes[id] = base64urlEncode(box);
-      k.to.add(id);
+      k.to.add(recipientKey(r));
     }
     return { sotto_e2ee: KEY_MESSAGE_VERSION, type: "key", kid: k.kid, boxes };
   }
@@ -1597,9 +1608,16 @@ export class KeySession {
       a.admitted = false;
       a.refused = "";
       a.rejoined = true;
-      // Views are awaited afresh: the timer starts again once admitted.
+      // Views are awaited afresh: the timer starts again once admitted,
+      // and a raised alert ends (it rises again if views still disagree
+      // a roster timeout after the new admission).
       a.since = null;
       this.stopRosterTimer();
+      if (a.alert) {
+        a.alert = false;
+        a.alerted = null;
+        this.emit("rosteragreed");
+      }
       a.cands.clear();
       a.pending = [];
       a.lastView = null;
@@ -1742,6 +1760,19 @@ export class KeySession {
   }
 
   /**
+   * Whether the member named identity is remembered: this session admitted
+   * it, or took its admission from a remembered member (Go's chained).
+   * @param {string} identity
+   * @returns {boolean}
+   * @private
+   */
+  chained(identity) {
+    const a = /** @type {AdmissionData} */ (this.adm);
+    const c = a.cands.get(identity);
+    return c !== undefined && a.remembered.has(pairKey(identity, c.ann.identity));
+  }
+
+  /**
    * @param {Candidate} c
    * @param {string} by
    * @private
@@ -1751,7 +1782,10 @@ export class KeySession {
     c.state = "member";
     c.by = by;
     const pk = pairKey(c.peer.identity, c.ann.identity);
-    if (by !== "" && a.remembered.size < MAX_SENDER_RECORDS) {
+    // Re-admitted on return only if this session admitted it, or took the
+    // admission of one it admitted on that same footing: never one whose
+    // trust comes from a root (the node chose the roots).
+    if ((by === this.self || (by !== "" && this.chained(by))) && a.remembered.size < MAX_SENDER_RECORDS) {
       a.remembered.add(pk);
     }
     if (a.met.size < MAX_SENDER_RECORDS) {
@@ -1974,15 +2008,9 @@ export class KeySession {
       return;
     }
     const c = a.cands.get(v.member);
-    if (c && !c.root && c.state !== "member" && equalBytes(c.ann.identity, v.memberKey) && !this.roomForView(c, v.entries.length)) {
-      // A newcomer's view counts only once it is admitted (it may be
-      // admitted by someone else first, and sends no new view then), so
-      // it is kept; but made-up newcomers must not fill memory.
-      throw this.bad(from, "a waiting participant's roster view too large to keep");
-    }
     const k = pairKey(v.member, v.memberKey);
     const last = a.viewSeqs.get(k) ?? 0n;
-    if (v.entries.length > 2 * a.cands.size + MAX_VIEW_SLACK) {
+    if (v.entries.length > a.cands.size + 1 + MAX_VIEW_SLACK || !this.roomForView(c, v.entries.length)) {
       // It lists far more people than are here: it cannot agree with this
       // session's, and is not worth keeping.
       throw this.bad(from, `roster view of ${v.entries.length} participants, ${a.cands.size + 1} listed here`);
@@ -2103,11 +2131,6 @@ export class KeySession {
     const agreed = a.admitted && this.mismatches().length === 0 && !this.rootsPending(now);
     a.hold = !agreed;
     if (agreed) {
-      for (const c of a.cands.values()) {
-        if (c.state === "member" && a.remembered.size < MAX_SENDER_RECORDS) {
-          a.remembered.add(pairKey(c.peer.identity, c.ann.identity));
-        }
-      }
       a.since = null;
       this.stopRosterTimer();
       if (a.alert) {
@@ -2170,10 +2193,9 @@ export class KeySession {
   }
 
   /**
-   * Whether a view of n entries from c, who is waiting, may be kept: the
-   * views of all who wait stay within MAX_WAITING_VIEW_ENTRIES (Go's
-   * roomForViewLocked).
-   * @param {Candidate} c
+   * Whether a view of n entries from c may be kept: the views kept (c's
+   * replaced) stay within MAX_VIEW_ENTRIES (Go's roomForViewLocked).
+   * @param {Candidate|undefined} c
    * @param {number} n
    * @returns {boolean}
    * @private
@@ -2182,11 +2204,11 @@ export class KeySession {
     const a = /** @type {AdmissionData} */ (this.adm);
     let total = n;
     for (const o of a.cands.values()) {
-      if (o !== c && o.state !== "member" && o.view !== null) {
+      if (o !== c && o.view !== null) {
         total += o.view.entries.length;
       }
     }
-    return total <= MAX_WAITING_VIEW_ENTRIES;
+    return total <= MAX_VIEW_ENTRIES;
   }
 
   /**
