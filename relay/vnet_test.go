@@ -385,6 +385,7 @@ func TestSymmetricNATNeedsRelay(t *testing.T) {
 				Token:         token(name),
 				Logger:        testLogger(),
 				SettingEngine: &se,
+				E2EE:          sdk.E2EEOptions{Admission: sdk.AdmitAll},
 				Handlers: sdk.Handlers{Track: func(rt *sdk.RemoteTrack) {
 					if rt.Participant.Identity == names[1-i] {
 						once.Do(func() { go countFrames(rt, heard[i]) })
