@@ -865,12 +865,21 @@ function fillAdmissionCard(card, identity, canDecide) {
   card.dataset.admissionState = refused ? "refused" : "waiting";
   const text = /** @type {HTMLElement} */ (card.querySelector(".admission-text"));
   const detail = /** @type {HTMLElement} */ (card.querySelector(".admission-detail"));
+  // Admit and Refuse wait until the SDK lists identity as waiting or
+  // refused (its "waiting" event redraws the card): the node may show a
+  // newcomer before the SDK has taken their announcement, and a click then
+  // would only fail ("no such participant waiting").
+  const listed = a?.state === "waiting" || refused;
   if (refused) {
     const by = a.by ? shownName(a.by) + (a.by === me ? " (you)" : "") : "a member";
     text.textContent = `${name} was refused by ${by}`;
     detail.textContent = "They hear and see nothing, and get no key. Any member can still admit them.";
   } else {
     text.textContent = `${name} is waiting to join — they hear and see nothing until admitted`;
+  }
+  if (!listed) {
+    detail.textContent = `This browser has not taken ${name}'s security key yet: you can admit or refuse them once it has.`;
+  } else if (!refused) {
     const parts = [];
     if (a && a.key === ownKeyHex()) {
       parts.push(`${name} comes with this browser's own security key: another tab of this browser, or someone ` +
@@ -880,7 +889,7 @@ function fillAdmissionCard(card, identity, canDecide) {
     else parts.push(`This browser has not met ${name} before: if you do not expect them, refuse.`);
     detail.textContent = parts.join(" ");
   }
-  if (!canDecide) detail.textContent += " You can admit or refuse them once you are admitted yourself.";
+  if (!canDecide && listed) detail.textContent += " You can admit or refuse them once you are admitted yourself.";
   const busy = card.dataset.busy === "true";
   const admit = /** @type {HTMLButtonElement} */ (card.querySelector("[data-admit]"));
   const refuse = /** @type {HTMLButtonElement} */ (card.querySelector("[data-refuse]"));
@@ -889,7 +898,7 @@ function fillAdmissionCard(card, identity, canDecide) {
   admit.setAttribute("aria-label", `Admit ${name}`);
   refuse.setAttribute("aria-label", `Refuse ${name}`);
   refuse.hidden = refused;
-  admit.disabled = refuse.disabled = !canDecide || busy;
+  admit.disabled = refuse.disabled = !canDecide || busy || !listed;
   if (a && a.key === ownKeyHex()) admit.disabled = true;
   admit.title = `Let ${name} in: they get the call's keys, and everyone sees them.`;
   refuse.title = `Keep ${name} out: everyone sees that you refused them.`;
@@ -901,6 +910,9 @@ async function decide(identity, what) {
   const c = call;
   const card = cards.get(identity);
   if (!c || !card || card.dataset.busy === "true" || state.selfAdmission.state !== "member") return;
+  // Only someone the SDK lists as waiting or refused can be decided on
+  // (the buttons are disabled until then).
+  if (!c.admissions().some((a) => a.identity === identity && (a.state === "waiting" || a.state === "refused"))) return;
   card.dataset.busy = "true";
   card.dataset.busyWith = what;
   const error = /** @type {HTMLElement} */ (card.querySelector(".admission-error"));
