@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -55,120 +53,6 @@ type AdmissionOptions struct {
 	MaxAge time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
-}
-
-// MembershipEventKind says what a MembershipEvent reports.
-type MembershipEventKind int
-
-const (
-	// EventWaiting: a participant is waiting to be admitted (Identity,
-	// IdentityKey). Also for a participant that was present when this
-	// session joined but sent no roster view of its own (yet).
-	EventWaiting MembershipEventKind = iota + 1
-	// EventAdmitted: a participant became a member (Identity,
-	// IdentityKey; By: the member whose admission counted, "" for a
-	// participant present at join that proved it is a member).
-	EventAdmitted
-	// EventRefused: a member refused a waiting participant (Identity; By).
-	// It stays waiting: another member may still admit it.
-	EventRefused
-	// EventSelfAdmitted: this participant was admitted (By), or found an
-	// empty call (By ""). Until then it is waiting itself.
-	EventSelfAdmitted
-	// EventSelfRefused: a member refused this participant (By).
-	EventSelfRefused
-	// EventRosterMismatch: the members' views have not agreed with this
-	// session's for RosterTimeout; no new key is sent (Mismatches).
-	// Repeated when what differs changes.
-	EventRosterMismatch
-	// EventRosterAgreed: after an EventRosterMismatch, every member's
-	// view agrees again and keys flow again; or this participant rejoined
-	// (Rejoin: the check starts over, and the alert rises again if views
-	// still disagree a RosterTimeout after it is admitted again).
-	EventRosterAgreed
-)
-
-func (k MembershipEventKind) String() string {
-	switch k {
-	case EventWaiting:
-		return "waiting"
-	case EventAdmitted:
-		return "admitted"
-	case EventRefused:
-		return "refused"
-	case EventSelfAdmitted:
-		return "self admitted"
-	case EventSelfRefused:
-		return "self refused"
-	case EventRosterMismatch:
-		return "roster mismatch"
-	case EventRosterAgreed:
-		return "roster agreed"
-	}
-	return fmt.Sprintf("MembershipEventKind(%d)", int(k))
-}
-
-// MembershipEvent is one change of who is admitted, or of whether the
-// members' rosters agree.
-type MembershipEvent struct {
-	Kind        MembershipEventKind
-	Identity    string
-	IdentityKey []byte
-	By          string
-	Mismatches  []RosterMismatch
-}
-
-// RosterMismatch is one member whose latest view differs from this
-// session's: Missing if no view of it arrived since it became a member,
-// else the participants only its view lists and only this session's does.
-type RosterMismatch struct {
-	Member     string
-	Missing    bool
-	OnlyTheirs []RosterEntry
-	OnlyMine   []RosterEntry
-}
-
-// ParticipantState is where a participant stands in this session's eyes.
-type ParticipantState int
-
-const (
-	StateWaiting ParticipantState = iota + 1
-	StateMember
-	StateRefused // waiting, and refused by a member
-)
-
-func (p ParticipantState) String() string {
-	switch p {
-	case StateWaiting:
-		return "waiting"
-	case StateMember:
-		return "member"
-	case StateRefused:
-		return "refused"
-	}
-	return fmt.Sprintf("ParticipantState(%d)", int(p))
-}
-
-// ParticipantStatus is one participant the node lists, as this session
-// sees it.
-type ParticipantStatus struct {
-	Identity    string
-	IdentityKey []byte
-	State       ParticipantState
-	By          string // who admitted (StateMember) or refused (StateRefused) it
-	Root        bool   // listed when this session joined
-}
-
-// RosterStatus is this session's standing in the call.
-type RosterStatus struct {
-	Admitted bool // this participant is a member
-	Refused  bool // a member refused this participant (and none admitted it)
-	// Agreed: every member's latest view lists the same people as this
-	// session's; keys flow only then.
-	Agreed bool
-	// Alert: views have disagreed for longer than RosterTimeout.
-	Alert      bool
-	Mismatches []RosterMismatch
 }
 
 // candidate is a participant the node lists, in admission mode.
@@ -462,6 +346,23 @@ func (s *Session) makeMemberLocked(c *candidate, by string) {
 	a.emit(MembershipEvent{Kind: EventAdmitted, Identity: c.peer.Identity, IdentityKey: slices.Clone(c.ann.Identity), By: by})
 }
 
+// waitingLocked returns the candidate named identity for Admit and
+// Refuse: this participant must be a member, and identity waiting.
+func (s *Session) waitingLocked(identity string) (*candidate, error) {
+	a := s.adm
+	switch {
+	case a == nil:
+		return nil, errors.New("e2ee: admission is off (Options.Admission)")
+	case !a.admitted:
+		return nil, ErrNotAdmitted
+	}
+	c := a.cands[identity]
+	if c == nil || c.state == StateMember {
+		return nil, ErrNotWaiting
+	}
+	return c, nil
+}
+
 // Admit admits a waiting participant: it becomes a member here, and a
 // signed admission goes to everyone, which makes it a member for every
 // member that accepted this participant. It fails with ErrNotAdmitted
@@ -469,19 +370,10 @@ func (s *Session) makeMemberLocked(c *candidate, by string) {
 // an identity not waiting.
 func (s *Session) Admit(identity string) error {
 	s.mu.Lock()
-	a := s.adm
-	switch {
-	case a == nil:
+	c, err := s.waitingLocked(identity)
+	if err != nil {
 		s.mu.Unlock()
-		return errors.New("e2ee: admission is off (Options.Admission)")
-	case !a.admitted:
-		s.mu.Unlock()
-		return ErrNotAdmitted
-	}
-	c := a.cands[identity]
-	if c == nil || c.state == StateMember {
-		s.mu.Unlock()
-		return ErrNotWaiting
+		return err
 	}
 	f, err := s.admitLocked(c)
 	if err != nil {
@@ -501,22 +393,13 @@ func (s *Session) Admit(identity string) error {
 // it, which shows a participant as refused or waiting, never admits one).
 func (s *Session) Refuse(identity string) error {
 	s.mu.Lock()
-	a := s.adm
-	switch {
-	case a == nil:
+	c, err := s.waitingLocked(identity)
+	if err != nil {
 		s.mu.Unlock()
-		return errors.New("e2ee: admission is off (Options.Admission)")
-	case !a.admitted:
-		s.mu.Unlock()
-		return ErrNotAdmitted
-	}
-	c := a.cands[identity]
-	if c == nil || c.state == StateMember {
-		s.mu.Unlock()
-		return ErrNotWaiting
+		return err
 	}
 	c.state, c.by = StateRefused, s.opts.Self
-	a.emit(MembershipEvent{Kind: EventRefused, Identity: identity, IdentityKey: slices.Clone(c.ann.Identity), By: s.opts.Self})
+	s.adm.emit(MembershipEvent{Kind: EventRefused, Identity: identity, IdentityKey: slices.Clone(c.ann.Identity), By: s.opts.Self})
 	msg, err := json.Marshal(keyMessage{Version: keyMessageVersion, Type: "refuse", Identity: identity})
 	s.mu.Unlock()
 	if err == nil {
@@ -669,68 +552,6 @@ func (s *Session) applyAdmissionsLocked() bool {
 	return changed
 }
 
-// handleRoster takes a "roster" message.
-func (s *Session) handleRoster(from string, m keyMessage) error {
-	v, err := ParseRoster(m.Roster)
-	if err != nil {
-		return s.bad(from, err)
-	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	a := s.adm
-	c := a.cands[v.Member]
-	switch {
-	case len(v.Participants) > len(a.cands)+1+maxViewSlack || !s.roomForViewLocked(c, len(v.Participants)):
-		// It lists far more people than are here: it cannot agree with
-		// this session's, and is not worth keeping.
-		err = fmt.Errorf("roster view of %d participants, %d listed here", len(v.Participants), len(a.cands)+1)
-	case v.Room != s.opts.Room:
-		err = fmt.Errorf("roster view for room %q", v.Room)
-	case v.Member != from:
-		err = fmt.Errorf("roster view of %q", v.Member)
-	case c == nil || !bytes.Equal(c.ann.Identity, v.MemberKey):
-		err = errors.New("roster view of someone not listed with that key")
-	case v.Seq <= a.viewSeqs[pairKey(v.Member, v.MemberKey)]:
-		err = fmt.Errorf("%w: roster view %d, not above %d", ErrReplayedKey, v.Seq, a.viewSeqs[pairKey(v.Member, v.MemberKey)])
-	}
-	if err != nil {
-		s.mu.Unlock()
-		return s.bad(from, err)
-	}
-	pk := pairKey(v.Member, v.MemberKey)
-	if _, ok := a.viewSeqs[pk]; !ok && len(a.viewSeqs) >= maxSenderRecords {
-		// Full: forget those not listed now (one coming back needs a new
-		// admission anyway); if all are, refuse rather than forget a
-		// present member's highest view.
-		for k := range a.viewSeqs {
-			name, key, _ := strings.Cut(k, "\x00")
-			if c := a.cands[name]; c == nil || string(c.ann.Identity) != key {
-				delete(a.viewSeqs, k)
-			}
-		}
-		if len(a.viewSeqs) >= maxSenderRecords {
-			s.mu.Unlock()
-			return s.bad(from, errors.New("too many roster views to remember"))
-		}
-	}
-	a.viewSeqs[pk] = v.Seq
-	c.view = &v
-	if c.root && c.state != StateMember {
-		// Listed when this session joined and signing views: a member
-		// before this session came. If it is not one in the others'
-		// eyes, their views differ from this one's and the alert says so.
-		s.makeMemberLocked(c, "")
-	}
-	after := s.syncLocked()
-	s.mu.Unlock()
-	after()
-	s.drainEarly()
-	return nil
-}
-
 // handleRefusal takes a "refuse" message.
 func (s *Session) handleRefusal(from string, m keyMessage) error {
 	s.mu.Lock()
@@ -843,128 +664,4 @@ func (s *Session) syncLocked() func() {
 		}
 		s.deliverEvents()
 	}
-}
-
-// rosterTimeout looks again once views have disagreed (or roots have
-// been silent) for RosterTimeout: syncLocked then raises the alert, or
-// lets keys flow if only silent roots held them.
-func (s *Session) rosterTimeout() {
-	s.mu.Lock()
-	a := s.adm
-	if s.closed || a.timer == nil {
-		s.mu.Unlock()
-		return
-	}
-	a.timer = nil
-	after := s.syncLocked()
-	s.mu.Unlock()
-	after()
-}
-
-// maxViewSlack is how many more participants than are listed here a
-// view may name and still be kept.
-const maxViewSlack = 16
-
-// maxViewEntries bounds the entries of all the views kept: a call of
-// about 360 members fits.
-const maxViewEntries = 1 << 17
-
-// roomForViewLocked reports whether a view of n entries from c may be
-// kept: the views kept (c's replaced) stay within maxViewEntries.
-func (s *Session) roomForViewLocked(c *candidate, n int) bool {
-	total := n
-	for _, o := range s.adm.cands {
-		if o != c && o.view != nil {
-			total += len(o.view.Participants)
-		}
-	}
-	return total <= maxViewEntries
-}
-
-// rootsPendingLocked reports whether a participant listed when this
-// session joined has neither become a member nor had RosterTimeout to
-// send its view: until then this session sends no key, so that a node
-// that delays the real members' views cannot have it agree with a
-// ghost's first.
-func (s *Session) rootsPendingLocked(now time.Time) bool {
-	a := s.adm
-	if now.Sub(a.joinedAt) >= a.opts.RosterTimeout {
-		return false
-	}
-	for _, c := range a.cands {
-		if c.root && c.state != StateMember {
-			return true
-		}
-	}
-	return false
-}
-
-// reportMismatchLocked emits the mismatches if they differ from the last
-// reported.
-func (s *Session) reportMismatchLocked() {
-	a := s.adm
-	ms := s.mismatchesLocked()
-	if len(ms) == 0 || sameMismatches(ms, a.alerted) {
-		return
-	}
-	a.alerted = ms
-	a.emit(MembershipEvent{Kind: EventRosterMismatch, Mismatches: ms})
-}
-
-// entriesLocked is this session's view: itself and its members, each with
-// the latest key sequence number accepted from it.
-func (s *Session) entriesLocked() []RosterEntry {
-	own := uint64(0)
-	if s.stats.KeysSent > 0 {
-		own = s.seq - 1
-	}
-	es := []RosterEntry{{Name: s.opts.Self, Key: s.selfPub, KeySeq: own}}
-	for _, c := range s.adm.cands {
-		if c.state != StateMember {
-			continue
-		}
-		e := RosterEntry{Name: c.peer.Identity, Key: c.ann.Identity}
-		if r := s.members[c.peer.Identity]; r != nil {
-			e.KeySeq = r.rec.highest
-		}
-		es = append(es, e)
-	}
-	return sortedEntries(es)
-}
-
-// sameEntries compares by (name, key) only.
-func sameEntries(x, y []RosterEntry) bool {
-	return slices.EqualFunc(x, y, func(p, q RosterEntry) bool { return p.Name == q.Name && bytes.Equal(p.Key, q.Key) })
-}
-
-// mismatchesLocked lists the members whose latest view is missing or
-// lists other people than this session's.
-func (s *Session) mismatchesLocked() []RosterMismatch {
-	a := s.adm
-	if !a.admitted {
-		return nil
-	}
-	mine := RosterView{Participants: s.entriesLocked()}
-	var ms []RosterMismatch
-	for _, c := range a.cands {
-		if c.state != StateMember {
-			continue
-		}
-		if c.view == nil {
-			ms = append(ms, RosterMismatch{Member: c.peer.Identity, Missing: true})
-			continue
-		}
-		theirs, ours := Diff(*c.view, mine)
-		if len(theirs) > 0 || len(ours) > 0 {
-			ms = append(ms, RosterMismatch{Member: c.peer.Identity, OnlyTheirs: theirs, OnlyMine: ours})
-		}
-	}
-	slices.SortFunc(ms, func(x, y RosterMismatch) int { return compareStrings(x.Member, y.Member) })
-	return ms
-}
-
-func sameMismatches(x, y []RosterMismatch) bool {
-	return slices.EqualFunc(x, y, func(p, q RosterMismatch) bool {
-		return p.Member == q.Member && p.Missing == q.Missing && sameEntries(p.OnlyTheirs, q.OnlyTheirs) && sameEntries(p.OnlyMine, q.OnlyMine)
-	})
 }
