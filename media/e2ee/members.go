@@ -299,7 +299,16 @@ func (s *Session) admitLocked(c *candidate) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	s.makeMemberLocked(c, s.opts.Self)
+	if c.state == StateMember {
+		// Another member's admission came first here; it may not count
+		// for everyone (the newcomer itself may hold that member out),
+		// so this one's goes too, and this member stands by it.
+		if len(a.remembered) < maxSenderRecords {
+			a.remembered[pairKey(c.peer.Identity, c.ann.Identity)] = true
+		}
+	} else {
+		s.makeMemberLocked(c, s.opts.Self)
+	}
 	return func() { s.send(nil, msg) }, nil
 }
 
@@ -347,7 +356,8 @@ func (s *Session) makeMemberLocked(c *candidate, by string) {
 }
 
 // waitingLocked returns the candidate named identity for Admit and
-// Refuse: this participant must be a member, and identity waiting.
+// Refuse: this participant must be a member, and identity waiting, or a
+// member another admitted (Admit only).
 func (s *Session) waitingLocked(identity string) (*candidate, error) {
 	a := s.adm
 	switch {
@@ -357,7 +367,7 @@ func (s *Session) waitingLocked(identity string) (*candidate, error) {
 		return nil, ErrNotAdmitted
 	}
 	c := a.cands[identity]
-	if c == nil || c.state == StateMember {
+	if c == nil || c.state == StateMember && (c.root || c.by == s.opts.Self) {
 		return nil, ErrNotWaiting
 	}
 	return c, nil
@@ -365,7 +375,9 @@ func (s *Session) waitingLocked(identity string) (*candidate, error) {
 
 // Admit admits a waiting participant: it becomes a member here, and a
 // signed admission goes to everyone, which makes it a member for every
-// member that accepted this participant. It fails with ErrNotAdmitted
+// member that accepted this participant. One another member admitted
+// first gets this member's admission too (it may be the one that counts
+// for the newcomer). It fails with ErrNotAdmitted
 // while this participant is not a member itself, and ErrNotWaiting for
 // an identity not waiting.
 func (s *Session) Admit(identity string) error {
@@ -394,6 +406,9 @@ func (s *Session) Admit(identity string) error {
 func (s *Session) Refuse(identity string) error {
 	s.mu.Lock()
 	c, err := s.waitingLocked(identity)
+	if err == nil && c.state == StateMember {
+		err = ErrNotWaiting
+	}
 	if err != nil {
 		s.mu.Unlock()
 		return err
