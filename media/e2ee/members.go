@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -436,18 +437,8 @@ func (s *Session) Participants() []ParticipantStatus {
 	for _, c := range s.adm.cands {
 		ps = append(ps, ParticipantStatus{Identity: c.peer.Identity, IdentityKey: slices.Clone(c.ann.Identity), State: c.state, By: c.by, Root: c.root})
 	}
-	slices.SortFunc(ps, func(x, y ParticipantStatus) int { return compareStrings(x.Identity, y.Identity) })
+	slices.SortFunc(ps, func(x, y ParticipantStatus) int { return strings.Compare(x.Identity, y.Identity) })
 	return ps
-}
-
-func compareStrings(x, y string) int {
-	switch {
-	case x < y:
-		return -1
-	case x > y:
-		return 1
-	}
-	return 0
 }
 
 // RosterStatus returns this session's standing. Without admission, the
@@ -528,11 +519,10 @@ func (s *Session) alreadyAdmitted(str string) bool {
 // a member here (or, for this participant's own, a member) and whose
 // admitted participant is listed with the key named. Admissions of
 // members already, or of this participant once admitted, are dropped;
-// the others wait (bounded) until their time is up. It reports whether
-// anything changed.
-func (s *Session) applyAdmissionsLocked() bool {
+// the others wait, at most maxPendingAdmissions, the oldest displaced
+// first (their time was checked when they came).
+func (s *Session) applyAdmissionsLocked() {
 	a := s.adm
-	changed := false
 	for progress := true; progress; {
 		progress = false
 		// Each was checked for its time when it came: it may wait for its
@@ -549,7 +539,7 @@ func (s *Session) applyAdmissionsLocked() bool {
 				}
 				if !a.admitted {
 					s.selfAdmittedLocked(adm.Admitter)
-					progress, changed = true, true
+					progress = true
 				}
 				return true
 			}
@@ -559,12 +549,11 @@ func (s *Session) applyAdmissionsLocked() bool {
 			}
 			if c.state != StateMember {
 				s.makeMemberLocked(c, adm.Admitter)
-				progress, changed = true, true
+				progress = true
 			}
 			return true
 		})
 	}
-	return changed
 }
 
 // handleRefusal takes a "refuse" message.

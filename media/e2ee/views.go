@@ -189,7 +189,7 @@ func (s *Session) mismatchesLocked() []RosterMismatch {
 			ms = append(ms, RosterMismatch{Member: c.peer.Identity, OnlyTheirs: theirs, OnlyMine: ours})
 		}
 	}
-	slices.SortFunc(ms, func(x, y RosterMismatch) int { return compareStrings(x.Member, y.Member) })
+	slices.SortFunc(ms, func(x, y RosterMismatch) int { return strings.Compare(x.Member, y.Member) })
 	return ms
 }
 
