@@ -60,8 +60,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		case "token":
 			return runToken(ctx, args[1:], env, stdout, stderr)
 		case "help":
-			// The full usage, on stdout: asked for, not an error.
-			return runServe(ctx, []string{"-h"}, env, stdout, stdout)
+			return runServe(ctx, []string{"-h"}, env, stdout, stderr)
 		}
 	}
 	return runServe(ctx, args, env, stdout, stderr)
@@ -89,7 +88,7 @@ var errUsage = errors.New("usage")
 // runServe parses the gateway's flags, builds its configuration and runs
 // it until ctx is cancelled.
 func runServe(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) int {
-	cfg, check, err := parseServe(args, env, stderr)
+	cfg, check, err := parseServe(args, env, stdout, stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
@@ -118,9 +117,10 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 
 // parseServe turns the gateway's command line and environment into a
 // validated configuration, and reports whether --check-config was given.
-// A refused command line is errUsage (the flag package has printed why);
-// a bad setting is an error naming it.
-func parseServe(args []string, env func(string) string, stderr io.Writer) (config, bool, error) {
+// -h prints the usage on stdout (asked for, not an error); a refused
+// command line is errUsage, with why on stderr; a bad setting is an
+// error naming it.
+func parseServe(args []string, env func(string) string, stdout, stderr io.Writer) (config, bool, error) {
 	fs := flag.NewFlagSet("sfu", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "YAML config file [SOTTO_CONFIG]")
@@ -132,14 +132,13 @@ func parseServe(args []string, env func(string) string, stderr io.Writer) (confi
 		fs.Var(v, s.name, s.usage+" ["+s.env()+"]")
 		given = append(given, v)
 	}
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usageHeader)
-		printFlags(fs)
-	}
+	fs.Usage = func() {} // printed below, where help and error differ
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout, usageHeader, fs)
 			return config{}, false, err
 		}
+		fmt.Fprintln(stderr, "sfu: 'sfu -h' lists every flag")
 		return config{}, false, errUsage
 	}
 	if fs.NArg() > 0 {
@@ -151,28 +150,26 @@ func parseServe(args []string, env func(string) string, stderr io.Writer) (confi
 		path = env("SOTTO_CONFIG")
 	}
 	cfg, err := loadConfig(path, env, given)
-	if err != nil {
-		return cfg, *check, err
-	}
-	return cfg, *check, cfg.validate()
+	return cfg, *check, err
 }
 
 // loadConfig builds the configuration: defaults, then the file at path
-// (if any), then the environment, then the flags given.
+// (if any), then the environment, then the flags given, and validates it.
+// It reports every problem it finds in one error; only a file it cannot
+// read or parse stops it early.
 func loadConfig(path string, env func(string) string, given []*settingValue) (config, error) {
 	cfg := defaultConfig()
+	var errs []error
 	if path != "" {
-		if err := loadFile(path, &cfg); err != nil {
+		err := loadFile(path, &cfg)
+		var keys *fileKeysError
+		if err != nil && !errors.As(err, &keys) {
 			return cfg, err
 		}
+		errs = append(errs, err)
 	}
-	if err := applyEnv(&cfg, env); err != nil {
-		return cfg, err
-	}
-	if err := applyFlags(&cfg, given); err != nil {
-		return cfg, err
-	}
-	return cfg, nil
+	errs = append(errs, applyEnv(&cfg, env), applyFlags(&cfg, given), cfg.validate())
+	return cfg, errors.Join(errs...)
 }
 
 // newLogger returns the process logger: text or JSON on w (stderr) at the
@@ -186,11 +183,16 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// printFlags lists fs's flags on its output, GNU style (--name arg), with
-// their defaults. It replaces flag.PrintDefaults, which can only call a
+// printUsage writes header and fs's flags to w.
+func printUsage(w io.Writer, header string, fs *flag.FlagSet) {
+	fmt.Fprint(w, header)
+	printFlags(w, fs)
+}
+
+// printFlags lists fs's flags on w, GNU style (--name arg), with their
+// defaults. It replaces flag.PrintDefaults, which can only call a
 // setting's argument "value".
-func printFlags(fs *flag.FlagSet) {
-	w := fs.Output()
+func printFlags(w io.Writer, fs *flag.FlagSet) {
 	fs.VisitAll(func(f *flag.Flag) {
 		arg, usage := flag.UnquoteUsage(f)
 		if sv, ok := f.Value.(*settingValue); ok && arg == "value" {

@@ -40,14 +40,13 @@ func runToken(_ context.Context, args []string, env func(string) string, stdout,
 	ttl := fs.Duration("ttl", defaultTokenTTL, "token lifetime")
 	noPublish := fs.Bool("no-publish", false, "do not grant publishing")
 	noSubscribe := fs.Bool("no-subscribe", false, "do not grant subscribing")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), tokenUsage)
-		printFlags(fs)
-	}
+	fs.Usage = func() {} // printed below, where help and error differ
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout, tokenUsage, fs)
 			return exitOK
 		}
+		fmt.Fprintln(stderr, "sfu token: 'sfu token -h' lists every flag")
 		return exitUsage
 	}
 	if fs.NArg() > 0 {

@@ -82,7 +82,7 @@ var errUsage = errors.New("usage")
 // per listener ("listening udp 127.0.0.1:3478"), the metrics URL before
 // them, and "ready" after them on stdout.
 func run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) int {
-	cfg, check, err := parse(args, env, stderr)
+	cfg, check, err := parse(args, env, stdout, stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
@@ -107,7 +107,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 
 // parse turns the command line and environment into a validated
 // configuration, and reports whether --check-config was given.
-func parse(args []string, env func(string) string, stderr io.Writer) (config, bool, error) {
+func parse(args []string, env func(string) string, stdout, stderr io.Writer) (config, bool, error) {
 	fs := flag.NewFlagSet("turn", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "YAML config `file` [SOTTO_TURN_CONFIG]")
@@ -119,14 +119,18 @@ func parse(args []string, env func(string) string, stderr io.Writer) (config, bo
 		fs.Var(v, s.name, s.usage+" ["+s.env()+"]")
 		given = append(given, v)
 	}
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usageHeader)
+	usage := func(w io.Writer) {
+		fs.SetOutput(w)
+		fmt.Fprint(w, usageHeader)
 		fs.PrintDefaults()
 	}
+	fs.Usage = func() {} // printed below: -h on stdout, a mistake on stderr
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout)
 			return config{}, false, err
 		}
+		usage(stderr)
 		return config{}, false, errUsage
 	}
 	if fs.NArg() > 0 {
