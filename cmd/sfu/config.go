@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -236,33 +237,103 @@ func defaultConfig() config {
 }
 
 // loadFile decodes the YAML file at name over c. Unknown keys are errors,
-// so a misspelt setting is never silently ignored.
+// so a misspelt setting is never silently ignored. A key that is unknown
+// or of the wrong type is a *fileKeysError naming every such key; the
+// rest of the file has been applied then, so that validation can report
+// its own problems in the same run. Any other error (no file, broken
+// YAML) leaves c as it was.
 func loadFile(name string, c *config) error {
-	f, err := os.Open(name)
+	raw, err := os.ReadFile(name)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	defer f.Close()
-	dec := yaml.NewDecoder(f)
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil {
-		if errors.Is(err, io.EOF) { // an empty file changes nothing
-			return nil
-		}
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			// yaml.v3 names Go types ("field x not found in type
-			// main.config"); an operator needs the key and the line.
-			unknownField := regexp.MustCompile(`field (\S+) not found in type \S+`)
-			lines := make([]string, len(te.Errors))
-			for i, e := range te.Errors {
-				lines[i] = unknownField.ReplaceAllString(e, `unknown key "$1"`)
-			}
-			return fmt.Errorf("config %s: %s", name, strings.Join(lines, "; "))
-		}
+	var root yaml.Node
+	if err := yaml.Unmarshal(raw, &root); err != nil {
 		return fmt.Errorf("config %s: %w", name, err)
 	}
-	return nil
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	err = dec.Decode(c)
+	if err == nil || errors.Is(err, io.EOF) { // an empty file changes nothing
+		return nil
+	}
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return fmt.Errorf("config %s: %w", name, err)
+	}
+	// yaml.v3 names Go types and lines ("line 3: field x not found in
+	// type main.config"); an operator needs the key's whole path.
+	paths := keyPaths(&root, "", map[int][]string{})
+	fe := &fileKeysError{file: name}
+	for _, e := range te.Errors {
+		line, msg := 0, e
+		if m := yamlLine.FindStringSubmatch(e); m != nil {
+			line, _ = strconv.Atoi(m[1])
+			msg = m[2]
+		}
+		key := ""
+		if m := unknownField.FindStringSubmatch(msg); m != nil {
+			key, msg = m[1], "unknown key"
+			for _, p := range paths[line] {
+				if p == key || strings.HasSuffix(p, "."+key) {
+					key = p
+				}
+			}
+		} else if ps := paths[line]; len(ps) > 0 {
+			key = ps[len(ps)-1] // the innermost key whose value is on this line
+		}
+		prefix := ""
+		if line > 0 {
+			prefix = fmt.Sprintf("line %d: ", line)
+		}
+		if key != "" {
+			prefix += key + ": "
+		}
+		fe.problems = append(fe.problems, prefix+msg)
+	}
+	return fe
+}
+
+var (
+	yamlLine     = regexp.MustCompile(`^line (\d+): (.*)$`)
+	unknownField = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+)
+
+// keyPaths records, line by line, the paths of the mapping keys in n
+// ("limits.rooms_per_node", "keys[1].secret"), outermost first.
+func keyPaths(n *yaml.Node, prefix string, out map[int][]string) map[int][]string {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			keyPaths(c, prefix, out)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if prefix != "" {
+				p = prefix + "." + p
+			}
+			out[k.Line] = append(out[k.Line], p)
+			keyPaths(v, p, out)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			keyPaths(c, fmt.Sprintf("%s[%d]", prefix, i), out)
+		}
+	}
+	return out
+}
+
+// fileKeysError lists the keys of a config file that are unknown or hold
+// a value of the wrong type, one per line.
+type fileKeysError struct {
+	file     string
+	problems []string
+}
+
+func (e *fileKeysError) Error() string {
+	return "config " + e.file + ":\n  " + strings.Join(e.problems, "\n  ")
 }
 
 // effectiveKeys are the API keys the server verifies tokens with: the

@@ -68,7 +68,7 @@ func TestDefaultConfig(t *testing.T) {
 	}
 
 	// No flags, no environment, no file: exactly the defaults.
-	got, check, err := parseServe(nil, envMap(nil), &bytes.Buffer{})
+	got, check, err := parseServe(nil, envMap(nil), &bytes.Buffer{}, &bytes.Buffer{})
 	if err != nil || check {
 		t.Fatalf("parseServe(nil) = check %v, err %v", check, err)
 	}
@@ -174,7 +174,7 @@ keys:
 		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, _, err := parseServe(tc.args, envMap(tc.env), &bytes.Buffer{})
+			c, _, err := parseServe(tc.args, envMap(tc.env), &bytes.Buffer{}, &bytes.Buffer{})
 			if err != nil {
 				t.Fatalf("parseServe: %v", err)
 			}
@@ -267,11 +267,13 @@ func TestConfigFileErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, yaml, want string
 	}{
-		{"unknown key", "medai_port: 1\n", `unknown key "medai_port"`},
-		{"unknown nested key", "limits:\n  participants_per_rom: 3\n", `line 2: unknown key "participants_per_rom"`},
-		{"unknown key in keys", "keys:\n  - key: a\n    secert: b\n", `unknown key "secert"`},
-		{"wrong type", "media_port: lots\n", "line 1"},
-		{"integer duration", "drain_timeout: 10\n", "line 1"},
+		{"unknown key", "medai_port: 1\n", `line 1: medai_port: unknown key`},
+		{"unknown nested key", "limits:\n  participants_per_rom: 3\n", `line 2: limits.participants_per_rom: unknown key`},
+		{"unknown flow key", "limits: {rooms: 3}\n", `line 1: limits.rooms: unknown key`},
+		{"unknown key in keys", "keys:\n  - key: a\n    secert: b\n", `line 3: keys[0].secert: unknown key`},
+		{"wrong type", "media_port: lots\n", "line 1: media_port: cannot unmarshal"},
+		{"integer duration", "drain_timeout: 10\n", "line 1: drain_timeout: "},
+		{"broken yaml", "media_port: [1\n", "sfu.yaml"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := defaultConfig()
@@ -326,7 +328,7 @@ func TestCheckConfig(t *testing.T) {
 		{"defaults", []string{"--check-config"}, nil, exitOK, "config OK\n", "development key"},
 		{"good file", []string{"--check-config", "--config", good}, nil, exitOK, "config OK\n", ""},
 		{"bad file", []string{"--check-config", "--config", bad}, nil, exitUsage, "", "limits.participants_per_room: must be at least 1, got 0"},
-		{"unknown key", []string{"--check-config", "--config", unknown}, nil, exitUsage, "", `unknown key "medai_port"`},
+		{"unknown key", []string{"--check-config", "--config", unknown}, nil, exitUsage, "", `line 1: medai_port: unknown key`},
 		{"missing file", []string{"--check-config", "--config", "/nonexistent/sfu.yaml"}, nil, exitUsage, "", "/nonexistent/sfu.yaml"},
 		{"bad flag value", []string{"--check-config", "--media-port", "abc"}, nil, exitUsage, "", `--media-port: "abc" is not an integer`},
 		{"flag out of range", []string{"--check-config", "--media-port", "70000"}, nil, exitUsage, "", "media_port: must be 1-65535"},
@@ -335,8 +337,11 @@ func TestCheckConfig(t *testing.T) {
 		{"bad env value", []string{"--check-config"}, map[string]string{"SOTTO_DRAIN_TIMEOUT": "soon"}, exitUsage, "", `SOTTO_DRAIN_TIMEOUT: "soon" is not a duration`},
 		{"bad env setting", []string{"--check-config"}, map[string]string{"SOTTO_PUBLIC_IP": "x"}, exitUsage, "", `public_ip: "x" is not an IP address`},
 		{"flag fixes env", []string{"--check-config", "--public-ip", "198.51.100.1"}, map[string]string{"SOTTO_PUBLIC_IP": "x"}, exitOK, "config OK\n", ""},
-		{"-h", []string{"-h"}, nil, exitOK, "", "--media-port n\n"},
+		{"-h", []string{"-h"}, nil, exitOK, "--media-port n\n", ""},
+		{"--help", []string{"--help"}, nil, exitOK, "--media-port n\n", ""},
 		{"help", []string{"help"}, nil, exitOK, "--media-port n\n", ""},
+		{"token -h", []string{"token", "-h"}, nil, exitOK, "--identity string\n", ""},
+		{"token --help", []string{"token", "--help"}, nil, exitOK, "--identity string\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -351,6 +356,47 @@ func TestCheckConfig(t *testing.T) {
 				t.Errorf("stderr = %q, want it to contain %q", stderr.String(), tc.wantStderr)
 			}
 		})
+	}
+}
+
+// TestCheckConfigReportsEverything: unknown keys, values of the wrong
+// type, bad environment and flag values and invalid settings all show in
+// one run, so an operator fixes a file in one pass.
+func TestCheckConfigReportsEverything(t *testing.T) {
+	file := writeFile(t, "sfu.yaml", strings.Join([]string{
+		"medai_port: 7781",
+		"limits:",
+		"  participants_per_room: 0",
+		"  rooms_per_nod: 5",
+		"packet_cache_size: lots",
+		"log_format: xml",
+		"keys:",
+		"  - key: k1",
+		"    secert: x",
+	}, "\n")+"\n")
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"--check-config", "--config", file, "--media-port", "70000"},
+		envMap(map[string]string{"SOTTO_DRAIN_TIMEOUT": "soon"}), &stdout, &stderr)
+	if code != exitUsage {
+		t.Errorf("exit %d, want %d", code, exitUsage)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout = %q, want nothing", stdout.String())
+	}
+	for _, want := range []string{
+		"line 1: medai_port: unknown key",
+		"line 4: limits.rooms_per_nod: unknown key",
+		"line 5: packet_cache_size: cannot unmarshal",
+		"line 9: keys[0].secert: unknown key",
+		`SOTTO_DRAIN_TIMEOUT: "soon" is not a duration`,
+		"media_port: must be 1-65535",
+		"limits.participants_per_room: must be at least 1, got 0",
+		`log_format: must be text or json, got "xml"`,
+		"keys[0].secret: must be at least",
+	} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
 	}
 }
 
