@@ -162,12 +162,16 @@ func (t *requestTap) recent(src net.Addr) [][]byte {
 	if src == nil {
 		return nil
 	}
+	return t.recentBySrc(src.String())
+}
+
+func (t *requestTap) recentBySrc(src string) [][]byte {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	// Copies: the caller checks MESSAGE-INTEGRITY, which rewrites the
 	// length field in place while it computes, and another listener may
 	// be checking the same client's requests at the same time.
-	last := t.last[src.String()]
+	last := t.last[src]
 	out := make([][]byte, len(last))
 	for i, b := range last {
 		out[i] = bytes.Clone(b)
@@ -175,11 +179,25 @@ func (t *requestTap) recent(src net.Addr) [][]byte {
 	return out
 }
 
-// tapPacketConn records the STUN requests read from a UDP listener.
+// tapPacketConn records the STUN requests read from a UDP listener and
+// corrects pion's error codes on the way out.
 type tapPacketConn struct {
 	net.PacketConn
 	tap  *requestTap
+	ans  *answers
 	prev string // only the listener's read loop touches it
+}
+
+func (c *tapPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if isErrorResponse(p) {
+		if q := c.ans.fix(addr.String(), p); len(q) != len(p) || &q[0] != &p[0] {
+			if _, err := c.PacketConn.WriteTo(q, addr); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+	}
+	return c.PacketConn.WriteTo(p, addr)
 }
 
 func (c *tapPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
@@ -200,6 +218,7 @@ func (c *tapPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 type tapListener struct {
 	net.Listener
 	tap *requestTap
+	ans *answers
 	log *slog.Logger
 }
 
@@ -213,7 +232,7 @@ func (l *tapListener) Accept() (net.Conn, error) {
 	// goroutine and a descriptor forever. It gets firstFrameTimeout to
 	// send its first TURN message.
 	_ = c.SetReadDeadline(time.Now().Add(firstFrameTimeout))
-	return &tapConn{Conn: c, tap: l.tap, log: l.log, src: c.RemoteAddr().String()}, nil
+	return &tapConn{Conn: c, tap: l.tap, ans: l.ans, log: l.log, src: c.RemoteAddr().String()}, nil
 }
 
 // firstFrameTimeout bounds the time from TCP accept to the first complete
@@ -237,6 +256,7 @@ const firstFrameTimeout = 10 * time.Second
 type tapConn struct {
 	net.Conn
 	tap *requestTap
+	ans *answers
 	log *slog.Logger
 	src string
 	// buf holds the first bytes of the frame at the head of pion's
@@ -254,12 +274,24 @@ type tapConn struct {
 	raw atomic.Bool
 }
 
-// Write sends what pion writes, and notes the ConnectionBind success
-// that turns the connection into a data connection.
+// Write sends what pion writes, with its error codes corrected, and
+// notes the ConnectionBind success that turns the connection into a data
+// connection.
 func (c *tapConn) Write(p []byte) (int, error) {
-	if !c.raw.Load() && len(p) >= stunHeader && p[0] == 0x01 && p[1] == 0x0b &&
+	if c.raw.Load() {
+		return c.Conn.Write(p)
+	}
+	if len(p) >= stunHeader && p[0] == 0x01 && p[1] == 0x0b &&
 		p[4] == 0x21 && p[5] == 0x12 && p[6] == 0xa4 && p[7] == 0x42 {
 		c.raw.Store(true)
+	}
+	if isErrorResponse(p) {
+		if q := c.ans.fix(c.src, p); len(q) != len(p) || &q[0] != &p[0] {
+			if _, err := c.Conn.Write(q); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
 	}
 	return c.Conn.Write(p)
 }

@@ -103,6 +103,7 @@ func TestMaxLifetime(t *testing.T) {
 func TestTCPAllocationConnect(t *testing.T) {
 	s := startRelay(t, func(c *Config) {
 		c.AllowPeers = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}
+		c.AllowEndpoints = []netip.AddrPort{netip.MustParseAddrPort("127.0.0.3:9")}
 	})
 	peerLn, err := net.Listen("tcp4", "127.0.0.2:0")
 	if err != nil {
@@ -144,7 +145,9 @@ func TestTCPAllocationConnect(t *testing.T) {
 	}
 	defer alloc.Close()
 
-	for _, denied := range []string{"127.0.0.1", "169.254.169.254", "10.0.0.1"} {
+	// 127.0.0.3 passes the policy for port 9 only; its port 80 is refused
+	// when the relay would dial it, and answered 403 all the same.
+	for _, denied := range []string{"127.0.0.1", "169.254.169.254", "10.0.0.1", "127.0.0.3"} {
 		before := testutil.ToFloat64(s.m.refusals.WithLabelValues(reasonPeerDenied))
 		if _, err := alloc.Connect(&net.TCPAddr{IP: net.ParseIP(denied), Port: 80}); err == nil || !strings.Contains(err.Error(), "403") {
 			t.Errorf("Connect %s: %v, want 403", denied, err)

@@ -293,12 +293,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		endpointOnly: endpointIPs,
 	}
 	auth := &authenticator{realm: cfg.Realm, secrets: cfg.Secrets, users: cfg.Users, now: now, tap: tap}
+	ans := newAnswers(cfg.Realm, tap, func(peer net.Addr) bool { return alloc.isOwnEndpoint(peer) || alloc.isClosedEndpoint(peer) })
 
 	permit := func(client net.Addr, peer net.IP) bool {
 		if a, ok := netip.AddrFromSlice(peer); ok && endpointIPs[Unmap(a)] != nil {
 			return true
 		}
-		if err := s.policy.checkIP(peer); err != nil {
+		if err := s.policy.CheckIP(peer); err != nil {
 			m.refusals.WithLabelValues(reasonPeerDenied).Inc()
 			log.Info("turn: peer refused", "client", client, "peer", peer, "err", err)
 			return false
@@ -313,6 +314,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			if reason != "" {
 				m.refusals.WithLabelValues(reason).Inc()
 				log.Info("turn: credential refused", "client", ra.SrcAddr, "username", ra.Username, "realm", ra.Realm, "reason", reason)
+				ans.refuseCredential(ra.SrcAddr, ra.Username, ra.Method.String())
 				return "", nil, false
 			}
 			return user, key, true
@@ -330,6 +332,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 				if !ok {
 					m.refusals.WithLabelValues(reasonForged).Inc()
 					log.Info("turn: credential refused", "client", src, "username", username, "method", method, "reason", reasonForged)
+					ans.refuseCredential(src, username, method)
 				}
 			},
 			OnAllocationCreated: func(src, _ net.Addr, proto, user, _ string, relayed net.Addr, _ int) {
@@ -342,12 +345,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	for _, c := range packetConns {
 		sc.PacketConnConfigs = append(sc.PacketConnConfigs, turn.PacketConnConfig{
-			PacketConn: &tapPacketConn{PacketConn: c, tap: tap}, RelayAddressGenerator: alloc, PermissionHandler: permit,
+			PacketConn: &tapPacketConn{PacketConn: c, tap: tap, ans: ans}, RelayAddressGenerator: alloc, PermissionHandler: permit,
 		})
 	}
 	for _, l := range listeners {
 		sc.ListenerConfigs = append(sc.ListenerConfigs, turn.ListenerConfig{
-			Listener: &tapListener{Listener: l, tap: tap, log: log}, RelayAddressGenerator: alloc, PermissionHandler: permit,
+			Listener: &tapListener{Listener: l, tap: tap, ans: ans, log: log}, RelayAddressGenerator: alloc, PermissionHandler: permit,
 		})
 	}
 	ts, err := turn.NewServer(sc)

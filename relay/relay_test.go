@@ -172,8 +172,8 @@ func TestDeniedPeersRefused(t *testing.T) {
 		// (::127.0.0.1) is IPv6 on the wire; TestPeerPolicy covers how
 		// the policy judges those on an IPv6 allocation. Every other
 		// address, IPv4-mapped ones included (pion takes them as IPv4),
-		// reaches the policy, whose refusal is 403 on CreatePermission
-		// and (pion's choice) 401 on ChannelBind.
+		// reaches the policy, whose refusal is 403 on both (pion's
+		// ChannelBind says 401; the relay corrects it).
 		v6only bool
 	}{
 		{peer: "0.0.0.0"}, {peer: "0.0.0.1"}, {peer: "127.0.0.1"}, {peer: "127.1.2.3"},
@@ -188,7 +188,7 @@ func TestDeniedPeersRefused(t *testing.T) {
 		t.Run(tt.peer, func(t *testing.T) {
 			before := testutil.ToFloat64(s.m.refusals.WithLabelValues(reasonPeerDenied))
 			peer := peerAddr{ip: wireIP(tt.peer), port: 5000 + i}
-			wantPerm, wantBind := 403, 401
+			wantPerm, wantBind := 403, 403
 			if tt.v6only {
 				wantPerm, wantBind = 443, 443
 			}
@@ -319,12 +319,12 @@ func TestCredentials(t *testing.T) {
 		{name: "valid, old secret", user: goodUser, pass: goodPass},
 		{name: "valid, new secret", user: newUser, pass: newPass},
 		{name: "static user", user: "static", pass: "static-password"},
-		{name: "expired", user: expiredUser, pass: expiredPass, wantCode: 400, wantReason: reasonExpired},
-		{name: "forged", user: goodUser, pass: otherPass, wantCode: 400, wantReason: reasonForged},
-		{name: "wrong realm", user: goodUser, pass: goodPass, realm: "evil.example", wantCode: 400, wantReason: reasonWrongRealm},
-		{name: "static wrong password", user: "static", pass: "guess", wantCode: 400, wantReason: reasonForged},
-		{name: "unknown user", user: "nobody", pass: "x", wantCode: 400, wantReason: reasonUnknownUser},
-		{name: "not a number", user: "soon:alice", pass: "x", wantCode: 400, wantReason: reasonUnknownUser},
+		{name: "expired", user: expiredUser, pass: expiredPass, wantCode: 401, wantReason: reasonExpired},
+		{name: "forged", user: goodUser, pass: otherPass, wantCode: 401, wantReason: reasonForged},
+		{name: "wrong realm", user: goodUser, pass: goodPass, realm: "evil.example", wantCode: 401, wantReason: reasonWrongRealm},
+		{name: "static wrong password", user: "static", pass: "guess", wantCode: 401, wantReason: reasonForged},
+		{name: "unknown user", user: "nobody", pass: "x", wantCode: 401, wantReason: reasonUnknownUser},
+		{name: "not a number", user: "soon:alice", pass: "x", wantCode: 401, wantReason: reasonUnknownUser},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -334,9 +334,18 @@ func TestCredentials(t *testing.T) {
 			}
 			c := dialRaw(t, s.Addrs()[0], tt.user, tt.pass)
 			c.realm, c.noAuth = tt.realm, tt.noAuth
-			err := c.allocate()
+			resp, err := c.do(stun.MethodAllocate, requestedUDP{})
 			if got := errorCode(err); got != tt.wantCode || (err != nil && got == 0) {
 				t.Fatalf("allocate: %v, want code %d", err, tt.wantCode)
+			}
+			if tt.wantCode == 401 {
+				// RFC 8489 section 9.2.4: a 401 names the realm and a nonce
+				// to retry with.
+				var r stun.Realm
+				var n stun.Nonce
+				if r.GetFrom(resp) != nil || r.String() != testRealm || n.GetFrom(resp) != nil {
+					t.Errorf("401 without REALM %q and NONCE: %v", testRealm, resp)
+				}
 			}
 			if tt.wantReason != "" {
 				if got := testutil.ToFloat64(s.m.refusals.WithLabelValues(tt.wantReason)) - before; got != 1 {

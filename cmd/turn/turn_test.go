@@ -124,8 +124,14 @@ func TestTurnutilsUclient(t *testing.T) {
 // credentials from the test secret, relaying to 127.0.0.1:peerPort.
 func runUclient(t *testing.T, uclient, listen string, peerPort, messages int, flags ...string) (string, error) {
 	t.Helper()
+	return runUclientSecret(t, uclient, testSecret, listen, peerPort, messages, flags...)
+}
+
+// runUclientSecret is runUclient with the REST secret given.
+func runUclientSecret(t *testing.T, uclient, secret, listen string, peerPort, messages int, flags ...string) (string, error) {
+	t.Helper()
 	host, port, _ := strings.Cut(listen, ":")
-	args := append([]string{"-W", testSecret, "-u", "uclient", "-e", "127.0.0.1", "-r", strconv.Itoa(peerPort),
+	args := append([]string{"-W", secret, "-u", "uclient", "-e", "127.0.0.1", "-r", strconv.Itoa(peerPort),
 		"-p", port, "-n", strconv.Itoa(messages), "-z", "5", "-c"}, flags...)
 	args = append(args, host)
 	// A deadline only bounds a hung program; the run takes well under a
