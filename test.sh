@@ -2,19 +2,22 @@
 # Sotto's whole test suite: the command README.md gives under "Test", and
 # what CI runs (.ci/run). It behaves the same for a user as for CI:
 #
-#  - It needs real programs (chromium, ffmpeg, coturn's turnutils_uclient,
-#    iproute2/iptables for the kernel NAT call). Run as root, it installs
-#    the missing ones with apt-get; otherwise it names them with the
-#    install line and fails before testing anything.
+#  - It needs Go 1.26 or later, gcc (the race detector needs cgo), and
+#    real programs: chromium, ffmpeg, coturn's turnutils_uclient,
+#    iproute2/iptables/curl and root for the kernel NAT call, npx (npm)
+#    for the JS SDK's type check. Run as root, it installs the missing
+#    ones with apt-get; otherwise it names them with the install line and
+#    fails before testing anything.
 #  - A user who knowingly runs without some of them opts out by group:
-#    SOTTO_TEST_SKIP=browser,turn,netns (any of them). Those tests then
+#    SOTTO_TEST_SKIP=browser,turn,netns,js (any of them). Those tests then
 #    skip with a message, and the end of the run lists what did not run.
 #    Under CI=true no opt-out is honoured.
 #  - The Go tests themselves fail, not skip, when a program is missing
 #    (internal/testneeds), so `go test ./...` alone cannot pass vacuously
 #    either.
 #
-# Steps: go vet; the allocation checks of the forwarding path (without
+# Steps: go vet; the JS SDK's types (tsc, strict, and the committed
+# declarations); the allocation checks of the forwarding path (without
 # -race, where sync.Pool drops items on purpose); the kernel NAT call in
 # network namespaces (root); then every package's tests under the race
 # detector, which replay every fuzz seed. gotestsum (a tool dependency in
@@ -24,10 +27,12 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
 say() { printf '\n== %s\n' "$*"; }
-groups=(browser turn netns)
+groups=(browser turn netns js)
 
-# What the tests need: program, Debian package, test group.
+# What the tests need: program, Debian packages (comma list), test group
+# ("-": every run). README.md's "Test" section lists the same.
 needs=(
+  "gcc gcc,libc6-dev -"
   "chromium chromium browser"
   "ffmpeg ffmpeg browser"
   "ffprobe ffmpeg browser"
@@ -35,6 +40,7 @@ needs=(
   "ip iproute2 netns"
   "iptables iptables netns"
   "curl curl netns"
+  "npx npm js"
 )
 
 skipping=()
@@ -54,8 +60,15 @@ if ((${#skipping[@]} > 0)) && [ "${CI:-}" = "true" ]; then
 fi
 skipped() { [[ " ${skipping[*]-} " == *" $1 "* ]]; }
 
+go_min=$(awk '$1 == "go" { print $2; exit }' go.mod)
 if ! command -v go >/dev/null 2>&1; then
-  echo "go is not on PATH: install Go 1.26 or later (https://go.dev/doc/install), then run $0 again" >&2
+  echo "go is not on PATH: install Go ${go_min} or later (https://go.dev/doc/install), then run $0 again" >&2
+  exit 1
+fi
+go_have=$(cd / && GOTOOLCHAIN=local go env GOVERSION)
+go_have=${go_have#go}
+if [ "$(printf '%s\n%s\n' "$go_min" "$go_have" | sort -V | head -n1)" != "$go_min" ]; then
+  echo "go is ${go_have}; go.mod needs ${go_min} or later (https://go.dev/doc/install)" >&2
   exit 1
 fi
 
@@ -64,38 +77,70 @@ missing_pkgs=() missing_lines=()
 not_run=()
 for entry in "${needs[@]}"; do
   read -r prog pkg group <<<"$entry"
-  if skipped "$group"; then
+  if [ "$group" != "-" ] && skipped "$group"; then
     command -v "$prog" >/dev/null 2>&1 || not_run+=("the $group tests that need $prog")
     continue
   fi
   if ! command -v "$prog" >/dev/null 2>&1; then
-    [[ " ${missing_pkgs[*]-} " == *" $pkg "* ]] || missing_pkgs+=("$pkg")
-    missing_lines+=("  $prog (Debian package $pkg; the $group tests)")
+    for p in ${pkg//,/ }; do
+      [[ " ${missing_pkgs[*]-} " == *" $p "* ]] || missing_pkgs+=("$p")
+    done
+    if [ "$group" = "-" ]; then
+      missing_lines+=("  $prog (Debian ${pkg//,/ }; every run)")
+    else
+      missing_lines+=("  $prog (Debian ${pkg//,/ }; the $group tests)")
+    fi
   fi
 done
-if ! skipped netns && [ "$(id -u)" -ne 0 ]; then
-  echo "The kernel NAT call (deploy/netns/nat-call.sh) needs root: run 'sudo $0', or SOTTO_TEST_SKIP=netns to leave it out knowingly." >&2
-  exit 1
+root=1
+[ "$(id -u)" -eq 0 ] || root=
+if ((${#missing_pkgs[@]} > 0)) && [ -n "$root" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing ${missing_pkgs[*]}"
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing_pkgs[@]}"
+  missing_pkgs=()
 fi
-if ((${#missing_pkgs[@]} > 0)); then
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing ${missing_pkgs[*]}"
-    apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing_pkgs[@]}"
-  else
-    {
-      echo "Missing what the tests need:"
-      printf '%s\n' "${missing_lines[@]}"
+if ! skipped netns && [ -z "$root" ]; then
+  missing_lines+=("  root (the netns test: network namespaces and iptables)")
+fi
+if ((${#missing_lines[@]} > 0 && (${#missing_pkgs[@]} > 0 || ${#root} == 0))); then
+  {
+    echo "Missing what the tests need:"
+    printf '%s\n' "${missing_lines[@]}"
+    if ((${#missing_pkgs[@]} > 0)); then
       echo "Install it:  sudo apt-get install ${missing_pkgs[*]}"
-      echo "or leave those tests out knowingly, e.g. SOTTO_TEST_SKIP=browser,turn $0"
-    } >&2
-    exit 1
-  fi
+    fi
+    if [ -z "$root" ] && ! skipped netns; then
+      echo "Run as root:  sudo $0"
+    fi
+    echo "or leave a group's tests out knowingly, e.g. SOTTO_TEST_SKIP=browser,turn,netns,js $0 (gcc cannot be left out)"
+  } >&2
+  exit 1
 fi
 echo "ok${skipping[*]:+ (left out by SOTTO_TEST_SKIP: ${skipping[*]})}"
 
 say "go vet"
 go vet ./...
+
+if skipped js; then
+  not_run+=("the JS SDK's type check")
+  say "JS SDK types: left out (SOTTO_TEST_SKIP=js)"
+else
+  # web/sdk is plain JavaScript with JSDoc types; tsc checks them
+  # (strict), and the committed declarations must be what the JSDoc says.
+  say "JS SDK types"
+  npx -y -p typescript@5 tsc --noEmit -p web/sdk
+  decl=$(mktemp -d)
+  npx -y -p typescript@5 tsc -p web/sdk --noEmit false --declaration --emitDeclarationOnly --outDir "$decl"
+  for f in index.d.ts client.d.ts; do
+    if ! diff -u "web/sdk/$f" "$decl/$f"; then
+      echo "web/sdk/$f is stale: run 'npm run types' in web/sdk" >&2
+      exit 1
+    fi
+  done
+  rm -rf "$decl"
+  echo "ok"
+fi
 
 say "allocations on the forwarding path (without -race)"
 go tool gotestsum --format testname -- -count=1 -run 'Alloc' ./media

@@ -33,10 +33,13 @@ const (
 	TURN = "turn"
 	// NetNS is the kernel NAT scenario: network namespaces, iptables, root.
 	NetNS = "netns"
+	// JS is test.sh's type check of the JS SDK: npx (Node.js), and the
+	// npm registry for TypeScript. No Go test belongs to it.
+	JS = "js"
 )
 
 // Groups lists every group SOTTO_TEST_SKIP may name.
-var Groups = []string{Browser, TURN, NetNS}
+var Groups = []string{Browser, TURN, NetNS, JS}
 
 // Skipping reports whether the user opted out of group. An unknown group
 // name in SOTTO_TEST_SKIP, or any opt-out under CI=true, fails the test:

@@ -16,7 +16,7 @@ func TestParse(t *testing.T) {
 		{in: " browser , turn,", want: []string{"browser", "turn"}},
 		{in: "netns", want: []string{"netns"}},
 		{in: "browsers", wantErr: `names "browsers", which is not a test group`},
-		{in: "all", wantErr: "the groups are browser, turn, netns"},
+		{in: "all", wantErr: "the groups are browser, turn, netns, js"},
 	} {
 		got, err := parse(tc.in)
 		if tc.wantErr != "" {
