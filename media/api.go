@@ -20,6 +20,7 @@ package media
 import (
 	"errors"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/pion/rtp"
@@ -45,7 +46,16 @@ type Config struct {
 	// PublicIPs, when set, replace the host candidates' addresses (1:1 NAT).
 	PublicIPs []string
 	// IncludeLoopback offers loopback candidates (local development, tests).
+	// It also lets clients' loopback candidates through the candidate
+	// policy.
 	IncludeLoopback bool
+	// AllowCandidates are ranges of remote ICE candidates the SFU checks
+	// although its policy refuses them by default (loopback, link-local,
+	// multicast, reserved, documentation, its own addresses).
+	AllowCandidates []netip.Prefix
+	// RefusePrivateCandidates refuses remote candidates in private ranges
+	// (RFC 1918, RFC 6598, RFC 4193), allowed by default for LAN calls.
+	RefusePrivateCandidates bool
 	// AudioLevelExtension negotiates the RFC 6464 audio-level header
 	// extension. Off by default: browsers then stamp every audio packet
 	// with the speaker's level in clear, telling the node who speaks and

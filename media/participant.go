@@ -309,6 +309,7 @@ func (p *Participant) awaitPublisherTransport() error {
 }
 
 func (p *Participant) applyOfferLocked(offer string) (string, error) {
+	offer = p.filterCandidates(offer, targetPublisher)
 	if err := p.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return "", fmt.Errorf("%w: publisher offer: %w", ErrNegotiation, err)
 	}
@@ -335,6 +336,7 @@ func (p *Participant) HandleAnswer(answer string) error {
 	if p.sub.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
 		return fmt.Errorf("%w: no subscriber offer is outstanding", ErrNegotiation)
 	}
+	answer = p.filterCandidates(answer, targetSubscriber)
 	if err := p.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		return fmt.Errorf("%w: subscriber answer: %w", ErrNegotiation, err)
 	}
@@ -365,6 +367,10 @@ func (p *Participant) AddICECandidate(target string, c webrtc.ICECandidateInit) 
 	}
 	if p.closed.Load() {
 		return ErrClosed
+	}
+	if de, bad := p.sfu.cands.refuse(c.Candidate); bad {
+		p.log.Debug("media: remote candidate refused", "target", target, "addr", de.Addr, "reason", de.Reason)
+		return nil
 	}
 	if pc.RemoteDescription() == nil {
 		if len(*pending) >= maxPendingCandidates {

@@ -66,6 +66,7 @@ type SFU struct {
 	subStack connStack
 
 	udpMux ice.UDPMux
+	cands  *candidatePolicy
 	// batch is the UDP mux's sockets, for forwarding loops to batch their
 	// writes on (udpbatch.go); nil when DisableBatchedWrites or Net.
 	batch  *batchGroup
@@ -123,6 +124,10 @@ func New(cfg Config) (*SFU, error) {
 		rooms:   make(map[string]*room),
 		udpMux:  udpMux,
 		batch:   batch,
+	}
+	if s.cands, err = newCandidatePolicy(cfg, ownAddrs(udpMux), cfg.Registerer); err != nil {
+		_ = s.closeSockets()
+		return nil, err
 	}
 	if tcpListener != nil {
 		// What webrtc.NewICETCPMux builds, plus a write buffer: without

@@ -1,0 +1,144 @@
+package media
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/pion/ice/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sotto-rtc/sotto/internal/peerpolicy"
+)
+
+// Remote candidates name addresses the SFU's ICE agent will send
+// connectivity checks to. A client could name the node's own services,
+// loopback or cloud metadata, so signalled candidates pass the relay's
+// peer policy (package peerpolicy) before pion sees them. Peer-reflexive
+// candidates are not filtered: they are the source of a check that
+// arrived, answered where it came from.
+
+// candidatePolicy is the SFU's policy for signalled remote candidates and
+// the counter of those it refuses.
+type candidatePolicy struct {
+	policy  *peerpolicy.Policy
+	refused *prometheus.CounterVec
+}
+
+// newCandidatePolicy builds the policy from cfg: private ranges allowed
+// unless RefusePrivateCandidates; loopback allowed when the node itself
+// offers loopback (IncludeLoopback: a local setup); the node's own
+// addresses refused; AllowCandidates wins.
+func newCandidatePolicy(cfg Config, own []netip.Addr, reg prometheus.Registerer) (*candidatePolicy, error) {
+	allow := append([]netip.Prefix(nil), cfg.AllowCandidates...)
+	if cfg.IncludeLoopback {
+		allow = append(allow, netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"))
+	}
+	for _, s := range cfg.PublicIPs {
+		if a, err := netip.ParseAddr(s); err == nil {
+			own = append(own, a)
+		}
+	}
+	cp := &candidatePolicy{
+		policy: peerpolicy.New(peerpolicy.Options{
+			Allow:        allow,
+			Own:          own,
+			OwnReason:    "node address",
+			AllowPrivate: !cfg.RefusePrivateCandidates,
+			Who:          "media: remote candidate",
+		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sotto_ice_candidates_refused_total",
+			Help: "Remote ICE candidates the SFU refused to check, by the peer policy's reason (loopback, link-local, node address, ...).",
+		}, []string{"reason"}),
+	}
+	if reg != nil {
+		if err := reg.Register(cp.refused); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, err
+			}
+			cp.refused = are.ExistingCollector.(*prometheus.CounterVec)
+		}
+	}
+	return cp, nil
+}
+
+// ownAddrs are the addresses the UDP mux listens on.
+func ownAddrs(mux ice.UDPMux) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range mux.GetListenAddresses() {
+		if ua, ok := a.(*net.UDPAddr); ok {
+			if ip, ok := netip.AddrFromSlice(ua.IP); ok && !ip.IsUnspecified() {
+				out = append(out, peerpolicy.Unmap(ip))
+			}
+		}
+	}
+	return out
+}
+
+// refuse reports whether the candidate attribute value c (with or without
+// the "candidate:" prefix) names an address the policy refuses, counting
+// it if so. Candidates that do not parse, or name a host name, are left
+// to pion (mDNS is off, so it drops names).
+func (cp *candidatePolicy) refuse(c string) (*peerpolicy.DeniedError, bool) {
+	c = strings.TrimPrefix(strings.TrimSpace(c), "a=")
+	if c == "" {
+		return nil, false
+	}
+	cand, err := ice.UnmarshalCandidate(c)
+	if err != nil {
+		return nil, false
+	}
+	ip, err := netip.ParseAddr(cand.Address())
+	if err != nil {
+		return nil, false
+	}
+	err = cp.policy.Check(ip)
+	if err == nil {
+		return nil, false
+	}
+	var de *peerpolicy.DeniedError
+	errors.As(err, &de)
+	cp.refused.WithLabelValues(de.Reason).Inc()
+	return de, true
+}
+
+// filterSDP drops the a=candidate lines of sdp that refuse refuses.
+func (cp *candidatePolicy) filterSDP(sdp string) (string, []*peerpolicy.DeniedError) {
+	if !strings.Contains(sdp, "a=candidate:") {
+		return sdp, nil
+	}
+	var (
+		b       strings.Builder
+		refused []*peerpolicy.DeniedError
+	)
+	b.Grow(len(sdp))
+	rest := sdp
+	for rest != "" {
+		line := rest
+		if i := strings.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i+1], rest[i+1:]
+		} else {
+			rest = ""
+		}
+		if body, ok := strings.CutPrefix(line, "a=candidate:"); ok {
+			if de, bad := cp.refuse("candidate:" + strings.TrimRight(body, "\r\n")); bad {
+				refused = append(refused, de)
+				continue
+			}
+		}
+		b.WriteString(line)
+	}
+	return b.String(), refused
+}
+
+// filterCandidates is filterSDP for a description of target, logged.
+func (p *Participant) filterCandidates(sdp, target string) string {
+	out, refused := p.sfu.cands.filterSDP(sdp)
+	for _, de := range refused {
+		p.log.Debug("media: remote candidate refused", "target", target, "addr", de.Addr, "reason", de.Reason)
+	}
+	return out
+}
