@@ -78,7 +78,7 @@ else
 	: >"$out/$row.sfu.log"
 	# shellcheck disable=SC2086 # SFU_FLAGS is a list of flags
 	SOTTO_API_KEY=$key SOTTO_API_SECRET=$secret "$bin/sfu" \
-		--http "127.0.0.1:$port" --media-ip 127.0.0.1 --media-port 0 \
+		--http "127.0.0.1:$port" --media-ip 127.0.0.1 --media-port 0 --drain-grace 0 \
 		--participants-per-room 1000 --joins-per-second-per-ip 100 --join-burst 100 \
 		--log-level warn ${SFU_FLAGS:-} >"$out/$row.sfu.log" 2>&1 &
 	sfu_pid=$!

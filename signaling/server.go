@@ -74,6 +74,7 @@ type Server struct {
 	verifier *Verifier
 	joins    *joinLimiter
 	metrics  *metrics
+	origins  originLog
 
 	// mu guards the room directory, the session set and the drain state.
 	// Lock order: Server.mu, then room.mu, then session.mu. Nothing calls
@@ -148,6 +149,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		// Accept has answered the request already.
+		s.origins.refused(s.log, r, s.cfg.OriginPatterns)
 		s.log.Debug("signaling: websocket upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}

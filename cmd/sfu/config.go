@@ -43,6 +43,9 @@ const (
 	defaultHTTPAddr     = "127.0.0.1:7780"
 	defaultMediaPort    = 7781
 	defaultDrainTimeout = 10 * time.Second
+	// defaultDrainGrace is a few health-check periods of a typical load
+	// balancer (5 s apart, 2 failures to mark a target down).
+	defaultDrainGrace = 10 * time.Second
 	// defaultTURNCredentialTTL outlives a long call: the relay refuses a
 	// Refresh signed with an expired credential, and the call would lose
 	// its relayed path.
@@ -60,9 +63,11 @@ type config struct {
 	// speaks HTTPS (and the signaling URL is wss://).
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`
-	// AllowedOrigins are host patterns (path.Match syntax, e.g.
-	// "*.example.com") of web pages allowed to open the signaling
-	// WebSocket besides the server's own origin.
+	// AllowedOrigins are the web pages allowed to open the signaling
+	// WebSocket besides the server's own origin: path.Match patterns of
+	// the page's host[:port] ("*.example.com", "localhost:5173"), or of
+	// scheme://host[:port] to require the scheme too. A trailing slash is
+	// dropped.
 	AllowedOrigins stringList `yaml:"allowed_origins"`
 
 	// MediaIP is the address the media port binds to.
@@ -106,7 +111,11 @@ type config struct {
 	// Limits bound what one client, room or address may ask for.
 	Limits limitsConfig `yaml:"limits"`
 
-	// DrainTimeout bounds the graceful shutdown on SIGTERM/SIGINT.
+	// DrainGrace is how long a drain keeps serving with /readyz failing,
+	// so that load balancers see it, before it ends any session.
+	DrainGrace time.Duration `yaml:"drain_grace"`
+	// DrainTimeout bounds the graceful shutdown on SIGTERM/SIGINT after
+	// the grace.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 	// LogLevel is debug, info, warn or error; LogFormat is text or json.
 	LogLevel  string `yaml:"log_level"`
@@ -230,6 +239,7 @@ func defaultConfig() config {
 			JoinsPerSecondPerIP:  signaling.DefaultJoinsPerSecondPerIP,
 			JoinBurst:            signaling.DefaultJoinBurst,
 		},
+		DrainGrace:   defaultDrainGrace,
 		DrainTimeout: defaultDrainTimeout,
 		LogLevel:     "info",
 		LogFormat:    "text",
@@ -393,10 +403,8 @@ func (c *config) validate() error {
 		}
 	}
 	for i, o := range c.AllowedOrigins {
-		if o == "" {
-			bad(fmt.Sprintf("allowed_origins[%d]", i), "must not be empty")
-		} else if _, err := path.Match(o, ""); err != nil {
-			bad(fmt.Sprintf("allowed_origins[%d]", i), "%q is not a valid pattern: %w", o, err)
+		if err := checkOriginPattern(o); err != nil {
+			bad(fmt.Sprintf("allowed_origins[%d]", i), "%w", err)
 		}
 	}
 
@@ -555,6 +563,9 @@ func (c *config) validate() error {
 	positiveRate("limits.joins_per_second_per_ip", l.JoinsPerSecondPerIP)
 	atLeast("limits.join_burst", l.JoinBurst, 1)
 
+	if c.DrainGrace < 0 {
+		bad("drain_grace", "must not be negative, got %v", c.DrainGrace)
+	}
 	positiveDuration("drain_timeout", c.DrainTimeout)
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		bad("log_level", "%w", err)
@@ -563,6 +574,40 @@ func (c *config) validate() error {
 		bad("log_format", "must be text or json, got %q", c.LogFormat)
 	}
 	return errors.Join(errs...)
+}
+
+// originPatterns are the allowed origins as coder/websocket matches them:
+// a page's origin has no path, so "https://app.example/" means
+// "https://app.example".
+func originPatterns(origins []string) []string {
+	out := make([]string, len(origins))
+	for i, o := range origins {
+		out[i] = strings.TrimSuffix(o, "/")
+	}
+	return out
+}
+
+// checkOriginPattern refuses an allowed origin that could never match a
+// page: an origin is scheme://host[:port], nothing more.
+func checkOriginPattern(o string) error {
+	p := strings.TrimSuffix(o, "/")
+	if p == "" {
+		return errors.New("must not be empty")
+	}
+	if _, err := path.Match(p, ""); err != nil {
+		return fmt.Errorf("%q is not a valid pattern: %w", o, err)
+	}
+	host := p
+	if scheme, rest, ok := strings.Cut(p, "://"); ok {
+		if scheme != "http" && scheme != "https" {
+			return fmt.Errorf("%q: a web page's origin is http:// or https://", o)
+		}
+		host = rest
+	}
+	if host == "" || strings.ContainsAny(host, "/?#@") {
+		return fmt.Errorf("%q is not an origin: give the page's host[:port] (app.example.com, *.example.com, localhost:5173) or scheme://host[:port], without a path", o)
+	}
+	return nil
 }
 
 // checkHostPort accepts "host:port", "[v6]:port" and ":port" with a
@@ -709,7 +754,7 @@ func settings() []setting {
 		str("http", "http", "HTTP listen `address`: signaling, /healthz, /readyz, /metrics", func(c *config) *string { return &c.HTTP }),
 		str("tls-cert", "tls_cert", "PEM certificate `file`; with --tls-key serves HTTPS", func(c *config) *string { return &c.TLSCert }),
 		str("tls-key", "tls_key", "PEM private key `file` for --tls-cert", func(c *config) *string { return &c.TLSKey }),
-		list("allowed-origin", "allowed_origins", "host `pattern` of another web origin allowed to open the signaling WebSocket (repeatable)", func(c *config) *stringList { return &c.AllowedOrigins }),
+		list("allowed-origin", "allowed_origins", "origin `pattern` of another web page allowed to open the signaling WebSocket: its host[:port] as in the page's address (app.example.com, *.example.com, localhost:5173), or scheme://host[:port] to require the scheme (repeatable or comma list)", func(c *config) *stringList { return &c.AllowedOrigins }),
 
 		str("media-ip", "media_ip", "`IP` address the media port binds to", func(c *config) *string { return &c.MediaIP }),
 		integer("media-port", "media_port", "media port: UDP (ICE mux) and TCP (ICE-TCP) of the same number; 0 picks a free one", func(c *config) *int { return &c.MediaPort }),
@@ -754,7 +799,8 @@ func settings() []setting {
 		float("joins-per-second-per-ip", "limits.joins_per_second_per_ip", "sustained joins per second from one client IP address", func(c *config) *float64 { return &c.Limits.JoinsPerSecondPerIP }),
 		integer("join-burst", "limits.join_burst", "joins one IP address may make at once above the rate", func(c *config) *int { return &c.Limits.JoinBurst }),
 
-		duration("drain-timeout", "drain_timeout", "graceful shutdown bound on SIGTERM/SIGINT", func(c *config) *time.Duration { return &c.DrainTimeout }),
+		duration("drain-grace", "drain_grace", "on SIGTERM/SIGINT, time /readyz fails while calls go on, so load balancers stop sending callers before any is ended; 0 ends calls at once", func(c *config) *time.Duration { return &c.DrainGrace }),
+		duration("drain-timeout", "drain_timeout", "after the grace, bound on ending calls (going_away) and stopping", func(c *config) *time.Duration { return &c.DrainTimeout }),
 		str("log-level", "log_level", "log `level`: debug, info, warn or error", func(c *config) *string { return &c.LogLevel }),
 		str("log-format", "log_format", "log `format`: text or json (logs go to stderr)", func(c *config) *string { return &c.LogFormat }),
 	}

@@ -162,7 +162,7 @@ func newGateway(cfg config, log *slog.Logger) (*gateway, error) {
 		ICEServersFunc: turnServers,
 		JoinTimeout:    cfg.JoinTimeout,
 		PingInterval:   cfg.PingInterval,
-		OriginPatterns: cfg.AllowedOrigins,
+		OriginPatterns: originPatterns(cfg.AllowedOrigins),
 		Logger:         log,
 		Registerer:     reg,
 	}, sfu)
@@ -251,6 +251,26 @@ func (g *gateway) start() {
 // callers here.
 func (g *gateway) markDraining() { g.draining.Store(true) }
 
+// holdReadiness fails /readyz and serves on, calls and joins included,
+// for grace: a load balancer polls readiness every few seconds, and must
+// see the node go before its calls end, or their reconnects come back
+// here. It returns early, with the error, if the HTTP server stops.
+func (g *gateway) holdReadiness(grace time.Duration) error {
+	g.markDraining()
+	if grace <= 0 {
+		return nil
+	}
+	g.log.Info("shutdown: readiness now fails; serving on for the drain grace", "drain_grace", grace)
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case err := <-g.served:
+		return fmt.Errorf("http: %w", err)
+	}
+}
+
 // shutdown drains the node within ctx: readiness fails, signaling sends
 // going_away to every participant and closes them, the HTTP server stops,
 // the media plane closes. It runs every step even when one fails, and
@@ -287,8 +307,8 @@ func (g *gateway) shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// serve runs a node until ctx is cancelled (SIGTERM, SIGINT), then drains
-// it within cfg.DrainTimeout. The banner with the node's addresses (and,
+// serve runs a node until ctx is cancelled (SIGTERM, SIGINT), then fails
+// readiness for cfg.DrainGrace and drains it within cfg.DrainTimeout. The banner with the node's addresses (and,
 // in development, its credentials) goes to stdout.
 func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
 	g, err := newGateway(cfg, log)
@@ -303,7 +323,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	var serveErr error
 	select {
 	case <-ctx.Done():
-		log.Info("shutdown: signal received", "drain_timeout", cfg.DrainTimeout)
+		log.Info("shutdown: signal received", "drain_grace", cfg.DrainGrace, "drain_timeout", cfg.DrainTimeout)
+		if serveErr = g.holdReadiness(cfg.DrainGrace); serveErr != nil {
+			log.Error("http: server stopped", "err", serveErr)
+		}
 	case serveErr = <-g.served:
 		log.Error("http: server stopped", "err", serveErr)
 		serveErr = fmt.Errorf("http: %w", serveErr)

@@ -64,8 +64,10 @@ type node struct {
 
 // startNode runs the command in-process with args and waits until it
 // prints where it listens. The node is stopped at the end of the test.
+// Its drain grace is 0 unless args set it.
 func startNode(t *testing.T, args []string, env map[string]string) *node {
 	t.Helper()
+	args = append([]string{"--drain-grace", "0"}, args...)
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &node{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, exit: make(chan int, 1)}
 	go func() { n.exit <- run(ctx, args, envMap(env), n.stdout, n.stderr) }()
@@ -258,7 +260,7 @@ func readMessage(ctx context.Context, t *testing.T, ws *websocket.Conn) (string,
 }
 
 // TestReadyzWhileDraining checks the readiness flip that a load balancer
-// relies on, which is too quick to watch from outside a whole shutdown.
+// relies on: readiness only, health stays good.
 func TestReadyzWhileDraining(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.HTTP, cfg.MediaPort = "127.0.0.1:0", 0
@@ -288,6 +290,155 @@ func TestReadyzWhileDraining(t *testing.T) {
 	defer cancel()
 	if err := g.shutdown(ctx); err != nil {
 		t.Errorf("shutdown: %v", err)
+	}
+}
+
+// TestDrainGrace: on a signal /readyz fails at once, but calls go on and
+// joins are still taken for --drain-grace, so a load balancer sees the
+// node go before any call is ended; only then comes going_away.
+func TestDrainGrace(t *testing.T) {
+	const grace = 3 * time.Second
+	n := startNode(t, []string{"--http", "127.0.0.1:0", "--media-port", "0", "--drain-grace", grace.String()}, nil)
+	client := &http.Client{Timeout: 5 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	join := func(identity string) *websocket.Conn {
+		t.Helper()
+		_, body := get(t, client, n.base+"/dev/token?room=demo&identity="+identity)
+		var tok struct{ Token string }
+		if err := json.Unmarshal([]byte(body), &tok); err != nil || tok.Token == "" {
+			t.Fatalf("dev token: %q", body)
+		}
+		ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(n.base, "http")+signaling.Path, nil)
+		if err != nil {
+			t.Fatalf("dial signaling: %v", err)
+		}
+		t.Cleanup(func() { ws.CloseNow() })
+		msg, _ := json.Marshal(signaling.Join{Type: signaling.TypeJoin, Protocol: signaling.ProtocolVersion, Token: tok.Token})
+		if err := ws.Write(ctx, websocket.MessageText, msg); err != nil {
+			t.Fatal(err)
+		}
+		if typ, raw := readMessage(ctx, t, ws); typ != signaling.TypeJoined {
+			t.Fatalf("answer to join is %s: %s", typ, raw)
+		}
+		return ws
+	}
+	alice := join("alice")
+
+	signalled := time.Now()
+	n.cancel()
+	for {
+		if code, _ := get(t, client, n.base+"/readyz"); code == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Since(signalled) > grace {
+			t.Fatal("/readyz never failed during the drain grace")
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		}
+	}
+	// A caller the load balancer sent before it noticed still gets in, and
+	// alice's call goes on: her ping is answered, not with going_away.
+	join("bob")
+	ping, _ := json.Marshal(signaling.Ping{Type: signaling.TypePing, ID: "still-there"})
+	if err := alice.Write(ctx, websocket.MessageText, ping); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		typ, raw := readMessage(ctx, t, alice)
+		if typ == signaling.TypePong {
+			break
+		}
+		if typ == "" || typ == signaling.TypeGoingAway {
+			t.Fatalf("during the drain grace (%v after the signal) alice got %q: %s", time.Since(signalled), typ, raw)
+		}
+	}
+	if elapsed := time.Since(signalled); elapsed >= grace {
+		t.Fatalf("the checks took %v, longer than the grace; nothing was shown", elapsed)
+	}
+
+	// Then the drain proper: going_away, not before the grace is over.
+	for {
+		typ, _ := readMessage(ctx, t, alice)
+		if typ == "" {
+			t.Fatal("connection closed without going_away")
+		}
+		if typ == signaling.TypeGoingAway {
+			break
+		}
+	}
+	if elapsed := time.Since(signalled); elapsed < grace {
+		t.Errorf("going_away %v after the signal, before the %v grace ended", elapsed, grace)
+	}
+	select {
+	case code := <-n.exit:
+		n.exit <- code // for the cleanup
+		if code != exitOK {
+			t.Errorf("exit %d after shutdown, want 0; stderr:\n%s", code, n.stderr.String())
+		}
+	case <-ctx.Done():
+		t.Fatal("node did not stop after the grace")
+	}
+	if !strings.Contains(n.stderr.String(), "serving on for the drain grace") {
+		t.Errorf("the grace was not logged:\n%s", n.stderr.String())
+	}
+}
+
+// TestAllowedOrigin: --allowed-origin takes a page's host[:port] or
+// scheme://host[:port]; a page it does not admit gets 403, and the node
+// logs its origin once with the flag that would admit it.
+func TestAllowedOrigin(t *testing.T) {
+	n := startNode(t, []string{"--http", "127.0.0.1:0", "--media-port", "0",
+		"--allowed-origin", "app.example:5173,https://secure.example", "--allowed-origin", "https://slash.example/"}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dial := func(origin string) int {
+		t.Helper()
+		ws, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(n.base, "http")+signaling.Path,
+			&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {origin}}})
+		if err == nil {
+			ws.CloseNow()
+			return http.StatusSwitchingProtocols
+		}
+		if resp == nil {
+			t.Fatalf("dial with Origin %s: %v", origin, err)
+		}
+		return resp.StatusCode
+	}
+	for _, tc := range []struct {
+		origin string
+		want   int
+	}{
+		{"http://app.example:5173", http.StatusSwitchingProtocols},
+		{"https://app.example:5173", http.StatusSwitchingProtocols},
+		{"https://secure.example", http.StatusSwitchingProtocols},
+		{"https://slash.example", http.StatusSwitchingProtocols},
+		{"http://secure.example", http.StatusForbidden},
+		{"http://app.example", http.StatusForbidden},
+		{"http://app.example", http.StatusForbidden},
+		{"https://last.example", http.StatusForbidden},
+	} {
+		if got := dial(tc.origin); got != tc.want {
+			t.Errorf("Origin %s: status %d, want %d", tc.origin, got, tc.want)
+		}
+	}
+	// The 403 reaches the client before the node logs it.
+	for !strings.Contains(n.stderr.String(), "--allowed-origin last.example") {
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatalf("refused origin not logged:\n%s", n.stderr.String())
+		}
+	}
+	logs := n.stderr.String()
+	if got := strings.Count(logs, "--allowed-origin app.example)"); got != 1 {
+		t.Errorf("http://app.example logged %d times, want once:\n%s", got, logs)
+	}
+	if !strings.Contains(logs, "--allowed-origin secure.example") {
+		t.Errorf("http://secure.example not logged:\n%s", logs)
 	}
 }
 

@@ -101,7 +101,7 @@ ip netns exec "$SRV" env SOTTO_TURN_SECRET="$secret" "$work/turn" \
   --metrics 198.18.1.3:9641 >"$work/turn.out" 2>"$work/turn.log" &
 pids+=($!)
 ip netns exec "$SRV" env SOTTO_API_KEY=nat SOTTO_API_SECRET="$api_secret" SOTTO_TURN_SECRET="$secret" "$work/sfu" \
-  --http 198.18.1.2:7780 --media-ip 198.18.1.2 --media-port 7781 \
+  --http 198.18.1.2:7780 --media-ip 198.18.1.2 --media-port 7781 --drain-grace 0 \
   --turn-url 'turn:198.18.1.3:3478?transport=udp' >"$work/sfu.out" 2>"$work/sfu.log" &
 pids+=($!)
 
