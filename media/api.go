@@ -109,6 +109,13 @@ type ParticipantConfig struct {
 	// AutoSubscribe subscribes to every other participant's tracks, present
 	// and future. Ignored without CanSubscribe.
 	AutoSubscribe bool
+	// ReuseSections lets a new subscribed track take the m-section of an
+	// ended one of the same kind, once the client has answered an offer
+	// that showed that section inactive, so the subscriber's SDP does not
+	// grow with every track that comes and goes. Off for clients that stop
+	// a transceiver for good when its section goes inactive (pion up to
+	// v4.2 at least, pion/webrtc#2226): they could not receive on it again.
+	ReuseSections bool
 	// MaxTracks bounds the tracks this participant may publish at once
 	// (0: unlimited). An offer that would exceed it is refused with
 	// ErrTooManyTracks.

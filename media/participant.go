@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,11 +63,26 @@ type Participant struct {
 	pendingOffer bool // the subscriber connection needs an offer once it can have one
 	pendingPub   []webrtc.ICECandidateInit
 	pendingSub   []webrtc.ICECandidateInit
+	// freeSections are the subscriber transceivers of ended tracks, with
+	// how far the client has seen them go inactive (ReuseSections).
+	freeSections map[*webrtc.RTPTransceiver]sectionState
 
 	// Guarded by SFU.mu.
 	tracks map[string]*publishedTrack // own tracks by SID
 	subs   map[string]*downTrack      // subscriptions by track SID
 }
+
+// sectionState is how far a freed subscriber m-section has gone towards
+// reuse: a section is reused only once the client has answered an offer
+// showing it inactive, so that a browser ends the old track there (the
+// receiver's track is muted) and fires track again for the new one.
+type sectionState int
+
+const (
+	sectionFreed    sectionState = iota // no offer has shown it inactive yet
+	sectionOffered                      // an outstanding offer shows it inactive
+	sectionReusable                     // the client answered that offer
+)
 
 // Join adds a participant to its room, creating the room on first join,
 // and creates its two peer connections. It subscribes the participant to
@@ -86,6 +102,8 @@ func (s *SFU) Join(cfg ParticipantConfig) (*Participant, error) {
 		pubStarted: make(chan struct{}),
 		tracks:     make(map[string]*publishedTrack),
 		subs:       make(map[string]*downTrack),
+
+		freeSections: make(map[*webrtc.RTPTransceiver]sectionState),
 	}
 	p.pubGate.emit = func(c *webrtc.ICECandidateInit) { p.emitCandidate(targetPublisher, c) }
 	p.subGate.emit = func(c *webrtc.ICECandidateInit) { p.emitCandidate(targetSubscriber, c) }
@@ -199,6 +217,11 @@ func (p *Participant) wire(pc *webrtc.PeerConnection, target string, gate *candi
 		var init *webrtc.ICECandidateInit
 		if c != nil {
 			j := c.ToJSON()
+			// pion leaves it out; clients match candidates to an ICE
+			// generation by it.
+			if ufrag := localUfrag(pc); ufrag != "" {
+				j.UsernameFragment = &ufrag
+			}
 			init = &j
 		}
 		gate.offer(init)
@@ -212,6 +235,25 @@ func (p *Participant) wire(pc *webrtc.PeerConnection, target string, gate *candi
 			p.events.push(func() { f(target) }, nil)
 		}
 	})
+}
+
+// localUfrag is the ICE username fragment of pc's local description
+// (from the SDP: pion's ICETransport.GetLocalParameters races its Start).
+func localUfrag(pc *webrtc.PeerConnection) string {
+	d := pc.LocalDescription()
+	if d == nil {
+		return ""
+	}
+	const attr = "a=ice-ufrag:"
+	i := strings.Index(d.SDP, attr)
+	if i < 0 {
+		return ""
+	}
+	v := d.SDP[i+len(attr):]
+	if j := strings.IndexAny(v, "\r\n"); j >= 0 {
+		v = v[:j]
+	}
+	return strings.TrimSpace(v)
 }
 
 func (p *Participant) emitCandidate(target string, c *webrtc.ICECandidateInit) {
@@ -341,6 +383,11 @@ func (p *Participant) HandleAnswer(answer string) error {
 		return fmt.Errorf("%w: subscriber answer: %w", ErrNegotiation, err)
 	}
 	p.flushCandidatesLocked(p.sub, &p.pendingSub, targetSubscriber)
+	for tr, st := range p.freeSections {
+		if st == sectionOffered {
+			p.freeSections[tr] = sectionReusable
+		}
+	}
 	if p.pendingOffer {
 		p.negotiateLocked()
 	}
@@ -415,6 +462,11 @@ func (p *Participant) negotiateLocked() {
 		p.log.Warn("media: subscriber offer failed", "err", err)
 		return
 	}
+	for tr, st := range p.freeSections {
+		if st == sectionFreed {
+			p.freeSections[tr] = sectionOffered
+		}
+	}
 	if f := p.cfg.Events.SubscriberOffer; f != nil {
 		sdp := offer.SDP
 		p.events.push(func() { f(sdp) }, nil)
@@ -464,7 +516,7 @@ func (p *Participant) subscribeLocked(t *publishedTrack) error {
 	s.mu.Unlock()
 	s.metrics.subscriptions.Inc()
 
-	tr, err := p.sub.AddTransceiverFromTrack(dt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	tr, err := p.addSubscriberTrackLocked(dt)
 	if err != nil {
 		s.mu.Lock()
 		if p.subs[t.sid] == dt {
@@ -482,6 +534,45 @@ func (p *Participant) subscribeLocked(t *publishedTrack) error {
 	p.log.Debug("media: subscribed", "track", t.sid)
 	p.negotiateLocked()
 	return nil
+}
+
+// addSubscriberTrackLocked gives dt an m-section on the subscriber
+// connection: a reusable one of its kind if there is one, else a new one.
+// Called with opMu held.
+func (p *Participant) addSubscriberTrackLocked(dt *downTrack) (*webrtc.RTPTransceiver, error) {
+	if p.cfg.ReuseSections && p.canReuseLocked(dt.Kind()) {
+		// pion's AddTrack takes the first transceiver of the kind that has
+		// no sender and is not currently sending: one of the reusable ones,
+		// as canReuseLocked made sure no other freed one is a candidate.
+		sender, err := p.sub.AddTrack(dt)
+		if err != nil {
+			return nil, err
+		}
+		for _, tr := range p.sub.GetTransceivers() {
+			if tr.Sender() == sender {
+				delete(p.freeSections, tr)
+				return tr, nil
+			}
+		}
+		return nil, errors.New("media: added track has no transceiver")
+	}
+	return p.sub.AddTransceiverFromTrack(dt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+}
+
+// canReuseLocked reports whether a freed section of kind is reusable and
+// no freed section of kind is still on its way there (pion might pick it).
+func (p *Participant) canReuseLocked(kind webrtc.RTPCodecType) bool {
+	reusable := false
+	for tr, st := range p.freeSections {
+		if tr.Kind() != kind {
+			continue
+		}
+		if st != sectionReusable {
+			return false
+		}
+		reusable = true
+	}
+	return reusable
 }
 
 // Unsubscribe stops forwarding a track to this participant. Unsubscribing
@@ -522,11 +613,18 @@ func (p *Participant) detachLocked(dt *downTrack) {
 	if p.closed.Load() || dt.sender == nil {
 		return
 	}
+	// The section goes inactive in the next offer, with its mid.
 	if err := p.sub.RemoveTrack(dt.sender); err != nil {
 		p.log.Debug("media: remove track", "track", dt.track.sid, "err", err)
+	} else if p.cfg.ReuseSections {
+		// Not stopped: Stop marks it inactive at once, and AddTrack would
+		// reuse it before the client has seen it end.
+		p.freeSections[dt.transceiver] = sectionFreed
 	}
-	if err := dt.transceiver.Stop(); err != nil {
-		p.log.Debug("media: stop transceiver", "track", dt.track.sid, "err", err)
+	if !p.cfg.ReuseSections {
+		if err := dt.transceiver.Stop(); err != nil {
+			p.log.Debug("media: stop transceiver", "track", dt.track.sid, "err", err)
+		}
 	}
 	p.negotiateLocked()
 }

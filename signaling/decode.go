@@ -2,7 +2,9 @@ package signaling
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"reflect"
 )
 
 // DecodeError is why DecodeClientMessage refused a message. Code and
@@ -75,7 +77,42 @@ func DecodeClientMessage(data []byte) (typ string, msg any, err error) {
 		msg = &Leave{}
 	}
 	if err := json.Unmarshal(data, msg); err != nil {
-		return typ, nil, &DecodeError{Code: CodeBadMessage, Type: typ, Message: fmt.Sprintf("%s: %v", typ, err), Err: err}
+		return typ, nil, &DecodeError{Code: CodeBadMessage, Type: typ, Message: typ + ": " + fieldError(err), Err: err}
 	}
 	return typ, msg, nil
+}
+
+// fieldError says what is wrong in the client's terms, JSON fields and
+// JSON types, never the decoder's Go names.
+func fieldError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return fmt.Sprintf("field %q must be %s, not %s", te.Field, jsonKind(te.Type), te.Value)
+	}
+	return "a field has the wrong type"
+}
+
+// jsonKind names the JSON type that decodes into t.
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "another type"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Pointer:
+		return jsonKind(t.Elem()) + " or null"
+	}
+	return "another type"
 }

@@ -100,8 +100,9 @@ const (
 	CodeMediaRefused    = "media_refused"     // the SFU ended the participant's media for breaking a bound (fatal)
 
 	// Media.
-	CodeNegotiation = "negotiation_failed" // an offer, answer or candidate could not be applied
-	CodeInternal    = "internal"           // a server fault; the message was not acted on
+	CodeNegotiation  = "negotiation_failed" // an offer, answer or candidate could not be applied
+	CodeOfferPending = "offer_pending"      // a publisher offer came while the previous one was being answered
+	CodeInternal     = "internal"           // a server fault; the message was not acted on
 )
 
 // WebSocket close codes the server uses after a fatal error.
@@ -139,6 +140,11 @@ type Join struct {
 	// AutoSubscribe subscribes to every track in the room, present and
 	// future. Default true when omitted. Needs the subscribe grant.
 	AutoSubscribe *bool `json:"auto_subscribe,omitempty"`
+	// ReuseSections lets the server's subscriber offers give a new track
+	// the m-section of an ended one of the same kind. Default true when
+	// omitted; false for WebRTC stacks that cannot receive again on a
+	// section that went inactive (pion).
+	ReuseSections *bool `json:"reuse_sections,omitempty"`
 	// PublicKey is opaque to the server: passed to the other participants
 	// in ParticipantInfo. End-to-end encryption carries the participant's
 	// identity public key here. At most 1024 bytes.

@@ -112,6 +112,7 @@ type session struct {
 	// is reserved, participant after the media join; media events, which
 	// start only after that (Participant.Start), read them too.
 	guard       *messageGuard
+	offerDone   chan struct{} // closed when the publisher offer being applied is answered
 	joinTimer   *time.Timer
 	joined      bool
 	room        *room
@@ -145,8 +146,9 @@ func (c *session) logger() *slog.Logger { return c.logp.Load() }
 func (c *session) run() {
 	// The library's own limit is twice ours: a message just over our limit
 	// is then read to its end, so the client can be told why it is being
-	// closed (see readMessage). A message beyond twice the limit makes the
-	// library close the connection itself with 1009, without our error.
+	// closed (see readMessage). Of a message beyond twice the limit only
+	// that much is read: the close (1009, message_too_large) then follows
+	// unread data, which the kernel may turn into a reset.
 	c.conn.SetReadLimit(2 * int64(c.srv.limits.MaxMessageBytes))
 	go c.writeLoop()
 	go c.keepalive()
@@ -164,6 +166,9 @@ func (c *session) run() {
 	}
 	if c.participant != nil {
 		c.participant.Close()
+	}
+	if c.offerDone != nil {
+		<-c.offerDone // its media calls end with the participant
 	}
 	<-c.writerDone
 	c.cancel()
@@ -394,7 +399,7 @@ func (c *session) joinTimedOut() {
 	c.failLocked(closing{
 		data:   errorFrame(Error{Code: CodeNotJoined, Message: msg, Fatal: true}),
 		code:   CloseProtocolError,
-		reason: "join timeout",
+		reason: CodeNotJoined,
 		flush:  true,
 	}, reasonDisconnected)
 }
@@ -439,7 +444,8 @@ func (c *session) readLoop() {
 		switch c.guard.check(time.Now()) {
 		case verdictAllow:
 		case verdictDropReply:
-			c.sendError(CodeRateLimited, fmt.Sprintf("more than %v messages per second; message dropped", c.srv.limits.MessagesPerSecond), "", "")
+			ref, refID := requestRef(data, binary)
+			c.sendError(CodeRateLimited, fmt.Sprintf("more than %v messages per second; message dropped", c.srv.limits.MessagesPerSecond), ref, refID)
 			continue
 		case verdictDropSilent:
 			continue
@@ -450,6 +456,10 @@ func (c *session) readLoop() {
 		}
 		if binary {
 			c.srv.metrics.message("")
+			if !c.joined {
+				c.fatal(CodeBadMessage, "messages are JSON in text frames (before join)", "", CloseProtocolError)
+				return
+			}
 			c.sendError(CodeBadMessage, "messages are JSON in text frames", "", "")
 			continue
 		}
@@ -476,7 +486,9 @@ func (c *session) readMessage() (data []byte, binary bool, err error) {
 	}
 	if len(data) > limit {
 		t := time.AfterFunc(drainTimeout, c.abort)
-		_, _ = io.Copy(io.Discard, r)
+		// Up to the library's limit and not past it: beyond, the library
+		// would close with a reason of its own, not our code.
+		_, _ = io.CopyN(io.Discard, r, int64(limit))
 		t.Stop()
 		return nil, false, errMessageTooLarge
 	}
@@ -493,20 +505,42 @@ func (c *session) handle(data []byte) bool {
 		bad = &DecodeError{Code: CodeBadMessage, Type: typ, Message: err.Error(), Err: err}
 	}
 	c.srv.metrics.message(typ)
+	if !c.joined {
+		// Before join only a well-formed ping or a join is taken: anything
+		// else is a client that does not speak this protocol.
+		switch {
+		case bad != nil && bad.Type == "":
+			c.fatal(CodeBadMessage, bad.Message+" (before join)", "", CloseProtocolError)
+			return false
+		case typ == TypeJoin:
+			return c.join(msg, bad)
+		case typ == TypePing && bad == nil:
+			c.ping(msg, nil)
+			return true
+		case typ == TypePing:
+			c.fatal(CodeBadMessage, bad.Message+" (before join)", TypePing, CloseProtocolError)
+			return false
+		default:
+			c.fatal(CodeNotJoined, fmt.Sprintf("%q before join: only join and ping are accepted", truncate(typ, maxEchoBytes)), truncate(typ, maxEchoBytes), CloseProtocolError)
+			return false
+		}
+	}
 	if bad != nil && (bad.Type == "" || bad.Code == CodeUnknownType) {
 		c.sendError(bad.Code, bad.Message, truncate(bad.Type, maxEchoBytes), "")
 		return true
 	}
-	if !c.joined {
-		switch typ {
-		case TypePing:
-			c.ping(msg, bad)
-			return true
-		case TypeJoin:
-			return c.join(msg, bad)
+	if c.offerDone != nil {
+		select {
+		case <-c.offerDone:
+			c.offerDone = nil
 		default:
-			c.fatal(CodeNotJoined, fmt.Sprintf("%q before join", typ), typ, CloseProtocolError)
-			return false
+			if sd, ok := msg.(*SessionDescription); ok && typ == TypeOffer {
+				c.sendError(CodeOfferPending, "a publisher offer is still being answered: send the next one after its answer", TypeOffer, sd.ID)
+				return true
+			}
+			// Everything else is handled in order, after the offer.
+			<-c.offerDone
+			c.offerDone = nil
 		}
 	}
 	switch typ {
@@ -531,7 +565,14 @@ func (c *session) handle(data []byte) bool {
 	switch m := msg.(type) {
 	case *SessionDescription:
 		if typ == TypeOffer {
-			c.offer(m)
+			// Applied aside, so that another offer meanwhile is seen and
+			// refused (offer_pending) rather than answered out of turn.
+			done := make(chan struct{})
+			c.offerDone = done
+			go func() {
+				defer close(done)
+				c.offer(m)
+			}()
 		} else {
 			c.answer(m)
 		}
@@ -547,6 +588,22 @@ func (c *session) handle(data []byte) bool {
 		c.relay(m)
 	}
 	return true
+}
+
+// requestRef is the type and id of a message that is refused unread, when
+// it has them, so that the refusal names the request.
+func requestRef(data []byte, binary bool) (ref, refID string) {
+	if binary {
+		return "", ""
+	}
+	var head struct {
+		Type string `json:"type"`
+		ID   string `json:"id"`
+	}
+	if json.Unmarshal(data, &head) != nil {
+		return "", ""
+	}
+	return truncate(head.Type, maxEchoBytes), head.ID
 }
 
 func isServerType(typ string) bool {
@@ -615,6 +672,10 @@ func (c *session) join(msg any, bad *DecodeError) bool {
 	if j.Room != "" && j.Room != claims.Room {
 		return refuse(CodeRoomMismatch, fmt.Sprintf("the token is for another room than %q", truncate(j.Room, maxEchoBytes)), ClosePolicy)
 	}
+	if j.AutoSubscribe != nil && *j.AutoSubscribe && !claims.CanSubscribe {
+		// Only an explicit true: the default is quietly off without the grant.
+		return refuse(CodePermissionDenied, "auto_subscribe is true but the token does not grant subscribing", ClosePolicy)
+	}
 
 	identity := claims.Subject
 	sid := "PA_" + rand.Text()
@@ -647,6 +708,7 @@ func (c *session) join(msg any, bad *DecodeError) bool {
 		CanPublish:    claims.CanPublish,
 		CanSubscribe:  claims.CanSubscribe,
 		AutoSubscribe: j.AutoSubscribe == nil || *j.AutoSubscribe,
+		ReuseSections: j.ReuseSections == nil || *j.ReuseSections,
 		MaxTracks:     c.srv.limits.TracksPerParticipant,
 		E2EE:          j.E2EE,
 		Events:        c.mediaEvents(),

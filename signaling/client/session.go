@@ -106,6 +106,10 @@ func (c *Client) dial(ctx context.Context) (*session, *signaling.Joined, error) 
 		Token:         token,
 		Room:          c.opts.Room,
 		AutoSubscribe: c.opts.AutoSubscribe,
+		// pion stops a transceiver for good when its section goes
+		// inactive (pion/webrtc#2226), so a reused section would stay
+		// silent here.
+		ReuseSections: new(bool),
 		PublicKey:     c.opts.PublicKey,
 		E2EE:          c.identity != nil,
 	})
