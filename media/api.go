@@ -76,6 +76,23 @@ type Config struct {
 	// KeyframeRequestInterval is the least time between two picture-loss
 	// requests sent to one publisher for one track. Default 500ms.
 	KeyframeRequestInterval time.Duration
+	// AudioMaxBitrate and AudioMaxPacketRate bound each published audio
+	// track, in bits (RTP header and payload) and packets per second,
+	// with bursts of one second's worth; VideoMaxBitrate and
+	// VideoMaxPacketRate each video track. What a track sends beyond them
+	// is dropped and counted. Defaults 320 kbit/s and 250 packets/s for
+	// audio, 8 Mbit/s and 1500 packets/s for video (ratelimit.go says
+	// why); a negative value turns that limit off.
+	AudioMaxBitrate    int
+	AudioMaxPacketRate int
+	VideoMaxBitrate    int
+	VideoMaxPacketRate int
+	// RateLimitEndFactor and RateLimitEndAfter: a track sending more than
+	// RateLimitEndFactor times either of its limits for RateLimitEndAfter
+	// (whole seconds) in a row ends its publisher's session
+	// (Events.Refused with RuleRateExceeded). Defaults 4 and 3s.
+	RateLimitEndFactor int
+	RateLimitEndAfter  time.Duration
 	// ICEDisconnectedTimeout and ICEFailedTimeout tune ICE liveness.
 	// Defaults 5s and 10s.
 	ICEDisconnectedTimeout time.Duration

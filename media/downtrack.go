@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -47,6 +48,9 @@ type downTrack struct {
 	seqOffset uint16
 	tsOffset  uint32
 
+	// nack is the subscription's retransmission budget (nackbudget.go).
+	nack nackBudget
+
 	// Scratch space reused per packet, so forwarding does not allocate.
 	out      rtp.Header
 	outExts  [maxForwardedExtensions]rtp.Extension
@@ -59,7 +63,7 @@ type downTrack struct {
 type extensionMapping struct{ src, dst uint8 }
 
 func newDownTrack(t *publishedTrack, sub *Participant) *downTrack {
-	return &downTrack{track: t, sub: sub}
+	return &downTrack{track: t, sub: sub, nack: newNackBudget(time.Since(t.created))}
 }
 
 // ID is the track SID: the WebRTC track id the subscriber sees.
@@ -198,6 +202,9 @@ func (dt *downTrack) forward(src *rtp.Header, payload []byte) {
 	dt.rewrite(src, pt-1)
 	size := dt.out.MarshalSize() + len(payload) + int(dt.out.PaddingSize)
 	_, err := dt.ws.WriteRTP(&dt.out, payload)
+	if err == nil {
+		dt.nack.earn(size)
+	}
 	dt.mu.Unlock()
 	if err != nil {
 		m.droppedWrite.Inc()
@@ -305,61 +312,86 @@ func (dt *downTrack) handleRTCP(pkts []rtcp.Packet) {
 	}
 }
 
-// retransmit resends the packets a NACK lists. One NACK can name far more
-// sequence numbers than the cache holds; the excess cannot hit, so it is
-// not looked up.
+// retransmit resends the packets a NACK lists, within the subscription's
+// budget. One NACK can name far more sequence numbers than the cache
+// holds; the excess cannot hit, so it is not looked up.
 func (dt *downTrack) retransmit(nack *rtcp.TransportLayerNack) {
+	m := dt.track.metrics
+	now := time.Since(dt.track.created)
+	dt.mu.Lock()
+	dt.nack.refill(now)
+	dt.mu.Unlock()
 	// One NACK often names several packets: they leave together.
 	dt.track.batch.hold()
 	defer dt.track.batch.release()
 	budget := dt.track.cache.size()
+	spent := false
 	for i := range nack.Nacks {
 		nack.Nacks[i].Range(func(seq uint16) bool {
 			if budget == 0 {
 				return false
 			}
 			budget--
-			dt.resend(seq)
+			if spent || !dt.resend(seq, now) {
+				spent = true
+				m.nackOverBudget.Inc()
+			}
 			return true
 		})
 	}
 }
 
-// resend sends again the packet the subscriber knows as seq.
-func (dt *downTrack) resend(seq uint16) {
+// resend sends again the packet the subscriber knows as seq, unless it
+// was resent moments ago. It reports false when the budget is spent.
+func (dt *downTrack) resend(seq uint16, now time.Duration) bool {
 	m := dt.track.metrics
 	dt.mu.Lock()
 	if !dt.bound || !dt.started {
 		dt.mu.Unlock()
-		return
+		return true
+	}
+	if dt.nack.repeated(seq, now) {
+		dt.mu.Unlock()
+		m.nackDuplicates.Inc()
+		return true
+	}
+	if !dt.nack.hasPacket() {
+		dt.mu.Unlock()
+		return false
 	}
 	n := dt.track.cache.load(seq-dt.seqOffset, dt.rtxBuf[:])
 	if n == 0 {
 		dt.mu.Unlock()
 		m.droppedCacheMiss.Inc()
-		return
+		return true
 	}
 	payload, ok := parseRTP(&dt.rtxHdr, dt.rtxBuf[:n])
 	if !ok {
 		dt.mu.Unlock()
 		m.droppedMalformed.Inc()
-		return
+		return true
 	}
 	pt := dt.ptMap[dt.rtxHdr.PayloadType&0x7f]
 	if pt == 0 {
 		dt.mu.Unlock()
 		m.droppedCodec.Inc()
-		return
+		return true
 	}
 	dt.rewrite(&dt.rtxHdr, pt-1)
 	size := dt.out.MarshalSize() + len(payload) + int(dt.out.PaddingSize)
+	if !dt.nack.spend(size) {
+		dt.mu.Unlock()
+		return false
+	}
+	dt.nack.resent(seq, now)
 	_, err := dt.ws.WriteRTP(&dt.out, payload)
 	dt.mu.Unlock()
 	if err != nil {
 		m.droppedWrite.Inc()
-		return
+		return true
 	}
 	m.nackRetransmissions.Inc()
 	dt.track.counters.packetsOut.Inc()
 	dt.track.counters.bytesOut.Add(float64(size))
+	return true
 }

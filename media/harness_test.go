@@ -67,6 +67,7 @@ type testClient struct {
 	unpublished chan TrackInfo
 	offers      chan string // subscriber offers, after they were answered
 	failed      chan string
+	refused     chan string // rules of Events.Refused
 	remote      chan *remoteTrack
 	errs        chan error
 
@@ -139,6 +140,7 @@ func joinWith(t *testing.T, s *SFU, cfg ParticipantConfig, pubAPI, subAPI *webrt
 		unpublished: make(chan TrackInfo, 16),
 		offers:      make(chan string, 64),
 		failed:      make(chan string, 4),
+		refused:     make(chan string, 4),
 		remote:      make(chan *remoteTrack, 16),
 		errs:        make(chan error, 16),
 		stop:        make(chan struct{}),
@@ -157,6 +159,7 @@ func joinWith(t *testing.T, s *SFU, cfg ParticipantConfig, pubAPI, subAPI *webrt
 		TrackPublished:   func(ti TrackInfo) { c.published <- ti },
 		TrackUnpublished: func(ti TrackInfo) { c.unpublished <- ti },
 		ConnectionFailed: func(target string) { c.failed <- target },
+		Refused:          func(rule string) { c.refused <- rule },
 	}
 	c.cfg = cfg
 	c.p, err = s.Join(cfg)

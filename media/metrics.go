@@ -15,6 +15,14 @@ const (
 	dropCacheMiss     = "cache_miss"            // a NACKed packet is no longer in the cache
 	dropMalformed     = "malformed"             // the RTP header or padding does not parse
 	dropCodecMismatch = "codec_mismatch"        // payload type the subscriber did not negotiate
+	dropRateLimited   = "rate_limited"          // the publisher's track sent more than its rate limits
+)
+
+// Reasons of sotto_nack_suppressed_total: why a NACKed packet was not
+// sent again.
+const (
+	nackReasonBudget    = "budget"    // the subscription's retransmission budget was spent
+	nackReasonDuplicate = "duplicate" // the same packet was resent moments ago
 )
 
 // metrics holds the SFU's Prometheus collectors. They always exist, so the
@@ -32,7 +40,19 @@ type metrics struct {
 	dropped    *prometheus.CounterVec
 
 	nackRetransmissions prometheus.Counter
-	keyframeRequests    *prometheus.CounterVec
+	// nackSuppressed counts NACKed packets not resent, by reason;
+	// nackOverBudget and nackDuplicates are its children.
+	nackSuppressed                 *prometheus.CounterVec
+	nackOverBudget, nackDuplicates prometheus.Counter
+	// rateExceeded is participantsRefused's rate_exceeded child.
+	rateExceeded prometheus.Counter
+	// network counts what pion dropped before the SFU's code saw it
+	// (pionlog.go), by reason; logSuppressed counts pion log lines
+	// collapsed into a later one.
+	network          *networkDrops
+	networkVec       *prometheus.CounterVec
+	logSuppressed    prometheus.Counter
+	keyframeRequests *prometheus.CounterVec
 	// tracksRefused counts tracks refused because they belong to no media
 	// section the client offered (Participant.onTrack).
 	tracksRefused prometheus.Counter
@@ -48,6 +68,7 @@ type metrics struct {
 	readDropped       [2]prometheus.Counter
 
 	droppedWrite, droppedNoBinding, droppedCacheMiss, droppedMalformed, droppedCodec prometheus.Counter
+	droppedRateLimited                                                               prometheus.Counter
 	keyframeSent, keyframeThrottled, keyframeFailed                                  prometheus.Counter
 
 	// strictRefused counts packets the strict checks refused, by direction
@@ -82,6 +103,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		nackRetransmissions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sotto_nack_retransmissions_total", Help: "Packets retransmitted from the packet cache in answer to NACKs.",
 		}),
+		nackSuppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sotto_nack_suppressed_total",
+			Help: "NACKed packets not retransmitted, by reason (budget: the subscription's retransmission budget was spent; duplicate: the packet was resent moments ago).",
+		}, []string{"reason"}),
+		networkVec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sotto_network_dropped_total",
+			Help: "Datagrams and packets dropped before the SFU's forwarding saw them, by reason (oversized_datagram, srtp_auth_failed, srtp_replay, srtp_malformed, rtcp_malformed, stun_malformed, unknown_source, demux_unmatched, demux_buffer_full).",
+		}, []string{"reason"}),
+		logSuppressed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sotto_log_lines_suppressed_total",
+			Help: "Repeated warning and error lines from the WebRTC stack collapsed into a count on a later line.",
+		}),
 		keyframeRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sotto_keyframe_requests_total", Help: "Key-frame requests toward publishers, by result.",
 		}, []string{"result"}),
@@ -91,7 +124,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		participantsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sotto_participants_refused_total",
-			Help: "Participants whose session the SFU ended because they broke one of its bounds, by rule (too_many_ssrcs: more SRTP or SRTCP streams on one connection than its tracks can use).",
+			Help: "Participants whose session the SFU ended because they broke one of its bounds, by rule (too_many_ssrcs: more SRTP or SRTCP streams on one connection than its tracks can use; rate_exceeded: a track sent far beyond its rate limits for seconds).",
 		}, []string{"rule"}),
 		readBufferDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sotto_read_buffer_dropped_total",
@@ -104,6 +137,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	m.strict = newStrictMetrics(m.strictRefused)
 	m.tooManySSRCs = m.participantsRefused.WithLabelValues(ruleTooManySSRCs)
+	m.rateExceeded = m.participantsRefused.WithLabelValues(RuleRateExceeded)
+	m.nackOverBudget = m.nackSuppressed.WithLabelValues(nackReasonBudget)
+	m.nackDuplicates = m.nackSuppressed.WithLabelValues(nackReasonDuplicate)
+	m.network = newNetworkDrops(m.networkVec)
 	for k := range m.readDropped {
 		m.readDropped[k] = m.readBufferDropped.WithLabelValues(streamKindName(k))
 	}
@@ -112,6 +149,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.droppedCacheMiss = m.dropped.WithLabelValues(dropCacheMiss)
 	m.droppedMalformed = m.dropped.WithLabelValues(dropMalformed)
 	m.droppedCodec = m.dropped.WithLabelValues(dropCodecMismatch)
+	m.droppedRateLimited = m.dropped.WithLabelValues(dropRateLimited)
 	m.keyframeSent = m.keyframeRequests.WithLabelValues("sent")
 	m.keyframeThrottled = m.keyframeRequests.WithLabelValues("throttled")
 	m.keyframeFailed = m.keyframeRequests.WithLabelValues("failed")
@@ -122,7 +160,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, c := range []prometheus.Collector{
 		m.tracks, m.subscriptions, m.packetsIn, m.bytesIn, m.packetsOut, m.bytesOut,
 		m.dropped, m.nackRetransmissions, m.keyframeRequests, m.tracksRefused, m.strictRefused,
-		m.participantsRefused, m.readBufferDropped,
+		m.participantsRefused, m.readBufferDropped, m.nackSuppressed, m.networkVec, m.logSuppressed,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("media: register metrics: %w", err)

@@ -788,6 +788,7 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 	t := newPublishedTrack(s.metrics, p.log, remote.Kind(), remote.Codec(), s.cfg.PacketCacheSize, s.cfg.KeyframeRequestInterval)
 	t.tap = s.cfg.Tap
 	t.batch = s.batch
+	t.limit = newTrackLimiter(s.cfg, t.kind)
 	t.owner = p
 	t.clientTrackID = remote.ID()
 	t.ssrc = remote.SSRC()

@@ -1,7 +1,6 @@
 package media
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +19,7 @@ import (
 	"github.com/pion/logging"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Defaults of Config fields left zero.
@@ -111,7 +111,7 @@ func New(cfg Config) (*SFU, error) {
 	if ip == nil {
 		return nil, fmt.Errorf("media: listen IP %q is not an IP address", cfg.ListenIP)
 	}
-	lf := pionLoggerFactory{log: log}
+	lf := newPionLoggerFactory(log, m)
 	udpMux, batch, tcpListener, port, err := listenMedia(cfg, ip, lf)
 	if err != nil {
 		return nil, err
@@ -172,6 +172,16 @@ func withDefaults(cfg Config) Config {
 	if cfg.KeyframeRequestInterval <= 0 {
 		cfg.KeyframeRequestInterval = defaultKeyframeRequestInterval
 	}
+	cfg.AudioMaxBitrate = orDefault(cfg.AudioMaxBitrate, defaultAudioMaxBitrate)
+	cfg.AudioMaxPacketRate = orDefault(cfg.AudioMaxPacketRate, defaultAudioMaxPacketRate)
+	cfg.VideoMaxBitrate = orDefault(cfg.VideoMaxBitrate, defaultVideoMaxBitrate)
+	cfg.VideoMaxPacketRate = orDefault(cfg.VideoMaxPacketRate, defaultVideoMaxPacketRate)
+	if cfg.RateLimitEndFactor <= 0 {
+		cfg.RateLimitEndFactor = defaultRateLimitEndFactor
+	}
+	if cfg.RateLimitEndAfter <= 0 {
+		cfg.RateLimitEndAfter = defaultRateLimitEndAfter
+	}
 	if cfg.ICEDisconnectedTimeout <= 0 {
 		cfg.ICEDisconnectedTimeout = defaultICEDisconnectedTimeout
 	}
@@ -208,7 +218,7 @@ func listenMedia(cfg Config, ip net.IP, lf pionLoggerFactory) (ice.UDPMux, *batc
 		mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: logger, UDPConn: udp, Net: cfg.Net})
 		return mux, nil, nil, udp.LocalAddr().(*net.UDPAddr).Port, nil
 	case ip.IsUnspecified():
-		return listenEveryInterface(ip, cfg.Port, !cfg.DisableTCP, cfg.IncludeLoopback, !cfg.DisableBatchedWrites, logger)
+		return listenEveryInterface(ip, cfg.Port, !cfg.DisableTCP, cfg.IncludeLoopback, !cfg.DisableBatchedWrites, logger, lf.state.drops.oversized)
 	default:
 		udp, tcp, err := bindMediaPort(ip, cfg.Port, !cfg.DisableTCP)
 		if err != nil {
@@ -219,6 +229,7 @@ func listenMedia(cfg Config, ip net.IP, lf pionLoggerFactory) (ice.UDPMux, *batc
 			return webrtc.NewICEUDPMux(logger, udp), nil, tcp, port, nil
 		}
 		bc := newBatchConn(udp)
+		bc.oversized = lf.state.drops.oversized
 		mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: logger, UDPConn: bc})
 		return mux, &batchGroup{conns: []*batchConn{bc}}, tcp, port, nil
 	}
@@ -231,7 +242,7 @@ func listenMedia(cfg Config, ip net.IP, lf pionLoggerFactory) (ice.UDPMux, *batc
 // per interface address. With port 0 another process may take the number
 // in between; then it tries again with another. With batch, the sockets
 // are batchConns, returned as a group.
-func listenEveryInterface(ip net.IP, port int, withTCP, loopback, batch bool, logger logging.LeveledLogger) (ice.UDPMux, *batchGroup, net.Listener, int, error) {
+func listenEveryInterface(ip net.IP, port int, withTCP, loopback, batch bool, logger logging.LeveledLogger, oversized prometheus.Counter) (ice.UDPMux, *batchGroup, net.Listener, int, error) {
 	attempts := 1
 	if port == 0 {
 		attempts = bindAttempts
@@ -257,6 +268,7 @@ func listenEveryInterface(ip net.IP, port int, withTCP, loopback, batch bool, lo
 				}
 				return nil, nil, nil, 0, fmt.Errorf("media: network: %w", err)
 			}
+			bn.oversized = oversized
 			group = &bn.group
 			opts = append(opts, ice.UDPMuxFromPortWithNet(bn))
 		}
@@ -598,33 +610,3 @@ func (s *SFU) Counts() Counts {
 	}
 	return c
 }
-
-// pionLoggerFactory sends pion's logs to the SFU's slog logger. pion's info
-// and below are library internals, so they go to debug.
-type pionLoggerFactory struct{ log *slog.Logger }
-
-// NewLogger returns the logger of one pion subsystem.
-func (f pionLoggerFactory) NewLogger(scope string) logging.LeveledLogger {
-	return pionLogger{log: f.log.With("pion", scope)}
-}
-
-type pionLogger struct{ log *slog.Logger }
-
-func (l pionLogger) logf(level slog.Level, format string, args ...any) {
-	// Formatting is skipped when the level is off: pion logs per packet
-	// at debug in places.
-	if l.log.Enabled(context.Background(), level) {
-		l.log.Log(context.Background(), level, fmt.Sprintf(format, args...))
-	}
-}
-
-func (l pionLogger) Trace(string)                      {}
-func (l pionLogger) Tracef(string, ...any)             {}
-func (l pionLogger) Debug(msg string)                  { l.logf(slog.LevelDebug, "%s", msg) }
-func (l pionLogger) Debugf(format string, args ...any) { l.logf(slog.LevelDebug, format, args...) }
-func (l pionLogger) Info(msg string)                   { l.logf(slog.LevelDebug, "%s", msg) }
-func (l pionLogger) Infof(format string, args ...any)  { l.logf(slog.LevelDebug, format, args...) }
-func (l pionLogger) Warn(msg string)                   { l.logf(slog.LevelWarn, "%s", msg) }
-func (l pionLogger) Warnf(format string, args ...any)  { l.logf(slog.LevelWarn, format, args...) }
-func (l pionLogger) Error(msg string)                  { l.logf(slog.LevelError, "%s", msg) }
-func (l pionLogger) Errorf(format string, args ...any) { l.logf(slog.LevelError, format, args...) }

@@ -50,6 +50,11 @@ type publishedTrack struct {
 	srcExtIDs map[string]uint8
 
 	cache *packetCache
+	// limit is the track's rate limits (ratelimit.go); nil for none.
+	// overrun is set once the track went far beyond them: from then on
+	// it forwards nothing while its owner is being ended.
+	limit   *trackLimiter
+	overrun bool
 
 	// fanout is the downtracks packets go to. Forwarding reads it without
 	// a lock; it is replaced, never modified, under SFU.mu.
@@ -169,6 +174,10 @@ func (t *publishedTrack) forward(packet []byte) {
 	}
 	t.counters.packetsIn.Inc()
 	t.counters.bytesIn.Add(float64(len(packet)))
+	if t.limit != nil && !t.withinLimits(len(packet)) {
+		t.metrics.droppedRateLimited.Inc()
+		return
+	}
 	t.cache.store(t.rx.SequenceNumber, packet)
 	if t.tap != nil {
 		t.tap(t.sid, &t.rx, payload)
@@ -184,6 +193,26 @@ func (t *publishedTrack) forward(packet []byte) {
 	default:
 		t.fanOut(*fan, payload)
 	}
+}
+
+// withinLimits applies the track's rate limits to a packet of size
+// bytes, and ends the owner's session once the track has gone far beyond
+// them for long enough.
+func (t *publishedTrack) withinLimits(size int) bool {
+	if t.overrun {
+		return false
+	}
+	ok, end := t.limit.allow(size)
+	if end {
+		t.overrun = true
+		if t.owner != nil {
+			l := t.limit.limit
+			t.owner.refuse(t.metrics.rateExceeded, RuleRateExceeded, "track", t.sid,
+				"limit_packets_per_second", l.packets, "limit_bits_per_second", l.bytes*8)
+		}
+		return false
+	}
+	return ok
 }
 
 // fanOut sends the packet in t.rx to every downtrack of fan, holding the

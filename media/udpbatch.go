@@ -9,6 +9,7 @@ import (
 
 	"github.com/pion/transport/v4"
 	"github.com/pion/transport/v4/stdnet"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 )
@@ -106,6 +107,9 @@ type batchConn struct {
 	is4 bool // the socket's family: a queued address must match it
 	// maxWait is maxBatchWait; tests that count syscalls lift it.
 	maxWait time.Duration
+	// oversized counts datagrams too large for pion, skipped by reads;
+	// nil skips nothing. Set before the socket is read.
+	oversized prometheus.Counter
 
 	mu    sync.Mutex
 	holds int
@@ -165,9 +169,17 @@ func (c *batchConn) release() {
 	c.mu.Unlock()
 }
 
-// ReadFromAddrPort is the socket's ReadFromUDPAddrPort.
+// ReadFromAddrPort is the socket's ReadFromUDPAddrPort, less datagrams
+// larger than pion's receive MTU (maxPacketSize): pion would carry each
+// through ICE to its demux and drop it there with an error line.
 func (c *batchConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
-	return c.UDPConn.ReadFromUDPAddrPort(b)
+	for {
+		n, addr, err := c.UDPConn.ReadFromUDPAddrPort(b)
+		if err != nil || n <= maxPacketSize || c.oversized == nil {
+			return n, addr, err
+		}
+		c.oversized.Inc()
+	}
 }
 
 // WriteToAddrPort sends b to addr now, or queues it while the socket is
@@ -277,7 +289,8 @@ func (c *batchConn) counts() (datagrams, syscalls int64) {
 // through it, one per interface address, and group collects them.
 type batchNet struct {
 	*stdnet.Net
-	group batchGroup
+	group     batchGroup
+	oversized prometheus.Counter // batchConn.oversized
 }
 
 func newBatchNet() (*batchNet, error) {
@@ -295,6 +308,7 @@ func (n *batchNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPC
 		return nil, err
 	}
 	bc := newBatchConn(c)
+	bc.oversized = n.oversized
 	n.group.conns = append(n.group.conns, bc)
 	return bc, nil
 }

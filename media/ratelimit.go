@@ -1,0 +1,163 @@
+package media
+
+import (
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// Publisher rate limits.
+//
+// Every published track has a packet and a bit budget per second, by kind
+// (Config's AudioMax* and VideoMax*), as two token buckets holding one
+// second's worth each: bursts of that size (a key frame) pass, and what a
+// track sends beyond its budget is dropped before the packet cache and
+// the fan-out, so no subscriber receives it. A track sending more than
+// RateLimitEndFactor times either limit for RateLimitEndAfter in a row is
+// not a client having a moment: its owner's session is ended (rule
+// RuleRateExceeded, Events.Refused).
+//
+// The defaults:
+//   - video, 8 Mbit/s and 1500 packets/s: 1080p30 from a browser is 2–4
+//     Mbit/s, key frames and screen sharing peak higher; 8 Mbit/s of
+//     full-size packets is about 830 packets/s, and 1500 leaves room for
+//     the small packets of padding, probing and small frames;
+//   - audio, 320 kbit/s and 250 packets/s: the SFU negotiates
+//     minptime=10, so Opus sends at most 100 packets/s, and browsers at
+//     most 128 kbit/s, doubled by RED, plus headers; the margin on the
+//     packet rate is for bursts after a stall on the way, and for
+//     clients that ignore minptime down to 5 ms frames.
+const (
+	defaultAudioMaxBitrate    = 320_000
+	defaultAudioMaxPacketRate = 250
+	defaultVideoMaxBitrate    = 8_000_000
+	defaultVideoMaxPacketRate = 1500
+	defaultRateLimitEndFactor = 4
+	defaultRateLimitEndAfter  = 3 * time.Second
+
+	// maxLimitPackets and maxLimitBits are the largest limits kept.
+	maxLimitPackets = 1 << 24
+	maxLimitBits    = 1 << 33
+
+	// rateWindow is the period over which a track's offered rate is
+	// compared with RateLimitEndFactor times its limits.
+	rateWindow = time.Second
+)
+
+// RuleRateExceeded is the rule Events.Refused names when a participant's
+// track sent far beyond its rate limits (Config.RateLimitEndFactor).
+const RuleRateExceeded = "rate_exceeded"
+
+// rateLimit is one kind's limits: per second, with a second's burst.
+// Zero disables a limit.
+type rateLimit struct {
+	packets int64 // packets per second
+	bytes   int64 // bytes per second
+}
+
+// limitFor returns kind's limits from a Config with defaults applied; a
+// negative field is no limit.
+func limitFor(cfg Config, kind webrtc.RTPCodecType) rateLimit {
+	bits, pkts := cfg.AudioMaxBitrate, cfg.AudioMaxPacketRate
+	if kind == webrtc.RTPCodecTypeVideo {
+		bits, pkts = cfg.VideoMaxBitrate, cfg.VideoMaxPacketRate
+	}
+	// Clamped so that a second of tokens, in nano-units, fits an int64.
+	return rateLimit{packets: int64(min(max(pkts, 0), maxLimitPackets)), bytes: int64(min(max(bits, 0), maxLimitBits)) / 8}
+}
+
+// trackLimiter is a track's two token buckets and its overrun watch. It
+// is used only by the track's forwarding goroutine, so it takes no lock.
+// Tokens are kept in units of 1/1e9 packet or byte, so a refill is
+// elapsed nanoseconds times the rate, in integers.
+type trackLimiter struct {
+	limit  rateLimit
+	factor int64
+	// endAfter is the number of rateWindows in a row over factor times
+	// the limits that ends the publisher.
+	endAfter int
+	start    time.Time // the clock's origin
+
+	last               int64 // ns since start of the last refill
+	pktTokens, byteTok int64
+
+	windowStart          int64
+	windowPkts, windowBy int64
+	over                 int // windows in a row over factor times a limit
+}
+
+// newTrackLimiter returns the limiter of a track of kind, or nil when
+// both of its limits are off.
+func newTrackLimiter(cfg Config, kind webrtc.RTPCodecType) *trackLimiter {
+	l := limitFor(cfg, kind)
+	if l.packets == 0 && l.bytes == 0 {
+		return nil
+	}
+	after := max(int(cfg.RateLimitEndAfter/rateWindow), 1)
+	return &trackLimiter{
+		limit:     l,
+		factor:    int64(max(cfg.RateLimitEndFactor, 1)),
+		endAfter:  after,
+		start:     time.Now(),
+		pktTokens: l.packets * int64(time.Second),
+		byteTok:   l.bytes * int64(time.Second),
+	}
+}
+
+// allow reports whether a packet of size bytes is within the limits, and
+// whether the track has now been far beyond them for long enough to end
+// its publisher.
+func (l *trackLimiter) allow(size int) (ok, end bool) {
+	now := int64(time.Since(l.start))
+	end = l.watch(now, size)
+
+	// A bucket holds a second: any longer gap refills it completely, and
+	// clamping the gap keeps elapsed × rate within int64.
+	elapsed := min(now-l.last, int64(time.Second))
+	l.last = now
+	const unit = int64(time.Second)
+	if l.limit.packets > 0 {
+		l.pktTokens = min(l.pktTokens+elapsed*l.limit.packets, l.limit.packets*unit)
+	}
+	if l.limit.bytes > 0 {
+		l.byteTok = min(l.byteTok+elapsed*l.limit.bytes, l.limit.bytes*unit)
+	}
+	if (l.limit.packets > 0 && l.pktTokens < unit) || (l.limit.bytes > 0 && l.byteTok < int64(size)*unit) {
+		return false, end
+	}
+	if l.limit.packets > 0 {
+		l.pktTokens -= unit
+	}
+	if l.limit.bytes > 0 {
+		l.byteTok -= int64(size) * unit
+	}
+	return true, end
+}
+
+// watch counts what the track offers per rateWindow, dropped or not, and
+// reports true once endAfter windows in a row were over factor times a
+// limit.
+func (l *trackLimiter) watch(now int64, size int) bool {
+	if span := now - l.windowStart; span >= int64(rateWindow) {
+		// Rates over the window as it really was: a gap makes it longer.
+		over := (l.limit.packets > 0 && l.windowPkts*int64(time.Second) > l.factor*l.limit.packets*span) ||
+			(l.limit.bytes > 0 && l.windowBy*int64(time.Second)/span > l.factor*l.limit.bytes)
+		if over {
+			l.over++
+		} else {
+			l.over = 0
+		}
+		l.windowStart, l.windowPkts, l.windowBy = now, 0, 0
+	}
+	l.windowPkts++
+	l.windowBy += int64(size)
+	return l.over >= l.endAfter
+}
+
+// orDefault is v, or def when v is zero.
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
