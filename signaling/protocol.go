@@ -99,6 +99,9 @@ const (
 	CodeShuttingDown    = "shutting_down"     // the node no longer accepts joins (fatal)
 	CodeMediaRefused    = "media_refused"     // the SFU ended the participant's media for breaking a bound (fatal)
 
+	// A published track sent far beyond its rate limits for seconds (fatal).
+	CodeMediaRateExceeded = "media_rate_exceeded"
+
 	// Media.
 	CodeNegotiation  = "negotiation_failed" // an offer, answer or candidate could not be applied
 	CodeOfferPending = "offer_pending"      // a publisher offer came while the previous one was being answered

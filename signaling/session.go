@@ -780,6 +780,10 @@ func (c *session) mediaEvents() media.Events {
 			c.logger().Warn("signaling: media connection failed", "target", target)
 		},
 		Refused: func(rule string) {
+			if rule == media.RuleRateExceeded {
+				c.fatal(CodeMediaRateExceeded, "the media server ended this session: a published track sent far beyond its rate limits (see docs/PROTOCOL.md, Limits)", "", ClosePolicy)
+				return
+			}
 			c.fatal(CodeMediaRefused, fmt.Sprintf("the media server ended this session: the client broke its bound %q (see docs/PROTOCOL.md, Limits)", rule), "", ClosePolicy)
 		},
 	}
