@@ -79,6 +79,12 @@ type config struct {
 	PublicIP stringList `yaml:"public_ip"`
 	// NoICETCP turns off ICE-TCP on the media port.
 	NoICETCP bool `yaml:"no_ice_tcp"`
+	// AllowCandidates are ranges of clients' ICE candidates the SFU checks
+	// although its candidate policy refuses them (loopback, link-local,
+	// its own addresses, ...); RefusePrivateCandidates refuses private
+	// ranges, allowed by default for LAN calls.
+	AllowCandidates         stringList `yaml:"allow_candidates"`
+	RefusePrivateCandidates bool       `yaml:"refuse_private_candidates"`
 	// ICEServers are STUN and TURN servers handed to clients in "joined".
 	ICEServers []iceServerConfig `yaml:"ice_servers"`
 	// TURN is the relay whose fresh REST credentials every joined
@@ -413,6 +419,11 @@ func (c *config) validate() error {
 	}
 	if c.MediaPort < 0 || c.MediaPort > 65535 {
 		bad("media_port", "must be 1-65535 (or 0 for any free port), got %d", c.MediaPort)
+	}
+	for i, p := range c.AllowCandidates {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			bad(fmt.Sprintf("allow_candidates[%d]", i), "%q is not a CIDR range (e.g. 10.0.0.0/8, 127.0.0.1/32)", p)
+		}
 	}
 	for _, s := range c.PublicIP {
 		switch ip := net.ParseIP(s); {
@@ -760,6 +771,8 @@ func settings() []setting {
 		integer("media-port", "media_port", "media port: UDP (ICE mux) and TCP (ICE-TCP) of the same number; 0 picks a free one", func(c *config) *int { return &c.MediaPort }),
 		list("public-ip", "public_ip", "public `IP` announced in ICE candidates instead of the host's (1:1 NAT; repeatable or comma list)", func(c *config) *stringList { return &c.PublicIP }),
 		boolean("no-ice-tcp", "no_ice_tcp", "turn off ICE-TCP on the media port", func(c *config) *bool { return &c.NoICETCP }),
+		list("allow-candidate", "allow_candidates", "`CIDR` range of client ICE candidates checked although the candidate policy refuses it (loopback, link-local, this node's addresses; repeatable or comma list)", func(c *config) *stringList { return &c.AllowCandidates }),
+		boolean("refuse-private-candidates", "refuse_private_candidates", "do not check client ICE candidates in private ranges (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7); allowed by default for LAN calls", func(c *config) *bool { return &c.RefusePrivateCandidates }),
 		{name: "ice-server", field: "ice_servers", usage: "STUN or TURN `URL` handed to clients (repeatable or comma list; TURN credentials only in the config file)", kind: kindList,
 			get: func(c *config) string {
 				var urls []string

@@ -107,6 +107,8 @@ func newGateway(cfg config, log *slog.Logger) (*gateway, error) {
 		// loopback candidates let a client on the same host connect even
 		// with no network. Behind 1:1 NAT they would only add noise.
 		IncludeLoopback:         len(cfg.PublicIP) == 0,
+		AllowCandidates:         prefixes(cfg.AllowCandidates),
+		RefusePrivateCandidates: cfg.RefusePrivateCandidates,
 		AudioLevelExtension:     cfg.Media.AudioLevelExtension,
 		PacketCacheSize:         cfg.PacketCacheSize,
 		KeyframeRequestInterval: cfg.KeyframeRequestInterval,
@@ -498,9 +500,7 @@ func startRelay(cfg config, mediaPort int, log *slog.Logger, reg prometheus.Regi
 	if t.PublicIP != "" {
 		rc.PublicIP, _ = netip.ParseAddr(t.PublicIP)
 	}
-	for _, p := range t.AllowPeers {
-		rc.AllowPeers = append(rc.AllowPeers, netip.MustParsePrefix(p))
-	}
+	rc.AllowPeers = prefixes(t.AllowPeers)
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
@@ -564,4 +564,13 @@ func (g *gateway) closeRelay() {
 	if g.relay != nil {
 		_ = g.relay.Close()
 	}
+}
+
+// prefixes parses CIDR ranges validate has checked.
+func prefixes(list []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range list {
+		out = append(out, netip.MustParsePrefix(p))
+	}
+	return out
 }
