@@ -48,9 +48,6 @@ type downTrack struct {
 	seqOffset uint16
 	tsOffset  uint32
 
-	// nack is the subscription's retransmission budget (nackbudget.go).
-	nack nackBudget
-
 	// Scratch space reused per packet, so forwarding does not allocate.
 	out      rtp.Header
 	outExts  [maxForwardedExtensions]rtp.Extension
@@ -58,6 +55,9 @@ type downTrack struct {
 	dsts     [maxForwardedExtensions]uint8
 	rtxBuf   [maxPacketSize]byte
 	rtxHdr   rtp.Header
+
+	// nack is the subscription's retransmission budget (nackbudget.go).
+	nack nackBudget
 }
 
 type extensionMapping struct{ src, dst uint8 }

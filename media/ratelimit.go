@@ -39,6 +39,10 @@ const (
 	maxLimitPackets = 1 << 24
 	maxLimitBits    = 1 << 33
 
+	// clockEvery is the most packets allowed between two readings of
+	// the clock.
+	clockEvery = 16
+
 	// rateWindow is the period over which a track's offered rate is
 	// compared with RateLimitEndFactor times its limits.
 	rateWindow = time.Second
@@ -84,6 +88,7 @@ type trackLimiter struct {
 	windowStart          int64
 	windowPkts, windowBy int64
 	over                 int // windows in a row over factor times a limit
+	unclocked            int // packets since the clock was last read
 }
 
 // newTrackLimiter returns the limiter of a track of kind, or nil when
@@ -106,51 +111,65 @@ func newTrackLimiter(cfg Config, kind webrtc.RTPCodecType) *trackLimiter {
 
 // allow reports whether a packet of size bytes is within the limits, and
 // whether the track has now been far beyond them for long enough to end
-// its publisher.
+// its publisher. The clock is read only every clockEvery packets while
+// the buckets have tokens (reading it costs more than the rest of the
+// check): the refill then comes late, not short.
 func (l *trackLimiter) allow(size int) (ok, end bool) {
-	now := int64(time.Since(l.start))
-	end = l.watch(now, size)
-
-	// A bucket holds a second: any longer gap refills it completely, and
-	// clamping the gap keeps elapsed × rate within int64.
-	elapsed := min(now-l.last, int64(time.Second))
-	l.last = now
 	const unit = int64(time.Second)
-	if l.limit.packets > 0 {
-		l.pktTokens = min(l.pktTokens+elapsed*l.limit.packets, l.limit.packets*unit)
-	}
-	if l.limit.bytes > 0 {
-		l.byteTok = min(l.byteTok+elapsed*l.limit.bytes, l.limit.bytes*unit)
-	}
-	if (l.limit.packets > 0 && l.pktTokens < unit) || (l.limit.bytes > 0 && l.byteTok < int64(size)*unit) {
-		return false, end
+	cost := int64(size) * unit
+	l.windowPkts++
+	l.windowBy += int64(size)
+	l.unclocked++
+	if l.unclocked >= clockEvery || !l.has(cost) {
+		l.unclocked = 0
+		now := int64(time.Since(l.start))
+		end = l.watch(now)
+		// A bucket holds a second: any longer gap refills it completely,
+		// and clamping the gap keeps elapsed × rate within int64.
+		elapsed := min(now-l.last, unit)
+		l.last = now
+		if l.limit.packets > 0 {
+			l.pktTokens = min(l.pktTokens+elapsed*l.limit.packets, l.limit.packets*unit)
+		}
+		if l.limit.bytes > 0 {
+			l.byteTok = min(l.byteTok+elapsed*l.limit.bytes, l.limit.bytes*unit)
+		}
+		if !l.has(cost) {
+			return false, end
+		}
 	}
 	if l.limit.packets > 0 {
 		l.pktTokens -= unit
 	}
 	if l.limit.bytes > 0 {
-		l.byteTok -= int64(size) * unit
+		l.byteTok -= cost
 	}
 	return true, end
 }
 
-// watch counts what the track offers per rateWindow, dropped or not, and
-// reports true once endAfter windows in a row were over factor times a
-// limit.
-func (l *trackLimiter) watch(now int64, size int) bool {
-	if span := now - l.windowStart; span >= int64(rateWindow) {
-		// Rates over the window as it really was: a gap makes it longer.
-		over := (l.limit.packets > 0 && l.windowPkts*int64(time.Second) > l.factor*l.limit.packets*span) ||
-			(l.limit.bytes > 0 && l.windowBy*int64(time.Second)/span > l.factor*l.limit.bytes)
-		if over {
-			l.over++
-		} else {
-			l.over = 0
-		}
-		l.windowStart, l.windowPkts, l.windowBy = now, 0, 0
+// has reports whether the buckets hold a packet of cost byte tokens.
+func (l *trackLimiter) has(cost int64) bool {
+	return (l.limit.packets == 0 || l.pktTokens >= int64(time.Second)) && (l.limit.bytes == 0 || l.byteTok >= cost)
+}
+
+// watch closes the current rateWindow once it has lasted that long: it
+// compares what the track offered in it, dropped or not, with factor
+// times the limits, and reports true once endAfter windows in a row were
+// over.
+func (l *trackLimiter) watch(now int64) bool {
+	span := now - l.windowStart
+	if span < int64(rateWindow) {
+		return l.over >= l.endAfter
 	}
-	l.windowPkts++
-	l.windowBy += int64(size)
+	// Rates over the window as it really was: a gap makes it longer.
+	over := (l.limit.packets > 0 && l.windowPkts*int64(time.Second) > l.factor*l.limit.packets*span) ||
+		(l.limit.bytes > 0 && l.windowBy*int64(time.Second)/span > l.factor*l.limit.bytes)
+	if over {
+		l.over++
+	} else {
+		l.over = 0
+	}
+	l.windowStart, l.windowPkts, l.windowBy = now, 0, 0
 	return l.over >= l.endAfter
 }
 
