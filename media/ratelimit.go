@@ -17,7 +17,7 @@ import (
 // not a client having a moment: its owner's session is ended (rule
 // RuleRateExceeded, Events.Refused).
 //
-// The defaults:
+// The defaults (Config fields left zero take them):
 //   - video, 8 Mbit/s and 1500 packets/s: 1080p30 from a browser is 2–4
 //     Mbit/s, key frames and screen sharing peak higher; 8 Mbit/s of
 //     full-size packets is about 830 packets/s, and 1500 leaves room for
@@ -28,12 +28,12 @@ import (
 //     packet rate is for bursts after a stall on the way, and for
 //     clients that ignore minptime down to 5 ms frames.
 const (
-	defaultAudioMaxBitrate    = 320_000
-	defaultAudioMaxPacketRate = 250
-	defaultVideoMaxBitrate    = 8_000_000
-	defaultVideoMaxPacketRate = 1500
-	defaultRateLimitEndFactor = 4
-	defaultRateLimitEndAfter  = 3 * time.Second
+	DefaultAudioMaxBitrate    = 320_000
+	DefaultAudioMaxPacketRate = 250
+	DefaultVideoMaxBitrate    = 8_000_000
+	DefaultVideoMaxPacketRate = 1500
+	DefaultRateLimitEndFactor = 4
+	DefaultRateLimitEndAfter  = 3 * time.Second
 
 	// maxLimitPackets and maxLimitBits are the largest limits kept.
 	maxLimitPackets = 1 << 24

@@ -172,15 +172,15 @@ func withDefaults(cfg Config) Config {
 	if cfg.KeyframeRequestInterval <= 0 {
 		cfg.KeyframeRequestInterval = defaultKeyframeRequestInterval
 	}
-	cfg.AudioMaxBitrate = orDefault(cfg.AudioMaxBitrate, defaultAudioMaxBitrate)
-	cfg.AudioMaxPacketRate = orDefault(cfg.AudioMaxPacketRate, defaultAudioMaxPacketRate)
-	cfg.VideoMaxBitrate = orDefault(cfg.VideoMaxBitrate, defaultVideoMaxBitrate)
-	cfg.VideoMaxPacketRate = orDefault(cfg.VideoMaxPacketRate, defaultVideoMaxPacketRate)
+	cfg.AudioMaxBitrate = orDefault(cfg.AudioMaxBitrate, DefaultAudioMaxBitrate)
+	cfg.AudioMaxPacketRate = orDefault(cfg.AudioMaxPacketRate, DefaultAudioMaxPacketRate)
+	cfg.VideoMaxBitrate = orDefault(cfg.VideoMaxBitrate, DefaultVideoMaxBitrate)
+	cfg.VideoMaxPacketRate = orDefault(cfg.VideoMaxPacketRate, DefaultVideoMaxPacketRate)
 	if cfg.RateLimitEndFactor <= 0 {
-		cfg.RateLimitEndFactor = defaultRateLimitEndFactor
+		cfg.RateLimitEndFactor = DefaultRateLimitEndFactor
 	}
 	if cfg.RateLimitEndAfter <= 0 {
-		cfg.RateLimitEndAfter = defaultRateLimitEndAfter
+		cfg.RateLimitEndAfter = DefaultRateLimitEndAfter
 	}
 	if cfg.ICEDisconnectedTimeout <= 0 {
 		cfg.ICEDisconnectedTimeout = defaultICEDisconnectedTimeout

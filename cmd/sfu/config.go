@@ -19,6 +19,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sotto-rtc/sotto/media"
 	"github.com/sotto-rtc/sotto/relay"
 	"github.com/sotto-rtc/sotto/signaling"
 )
@@ -194,6 +195,16 @@ type limitsConfig struct {
 	TracksPerParticipant int     `yaml:"tracks_per_participant"`
 	JoinsPerSecondPerIP  float64 `yaml:"joins_per_second_per_ip"`
 	JoinBurst            int     `yaml:"join_burst"`
+
+	// Per published track, the SFU's (media.Config): bits and packets per
+	// second, 0 for no limit; a track over RateLimitEndFactor times either
+	// for RateLimitEndAfter ends its publisher.
+	AudioMaxBitrate    int           `yaml:"audio_max_bitrate"`
+	AudioMaxPacketRate int           `yaml:"audio_max_packet_rate"`
+	VideoMaxBitrate    int           `yaml:"video_max_bitrate"`
+	VideoMaxPacketRate int           `yaml:"video_max_packet_rate"`
+	RateLimitEndFactor int           `yaml:"rate_limit_end_factor"`
+	RateLimitEndAfter  time.Duration `yaml:"rate_limit_end_after"`
 }
 
 // stringList is a YAML list of strings that also accepts a single string,
@@ -244,6 +255,12 @@ func defaultConfig() config {
 			TracksPerParticipant: signaling.DefaultTracksPerParticipant,
 			JoinsPerSecondPerIP:  signaling.DefaultJoinsPerSecondPerIP,
 			JoinBurst:            signaling.DefaultJoinBurst,
+			AudioMaxBitrate:      media.DefaultAudioMaxBitrate,
+			AudioMaxPacketRate:   media.DefaultAudioMaxPacketRate,
+			VideoMaxBitrate:      media.DefaultVideoMaxBitrate,
+			VideoMaxPacketRate:   media.DefaultVideoMaxPacketRate,
+			RateLimitEndFactor:   media.DefaultRateLimitEndFactor,
+			RateLimitEndAfter:    media.DefaultRateLimitEndAfter,
 		},
 		DrainGrace:   defaultDrainGrace,
 		DrainTimeout: defaultDrainTimeout,
@@ -573,6 +590,14 @@ func (c *config) validate() error {
 	atLeast("limits.tracks_per_participant", l.TracksPerParticipant, 1)
 	positiveRate("limits.joins_per_second_per_ip", l.JoinsPerSecondPerIP)
 	atLeast("limits.join_burst", l.JoinBurst, 1)
+	atLeast("limits.audio_max_bitrate", l.AudioMaxBitrate, 0)
+	atLeast("limits.audio_max_packet_rate", l.AudioMaxPacketRate, 0)
+	atLeast("limits.video_max_bitrate", l.VideoMaxBitrate, 0)
+	atLeast("limits.video_max_packet_rate", l.VideoMaxPacketRate, 0)
+	atLeast("limits.rate_limit_end_factor", l.RateLimitEndFactor, 2)
+	if l.RateLimitEndAfter < time.Second {
+		bad("limits.rate_limit_end_after", "must be at least 1s (whole seconds count), got %v", l.RateLimitEndAfter)
+	}
 
 	if c.DrainGrace < 0 {
 		bad("drain_grace", "must not be negative, got %v", c.DrainGrace)
@@ -811,6 +836,12 @@ func settings() []setting {
 		integer("tracks-per-participant", "limits.tracks_per_participant", "tracks one participant may publish at once", func(c *config) *int { return &c.Limits.TracksPerParticipant }),
 		float("joins-per-second-per-ip", "limits.joins_per_second_per_ip", "sustained joins per second from one client IP address", func(c *config) *float64 { return &c.Limits.JoinsPerSecondPerIP }),
 		integer("join-burst", "limits.join_burst", "joins one IP address may make at once above the rate", func(c *config) *int { return &c.Limits.JoinBurst }),
+		integer("audio-max-bitrate", "limits.audio_max_bitrate", "bits per second one published audio track may send (RTP header and payload; 0: no limit); the excess is dropped", func(c *config) *int { return &c.Limits.AudioMaxBitrate }),
+		integer("audio-max-packet-rate", "limits.audio_max_packet_rate", "packets per second one published audio track may send (0: no limit)", func(c *config) *int { return &c.Limits.AudioMaxPacketRate }),
+		integer("video-max-bitrate", "limits.video_max_bitrate", "bits per second one published video track may send (0: no limit)", func(c *config) *int { return &c.Limits.VideoMaxBitrate }),
+		integer("video-max-packet-rate", "limits.video_max_packet_rate", "packets per second one published video track may send (0: no limit)", func(c *config) *int { return &c.Limits.VideoMaxPacketRate }),
+		integer("rate-limit-end-factor", "limits.rate_limit_end_factor", "a track sending this many times a limit for --rate-limit-end-after ends its publisher (media_rate_exceeded)", func(c *config) *int { return &c.Limits.RateLimitEndFactor }),
+		duration("rate-limit-end-after", "limits.rate_limit_end_after", "how long a track may stay over --rate-limit-end-factor times a limit", func(c *config) *time.Duration { return &c.Limits.RateLimitEndAfter }),
 
 		duration("drain-grace", "drain_grace", "on SIGTERM/SIGINT, time /readyz fails while calls go on, so load balancers stop sending callers before any is ended; 0 ends calls at once", func(c *config) *time.Duration { return &c.DrainGrace }),
 		duration("drain-timeout", "drain_timeout", "after the grace, bound on ending calls (going_away) and stopping", func(c *config) *time.Duration { return &c.DrainTimeout }),

@@ -114,6 +114,12 @@ func newGateway(cfg config, log *slog.Logger) (*gateway, error) {
 		KeyframeRequestInterval: cfg.KeyframeRequestInterval,
 		ICEDisconnectedTimeout:  cfg.ICEDisconnectedTimeout,
 		ICEFailedTimeout:        cfg.ICEFailedTimeout,
+		AudioMaxBitrate:         noLimit(cfg.Limits.AudioMaxBitrate),
+		AudioMaxPacketRate:      noLimit(cfg.Limits.AudioMaxPacketRate),
+		VideoMaxBitrate:         noLimit(cfg.Limits.VideoMaxBitrate),
+		VideoMaxPacketRate:      noLimit(cfg.Limits.VideoMaxPacketRate),
+		RateLimitEndFactor:      cfg.Limits.RateLimitEndFactor,
+		RateLimitEndAfter:       cfg.Limits.RateLimitEndAfter,
 		Logger:                  log,
 		Registerer:              reg,
 	})
@@ -573,4 +579,13 @@ func prefixes(list []string) []netip.Prefix {
 		out = append(out, netip.MustParsePrefix(p))
 	}
 	return out
+}
+
+// noLimit turns the command's 0 (no limit) into media's -1 (media reads 0
+// as its default).
+func noLimit(v int) int {
+	if v == 0 {
+		return -1
+	}
+	return v
 }
