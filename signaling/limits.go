@@ -3,6 +3,7 @@ package signaling
 import (
 	"fmt"
 	"math"
+	"net"
 	"sync"
 	"time"
 
@@ -32,6 +33,27 @@ type ServerLimits struct {
 	// one source address pass. Defaults 5 and 20.
 	JoinsPerSecondPerIP float64
 	JoinBurst           int
+	// RelayBytesPerSecond and RelayBurstBytes are the token bucket of relay
+	// data (bytes of "data", counted once however many recipients) one
+	// connection passes. Defaults 256 KiB/s and 1 MiB: E2EE key messages
+	// and views of a full room are tens of KiB per membership change, and
+	// chat far less. The burst must hold one message of MaxMessageBytes.
+	RelayBytesPerSecond float64
+	RelayBurstBytes     int
+	// RelayQueueBytes and RelayQueueMessages bound the relays waiting for
+	// one receiver, apart from the server's own messages. Each sender may
+	// hold at most max(1/N of them, 1/16 of them or two maximal messages),
+	// N being the others in the room; a relay beyond its sender's share is
+	// refused to the sender. Defaults 4 MiB and 256.
+	RelayQueueBytes    int
+	RelayQueueMessages int
+	// UnjoinedPerAddress and UnjoinedConnections bound the WebSockets that
+	// have not joined (yet), per source address (an IPv6 address by its
+	// /64) and in all; beyond them an upgrade is refused with HTTP 429 or
+	// 503. Defaults 32 (above JoinBurst, so that honest callers behind one
+	// NAT meet the join rate first) and 1024.
+	UnjoinedPerAddress  int
+	UnjoinedConnections int
 }
 
 // Defaults of ServerLimits fields left zero.
@@ -44,6 +66,12 @@ const (
 	DefaultTracksPerParticipant = 8
 	DefaultJoinsPerSecondPerIP  = 5
 	DefaultJoinBurst            = 20
+	DefaultRelayBytesPerSecond  = 256 << 10
+	DefaultRelayBurstBytes      = 1 << 20
+	DefaultRelayQueueBytes      = 4 << 20
+	DefaultRelayQueueMessages   = 256
+	DefaultUnjoinedPerAddress   = 32
+	DefaultUnjoinedConnections  = 1024
 )
 
 // minMessageBytes is the least MaxMessageBytes accepted: a join with a
@@ -64,6 +92,11 @@ func (l ServerLimits) withDefaults() (ServerLimits, error) {
 		{"RoomsPerNode", &l.RoomsPerNode, DefaultRoomsPerNode},
 		{"TracksPerParticipant", &l.TracksPerParticipant, DefaultTracksPerParticipant},
 		{"JoinBurst", &l.JoinBurst, DefaultJoinBurst},
+		{"RelayBurstBytes", &l.RelayBurstBytes, DefaultRelayBurstBytes},
+		{"RelayQueueBytes", &l.RelayQueueBytes, DefaultRelayQueueBytes},
+		{"RelayQueueMessages", &l.RelayQueueMessages, DefaultRelayQueueMessages},
+		{"UnjoinedPerAddress", &l.UnjoinedPerAddress, DefaultUnjoinedPerAddress},
+		{"UnjoinedConnections", &l.UnjoinedConnections, DefaultUnjoinedConnections},
 	}
 	for _, f := range ints {
 		if *f.v < 0 {
@@ -80,6 +113,7 @@ func (l ServerLimits) withDefaults() (ServerLimits, error) {
 	}{
 		{"MessagesPerSecond", &l.MessagesPerSecond, DefaultMessagesPerSecond},
 		{"JoinsPerSecondPerIP", &l.JoinsPerSecondPerIP, DefaultJoinsPerSecondPerIP},
+		{"RelayBytesPerSecond", &l.RelayBytesPerSecond, DefaultRelayBytesPerSecond},
 	}
 	for _, f := range floats {
 		if *f.v < 0 || math.IsNaN(*f.v) || math.IsInf(*f.v, 0) {
@@ -92,6 +126,12 @@ func (l ServerLimits) withDefaults() (ServerLimits, error) {
 	if l.MaxMessageBytes < minMessageBytes {
 		return l, fmt.Errorf("signaling: Limits.MaxMessageBytes %d is below the minimum %d", l.MaxMessageBytes, minMessageBytes)
 	}
+	if l.RelayBurstBytes < l.MaxMessageBytes {
+		return l, fmt.Errorf("signaling: Limits.RelayBurstBytes %d is below MaxMessageBytes %d: a full-size relay could never pass", l.RelayBurstBytes, l.MaxMessageBytes)
+	}
+	if l.RelayQueueBytes < 2*l.MaxMessageBytes {
+		return l, fmt.Errorf("signaling: Limits.RelayQueueBytes %d is below twice MaxMessageBytes (%d)", l.RelayQueueBytes, 2*l.MaxMessageBytes)
+	}
 	return l, nil
 }
 
@@ -103,6 +143,8 @@ func (l ServerLimits) wire() Limits {
 		// stays within the limit.
 		MessagesPerSecond:    int(math.Floor(l.MessagesPerSecond)),
 		TracksPerParticipant: l.TracksPerParticipant,
+		RelayBytesPerSecond:  int(math.Floor(l.RelayBytesPerSecond)),
+		RelayBurstBytes:      l.RelayBurstBytes,
 	}
 }
 
@@ -219,4 +261,88 @@ func (j *joinLimiter) sweepLocked(now time.Time) {
 			delete(j.byAddr, addr)
 		}
 	}
+}
+
+// relayShare is the most of one receiver's relay queue one sender may
+// hold when the receiver has others others in its room: an equal part,
+// but never less than 1/16 of the queue or two maximal messages.
+func (l ServerLimits) relayShare(others int) relayLoad {
+	others = max(others, 1)
+	return relayLoad{
+		msgs:  min(max(l.RelayQueueMessages/others, l.RelayQueueMessages/16, 1), l.RelayQueueMessages),
+		bytes: min(max(l.RelayQueueBytes/others, l.RelayQueueBytes/16, 2*l.MaxMessageBytes), l.RelayQueueBytes),
+	}
+}
+
+// refusalTally counts refusals within floodWindow. Reader goroutine only.
+type refusalTally struct {
+	windowStart time.Time
+	n           int
+}
+
+// add counts one refusal at now and returns the count in its window.
+func (t *refusalTally) add(now time.Time) int {
+	if now.Sub(t.windowStart) > floodWindow {
+		t.windowStart = now
+		t.n = 0
+	}
+	t.n++
+	return t.n
+}
+
+// Which unjoined bound refused a connection (metric label values).
+const (
+	unjoinedAddress = "address"
+	unjoinedTotal   = "total"
+)
+
+// unjoinedLimiter counts the connections that have not joined, per source
+// address and in all. Entries exist only while counted, so the map is
+// bounded by UnjoinedConnections.
+type unjoinedLimiter struct {
+	perAddr, total int
+
+	mu     sync.Mutex
+	byAddr map[string]int
+	n      int
+}
+
+func newUnjoinedLimiter(l ServerLimits) *unjoinedLimiter {
+	return &unjoinedLimiter{perAddr: l.UnjoinedPerAddress, total: l.UnjoinedConnections, byAddr: make(map[string]int)}
+}
+
+// acquire takes a slot for key; it returns the bound that refused it, or "".
+func (u *unjoinedLimiter) acquire(key string) string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	switch {
+	case u.byAddr[key] >= u.perAddr:
+		return unjoinedAddress
+	case u.n >= u.total:
+		return unjoinedTotal
+	}
+	u.byAddr[key]++
+	u.n++
+	return ""
+}
+
+func (u *unjoinedLimiter) release(key string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.n--
+	if u.byAddr[key] <= 1 {
+		delete(u.byAddr, key)
+		return
+	}
+	u.byAddr[key]--
+}
+
+// unjoinedKey is the key addr's unjoined connections are counted under:
+// the address, or for IPv6 its /64, which one host usually holds whole.
+func unjoinedKey(addr string) string {
+	ip := net.ParseIP(addr)
+	if ip == nil || ip.To4() != nil {
+		return addr
+	}
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }

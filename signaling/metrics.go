@@ -18,6 +18,9 @@ type metrics struct {
 	joins          *prometheus.CounterVec // by result
 	connFailures   *prometheus.CounterVec // by target
 	slowDisconnect prometheus.Counter
+	relayRefused   *prometheus.CounterVec // by reason
+	unjoined       prometheus.Gauge
+	unjoinedRefuse *prometheus.CounterVec // by limit
 }
 
 // isClientType reports whether typ is a message type a client may send.
@@ -61,12 +64,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		slowDisconnect: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sotto_signaling_slow_client_disconnects_total", Help: "Connections closed because their outbound queue overflowed.",
 		}),
+		relayRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sotto_signaling_relays_refused_total", Help: "Relays refused to their sender, by reason (sender_budget, receiver_share, receiver_queue).",
+		}, []string{"reason"}),
+		unjoined: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sotto_signaling_unjoined_connections", Help: "WebSocket connections that have not joined.",
+		}),
+		unjoinedRefuse: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sotto_signaling_unjoined_refused_total", Help: "Upgrades refused because too many connections had not joined, by limit (address, total).",
+		}, []string{"limit"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{
 		m.rooms, m.participants, m.joinDuration, m.messages, m.errors, m.joins, m.connFailures, m.slowDisconnect,
+		m.relayRefused, m.unjoined, m.unjoinedRefuse,
 	} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError

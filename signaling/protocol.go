@@ -76,6 +76,7 @@ const (
 	CodeMessageTooLarge = "message_too_large"   // frame above the size limit (fatal)
 	CodeRateLimited     = "rate_limited"        // messages per second exceeded; message dropped
 	CodeFlood           = "flood"               // rate limit exceeded persistently (fatal)
+	CodeRelayFlood      = "relay_flood"         // relays refused persistently (budget or a receiver's share) (fatal)
 
 	// Authentication and authorisation.
 	CodeTokenMissing       = "token_missing"       // join without a token (fatal)
@@ -207,6 +208,10 @@ type Limits struct {
 	MaxMessageBytes      int `json:"max_message_bytes"`
 	MessagesPerSecond    int `json:"messages_per_second"`
 	TracksPerParticipant int `json:"tracks_per_participant"`
+	// RelayBytesPerSecond and RelayBurstBytes are the budget of relay data
+	// bytes this connection may send; beyond it relays get rate_limited.
+	RelayBytesPerSecond int `json:"relay_bytes_per_second"`
+	RelayBurstBytes     int `json:"relay_burst_bytes"`
 }
 
 // SessionDescription is an SDP offer or answer for one of the two peer

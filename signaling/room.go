@@ -252,9 +252,10 @@ func (s *Server) trackMuted(sess *session, t media.TrackInfo) {
 }
 
 // relay passes data from sess to the identities in to (everyone else when
-// empty). Every recipient must be an announced member; if one is not,
-// nothing is delivered, so a client never has to work out who got a
-// partial relay. The sender never receives its own relay.
+// empty). Every recipient must be an announced member with room for it in
+// sess's share of its queue; if one is not, nothing is delivered, so a
+// client never has to work out who got a partial relay. The sender never
+// receives its own relay.
 func (s *Server) relay(sess *session, to []string, data json.RawMessage) (code, msg string) {
 	r, m := sess.room, sess.member
 	r.mu.Lock()
@@ -293,8 +294,17 @@ func (s *Server) relay(sess *session, to []string, data json.RawMessage) (code, 
 	if err != nil {
 		return CodeInternal, "relay could not be encoded"
 	}
+	// All or nothing here too: every recipient must have room for it
+	// within the sender's share, or nobody gets it.
+	share := s.limits.relayShare(len(r.members) - 1)
 	for _, o := range recipients {
-		o.sess.enqueue(outbound{data: frame})
+		if why := o.sess.relayFits(sess, len(frame), share); why != "" {
+			s.metrics.relayRefused.WithLabelValues(why).Inc()
+			return CodeRateLimited, fmt.Sprintf("too many relays wait for %q; the relay was delivered to no one", truncate(o.info.Identity, 64))
+		}
+	}
+	for _, o := range recipients {
+		o.sess.enqueueRelay(sess, frame)
 	}
 	return "", ""
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -73,6 +74,7 @@ type Server struct {
 	log      *slog.Logger
 	verifier *Verifier
 	joins    *joinLimiter
+	unjoined *unjoinedLimiter
 	metrics  *metrics
 	origins  originLog
 
@@ -133,6 +135,7 @@ func NewServer(cfg Config, sfu SFU) (*Server, error) {
 		log:      cfg.Logger,
 		verifier: v,
 		joins:    newJoinLimiter(limits),
+		unjoined: newUnjoinedLimiter(limits),
 		metrics:  m,
 		rooms:    make(map[string]*room),
 		sessions: make(map[*session]struct{}),
@@ -142,6 +145,11 @@ func NewServer(cfg Config, sfu SFU) (*Server, error) {
 // ServeHTTP upgrades the request to a WebSocket and runs the signaling
 // session on it until it ends. cmd/sfu mounts it at Path.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	addr := sourceAddr(r)
+	key := unjoinedKey(addr)
+	if !s.admitUnjoined(w, key) {
+		return
+	}
 	hw := &hijackRecorder{ResponseWriter: w}
 	conn, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		OriginPatterns:  s.cfg.OriginPatterns,
@@ -151,12 +159,42 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Accept has answered the request already.
 		s.origins.refused(s.log, r, s.cfg.OriginPatterns)
 		s.log.Debug("signaling: websocket upgrade refused", "remote", r.RemoteAddr, "err", err)
+		s.unjoined.release(key)
+		s.metrics.unjoined.Dec()
 		return
 	}
-	sess := newSession(s, conn, hw.conn, sourceAddr(r))
+	sess := newSession(s, conn, hw.conn, addr)
+	sess.unjoinedKey = key
 	s.register(sess)
 	sess.run()
 	s.unregister(sess)
+}
+
+// admitUnjoined takes an unjoined slot for key, or refuses the request
+// before any upgrade: 429 when the address holds its share, 503 when the
+// node holds its maximum. Slots come back at join or when the connection
+// ends (the join timeout ends it at the latest).
+func (s *Server) admitUnjoined(w http.ResponseWriter, key string) bool {
+	var (
+		status int
+		msg    string
+	)
+	switch s.unjoined.acquire(key) {
+	case "":
+		s.metrics.unjoined.Inc()
+		return true
+	case unjoinedAddress:
+		status = http.StatusTooManyRequests
+		msg = fmt.Sprintf("too many connections from this address have not joined (at most %d); join on them or close them, then retry", s.limits.UnjoinedPerAddress)
+		s.metrics.unjoinedRefuse.WithLabelValues(unjoinedAddress).Inc()
+	default:
+		status = http.StatusServiceUnavailable
+		msg = fmt.Sprintf("this node holds its maximum of %d connections that have not joined; retry shortly", s.limits.UnjoinedConnections)
+		s.metrics.unjoinedRefuse.WithLabelValues(unjoinedTotal).Inc()
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(s.cfg.JoinTimeout.Round(time.Second)/time.Second))))
+	http.Error(w, msg, status)
+	return false
 }
 
 // Ready reports whether the server admits new joins; false once Shutdown

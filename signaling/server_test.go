@@ -39,6 +39,10 @@ func TestNewServerRefusesBadConfig(t *testing.T) {
 		{"leeway above cap", signaling.Config{Keys: keys, TokenLeeway: time.Hour}, "TokenLeeway"},
 		{"negative limit", signaling.Config{Keys: keys, Limits: signaling.ServerLimits{ParticipantsPerRoom: -1}}, "ParticipantsPerRoom"},
 		{"tiny messages", signaling.Config{Keys: keys, Limits: signaling.ServerLimits{MaxMessageBytes: 100}}, "MaxMessageBytes"},
+		{"relay burst below a message", signaling.Config{Keys: keys, Limits: signaling.ServerLimits{RelayBurstBytes: 1000}}, "RelayBurstBytes"},
+		{"relay queue below two messages", signaling.Config{Keys: keys, Limits: signaling.ServerLimits{RelayQueueBytes: 100 << 10}}, "RelayQueueBytes"},
+		{"negative relay rate", signaling.Config{Keys: keys, Limits: signaling.ServerLimits{RelayBytesPerSecond: -1}}, "RelayBytesPerSecond"},
+		{"negative unjoined bound", signaling.Config{Keys: keys, Limits: signaling.ServerLimits{UnjoinedPerAddress: -1}}, "UnjoinedPerAddress"},
 		{"negative join timeout", signaling.Config{Keys: keys, JoinTimeout: -time.Second}, "JoinTimeout"},
 		{"ice server without urls", signaling.Config{Keys: keys, ICEServers: []signaling.ICEServer{{}}}, "ICEServers[0]"},
 	}
@@ -820,8 +824,10 @@ func TestConcurrentJoinsOfOneIdentity(t *testing.T) {
 	eventually(t, "one media participant", func() bool { return h.sfu.Counts().Participants == 1 })
 }
 
-// A client that stops reading is dropped once its queue overflows; the
-// others keep receiving everything, in order, meanwhile.
+// A client that stops reading is dropped once its own messages (here the
+// pongs to its pings) overflow its queue; the others keep receiving
+// everything, in order, meanwhile. Relays never drop their receiver
+// (TestRelayFloodEndsTheSenderNotTheReceiver).
 func TestSlowClientIsDroppedWithoutHoldingOthers(t *testing.T) {
 	h := newHarness(t, func(c *signaling.Config) {
 		c.Limits.MessagesPerSecond = 1e6
@@ -829,27 +835,18 @@ func TestSlowClientIsDroppedWithoutHoldingOthers(t *testing.T) {
 	})
 	a, _ := h.join(t, "alice", "r", pubSub)
 	b, _ := h.join(t, "bob", "r", pubSub)
-	// slow never reads after joining; a small receive buffer makes its
-	// socket fill sooner.
-	slow := h.dialWith(t, "slow", &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-			if err == nil {
-				err = conn.(*net.TCPConn).SetReadBuffer(4 << 10)
-			}
-			return conn, err
-		},
-	}}})
+	// slow never reads after joining.
+	slow := h.slowReader(t, "slow")
 	slow.send(signaling.Join{Type: signaling.TypeJoin, Protocol: 1, Token: token(t, "slow", "r", pubSub)})
 	slow.waitType(signaling.TypeJoined)
 	a.expectParticipantJoined(b)
 	a.waitType(signaling.TypeParticipantJoin)
 	b.waitType(signaling.TypeParticipantJoin)
 
-	// 16 KiB relays to everyone, in windows of 50 that bob reads before
-	// the next: bob's queue stays short while slow's socket and then its
-	// queue fill.
-	data := json.RawMessage(`"` + strings.Repeat("z", 16<<10) + `"`)
+	// slow sends pings with 16 KiB ids, 50 a window, while alice relays
+	// one message to bob per window: slow's socket and then its queue
+	// fill with its own pongs.
+	ping := `{"type":"ping","id":"` + strings.Repeat("p", 16<<10) + `"}`
 	left := func(c *client) bool {
 		for _, m := range c.seen {
 			if m.typ() == signaling.TypeParticipantLeft && m.str("identity") == "slow" {
@@ -860,21 +857,25 @@ func TestSlowClientIsDroppedWithoutHoldingOthers(t *testing.T) {
 	}
 	const windows, window = 40, 50
 	begun := time.Now()
+pinging:
 	for w := range windows {
-		for i := range window {
-			a.send(signaling.Relay{Type: signaling.TypeRelay, ID: fmt.Sprintf("%d-%d", w, i), Data: data})
+		for range window {
+			if slow.trySend(ping) != nil {
+				break pinging // dropped
+			}
 		}
-		for i := range window {
-			id := fmt.Sprintf("%d-%d", w, i)
-			a.waitFor("ack "+id, func(m msg) bool { return m.typ() == signaling.TypeAck && m.str("id") == id })
-			b.waitType(signaling.TypeRelay)
+		id := fmt.Sprint(w)
+		a.send(signaling.Relay{Type: signaling.TypeRelay, ID: id, To: []string{"bob"}, Data: json.RawMessage(id)})
+		a.waitFor("ack "+id, func(m msg) bool { return m.typ() == signaling.TypeAck && m.str("id") == id })
+		if got := b.waitType(signaling.TypeRelay); string(got.fields["data"]) != id {
+			t.Fatalf("bob got %s, want relay %s", got, id)
 		}
 		if left(b) {
-			t.Logf("slow dropped after %d relays", (w+1)*window)
+			t.Logf("slow dropped after %d pings", (w+1)*window)
 			break
 		}
 	}
-	t.Logf("relays took %v", time.Since(begun))
+	t.Logf("pings took %v", time.Since(begun))
 
 	if !left(b) {
 		b.waitFor("slow's departure", func(m msg) bool {

@@ -16,15 +16,20 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/pion/webrtc/v4"
+	"golang.org/x/time/rate"
 
 	"github.com/sotto-rtc/sotto/media"
 )
 
 const (
-	// outboundQueue is how many messages may wait for one client. A
-	// client that lets more pile up is disconnected: one slow reader must
-	// never hold up a broadcast to the others.
+	// outboundQueue is how many of the server's own messages may wait for
+	// one client (relays are bounded apart, by ServerLimits). A client that
+	// lets more pile up is disconnected: one slow reader must never hold up
+	// a broadcast to the others.
 	outboundQueue = 256
+	// relayFloodAt is how many relays may be refused to one sender within
+	// floodWindow before it is ended with relay_flood.
+	relayFloodAt = 16
 	// writeTimeout bounds writing one message to a client.
 	writeTimeout = 10 * time.Second
 	// closeGrace bounds everything after a session is told to close
@@ -58,7 +63,12 @@ type outbound struct {
 	data []byte
 	// written, when set, runs after the message is written.
 	written func()
+	// from is the relay's sender; nil for the server's own messages.
+	from *session
 }
+
+// relayLoad is an amount of relay traffic waiting in a queue.
+type relayLoad struct{ msgs, bytes int }
 
 // closing is the last thing the writer does for a session.
 type closing struct {
@@ -98,6 +108,12 @@ type session struct {
 	leftReason  string
 	joinStarted bool
 	forceClose  *time.Timer
+	// The outbound queue's accounting: the server's own messages and
+	// relays are bounded apart, and each sender's relays to a share, so
+	// that a peer can fill neither the server's part nor another's share.
+	serverQueued int
+	relayQueued  relayLoad
+	relayFrom    map[*session]relayLoad
 
 	// negMu orders the publisher's answer before its candidates. Media
 	// hands out the answer's candidates once HandleOffer returns, on its
@@ -113,6 +129,9 @@ type session struct {
 	// start only after that (Participant.Start), read them too.
 	guard       *messageGuard
 	offerDone   chan struct{} // closed when the publisher offer being applied is answered
+	relayBudget *rate.Limiter
+	relayTally  refusalTally
+	unjoinedKey string // set while the connection holds an unjoined slot
 	joinTimer   *time.Timer
 	joined      bool
 	room        *room
@@ -123,17 +142,19 @@ type session struct {
 func newSession(srv *Server, conn *websocket.Conn, raw net.Conn, addr string) *session {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &session{
-		srv:        srv,
-		conn:       conn,
-		raw:        raw,
-		addr:       addr,
-		accepted:   time.Now(),
-		out:        make(chan outbound, outboundQueue),
-		final:      make(chan closing, 1),
-		writerDone: make(chan struct{}),
-		ctx:        ctx,
-		cancel:     cancel,
-		guard:      newMessageGuard(srv.limits),
+		srv:         srv,
+		conn:        conn,
+		raw:         raw,
+		addr:        addr,
+		accepted:    time.Now(),
+		out:         make(chan outbound, outboundQueue+srv.limits.RelayQueueMessages),
+		final:       make(chan closing, 1),
+		writerDone:  make(chan struct{}),
+		ctx:         ctx,
+		cancel:      cancel,
+		guard:       newMessageGuard(srv.limits),
+		relayBudget: rate.NewLimiter(rate.Limit(srv.limits.RelayBytesPerSecond), srv.limits.RelayBurstBytes),
+		relayFrom:   make(map[*session]relayLoad),
 	}
 	c.logp.Store(srv.log.With("remote", addr))
 	return c
@@ -157,6 +178,7 @@ func (c *session) run() {
 	c.readLoop()
 
 	c.joinTimer.Stop()
+	c.releaseUnjoined()
 	// If nothing else closed the session, the peer went away: drop the
 	// connection without a handshake.
 	c.fail(closing{}, reasonDisconnected)
@@ -189,21 +211,24 @@ func (c *session) reason() string {
 	return c.leftReason
 }
 
-// enqueue queues m for the writer without blocking. If the client's queue
-// is full the client is too slow: it is disconnected (CodeInternal, close
-// CloseInternal so that it reconnects) and the message dropped. It reports
-// whether m was queued.
+// enqueue queues one of the server's own messages for the writer without
+// blocking. If outboundQueue of them wait already the client is too slow:
+// it is disconnected (CodeInternal, close CloseInternal so that it
+// reconnects) and the message dropped. It reports whether m was queued.
 func (c *session) enqueue(m outbound) bool {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
 		return false
 	}
-	select {
-	case c.out <- m:
-		c.mu.Unlock()
-		return true
-	default:
+	if c.serverQueued < outboundQueue {
+		select {
+		case c.out <- m:
+			c.serverQueued++
+			c.mu.Unlock()
+			return true
+		default:
+		}
 	}
 	c.failLocked(closing{
 		data:   errorFrame(Error{Code: CodeInternal, Message: fmt.Sprintf("too slow: more than %d messages waited for this client", outboundQueue), Fatal: true}),
@@ -217,6 +242,80 @@ func (c *session) enqueue(m outbound) bool {
 	c.srv.metrics.errors.WithLabelValues(CodeInternal).Inc()
 	c.logger().Warn("signaling: client too slow; outbound queue full", "queued", outboundQueue)
 	return false
+}
+
+// Why a relay does not fit a receiver's queue (metric label values).
+const (
+	refusedSenderBudget = "sender_budget"
+	refusedShare        = "receiver_share"
+	refusedQueue        = "receiver_queue"
+)
+
+// relayFits reports why a relay frame of n bytes from from would not fit
+// c's queue, or "" if it fits. Relays are added only under the room's
+// lock, which the caller holds, so a fit stays one until enqueueRelay.
+func (c *session) relayFits(from *session, n int, share relayLoad) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		// Dropped at enqueueRelay: a leaving receiver refuses nobody.
+		return ""
+	}
+	lim := c.srv.limits
+	if c.relayQueued.msgs >= lim.RelayQueueMessages || c.relayQueued.bytes+n > lim.RelayQueueBytes {
+		return refusedQueue
+	}
+	if l := c.relayFrom[from]; l.msgs >= share.msgs || l.bytes+n > share.bytes {
+		return refusedShare
+	}
+	return ""
+}
+
+// enqueueRelay queues a relay frame from from; relayFits said it fits.
+// A relay never makes the receiver too slow: its sender is refused.
+func (c *session) enqueueRelay(from *session, frame []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return
+	}
+	select {
+	case c.out <- outbound{data: frame, from: from}:
+	default:
+		// Not reached: the channel holds both bounds.
+		return
+	}
+	c.relayQueued.msgs++
+	c.relayQueued.bytes += len(frame)
+	l := c.relayFrom[from]
+	c.relayFrom[from] = relayLoad{l.msgs + 1, l.bytes + len(frame)}
+}
+
+// dequeued gives m's place in the queue back once it is written.
+func (c *session) dequeued(m outbound) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m.from == nil {
+		c.serverQueued--
+		return
+	}
+	c.relayQueued.msgs--
+	c.relayQueued.bytes -= len(m.data)
+	l := c.relayFrom[m.from]
+	if l.msgs <= 1 {
+		delete(c.relayFrom, m.from)
+		return
+	}
+	c.relayFrom[m.from] = relayLoad{l.msgs - 1, l.bytes - len(m.data)}
+}
+
+// releaseUnjoined gives back the connection's unjoined slot, once.
+func (c *session) releaseUnjoined() {
+	if c.unjoinedKey != "" {
+		c.srv.unjoined.release(c.unjoinedKey)
+		c.srv.metrics.unjoined.Dec()
+		c.unjoinedKey = ""
+	}
 }
 
 // fail makes f the session's last act, unless one was already chosen.
@@ -341,7 +440,9 @@ func (c *session) finish(f closing) {
 }
 
 func (c *session) write(m outbound) bool {
-	return c.writeWithin(m, writeTimeout)
+	ok := c.writeWithin(m, writeTimeout)
+	c.dequeued(m)
+	return ok
 }
 
 // writeWithin writes m within timeout (0: writeTimeout). On failure the
@@ -738,6 +839,7 @@ func (c *session) join(msg any, bad *DecodeError) bool {
 		return false
 	}
 	c.joined = true
+	c.releaseUnjoined()
 	c.srv.metrics.joins.WithLabelValues("ok").Inc()
 	c.logger().Info("signaling: participant joined", "publish", claims.CanPublish, "subscribe", claims.CanSubscribe)
 	p.Start()
@@ -935,9 +1037,30 @@ func (c *session) relay(r *Relay) {
 		c.sendError(CodeBadMessage, "relay needs data, a JSON value", TypeRelay, r.ID)
 		return
 	}
-	if code, msg := c.srv.relay(c, r.To, r.Data); code != "" {
-		c.sendError(code, msg, TypeRelay, r.ID)
+	if !c.relayBudget.AllowN(time.Now(), len(r.Data)) {
+		c.srv.metrics.relayRefused.WithLabelValues(refusedSenderBudget).Inc()
+		c.relayRefused(r.ID, fmt.Sprintf("relay data over %v bytes per second (bursts of %d); relay dropped",
+			c.srv.limits.RelayBytesPerSecond, c.srv.limits.RelayBurstBytes))
 		return
 	}
-	c.ack(r.ID)
+	code, msg := c.srv.relay(c, r.To, r.Data)
+	switch code {
+	case "":
+		c.ack(r.ID)
+	case CodeRateLimited:
+		c.relayRefused(r.ID, msg)
+	default:
+		c.sendError(code, msg, TypeRelay, r.ID)
+	}
+}
+
+// relayRefused tells the sender its relay was dropped, or ends it once
+// more than relayFloodAt were within floodWindow.
+func (c *session) relayRefused(id, msg string) {
+	if c.relayTally.add(time.Now()) > relayFloodAt {
+		c.logger().Warn("signaling: relay flood")
+		c.fatal(CodeRelayFlood, fmt.Sprintf("more than %d relays refused within %v", relayFloodAt, floodWindow), TypeRelay, ClosePolicy)
+		return
+	}
+	c.sendError(CodeRateLimited, msg, TypeRelay, id)
 }
