@@ -233,7 +233,7 @@ func (c *session) enqueue(m outbound) bool {
 	c.failLocked(closing{
 		data:   errorFrame(Error{Code: CodeInternal, Message: fmt.Sprintf("too slow: more than %d messages waited for this client", outboundQueue), Fatal: true}),
 		code:   CloseInternal,
-		reason: "too slow",
+		reason: CodeInternal,
 		within: slowTimeout,
 	}, reasonDisconnected)
 	c.mu.Unlock()
