@@ -195,6 +195,12 @@ type limitsConfig struct {
 	TracksPerParticipant int     `yaml:"tracks_per_participant"`
 	JoinsPerSecondPerIP  float64 `yaml:"joins_per_second_per_ip"`
 	JoinBurst            int     `yaml:"join_burst"`
+	RelayBytesPerSecond  float64 `yaml:"relay_bytes_per_second"`
+	RelayBurstBytes      int     `yaml:"relay_burst_bytes"`
+	RelayQueueBytes      int     `yaml:"relay_queue_bytes"`
+	RelayQueueMessages   int     `yaml:"relay_queue_messages"`
+	UnjoinedPerAddress   int     `yaml:"unjoined_per_address"`
+	UnjoinedConnections  int     `yaml:"unjoined_connections"`
 
 	// Per published track, the SFU's (media.Config): bits and packets per
 	// second, 0 for no limit; a track over RateLimitEndFactor times either
@@ -255,6 +261,12 @@ func defaultConfig() config {
 			TracksPerParticipant: signaling.DefaultTracksPerParticipant,
 			JoinsPerSecondPerIP:  signaling.DefaultJoinsPerSecondPerIP,
 			JoinBurst:            signaling.DefaultJoinBurst,
+			RelayBytesPerSecond:  signaling.DefaultRelayBytesPerSecond,
+			RelayBurstBytes:      signaling.DefaultRelayBurstBytes,
+			RelayQueueBytes:      signaling.DefaultRelayQueueBytes,
+			RelayQueueMessages:   signaling.DefaultRelayQueueMessages,
+			UnjoinedPerAddress:   signaling.DefaultUnjoinedPerAddress,
+			UnjoinedConnections:  signaling.DefaultUnjoinedConnections,
 			AudioMaxBitrate:      media.DefaultAudioMaxBitrate,
 			AudioMaxPacketRate:   media.DefaultAudioMaxPacketRate,
 			VideoMaxBitrate:      media.DefaultVideoMaxBitrate,
@@ -590,6 +602,16 @@ func (c *config) validate() error {
 	atLeast("limits.tracks_per_participant", l.TracksPerParticipant, 1)
 	positiveRate("limits.joins_per_second_per_ip", l.JoinsPerSecondPerIP)
 	atLeast("limits.join_burst", l.JoinBurst, 1)
+	positiveRate("limits.relay_bytes_per_second", l.RelayBytesPerSecond)
+	if l.RelayBurstBytes < l.MaxMessageBytes {
+		bad("limits.relay_burst_bytes", "must be at least limits.max_message_bytes (%d), or a full-size relay could never pass; got %d", l.MaxMessageBytes, l.RelayBurstBytes)
+	}
+	if l.RelayQueueBytes < 2*l.MaxMessageBytes {
+		bad("limits.relay_queue_bytes", "must be at least twice limits.max_message_bytes (%d); got %d", 2*l.MaxMessageBytes, l.RelayQueueBytes)
+	}
+	atLeast("limits.relay_queue_messages", l.RelayQueueMessages, 1)
+	atLeast("limits.unjoined_per_address", l.UnjoinedPerAddress, 1)
+	atLeast("limits.unjoined_connections", l.UnjoinedConnections, 1)
 	atLeast("limits.audio_max_bitrate", l.AudioMaxBitrate, 0)
 	atLeast("limits.audio_max_packet_rate", l.AudioMaxPacketRate, 0)
 	atLeast("limits.video_max_bitrate", l.VideoMaxBitrate, 0)
@@ -836,6 +858,12 @@ func settings() []setting {
 		integer("tracks-per-participant", "limits.tracks_per_participant", "tracks one participant may publish at once", func(c *config) *int { return &c.Limits.TracksPerParticipant }),
 		float("joins-per-second-per-ip", "limits.joins_per_second_per_ip", "sustained joins per second from one client IP address", func(c *config) *float64 { return &c.Limits.JoinsPerSecondPerIP }),
 		integer("join-burst", "limits.join_burst", "joins one IP address may make at once above the rate", func(c *config) *int { return &c.Limits.JoinBurst }),
+		float("relay-bytes-per-second", "limits.relay_bytes_per_second", "sustained bytes of relay data per second one participant may send (counted once, whatever the recipients)", func(c *config) *float64 { return &c.Limits.RelayBytesPerSecond }),
+		integer("relay-burst-bytes", "limits.relay_burst_bytes", "relay bytes a participant may send at once above the rate (at least --max-message-bytes)", func(c *config) *int { return &c.Limits.RelayBurstBytes }),
+		integer("relay-queue-bytes", "limits.relay_queue_bytes", "relay bytes waiting for one receiver, shared fairly among senders; a sender over its share is refused, never the receiver dropped", func(c *config) *int { return &c.Limits.RelayQueueBytes }),
+		integer("relay-queue-messages", "limits.relay_queue_messages", "relay messages waiting for one receiver, shared likewise", func(c *config) *int { return &c.Limits.RelayQueueMessages }),
+		integer("unjoined-per-address", "limits.unjoined_per_address", "WebSockets from one client address (IPv6: its /64) that have not joined yet; more are refused with 429", func(c *config) *int { return &c.Limits.UnjoinedPerAddress }),
+		integer("unjoined-connections", "limits.unjoined_connections", "WebSockets on the node that have not joined yet; more are refused with 503", func(c *config) *int { return &c.Limits.UnjoinedConnections }),
 		integer("audio-max-bitrate", "limits.audio_max_bitrate", "bits per second one published audio track may send (RTP header and payload; 0: no limit); the excess is dropped", func(c *config) *int { return &c.Limits.AudioMaxBitrate }),
 		integer("audio-max-packet-rate", "limits.audio_max_packet_rate", "packets per second one published audio track may send (0: no limit)", func(c *config) *int { return &c.Limits.AudioMaxPacketRate }),
 		integer("video-max-bitrate", "limits.video_max_bitrate", "bits per second one published video track may send (0: no limit)", func(c *config) *int { return &c.Limits.VideoMaxBitrate }),
