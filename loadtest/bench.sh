@@ -79,7 +79,7 @@ else
 	# shellcheck disable=SC2086 # SFU_FLAGS is a list of flags
 	SOTTO_API_KEY=$key SOTTO_API_SECRET=$secret "$bin/sfu" \
 		--http "127.0.0.1:$port" --media-ip 127.0.0.1 --media-port 0 --drain-grace 0 \
-		--participants-per-room 1000 --joins-per-second-per-ip 100 --join-burst 100 \
+		--participants-per-room 1000 --joins-per-second-per-ip 100 --join-burst 100 --unjoined-per-address 1000 \
 		--log-level warn ${SFU_FLAGS:-} >"$out/$row.sfu.log" 2>&1 &
 	sfu_pid=$!
 	for _ in $(seq 1 100); do
@@ -87,7 +87,7 @@ else
 		kill -0 "$sfu_pid" 2>/dev/null || { cat "$out/$row.sfu.log" >&2; exit 1; }
 		sleep 0.1
 	done
-	echo "sfu:     --participants-per-room 1000 --joins-per-second-per-ip 100 --join-burst 100 ${SFU_FLAGS:-}" >>"$txt"
+	echo "sfu:     --participants-per-room 1000 --joins-per-second-per-ip 100 --join-burst 100 --unjoined-per-address 1000 ${SFU_FLAGS:-}" >>"$txt"
 	SOTTO_API_KEY=$key SOTTO_API_SECRET=$secret "$bin/loadtest" --url "http://127.0.0.1:$port" \
 		"${args[@]}" --json "$json" "$@" | tee -a "$txt" || status=$?
 fi
