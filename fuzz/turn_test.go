@@ -750,13 +750,13 @@ func TestTURNSeeds(t *testing.T) {
 		"fingerprint_wrong":              ok,          // pion/turn does not check FINGERPRINT
 		"unknown_comprehension_required": {code: 420}, // with UNKNOWN-ATTRIBUTES
 		"nonce_missing":                  {code: 400},
-		"integrity_truncated":            {code: 400, refusal: "forged"},
-		"integrity_empty":                {code: 400, refusal: "forged"},
-		"realm_wrong":                    {code: 400, refusal: "wrong_realm"},
-		"username_expired":               {code: 400, refusal: "expired"},
-		"username_expiry_overflow":       {code: 400, refusal: "unknown_user"},
-		"username_negative_expiry":       {code: 400, refusal: "unknown_user"},
-		"username_without_colon":         {code: 400, refusal: "unknown_user"},
+		"integrity_truncated":            {code: 401, refusal: "forged"},
+		"integrity_empty":                {code: 401, refusal: "forged"},
+		"realm_wrong":                    {code: 401, refusal: "wrong_realm"},
+		"username_expired":               {code: 401, refusal: "expired"},
+		"username_expiry_overflow":       {code: 401, refusal: "unknown_user"},
+		"username_negative_expiry":       {code: 401, refusal: "unknown_user"},
+		"username_without_colon":         {code: 401, refusal: "unknown_user"},
 		"username_expiry_only":           ok, // coturn's bare-expiry form; the whole username is the user
 		"username_static_user":           ok,
 		// pion/stun bounds USERNAME when writing only; signed by the
@@ -772,10 +772,8 @@ func TestTURNSeeds(t *testing.T) {
 		"create_permission_ipv4_compatible_metadata": {code: 443},
 		"create_permission_ipv6_address_4_bytes":     {code: 443},
 		"create_permission_to_private":               {code: 403, refusal: "peer_denied"},
-		// pion answers a ChannelBind the policy refuses with 401, not
-		// RFC 8656's 403 (CreatePermission gets 403).
-		"channel_bind_to_metadata":       {code: 401, refusal: "peer_denied"},
-		"channel_bind_to_mapped_private": {code: 401, refusal: "peer_denied"},
+		"channel_bind_to_metadata":                   {code: 403, refusal: "peer_denied"},
+		"channel_bind_to_mapped_private":             {code: 403, refusal: "peer_denied"},
 		// pion binds a channel number outside 0x4000-0x7FFF (RFC 8656:
 		// 400); no ChannelData can use it.
 		"channel_bind_number_out_of_range": ok,
