@@ -113,8 +113,8 @@ func (a *allocator) isClosedEndpoint(addr net.Addr) bool {
 	if len(a.endpointOnly) == 0 {
 		return false
 	}
-	ap, err := netip.ParseAddrPort(addr.String())
-	if err != nil {
+	ap, ok := addrPort(addr)
+	if !ok {
 		return false
 	}
 	ports, ok := a.endpointOnly[Unmap(ap.Addr())]
@@ -205,8 +205,8 @@ func (a *allocator) opened(closeFn func()) *time.Timer {
 // operator who allows the relay's own network still must not turn the
 // relay onto itself.
 func (a *allocator) isOwnEndpoint(addr net.Addr) bool {
-	ap, err := netip.ParseAddrPort(addr.String())
-	if err != nil {
+	ap, ok := addrPort(addr)
+	if !ok {
 		return false
 	}
 	ap = netip.AddrPortFrom(Unmap(ap.Addr()), ap.Port())
@@ -217,6 +217,29 @@ func (a *allocator) isOwnEndpoint(addr net.Addr) bool {
 		return true
 	}
 	return false
+}
+
+// addrPort is addr as a netip.AddrPort, without formatting and parsing
+// it for the UDP and TCP addresses pion hands over on every datagram.
+func addrPort(addr net.Addr) (netip.AddrPort, bool) {
+	var (
+		ip   net.IP
+		port int
+	)
+	switch a := addr.(type) {
+	case *net.UDPAddr:
+		ip, port = a.IP, a.Port
+	case *net.TCPAddr:
+		ip, port = a.IP, a.Port
+	default:
+		ap, err := netip.ParseAddrPort(addr.String())
+		return ap, err == nil
+	}
+	ipa, ok := netip.AddrFromSlice(ip)
+	if !ok || port < 0 || port > 65535 {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(ipa, uint16(port)), true
 }
 
 // relayedPacketConn is the relayed UDP socket of one allocation.
@@ -258,13 +281,13 @@ func (c *relayedPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		return len(p), nil
 	}
 	if c.lim != nil && !c.lim.AllowN(time.Now(), len(p)) {
-		c.a.m.dropped.WithLabelValues(dropBandwidth).Inc()
+		c.a.m.droppedBandwidth.Inc()
 		return len(p), nil
 	}
 	n, err := c.PacketConn.WriteTo(p, addr)
 	if err == nil {
-		c.a.m.bytes.WithLabelValues(toPeer).Add(float64(n))
-		c.a.m.packets.WithLabelValues(toPeer).Inc()
+		c.a.m.bytesToPeer.Add(float64(n))
+		c.a.m.packetsToPeer.Inc()
 	}
 	return n, err
 }
@@ -278,11 +301,11 @@ func (c *relayedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			return n, addr, err
 		}
 		if c.lim != nil && !c.lim.AllowN(time.Now(), n) {
-			c.a.m.dropped.WithLabelValues(dropBandwidth).Inc()
+			c.a.m.droppedBandwidth.Inc()
 			continue
 		}
-		c.a.m.bytes.WithLabelValues(fromPeer).Add(float64(n))
-		c.a.m.packets.WithLabelValues(fromPeer).Inc()
+		c.a.m.bytesFromPeer.Add(float64(n))
+		c.a.m.packetsFromPeer.Inc()
 		return n, addr, nil
 	}
 }
@@ -361,8 +384,8 @@ func (c *meteredConn) pace(n int) error {
 func (c *meteredConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
-		c.a.m.bytes.WithLabelValues(fromPeer).Add(float64(n))
-		c.a.m.packets.WithLabelValues(fromPeer).Inc()
+		c.a.m.bytesFromPeer.Add(float64(n))
+		c.a.m.packetsFromPeer.Inc()
 		if perr := c.pace(n); perr != nil && err == nil {
 			err = perr
 		}
@@ -375,8 +398,8 @@ func (c *meteredConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	n, err := c.Conn.Write(p)
-	c.a.m.bytes.WithLabelValues(toPeer).Add(float64(n))
-	c.a.m.packets.WithLabelValues(toPeer).Inc()
+	c.a.m.bytesToPeer.Add(float64(n))
+	c.a.m.packetsToPeer.Inc()
 	return n, err
 }
 

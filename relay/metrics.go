@@ -16,6 +16,12 @@ type metrics struct {
 	packets          *prometheus.CounterVec // by direction
 	refusals         *prometheus.CounterVec // by reason
 	dropped          *prometheus.CounterVec // by reason
+
+	// The per-datagram series, looked up once: WithLabelValues hashes
+	// its labels on every call.
+	bytesToPeer, bytesFromPeer     prometheus.Counter
+	packetsToPeer, packetsFromPeer prometheus.Counter
+	droppedBandwidth               prometheus.Counter
 }
 
 // Directions of relayed traffic, the "direction" label.
@@ -57,6 +63,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{dropBandwidth, dropRelayAddress, dropEndpointPort} {
 		m.dropped.WithLabelValues(r)
 	}
+	m.bytesToPeer, m.bytesFromPeer = m.bytes.WithLabelValues(toPeer), m.bytes.WithLabelValues(fromPeer)
+	m.packetsToPeer, m.packetsFromPeer = m.packets.WithLabelValues(toPeer), m.packets.WithLabelValues(fromPeer)
+	m.droppedBandwidth = m.dropped.WithLabelValues(dropBandwidth)
 	return m, m.register(reg)
 }
 

@@ -83,6 +83,10 @@ const (
 	DefaultMaxLifetime           = 24 * time.Hour
 )
 
+// listenerSocketBuffer is the receive and send buffer asked for on each
+// UDP listener, as coturn does for its server sockets.
+const listenerSocketBuffer = 4 << 20
+
 // Config configures a Server. Zero quotas are unlimited.
 type Config struct {
 	// Realm is the TURN realm (the long-term credential's scope).
@@ -212,6 +216,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			if err != nil {
 				closeAll()
 				return nil, fmt.Errorf("relay: listen udp %s: %w", l.Address, err)
+			}
+			if u, ok := c.(*net.UDPConn); ok {
+				// Every client's datagrams queue on this one socket;
+				// the kernel's default (about 200 kB) overflows within
+				// milliseconds of a descheduled read loop at 20k pps.
+				// Linux caps it at net.core.rmem_max / wmem_max.
+				_ = u.SetReadBuffer(listenerSocketBuffer)
+				_ = u.SetWriteBuffer(listenerSocketBuffer)
 			}
 			packetConns = append(packetConns, c)
 			s.addrs = append(s.addrs, c.LocalAddr())
