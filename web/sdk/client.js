@@ -1802,18 +1802,22 @@ export class Call extends EventTarget {
   }
 
   /**
-   * Gives an encrypted participant's receiver to E2EE, once, as early as
-   * its owner is known, to be decrypted under the owner's keys (never
-   * under the identity the track names). Tracks of participants who do
-   * not encrypt (announced without E2EE, and never with it in this call)
-   * arrive in clear and are left alone.
+   * Gives an encrypted participant's receiver to E2EE, once per track, as
+   * early as its owner is known, to be decrypted under the owner's keys
+   * (never under the identity the track names). Tracks of participants
+   * who do not encrypt (announced without E2EE, and never with it in this
+   * call) arrive in clear and pass as they are: E2EE is told so, since
+   * the receiver may be a reused one it decrypts for an earlier owner, or
+   * its frames may reach the decoder only through E2EE's streams.
    * @param {Received} rec
    * @param {Participant} owner
    */
   #attachReceiver(rec, owner) {
     if (rec.attached) return;
     rec.attached = true;
-    if (this.e2ee && owner.e2ee) this.e2ee.attachReceiver(rec.receiver, owner.identity, rec.trackSid);
+    if (!this.e2ee) return;
+    if (owner.e2ee) this.e2ee.attachReceiver(rec.receiver, owner.identity, rec.trackSid);
+    else this.e2ee.attachClearReceiver(rec.receiver);
   }
 
   /** @param {string} sid */

@@ -1153,7 +1153,30 @@ export class E2EE extends EventTarget {
    * @param {string} trackSid
    */
   attachReceiver(receiver, from, trackSid) {
-    const options = { side: "receive", kind: receiver.track?.kind, from, trackSid };
+    this.receive(receiver, { side: "receive", kind: receiver.track?.kind, from, trackSid, clear: false });
+  }
+
+  /**
+   * Lets every frame receiver receives through as it is: its track's owner
+   * does not encrypt. A receiver left without a transform would not do:
+   * with the createEncodedStreams() fallback its frames reach the decoder
+   * only through streams someone reads, and when the node reuses its
+   * transceiver for an encrypting owner's track, Chromium ignores a
+   * transform set on a receiver that has received without one (the
+   * ciphertext would go to the decoder), while it honours one replacing
+   * another. A receiver reused from an encrypting owner stops decrypting.
+   * @param {RTCRtpReceiver} receiver
+   */
+  attachClearReceiver(receiver) {
+    this.receive(receiver, { side: "receive", kind: receiver.track?.kind, from: "", trackSid: "", clear: true });
+  }
+
+  /**
+   * @param {RTCRtpReceiver} receiver
+   * @param {object} options
+   * @private
+   */
+  receive(receiver, options) {
     const known = this.receivers.get(receiver);
     if (known && this.transformMode === "streams") {
       // The streams can be taken once; the worker's options follow.

@@ -50,6 +50,7 @@ const KEY_FRAME_REQUEST_INTERVAL_MS = 1000;
  * @property {string} [from] receive side: the sending participant's identity
  * @property {string} [trackSid] receive side: the track, for its counters
  * @property {number} [tid] receive side: the page's number for the transform
+ * @property {boolean} [clear] receive side: the track's owner does not encrypt; frames pass as they are
  */
 
 /**
@@ -223,6 +224,10 @@ class TransformWorker {
    * @param {Transformer} t
    */
   async decrypt(frame, ctl, o, t) {
+    if (o.clear) {
+      ctl.enqueue(frame);
+      return;
+    }
     const from = o.from ?? "";
     const sid = o.trackSid ?? "";
     const track = this.track(sid);
