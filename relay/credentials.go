@@ -12,10 +12,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pion/stun/v4"
 	"github.com/pion/turn/v5"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // RESTCredentials returns TURN REST ephemeral credentials for identity,
@@ -180,12 +183,68 @@ func (t *requestTap) recentBySrc(src string) [][]byte {
 }
 
 // tapPacketConn records the STUN requests read from a UDP listener and
-// corrects pion's error codes on the way out.
+// corrects pion's error codes on the way out. It reads with recvmmsg(2)
+// when the socket allows: every client's datagrams queue on this one
+// socket, and one call takes all that are waiting.
 type tapPacketConn struct {
 	net.PacketConn
 	tap  *requestTap
 	ans  *answers
 	prev string // only the listener's read loop touches it
+
+	batch      batchReader // nil: one ReadFrom per datagram
+	msgs       []ipv4.Message
+	next, have int
+}
+
+// batchReader is what ipv4.PacketConn and ipv6.PacketConn have in common.
+type batchReader interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+// readBatchSize is the datagrams one recvmmsg takes at most, and
+// readSlotSize each one's buffer: more than pion's inbound MTU (1600), so
+// that a datagram pion would refuse as too long still reaches it as such.
+const (
+	readBatchSize = 32
+	readSlotSize  = 2048
+)
+
+func newTapPacketConn(c net.PacketConn, tap *requestTap, ans *answers) *tapPacketConn {
+	t := &tapPacketConn{PacketConn: c, tap: tap, ans: ans}
+	if u, ok := c.(*net.UDPConn); ok {
+		if la, ok := u.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() == nil && !la.IP.IsUnspecified() {
+			t.batch = ipv6.NewPacketConn(u)
+		} else {
+			t.batch = ipv4.NewPacketConn(u)
+		}
+		t.msgs = make([]ipv4.Message, readBatchSize)
+		for i := range t.msgs {
+			t.msgs[i].Buffers = [][]byte{make([]byte, readSlotSize)}
+		}
+	}
+	return t
+}
+
+// readFrom returns the next datagram, from the last batch or a new one.
+func (c *tapPacketConn) readFrom(p []byte) (int, net.Addr, error) {
+	if c.batch == nil {
+		return c.PacketConn.ReadFrom(p)
+	}
+	if c.next == c.have {
+		n, err := c.batch.ReadBatch(c.msgs, 0)
+		if err != nil {
+			return 0, nil, err
+		}
+		c.next, c.have = 0, n
+	}
+	m := &c.msgs[c.next]
+	c.next++
+	n := copy(p, m.Buffers[0][:m.N])
+	if m.N > n || m.Flags&syscall.MSG_TRUNC != 0 {
+		n = len(p) // too long: pion drops a datagram that fills its buffer
+	}
+	return n, m.Addr, nil
 }
 
 func (c *tapPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
@@ -201,7 +260,7 @@ func (c *tapPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 }
 
 func (c *tapPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	n, addr, err := c.PacketConn.ReadFrom(p)
+	n, addr, err := c.readFrom(p)
 	if err == nil && isRequest(p[:n]) {
 		src := addr.String()
 		if c.prev != "" && c.prev != src {

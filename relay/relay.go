@@ -357,7 +357,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	for _, c := range packetConns {
 		sc.PacketConnConfigs = append(sc.PacketConnConfigs, turn.PacketConnConfig{
-			PacketConn: &tapPacketConn{PacketConn: c, tap: tap, ans: ans}, RelayAddressGenerator: alloc, PermissionHandler: permit,
+			PacketConn: newTapPacketConn(c, tap, ans), RelayAddressGenerator: alloc, PermissionHandler: permit,
 		})
 	}
 	for _, l := range listeners {
