@@ -2,11 +2,13 @@ package media
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/sdp/v3"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sotto-rtc/sotto/internal/peerpolicy"
@@ -80,42 +82,59 @@ func ownAddrs(mux ice.UDPMux) []netip.Addr {
 
 // refuse reports whether the candidate attribute value c (with or without
 // the "candidate:" prefix) names an address the policy refuses, counting
-// it if so. Candidates that do not parse, or name a host name, are left
-// to pion (mDNS is off, so it drops names).
+// it if so. c is read as pion reads a trickled candidate (the prefix
+// stripped twice: by AddICECandidate and by UnmarshalCandidate) and, more
+// loosely, trimmed; either reading naming a refused address refuses it.
+// Candidates that parse neither way, or name a host name, are left to
+// pion (mDNS is off, so it drops names).
 func (cp *candidatePolicy) refuse(c string) (*peerpolicy.DeniedError, bool) {
-	c = strings.TrimPrefix(strings.TrimSpace(c), "a=")
-	if c == "" {
-		return nil, false
-	}
-	cand, err := ice.UnmarshalCandidate(c)
-	if err != nil {
-		return nil, false
-	}
-	ip, err := netip.ParseAddr(cand.Address())
-	if err != nil {
-		return nil, false
-	}
-	err = cp.policy.Check(ip)
-	if err == nil {
-		return nil, false
-	}
-	var de *peerpolicy.DeniedError
-	errors.As(err, &de)
-	cp.refused.WithLabelValues(de.Reason).Inc()
-	return de, true
+	return cp.refuseAny(strings.TrimPrefix(c, "candidate:"), strings.TrimPrefix(strings.TrimSpace(c), "a="))
 }
 
-// filterSDP drops the a=candidate lines of sdp that refuse refuses.
-func (cp *candidatePolicy) filterSDP(sdp string) (string, []*peerpolicy.DeniedError) {
-	if !strings.Contains(sdp, "a=candidate:") {
-		return sdp, nil
+func (cp *candidatePolicy) refuseAny(values ...string) (*peerpolicy.DeniedError, bool) {
+	for _, v := range values {
+		if v == "" {
+			continue
+		}
+		cand, err := ice.UnmarshalCandidate(v)
+		if err != nil {
+			continue
+		}
+		ip, err := netip.ParseAddr(cand.Address())
+		if err != nil {
+			continue
+		}
+		err = cp.policy.Check(ip)
+		if err == nil {
+			continue
+		}
+		var de *peerpolicy.DeniedError
+		errors.As(err, &de)
+		cp.refused.WithLabelValues(de.Reason).Inc()
+		return de, true
+	}
+	return nil, false
+}
+
+// errCandidateSlipped is filterSDP's refusal of a description in which
+// pion would still read a refused candidate.
+var errCandidateSlipped = errors.New("a refused ICE candidate is written in a form this node does not filter")
+
+// filterSDP drops the a=candidate lines of sdp that refuse refuses. Lines
+// are split as pion's SDP lexer splits them: at LF, a line's type after
+// any CRs, its value up to the LF less one byte per CR in it. The result
+// is then read with pion's parser, and if a refused candidate is still
+// there the description is refused whole.
+func (cp *candidatePolicy) filterSDP(desc string) (string, []*peerpolicy.DeniedError, error) {
+	if !strings.Contains(desc, "candidate") {
+		return desc, nil, nil
 	}
 	var (
 		b       strings.Builder
 		refused []*peerpolicy.DeniedError
 	)
-	b.Grow(len(sdp))
-	rest := sdp
+	b.Grow(len(desc))
+	rest := desc
 	for rest != "" {
 		line := rest
 		if i := strings.IndexByte(rest, '\n'); i >= 0 {
@@ -123,22 +142,45 @@ func (cp *candidatePolicy) filterSDP(sdp string) (string, []*peerpolicy.DeniedEr
 		} else {
 			rest = ""
 		}
-		if body, ok := strings.CutPrefix(line, "a=candidate:"); ok {
-			if de, bad := cp.refuse("candidate:" + strings.TrimRight(body, "\r\n")); bad {
+		if body, ok := strings.CutPrefix(strings.TrimLeft(line, "\r"), "a=candidate:"); ok {
+			asPion := ""
+			if trim := 1 + strings.Count(body, "\r"); strings.HasSuffix(body, "\n") && len(body) >= trim {
+				asPion = body[:len(body)-trim]
+			}
+			if de, bad := cp.refuseAny(asPion, strings.TrimRight(body, "\r\n")); bad {
 				refused = append(refused, de)
 				continue
 			}
 		}
 		b.WriteString(line)
 	}
-	return b.String(), refused
+	out := b.String()
+	var d sdp.SessionDescription
+	if d.UnmarshalString(out) != nil {
+		return out, refused, nil // pion refuses it too
+	}
+	attrs := d.Attributes
+	for _, m := range d.MediaDescriptions {
+		attrs = append(attrs, m.Attributes...)
+	}
+	for _, a := range attrs {
+		if a.IsICECandidate() {
+			if de, bad := cp.refuseAny(a.Value); bad {
+				return "", append(refused, de), errCandidateSlipped
+			}
+		}
+	}
+	return out, refused, nil
 }
 
 // filterCandidates is filterSDP for a description of target, logged.
-func (p *Participant) filterCandidates(sdp, target string) string {
-	out, refused := p.sfu.cands.filterSDP(sdp)
+func (p *Participant) filterCandidates(desc, target string) (string, error) {
+	out, refused, err := p.sfu.cands.filterSDP(desc)
 	for _, de := range refused {
 		p.log.Debug("media: remote candidate refused", "target", target, "addr", de.Addr, "reason", de.Reason)
 	}
-	return out
+	if err != nil {
+		return "", fmt.Errorf("%w: %s description: %w", ErrNegotiation, target, err)
+	}
+	return out, nil
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/ice/v4"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/stun/v4"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -191,7 +193,10 @@ func TestFilterSDPKeepsOtherLines(t *testing.T) {
 		"a=end-of-candidates\r\n"
 	want := "v=0\r\na=mid:0\r\na=candidate:2 1 udp 1 10.0.0.7 9 typ host\r\n" +
 		"a=candidate:6 1 udp 1 abc.local 9 typ host\r\na=end-of-candidates\r\n"
-	got, refused := cp.filterSDP(in)
+	got, refused, err := cp.filterSDP(in)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got != want {
 		t.Errorf("filterSDP:\n%q\nwant\n%q", got, want)
 	}
@@ -205,5 +210,103 @@ func TestFilterSDPKeepsOtherLines(t *testing.T) {
 	cp, _ = newCandidatePolicy(Config{RefusePrivateCandidates: true}, nil, nil)
 	if _, bad := cp.refuse("candidate:2 1 udp 1 10.0.0.7 9 typ host"); !bad {
 		t.Error("RefusePrivateCandidates let 10.0.0.7 through")
+	}
+}
+
+// TestCandidatePolicyParsesAsPion: candidates written so that a looser or
+// stricter reading than pion's would miss them — a line that starts with
+// a carriage return, which pion's SDP lexer skips, and a trickled
+// "candidate:candidate:", whose prefix pion strips twice — are refused
+// like any other, in an offer to a real SFU and trickled to it.
+func TestCandidatePolicyParsesAsPion(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := policySFU(t, reg, "127.0.0.3/32")
+	inOffer, allowed, trickled := newSink(t, "127.0.0.2"), newSink(t, "127.0.0.3"), newSink(t, "127.0.0.4")
+
+	pc, err := newClientAPI(t).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sdp strings.Builder
+	for line := range strings.SplitSeq(strings.TrimSuffix(offer.SDP, "\r\n"), "\r\n") {
+		if strings.HasPrefix(line, "a=candidate:") || line == "a=end-of-candidates" {
+			continue
+		}
+		sdp.WriteString(line + "\r\n")
+		if strings.HasPrefix(line, "a=mid:") {
+			sdp.WriteString("\ra=" + inOffer.candidate(1) + "\r\n")
+			sdp.WriteString("a=" + allowed.candidate(2) + "\r\n")
+		}
+	}
+	p, err := s.Join(ParticipantConfig{Room: "room", SID: "PA_attacker", Identity: "attacker", CanPublish: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	p.Start()
+	if _, err := p.HandleOffer(sdp.String()); err != nil {
+		t.Fatalf("HandleOffer: %v", err)
+	}
+	mid := "0"
+	if err := p.AddICECandidate(targetPublisher, webrtc.ICECandidateInit{Candidate: "candidate:" + trickled.candidate(3), SDPMid: &mid}); err != nil {
+		t.Fatalf("AddICECandidate: %v", err)
+	}
+	allowed.waitRequests(t, 3)
+	for _, k := range []*stunSink{inOffer, trickled} {
+		if n := k.queued(); n != 0 {
+			t.Errorf("%s got %d datagrams from the SFU; its candidate should have been refused", k.conn.LocalAddr(), n)
+		}
+	}
+	if got := counterValue(t, reg, "sotto_ice_candidates_refused_total", map[string]string{"reason": "loopback"}); got != 2 {
+		t.Errorf("loopback refusals %v, want 2", got)
+	}
+}
+
+// TestFilterSDPAsPionReadsIt: whatever the line endings, no candidate
+// pion reads from a filtered description names a refused address.
+func TestFilterSDPAsPionReadsIt(t *testing.T) {
+	cp, err := newCandidatePolicy(Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const head = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+	const media = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
+	const c = "candidate:1 1 udp 1 127.0.0.1 9 typ host"
+	for name, desc := range map[string]string{
+		"leading CR":      head + media + "\ra=" + c + "\r\n",
+		"leading CRs":     head + media + "\r\r\ra=" + c + "\n",
+		"LF only":         head + media + "a=" + c + "\n",
+		"session level":   head + "a=" + c + "\r\n" + media,
+		"CR inside":       head + media + "a=" + c + " generation 0\rx\n",
+		"CR at the start": "\r" + head + media + "\r\ra=" + c + "\r\n",
+	} {
+		out, _, err := cp.filterSDP(desc)
+		if err != nil {
+			continue // refused whole: nothing reaches pion
+		}
+		var d sdp.SessionDescription
+		if d.UnmarshalString(out) != nil {
+			continue
+		}
+		attrs := d.Attributes
+		for _, m := range d.MediaDescriptions {
+			attrs = append(attrs, m.Attributes...)
+		}
+		for _, a := range attrs {
+			if !a.IsICECandidate() {
+				continue
+			}
+			if cand, err := ice.UnmarshalCandidate(a.Value); err == nil {
+				t.Errorf("%s: pion reads %s from the filtered description", name, cand)
+			}
+		}
 	}
 }

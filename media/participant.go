@@ -351,7 +351,10 @@ func (p *Participant) awaitPublisherTransport() error {
 }
 
 func (p *Participant) applyOfferLocked(offer string) (string, error) {
-	offer = p.filterCandidates(offer, targetPublisher)
+	offer, err := p.filterCandidates(offer, targetPublisher)
+	if err != nil {
+		return "", err
+	}
 	if err := p.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return "", fmt.Errorf("%w: publisher offer: %w", ErrNegotiation, err)
 	}
@@ -378,7 +381,10 @@ func (p *Participant) HandleAnswer(answer string) error {
 	if p.sub.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
 		return fmt.Errorf("%w: no subscriber offer is outstanding", ErrNegotiation)
 	}
-	answer = p.filterCandidates(answer, targetSubscriber)
+	answer, err := p.filterCandidates(answer, targetSubscriber)
+	if err != nil {
+		return err
+	}
 	if err := p.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		return fmt.Errorf("%w: subscriber answer: %w", ErrNegotiation, err)
 	}
