@@ -84,7 +84,7 @@ const (
 )
 
 // listenerSocketBuffer is the receive and send buffer asked for on each
-// UDP listener, as coturn does for its server sockets.
+// UDP listener (Linux doubles it; coturn's listeners get 4 MiB).
 const listenerSocketBuffer = 4 << 20
 
 // Config configures a Server. Zero quotas are unlimited.
