@@ -172,3 +172,44 @@ func isPlain4(ip net.IP) bool { return len(ip) == net.IPv4len }
 
 // magicCookie is STUN's fixed cookie (RFC 5389), the XOR key of addresses.
 const magicCookie = 0x2112A442
+
+// TestBatchedReadsDropOversized has the UDP listener's recvmmsg batch
+// hold datagrams pion must refuse as too long (over its 1600-byte MTU,
+// and over the batch's own slot) between requests, and expects those
+// dropped and the requests answered, as with one read per datagram.
+func TestBatchedReadsDropOversized(t *testing.T) {
+	s := startRelay(t, nil)
+	c := restClient(t, s, "batch")
+	for _, size := range []int{1600, 1700, 4000} {
+		// An Allocate request whose length field says size-20: pion
+		// would answer it if it reached it whole.
+		big := make([]byte, size)
+		big[1] = 0x03
+		big[2], big[3] = byte((size-20)>>8), byte(size-20)
+		copy(big[4:], []byte{0x21, 0x12, 0xa4, 0x42})
+		for range 3 {
+			if _, err := c.conn.Write(big); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// pion handles one socket's datagrams in order, so the first answer
+	// is to the Binding request unless an oversized one got through.
+	bind := stun.MustBuild(stun.TransactionID, stun.BindingRequest)
+	if _, err := c.conn.Write(bind.Raw); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1600)
+	_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := c.conn.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := &stun.Message{Raw: buf[:n]}
+	if err := first.Decode(); err != nil || first.TransactionID != bind.TransactionID {
+		t.Fatalf("first answer %v (%v) is not the Binding response: an oversized datagram was handled", first, err)
+	}
+	if err := c.allocate(); err != nil {
+		t.Fatalf("allocate after oversized datagrams: %v", err)
+	}
+}
