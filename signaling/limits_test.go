@@ -300,3 +300,131 @@ func TestUnjoinedConnectionsAreBounded(t *testing.T) {
 		alice.ping("in")
 	})
 }
+
+// A member that does not read fills the sender's share of its queue; the
+// sender's broadcasts then skip it and still reach everyone else, and the
+// sender is not ended for relays only that member could not take.
+func TestSlowMemberDoesNotCutOffBroadcasts(t *testing.T) {
+	h := newHarness(t, func(c *signaling.Config) {
+		c.Limits = signaling.ServerLimits{
+			MessagesPerSecond: 1e4, MessageBurst: 1e4,
+			RelayBytesPerSecond: 1 << 30, RelayBurstBytes: 1 << 30,
+			RelayQueueBytes: 256 << 10,
+		}
+		c.PingInterval = time.Hour
+	})
+	slow := h.slowReader(t, "slow")
+	slow.send(signaling.Join{Type: signaling.TypeJoin, Protocol: 1, Token: token(t, "slow", "r", pubSub)})
+	slow.waitType(signaling.TypeJoined)
+	sender, _ := h.join(t, "sender", "r", pubSub)
+	reader, _ := h.join(t, "reader", "r", pubSub)
+	sender.expectParticipantJoined(reader)
+
+	got := make(chan int, 1)
+	go func() { // the reader reads all the time
+		n := 0
+		for {
+			m, err := reader.read()
+			if err != nil {
+				got <- n
+				return
+			}
+			if m.typ() == signaling.TypeRelay && m.str("from") == "sender" {
+				n++
+				if m.str("data") == "last" {
+					got <- n
+					return
+				}
+			}
+		}
+	}()
+
+	data := json.RawMessage(`"` + strings.Repeat("s", 30<<10) + `"`)
+	sent, skipped := 0, 0
+	// Until the slow member's share is full, then 40 more: well over the
+	// 16 refusals a second that would end a flooder.
+	for after := -1; after < 40; sent++ {
+		if after >= 0 {
+			after++
+		}
+		id := fmt.Sprint(sent)
+		sender.send(signaling.Relay{Type: signaling.TypeRelay, ID: id, Data: data})
+		m := sender.waitFor("answer to "+id, func(m msg) bool {
+			return (m.typ() == signaling.TypeAck || m.typ() == signaling.TypeError) && (m.str("id") == id || m.str("ref_id") == id)
+		})
+		if m.typ() == signaling.TypeError {
+			if m.str("code") != signaling.CodeRateLimited || m.boolean("fatal") || !strings.Contains(m.str("message"), `"slow"`) {
+				t.Fatalf("relay %s: %s, want a non-fatal rate_limited naming slow", id, m)
+			}
+			skipped++
+			if after < 0 {
+				after = 0
+			}
+		}
+		if sent > 5000 {
+			t.Fatal("the slow member's share never filled")
+		}
+	}
+	sender.send(signaling.Relay{Type: signaling.TypeRelay, ID: "last", Data: json.RawMessage(`"last"`)})
+	select {
+	case n := <-got:
+		if n != sent+1 {
+			t.Fatalf("the reader got %d of the sender's %d relays", n, sent+1)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("the reader did not get the last relay")
+	}
+	sender.ping("still here")
+	t.Logf("%d relays, %d skipped the slow member", sent, skipped)
+	if got := counterValue(t, h, "sotto_signaling_errors_total", "code", signaling.CodeRelayFlood); got != 0 {
+		t.Fatalf("errors_total{code=relay_flood} = %v, want 0", got)
+	}
+}
+
+// Relays waiting for a member that does not read never hold up the
+// server's own messages to it: a participant_joined overtakes them, so
+// "too slow" judges the member on its own traffic alone.
+func TestServerMessagesOvertakeRelays(t *testing.T) {
+	h := newHarness(t, func(c *signaling.Config) {
+		c.Limits = signaling.ServerLimits{
+			MessagesPerSecond: 1e4, MessageBurst: 1e4,
+			RelayBytesPerSecond: 1 << 30, RelayBurstBytes: 1 << 30,
+			RelayQueueBytes: 256 << 10,
+		}
+		c.PingInterval = time.Hour
+	})
+	victim := h.slowReader(t, "victim")
+	victim.send(signaling.Join{Type: signaling.TypeJoin, Protocol: 1, Token: token(t, "victim", "r", pubSub)})
+	victim.waitType(signaling.TypeJoined)
+	mallory, _ := h.join(t, "mallory", "r", noGrants)
+
+	// Until mallory's share of the victim's queue is full: relays then
+	// wait in the queue behind the one being written.
+	data := json.RawMessage(`"` + strings.Repeat("m", 60<<10) + `"`)
+	acked := 0
+	for i := 0; ; i++ {
+		if i > 5000 {
+			t.Fatal("the victim's queue never filled")
+		}
+		id := fmt.Sprint(i)
+		mallory.send(signaling.Relay{Type: signaling.TypeRelay, ID: id, To: []string{"victim"}, Data: data})
+		m := mallory.waitFor("answer to "+id, func(m msg) bool {
+			return (m.typ() == signaling.TypeAck || m.typ() == signaling.TypeError) && (m.str("id") == id || m.str("ref_id") == id)
+		})
+		if m.typ() == signaling.TypeError {
+			break
+		}
+		acked++
+	}
+	start := time.Now()
+	h.join(t, "carol", "r", pubSub)
+	victim.waitFor("carol's arrival", func(m msg) bool {
+		return m.typ() == signaling.TypeParticipantJoin
+	})
+	// Relays queued before carol joined still follow her arrival.
+	m, err := victim.read()
+	if err != nil || m.typ() != signaling.TypeRelay {
+		t.Fatalf("after participant_joined: %v %v, want a relay that waited behind it (of %d acked)", m, err, acked)
+	}
+	t.Logf("%d relays acked; the queue filled and carol joined within %v", acked, time.Since(start))
+}

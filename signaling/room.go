@@ -252,16 +252,18 @@ func (s *Server) trackMuted(sess *session, t media.TrackInfo) {
 }
 
 // relay passes data from sess to the identities in to (everyone else when
-// empty). Every recipient must be an announced member with room for it in
-// sess's share of its queue; if one is not, nothing is delivered, so a
-// client never has to work out who got a partial relay. The sender never
-// receives its own relay.
-func (s *Server) relay(sess *session, to []string, data json.RawMessage) (code, msg string) {
+// empty). Every identity in to must be an announced member, or nobody gets
+// it. A recipient without room for it in sess's share of its queue (one
+// that does not read) is skipped: the others still get it, so one slow
+// member cannot cut a sender off from the room. skipped names those
+// skipped; refused is true when nobody got it for that reason. The sender
+// never receives its own relay.
+func (s *Server) relay(sess *session, to []string, data json.RawMessage) (code, msg string, refused bool) {
 	r, m := sess.room, sess.member
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.currentLocked(m) {
-		return CodeInternal, "not in the room"
+		return CodeInternal, "not in the room", false
 	}
 	var recipients []*member
 	if len(to) == 0 {
@@ -287,26 +289,33 @@ func (s *Server) relay(sess *session, to []string, data json.RawMessage) (code, 
 			}
 		}
 		if len(unknown) > 0 {
-			return CodeUnknownParticipant, fmt.Sprintf("not in the room: %q; the relay was delivered to no one", unknown)
+			return CodeUnknownParticipant, fmt.Sprintf("not in the room: %q; the relay was delivered to no one", unknown), false
 		}
 	}
 	frame, err := encodeRelay(m.info.Identity, m.info.SID, data)
 	if err != nil {
-		return CodeInternal, "relay could not be encoded"
+		return CodeInternal, "relay could not be encoded", false
 	}
-	// All or nothing here too: every recipient must have room for it
-	// within the sender's share, or nobody gets it.
 	share := s.limits.relayShare(len(r.members) - 1)
+	var skipped []string
+	delivered := 0
 	for _, o := range recipients {
 		if why := o.sess.relayFits(sess, len(frame), share); why != "" {
 			s.metrics.relayRefused.WithLabelValues(why).Inc()
-			return CodeRateLimited, fmt.Sprintf("too many relays wait for %q; the relay was delivered to no one", truncate(o.info.Identity, 64))
+			skipped = append(skipped, truncate(o.info.Identity, 64))
+			continue
 		}
-	}
-	for _, o := range recipients {
 		o.sess.enqueueRelay(sess, frame)
+		delivered++
 	}
-	return "", ""
+	switch {
+	case len(skipped) == 0:
+		return "", "", false
+	case delivered == 0:
+		return CodeRateLimited, fmt.Sprintf("too many relays wait for %q; the relay was delivered to no one", skipped), true
+	default:
+		return CodeRateLimited, fmt.Sprintf("too many relays wait for %q; the relay was delivered to the %d others", skipped, delivered), false
+	}
 }
 
 // encodeRelay builds a relay frame around data without re-encoding it:

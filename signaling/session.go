@@ -95,8 +95,9 @@ type session struct {
 	accepted time.Time
 	logp     atomic.Pointer[slog.Logger]
 
-	out        chan outbound
-	final      chan closing // capacity 1; sent to exactly once
+	out        chan outbound // the server's own messages
+	relays     chan outbound // relays from others, written after out
+	final      chan closing  // capacity 1; sent to exactly once
 	writerDone chan struct{}
 	ctx        context.Context
 	cancel     context.CancelFunc
@@ -147,7 +148,8 @@ func newSession(srv *Server, conn *websocket.Conn, raw net.Conn, addr string) *s
 		raw:         raw,
 		addr:        addr,
 		accepted:    time.Now(),
-		out:         make(chan outbound, outboundQueue+srv.limits.RelayQueueMessages),
+		out:         make(chan outbound, outboundQueue),
+		relays:      make(chan outbound, srv.limits.RelayQueueMessages),
 		final:       make(chan closing, 1),
 		writerDone:  make(chan struct{}),
 		ctx:         ctx,
@@ -280,7 +282,7 @@ func (c *session) enqueueRelay(from *session, frame []byte) {
 		return
 	}
 	select {
-	case c.out <- outbound{data: frame, from: from}:
+	case c.relays <- outbound{data: frame, from: from}:
 	default:
 		// Not reached: the channel holds both bounds.
 		return
@@ -403,16 +405,28 @@ func errorFrame(e Error) []byte {
 
 // writeLoop writes queued messages until the session's closing is chosen,
 // then carries it out.
+// writeLoop writes the server's own messages before relays, so that
+// relays from others, however many wait, never hold them up: "too slow"
+// then judges a client on its own traffic alone.
 func (c *session) writeLoop() {
 	defer close(c.writerDone)
 	for {
+		var m outbound
 		select {
-		case m := <-c.out:
-			if !c.write(m) {
-				return
-			}
+		case m = <-c.out:
 		case f := <-c.final:
 			c.finish(f)
+			return
+		default:
+			select {
+			case m = <-c.out:
+			case m = <-c.relays:
+			case f := <-c.final:
+				c.finish(f)
+				return
+			}
+		}
+		if !c.write(m) {
 			return
 		}
 	}
@@ -421,8 +435,8 @@ func (c *session) writeLoop() {
 func (c *session) finish(f closing) {
 	if f.flush {
 		// Once closing is set nothing more is queued, so this ends.
-		for len(c.out) > 0 {
-			if !c.write(<-c.out) {
+		for m, ok := c.queued(); ok; m, ok = c.queued() {
+			if !c.write(m) {
 				return
 			}
 		}
@@ -436,6 +450,21 @@ func (c *session) finish(f closing) {
 	}
 	if err := c.conn.Close(f.code, f.reason); err != nil {
 		c.logger().Debug("signaling: close handshake", "err", err)
+	}
+}
+
+// queued takes the next message waiting, the server's own first.
+func (c *session) queued() (outbound, bool) {
+	select {
+	case m := <-c.out:
+		return m, true
+	default:
+	}
+	select {
+	case m := <-c.relays:
+		return m, true
+	default:
+		return outbound{}, false
 	}
 }
 
@@ -1043,11 +1072,11 @@ func (c *session) relay(r *Relay) {
 			c.srv.limits.RelayBytesPerSecond, c.srv.limits.RelayBurstBytes))
 		return
 	}
-	code, msg := c.srv.relay(c, r.To, r.Data)
-	switch code {
-	case "":
+	code, msg, refused := c.srv.relay(c, r.To, r.Data)
+	switch {
+	case code == "":
 		c.ack(r.ID)
-	case CodeRateLimited:
+	case refused:
 		c.relayRefused(r.ID, msg)
 	default:
 		c.sendError(code, msg, TypeRelay, r.ID)
