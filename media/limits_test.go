@@ -3,6 +3,7 @@ package media
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -388,5 +389,56 @@ func TestLeaveIsQuiet(t *testing.T) {
 		h.mu.Lock()
 		t.Errorf("leaving wrote %d warning lines: %q", after-before, h.lines[before:])
 		h.mu.Unlock()
+	}
+}
+
+// TestPublisherLimitSpansTracks: alice spreads a flood over four video
+// tracks, each a little over the per-track limit (too little to be ended
+// for). Her tracks together still get no more than
+// publisherTracksOfKind tracks' worth through to bob.
+func TestPublisherLimitSpansTracks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the attack takes seconds")
+	}
+	const limitPackets, tracks = 400, 4
+	reg := prometheus.NewRegistry()
+	s := newTestSFU(t, Config{Registerer: reg, VideoMaxPacketRate: limitPackets, VideoMaxBitrate: -1})
+	bob := join(t, s, ParticipantConfig{SID: "PA_bob", CanSubscribe: true, AutoSubscribe: true})
+	alice := join(t, s, ParticipantConfig{SID: "PA_alice", CanPublish: true})
+	var atBob atomic.Int64
+	stop := make(chan struct{})
+	defer close(stop)
+	var sent atomic.Int64
+	cams := make([]*localTrack, tracks)
+	for i := range cams {
+		cams[i] = alice.publish("video", fmt.Sprintf("cam%d", i))
+		alice.waitPublished(t)
+		rt := bob.waitTrack(t)
+		close(cams[i].stopWriting)
+		go func() {
+			for range rt.packets {
+				atBob.Add(1)
+			}
+		}()
+	}
+	before := atBob.Load()
+	start := time.Now()
+	for _, c := range cams {
+		go floodVideo(c.track, 1, stop, &sent) // 500 packets/s each
+	}
+	const want = 3 * limitPackets * publisherTracksOfKind
+	waitFor(t, "bob to receive the flood", func() bool { return atBob.Load()-before >= want })
+	elapsed := time.Since(start)
+	got := atBob.Load() - before
+	// The shared bucket's burst, its rate since, and what was in flight.
+	bound := int64(publisherTracksOfKind*limitPackets*(1+elapsed.Seconds())) + 40
+	t.Logf("alice sent %d packets on %d tracks in %v, bob received %d (bound %d)", sent.Load(), tracks, elapsed, got, bound)
+	if got > bound {
+		t.Errorf("bob received %d of alice's packets, want at most %d: the limit did not span her tracks", got, bound)
+	}
+	select {
+	case rule := <-alice.refused:
+		t.Fatalf("alice was ended (%s) for a flood each track's limit lets pass", rule)
+	default:
 	}
 }

@@ -69,7 +69,11 @@ type Participant struct {
 
 	// Guarded by SFU.mu.
 	tracks map[string]*publishedTrack // own tracks by SID
-	subs   map[string]*downTrack      // subscriptions by track SID
+
+	// kindLimit bounds all of this participant's tracks of a kind together
+	// (ratelimit.go), by webrtc.RTPCodecType.
+	kindLimit [3]*sharedLimiter
+	subs      map[string]*downTrack // subscriptions by track SID
 }
 
 // sectionState is how far a freed subscriber m-section has gone towards
@@ -102,6 +106,10 @@ func (s *SFU) Join(cfg ParticipantConfig) (*Participant, error) {
 		pubStarted: make(chan struct{}),
 		tracks:     make(map[string]*publishedTrack),
 		subs:       make(map[string]*downTrack),
+		kindLimit: [3]*sharedLimiter{
+			webrtc.RTPCodecTypeAudio: newSharedLimiter(s.cfg, webrtc.RTPCodecTypeAudio),
+			webrtc.RTPCodecTypeVideo: newSharedLimiter(s.cfg, webrtc.RTPCodecTypeVideo),
+		},
 
 		freeSections: make(map[*webrtc.RTPTransceiver]sectionState),
 	}
@@ -795,6 +803,9 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 	t.tap = s.cfg.Tap
 	t.batch = s.batch
 	t.limit = newTrackLimiter(s.cfg, t.kind)
+	if k := int(t.kind); k < len(p.kindLimit) {
+		t.shared = p.kindLimit[k]
+	}
 	t.owner = p
 	t.clientTrackID = remote.ID()
 	t.ssrc = remote.SSRC()

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"sync"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -179,4 +180,38 @@ func orDefault(v, def int) int {
 		return def
 	}
 	return v
+}
+
+// publisherTracksOfKind is how many tracks' worth of one kind's limits a
+// participant's tracks of that kind may send together: a camera and a
+// screen share, but not eight tracks each at its limit.
+const publisherTracksOfKind = 2
+
+// sharedLimiter is a participant's limit over all its tracks of a kind,
+// whose forwarding goroutines share it.
+type sharedLimiter struct {
+	mu sync.Mutex
+	l  *trackLimiter
+}
+
+// newSharedLimiter returns nil when kind has no limits.
+func newSharedLimiter(cfg Config, kind webrtc.RTPCodecType) *sharedLimiter {
+	l := newTrackLimiter(cfg, kind)
+	if l == nil {
+		return nil
+	}
+	l.limit.packets *= publisherTracksOfKind
+	l.limit.bytes *= publisherTracksOfKind
+	l.pktTokens *= publisherTracksOfKind
+	l.byteTok *= publisherTracksOfKind
+	return &sharedLimiter{l: l}
+}
+
+// allow is trackLimiter.allow for the participant: excess is dropped;
+// ending a publisher is left to the per-track check.
+func (s *sharedLimiter) allow(size int) bool {
+	s.mu.Lock()
+	ok, _ := s.l.allow(size)
+	s.mu.Unlock()
+	return ok
 }

@@ -53,7 +53,9 @@ type publishedTrack struct {
 	// limit is the track's rate limits (ratelimit.go); nil for none.
 	// overrun is set once the track went far beyond them: from then on
 	// it forwards nothing while its owner is being ended.
-	limit   *trackLimiter
+	limit *trackLimiter
+	// shared is the owner's limiter for all its tracks of this kind.
+	shared  *sharedLimiter
 	overrun bool
 
 	// fanout is the downtracks packets go to. Forwarding reads it without
@@ -174,7 +176,7 @@ func (t *publishedTrack) forward(packet []byte) {
 	}
 	t.counters.packetsIn.Inc()
 	t.counters.bytesIn.Add(float64(len(packet)))
-	if t.limit != nil && !t.withinLimits(len(packet)) {
+	if (t.limit != nil && !t.withinLimits(len(packet))) || (t.shared != nil && !t.shared.allow(len(packet))) {
 		t.metrics.droppedRateLimited.Inc()
 		return
 	}
