@@ -340,7 +340,8 @@ export class Publication {
  * @property {MediaStream} stream
  * @property {string} trackSid
  * @property {string} participantSid
- * @property {boolean} attached given to E2EE (or decided not to be)
+ * @property {boolean} attached given to E2EE under its owner (or decided not to be); until then, in an
+ *   encrypted call, E2EE drops its frames
  */
 /**
  * A call: this client's participation in one room. Made by {@link connect};
@@ -965,7 +966,8 @@ export type Received = {
     trackSid: string;
     participantSid: string;
     /**
-     * given to E2EE (or decided not to be)
+     * given to E2EE under its owner (or decided not to be); until then, in an
+     * encrypted call, E2EE drops its frames
      */
     attached: boolean;
 };

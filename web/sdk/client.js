@@ -442,7 +442,8 @@ const attachments = new WeakMap();
  * @property {MediaStream} stream
  * @property {string} trackSid
  * @property {string} participantSid
- * @property {boolean} attached given to E2EE (or decided not to be)
+ * @property {boolean} attached given to E2EE under its owner (or decided not to be); until then, in an
+ *   encrypted call, E2EE drops its frames
  */
 
 /**
@@ -1494,6 +1495,9 @@ export class Call extends EventTarget {
     this.participants.set(p.identity, p);
     this.#updateMembers();
     this.#announceJoined(p);
+    for (const rec of this.#held.values()) {
+      if (rec.participantSid === p.sid) this.#attachReceiver(rec, p);
+    }
     for (const t of p.tracks.values()) {
       this.#emit("trackpublished", { info: t, participant: p, local: false });
       this.#releaseHeld(t.sid);
@@ -1793,7 +1797,10 @@ export class Call extends EventTarget {
     const owner = this.#participantBySid(rec.participantSid);
     const info = owner?.tracks.get(rec.trackSid);
     if (owner && info && this.#refuse(owner, info)) return;
+    // An unknown owner's frames are dropped, the receiver not left bare:
+    // Chromium ignores a first transform set once frames have flowed.
     if (owner) this.#attachReceiver(rec, owner);
+    else this.e2ee?.holdReceiver(rec.receiver);
     if (!owner || !info) {
       this.#held.set(rec.trackSid, rec);
       return;

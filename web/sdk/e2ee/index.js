@@ -1153,7 +1153,7 @@ export class E2EE extends EventTarget {
    * @param {string} trackSid
    */
   attachReceiver(receiver, from, trackSid) {
-    this.receive(receiver, { side: "receive", kind: receiver.track?.kind, from, trackSid, clear: false });
+    this.receive(receiver, { side: "receive", kind: receiver.track?.kind, from, trackSid, clear: false, hold: false });
   }
 
   /**
@@ -1168,7 +1168,18 @@ export class E2EE extends EventTarget {
    * @param {RTCRtpReceiver} receiver
    */
   attachClearReceiver(receiver) {
-    this.receive(receiver, { side: "receive", kind: receiver.track?.kind, from: "", trackSid: "", clear: true });
+    this.receive(receiver, { side: "receive", kind: receiver.track?.kind, from: "", trackSid: "", clear: true, hold: false });
+  }
+
+  /**
+   * Drops every frame receiver receives, until attachReceiver or
+   * attachClearReceiver says whose they are: for a track whose owner is
+   * not known yet. Set at once, before frames flow, it can be replaced
+   * later (Chromium ignores a first transform set after frames flowed).
+   * @param {RTCRtpReceiver} receiver
+   */
+  holdReceiver(receiver) {
+    this.receive(receiver, { side: "receive", kind: receiver.track?.kind, from: "", trackSid: "", clear: false, hold: true });
   }
 
   /**

@@ -51,6 +51,7 @@ const KEY_FRAME_REQUEST_INTERVAL_MS = 1000;
  * @property {string} [trackSid] receive side: the track, for its counters
  * @property {number} [tid] receive side: the page's number for the transform
  * @property {boolean} [clear] receive side: the track's owner does not encrypt; frames pass as they are
+ * @property {boolean} [hold] receive side: the track's owner is not known yet; every frame is dropped
  */
 
 /**
@@ -224,6 +225,9 @@ class TransformWorker {
    * @param {Transformer} t
    */
   async decrypt(frame, ctl, o, t) {
+    if (o.hold) {
+      return;
+    }
     if (o.clear) {
       ctl.enqueue(frame);
       return;
