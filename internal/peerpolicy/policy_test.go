@@ -11,7 +11,7 @@ func TestPolicyOptions(t *testing.T) {
 	relay := New(Options{Own: []netip.Addr{own}, OwnReason: "relay address", Who: "relay: peer"})
 	sfu := New(Options{Own: []netip.Addr{own}, AllowPrivate: true, Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	tests := []struct {
-		addr              string
+		addr               string
 		relayWant, sfuWant string // "" allowed
 	}{
 		{"8.8.8.8", "", ""},
