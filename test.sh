@@ -93,7 +93,7 @@ for entry in "${needs[@]}"; do
   fi
 done
 root=1
-[ "$(id -u)" -eq 0 ] || root=
+[ "${EUID:-$(id -u)}" -eq 0 ] || root=
 if ((${#missing_pkgs[@]} > 0)) && [ -n "$root" ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing ${missing_pkgs[*]}"
   apt-get update
