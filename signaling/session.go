@@ -656,7 +656,8 @@ func (c *session) handle(data []byte) bool {
 		}
 	}
 	if bad != nil && (bad.Type == "" || bad.Code == CodeUnknownType) {
-		c.sendError(bad.Code, bad.Message, truncate(bad.Type, maxEchoBytes), "")
+		_, refID := requestRef(data, false)
+		c.sendError(bad.Code, bad.Message, truncate(bad.Type, maxEchoBytes), refID)
 		return true
 	}
 	if c.offerDone != nil {
@@ -689,7 +690,10 @@ func (c *session) handle(data []byte) bool {
 		return true
 	}
 	if bad != nil {
-		c.sendError(CodeBadMessage, bad.Message, typ, "")
+		// The request's id, when it has one, even if another field is
+		// of the wrong type: every request with an id gets a reply naming it.
+		_, refID := requestRef(data, false)
+		c.sendError(CodeBadMessage, bad.Message, typ, refID)
 		return true
 	}
 	switch m := msg.(type) {
