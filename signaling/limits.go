@@ -44,7 +44,7 @@ type ServerLimits struct {
 	// one receiver, apart from the server's own messages. Each sender may
 	// hold at most max(1/N of them, 1/16 of them or two maximal messages),
 	// N being the others in the room; a relay beyond its sender's share is
-	// refused to the sender. Defaults 4 MiB and 256.
+	// refused to the sender. Defaults 4 MiB and 1024.
 	RelayQueueBytes    int
 	RelayQueueMessages int
 	// UnjoinedPerAddress and UnjoinedConnections bound the WebSockets that
@@ -69,7 +69,7 @@ const (
 	DefaultRelayBytesPerSecond  = 256 << 10
 	DefaultRelayBurstBytes      = 1 << 20
 	DefaultRelayQueueBytes      = 4 << 20
-	DefaultRelayQueueMessages   = 256
+	DefaultRelayQueueMessages   = 1024
 	DefaultUnjoinedPerAddress   = 32
 	DefaultUnjoinedConnections  = 1024
 )
