@@ -44,6 +44,9 @@ type Participant struct {
 	pubStartedOnce sync.Once
 	failedPub      atomic.Bool
 	failedSub      atomic.Bool
+	// pubUfrag and subUfrag are the local ICE username fragments, for
+	// the candidates the SFU sends.
+	pubUfrag, subUfrag atomic.Pointer[string]
 
 	// pubGuard and subGuard count the SRTP and SRTCP streams pion opens on
 	// each connection (ssrcguard.go); offered is the number of sending
@@ -140,8 +143,8 @@ func (s *SFU) Join(cfg ParticipantConfig) (*Participant, error) {
 		_ = p.pub.Close()
 		return nil, fmt.Errorf("media: subscriber connection: %w", err)
 	}
-	p.wire(p.pub, targetPublisher, &p.pubGate, &p.failedPub)
-	p.wire(p.sub, targetSubscriber, &p.subGate, &p.failedSub)
+	p.wire(p.pub, targetPublisher, &p.pubGate, &p.failedPub, &p.pubUfrag)
+	p.wire(p.sub, targetSubscriber, &p.subGate, &p.failedSub, &p.subUfrag)
 	p.pub.OnTrack(p.onTrack)
 	p.pub.OnICEConnectionStateChange(func(st webrtc.ICEConnectionState) {
 		if st != webrtc.ICEConnectionStateNew {
@@ -220,15 +223,15 @@ func (p *Participant) refuse(counter prometheus.Counter, rule string, attrs ...a
 }
 
 // wire connects a peer connection's callbacks to the participant's events.
-func (p *Participant) wire(pc *webrtc.PeerConnection, target string, gate *candidateGate, failed *atomic.Bool) {
+func (p *Participant) wire(pc *webrtc.PeerConnection, target string, gate *candidateGate, failed *atomic.Bool, ufrag *atomic.Pointer[string]) {
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		var init *webrtc.ICECandidateInit
 		if c != nil {
 			j := c.ToJSON()
 			// pion leaves it out; clients match candidates to an ICE
 			// generation by it.
-			if ufrag := localUfrag(pc); ufrag != "" {
-				j.UsernameFragment = &ufrag
+			if u := ufrag.Load(); u != nil {
+				j.UsernameFragment = u
 			}
 			init = &j
 		}
@@ -245,19 +248,23 @@ func (p *Participant) wire(pc *webrtc.PeerConnection, target string, gate *candi
 	})
 }
 
-// localUfrag is the ICE username fragment of pc's local description
-// (from the SDP: pion's ICETransport.GetLocalParameters races its Start).
-func localUfrag(pc *webrtc.PeerConnection) string {
-	d := pc.LocalDescription()
-	if d == nil {
-		return ""
+// keepUfrag stores the ICE username fragment of a local description the
+// SFU is about to set, before gathering starts. It is read from the SDP
+// string the SFU holds: pion's GetLocalParameters and LocalDescription
+// race with its own goroutines. Without ICE restarts it never changes.
+func keepUfrag(dst *atomic.Pointer[string], sdp string) {
+	if u := sdpUfrag(sdp); u != "" {
+		dst.Store(&u)
 	}
+}
+
+func sdpUfrag(sdp string) string {
 	const attr = "a=ice-ufrag:"
-	i := strings.Index(d.SDP, attr)
+	i := strings.Index(sdp, attr)
 	if i < 0 {
 		return ""
 	}
-	v := d.SDP[i+len(attr):]
+	v := sdp[i+len(attr):]
 	if j := strings.IndexAny(v, "\r\n"); j >= 0 {
 		v = v[:j]
 	}
@@ -370,6 +377,7 @@ func (p *Participant) applyOfferLocked(offer string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: publisher answer: %w", ErrNegotiation, err)
 	}
+	keepUfrag(&p.pubUfrag, answer.SDP)
 	if err := p.pub.SetLocalDescription(answer); err != nil {
 		return "", fmt.Errorf("%w: publisher answer: %w", ErrNegotiation, err)
 	}
@@ -472,6 +480,7 @@ func (p *Participant) negotiateLocked() {
 		p.log.Warn("media: subscriber offer failed", "err", err)
 		return
 	}
+	keepUfrag(&p.subUfrag, offer.SDP)
 	if err := p.sub.SetLocalDescription(offer); err != nil {
 		p.log.Warn("media: subscriber offer failed", "err", err)
 		return

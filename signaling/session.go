@@ -865,6 +865,9 @@ func (c *session) join(msg any, bad *DecodeError) bool {
 		ICEServers: c.srv.iceServers(identity),
 		Limits:     c.srv.limits.wire(),
 	}
+	// Given back before the client can see joined, so its slot is free
+	// by the time it acts on it.
+	c.releaseUnjoined()
 	if !c.srv.announce(c, joined) {
 		// Replaced or closed while joining; whoever closed it has told
 		// the client why.
@@ -872,7 +875,6 @@ func (c *session) join(msg any, bad *DecodeError) bool {
 		return false
 	}
 	c.joined = true
-	c.releaseUnjoined()
 	c.srv.metrics.joins.WithLabelValues("ok").Inc()
 	c.logger().Info("signaling: participant joined", "publish", claims.CanPublish, "subscribe", claims.CanSubscribe)
 	p.Start()
