@@ -246,8 +246,15 @@ func TestOverlappingPublisherOfferRefused(t *testing.T) {
 	}
 	_, _, sdp1 := audioOffer(t)
 	_, _, sdp2 := audioOffer(t)
-	// Both offers in one write: the second is read while the first is
-	// being applied, as a client that does not wait for answers sends it.
+	// o1 is held before it is applied until o2 has been refused, so the
+	// second is always read while the first is being applied, as from a
+	// client that does not wait for answers.
+	release := make(chan struct{})
+	defer signaling.SetOfferHook(func(id string) {
+		if id == "o1" {
+			<-release
+		}
+	})()
 	var both []byte
 	both = append(both, rawFrame(t, signaling.SessionDescription{Type: signaling.TypeOffer, ID: "o1", Target: signaling.TargetPublisher, SDP: sdp1})...)
 	both = append(both, rawFrame(t, signaling.SessionDescription{Type: signaling.TypeOffer, ID: "o2", Target: signaling.TargetPublisher, SDP: sdp2})...)
@@ -266,6 +273,7 @@ func TestOverlappingPublisherOfferRefused(t *testing.T) {
 				t.Fatalf("second offer refused with %s, want offer_pending", m)
 			}
 			refused = true
+			close(release)
 		case m.typ() == signaling.TypeAnswer:
 			t.Fatalf("the overlapping offer was answered: %s", m)
 		}

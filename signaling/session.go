@@ -705,6 +705,9 @@ func (c *session) handle(data []byte) bool {
 			c.offerDone = done
 			go func() {
 				defer close(done)
+				if hook := testOfferHook.Load(); hook != nil {
+					(*hook)(m.ID)
+				}
 				c.offer(m)
 			}()
 		} else {
@@ -723,6 +726,10 @@ func (c *session) handle(data []byte) bool {
 	}
 	return true
 }
+
+// testOfferHook, set only by tests, runs before a publisher offer is
+// applied, so that a test can hold one there.
+var testOfferHook atomic.Pointer[func(id string)]
 
 // requestRef is the type and id of a message that is refused unread, when
 // it has them, so that the refusal names the request.
