@@ -102,43 +102,11 @@ func TestRemoteCandidatePolicy(t *testing.T) {
 	refusedOffer, own, allowedOffer := newSink(t, "127.0.0.2"), newSink(t, addrs[0].String()), newSink(t, "127.0.0.3")
 	refusedTrickle, allowedTrickle := newSink(t, "127.0.0.4"), newSink(t, "127.0.0.5")
 
-	// A real offer whose own candidates are replaced by the attacker's;
-	// the attacker never answers checks, so the SFU keeps checking
-	// everything it accepted.
-	pc, err := newClientAPI(t).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
+	var lines []string
+	for i, k := range []*stunSink{refusedOffer, own, allowedOffer} {
+		lines = append(lines, "a="+k.candidate(i+1))
 	}
-	t.Cleanup(func() { _ = pc.Close() })
-	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
-		t.Fatal(err)
-	}
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sdp strings.Builder
-	for line := range strings.SplitSeq(strings.TrimSuffix(offer.SDP, "\r\n"), "\r\n") {
-		if strings.HasPrefix(line, "a=candidate:") || line == "a=end-of-candidates" {
-			continue
-		}
-		sdp.WriteString(line + "\r\n")
-		if strings.HasPrefix(line, "a=mid:") {
-			for i, k := range []*stunSink{refusedOffer, own, allowedOffer} {
-				sdp.WriteString("a=" + k.candidate(i+1) + "\r\n")
-			}
-		}
-	}
-
-	p, err := s.Join(ParticipantConfig{Room: "room", SID: "PA_attacker", Identity: "attacker", CanPublish: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	p.Start()
-	if _, err := p.HandleOffer(sdp.String()); err != nil {
-		t.Fatalf("HandleOffer: %v", err)
-	}
+	p := joinWithOffer(t, s, lines...)
 	mid := "0"
 	for i, k := range []*stunSink{refusedTrickle, allowedTrickle} {
 		if err := p.AddICECandidate(targetPublisher, webrtc.ICECandidateInit{Candidate: k.candidate(10 + i), SDPMid: &mid}); err != nil {
@@ -223,38 +191,7 @@ func TestCandidatePolicyParsesAsPion(t *testing.T) {
 	s := policySFU(t, reg, "127.0.0.3/32")
 	inOffer, allowed, trickled := newSink(t, "127.0.0.2"), newSink(t, "127.0.0.3"), newSink(t, "127.0.0.4")
 
-	pc, err := newClientAPI(t).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pc.Close() })
-	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
-		t.Fatal(err)
-	}
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sdp strings.Builder
-	for line := range strings.SplitSeq(strings.TrimSuffix(offer.SDP, "\r\n"), "\r\n") {
-		if strings.HasPrefix(line, "a=candidate:") || line == "a=end-of-candidates" {
-			continue
-		}
-		sdp.WriteString(line + "\r\n")
-		if strings.HasPrefix(line, "a=mid:") {
-			sdp.WriteString("\ra=" + inOffer.candidate(1) + "\r\n")
-			sdp.WriteString("a=" + allowed.candidate(2) + "\r\n")
-		}
-	}
-	p, err := s.Join(ParticipantConfig{Room: "room", SID: "PA_attacker", Identity: "attacker", CanPublish: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	p.Start()
-	if _, err := p.HandleOffer(sdp.String()); err != nil {
-		t.Fatalf("HandleOffer: %v", err)
-	}
+	p := joinWithOffer(t, s, "\ra="+inOffer.candidate(1), "a="+allowed.candidate(2))
 	mid := "0"
 	if err := p.AddICECandidate(targetPublisher, webrtc.ICECandidateInit{Candidate: "candidate:" + trickled.candidate(3), SDPMid: &mid}); err != nil {
 		t.Fatalf("AddICECandidate: %v", err)
@@ -309,4 +246,45 @@ func TestFilterSDPAsPionReadsIt(t *testing.T) {
 			}
 		}
 	}
+}
+
+// joinWithOffer joins an attacker to s with a real offer whose own
+// candidates are replaced by lines, put after its a=mid. The attacker
+// never answers checks, so the SFU keeps checking all it accepted.
+func joinWithOffer(t *testing.T, s *SFU, lines ...string) *Participant {
+	t.Helper()
+	pc, err := newClientAPI(t).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sdp strings.Builder
+	for line := range strings.SplitSeq(strings.TrimSuffix(offer.SDP, "\r\n"), "\r\n") {
+		if strings.HasPrefix(line, "a=candidate:") || line == "a=end-of-candidates" {
+			continue
+		}
+		sdp.WriteString(line + "\r\n")
+		if strings.HasPrefix(line, "a=mid:") {
+			for _, l := range lines {
+				sdp.WriteString(l + "\r\n")
+			}
+		}
+	}
+	p, err := s.Join(ParticipantConfig{Room: "room", SID: "PA_attacker", Identity: "attacker", CanPublish: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	p.Start()
+	if _, err := p.HandleOffer(sdp.String()); err != nil {
+		t.Fatalf("HandleOffer: %v", err)
+	}
+	return p
 }
