@@ -221,7 +221,9 @@ func (l pionLogger) count(format string, args []any) {
 
 // closingNoise reports the warnings pion writes when a connection closes
 // while its readers are still reading: an ICE candidate's read loop and
-// the accept loop of undeclared streams fail on the closed transport, and
+// the accept loop of undeclared streams fail on the closed transport, a
+// packet that arrives as a connection closes finds its buffer closed (in
+// the shared socket's demux or in the ICE agent), and
 // the demux holds a packet that comes after its SRTP session closed (as
 // it holds one that comes before the session opens: nothing is lost).
 func closingNoise(scope, format string, args []any) bool {
@@ -229,7 +231,8 @@ func closingNoise(scope, format string, args []any) bool {
 		return true
 	}
 	switch {
-	case scope == "ice" && format == "Failed to read from candidate %s: %v",
+	case scope == "ice" && (format == "Failed to read from candidate %s: %v" || format == "Failed to write packet: %s"),
+		scope == "udpmux" && format == "Failed to write packet: %v",
 		scope == "pc" && (format == "Failed to accept RTP %v" || format == "Failed to accept RTCP %v"):
 	default:
 		return false
