@@ -143,7 +143,7 @@ else
 fi
 
 say "allocations on the forwarding path (without -race)"
-go tool gotestsum --format testname -- -count=1 -run 'Alloc' ./media
+go tool gotestsum --format testname -- -count=1 -run 'Alloc' ./media/sfu
 
 if skipped netns; then
   not_run+=("the kernel NAT call (deploy/netns/nat-call.sh)")

@@ -13,7 +13,7 @@ import (
 )
 
 // The SFU's metrics the report uses (cmd/sfu serves them on /metrics;
-// media/metrics.go defines the sotto_ ones). Forwarded packets are
+// media/sfu/metrics.go defines the sotto_ ones). Forwarded packets are
 // sotto_rtp_packets_out_total summed over its kind label: every RTP packet
 // the SFU wrote to a subscriber, retransmissions included.
 const (

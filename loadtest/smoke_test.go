@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sotto-rtc/sotto/loadtest"
-	"github.com/sotto-rtc/sotto/media"
+	"github.com/sotto-rtc/sotto/media/sfu"
 	"github.com/sotto-rtc/sotto/signaling"
 )
 
@@ -42,7 +42,7 @@ func startNode(t *testing.T) node {
 	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
 		t.Fatal(err)
 	}
-	sfu, err := media.New(media.Config{ListenIP: "127.0.0.1", IncludeLoopback: true, Logger: log, Registerer: reg})
+	sfu, err := sfu.New(sfu.Config{ListenIP: "127.0.0.1", IncludeLoopback: true, Logger: log, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 	pionmedia "github.com/pion/webrtc/v4/pkg/media"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/sotto-rtc/sotto/media"
+	"github.com/sotto-rtc/sotto/media/sfu"
 	"github.com/sotto-rtc/sotto/signaling"
 	sdk "github.com/sotto-rtc/sotto/signaling/client"
 )
@@ -229,9 +229,9 @@ func labTURN(identity string) (urls []string, username, credential string) {
 // in "joined"; the SFU itself gets none, so it has its host candidate
 // only. It returns the SFU, the signaling base URL and a token maker for
 // room "lab".
-func startLabSFU(t *testing.T, lab *natLab) (*media.SFU, string, func(identity string) string) {
+func startLabSFU(t *testing.T, lab *natLab) (*sfu.SFU, string, func(identity string) string) {
 	t.Helper()
-	node, err := media.New(media.Config{ListenIP: labSFUIP, Port: 7781, Net: lab.sfuNet, Logger: testLogger()})
+	node, err := sfu.New(sfu.Config{ListenIP: labSFUIP, Port: 7781, Net: lab.sfuNet, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

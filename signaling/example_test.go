@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/sotto-rtc/sotto/media"
+	"github.com/sotto-rtc/sotto/media/sfu"
 	"github.com/sotto-rtc/sotto/signaling"
 )
 
@@ -31,7 +31,7 @@ func ExampleNewToken() {
 // A node serves signaling at signaling.Path in front of its SFU, and
 // drains it on the way down.
 func ExampleServer() {
-	sfu, err := media.New(media.Config{ListenIP: "127.0.0.1"})
+	sfu, err := sfu.New(sfu.Config{ListenIP: "127.0.0.1"})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -23,7 +23,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sotto-rtc/sotto/media"
+	"github.com/sotto-rtc/sotto/media/sfu"
 	"github.com/sotto-rtc/sotto/signaling"
 )
 
@@ -43,16 +43,16 @@ func testLogger() *slog.Logger {
 // served over a real HTTP server.
 type harness struct {
 	srv *signaling.Server
-	sfu *media.SFU
+	sfu *sfu.SFU
 	reg *prometheus.Registry
 	url string
 }
 
 func newHarness(t *testing.T, mutate func(*signaling.Config)) *harness {
 	t.Helper()
-	sfu, err := media.New(media.Config{ListenIP: "127.0.0.1", Port: 0, IncludeLoopback: true, Logger: testLogger()})
+	sfu, err := sfu.New(sfu.Config{ListenIP: "127.0.0.1", Port: 0, IncludeLoopback: true, Logger: testLogger()})
 	if err != nil {
-		t.Fatalf("media.New: %v", err)
+		t.Fatalf("sfu.New: %v", err)
 	}
 	reg := prometheus.NewRegistry()
 	cfg := signaling.Config{

@@ -9,7 +9,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
-	"github.com/sotto-rtc/sotto/media"
+	"github.com/sotto-rtc/sotto/media/sfu"
 )
 
 // The room directory. Every message that tells participants about each
@@ -202,7 +202,7 @@ func (m *member) snapshot() ParticipantInfo {
 // trackPublished records t for sess and tells the whole room, its owner
 // included (that is how the owner learns the sid). Called from sess's
 // media events, before media offers the track to any subscriber.
-func (s *Server) trackPublished(sess *session, t media.TrackInfo) {
+func (s *Server) trackPublished(sess *session, t sfu.TrackInfo) {
 	r, m := sess.room, sess.member
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -216,7 +216,7 @@ func (s *Server) trackPublished(sess *session, t media.TrackInfo) {
 
 // trackUnpublished forgets t and tells the room. The owner is included; if
 // its connection is gone its queue takes nothing, so only the others hear.
-func (s *Server) trackUnpublished(sess *session, t media.TrackInfo) {
+func (s *Server) trackUnpublished(sess *session, t sfu.TrackInfo) {
 	r, m := sess.room, sess.member
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -235,7 +235,7 @@ func (s *Server) trackUnpublished(sess *session, t media.TrackInfo) {
 
 // trackMuted records a mute change made through media and tells the whole
 // room, the owner included.
-func (s *Server) trackMuted(sess *session, t media.TrackInfo) {
+func (s *Server) trackMuted(sess *session, t sfu.TrackInfo) {
 	r, m := sess.room, sess.member
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -339,7 +339,7 @@ func encodeRelay(from, fromSID string, data json.RawMessage) ([]byte, error) {
 }
 
 // wireTrack is media's TrackInfo in the protocol's form.
-func wireTrack(t media.TrackInfo) TrackInfo {
+func wireTrack(t sfu.TrackInfo) TrackInfo {
 	kind := ""
 	switch t.Kind {
 	case webrtc.RTPCodecTypeAudio:

@@ -15,7 +15,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sotto-rtc/sotto/media"
+	"github.com/sotto-rtc/sotto/media/sfu"
 )
 
 // Defaults of Config fields left zero.
@@ -57,11 +57,11 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
-// SFU is what the server needs of the media plane; *media.SFU implements
+// SFU is what the server needs of the media plane; *sfu.SFU implements
 // it.
 type SFU interface {
-	Join(cfg media.ParticipantConfig) (*media.Participant, error)
-	RoomTracks(room string) []media.TrackInfo
+	Join(cfg sfu.ParticipantConfig) (*sfu.Participant, error)
+	RoomTracks(room string) []sfu.TrackInfo
 }
 
 // Server is the signaling endpoint: it authenticates WebSocket clients by

@@ -19,12 +19,12 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/sotto-rtc/sotto/media"
+	"github.com/sotto-rtc/sotto/media/sfu"
 	"github.com/sotto-rtc/sotto/signaling"
 )
 
 func TestNewServerRefusesBadConfig(t *testing.T) {
-	sfu, err := media.New(media.Config{ListenIP: "127.0.0.1", Port: 0, Logger: testLogger()})
+	sfu, err := sfu.New(sfu.Config{ListenIP: "127.0.0.1", Port: 0, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -601,7 +601,7 @@ func TestShutdown(t *testing.T) {
 	if rooms, parts := h.srv.Counts(); rooms != 0 || parts != 0 {
 		t.Fatalf("Counts = %d, %d after Shutdown", rooms, parts)
 	}
-	if c := h.sfu.Counts(); c != (media.Counts{}) {
+	if c := h.sfu.Counts(); c != (sfu.Counts{}) {
 		t.Fatalf("media Counts = %+v after Shutdown", c)
 	}
 
@@ -685,7 +685,7 @@ func TestJoinLeaveCycles(t *testing.T) {
 	watcher.leave()
 
 	eventually(t, "server counts at zero", func() bool { r, p := h.srv.Counts(); return r == 0 && p == 0 })
-	eventually(t, "media counts at zero", func() bool { return h.sfu.Counts() == media.Counts{} })
+	eventually(t, "media counts at zero", func() bool { return h.sfu.Counts() == sfu.Counts{} })
 	eventually(t, "goroutines back near the baseline", func() bool { return runtime.NumGoroutine() <= baseline+5 })
 
 	if got := counterValue(t, h, "sotto_joins_total", "result", "ok"); got != cycles+1 {

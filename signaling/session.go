@@ -18,7 +18,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"golang.org/x/time/rate"
 
-	"github.com/sotto-rtc/sotto/media"
+	"github.com/sotto-rtc/sotto/media/sfu"
 )
 
 const (
@@ -137,7 +137,7 @@ type session struct {
 	joined      bool
 	room        *room
 	member      *member
-	participant *media.Participant
+	participant *sfu.Participant
 }
 
 func newSession(srv *Server, conn *websocket.Conn, raw net.Conn, addr string) *session {
@@ -842,7 +842,7 @@ func (c *session) join(msg any, bad *DecodeError) bool {
 	c.member = m
 	c.logp.Store(c.logger().With("room", claims.Room, "identity", identity, "sid", sid))
 
-	p, err := c.srv.sfu.Join(media.ParticipantConfig{
+	p, err := c.srv.sfu.Join(sfu.ParticipantConfig{
 		Room:          claims.Room,
 		SID:           sid,
 		Identity:      identity,
@@ -857,7 +857,7 @@ func (c *session) join(msg any, bad *DecodeError) bool {
 	if err != nil {
 		c.srv.release(c, reasonDisconnected)
 		c.member = nil
-		if errors.Is(err, media.ErrClosed) {
+		if errors.Is(err, sfu.ErrClosed) {
 			return refuse(CodeShuttingDown, "the media server is shutting down", CloseGoingAway)
 		}
 		c.logger().Error("signaling: media join failed", "err", err)
@@ -895,8 +895,8 @@ func (c *session) observeJoin() {
 // mediaEvents are the callbacks media makes for this session's
 // participant. They run on media's goroutine for it, one at a time, and
 // only queue messages.
-func (c *session) mediaEvents() media.Events {
-	return media.Events{
+func (c *session) mediaEvents() sfu.Events {
+	return sfu.Events{
 		SubscriberOffer: func(sdp string) {
 			c.send(SessionDescription{Type: TypeOffer, Target: TargetSubscriber, SDP: sdp})
 		},
@@ -911,10 +911,10 @@ func (c *session) mediaEvents() media.Events {
 			}
 			c.send(Candidate{Type: TypeCandidate, Target: target, Candidate: cand})
 		},
-		TrackPublished: func(t media.TrackInfo) {
+		TrackPublished: func(t sfu.TrackInfo) {
 			c.srv.trackPublished(c, t)
 		},
-		TrackUnpublished: func(t media.TrackInfo) {
+		TrackUnpublished: func(t sfu.TrackInfo) {
 			c.srv.trackUnpublished(c, t)
 		},
 		ConnectionFailed: func(target string) {
@@ -924,7 +924,7 @@ func (c *session) mediaEvents() media.Events {
 			c.logger().Warn("signaling: media connection failed", "target", target)
 		},
 		Refused: func(rule string) {
-			if rule == media.RuleRateExceeded {
+			if rule == sfu.RuleRateExceeded {
 				c.fatal(CodeMediaRateExceeded, "the media server ended this session: a published track sent far beyond its rate limits (see docs/PROTOCOL.md, Limits)", "", ClosePolicy)
 				return
 			}
@@ -937,17 +937,17 @@ func (c *session) mediaEvents() media.Events {
 // for anything media does not name.
 func mediaCode(err error, fallback string) string {
 	switch {
-	case errors.Is(err, media.ErrPermission):
+	case errors.Is(err, sfu.ErrPermission):
 		return CodePermissionDenied
-	case errors.Is(err, media.ErrNotOwner):
+	case errors.Is(err, sfu.ErrNotOwner):
 		return CodeNotOwner
-	case errors.Is(err, media.ErrUnknownTrack):
+	case errors.Is(err, sfu.ErrUnknownTrack):
 		return CodeUnknownTrack
-	case errors.Is(err, media.ErrTooManyTracks):
+	case errors.Is(err, sfu.ErrTooManyTracks):
 		return CodeTooManyTracks
-	case errors.Is(err, media.ErrNegotiation):
+	case errors.Is(err, sfu.ErrNegotiation):
 		return CodeNegotiation
-	case errors.Is(err, media.ErrClosed):
+	case errors.Is(err, sfu.ErrClosed):
 		return CodeInternal
 	}
 	return fallback
@@ -1036,7 +1036,7 @@ func (c *session) subscribe(typ string, s *Subscribe) {
 			code = mediaCode(err, CodeInternal)
 		}
 		failed = append(failed, truncate(sid, maxEchoBytes))
-		if errors.Is(err, media.ErrPermission) {
+		if errors.Is(err, sfu.ErrPermission) {
 			// The same answer for every sid; do not ask media again.
 			break
 		}

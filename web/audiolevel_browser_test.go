@@ -16,7 +16,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
-	"github.com/sotto-rtc/sotto/media"
+	"github.com/sotto-rtc/sotto/media/sfu"
 )
 
 // audioLevelURI is the RFC 6464 client-to-mixer audio level extension.
@@ -77,7 +77,7 @@ func openRecordedCallTab(t *testing.T, b *browser, srv *webServer, room, name st
 // publisher offer, and its offer to each page's subscriber connection and
 // the page's answer, leave the extension out, and neither the page's audio
 // sender nor its audio receiver negotiated it, although each page offered
-// it. With the operator's media.audio_level_extension (the flag
+// it. With the operator's sfu.audio_level_extension (the flag
 // --audio-level-extension) on, it is negotiated, both ways: the test sees
 // the difference.
 func TestBrowserSendsNoAudioLevel(t *testing.T) {
@@ -87,7 +87,7 @@ func TestBrowserSendsNoAudioLevel(t *testing.T) {
 		on   bool
 	}{{"default", false}, {"audio_level_extension on", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := startWebServer(t, nil, func(c *media.Config) { c.AudioLevelExtension = tc.on })
+			srv := startWebServer(t, nil, func(c *sfu.Config) { c.AudioLevelExtension = tc.on })
 			room := "audio-level-" + strings.ReplaceAll(tc.name, " ", "-")
 			alice := openRecordedCallTab(t, b, srv, room, "alice")
 			bob := openRecordedCallTab(t, b, srv, room, "bob")

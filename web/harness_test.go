@@ -22,7 +22,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/sotto-rtc/sotto/internal/testneeds"
-	"github.com/sotto-rtc/sotto/media"
+	"github.com/sotto-rtc/sotto/media/sfu"
 	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/web"
 )
@@ -42,7 +42,7 @@ func testLogger() *slog.Logger {
 // development token endpoint, as `go run ./cmd/sfu` serves it.
 type webServer struct {
 	URL  string
-	Node *media.SFU
+	Node *sfu.SFU
 	Sig  *signaling.Server
 
 	key, secret string
@@ -55,14 +55,14 @@ const (
 
 // startWebServer starts a node; extra routes (test pages, test data) are
 // added to its mux, and media options applied to the SFU's config.
-func startWebServer(t *testing.T, extra map[string]http.Handler, mediaOpts ...func(*media.Config)) *webServer {
+func startWebServer(t *testing.T, extra map[string]http.Handler, mediaOpts ...func(*sfu.Config)) *webServer {
 	t.Helper()
 	log := testLogger()
-	cfg := media.Config{ListenIP: "127.0.0.1", IncludeLoopback: true, Logger: log}
+	cfg := sfu.Config{ListenIP: "127.0.0.1", IncludeLoopback: true, Logger: log}
 	for _, f := range mediaOpts {
 		f(&cfg)
 	}
-	node, err := media.New(cfg)
+	node, err := sfu.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

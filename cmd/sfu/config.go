@@ -19,7 +19,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/sotto-rtc/sotto/media"
+	"github.com/sotto-rtc/sotto/media/sfu"
 	"github.com/sotto-rtc/sotto/relay"
 	"github.com/sotto-rtc/sotto/signaling"
 )
@@ -202,7 +202,7 @@ type limitsConfig struct {
 	UnjoinedPerAddress   int     `yaml:"unjoined_per_address"`
 	UnjoinedConnections  int     `yaml:"unjoined_connections"`
 
-	// Per published track, the SFU's (media.Config): bits and packets per
+	// Per published track, the SFU's (sfu.Config): bits and packets per
 	// second, 0 for no limit; a track over RateLimitEndFactor times either
 	// for RateLimitEndAfter ends its publisher.
 	AudioMaxBitrate    int           `yaml:"audio_max_bitrate"`
@@ -267,12 +267,12 @@ func defaultConfig() config {
 			RelayQueueMessages:   signaling.DefaultRelayQueueMessages,
 			UnjoinedPerAddress:   signaling.DefaultUnjoinedPerAddress,
 			UnjoinedConnections:  signaling.DefaultUnjoinedConnections,
-			AudioMaxBitrate:      media.DefaultAudioMaxBitrate,
-			AudioMaxPacketRate:   media.DefaultAudioMaxPacketRate,
-			VideoMaxBitrate:      media.DefaultVideoMaxBitrate,
-			VideoMaxPacketRate:   media.DefaultVideoMaxPacketRate,
-			RateLimitEndFactor:   media.DefaultRateLimitEndFactor,
-			RateLimitEndAfter:    media.DefaultRateLimitEndAfter,
+			AudioMaxBitrate:      sfu.DefaultAudioMaxBitrate,
+			AudioMaxPacketRate:   sfu.DefaultAudioMaxPacketRate,
+			VideoMaxBitrate:      sfu.DefaultVideoMaxBitrate,
+			VideoMaxPacketRate:   sfu.DefaultVideoMaxPacketRate,
+			RateLimitEndFactor:   sfu.DefaultRateLimitEndFactor,
+			RateLimitEndAfter:    sfu.DefaultRateLimitEndAfter,
 		},
 		DrainGrace:   defaultDrainGrace,
 		DrainTimeout: defaultDrainTimeout,

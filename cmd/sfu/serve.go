@@ -22,7 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/sotto-rtc/sotto/media"
+	"github.com/sotto-rtc/sotto/media/sfu"
 	"github.com/sotto-rtc/sotto/relay"
 	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/web"
@@ -55,7 +55,7 @@ type devCredentials struct {
 type gateway struct {
 	cfg      config
 	log      *slog.Logger
-	sfu      *media.SFU
+	sfu      *sfu.SFU
 	sig      *signaling.Server
 	http     *http.Server
 	ln       net.Listener
@@ -98,7 +98,7 @@ func newGateway(cfg config, log *slog.Logger) (*gateway, error) {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 
-	sfu, err := media.New(media.Config{
+	sfu, err := sfu.New(sfu.Config{
 		ListenIP:   cfg.MediaIP,
 		Port:       cfg.MediaPort,
 		DisableTCP: cfg.NoICETCP,

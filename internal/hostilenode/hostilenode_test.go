@@ -17,7 +17,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sotto-rtc/sotto/internal/hostilenode"
-	"github.com/sotto-rtc/sotto/media"
+	"github.com/sotto-rtc/sotto/media/sfu"
 	"github.com/sotto-rtc/sotto/signaling"
 )
 
@@ -32,7 +32,7 @@ const (
 func realNode(t *testing.T) string {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sfu, err := media.New(media.Config{ListenIP: "127.0.0.1", IncludeLoopback: true, Logger: log})
+	sfu, err := sfu.New(sfu.Config{ListenIP: "127.0.0.1", IncludeLoopback: true, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

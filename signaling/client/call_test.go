@@ -22,7 +22,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	sfu "github.com/sotto-rtc/sotto/media"
+	"github.com/sotto-rtc/sotto/media/sfu"
 	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/signaling/client"
 )

@@ -29,7 +29,7 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/sotto-rtc/sotto/internal/hostilenode"
-	sfu "github.com/sotto-rtc/sotto/media"
+	"github.com/sotto-rtc/sotto/media/sfu"
 	"github.com/sotto-rtc/sotto/media/e2ee"
 	"github.com/sotto-rtc/sotto/media/sframe"
 	"github.com/sotto-rtc/sotto/signaling"

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package media
+package sfu
 
 import "time"
 

@@ -1,4 +1,4 @@
-package media
+package sfu
 
 import (
 	"fmt"
@@ -126,7 +126,7 @@ func (dt *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 	negotiated := ctx.CodecParameters()
 	chosen, ok := matchCodec(t.codec, negotiated)
 	if !ok {
-		return webrtc.RTPCodecParameters{}, fmt.Errorf("media: subscriber did not negotiate %s: %w",
+		return webrtc.RTPCodecParameters{}, fmt.Errorf("sfu: subscriber did not negotiate %s: %w",
 			t.codec.MimeType, webrtc.ErrUnsupportedCodec)
 	}
 	var ptMap [128]uint8

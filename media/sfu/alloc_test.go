@@ -1,6 +1,6 @@
 //go:build !race
 
-package media
+package sfu
 
 // The allocation checks. They are built without -race only: the race
 // detector makes sync.Pool drop a quarter of what is put back (on purpose,

@@ -1,4 +1,4 @@
-package media
+package sfu
 
 import (
 	"errors"
@@ -109,7 +109,7 @@ func New(cfg Config) (*SFU, error) {
 
 	ip := net.ParseIP(cfg.ListenIP)
 	if ip == nil {
-		return nil, fmt.Errorf("media: listen IP %q is not an IP address", cfg.ListenIP)
+		return nil, fmt.Errorf("sfu: listen IP %q is not an IP address", cfg.ListenIP)
 	}
 	lf := newPionLoggerFactory(log, m)
 	udpMux, batch, tcpListener, port, err := listenMedia(cfg, ip, lf)
@@ -155,7 +155,7 @@ func New(cfg Config) (*SFU, error) {
 		_ = s.closeSockets()
 		return nil, err
 	}
-	log.Info("media: SFU listening", "ip", cfg.ListenIP, "port", port, "tcp", s.tcpMux != nil)
+	log.Info("sfu: SFU listening", "ip", cfg.ListenIP, "port", port, "tcp", s.tcpMux != nil)
 	return s, nil
 }
 
@@ -213,7 +213,7 @@ func listenMedia(cfg Config, ip net.IP, lf pionLoggerFactory) (ice.UDPMux, *batc
 	case cfg.Net != nil:
 		udp, err := cfg.Net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: cfg.Port})
 		if err != nil {
-			return nil, nil, nil, 0, fmt.Errorf("media: bind UDP %s: %w", net.JoinHostPort(ip.String(), strconv.Itoa(cfg.Port)), err)
+			return nil, nil, nil, 0, fmt.Errorf("sfu: bind UDP %s: %w", net.JoinHostPort(ip.String(), strconv.Itoa(cfg.Port)), err)
 		}
 		mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: logger, UDPConn: udp, Net: cfg.Net})
 		return mux, nil, nil, udp.LocalAddr().(*net.UDPAddr).Port, nil
@@ -266,7 +266,7 @@ func listenEveryInterface(ip net.IP, port int, withTCP, loopback, batch bool, lo
 				if tcp != nil {
 					_ = tcp.Close()
 				}
-				return nil, nil, nil, 0, fmt.Errorf("media: network: %w", err)
+				return nil, nil, nil, 0, fmt.Errorf("sfu: network: %w", err)
 			}
 			bn.oversized = oversized
 			group = &bn.group
@@ -283,7 +283,7 @@ func listenEveryInterface(ip net.IP, port int, withTCP, loopback, batch bool, lo
 		if tcp != nil {
 			_ = tcp.Close()
 		}
-		lastErr = fmt.Errorf("media: bind UDP port %d on every interface: %w", got, err)
+		lastErr = fmt.Errorf("sfu: bind UDP port %d on every interface: %w", got, err)
 	}
 	return nil, nil, nil, 0, lastErr
 }
@@ -300,7 +300,7 @@ func bindMediaPort(ip net.IP, port int, withTCP bool) (*net.UDPConn, net.Listene
 	for range attempts {
 		udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: port})
 		if err != nil {
-			return nil, nil, fmt.Errorf("media: bind UDP %s: %w", net.JoinHostPort(ip.String(), strconv.Itoa(port)), err)
+			return nil, nil, fmt.Errorf("sfu: bind UDP %s: %w", net.JoinHostPort(ip.String(), strconv.Itoa(port)), err)
 		}
 		if !withTCP {
 			return udp, nil, nil
@@ -311,7 +311,7 @@ func bindMediaPort(ip net.IP, port int, withTCP bool) (*net.UDPConn, net.Listene
 			return udp, tcp, nil
 		}
 		_ = udp.Close()
-		lastErr = fmt.Errorf("media: bind TCP %s: %w", net.JoinHostPort(ip.String(), strconv.Itoa(got)), err)
+		lastErr = fmt.Errorf("sfu: bind TCP %s: %w", net.JoinHostPort(ip.String(), strconv.Itoa(got)), err)
 	}
 	return nil, nil, lastErr
 }
@@ -345,7 +345,7 @@ func (s *SFU) settingEngine(ip net.IP, lf pionLoggerFactory) (webrtc.SettingEngi
 			AsCandidateType: webrtc.ICECandidateTypeHost,
 			Mode:            webrtc.ICEAddressRewriteReplace,
 		}); err != nil {
-			return se, fmt.Errorf("media: public IPs %v: %w", s.cfg.PublicIPs, err)
+			return se, fmt.Errorf("sfu: public IPs %v: %w", s.cfg.PublicIPs, err)
 		}
 	}
 	se.SetIncludeLoopbackCandidate(s.cfg.IncludeLoopback)
@@ -453,7 +453,7 @@ func newMediaEngine(audioLevel bool) (*webrtc.MediaEngine, error) {
 	}
 	for _, c := range codecs {
 		if err := me.RegisterCodec(c.codec, c.kind); err != nil {
-			return nil, fmt.Errorf("media: register codec %s: %w", c.codec.MimeType, err)
+			return nil, fmt.Errorf("sfu: register codec %s: %w", c.codec.MimeType, err)
 		}
 	}
 	type headerExtension struct {
@@ -471,7 +471,7 @@ func newMediaEngine(audioLevel bool) (*webrtc.MediaEngine, error) {
 	for _, e := range exts {
 		for _, k := range e.kinds {
 			if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: e.uri}, k); err != nil {
-				return nil, fmt.Errorf("media: register header extension %s: %w", e.uri, err)
+				return nil, fmt.Errorf("sfu: register header extension %s: %w", e.uri, err)
 			}
 		}
 	}
@@ -501,19 +501,19 @@ func newInterceptorRegistry(strict interceptor.Factory, add func(*interceptor.Re
 func newPublisherInterceptors(reg *interceptor.Registry) error {
 	gen, err := nack.NewGeneratorInterceptor()
 	if err != nil {
-		return fmt.Errorf("media: nack generator: %w", err)
+		return fmt.Errorf("sfu: nack generator: %w", err)
 	}
 	reg.Add(gen)
 	rr, err := report.NewReceiverInterceptor()
 	if err != nil {
-		return fmt.Errorf("media: receiver reports: %w", err)
+		return fmt.Errorf("sfu: receiver reports: %w", err)
 	}
 	reg.Add(rr)
 	// webrtc.ConfigureTWCCSender would register the transport-cc feedback
 	// and extension a second time; newMediaEngine already has them.
 	tw, err := twcc.NewSenderInterceptor()
 	if err != nil {
-		return fmt.Errorf("media: twcc sender: %w", err)
+		return fmt.Errorf("sfu: twcc sender: %w", err)
 	}
 	reg.Add(tw)
 	return nil
@@ -526,7 +526,7 @@ func newPublisherInterceptors(reg *interceptor.Registry) error {
 func newSubscriberInterceptors(reg *interceptor.Registry) error {
 	sr, err := report.NewSenderInterceptor()
 	if err != nil {
-		return fmt.Errorf("media: sender reports: %w", err)
+		return fmt.Errorf("sfu: sender reports: %w", err)
 	}
 	reg.Add(sr)
 	return nil
@@ -561,11 +561,11 @@ func (s *SFU) closeSockets() error {
 	var errs []error
 	if s.tcpMux != nil {
 		if err := s.tcpMux.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("media: close TCP mux: %w", err))
+			errs = append(errs, fmt.Errorf("sfu: close TCP mux: %w", err))
 		}
 	}
 	if err := s.udpMux.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("media: close UDP mux: %w", err))
+		errs = append(errs, fmt.Errorf("sfu: close UDP mux: %w", err))
 	}
 	return errors.Join(errs...)
 }

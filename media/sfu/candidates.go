@@ -1,4 +1,4 @@
-package media
+package sfu
 
 import (
 	"errors"
@@ -48,7 +48,7 @@ func newCandidatePolicy(cfg Config, own []netip.Addr, reg prometheus.Registerer)
 			Own:          own,
 			OwnReason:    "node address",
 			AllowPrivate: !cfg.RefusePrivateCandidates,
-			Who:          "media: remote candidate",
+			Who:          "sfu: remote candidate",
 		}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sotto_ice_candidates_refused_total",
@@ -177,7 +177,7 @@ func (cp *candidatePolicy) filterSDP(desc string) (string, []*peerpolicy.DeniedE
 func (p *Participant) filterCandidates(desc, target string) (string, error) {
 	out, refused, err := p.sfu.cands.filterSDP(desc)
 	for _, de := range refused {
-		p.log.Debug("media: remote candidate refused", "target", target, "addr", de.Addr, "reason", de.Reason)
+		p.log.Debug("sfu: remote candidate refused", "target", target, "addr", de.Addr, "reason", de.Reason)
 	}
 	if err != nil {
 		return "", fmt.Errorf("%w: %s description: %w", ErrNegotiation, target, err)

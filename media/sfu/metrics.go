@@ -1,4 +1,4 @@
-package media
+package sfu
 
 import (
 	"fmt"
@@ -163,7 +163,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.participantsRefused, m.readBufferDropped, m.nackSuppressed, m.networkVec, m.logSuppressed,
 	} {
 		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("media: register metrics: %w", err)
+			return nil, fmt.Errorf("sfu: register metrics: %w", err)
 		}
 	}
 	return m, nil

@@ -1,4 +1,4 @@
-package media
+package sfu
 
 import (
 	"errors"
@@ -97,7 +97,7 @@ const (
 // offer is made before Start.
 func (s *SFU) Join(cfg ParticipantConfig) (*Participant, error) {
 	if cfg.Room == "" || cfg.SID == "" {
-		return nil, errors.New("media: join needs a room and a participant SID")
+		return nil, errors.New("sfu: join needs a room and a participant SID")
 	}
 	log := s.log.With("room", cfg.Room, "participant", cfg.SID, "identity", cfg.Identity)
 	p := &Participant{
@@ -137,11 +137,11 @@ func (s *SFU) Join(cfg ParticipantConfig) (*Participant, error) {
 	})
 	var err error
 	if p.pub, err = s.newPeerConnection(s.pubStack, p.pubGuard, pcCfg); err != nil {
-		return nil, fmt.Errorf("media: publisher connection: %w", err)
+		return nil, fmt.Errorf("sfu: publisher connection: %w", err)
 	}
 	if p.sub, err = s.newPeerConnection(s.subStack, p.subGuard, pcCfg); err != nil {
 		_ = p.pub.Close()
-		return nil, fmt.Errorf("media: subscriber connection: %w", err)
+		return nil, fmt.Errorf("sfu: subscriber connection: %w", err)
 	}
 	p.wire(p.pub, targetPublisher, &p.pubGate, &p.failedPub, &p.pubUfrag)
 	p.wire(p.sub, targetSubscriber, &p.subGate, &p.failedSub, &p.subUfrag)
@@ -169,7 +169,7 @@ func (s *SFU) Join(cfg ParticipantConfig) (*Participant, error) {
 	if _, dup := r.participants[cfg.SID]; dup {
 		s.mu.Unlock()
 		p.closePeerConnections()
-		return nil, fmt.Errorf("media: participant %q is already in room %q", cfg.SID, cfg.Room)
+		return nil, fmt.Errorf("sfu: participant %q is already in room %q", cfg.SID, cfg.Room)
 	}
 	r.participants[cfg.SID] = p
 	var existing []*publishedTrack
@@ -186,12 +186,12 @@ func (s *SFU) Join(cfg ParticipantConfig) (*Participant, error) {
 		p.opMu.Lock()
 		for _, t := range existing {
 			if err := p.subscribeLocked(t); err != nil && !errors.Is(err, ErrUnknownTrack) {
-				p.log.Warn("media: auto-subscribe failed", "track", t.sid, "err", err)
+				p.log.Warn("sfu: auto-subscribe failed", "track", t.sid, "err", err)
 			}
 		}
 		p.opMu.Unlock()
 	}
-	log.Debug("media: joined")
+	log.Debug("sfu: joined")
 	return p, nil
 }
 
@@ -213,7 +213,7 @@ func (p *Participant) refuse(counter prometheus.Counter, rule string, attrs ...a
 		return
 	}
 	counter.Inc()
-	p.log.Warn("media: participant refused, ending its session", append([]any{"rule", rule}, attrs...)...)
+	p.log.Warn("sfu: participant refused, ending its session", append([]any{"rule", rule}, attrs...)...)
 	go func() {
 		p.Close()
 		if f := p.cfg.Events.Refused; f != nil {
@@ -241,7 +241,7 @@ func (p *Participant) wire(pc *webrtc.PeerConnection, target string, gate *candi
 		if st != webrtc.PeerConnectionStateFailed || p.closed.Load() || !failed.CompareAndSwap(false, true) {
 			return
 		}
-		p.log.Info("media: connection failed", "target", target)
+		p.log.Info("sfu: connection failed", "target", target)
 		if f := p.cfg.Events.ConnectionFailed; f != nil {
 			p.events.push(func() { f(target) }, nil)
 		}
@@ -438,7 +438,7 @@ func (p *Participant) AddICECandidate(target string, c webrtc.ICECandidateInit) 
 		return ErrClosed
 	}
 	if de, bad := p.sfu.cands.refuse(c.Candidate); bad {
-		p.log.Debug("media: remote candidate refused", "target", target, "addr", de.Addr, "reason", de.Reason)
+		p.log.Debug("sfu: remote candidate refused", "target", target, "addr", de.Addr, "reason", de.Reason)
 		return nil
 	}
 	if pc.RemoteDescription() == nil {
@@ -457,7 +457,7 @@ func (p *Participant) AddICECandidate(target string, c webrtc.ICECandidateInit) 
 func (p *Participant) flushCandidatesLocked(pc *webrtc.PeerConnection, pending *[]webrtc.ICECandidateInit, target string) {
 	for _, c := range *pending {
 		if err := pc.AddICECandidate(c); err != nil {
-			p.log.Debug("media: early candidate refused", "target", target, "err", err)
+			p.log.Debug("sfu: early candidate refused", "target", target, "err", err)
 		}
 	}
 	*pending = nil
@@ -477,12 +477,12 @@ func (p *Participant) negotiateLocked() {
 	p.pendingOffer = false
 	offer, err := p.sub.CreateOffer(nil)
 	if err != nil {
-		p.log.Warn("media: subscriber offer failed", "err", err)
+		p.log.Warn("sfu: subscriber offer failed", "err", err)
 		return
 	}
 	keepUfrag(&p.subUfrag, offer.SDP)
 	if err := p.sub.SetLocalDescription(offer); err != nil {
-		p.log.Warn("media: subscriber offer failed", "err", err)
+		p.log.Warn("sfu: subscriber offer failed", "err", err)
 		return
 	}
 	for tr, st := range p.freeSections {
@@ -554,7 +554,7 @@ func (p *Participant) subscribeLocked(t *publishedTrack) error {
 	dt.transceiver = tr
 	dt.sender = tr.Sender()
 	go dt.readRTCP()
-	p.log.Debug("media: subscribed", "track", t.sid)
+	p.log.Debug("sfu: subscribed", "track", t.sid)
 	p.negotiateLocked()
 	return nil
 }
@@ -577,7 +577,7 @@ func (p *Participant) addSubscriberTrackLocked(dt *downTrack) (*webrtc.RTPTransc
 				return tr, nil
 			}
 		}
-		return nil, errors.New("media: added track has no transceiver")
+		return nil, errors.New("sfu: added track has no transceiver")
 	}
 	return p.sub.AddTransceiverFromTrack(dt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 }
@@ -638,7 +638,7 @@ func (p *Participant) detachLocked(dt *downTrack) {
 	}
 	// The section goes inactive in the next offer, with its mid.
 	if err := p.sub.RemoveTrack(dt.sender); err != nil {
-		p.log.Debug("media: remove track", "track", dt.track.sid, "err", err)
+		p.log.Debug("sfu: remove track", "track", dt.track.sid, "err", err)
 	} else if p.cfg.ReuseSections {
 		// Not stopped: Stop marks it inactive at once, and AddTrack would
 		// reuse it before the client has seen it end.
@@ -646,7 +646,7 @@ func (p *Participant) detachLocked(dt *downTrack) {
 	}
 	if !p.cfg.ReuseSections {
 		if err := dt.transceiver.Stop(); err != nil {
-			p.log.Debug("media: stop transceiver", "track", dt.track.sid, "err", err)
+			p.log.Debug("sfu: stop transceiver", "track", dt.track.sid, "err", err)
 		}
 	}
 	p.negotiateLocked()
@@ -767,18 +767,18 @@ func (p *Participant) close() {
 		select {
 		case <-p.events.done:
 		case <-time.After(closeDrainTimeout):
-			p.log.Warn("media: events still undelivered at close")
+			p.log.Warn("sfu: events still undelivered at close")
 		}
 	}
-	p.log.Debug("media: closed")
+	p.log.Debug("sfu: closed")
 }
 
 func (p *Participant) closePeerConnections() {
 	if err := p.pub.Close(); err != nil {
-		p.log.Debug("media: close publisher connection", "err", err)
+		p.log.Debug("sfu: close publisher connection", "err", err)
 	}
 	if err := p.sub.Close(); err != nil {
-		p.log.Debug("media: close subscriber connection", "err", err)
+		p.log.Debug("sfu: close subscriber connection", "err", err)
 	}
 }
 
@@ -802,9 +802,9 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 		// belong to a media section the client offered; browsers declare
 		// their SSRCs or send the mid extension, so they never land here.
 		s.metrics.tracksRefused.Inc()
-		p.log.Debug("media: refused a track outside any offered media section", "ssrc", remote.SSRC())
+		p.log.Debug("sfu: refused a track outside any offered media section", "ssrc", remote.SSRC())
 		if err := receiver.Stop(); err != nil {
-			p.log.Debug("media: stop receiver", "err", err)
+			p.log.Debug("sfu: stop receiver", "err", err)
 		}
 		return
 	}
@@ -843,7 +843,7 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 		err := other.subscribeLocked(t)
 		other.opMu.Unlock()
 		if err != nil && !errors.Is(err, ErrUnknownTrack) && !errors.Is(err, ErrClosed) {
-			other.log.Warn("media: auto-subscribe failed", "track", t.sid, "err", err)
+			other.log.Warn("sfu: auto-subscribe failed", "track", t.sid, "err", err)
 		}
 	}
 	t.readLoop()
@@ -882,7 +882,7 @@ func (s *SFU) registerTrack(t *publishedTrack) (delivered chan struct{}, ok bool
 			f(info)
 		}
 	}, delivered)
-	t.log.Info("media: track published", "participant", p.cfg.SID, "client_track", t.clientTrackID)
+	t.log.Info("sfu: track published", "participant", p.cfg.SID, "client_track", t.clientTrackID)
 	return delivered, true
 }
 
@@ -944,12 +944,12 @@ func (s *SFU) endTrack(t *publishedTrack, reason string) {
 	// Stopping the receiver ends the forwarding loop even if the client
 	// keeps sending; a later offer from it may reuse the section.
 	if err := t.receiver.Stop(); err != nil {
-		t.log.Debug("media: stop receiver", "err", err)
+		t.log.Debug("sfu: stop receiver", "err", err)
 	}
 	for _, dt := range subs {
 		dt.sub.detach(dt)
 	}
-	t.log.Info("media: track unpublished", "participant", p.cfg.SID, "reason", reason)
+	t.log.Info("sfu: track unpublished", "participant", p.cfg.SID, "reason", reason)
 }
 
 // roomTrackLocked returns the announced track sid of the room, or nil.

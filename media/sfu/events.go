@@ -1,4 +1,4 @@
-package media
+package sfu
 
 import (
 	"log/slog"
@@ -133,7 +133,7 @@ func (q *eventQueue) call(fn func()) {
 	defer func() {
 		q.inCallback.Store(false)
 		if r := recover(); r != nil {
-			q.log.Error("media: event callback panicked", "panic", r, "stack", string(debug.Stack()))
+			q.log.Error("sfu: event callback panicked", "panic", r, "stack", string(debug.Stack()))
 		}
 	}()
 	fn()

@@ -1,4 +1,4 @@
-// Package media is Sotto's SFU: rooms of participants whose published
+// Package sfu is Sotto's SFU: rooms of participants whose published
 // tracks are forwarded to the other participants that subscribe to them.
 //
 // Each participant has two peer connections: a publisher connection on which
@@ -15,7 +15,7 @@
 // The package knows nothing of signaling's transport: the signaling layer
 // calls Join and the Participant methods, and learns what happened through
 // Events.
-package media
+package sfu
 
 import (
 	"errors"
@@ -190,10 +190,10 @@ type TrackInfo struct {
 
 // Errors a caller branches on.
 var (
-	ErrPermission    = errors.New("media: not permitted by the access token")
-	ErrNotOwner      = errors.New("media: track belongs to another participant")
-	ErrUnknownTrack  = errors.New("media: no such track")
-	ErrTooManyTracks = errors.New("media: too many tracks for this participant")
-	ErrClosed        = errors.New("media: closed")
-	ErrNegotiation   = errors.New("media: negotiation failed")
+	ErrPermission    = errors.New("sfu: not permitted by the access token")
+	ErrNotOwner      = errors.New("sfu: track belongs to another participant")
+	ErrUnknownTrack  = errors.New("sfu: no such track")
+	ErrTooManyTracks = errors.New("sfu: too many tracks for this participant")
+	ErrClosed        = errors.New("sfu: closed")
+	ErrNegotiation   = errors.New("sfu: negotiation failed")
 )

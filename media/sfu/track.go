@@ -1,4 +1,4 @@
-package media
+package sfu
 
 import (
 	"crypto/rand"
@@ -148,7 +148,7 @@ func (t *publishedTrack) readLoop() {
 			}
 			failures++
 			if failures >= maxConsecutiveReadErrors {
-				t.log.Warn("media: giving up on a track that only fails to read", "err", err)
+				t.log.Warn("sfu: giving up on a track that only fails to read", "err", err)
 				return
 			}
 			t.metrics.droppedMalformed.Inc()
@@ -275,7 +275,7 @@ func (t *publishedTrack) requestKeyframe() {
 	err := t.publisher.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.ssrc)}})
 	if err != nil {
 		t.metrics.keyframeFailed.Inc()
-		t.log.Debug("media: key-frame request not sent", "err", err)
+		t.log.Debug("sfu: key-frame request not sent", "err", err)
 		return
 	}
 	t.metrics.keyframeSent.Inc()
