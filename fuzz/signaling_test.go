@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // maxReplyOverhead bounds how much longer than the message itself the
@@ -51,7 +52,7 @@ func FuzzSignalingDecode(f *testing.F) {
 			if !errors.As(err, &de) {
 				t.Fatalf("refusal is not a *DecodeError: %v", err)
 			}
-			if de.Code != signaling.CodeBadMessage && de.Code != signaling.CodeUnknownType {
+			if de.Code != wire.CodeBadMessage && de.Code != wire.CodeUnknownType {
 				t.Fatalf("refusal code %q", de.Code)
 			}
 			if de.Type != typ || msg != nil {
@@ -101,8 +102,8 @@ func TestSignalingSeeds(t *testing.T) {
 		code string // refusal code; "" when accepted
 		typ  string // the type, accepted or refused ("" if none)
 	}
-	bad := func(typ string) want { return want{signaling.CodeBadMessage, typ} }
-	unknown := func(typ string) want { return want{signaling.CodeUnknownType, typ} }
+	bad := func(typ string) want { return want{wire.CodeBadMessage, typ} }
+	unknown := func(typ string) want { return want{wire.CodeUnknownType, typ} }
 	ok := func(typ string) want { return want{"", typ} }
 	expect := map[string]want{
 		"msg_empty":                    bad(""),
@@ -112,31 +113,31 @@ func TestSignalingSeeds(t *testing.T) {
 		"msg_type_null":                unknown(""), // null leaves the type empty
 		"msg_type_missing":             unknown(""),
 		"msg_type_10000_bytes":         unknown(strings.Repeat("A", 10000)),
-		"msg_server_type_joined":       unknown(signaling.TypeJoined),
+		"msg_server_type_joined":       unknown(wire.TypeJoined),
 		"msg_type_with_nul":            unknown("ping\x00"),
 		"msg_type_invalid_utf8":        unknown("pi\uFFFDng"),
-		"msg_duplicate_type_key":       ok(signaling.TypeJoin), // encoding/json keeps the last; envelope and body agree
-		"msg_type_key_uppercase":       ok(signaling.TypePing), // encoding/json matches keys case-insensitively
+		"msg_duplicate_type_key":       ok(wire.TypeJoin), // encoding/json keeps the last; envelope and body agree
+		"msg_type_key_uppercase":       ok(wire.TypePing), // encoding/json matches keys case-insensitively
 		"msg_trailing_garbage":         bad(""),
 		"msg_byte_order_mark":          bad(""),
 		"msg_nested_10001":             bad(""), // encoding/json's nesting limit, before the type is read
-		"msg_join_protocol_string":     bad(signaling.TypeJoin),
-		"msg_join_protocol_1e400":      bad(signaling.TypeJoin),
-		"msg_join_protocol_negative":   ok(signaling.TypeJoin), // the server refuses the version
-		"msg_join_token_object":        bad(signaling.TypeJoin),
-		"msg_join_auto_subscribe_str":  bad(signaling.TypeJoin),
-		"msg_offer_sdp_number":         bad(signaling.TypeOffer),
-		"msg_offer_sdp_null_bytes":     ok(signaling.TypeOffer), // the SDP parser refuses it
-		"msg_candidate_string":         bad(signaling.TypeCandidate),
-		"msg_candidate_null":           ok(signaling.TypeCandidate), // end of candidates
-		"msg_candidate_mline_overflow": bad(signaling.TypeCandidate),
-		"msg_subscribe_sids_string":    bad(signaling.TypeSubscribe),
-		"msg_subscribe_sids_numbers":   bad(signaling.TypeSubscribe),
-		"msg_mute_muted_string":        bad(signaling.TypeMute),
-		"msg_relay_without_data":       ok(signaling.TypeRelay), // the server refuses empty data
-		"msg_relay_to_object":          bad(signaling.TypeRelay),
-		"msg_ping_id_1e99999999":       bad(signaling.TypePing),
-		"msg_pong_id_object":           bad(signaling.TypePong), // the server ignores pongs whatever they hold
+		"msg_join_protocol_string":     bad(wire.TypeJoin),
+		"msg_join_protocol_1e400":      bad(wire.TypeJoin),
+		"msg_join_protocol_negative":   ok(wire.TypeJoin), // the server refuses the version
+		"msg_join_token_object":        bad(wire.TypeJoin),
+		"msg_join_auto_subscribe_str":  bad(wire.TypeJoin),
+		"msg_offer_sdp_number":         bad(wire.TypeOffer),
+		"msg_offer_sdp_null_bytes":     ok(wire.TypeOffer), // the SDP parser refuses it
+		"msg_candidate_string":         bad(wire.TypeCandidate),
+		"msg_candidate_null":           ok(wire.TypeCandidate), // end of candidates
+		"msg_candidate_mline_overflow": bad(wire.TypeCandidate),
+		"msg_subscribe_sids_string":    bad(wire.TypeSubscribe),
+		"msg_subscribe_sids_numbers":   bad(wire.TypeSubscribe),
+		"msg_mute_muted_string":        bad(wire.TypeMute),
+		"msg_relay_without_data":       ok(wire.TypeRelay), // the server refuses empty data
+		"msg_relay_to_object":          bad(wire.TypeRelay),
+		"msg_ping_id_1e99999999":       bad(wire.TypePing),
+		"msg_pong_id_object":           bad(wire.TypePong), // the server ignores pongs whatever they hold
 	}
 	seeds := readCorpus(t, "FuzzSignalingDecode")
 	checkSeedTable(t, "FuzzSignalingDecode", seeds, expect)
@@ -184,9 +185,9 @@ func fuzzVerifier(t testing.TB) *signaling.Verifier {
 // tokenCodes are the codes a token refusal may carry.
 func tokenCodes() map[string]bool {
 	return map[string]bool{
-		signaling.CodeTokenMissing: true, signaling.CodeTokenMalformed: true, signaling.CodeTokenAlgorithm: true,
-		signaling.CodeTokenUnknownKey: true, signaling.CodeTokenSignature: true, signaling.CodeTokenExpired: true,
-		signaling.CodeTokenNotYetValid: true,
+		wire.CodeTokenMissing: true, wire.CodeTokenMalformed: true, wire.CodeTokenAlgorithm: true,
+		wire.CodeTokenUnknownKey: true, wire.CodeTokenSignature: true, wire.CodeTokenExpired: true,
+		wire.CodeTokenNotYetValid: true,
 	}
 }
 
@@ -197,11 +198,11 @@ func tokenCodes() map[string]bool {
 // it again gives the same claims. The fuzzer cannot forge an HMAC, so
 // acceptance comes only from mutations that leave the signed bytes alone.
 func FuzzTokenVerify(f *testing.F) {
-	for _, g := range []signaling.Grant{
+	for _, g := range []wire.Grant{
 		{Room: "r", Identity: "alice", CanPublish: true, CanSubscribe: true},
-		{Room: strings.Repeat("r", signaling.MaxClaimBytes), Identity: "bob", TTL: time.Minute},
+		{Room: strings.Repeat("r", wire.MaxClaimBytes), Identity: "bob", TTL: time.Minute},
 	} {
-		tok, err := signaling.NewToken(fuzzAPIKey, fuzzAPISecret, g)
+		tok, err := wire.NewToken(fuzzAPIKey, fuzzAPISecret, g)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -221,7 +222,7 @@ func FuzzTokenVerify(f *testing.F) {
 			}
 			return
 		}
-		if claims.Subject == "" || claims.Room == "" || len(claims.Subject) > signaling.MaxClaimBytes || len(claims.Room) > signaling.MaxClaimBytes {
+		if claims.Subject == "" || claims.Room == "" || len(claims.Subject) > wire.MaxClaimBytes || len(claims.Room) > wire.MaxClaimBytes {
 			t.Fatalf("accepted claims out of bounds: sub %d bytes, room %d bytes", len(claims.Subject), len(claims.Room))
 		}
 		again, err := v.Verify(token)
@@ -235,38 +236,38 @@ func FuzzTokenVerify(f *testing.F) {
 // name promises.
 func TestTokenSeeds(t *testing.T) {
 	expect := map[string]string{
-		"token_expired":              signaling.CodeTokenExpired,
-		"token_not_before_2100":      signaling.CodeTokenNotYetValid,
-		"token_issued_in_2100":       signaling.CodeTokenNotYetValid,
-		"token_without_exp":          signaling.CodeTokenMalformed,
-		"token_without_sub":          signaling.CodeTokenMalformed,
-		"token_without_room":         signaling.CodeTokenMalformed,
-		"token_sub_300_bytes":        signaling.CodeTokenMalformed,
-		"token_room_not_string":      signaling.CodeTokenMalformed,
-		"token_exp_as_string":        signaling.CodeTokenMalformed,
-		"token_exp_1e400":            signaling.CodeTokenMalformed, // signed; exp overflows float64
-		"token_unknown_kid":          signaling.CodeTokenUnknownKey,
-		"token_kid_not_string":       signaling.CodeTokenUnknownKey,
-		"token_kid_10000_bytes":      signaling.CodeTokenUnknownKey,
-		"token_without_kid":          signaling.CodeTokenUnknownKey,
-		"token_wrong_secret":         signaling.CodeTokenSignature,
-		"token_alg_none":             signaling.CodeTokenAlgorithm,
-		"token_alg_none_with_sig":    signaling.CodeTokenAlgorithm,
-		"token_alg_rs256":            signaling.CodeTokenAlgorithm,
-		"token_alg_hs512":            signaling.CodeTokenAlgorithm,
-		"token_alg_lowercase_hs256":  signaling.CodeTokenAlgorithm,
-		"token_alg_duplicate_key":    signaling.CodeTokenAlgorithm,
-		"token_signature_cut":        signaling.CodeTokenMalformed, // 33 base64 characters cannot be a signature
-		"token_payload_swapped":      signaling.CodeTokenSignature,
-		"token_two_segments":         signaling.CodeTokenMalformed,
-		"token_four_segments":        signaling.CodeTokenMalformed,
-		"token_empty":                signaling.CodeTokenMissing,
-		"token_spaces":               signaling.CodeTokenMalformed,
-		"token_base64_padding":       signaling.CodeTokenMalformed,
-		"token_header_not_json":      signaling.CodeTokenMalformed,
-		"token_payload_not_base64":   signaling.CodeTokenMalformed,
-		"token_payload_nested_20000": signaling.CodeTokenMalformed,
-		"token_bearer_prefix":        signaling.CodeTokenMalformed,
+		"token_expired":              wire.CodeTokenExpired,
+		"token_not_before_2100":      wire.CodeTokenNotYetValid,
+		"token_issued_in_2100":       wire.CodeTokenNotYetValid,
+		"token_without_exp":          wire.CodeTokenMalformed,
+		"token_without_sub":          wire.CodeTokenMalformed,
+		"token_without_room":         wire.CodeTokenMalformed,
+		"token_sub_300_bytes":        wire.CodeTokenMalformed,
+		"token_room_not_string":      wire.CodeTokenMalformed,
+		"token_exp_as_string":        wire.CodeTokenMalformed,
+		"token_exp_1e400":            wire.CodeTokenMalformed, // signed; exp overflows float64
+		"token_unknown_kid":          wire.CodeTokenUnknownKey,
+		"token_kid_not_string":       wire.CodeTokenUnknownKey,
+		"token_kid_10000_bytes":      wire.CodeTokenUnknownKey,
+		"token_without_kid":          wire.CodeTokenUnknownKey,
+		"token_wrong_secret":         wire.CodeTokenSignature,
+		"token_alg_none":             wire.CodeTokenAlgorithm,
+		"token_alg_none_with_sig":    wire.CodeTokenAlgorithm,
+		"token_alg_rs256":            wire.CodeTokenAlgorithm,
+		"token_alg_hs512":            wire.CodeTokenAlgorithm,
+		"token_alg_lowercase_hs256":  wire.CodeTokenAlgorithm,
+		"token_alg_duplicate_key":    wire.CodeTokenAlgorithm,
+		"token_signature_cut":        wire.CodeTokenMalformed, // 33 base64 characters cannot be a signature
+		"token_payload_swapped":      wire.CodeTokenSignature,
+		"token_two_segments":         wire.CodeTokenMalformed,
+		"token_four_segments":        wire.CodeTokenMalformed,
+		"token_empty":                wire.CodeTokenMissing,
+		"token_spaces":               wire.CodeTokenMalformed,
+		"token_base64_padding":       wire.CodeTokenMalformed,
+		"token_header_not_json":      wire.CodeTokenMalformed,
+		"token_payload_not_base64":   wire.CodeTokenMalformed,
+		"token_payload_nested_20000": wire.CodeTokenMalformed,
+		"token_bearer_prefix":        wire.CodeTokenMalformed,
 	}
 	seeds := readCorpus(t, "FuzzTokenVerify")
 	checkSeedTable(t, "FuzzTokenVerify", seeds, expect)

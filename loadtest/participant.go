@@ -12,8 +12,8 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/sotto-rtc/sotto/media/e2ee"
-	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/signaling/client"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // Join retries after join_rate_limited back off from joinRetryMin to
@@ -82,7 +82,7 @@ func (p *participant) join(ctx context.Context) bool {
 	r := p.r
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.JoinTimeout)
 	defer cancel()
-	tok, err := signaling.NewToken(r.cfg.APIKey, r.cfg.APISecret, signaling.Grant{
+	tok, err := wire.NewToken(r.cfg.APIKey, r.cfg.APISecret, wire.Grant{
 		Room:         r.roomName(p.room),
 		Identity:     p.identity,
 		CanPublish:   p.publisher,
@@ -152,7 +152,7 @@ func (p *participant) join(ctx context.Context) bool {
 			break
 		}
 		var se *client.ServerError
-		if !errors.As(err, &se) || se.Code != signaling.CodeJoinRateLimited {
+		if !errors.As(err, &se) || se.Code != wire.CodeJoinRateLimited {
 			r.joinFailed(p, err)
 			return false
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/sotto-rtc/sotto/loadtest"
 	"github.com/sotto-rtc/sotto/media/sfu"
 	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // node is a Sotto node on loopback, in this process: the SFU, signaling in
@@ -59,7 +60,7 @@ func startNode(t *testing.T) node {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(signaling.Path, sig)
+	mux.Handle(wire.Path, sig)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	hs := httptest.NewServer(mux)
 	t.Cleanup(func() {

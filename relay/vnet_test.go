@@ -22,6 +22,7 @@ import (
 	"github.com/sotto-rtc/sotto/media/sfu"
 	"github.com/sotto-rtc/sotto/signaling"
 	sdk "github.com/sotto-rtc/sotto/signaling/client"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // symmetricNAT maps and filters per destination address and port: every
@@ -240,20 +241,20 @@ func startLabSFU(t *testing.T, lab *natLab) (*sfu.SFU, string, func(identity str
 	sig, err := signaling.NewServer(signaling.Config{
 		Keys:   map[string]string{key: secret},
 		Logger: testLogger(),
-		ICEServersFunc: func(identity string) []signaling.ICEServer {
+		ICEServersFunc: func(identity string) []wire.ICEServer {
 			urls, u, p := labTURN(identity)
-			return []signaling.ICEServer{{URLs: urls, Username: u, Credential: p}}
+			return []wire.ICEServer{{URLs: urls, Username: u, Credential: p}}
 		},
 	}, node)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(signaling.Path, sig)
+	mux.Handle(wire.Path, sig)
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)
 	token := func(identity string) string {
-		tok, err := signaling.NewToken(key, secret, signaling.Grant{Room: "lab", Identity: identity, CanPublish: true, CanSubscribe: true, TTL: time.Hour})
+		tok, err := wire.NewToken(key, secret, wire.Grant{Room: "lab", Identity: identity, CanPublish: true, CanSubscribe: true, TTL: time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // These tests hold the points where a client written from
@@ -49,12 +50,12 @@ func TestPreJoinGarbageIsFatal(t *testing.T) {
 		code string
 		ref  string
 	}{
-		{"not json", "{not json", signaling.CodeBadMessage, ""},
-		{"no type", `{}`, signaling.CodeBadMessage, ""},
-		{"unknown type", `{"type":"frobnicate"}`, signaling.CodeNotJoined, "frobnicate"},
-		{"server-only type", `{"type":"joined"}`, signaling.CodeNotJoined, "joined"},
-		{"request before join", `{"type":"subscribe","track_sids":["TR_x"]}`, signaling.CodeNotJoined, "subscribe"},
-		{"malformed ping", `{"type":"ping","id":7}`, signaling.CodeBadMessage, "ping"},
+		{"not json", "{not json", wire.CodeBadMessage, ""},
+		{"no type", `{}`, wire.CodeBadMessage, ""},
+		{"unknown type", `{"type":"frobnicate"}`, wire.CodeNotJoined, "frobnicate"},
+		{"server-only type", `{"type":"joined"}`, wire.CodeNotJoined, "joined"},
+		{"request before join", `{"type":"subscribe","track_sids":["TR_x"]}`, wire.CodeNotJoined, "subscribe"},
+		{"malformed ping", `{"type":"ping","id":7}`, wire.CodeBadMessage, "ping"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,7 +66,7 @@ func TestPreJoinGarbageIsFatal(t *testing.T) {
 			if e.str("ref") != tt.ref {
 				t.Fatalf("ref = %q, want %q", e.str("ref"), tt.ref)
 			}
-			c.expectCloseReason(signaling.CloseProtocolError, tt.code)
+			c.expectCloseReason(wire.CloseProtocolError, tt.code)
 		})
 	}
 	t.Run("binary frame", func(t *testing.T) {
@@ -75,8 +76,8 @@ func TestPreJoinGarbageIsFatal(t *testing.T) {
 		if err := c.conn.Write(ctx, websocket.MessageBinary, []byte(`{"type":"ping"}`)); err != nil {
 			t.Fatal(err)
 		}
-		c.expectError(signaling.CodeBadMessage, true)
-		c.expectCloseReason(signaling.CloseProtocolError, signaling.CodeBadMessage)
+		c.expectError(wire.CodeBadMessage, true)
+		c.expectCloseReason(wire.CloseProtocolError, wire.CodeBadMessage)
 	})
 }
 
@@ -88,11 +89,11 @@ func TestTypeErrorsNameJSONFields(t *testing.T) {
 	t.Run("join", func(t *testing.T) {
 		c := h.dial(t, "typed")
 		c.send(`{"type":"join","protocol":1,"token":5}`)
-		e := c.expectError(signaling.CodeBadMessage, true)
+		e := c.expectError(wire.CodeBadMessage, true)
 		if m := e.str("message"); !strings.Contains(m, `"token"`) || !strings.Contains(m, "a string") || goNames.MatchString(m) {
 			t.Fatalf("message %q: want the JSON field and type, no Go names", m)
 		}
-		c.expectCloseReason(signaling.CloseProtocolError, signaling.CodeBadMessage)
+		c.expectCloseReason(wire.CloseProtocolError, wire.CodeBadMessage)
 	})
 	t.Run("after join", func(t *testing.T) {
 		a, _ := h.join(t, "alice", "r", pubSub)
@@ -102,7 +103,7 @@ func TestTypeErrorsNameJSONFields(t *testing.T) {
 			{`{"type":"candidate","target":"publisher","candidate":{"candidate":"c","sdpMLineIndex":"0"}}`, `"candidate.sdpMLineIndex"`, "an integer"},
 		} {
 			a.send(tt.send)
-			e := a.expectError(signaling.CodeBadMessage, false)
+			e := a.expectError(wire.CodeBadMessage, false)
 			if m := e.str("message"); !strings.Contains(m, tt.field) || !strings.Contains(m, tt.want) || goNames.MatchString(m) {
 				t.Fatalf("message %q: want field %s as %s, no Go names", m, tt.field, tt.want)
 			}
@@ -114,30 +115,30 @@ func TestAutoSubscribeNeedsTheGrant(t *testing.T) {
 	h := newHarness(t, nil)
 	yes, no := true, false
 	c := h.dial(t, "publisher")
-	c.send(signaling.Join{Type: signaling.TypeJoin, Protocol: 1, Token: token(t, "publisher", "r", canPublish), AutoSubscribe: &yes})
-	e := c.expectError(signaling.CodePermissionDenied, true)
-	if e.str("ref") != signaling.TypeJoin || !strings.Contains(e.str("message"), "auto_subscribe") {
+	c.send(wire.Join{Type: wire.TypeJoin, Protocol: 1, Token: token(t, "publisher", "r", canPublish), AutoSubscribe: &yes})
+	e := c.expectError(wire.CodePermissionDenied, true)
+	if e.str("ref") != wire.TypeJoin || !strings.Contains(e.str("message"), "auto_subscribe") {
 		t.Fatalf("error %s: want one naming auto_subscribe", e)
 	}
-	c.expectCloseReason(signaling.ClosePolicy, signaling.CodePermissionDenied)
+	c.expectCloseReason(wire.ClosePolicy, wire.CodePermissionDenied)
 
 	// Left out (the default) or false, the same token joins.
-	h.joinWith(t, "publisher", signaling.Join{Token: token(t, "publisher", "r", canPublish)})
-	h.joinWith(t, "publisher2", signaling.Join{Token: token(t, "publisher2", "r", canPublish), AutoSubscribe: &no})
+	h.joinWith(t, "publisher", wire.Join{Token: token(t, "publisher", "r", canPublish)})
+	h.joinWith(t, "publisher2", wire.Join{Token: token(t, "publisher2", "r", canPublish), AutoSubscribe: &no})
 }
 
 func TestCloseReasonsAreErrorCodes(t *testing.T) {
 	h := newHarness(t, func(c *signaling.Config) { c.JoinTimeout = 300 * time.Millisecond })
 	t.Run("join timeout", func(t *testing.T) {
 		c := h.dial(t, "idle")
-		c.expectError(signaling.CodeNotJoined, true)
-		c.expectCloseReason(signaling.CloseProtocolError, signaling.CodeNotJoined)
+		c.expectError(wire.CodeNotJoined, true)
+		c.expectCloseReason(wire.CloseProtocolError, wire.CodeNotJoined)
 	})
 	t.Run("message too large", func(t *testing.T) {
 		c := h.dial(t, "big")
 		c.send(`{"type":"ping","id":"` + strings.Repeat("x", signaling.DefaultMaxMessageBytes) + `"}`)
-		c.expectError(signaling.CodeMessageTooLarge, true)
-		c.expectCloseReason(signaling.CloseTooBig, signaling.CodeMessageTooLarge)
+		c.expectError(wire.CodeMessageTooLarge, true)
+		c.expectCloseReason(wire.CloseTooBig, wire.CodeMessageTooLarge)
 	})
 	t.Run("far over the limit", func(t *testing.T) {
 		c := h.dial(t, "huge")
@@ -150,16 +151,16 @@ func TestCloseReasonsAreErrorCodes(t *testing.T) {
 			// Unread data may make the kernel reset the connection; a
 			// close that does arrive carries the code.
 			var ce websocket.CloseError
-			if errors.As(err, &ce) && (ce.Code != signaling.CloseTooBig || ce.Reason != signaling.CodeMessageTooLarge) {
-				t.Fatalf("closed with %d %q, want 1009 %q", ce.Code, ce.Reason, signaling.CodeMessageTooLarge)
+			if errors.As(err, &ce) && (ce.Code != wire.CloseTooBig || ce.Reason != wire.CodeMessageTooLarge) {
+				t.Fatalf("closed with %d %q, want 1009 %q", ce.Code, ce.Reason, wire.CodeMessageTooLarge)
 			}
 			break
 		}
 	})
 	t.Run("leave", func(t *testing.T) {
 		c, _ := h.join(t, "leaver", "r", pubSub)
-		c.send(signaling.Leave{Type: signaling.TypeLeave})
-		c.expectCloseReason(signaling.CloseNormal, "left")
+		c.send(wire.Leave{Type: wire.TypeLeave})
+		c.expectCloseReason(wire.CloseNormal, "left")
 	})
 }
 
@@ -171,10 +172,10 @@ func TestRateLimitedNamesTheRequest(t *testing.T) {
 	a, _ := h.join(t, "alice", "r", pubSub)
 	// Past the burst, within twice it (beyond is flood).
 	for i := range 6 {
-		a.send(signaling.Ping{Type: signaling.TypePing, ID: fmt.Sprintf("p%d", i)})
+		a.send(wire.Ping{Type: wire.TypePing, ID: fmt.Sprintf("p%d", i)})
 	}
-	e := a.expectError(signaling.CodeRateLimited, false)
-	if e.str("ref") != signaling.TypePing || !strings.HasPrefix(e.str("ref_id"), "p") {
+	e := a.expectError(wire.CodeRateLimited, false)
+	if e.str("ref") != wire.TypePing || !strings.HasPrefix(e.str("ref_id"), "p") {
 		t.Fatalf("rate_limited %s: want ref ping and the ping's id", e)
 	}
 }
@@ -238,10 +239,10 @@ func readRawMessage(t *testing.T, conn net.Conn, br *bufio.Reader) msg {
 func TestOverlappingPublisherOfferRefused(t *testing.T) {
 	h := newHarness(t, nil)
 	conn, br := rawUpgrade(t, h)
-	if _, err := conn.Write(rawFrame(t, signaling.Join{Type: signaling.TypeJoin, Protocol: 1, Token: token(t, "alice", "r", pubSub)})); err != nil {
+	if _, err := conn.Write(rawFrame(t, wire.Join{Type: wire.TypeJoin, Protocol: 1, Token: token(t, "alice", "r", pubSub)})); err != nil {
 		t.Fatal(err)
 	}
-	if m := readRawMessage(t, conn, br); m.typ() != signaling.TypeJoined {
+	if m := readRawMessage(t, conn, br); m.typ() != wire.TypeJoined {
 		t.Fatalf("got %s, want joined", m)
 	}
 	_, _, sdp1 := audioOffer(t)
@@ -256,9 +257,9 @@ func TestOverlappingPublisherOfferRefused(t *testing.T) {
 		}
 	})()
 	var both []byte
-	both = append(both, rawFrame(t, signaling.SessionDescription{Type: signaling.TypeOffer, ID: "o1", Target: signaling.TargetPublisher, SDP: sdp1})...)
-	both = append(both, rawFrame(t, signaling.SessionDescription{Type: signaling.TypeOffer, ID: "o2", Target: signaling.TargetPublisher, SDP: sdp2})...)
-	both = append(both, rawFrame(t, signaling.Ping{Type: signaling.TypePing, ID: "after"})...)
+	both = append(both, rawFrame(t, wire.SessionDescription{Type: wire.TypeOffer, ID: "o1", Target: wire.TargetPublisher, SDP: sdp1})...)
+	both = append(both, rawFrame(t, wire.SessionDescription{Type: wire.TypeOffer, ID: "o2", Target: wire.TargetPublisher, SDP: sdp2})...)
+	both = append(both, rawFrame(t, wire.Ping{Type: wire.TypePing, ID: "after"})...)
 	if _, err := conn.Write(both); err != nil {
 		t.Fatal(err)
 	}
@@ -266,18 +267,18 @@ func TestOverlappingPublisherOfferRefused(t *testing.T) {
 	for {
 		m := readRawMessage(t, conn, br)
 		switch {
-		case m.typ() == signaling.TypeAnswer && m.str("id") == "o1":
+		case m.typ() == wire.TypeAnswer && m.str("id") == "o1":
 			answered = true
-		case m.typ() == signaling.TypeError && m.str("ref_id") == "o2":
-			if m.str("code") != signaling.CodeOfferPending || m.boolean("fatal") || m.str("ref") != signaling.TypeOffer {
+		case m.typ() == wire.TypeError && m.str("ref_id") == "o2":
+			if m.str("code") != wire.CodeOfferPending || m.boolean("fatal") || m.str("ref") != wire.TypeOffer {
 				t.Fatalf("second offer refused with %s, want offer_pending", m)
 			}
 			refused = true
 			close(release)
-		case m.typ() == signaling.TypeAnswer:
+		case m.typ() == wire.TypeAnswer:
 			t.Fatalf("the overlapping offer was answered: %s", m)
 		}
-		if m.typ() == signaling.TypePong {
+		if m.typ() == wire.TypePong {
 			// Handled in order: after the first offer's answer.
 			if !answered || !refused {
 				t.Fatalf("pong before: answered o1 %v, refused o2 %v", answered, refused)
@@ -291,16 +292,16 @@ func TestCandidatesCarryTheUsernameFragment(t *testing.T) {
 	h := newHarness(t, nil)
 	a, _ := h.join(t, "alice", "r", pubSub)
 	_, _, sdp := audioOffer(t)
-	a.send(signaling.SessionDescription{Type: signaling.TypeOffer, ID: "o", Target: signaling.TargetPublisher, SDP: sdp})
-	ans := a.waitType(signaling.TypeAnswer)
+	a.send(wire.SessionDescription{Type: wire.TypeOffer, ID: "o", Target: wire.TargetPublisher, SDP: sdp})
+	ans := a.waitType(wire.TypeAnswer)
 	ufrag := regexp.MustCompile(`a=ice-ufrag:(\S+)`).FindStringSubmatch(ans.str("sdp"))
 	if ufrag == nil {
 		t.Fatalf("answer without ice-ufrag: %s", ans.str("sdp"))
 	}
 	m := a.waitFor("candidate", func(m msg) bool {
-		return m.typ() == signaling.TypeCandidate && string(m.fields["candidate"]) != "null"
+		return m.typ() == wire.TypeCandidate && string(m.fields["candidate"]) != "null"
 	})
-	var cand signaling.Candidate
+	var cand wire.Candidate
 	if err := json.Unmarshal(m.raw, &cand); err != nil {
 		t.Fatal(err)
 	}

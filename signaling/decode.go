@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // DecodeError is why DecodeClientMessage refused a message. Code and
@@ -44,9 +46,9 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 // It is exported so that the fuzz targets in fuzz/ run the server's own
 // decoding on arbitrary bytes.
 func DecodeClientMessage(data []byte) (typ string, msg any, err error) {
-	var env Envelope
+	var env wire.Envelope
 	if err := json.Unmarshal(data, &env); err != nil {
-		return "", nil, &DecodeError{Code: CodeBadMessage, Message: "not a JSON object with a string type", Err: err}
+		return "", nil, &DecodeError{Code: wire.CodeBadMessage, Message: "not a JSON object with a string type", Err: err}
 	}
 	typ = env.Type
 	if !isClientType(typ) {
@@ -54,30 +56,30 @@ func DecodeClientMessage(data []byte) (typ string, msg any, err error) {
 		if isServerType(typ) {
 			m = fmt.Sprintf("%q is sent by the server, not by clients", typ)
 		}
-		return typ, nil, &DecodeError{Code: CodeUnknownType, Type: typ, Message: m}
+		return typ, nil, &DecodeError{Code: wire.CodeUnknownType, Type: typ, Message: m}
 	}
 	switch typ {
-	case TypeJoin:
-		msg = &Join{}
-	case TypeOffer, TypeAnswer:
-		msg = &SessionDescription{}
-	case TypeCandidate:
-		msg = &Candidate{}
-	case TypeSubscribe, TypeUnsubscribe:
-		msg = &Subscribe{}
-	case TypeUnpublish:
-		msg = &Unpublish{}
-	case TypeMute:
-		msg = &Mute{}
-	case TypeRelay:
-		msg = &Relay{}
-	case TypePing, TypePong:
-		msg = &Ping{}
-	case TypeLeave:
-		msg = &Leave{}
+	case wire.TypeJoin:
+		msg = &wire.Join{}
+	case wire.TypeOffer, wire.TypeAnswer:
+		msg = &wire.SessionDescription{}
+	case wire.TypeCandidate:
+		msg = &wire.Candidate{}
+	case wire.TypeSubscribe, wire.TypeUnsubscribe:
+		msg = &wire.Subscribe{}
+	case wire.TypeUnpublish:
+		msg = &wire.Unpublish{}
+	case wire.TypeMute:
+		msg = &wire.Mute{}
+	case wire.TypeRelay:
+		msg = &wire.Relay{}
+	case wire.TypePing, wire.TypePong:
+		msg = &wire.Ping{}
+	case wire.TypeLeave:
+		msg = &wire.Leave{}
 	}
 	if err := json.Unmarshal(data, msg); err != nil {
-		return typ, nil, &DecodeError{Code: CodeBadMessage, Type: typ, Message: typ + ": " + fieldError(err), Err: err}
+		return typ, nil, &DecodeError{Code: wire.CodeBadMessage, Type: typ, Message: typ + ": " + fieldError(err), Err: err}
 	}
 	return typ, msg, nil
 }

@@ -9,12 +9,13 @@ import (
 
 	"github.com/sotto-rtc/sotto/media/sfu"
 	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // An application's backend mints a token for each caller; the caller
 // presents it in its join message.
 func ExampleNewToken() {
-	tok, err := signaling.NewToken("APIkey1", "a-secret-of-at-least-16-bytes", signaling.Grant{
+	tok, err := wire.NewToken("APIkey1", "a-secret-of-at-least-16-bytes", wire.Grant{
 		Room:         "standup",
 		Identity:     "alice@example.org",
 		CanPublish:   true,
@@ -43,7 +44,7 @@ func ExampleServer() {
 		log.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(signaling.Path, srv)
+	mux.Handle(wire.Path, srv)
 	hs := &http.Server{Addr: ":7780", Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = hs.ListenAndServe() }()
 

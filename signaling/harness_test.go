@@ -25,6 +25,7 @@ import (
 
 	"github.com/sotto-rtc/sotto/media/sfu"
 	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // waitTimeout bounds every wait for something that takes milliseconds on
@@ -69,7 +70,7 @@ func newHarness(t *testing.T, mutate func(*signaling.Config)) *harness {
 		t.Fatalf("NewServer: %v", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(signaling.Path, srv)
+	mux.Handle(wire.Path, srv)
 	ts := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
@@ -80,7 +81,7 @@ func newHarness(t *testing.T, mutate func(*signaling.Config)) *harness {
 		ts.Close()
 		_ = sfu.Close()
 	})
-	return &harness{srv: srv, sfu: sfu, reg: reg, url: "ws" + strings.TrimPrefix(ts.URL, "http") + signaling.Path}
+	return &harness{srv: srv, sfu: sfu, reg: reg, url: "ws" + strings.TrimPrefix(ts.URL, "http") + wire.Path}
 }
 
 // grant is a token's grants, as bits.
@@ -96,7 +97,7 @@ const (
 
 func token(t *testing.T, identity, room string, g grant) string {
 	t.Helper()
-	tok, err := signaling.NewToken(testKey, testSecret, signaling.Grant{
+	tok, err := wire.NewToken(testKey, testSecret, wire.Grant{
 		Room: room, Identity: identity, CanPublish: g&canPublish != 0, CanSubscribe: g&canSubscribe != 0, TTL: time.Hour,
 	})
 	if err != nil {
@@ -246,7 +247,7 @@ func (c *client) waitType(typ string) msg {
 // expectError waits for an error with code and checks its fatal flag.
 func (c *client) expectError(code string, fatal bool) msg {
 	c.t.Helper()
-	m := c.waitFor("error "+code, func(m msg) bool { return m.typ() == signaling.TypeError })
+	m := c.waitFor("error "+code, func(m msg) bool { return m.typ() == wire.TypeError })
 	if m.str("code") != code || m.boolean("fatal") != fatal {
 		c.t.Fatalf("%s: got %s, want error %s fatal=%v", c.name, m, code, fatal)
 	}
@@ -274,30 +275,30 @@ func (c *client) expectClose(code websocket.StatusCode) []msg {
 // ping sends a ping and waits for its pong.
 func (c *client) ping(id string) {
 	c.t.Helper()
-	c.send(signaling.Ping{Type: signaling.TypePing, ID: id})
-	c.waitFor("pong "+id, func(m msg) bool { return m.typ() == signaling.TypePong && m.str("id") == id })
+	c.send(wire.Ping{Type: wire.TypePing, ID: id})
+	c.waitFor("pong "+id, func(m msg) bool { return m.typ() == wire.TypePong && m.str("id") == id })
 }
 
 // join connects identity to room and checks that "joined" is the first
 // message it gets.
-func (h *harness) join(t *testing.T, identity, room string, g grant) (*client, signaling.Joined) {
+func (h *harness) join(t *testing.T, identity, room string, g grant) (*client, wire.Joined) {
 	t.Helper()
-	return h.joinWith(t, identity, signaling.Join{Token: token(t, identity, room, g)})
+	return h.joinWith(t, identity, wire.Join{Token: token(t, identity, room, g)})
 }
 
-func (h *harness) joinWith(t *testing.T, identity string, j signaling.Join) (*client, signaling.Joined) {
+func (h *harness) joinWith(t *testing.T, identity string, j wire.Join) (*client, wire.Joined) {
 	t.Helper()
 	c := h.dial(t, identity)
-	j.Type = signaling.TypeJoin
+	j.Type = wire.TypeJoin
 	if j.Protocol == 0 {
-		j.Protocol = signaling.ProtocolVersion
+		j.Protocol = wire.ProtocolVersion
 	}
 	c.send(j)
 	m := c.next()
-	if m.typ() != signaling.TypeJoined {
+	if m.typ() != wire.TypeJoined {
 		t.Fatalf("%s: first message after join is %s, want joined", identity, m)
 	}
-	var joined signaling.Joined
+	var joined wire.Joined
 	m.decode(t, &joined)
 	c.sid = joined.Participant.SID
 	c.identity = joined.Participant.Identity
@@ -305,10 +306,10 @@ func (h *harness) joinWith(t *testing.T, identity string, j signaling.Join) (*cl
 }
 
 // expectParticipantJoined waits for the announcement of who.
-func (c *client) expectParticipantJoined(who *client) signaling.ParticipantJoined {
+func (c *client) expectParticipantJoined(who *client) wire.ParticipantJoined {
 	c.t.Helper()
-	m := c.waitType(signaling.TypeParticipantJoin)
-	var pj signaling.ParticipantJoined
+	m := c.waitType(wire.TypeParticipantJoin)
+	var pj wire.ParticipantJoined
 	m.decode(c.t, &pj)
 	if pj.Participant.Identity != who.identity || pj.Participant.SID != who.sid {
 		c.t.Fatalf("%s: participant_joined for %s/%s, want %s/%s", c.name, pj.Participant.Identity, pj.Participant.SID, who.identity, who.sid)
@@ -319,8 +320,8 @@ func (c *client) expectParticipantJoined(who *client) signaling.ParticipantJoine
 // leave sends leave and waits for the normal close.
 func (c *client) leave() {
 	c.t.Helper()
-	c.send(signaling.Leave{Type: signaling.TypeLeave})
-	c.expectClose(signaling.CloseNormal)
+	c.send(wire.Leave{Type: wire.TypeLeave})
+	c.expectClose(wire.CloseNormal)
 }
 
 // eventually waits for cond, checking it on a short tick; for state that
@@ -401,10 +402,10 @@ func publishAudio(t *testing.T, c *client) {
 		pending []webrtc.ICECandidateInit
 	)
 	c.onMessage = func(m msg) {
-		if m.typ() != signaling.TypeCandidate || m.str("target") != signaling.TargetPublisher {
+		if m.typ() != wire.TypeCandidate || m.str("target") != wire.TargetPublisher {
 			return
 		}
-		var cand signaling.Candidate
+		var cand wire.Candidate
 		if json.Unmarshal(m.raw, &cand) != nil || cand.Candidate == nil {
 			return
 		}
@@ -420,9 +421,9 @@ func publishAudio(t *testing.T, c *client) {
 		}
 	}
 
-	c.send(signaling.SessionDescription{Type: signaling.TypeOffer, ID: "pub", Target: signaling.TargetPublisher, SDP: sdp})
-	ans := c.waitFor("answer", func(m msg) bool { return m.typ() == signaling.TypeAnswer })
-	if ans.str("id") != "pub" || ans.str("target") != signaling.TargetPublisher {
+	c.send(wire.SessionDescription{Type: wire.TypeOffer, ID: "pub", Target: wire.TargetPublisher, SDP: sdp})
+	ans := c.waitFor("answer", func(m msg) bool { return m.typ() == wire.TypeAnswer })
+	if ans.str("id") != "pub" || ans.str("target") != wire.TargetPublisher {
 		t.Fatalf("%s: answer %s", c.name, ans)
 	}
 	mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sotto-rtc/sotto/signaling/wire"
 	"golang.org/x/time/rate"
 )
 
@@ -136,8 +137,8 @@ func (l ServerLimits) withDefaults() (ServerLimits, error) {
 }
 
 // wire is what a client is told about its connection's limits.
-func (l ServerLimits) wire() Limits {
-	return Limits{
+func (l ServerLimits) wire() wire.Limits {
+	return wire.Limits{
 		MaxMessageBytes: l.MaxMessageBytes,
 		// Rounded down: a client that keeps to the number it is told
 		// stays within the limit.

@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // slowReader dials with a small receive buffer, so that a client that
@@ -60,8 +61,8 @@ func TestRelayFloodEndsTheSenderNotTheReceiver(t *testing.T) {
 			// The victim reads nothing during the attack (its socket
 			// buffers fill), then reads at loopback speed.
 			victim := h.dial(t, "victim")
-			victim.send(signaling.Join{Type: signaling.TypeJoin, Protocol: 1, Token: token(t, "victim", "r", pubSub)})
-			victim.waitType(signaling.TypeJoined)
+			victim.send(wire.Join{Type: wire.TypeJoin, Protocol: 1, Token: token(t, "victim", "r", pubSub)})
+			victim.waitType(wire.TypeJoined)
 			mallory, _ := h.join(t, "mallory", "r", noGrants)
 			carol, _ := h.join(t, "carol", "r", pubSub)
 			mallory.expectParticipantJoined(carol)
@@ -83,17 +84,17 @@ func TestRelayFloodEndsTheSenderNotTheReceiver(t *testing.T) {
 						return
 					}
 					switch {
-					case m.typ() == signaling.TypeAck:
+					case m.typ() == wire.TypeAck:
 						acked++
-					case m.typ() == signaling.TypeError && m.str("code") == signaling.CodeRateLimited:
-						if m.boolean("fatal") || m.str("ref") != signaling.TypeRelay || m.str("ref_id") == "" {
+					case m.typ() == wire.TypeError && m.str("code") == wire.CodeRateLimited:
+						if m.boolean("fatal") || m.str("ref") != wire.TypeRelay || m.str("ref_id") == "" {
 							t.Errorf("rate_limited: %s", m)
 						}
 						if limited == 0 {
 							close(firstLimited)
 						}
 						limited++
-					case m.typ() == signaling.TypeError:
+					case m.typ() == wire.TypeError:
 						flood = m
 						close(floodSeen)
 					}
@@ -112,7 +113,7 @@ func TestRelayFloodEndsTheSenderNotTheReceiver(t *testing.T) {
 						return
 					default:
 					}
-					if mallory.trySend(signaling.Relay{Type: signaling.TypeRelay, ID: fmt.Sprint(i), To: []string{"victim"}, Data: data}) != nil {
+					if mallory.trySend(wire.Relay{Type: wire.TypeRelay, ID: fmt.Sprint(i), To: []string{"victim"}, Data: data}) != nil {
 						floodDone <- i
 						return
 					}
@@ -129,12 +130,12 @@ func TestRelayFloodEndsTheSenderNotTheReceiver(t *testing.T) {
 			const fromCarol = 5
 			for i := range fromCarol {
 				id := fmt.Sprintf("c%d", i)
-				carol.send(signaling.Relay{Type: signaling.TypeRelay, ID: id, To: []string{"victim"}, Data: json.RawMessage(`"hello"`)})
+				carol.send(wire.Relay{Type: wire.TypeRelay, ID: id, To: []string{"victim"}, Data: json.RawMessage(`"hello"`)})
 				carol.waitFor("ack "+id, func(m msg) bool {
-					if m.typ() == signaling.TypeError {
+					if m.typ() == wire.TypeError {
 						t.Fatalf("carol's relay refused: %s", m)
 					}
-					return m.typ() == signaling.TypeAck && m.str("id") == id
+					return m.typ() == wire.TypeAck && m.str("id") == id
 				})
 			}
 
@@ -146,7 +147,7 @@ func TestRelayFloodEndsTheSenderNotTheReceiver(t *testing.T) {
 			case <-time.After(waitTimeout):
 				t.Fatal("the flooder was not ended")
 			}
-			if flood.str("code") != signaling.CodeRelayFlood || !flood.boolean("fatal") {
+			if flood.str("code") != wire.CodeRelayFlood || !flood.boolean("fatal") {
 				t.Fatalf("flooder's last error %s, want a fatal relay_flood", flood)
 			}
 			sent := <-floodDone
@@ -155,21 +156,21 @@ func TestRelayFloodEndsTheSenderNotTheReceiver(t *testing.T) {
 			// relays, mallory's departure (a server message), and it is
 			// still connected.
 			victim.waitFor("mallory's departure", func(m msg) bool {
-				return m.typ() == signaling.TypeParticipantLeft && m.str("identity") == "mallory"
+				return m.typ() == wire.TypeParticipantLeft && m.str("identity") == "mallory"
 			})
 			victim.ping("still here")
 			var fromMallory, carols int
 			for _, m := range victim.seen {
-				if m.typ() == signaling.TypeRelay && m.str("from") == "mallory" {
+				if m.typ() == wire.TypeRelay && m.str("from") == "mallory" {
 					fromMallory++
 				}
-				if m.typ() == signaling.TypeRelay && m.str("from") == "carol" {
+				if m.typ() == wire.TypeRelay && m.str("from") == "carol" {
 					carols++
 				}
 			}
 			select {
 			case err := <-malloryEnded:
-				if st := websocket.CloseStatus(err); st != signaling.ClosePolicy {
+				if st := websocket.CloseStatus(err); st != wire.ClosePolicy {
 					t.Fatalf("flooder ended with %v, want close 1008", err)
 				}
 			case <-time.After(waitTimeout):
@@ -186,7 +187,7 @@ func TestRelayFloodEndsTheSenderNotTheReceiver(t *testing.T) {
 			if got := counterValue(t, h, "sotto_signaling_relays_refused_total", "reason", tt.reason); got == 0 {
 				t.Fatalf("relays_refused_total{reason=%s} did not move", tt.reason)
 			}
-			if got := counterValue(t, h, "sotto_signaling_errors_total", "code", signaling.CodeRelayFlood); got != 1 {
+			if got := counterValue(t, h, "sotto_signaling_errors_total", "code", wire.CodeRelayFlood); got != 1 {
 				t.Fatalf("errors_total{code=relay_flood} = %v, want 1", got)
 			}
 			if got := counterValue(t, h, "sotto_signaling_slow_client_disconnects_total", "", ""); got != 0 {
@@ -289,7 +290,7 @@ func TestUnjoinedConnectionsAreBounded(t *testing.T) {
 		// One of them joins: its slot is free for a legitimate caller.
 		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 		defer cancel()
-		join, _ := json.Marshal(signaling.Join{Type: signaling.TypeJoin, Protocol: 1, Token: token(t, "mallory", "r", noGrants)})
+		join, _ := json.Marshal(wire.Join{Type: wire.TypeJoin, Protocol: 1, Token: token(t, "mallory", "r", noGrants)})
 		if err := held[0].Write(ctx, websocket.MessageText, join); err != nil {
 			t.Fatal(err)
 		}
@@ -309,13 +310,13 @@ func TestSlowMemberDoesNotCutOffBroadcasts(t *testing.T) {
 		c.Limits = signaling.ServerLimits{
 			MessagesPerSecond: 1e4, MessageBurst: 1e4,
 			RelayBytesPerSecond: 1 << 30, RelayBurstBytes: 1 << 30,
-			RelayQueueBytes: 256 << 10,
+			RelayQueueBytes: 1 << 20, // the reader's share holds 17 relays: it reads all the time, but it may lag a few
 		}
 		c.PingInterval = time.Hour
 	})
 	slow := h.slowReader(t, "slow")
-	slow.send(signaling.Join{Type: signaling.TypeJoin, Protocol: 1, Token: token(t, "slow", "r", pubSub)})
-	slow.waitType(signaling.TypeJoined)
+	slow.send(wire.Join{Type: wire.TypeJoin, Protocol: 1, Token: token(t, "slow", "r", pubSub)})
+	slow.waitType(wire.TypeJoined)
 	sender, _ := h.join(t, "sender", "r", pubSub)
 	reader, _ := h.join(t, "reader", "r", pubSub)
 	sender.expectParticipantJoined(reader)
@@ -329,7 +330,7 @@ func TestSlowMemberDoesNotCutOffBroadcasts(t *testing.T) {
 				got <- n
 				return
 			}
-			if m.typ() == signaling.TypeRelay && m.str("from") == "sender" {
+			if m.typ() == wire.TypeRelay && m.str("from") == "sender" {
 				n++
 				if m.str("data") == "last" {
 					got <- n
@@ -348,12 +349,12 @@ func TestSlowMemberDoesNotCutOffBroadcasts(t *testing.T) {
 			after++
 		}
 		id := fmt.Sprint(sent)
-		sender.send(signaling.Relay{Type: signaling.TypeRelay, ID: id, Data: data})
+		sender.send(wire.Relay{Type: wire.TypeRelay, ID: id, Data: data})
 		m := sender.waitFor("answer to "+id, func(m msg) bool {
-			return (m.typ() == signaling.TypeAck || m.typ() == signaling.TypeError) && (m.str("id") == id || m.str("ref_id") == id)
+			return (m.typ() == wire.TypeAck || m.typ() == wire.TypeError) && (m.str("id") == id || m.str("ref_id") == id)
 		})
-		if m.typ() == signaling.TypeError {
-			if m.str("code") != signaling.CodeRateLimited || m.boolean("fatal") || !strings.Contains(m.str("message"), `"slow"`) {
+		if m.typ() == wire.TypeError {
+			if m.str("code") != wire.CodeRateLimited || m.boolean("fatal") || !strings.Contains(m.str("message"), `"slow"`) {
 				t.Fatalf("relay %s: %s, want a non-fatal rate_limited naming slow", id, m)
 			}
 			skipped++
@@ -365,7 +366,7 @@ func TestSlowMemberDoesNotCutOffBroadcasts(t *testing.T) {
 			t.Fatal("the slow member's share never filled")
 		}
 	}
-	sender.send(signaling.Relay{Type: signaling.TypeRelay, ID: "last", Data: json.RawMessage(`"last"`)})
+	sender.send(wire.Relay{Type: wire.TypeRelay, ID: "last", Data: json.RawMessage(`"last"`)})
 	select {
 	case n := <-got:
 		if n != sent+1 {
@@ -376,7 +377,7 @@ func TestSlowMemberDoesNotCutOffBroadcasts(t *testing.T) {
 	}
 	sender.ping("still here")
 	t.Logf("%d relays, %d skipped the slow member", sent, skipped)
-	if got := counterValue(t, h, "sotto_signaling_errors_total", "code", signaling.CodeRelayFlood); got != 0 {
+	if got := counterValue(t, h, "sotto_signaling_errors_total", "code", wire.CodeRelayFlood); got != 0 {
 		t.Fatalf("errors_total{code=relay_flood} = %v, want 0", got)
 	}
 }
@@ -394,8 +395,8 @@ func TestServerMessagesOvertakeRelays(t *testing.T) {
 		c.PingInterval = time.Hour
 	})
 	victim := h.slowReader(t, "victim")
-	victim.send(signaling.Join{Type: signaling.TypeJoin, Protocol: 1, Token: token(t, "victim", "r", pubSub)})
-	victim.waitType(signaling.TypeJoined)
+	victim.send(wire.Join{Type: wire.TypeJoin, Protocol: 1, Token: token(t, "victim", "r", pubSub)})
+	victim.waitType(wire.TypeJoined)
 	mallory, _ := h.join(t, "mallory", "r", noGrants)
 
 	// Until mallory's share of the victim's queue is full: relays then
@@ -407,11 +408,11 @@ func TestServerMessagesOvertakeRelays(t *testing.T) {
 			t.Fatal("the victim's queue never filled")
 		}
 		id := fmt.Sprint(i)
-		mallory.send(signaling.Relay{Type: signaling.TypeRelay, ID: id, To: []string{"victim"}, Data: data})
+		mallory.send(wire.Relay{Type: wire.TypeRelay, ID: id, To: []string{"victim"}, Data: data})
 		m := mallory.waitFor("answer to "+id, func(m msg) bool {
-			return (m.typ() == signaling.TypeAck || m.typ() == signaling.TypeError) && (m.str("id") == id || m.str("ref_id") == id)
+			return (m.typ() == wire.TypeAck || m.typ() == wire.TypeError) && (m.str("id") == id || m.str("ref_id") == id)
 		})
-		if m.typ() == signaling.TypeError {
+		if m.typ() == wire.TypeError {
 			break
 		}
 		acked++
@@ -419,11 +420,11 @@ func TestServerMessagesOvertakeRelays(t *testing.T) {
 	start := time.Now()
 	h.join(t, "carol", "r", pubSub)
 	victim.waitFor("carol's arrival", func(m msg) bool {
-		return m.typ() == signaling.TypeParticipantJoin
+		return m.typ() == wire.TypeParticipantJoin
 	})
 	// Relays queued before carol joined still follow her arrival.
 	m, err := victim.read()
-	if err != nil || m.typ() != signaling.TypeRelay {
+	if err != nil || m.typ() != wire.TypeRelay {
 		t.Fatalf("after participant_joined: %v %v, want a relay that waited behind it (of %d acked)", m, err, acked)
 	}
 	t.Logf("%d relays acked; the queue filled and carol joined within %v", acked, time.Since(start))

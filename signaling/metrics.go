@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // metrics are the server's Prometheus collectors. They exist whether or
@@ -28,9 +29,9 @@ type metrics struct {
 // label values.
 func isClientType(typ string) bool {
 	switch typ {
-	case TypeJoin, TypeOffer, TypeAnswer, TypeCandidate, TypeSubscribe,
-		TypeUnsubscribe, TypeUnpublish, TypeMute, TypeRelay, TypeLeave,
-		TypePing, TypePong:
+	case wire.TypeJoin, wire.TypeOffer, wire.TypeAnswer, wire.TypeCandidate, wire.TypeSubscribe,
+		wire.TypeUnsubscribe, wire.TypeUnpublish, wire.TypeMute, wire.TypeRelay, wire.TypeLeave,
+		wire.TypePing, wire.TypePong:
 		return true
 	}
 	return false

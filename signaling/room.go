@@ -10,6 +10,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/sotto-rtc/sotto/media/sfu"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // The room directory. Every message that tells participants about each
@@ -47,13 +48,13 @@ type member struct {
 	sess *session
 	// info describes the participant; its Tracks field is unused (see
 	// tracks).
-	info ParticipantInfo
+	info wire.ParticipantInfo
 	// announced is set once "joined" is queued and the others have been
 	// told; until then the member holds a place but receives and is shown
 	// nothing. Cleared on removal.
 	announced bool
 	// tracks are the member's tracks as the room was told of them.
-	tracks map[string]TrackInfo
+	tracks map[string]wire.TrackInfo
 }
 
 // reserve holds a place in room for sess (as m) before the media join, so
@@ -65,12 +66,12 @@ func (s *Server) reserve(sess *session, roomName string, m *member) (code, msg s
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.draining {
-		return CodeShuttingDown, "the server is shutting down; join another node"
+		return wire.CodeShuttingDown, "the server is shutting down; join another node"
 	}
 	r := s.rooms[roomName]
 	if r == nil {
 		if len(s.rooms) >= s.limits.RoomsPerNode {
-			return CodeTooManyRooms, fmt.Sprintf("this node holds its maximum of %d rooms", s.limits.RoomsPerNode)
+			return wire.CodeTooManyRooms, fmt.Sprintf("this node holds its maximum of %d rooms", s.limits.RoomsPerNode)
 		}
 		r = &room{name: roomName, members: make(map[string]*member)}
 		s.rooms[roomName] = r
@@ -79,12 +80,12 @@ func (s *Server) reserve(sess *session, roomName string, m *member) (code, msg s
 	defer r.mu.Unlock()
 	old := r.members[m.info.Identity]
 	if old == nil && len(r.members) >= s.limits.ParticipantsPerRoom {
-		return CodeRoomFull, fmt.Sprintf("the room holds its maximum of %d participants", s.limits.ParticipantsPerRoom)
+		return wire.CodeRoomFull, fmt.Sprintf("the room holds its maximum of %d participants", s.limits.ParticipantsPerRoom)
 	}
 	if old != nil {
-		r.removeLocked(old, ReasonReplaced)
+		r.removeLocked(old, wire.ReasonReplaced)
 		s.participants--
-		old.sess.goAway(ReasonReplaced, "the same identity joined the room again", CloseNormal, ReasonReplaced)
+		old.sess.goAway(wire.ReasonReplaced, "the same identity joined the room again", wire.CloseNormal, wire.ReasonReplaced)
 	}
 	r.members[m.info.Identity] = m
 	s.participants++
@@ -120,7 +121,7 @@ func (s *Server) updateGaugesLocked() {
 // announce completes sess's join: it queues "joined" (the room as it is
 // now) to sess and participant_joined to everyone else. It fails if sess
 // lost its place meanwhile (replaced, or closing).
-func (s *Server) announce(sess *session, joinedMsg Joined) bool {
+func (s *Server) announce(sess *session, joinedMsg wire.Joined) bool {
 	r := sess.room
 	m := sess.member
 	r.mu.Lock()
@@ -128,13 +129,13 @@ func (s *Server) announce(sess *session, joinedMsg Joined) bool {
 	if r.members[m.info.Identity] != m {
 		return false
 	}
-	others := make([]ParticipantInfo, 0, len(r.members))
+	others := make([]wire.ParticipantInfo, 0, len(r.members))
 	for _, o := range r.members {
 		if o != m && o.announced {
 			others = append(others, o.snapshot())
 		}
 	}
-	slices.SortFunc(others, func(a, b ParticipantInfo) int { return strings.Compare(a.Identity, b.Identity) })
+	slices.SortFunc(others, func(a, b wire.ParticipantInfo) int { return strings.Compare(a.Identity, b.Identity) })
 	joinedMsg.Participant = m.snapshot()
 	joinedMsg.Participants = others
 	data, err := json.Marshal(joinedMsg)
@@ -146,7 +147,7 @@ func (s *Server) announce(sess *session, joinedMsg Joined) bool {
 		return false
 	}
 	m.announced = true
-	r.broadcastLocked(ParticipantJoined{Type: TypeParticipantJoin, Participant: m.snapshot()}, m)
+	r.broadcastLocked(wire.ParticipantJoined{Type: wire.TypeParticipantJoin, Participant: m.snapshot()}, m)
 	return true
 }
 
@@ -159,13 +160,13 @@ func (r *room) removeLocked(m *member, reason string) {
 	}
 	m.announced = false
 	for _, sid := range sortedKeys(m.tracks) {
-		r.broadcastLocked(TrackUnpublished{
-			Type: TypeTrackUnpublished, SID: sid, ParticipantSID: m.info.SID, Identity: m.info.Identity,
+		r.broadcastLocked(wire.TrackUnpublished{
+			Type: wire.TypeTrackUnpublished, SID: sid, ParticipantSID: m.info.SID, Identity: m.info.Identity,
 		}, m)
 	}
 	clear(m.tracks)
-	r.broadcastLocked(ParticipantLeft{
-		Type: TypeParticipantLeft, SID: m.info.SID, Identity: m.info.Identity, Reason: reason,
+	r.broadcastLocked(wire.ParticipantLeft{
+		Type: wire.TypeParticipantLeft, SID: m.info.SID, Identity: m.info.Identity, Reason: reason,
 	}, m)
 }
 
@@ -190,9 +191,9 @@ func (r *room) currentLocked(m *member) bool {
 }
 
 // snapshot is m's ParticipantInfo with its tracks, sorted by sid.
-func (m *member) snapshot() ParticipantInfo {
+func (m *member) snapshot() wire.ParticipantInfo {
 	p := m.info
-	p.Tracks = make([]TrackInfo, 0, len(m.tracks))
+	p.Tracks = make([]wire.TrackInfo, 0, len(m.tracks))
 	for _, sid := range sortedKeys(m.tracks) {
 		p.Tracks = append(p.Tracks, m.tracks[sid])
 	}
@@ -211,7 +212,7 @@ func (s *Server) trackPublished(sess *session, t sfu.TrackInfo) {
 	}
 	ti := wireTrack(t)
 	m.tracks[ti.SID] = ti
-	r.broadcastLocked(TrackPublished{Type: TypeTrackPublished, Track: ti}, nil)
+	r.broadcastLocked(wire.TrackPublished{Type: wire.TypeTrackPublished, Track: ti}, nil)
 }
 
 // trackUnpublished forgets t and tells the room. The owner is included; if
@@ -228,8 +229,8 @@ func (s *Server) trackUnpublished(sess *session, t sfu.TrackInfo) {
 		return
 	}
 	delete(m.tracks, t.SID)
-	r.broadcastLocked(TrackUnpublished{
-		Type: TypeTrackUnpublished, SID: t.SID, ParticipantSID: m.info.SID, Identity: m.info.Identity,
+	r.broadcastLocked(wire.TrackUnpublished{
+		Type: wire.TypeTrackUnpublished, SID: t.SID, ParticipantSID: m.info.SID, Identity: m.info.Identity,
 	}, nil)
 }
 
@@ -246,8 +247,8 @@ func (s *Server) trackMuted(sess *session, t sfu.TrackInfo) {
 		ti.Muted = t.Muted
 		m.tracks[t.SID] = ti
 	}
-	r.broadcastLocked(TrackMuted{
-		Type: TypeTrackMuted, SID: t.SID, ParticipantSID: m.info.SID, Identity: m.info.Identity, Muted: t.Muted,
+	r.broadcastLocked(wire.TrackMuted{
+		Type: wire.TypeTrackMuted, SID: t.SID, ParticipantSID: m.info.SID, Identity: m.info.Identity, Muted: t.Muted,
 	}, nil)
 }
 
@@ -263,7 +264,7 @@ func (s *Server) relay(sess *session, to []string, data json.RawMessage) (code, 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.currentLocked(m) {
-		return CodeInternal, "not in the room", false
+		return wire.CodeInternal, "not in the room", false
 	}
 	var recipients []*member
 	if len(to) == 0 {
@@ -289,12 +290,12 @@ func (s *Server) relay(sess *session, to []string, data json.RawMessage) (code, 
 			}
 		}
 		if len(unknown) > 0 {
-			return CodeUnknownParticipant, fmt.Sprintf("not in the room: %q; the relay was delivered to no one", unknown), false
+			return wire.CodeUnknownParticipant, fmt.Sprintf("not in the room: %q; the relay was delivered to no one", unknown), false
 		}
 	}
 	frame, err := encodeRelay(m.info.Identity, m.info.SID, data)
 	if err != nil {
-		return CodeInternal, "relay could not be encoded", false
+		return wire.CodeInternal, "relay could not be encoded", false
 	}
 	share := s.limits.relayShare(len(r.members) - 1)
 	var skipped []string
@@ -312,9 +313,9 @@ func (s *Server) relay(sess *session, to []string, data json.RawMessage) (code, 
 	case len(skipped) == 0:
 		return "", "", false
 	case delivered == 0:
-		return CodeRateLimited, fmt.Sprintf("too many relays wait for %q; the relay was delivered to no one", skipped), true
+		return wire.CodeRateLimited, fmt.Sprintf("too many relays wait for %q; the relay was delivered to no one", skipped), true
 	default:
-		return CodeRateLimited, fmt.Sprintf("too many relays wait for %q; the relay was delivered to the %d others", skipped, delivered), false
+		return wire.CodeRateLimited, fmt.Sprintf("too many relays wait for %q; the relay was delivered to the %d others", skipped, delivered), false
 	}
 }
 
@@ -326,7 +327,7 @@ func encodeRelay(from, fromSID string, data json.RawMessage) ([]byte, error) {
 		Type    string `json:"type"`
 		From    string `json:"from"`
 		FromSID string `json:"from_sid"`
-	}{TypeRelay, from, fromSID})
+	}{wire.TypeRelay, from, fromSID})
 	if err != nil {
 		return nil, fmt.Errorf("signaling: encode relay: %w", err)
 	}
@@ -339,15 +340,15 @@ func encodeRelay(from, fromSID string, data json.RawMessage) ([]byte, error) {
 }
 
 // wireTrack is media's TrackInfo in the protocol's form.
-func wireTrack(t sfu.TrackInfo) TrackInfo {
+func wireTrack(t sfu.TrackInfo) wire.TrackInfo {
 	kind := ""
 	switch t.Kind {
 	case webrtc.RTPCodecTypeAudio:
-		kind = KindAudio
+		kind = wire.KindAudio
 	case webrtc.RTPCodecTypeVideo:
-		kind = KindVideo
+		kind = wire.KindVideo
 	}
-	return TrackInfo{
+	return wire.TrackInfo{
 		SID:            t.SID,
 		ParticipantSID: t.ParticipantSID,
 		Identity:       t.Identity,

@@ -1,3 +1,8 @@
+// Package signaling is Sotto's WebSocket signaling server: it
+// authenticates callers with access tokens, admits them to rooms, speaks
+// protocol v1 (package wire) with them and drives the SFU (package
+// media/sfu) on their behalf, within limits that keep one caller from
+// disturbing another.
 package signaling
 
 import (
@@ -16,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sotto-rtc/sotto/media/sfu"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // Defaults of Config fields left zero.
@@ -35,10 +41,10 @@ type Config struct {
 	// Limits bound what one connection, room or address may use.
 	Limits ServerLimits
 	// ICEServers are given to every client in "joined".
-	ICEServers []ICEServer
+	ICEServers []wire.ICEServer
 	// ICEServersFunc, when set, replaces ICEServers with servers made for
 	// one identity (short-lived TURN credentials).
-	ICEServersFunc func(identity string) []ICEServer
+	ICEServersFunc func(identity string) []wire.ICEServer
 	// JoinTimeout is how long a connection may stay open without joining.
 	// Default DefaultJoinTimeout.
 	JoinTimeout time.Duration
@@ -241,7 +247,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 	s.log.Info("signaling: shutting down", "sessions", len(all))
 	for _, sess := range all {
-		sess.goAway(ReasonShutdown, "the server is shutting down; reconnect", CloseGoingAway, "shutdown")
+		sess.goAway(wire.ReasonShutdown, "the server is shutting down; reconnect", wire.CloseGoingAway, "shutdown")
 	}
 	select {
 	case <-drained:
@@ -281,15 +287,15 @@ func (s *Server) unregister(sess *session) {
 }
 
 // iceServers returns the ICE servers a client with identity is given.
-func (s *Server) iceServers(identity string) []ICEServer {
-	var out []ICEServer
+func (s *Server) iceServers(identity string) []wire.ICEServer {
+	var out []wire.ICEServer
 	if s.cfg.ICEServersFunc != nil {
 		out = s.cfg.ICEServersFunc(identity)
 	} else {
 		out = s.cfg.ICEServers
 	}
 	if out == nil {
-		out = []ICEServer{}
+		out = []wire.ICEServer{}
 	}
 	return out
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/sotto-rtc/sotto/media/sfu"
 	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 func TestNewServerRefusesBadConfig(t *testing.T) {
@@ -44,7 +45,7 @@ func TestNewServerRefusesBadConfig(t *testing.T) {
 		{"negative relay rate", signaling.Config{Keys: keys, Limits: signaling.ServerLimits{RelayBytesPerSecond: -1}}, "RelayBytesPerSecond"},
 		{"negative unjoined bound", signaling.Config{Keys: keys, Limits: signaling.ServerLimits{UnjoinedPerAddress: -1}}, "UnjoinedPerAddress"},
 		{"negative join timeout", signaling.Config{Keys: keys, JoinTimeout: -time.Second}, "JoinTimeout"},
-		{"ice server without urls", signaling.Config{Keys: keys, ICEServers: []signaling.ICEServer{{}}}, "ICEServers[0]"},
+		{"ice server without urls", signaling.Config{Keys: keys, ICEServers: []wire.ICEServer{{}}}, "ICEServers[0]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -58,13 +59,13 @@ func TestNewServerRefusesBadConfig(t *testing.T) {
 
 func TestJoin(t *testing.T) {
 	h := newHarness(t, func(c *signaling.Config) {
-		c.ICEServers = []signaling.ICEServer{{URLs: []string{"stun:stun.example.org"}}}
-		c.ICEServersFunc = func(identity string) []signaling.ICEServer {
-			return []signaling.ICEServer{{URLs: []string{"turn:turn.example.org"}, Username: identity, Credential: "c"}}
+		c.ICEServers = []wire.ICEServer{{URLs: []string{"stun:stun.example.org"}}}
+		c.ICEServersFunc = func(identity string) []wire.ICEServer {
+			return []wire.ICEServer{{URLs: []string{"turn:turn.example.org"}, Username: identity, Credential: "c"}}
 		}
 	})
 	a, aj := h.join(t, "alice", "room1", pubSub)
-	if aj.Protocol != signaling.ProtocolVersion || aj.Room != "room1" || len(aj.Participants) != 0 {
+	if aj.Protocol != wire.ProtocolVersion || aj.Room != "room1" || len(aj.Participants) != 0 {
 		t.Fatalf("joined = %+v", aj)
 	}
 	if !strings.HasPrefix(aj.Participant.SID, "PA_") || aj.Participant.Identity != "alice" || !aj.Participant.CanPublish {
@@ -78,7 +79,7 @@ func TestJoin(t *testing.T) {
 	}
 
 	// The room is named by the token; join.room may repeat it.
-	b, bj := h.joinWith(t, "bob", signaling.Join{Token: token(t, "bob", "room1", canSubscribe), Room: "room1", PublicKey: "bob-key"})
+	b, bj := h.joinWith(t, "bob", wire.Join{Token: token(t, "bob", "room1", canSubscribe), Room: "room1", PublicKey: "bob-key"})
 	if len(bj.Participants) != 1 || bj.Participants[0].Identity != "alice" || bj.Participants[0].SID != a.sid {
 		t.Fatalf("bob's joined lists %+v, want alice", bj.Participants)
 	}
@@ -91,13 +92,13 @@ func TestJoin(t *testing.T) {
 	}
 
 	b.leave()
-	left := a.waitType(signaling.TypeParticipantLeft)
+	left := a.waitType(wire.TypeParticipantLeft)
 	if left.str("sid") != b.sid || left.str("identity") != "bob" || left.str("reason") != "left" {
 		t.Fatalf("participant_left = %s", left)
 	}
 	// A second join on a joined connection is refused, not fatal.
-	a.send(signaling.Join{Type: signaling.TypeJoin, Protocol: 1, Token: token(t, "alice", "room1", pubSub)})
-	a.expectError(signaling.CodeAlreadyJoined, false)
+	a.send(wire.Join{Type: wire.TypeJoin, Protocol: 1, Token: token(t, "alice", "room1", pubSub)})
+	a.expectError(wire.CodeAlreadyJoined, false)
 	a.ping("still-here")
 }
 
@@ -106,31 +107,31 @@ func TestTokenDefectsRefusedOverTheWire(t *testing.T) {
 	good := claimsAt("alice", "room1", time.Hour, 0)
 	tests := []struct {
 		name string
-		join signaling.Join
+		join wire.Join
 		code string
 	}{
-		{"missing", signaling.Join{}, signaling.CodeTokenMissing},
-		{"expired", signaling.Join{Token: hs(t, testKey, testSecret, claimsAt("alice", "room1", -time.Hour, 0))}, signaling.CodeTokenExpired},
-		{"not yet valid", signaling.Join{Token: hs(t, testKey, testSecret, claimsAt("alice", "room1", time.Hour, time.Hour))}, signaling.CodeTokenNotYetValid},
-		{"wrong signature", signaling.Join{Token: hs(t, testKey, otherSecret, good)}, signaling.CodeTokenSignature},
-		{"alg none", signaling.Join{Token: algNone(t, testKey, good)}, signaling.CodeTokenAlgorithm},
-		{"alg RS256", signaling.Join{Token: rs256(t, testKey, good)}, signaling.CodeTokenAlgorithm},
-		{"alg HS384", signaling.Join{Token: sign(t, jwt.SigningMethodHS384, testKey, []byte(testSecret), good)}, signaling.CodeTokenAlgorithm},
-		{"unknown key id", signaling.Join{Token: hs(t, "someone-else", testSecret, good)}, signaling.CodeTokenUnknownKey},
-		{"garbage", signaling.Join{Token: "garbage"}, signaling.CodeTokenMalformed},
-		{"token for another room", signaling.Join{Token: hs(t, testKey, testSecret, good), Room: "room2"}, signaling.CodeRoomMismatch},
+		{"missing", wire.Join{}, wire.CodeTokenMissing},
+		{"expired", wire.Join{Token: hs(t, testKey, testSecret, claimsAt("alice", "room1", -time.Hour, 0))}, wire.CodeTokenExpired},
+		{"not yet valid", wire.Join{Token: hs(t, testKey, testSecret, claimsAt("alice", "room1", time.Hour, time.Hour))}, wire.CodeTokenNotYetValid},
+		{"wrong signature", wire.Join{Token: hs(t, testKey, otherSecret, good)}, wire.CodeTokenSignature},
+		{"alg none", wire.Join{Token: algNone(t, testKey, good)}, wire.CodeTokenAlgorithm},
+		{"alg RS256", wire.Join{Token: rs256(t, testKey, good)}, wire.CodeTokenAlgorithm},
+		{"alg HS384", wire.Join{Token: sign(t, jwt.SigningMethodHS384, testKey, []byte(testSecret), good)}, wire.CodeTokenAlgorithm},
+		{"unknown key id", wire.Join{Token: hs(t, "someone-else", testSecret, good)}, wire.CodeTokenUnknownKey},
+		{"garbage", wire.Join{Token: "garbage"}, wire.CodeTokenMalformed},
+		{"token for another room", wire.Join{Token: hs(t, testKey, testSecret, good), Room: "room2"}, wire.CodeRoomMismatch},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := h.dial(t, tt.name)
-			tt.join.Type = signaling.TypeJoin
-			tt.join.Protocol = signaling.ProtocolVersion
+			tt.join.Type = wire.TypeJoin
+			tt.join.Protocol = wire.ProtocolVersion
 			c.send(tt.join)
 			e := c.expectError(tt.code, true)
-			if e.str("ref") != signaling.TypeJoin {
+			if e.str("ref") != wire.TypeJoin {
 				t.Fatalf("error ref = %q, want join", e.str("ref"))
 			}
-			c.expectClose(signaling.ClosePolicy)
+			c.expectClose(wire.ClosePolicy)
 		})
 	}
 	eventually(t, "no participants", func() bool { _, n := h.srv.Counts(); return n == 0 })
@@ -139,31 +140,31 @@ func TestTokenDefectsRefusedOverTheWire(t *testing.T) {
 func TestVersionMismatch(t *testing.T) {
 	h := newHarness(t, nil)
 	c := h.dial(t, "old")
-	c.send(signaling.Join{Type: signaling.TypeJoin, Protocol: 2, Token: token(t, "alice", "r", pubSub)})
-	e := c.expectError(signaling.CodeVersion, true)
+	c.send(wire.Join{Type: wire.TypeJoin, Protocol: 2, Token: token(t, "alice", "r", pubSub)})
+	e := c.expectError(wire.CodeVersion, true)
 	if !strings.Contains(e.str("message"), "protocol 1") {
 		t.Fatalf("message %q does not say which version is spoken", e.str("message"))
 	}
-	c.expectClose(signaling.CloseProtocolError)
+	c.expectClose(wire.CloseProtocolError)
 }
 
 func TestMessageBeforeJoin(t *testing.T) {
 	h := newHarness(t, nil)
 	c := h.dial(t, "eager")
 	c.ping("before-join") // allowed
-	c.send(signaling.Subscribe{Type: signaling.TypeSubscribe, TrackSIDs: []string{"TR_x"}})
-	e := c.expectError(signaling.CodeNotJoined, true)
-	if e.str("ref") != signaling.TypeSubscribe {
+	c.send(wire.Subscribe{Type: wire.TypeSubscribe, TrackSIDs: []string{"TR_x"}})
+	e := c.expectError(wire.CodeNotJoined, true)
+	if e.str("ref") != wire.TypeSubscribe {
 		t.Fatalf("ref = %q", e.str("ref"))
 	}
-	c.expectClose(signaling.CloseProtocolError)
+	c.expectClose(wire.CloseProtocolError)
 }
 
 func TestJoinTimeout(t *testing.T) {
 	h := newHarness(t, func(c *signaling.Config) { c.JoinTimeout = 200 * time.Millisecond })
 	c := h.dial(t, "idle")
-	c.expectError(signaling.CodeNotJoined, true)
-	c.expectClose(signaling.CloseProtocolError)
+	c.expectError(wire.CodeNotJoined, true)
+	c.expectClose(wire.CloseProtocolError)
 }
 
 func TestBadInputIsNotFatal(t *testing.T) {
@@ -175,16 +176,16 @@ func TestBadInputIsNotFatal(t *testing.T) {
 		code string
 		ref  string
 	}{
-		{"not json", "{not json", signaling.CodeBadMessage, ""},
-		{"json but not an object", `"ping"`, signaling.CodeBadMessage, ""},
-		{"unknown type", `{"type":"frobnicate"}`, signaling.CodeUnknownType, "frobnicate"},
-		{"no type", `{}`, signaling.CodeUnknownType, ""},
-		{"server-only type", `{"type":"joined"}`, signaling.CodeUnknownType, "joined"},
-		{"field of the wrong type", `{"type":"subscribe","track_sids":"TR_1"}`, signaling.CodeBadMessage, "subscribe"},
-		{"offer on the wrong connection", `{"type":"offer","target":"subscriber","sdp":"v=0"}`, signaling.CodeBadMessage, "offer"},
-		{"relay without data", `{"type":"relay","id":"r"}`, signaling.CodeBadMessage, "relay"},
-		{"garbage sdp", `{"type":"offer","id":"o","target":"publisher","sdp":"not sdp"}`, signaling.CodeNegotiation, "offer"},
-		{"candidate for nothing", `{"type":"candidate","target":"sideways","candidate":{"candidate":"x"}}`, signaling.CodeBadMessage, "candidate"},
+		{"not json", "{not json", wire.CodeBadMessage, ""},
+		{"json but not an object", `"ping"`, wire.CodeBadMessage, ""},
+		{"unknown type", `{"type":"frobnicate"}`, wire.CodeUnknownType, "frobnicate"},
+		{"no type", `{}`, wire.CodeUnknownType, ""},
+		{"server-only type", `{"type":"joined"}`, wire.CodeUnknownType, "joined"},
+		{"field of the wrong type", `{"type":"subscribe","track_sids":"TR_1"}`, wire.CodeBadMessage, "subscribe"},
+		{"offer on the wrong connection", `{"type":"offer","target":"subscriber","sdp":"v=0"}`, wire.CodeBadMessage, "offer"},
+		{"relay without data", `{"type":"relay","id":"r"}`, wire.CodeBadMessage, "relay"},
+		{"garbage sdp", `{"type":"offer","id":"o","target":"publisher","sdp":"not sdp"}`, wire.CodeNegotiation, "offer"},
+		{"candidate for nothing", `{"type":"candidate","target":"sideways","candidate":{"candidate":"x"}}`, wire.CodeBadMessage, "candidate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -203,7 +204,7 @@ func TestBadInputIsNotFatal(t *testing.T) {
 	if err := a.conn.Write(ctx, websocket.MessageBinary, []byte(`{"type":"ping"}`)); err != nil {
 		t.Fatal(err)
 	}
-	a.expectError(signaling.CodeBadMessage, false)
+	a.expectError(wire.CodeBadMessage, false)
 	a.ping("after-binary")
 }
 
@@ -213,8 +214,8 @@ func TestOversizedMessage(t *testing.T) {
 		c, _ := h.join(t, "alice", "r", pubSub)
 		big := `{"type":"ping","id":"` + strings.Repeat("x", signaling.DefaultMaxMessageBytes) + `"}`
 		c.send(big)
-		c.expectError(signaling.CodeMessageTooLarge, true)
-		c.expectClose(signaling.CloseTooBig)
+		c.expectError(wire.CodeMessageTooLarge, true)
+		c.expectClose(wire.CloseTooBig)
 	})
 	t.Run("far over the limit: closed", func(t *testing.T) {
 		c := h.dial(t, "huge")
@@ -227,7 +228,7 @@ func TestOversizedMessage(t *testing.T) {
 			if err == nil {
 				continue
 			}
-			if st := websocket.CloseStatus(err); st != -1 && st != signaling.CloseTooBig {
+			if st := websocket.CloseStatus(err); st != -1 && st != wire.CloseTooBig {
 				t.Fatalf("closed with %d, want 1009 or a reset", st)
 			}
 			break
@@ -263,9 +264,9 @@ func TestFlood(t *testing.T) {
 	close(start)
 	for i := range 20 {
 		b.ping(fmt.Sprintf("b%d", i))
-		b.send(signaling.Relay{Type: signaling.TypeRelay, ID: fmt.Sprintf("r%d", i), To: []string{"carol"}, Data: json.RawMessage(fmt.Sprint(i))})
-		b.waitFor("ack", func(m msg) bool { return m.typ() == signaling.TypeAck && m.str("id") == fmt.Sprintf("r%d", i) })
-		got := c.waitType(signaling.TypeRelay)
+		b.send(wire.Relay{Type: wire.TypeRelay, ID: fmt.Sprintf("r%d", i), To: []string{"carol"}, Data: json.RawMessage(fmt.Sprint(i))})
+		b.waitFor("ack", func(m msg) bool { return m.typ() == wire.TypeAck && m.str("id") == fmt.Sprintf("r%d", i) })
+		got := c.waitType(wire.TypeRelay)
 		if got.str("from") != "bob" || string(got.fields["data"]) != fmt.Sprint(i) {
 			t.Fatalf("carol got %s, want bob's relay %d", got, i)
 		}
@@ -275,23 +276,23 @@ func TestFlood(t *testing.T) {
 		t.Logf("flood write ended early: %v", err)
 	}
 
-	seen := flooder.expectClose(signaling.ClosePolicy)
+	seen := flooder.expectClose(wire.ClosePolicy)
 	var limited, pongs int
 	var flood msg
 	for _, m := range seen {
 		switch {
-		case m.typ() == signaling.TypePong:
+		case m.typ() == wire.TypePong:
 			pongs++
-		case m.typ() == signaling.TypeError && m.str("code") == signaling.CodeRateLimited:
+		case m.typ() == wire.TypeError && m.str("code") == wire.CodeRateLimited:
 			if m.boolean("fatal") {
 				t.Fatalf("rate_limited is fatal: %s", m)
 			}
 			limited++
-		case m.typ() == signaling.TypeError:
+		case m.typ() == wire.TypeError:
 			flood = m
 		}
 	}
-	if limited == 0 || flood.str("code") != signaling.CodeFlood || !flood.boolean("fatal") {
+	if limited == 0 || flood.str("code") != wire.CodeFlood || !flood.boolean("fatal") {
 		t.Fatalf("flooder saw %d pongs, %d rate_limited, last error %s; want rate_limited errors then a fatal flood", pongs, limited, flood)
 	}
 	// The join spent one token of the burst; it refills within 1/rate,
@@ -302,12 +303,12 @@ func TestFlood(t *testing.T) {
 	// bob may have read the departure while waiting for his acks.
 	var left msg
 	for _, m := range b.seen {
-		if m.typ() == signaling.TypeParticipantLeft {
+		if m.typ() == wire.TypeParticipantLeft {
 			left = m
 		}
 	}
 	if left.raw == nil {
-		left = b.waitType(signaling.TypeParticipantLeft)
+		left = b.waitType(wire.TypeParticipantLeft)
 	}
 	if left.str("identity") != "mallory" || left.str("reason") != "disconnected" {
 		t.Fatalf("bob saw %s", left)
@@ -328,8 +329,8 @@ func TestRelay(t *testing.T) {
 	// byte (whitespace and characters encoding/json would escape).
 	data := `{"k": [1, 2,  3], "html": "<b>&amp;</b>", "u": "\u00e9"}`
 	a.send(`{"type":"relay","id":"r1","to":["bob"],"from":"mallory","from_sid":"PA_forged","data":` + data + `}`)
-	a.waitFor("ack r1", func(m msg) bool { return m.typ() == signaling.TypeAck && m.str("id") == "r1" })
-	got := b.waitType(signaling.TypeRelay)
+	a.waitFor("ack r1", func(m msg) bool { return m.typ() == wire.TypeAck && m.str("id") == "r1" })
+	got := b.waitType(wire.TypeRelay)
 	if got.str("from") != "alice" || got.str("from_sid") != a.sid {
 		t.Fatalf("bob got from %q/%q, want alice/%s", got.str("from"), got.str("from_sid"), a.sid)
 	}
@@ -341,23 +342,23 @@ func TestRelay(t *testing.T) {
 	}
 
 	// To everyone else.
-	a.send(signaling.Relay{Type: signaling.TypeRelay, ID: "r2", Data: json.RawMessage(`"all"`)})
-	a.waitFor("ack r2", func(m msg) bool { return m.typ() == signaling.TypeAck && m.str("id") == "r2" })
+	a.send(wire.Relay{Type: wire.TypeRelay, ID: "r2", Data: json.RawMessage(`"all"`)})
+	a.waitFor("ack r2", func(m msg) bool { return m.typ() == wire.TypeAck && m.str("id") == "r2" })
 	for _, r := range []*client{b, c} {
-		if got := r.waitType(signaling.TypeRelay); string(got.fields["data"]) != `"all"` {
+		if got := r.waitType(wire.TypeRelay); string(got.fields["data"]) != `"all"` {
 			t.Fatalf("%s got %s, want the relay to all", r.name, got)
 		}
 	}
 
 	// An unknown recipient refuses the whole relay.
-	a.send(signaling.Relay{Type: signaling.TypeRelay, ID: "r3", To: []string{"bob", "zed"}, Data: json.RawMessage(`"partial"`)})
-	e := a.expectError(signaling.CodeUnknownParticipant, false)
+	a.send(wire.Relay{Type: wire.TypeRelay, ID: "r3", To: []string{"bob", "zed"}, Data: json.RawMessage(`"partial"`)})
+	e := a.expectError(wire.CodeUnknownParticipant, false)
 	if e.str("ref_id") != "r3" || !strings.Contains(e.str("message"), "zed") {
 		t.Fatalf("error = %s", e)
 	}
-	a.send(signaling.Relay{Type: signaling.TypeRelay, ID: "r4", To: []string{"bob", "alice"}, Data: json.RawMessage(`"next"`)})
-	a.waitFor("ack r4", func(m msg) bool { return m.typ() == signaling.TypeAck && m.str("id") == "r4" })
-	if got := b.waitType(signaling.TypeRelay); string(got.fields["data"]) != `"next"` {
+	a.send(wire.Relay{Type: wire.TypeRelay, ID: "r4", To: []string{"bob", "alice"}, Data: json.RawMessage(`"next"`)})
+	a.waitFor("ack r4", func(m msg) bool { return m.typ() == wire.TypeAck && m.str("id") == "r4" })
+	if got := b.waitType(wire.TypeRelay); string(got.fields["data"]) != `"next"` {
 		t.Fatalf("bob got %s after a refused relay, want the next one", got)
 	}
 
@@ -365,13 +366,13 @@ func TestRelay(t *testing.T) {
 	a.ping("end")
 	c.ping("end")
 	for _, m := range a.seen {
-		if m.typ() == signaling.TypeRelay {
+		if m.typ() == wire.TypeRelay {
 			t.Fatalf("relay echoed to its sender: %s", m)
 		}
 	}
 	var toCarol int
 	for _, m := range c.seen {
-		if m.typ() == signaling.TypeRelay {
+		if m.typ() == wire.TypeRelay {
 			toCarol++
 		}
 	}
@@ -391,10 +392,10 @@ func TestTrackErrors(t *testing.T) {
 		code string
 		ref  string
 	}{
-		{"unpublish unknown", a, signaling.Unpublish{Type: signaling.TypeUnpublish, ID: "u1", TrackSID: "TR_nope"}, signaling.CodeUnknownTrack, signaling.TypeUnpublish},
-		{"mute unknown", a, signaling.Mute{Type: signaling.TypeMute, ID: "m1", TrackSID: "TR_nope", Muted: true}, signaling.CodeUnknownTrack, signaling.TypeMute},
-		{"subscribe unknown", a, signaling.Subscribe{Type: signaling.TypeSubscribe, ID: "s1", TrackSIDs: []string{"TR_nope"}}, signaling.CodeUnknownTrack, signaling.TypeSubscribe},
-		{"subscribe without grant", viewer, signaling.Subscribe{Type: signaling.TypeSubscribe, ID: "s2", TrackSIDs: []string{"TR_nope"}}, signaling.CodePermissionDenied, signaling.TypeSubscribe},
+		{"unpublish unknown", a, wire.Unpublish{Type: wire.TypeUnpublish, ID: "u1", TrackSID: "TR_nope"}, wire.CodeUnknownTrack, wire.TypeUnpublish},
+		{"mute unknown", a, wire.Mute{Type: wire.TypeMute, ID: "m1", TrackSID: "TR_nope", Muted: true}, wire.CodeUnknownTrack, wire.TypeMute},
+		{"subscribe unknown", a, wire.Subscribe{Type: wire.TypeSubscribe, ID: "s1", TrackSIDs: []string{"TR_nope"}}, wire.CodeUnknownTrack, wire.TypeSubscribe},
+		{"subscribe without grant", viewer, wire.Subscribe{Type: wire.TypeSubscribe, ID: "s2", TrackSIDs: []string{"TR_nope"}}, wire.CodePermissionDenied, wire.TypeSubscribe},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -410,9 +411,9 @@ func TestTrackErrors(t *testing.T) {
 	t.Run("offer without publish grant", func(t *testing.T) {
 		viewer.t = t
 		_, _, sdp := audioOffer(t)
-		viewer.send(signaling.SessionDescription{Type: signaling.TypeOffer, ID: "o1", Target: signaling.TargetPublisher, SDP: sdp})
-		e := viewer.expectError(signaling.CodePermissionDenied, false)
-		if e.str("ref") != signaling.TypeOffer || e.str("ref_id") != "o1" {
+		viewer.send(wire.SessionDescription{Type: wire.TypeOffer, ID: "o1", Target: wire.TargetPublisher, SDP: sdp})
+		e := viewer.expectError(wire.CodePermissionDenied, false)
+		if e.str("ref") != wire.TypeOffer || e.str("ref_id") != "o1" {
 			t.Fatalf("error = %s", e)
 		}
 		viewer.ping("after-offer")
@@ -426,20 +427,20 @@ func TestPublishedTracks(t *testing.T) {
 	a.expectParticipantJoined(b)
 
 	publishAudio(t, a)
-	own := a.waitType(signaling.TypeTrackPublished)
-	var tp signaling.TrackPublished
+	own := a.waitType(wire.TypeTrackPublished)
+	var tp wire.TrackPublished
 	own.decode(t, &tp)
 	tr := tp.Track
-	if tr.ParticipantSID != a.sid || tr.Identity != "alice" || tr.Kind != signaling.KindAudio || tr.ClientTrackID != "mic" || !strings.EqualFold(tr.Codec, webrtcOpus) {
+	if tr.ParticipantSID != a.sid || tr.Identity != "alice" || tr.Kind != wire.KindAudio || tr.ClientTrackID != "mic" || !strings.EqualFold(tr.Codec, webrtcOpus) {
 		t.Fatalf("track_published = %+v", tr)
 	}
-	if got := b.waitType(signaling.TypeTrackPublished); got.str("type") == "" || !strings.Contains(string(got.raw), tr.SID) {
+	if got := b.waitType(wire.TypeTrackPublished); got.str("type") == "" || !strings.Contains(string(got.raw), tr.SID) {
 		t.Fatalf("bob saw %s", got)
 	}
 
 	// A late joiner sees the track in joined, and only there.
 	c, cj := h.join(t, "carol", "r", pubSub)
-	var alice signaling.ParticipantInfo
+	var alice wire.ParticipantInfo
 	for _, p := range cj.Participants {
 		if p.Identity == "alice" {
 			alice = p
@@ -450,32 +451,32 @@ func TestPublishedTracks(t *testing.T) {
 	}
 
 	// Someone else's track.
-	b.send(signaling.Unpublish{Type: signaling.TypeUnpublish, ID: "u", TrackSID: tr.SID})
-	b.expectError(signaling.CodeNotOwner, false)
-	b.send(signaling.Mute{Type: signaling.TypeMute, ID: "m", TrackSID: tr.SID, Muted: true})
-	b.expectError(signaling.CodeNotOwner, false)
+	b.send(wire.Unpublish{Type: wire.TypeUnpublish, ID: "u", TrackSID: tr.SID})
+	b.expectError(wire.CodeNotOwner, false)
+	b.send(wire.Mute{Type: wire.TypeMute, ID: "m", TrackSID: tr.SID, Muted: true})
+	b.expectError(wire.CodeNotOwner, false)
 
 	// Mute reaches the whole room, the owner included.
-	a.send(signaling.Mute{Type: signaling.TypeMute, ID: "m1", TrackSID: tr.SID, Muted: true})
+	a.send(wire.Mute{Type: wire.TypeMute, ID: "m1", TrackSID: tr.SID, Muted: true})
 	for _, r := range []*client{a, b, c} {
-		m := r.waitType(signaling.TypeTrackMuted)
+		m := r.waitType(wire.TypeTrackMuted)
 		if m.str("sid") != tr.SID || !m.boolean("muted") || m.str("identity") != "alice" {
 			t.Fatalf("%s saw %s", r.name, m)
 		}
 	}
-	a.waitFor("ack m1", func(m msg) bool { return m.typ() == signaling.TypeAck && m.str("id") == "m1" })
+	a.waitFor("ack m1", func(m msg) bool { return m.typ() == wire.TypeAck && m.str("id") == "m1" })
 
 	// Unpublish reaches the whole room.
-	a.send(signaling.Unpublish{Type: signaling.TypeUnpublish, ID: "u1", TrackSID: tr.SID})
+	a.send(wire.Unpublish{Type: wire.TypeUnpublish, ID: "u1", TrackSID: tr.SID})
 	for _, r := range []*client{a, b, c} {
-		m := r.waitType(signaling.TypeTrackUnpublished)
+		m := r.waitType(wire.TypeTrackUnpublished)
 		if m.str("sid") != tr.SID || m.str("participant_sid") != a.sid {
 			t.Fatalf("%s saw %s", r.name, m)
 		}
 	}
 	c.ping("end")
 	for _, m := range c.seen {
-		if m.typ() == signaling.TypeTrackPublished {
+		if m.typ() == wire.TypeTrackPublished {
 			t.Fatalf("carol got track_published after seeing the track in joined: %s", m)
 		}
 	}
@@ -489,12 +490,12 @@ func TestPublisherLeavingUnpublishesItsTracks(t *testing.T) {
 	b, _ := h.join(t, "bob", "r", pubSub)
 	a.expectParticipantJoined(b)
 	publishAudio(t, a)
-	sid := a.waitType(signaling.TypeTrackPublished).fields["track"]
-	b.waitType(signaling.TypeTrackPublished)
+	sid := a.waitType(wire.TypeTrackPublished).fields["track"]
+	b.waitType(wire.TypeTrackPublished)
 
 	_ = a.conn.CloseNow() // the connection drops without a leave
-	un := b.waitType(signaling.TypeTrackUnpublished)
-	left := b.waitType(signaling.TypeParticipantLeft)
+	un := b.waitType(wire.TypeTrackUnpublished)
+	left := b.waitType(wire.TypeParticipantLeft)
 	if !strings.Contains(string(sid), un.str("sid")) || left.str("reason") != "disconnected" || left.str("sid") != a.sid {
 		t.Fatalf("bob saw %s then %s", un, left)
 	}
@@ -510,21 +511,21 @@ func TestCapacity(t *testing.T) {
 		a, _ := h.join(t, "alice", "r", pubSub)
 		h.join(t, "bob", "r", pubSub)
 		c := h.dial(t, "carol")
-		c.send(signaling.Join{Type: signaling.TypeJoin, Protocol: 1, Token: token(t, "carol", "r", pubSub)})
-		c.expectError(signaling.CodeRoomFull, true)
-		c.expectClose(signaling.ClosePolicy)
+		c.send(wire.Join{Type: wire.TypeJoin, Protocol: 1, Token: token(t, "carol", "r", pubSub)})
+		c.expectError(wire.CodeRoomFull, true)
+		c.expectClose(wire.ClosePolicy)
 		// Another room is fine, and so is alice replacing herself.
 		h.join(t, "carol", "r2", pubSub)
 		h.join(t, "alice", "r", pubSub)
-		a.waitType(signaling.TypeGoingAway)
+		a.waitType(wire.TypeGoingAway)
 	})
 	t.Run("rooms per node", func(t *testing.T) {
 		h := newHarness(t, func(c *signaling.Config) { c.Limits.RoomsPerNode = 1 })
 		h.join(t, "alice", "r1", pubSub)
 		c := h.dial(t, "bob")
-		c.send(signaling.Join{Type: signaling.TypeJoin, Protocol: 1, Token: token(t, "bob", "r2", pubSub)})
-		c.expectError(signaling.CodeTooManyRooms, true)
-		c.expectClose(signaling.ClosePolicy)
+		c.send(wire.Join{Type: wire.TypeJoin, Protocol: 1, Token: token(t, "bob", "r2", pubSub)})
+		c.expectError(wire.CodeTooManyRooms, true)
+		c.expectClose(wire.ClosePolicy)
 		h.join(t, "bob", "r1", pubSub)
 	})
 	t.Run("joins per address", func(t *testing.T) {
@@ -535,9 +536,9 @@ func TestCapacity(t *testing.T) {
 		h.join(t, "alice", "r", pubSub)
 		h.join(t, "bob", "r", pubSub)
 		c := h.dial(t, "carol")
-		c.send(signaling.Join{Type: signaling.TypeJoin, Protocol: 1, Token: token(t, "carol", "r", pubSub)})
-		c.expectError(signaling.CodeJoinRateLimited, true)
-		c.expectClose(signaling.ClosePolicy)
+		c.send(wire.Join{Type: wire.TypeJoin, Protocol: 1, Token: token(t, "carol", "r", pubSub)})
+		c.expectError(wire.CodeJoinRateLimited, true)
+		c.expectClose(wire.ClosePolicy)
 	})
 }
 
@@ -554,14 +555,14 @@ func TestSameIdentityReplaces(t *testing.T) {
 	if len(sj.Participants) != 1 || sj.Participants[0].Identity != "bob" {
 		t.Fatalf("new session's joined lists %+v, want bob only", sj.Participants)
 	}
-	ga := first.waitType(signaling.TypeGoingAway)
-	if ga.str("reason") != signaling.ReasonReplaced {
+	ga := first.waitType(wire.TypeGoingAway)
+	if ga.str("reason") != wire.ReasonReplaced {
 		t.Fatalf("going_away = %s", ga)
 	}
-	first.expectClose(signaling.CloseNormal)
+	first.expectClose(wire.CloseNormal)
 
-	left := b.waitType(signaling.TypeParticipantLeft)
-	if left.str("sid") != first.sid || left.str("reason") != signaling.ReasonReplaced {
+	left := b.waitType(wire.TypeParticipantLeft)
+	if left.str("sid") != first.sid || left.str("reason") != wire.ReasonReplaced {
 		t.Fatalf("bob saw %s, want alice's old session replaced", left)
 	}
 	b.expectParticipantJoined(second)
@@ -585,11 +586,11 @@ func TestShutdown(t *testing.T) {
 	go func() { done <- h.srv.Shutdown(ctx) }()
 
 	for _, c := range []*client{a, b, idle} {
-		ga := c.waitType(signaling.TypeGoingAway)
-		if ga.str("reason") != signaling.ReasonShutdown {
+		ga := c.waitType(wire.TypeGoingAway)
+		if ga.str("reason") != wire.ReasonShutdown {
 			t.Fatalf("%s: going_away = %s", c.name, ga)
 		}
-		c.expectClose(signaling.CloseGoingAway)
+		c.expectClose(wire.CloseGoingAway)
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
@@ -606,21 +607,21 @@ func TestShutdown(t *testing.T) {
 	}
 
 	late := h.dial(t, "late")
-	late.send(signaling.Join{Type: signaling.TypeJoin, Protocol: 1, Token: token(t, "carol", "r", pubSub)})
-	late.expectError(signaling.CodeShuttingDown, true)
-	late.expectClose(signaling.CloseGoingAway)
+	late.send(wire.Join{Type: wire.TypeJoin, Protocol: 1, Token: token(t, "carol", "r", pubSub)})
+	late.expectError(wire.CodeShuttingDown, true)
+	late.expectClose(wire.CloseGoingAway)
 }
 
 // rawUpgrade opens a WebSocket by hand and proves the session runs with
 // one ping; the test then controls every byte the client does (not) send.
 func rawUpgrade(t *testing.T, h *harness) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	conn, err := net.Dial("tcp", strings.TrimPrefix(strings.TrimSuffix(h.url, signaling.Path), "ws://"))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(strings.TrimSuffix(h.url, wire.Path), "ws://"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	req := "GET " + signaling.Path + " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+	req := "GET " + wire.Path + " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
 	if _, err := conn.Write([]byte(req)); err != nil {
 		t.Fatal(err)
@@ -676,7 +677,7 @@ func TestJoinLeaveCycles(t *testing.T) {
 		c, _ := h.join(t, fmt.Sprintf("guest-%d", i), "r", pubSub)
 		watcher.expectParticipantJoined(c)
 		c.leave()
-		left := watcher.waitType(signaling.TypeParticipantLeft)
+		left := watcher.waitType(wire.TypeParticipantLeft)
 		if left.str("sid") != c.sid || left.str("reason") != "left" {
 			t.Fatalf("watcher saw %s", left)
 		}
@@ -754,7 +755,7 @@ func TestConcurrentJoinsOfOneIdentity(t *testing.T) {
 	var wg sync.WaitGroup
 	for i, c := range clients {
 		wg.Go(func() {
-			_ = c.trySend(signaling.Join{Type: signaling.TypeJoin, Protocol: 1, Token: tok})
+			_ = c.trySend(wire.Join{Type: wire.TypeJoin, Protocol: 1, Token: tok})
 		})
 		// Each client is read by one goroutine of its own from here on.
 		go func() {
@@ -778,7 +779,7 @@ func TestConcurrentJoinsOfOneIdentity(t *testing.T) {
 			t.Fatalf("%d of %d sessions closed", len(closed), n-1)
 		case e := <-events:
 			if e.err != nil {
-				if st := websocket.CloseStatus(e.err); st != signaling.CloseNormal {
+				if st := websocket.CloseStatus(e.err); st != wire.CloseNormal {
 					t.Fatalf("session %d ended with %v", e.i, e.err)
 				}
 				if first[e.i] == "" {
@@ -789,11 +790,11 @@ func TestConcurrentJoinsOfOneIdentity(t *testing.T) {
 			}
 			if first[e.i] == "" {
 				first[e.i] = e.m.typ()
-				if typ := e.m.typ(); typ != signaling.TypeJoined && typ != signaling.TypeGoingAway {
+				if typ := e.m.typ(); typ != wire.TypeJoined && typ != wire.TypeGoingAway {
 					t.Fatalf("session %d: first message %s", e.i, e.m)
 				}
 			}
-			if e.m.typ() == signaling.TypeGoingAway && e.m.str("reason") != signaling.ReasonReplaced {
+			if e.m.typ() == wire.TypeGoingAway && e.m.str("reason") != wire.ReasonReplaced {
 				t.Fatalf("session %d: %s", e.i, e.m)
 			}
 		}
@@ -804,7 +805,7 @@ func TestConcurrentJoinsOfOneIdentity(t *testing.T) {
 			survivor = i
 		}
 	}
-	if err := clients[survivor].trySend(signaling.Ping{Type: signaling.TypePing, ID: "p"}); err != nil {
+	if err := clients[survivor].trySend(wire.Ping{Type: wire.TypePing, ID: "p"}); err != nil {
 		t.Fatal(err)
 	}
 	for e := range events {
@@ -814,7 +815,7 @@ func TestConcurrentJoinsOfOneIdentity(t *testing.T) {
 		if e.err != nil {
 			t.Fatalf("the survivor ended: %v", e.err)
 		}
-		if e.m.typ() == signaling.TypePong {
+		if e.m.typ() == wire.TypePong {
 			break
 		}
 	}
@@ -837,11 +838,11 @@ func TestSlowClientIsDroppedWithoutHoldingOthers(t *testing.T) {
 	b, _ := h.join(t, "bob", "r", pubSub)
 	// slow never reads after joining.
 	slow := h.slowReader(t, "slow")
-	slow.send(signaling.Join{Type: signaling.TypeJoin, Protocol: 1, Token: token(t, "slow", "r", pubSub)})
-	slow.waitType(signaling.TypeJoined)
+	slow.send(wire.Join{Type: wire.TypeJoin, Protocol: 1, Token: token(t, "slow", "r", pubSub)})
+	slow.waitType(wire.TypeJoined)
 	a.expectParticipantJoined(b)
-	a.waitType(signaling.TypeParticipantJoin)
-	b.waitType(signaling.TypeParticipantJoin)
+	a.waitType(wire.TypeParticipantJoin)
+	b.waitType(wire.TypeParticipantJoin)
 
 	// slow sends pings with 16 KiB ids, 50 a window, while alice relays
 	// one message to bob per window: slow's socket and then its queue
@@ -849,7 +850,7 @@ func TestSlowClientIsDroppedWithoutHoldingOthers(t *testing.T) {
 	ping := `{"type":"ping","id":"` + strings.Repeat("p", 16<<10) + `"}`
 	left := func(c *client) bool {
 		for _, m := range c.seen {
-			if m.typ() == signaling.TypeParticipantLeft && m.str("identity") == "slow" {
+			if m.typ() == wire.TypeParticipantLeft && m.str("identity") == "slow" {
 				return true
 			}
 		}
@@ -865,9 +866,9 @@ pinging:
 			}
 		}
 		id := fmt.Sprint(w)
-		a.send(signaling.Relay{Type: signaling.TypeRelay, ID: id, To: []string{"bob"}, Data: json.RawMessage(id)})
-		a.waitFor("ack "+id, func(m msg) bool { return m.typ() == signaling.TypeAck && m.str("id") == id })
-		if got := b.waitType(signaling.TypeRelay); string(got.fields["data"]) != id {
+		a.send(wire.Relay{Type: wire.TypeRelay, ID: id, To: []string{"bob"}, Data: json.RawMessage(id)})
+		a.waitFor("ack "+id, func(m msg) bool { return m.typ() == wire.TypeAck && m.str("id") == id })
+		if got := b.waitType(wire.TypeRelay); string(got.fields["data"]) != id {
 			t.Fatalf("bob got %s, want relay %s", got, id)
 		}
 		if left(b) {
@@ -879,11 +880,11 @@ pinging:
 
 	if !left(b) {
 		b.waitFor("slow's departure", func(m msg) bool {
-			return m.typ() == signaling.TypeParticipantLeft && m.str("identity") == "slow"
+			return m.typ() == wire.TypeParticipantLeft && m.str("identity") == "slow"
 		})
 	}
 	if !left(a) {
-		a.waitType(signaling.TypeParticipantLeft)
+		a.waitType(wire.TypeParticipantLeft)
 	}
 	if got := counterValue(t, h, "sotto_signaling_slow_client_disconnects_total", "", ""); got != 1 {
 		t.Fatalf("slow client disconnects = %v, want 1", got)
@@ -919,11 +920,11 @@ func TestKeepaliveDropsSilentPeers(t *testing.T) {
 		t.Fatalf("silent peer not dropped: %v", err)
 	}
 
-	if err := healthy.trySend(signaling.Ping{Type: signaling.TypePing, ID: "alive"}); err != nil {
+	if err := healthy.trySend(wire.Ping{Type: wire.TypePing, ID: "alive"}); err != nil {
 		t.Fatal(err)
 	}
 	for m := range events {
-		if m.typ() == signaling.TypePong && m.str("id") == "alive" {
+		if m.typ() == wire.TypePong && m.str("id") == "alive" {
 			return
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/sotto-rtc/sotto/media/sfu"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 const (
@@ -233,15 +234,15 @@ func (c *session) enqueue(m outbound) bool {
 		}
 	}
 	c.failLocked(closing{
-		data:   errorFrame(Error{Code: CodeInternal, Message: fmt.Sprintf("too slow: more than %d messages waited for this client", outboundQueue), Fatal: true}),
-		code:   CloseInternal,
-		reason: CodeInternal,
+		data:   errorFrame(wire.Error{Code: wire.CodeInternal, Message: fmt.Sprintf("too slow: more than %d messages waited for this client", outboundQueue), Fatal: true}),
+		code:   wire.CloseInternal,
+		reason: wire.CodeInternal,
 		within: slowTimeout,
 	}, reasonDisconnected)
 	c.mu.Unlock()
 
 	c.srv.metrics.slowDisconnect.Inc()
-	c.srv.metrics.errors.WithLabelValues(CodeInternal).Inc()
+	c.srv.metrics.errors.WithLabelValues(wire.CodeInternal).Inc()
 	c.logger().Warn("signaling: client too slow; outbound queue full", "queued", outboundQueue)
 	return false
 }
@@ -356,7 +357,7 @@ func (c *session) abort() {
 
 // goAway sends going_away and closes the connection with code.
 func (c *session) goAway(reason, message string, code websocket.StatusCode, leftReason string) {
-	data, err := json.Marshal(GoingAway{Type: TypeGoingAway, Reason: reason, Message: message})
+	data, err := json.Marshal(wire.GoingAway{Type: wire.TypeGoingAway, Reason: reason, Message: message})
 	if err != nil {
 		// Strings only: cannot fail.
 		panic(fmt.Sprintf("signaling: encode going_away: %v", err))
@@ -377,7 +378,7 @@ func (c *session) send(v any) {
 // sendError queues a non-fatal error.
 func (c *session) sendError(code, message, ref, refID string) {
 	c.srv.metrics.errors.WithLabelValues(code).Inc()
-	c.enqueue(outbound{data: errorFrame(Error{Code: code, Message: message, Ref: ref, RefID: refID})})
+	c.enqueue(outbound{data: errorFrame(wire.Error{Code: code, Message: message, Ref: ref, RefID: refID})})
 }
 
 // fatal sends a fatal error after what is queued and closes the
@@ -386,15 +387,15 @@ func (c *session) fatal(code, message, ref string, closeCode websocket.StatusCod
 	c.srv.metrics.errors.WithLabelValues(code).Inc()
 	c.logger().Info("signaling: closing connection", "code", code, "message", message)
 	c.fail(closing{
-		data:   errorFrame(Error{Code: code, Message: message, Ref: ref, Fatal: true}),
+		data:   errorFrame(wire.Error{Code: code, Message: message, Ref: ref, Fatal: true}),
 		code:   closeCode,
 		reason: code,
 		flush:  true,
 	}, reasonDisconnected)
 }
 
-func errorFrame(e Error) []byte {
-	e.Type = TypeError
+func errorFrame(e wire.Error) []byte {
+	e.Type = wire.TypeError
 	data, err := json.Marshal(e)
 	if err != nil {
 		// Strings and a bool: cannot fail.
@@ -525,11 +526,11 @@ func (c *session) joinTimedOut() {
 		return
 	}
 	msg := fmt.Sprintf("no join within %v", c.srv.cfg.JoinTimeout)
-	c.srv.metrics.errors.WithLabelValues(CodeNotJoined).Inc()
+	c.srv.metrics.errors.WithLabelValues(wire.CodeNotJoined).Inc()
 	c.failLocked(closing{
-		data:   errorFrame(Error{Code: CodeNotJoined, Message: msg, Fatal: true}),
-		code:   CloseProtocolError,
-		reason: CodeNotJoined,
+		data:   errorFrame(wire.Error{Code: wire.CodeNotJoined, Message: msg, Fatal: true}),
+		code:   wire.CloseProtocolError,
+		reason: wire.CodeNotJoined,
 		flush:  true,
 	}, reasonDisconnected)
 }
@@ -557,7 +558,7 @@ func (c *session) readLoop() {
 	for {
 		data, binary, err := c.readMessage()
 		if errors.Is(err, errMessageTooLarge) {
-			c.fatal(CodeMessageTooLarge, fmt.Sprintf("messages are limited to %d bytes", c.srv.limits.MaxMessageBytes), "", CloseTooBig)
+			c.fatal(wire.CodeMessageTooLarge, fmt.Sprintf("messages are limited to %d bytes", c.srv.limits.MaxMessageBytes), "", wire.CloseTooBig)
 			return
 		}
 		if err != nil {
@@ -575,22 +576,22 @@ func (c *session) readLoop() {
 		case verdictAllow:
 		case verdictDropReply:
 			ref, refID := requestRef(data, binary)
-			c.sendError(CodeRateLimited, fmt.Sprintf("more than %v messages per second; message dropped", c.srv.limits.MessagesPerSecond), ref, refID)
+			c.sendError(wire.CodeRateLimited, fmt.Sprintf("more than %v messages per second; message dropped", c.srv.limits.MessagesPerSecond), ref, refID)
 			continue
 		case verdictDropSilent:
 			continue
 		case verdictFlood:
 			c.logger().Warn("signaling: flood")
-			c.fatal(CodeFlood, "rate limit exceeded persistently", "", ClosePolicy)
+			c.fatal(wire.CodeFlood, "rate limit exceeded persistently", "", wire.ClosePolicy)
 			return
 		}
 		if binary {
 			c.srv.metrics.message("")
 			if !c.joined {
-				c.fatal(CodeBadMessage, "messages are JSON in text frames (before join)", "", CloseProtocolError)
+				c.fatal(wire.CodeBadMessage, "messages are JSON in text frames (before join)", "", wire.CloseProtocolError)
 				return
 			}
-			c.sendError(CodeBadMessage, "messages are JSON in text frames", "", "")
+			c.sendError(wire.CodeBadMessage, "messages are JSON in text frames", "", "")
 			continue
 		}
 		if !c.handle(data) {
@@ -632,7 +633,7 @@ func (c *session) handle(data []byte) bool {
 	typ, msg, err := DecodeClientMessage(data)
 	var bad *DecodeError
 	if err != nil && !errors.As(err, &bad) {
-		bad = &DecodeError{Code: CodeBadMessage, Type: typ, Message: err.Error(), Err: err}
+		bad = &DecodeError{Code: wire.CodeBadMessage, Type: typ, Message: err.Error(), Err: err}
 	}
 	c.srv.metrics.message(typ)
 	if !c.joined {
@@ -640,22 +641,22 @@ func (c *session) handle(data []byte) bool {
 		// else is a client that does not speak this protocol.
 		switch {
 		case bad != nil && bad.Type == "":
-			c.fatal(CodeBadMessage, bad.Message+" (before join)", "", CloseProtocolError)
+			c.fatal(wire.CodeBadMessage, bad.Message+" (before join)", "", wire.CloseProtocolError)
 			return false
-		case typ == TypeJoin:
+		case typ == wire.TypeJoin:
 			return c.join(msg, bad)
-		case typ == TypePing && bad == nil:
+		case typ == wire.TypePing && bad == nil:
 			c.ping(msg, nil)
 			return true
-		case typ == TypePing:
-			c.fatal(CodeBadMessage, bad.Message+" (before join)", TypePing, CloseProtocolError)
+		case typ == wire.TypePing:
+			c.fatal(wire.CodeBadMessage, bad.Message+" (before join)", wire.TypePing, wire.CloseProtocolError)
 			return false
 		default:
-			c.fatal(CodeNotJoined, fmt.Sprintf("%q before join: only join and ping are accepted", truncate(typ, maxEchoBytes)), truncate(typ, maxEchoBytes), CloseProtocolError)
+			c.fatal(wire.CodeNotJoined, fmt.Sprintf("%q before join: only join and ping are accepted", truncate(typ, maxEchoBytes)), truncate(typ, maxEchoBytes), wire.CloseProtocolError)
 			return false
 		}
 	}
-	if bad != nil && (bad.Type == "" || bad.Code == CodeUnknownType) {
+	if bad != nil && (bad.Type == "" || bad.Code == wire.CodeUnknownType) {
 		_, refID := requestRef(data, false)
 		c.sendError(bad.Code, bad.Message, truncate(bad.Type, maxEchoBytes), refID)
 		return true
@@ -665,8 +666,8 @@ func (c *session) handle(data []byte) bool {
 		case <-c.offerDone:
 			c.offerDone = nil
 		default:
-			if sd, ok := msg.(*SessionDescription); ok && typ == TypeOffer {
-				c.sendError(CodeOfferPending, "a publisher offer is still being answered: send the next one after its answer", TypeOffer, sd.ID)
+			if sd, ok := msg.(*wire.SessionDescription); ok && typ == wire.TypeOffer {
+				c.sendError(wire.CodeOfferPending, "a publisher offer is still being answered: send the next one after its answer", wire.TypeOffer, sd.ID)
 				return true
 			}
 			// Everything else is handled in order, after the offer.
@@ -675,17 +676,17 @@ func (c *session) handle(data []byte) bool {
 		}
 	}
 	switch typ {
-	case TypeJoin:
-		c.sendError(CodeAlreadyJoined, "this connection has joined already", TypeJoin, "")
+	case wire.TypeJoin:
+		c.sendError(wire.CodeAlreadyJoined, "this connection has joined already", wire.TypeJoin, "")
 		return true
-	case TypePong:
+	case wire.TypePong:
 		// An answer to nothing the server asks; nothing to do, whatever
 		// it holds.
 		return true
-	case TypeLeave:
-		c.fail(closing{code: CloseNormal, reason: reasonLeft, flush: true}, reasonLeft)
+	case wire.TypeLeave:
+		c.fail(closing{code: wire.CloseNormal, reason: reasonLeft, flush: true}, reasonLeft)
 		return false
-	case TypePing:
+	case wire.TypePing:
 		c.ping(msg, bad)
 		return true
 	}
@@ -693,12 +694,12 @@ func (c *session) handle(data []byte) bool {
 		// The request's id, when it has one, even if another field is
 		// of the wrong type: every request with an id gets a reply naming it.
 		_, refID := requestRef(data, false)
-		c.sendError(CodeBadMessage, bad.Message, typ, refID)
+		c.sendError(wire.CodeBadMessage, bad.Message, typ, refID)
 		return true
 	}
 	switch m := msg.(type) {
-	case *SessionDescription:
-		if typ == TypeOffer {
+	case *wire.SessionDescription:
+		if typ == wire.TypeOffer {
 			// Applied aside, so that another offer meanwhile is seen and
 			// refused (offer_pending) rather than answered out of turn.
 			done := make(chan struct{})
@@ -713,15 +714,15 @@ func (c *session) handle(data []byte) bool {
 		} else {
 			c.answer(m)
 		}
-	case *Candidate:
+	case *wire.Candidate:
 		c.candidate(m)
-	case *Subscribe:
+	case *wire.Subscribe:
 		c.subscribe(typ, m)
-	case *Unpublish:
+	case *wire.Unpublish:
 		c.unpublish(m)
-	case *Mute:
+	case *wire.Mute:
 		c.mute(m)
-	case *Relay:
+	case *wire.Relay:
 		c.relay(m)
 	}
 	return true
@@ -749,9 +750,9 @@ func requestRef(data []byte, binary bool) (ref, refID string) {
 
 func isServerType(typ string) bool {
 	switch typ {
-	case TypeJoined, TypeError, TypeParticipantJoin, TypeParticipantLeft,
-		TypeTrackPublished, TypeTrackUnpublished, TypeTrackMuted,
-		TypeGoingAway, TypeAck:
+	case wire.TypeJoined, wire.TypeError, wire.TypeParticipantJoin, wire.TypeParticipantLeft,
+		wire.TypeTrackPublished, wire.TypeTrackUnpublished, wire.TypeTrackMuted,
+		wire.TypeGoingAway, wire.TypeAck:
 		return true
 	}
 	return false
@@ -759,16 +760,16 @@ func isServerType(typ string) bool {
 
 func (c *session) ping(msg any, bad *DecodeError) {
 	if bad != nil {
-		c.sendError(CodeBadMessage, bad.Message, TypePing, "")
+		c.sendError(wire.CodeBadMessage, bad.Message, wire.TypePing, "")
 		return
 	}
-	p, _ := msg.(*Ping)
-	c.send(Ping{Type: TypePong, ID: p.ID})
+	p, _ := msg.(*wire.Ping)
+	c.send(wire.Ping{Type: wire.TypePong, ID: p.ID})
 }
 
 func (c *session) ack(id string) {
 	if id != "" {
-		c.send(Ack{Type: TypeAck, ID: id})
+		c.send(wire.Ack{Type: wire.TypeAck, ID: id})
 	}
 }
 
@@ -782,47 +783,47 @@ func (c *session) join(msg any, bad *DecodeError) bool {
 	}
 	refuse := func(code, msg string, closeCode websocket.StatusCode) bool {
 		c.srv.metrics.joins.WithLabelValues(code).Inc()
-		c.fatal(code, msg, TypeJoin, closeCode)
+		c.fatal(code, msg, wire.TypeJoin, closeCode)
 		return false
 	}
 	if bad != nil {
-		return refuse(CodeBadMessage, bad.Message, CloseProtocolError)
+		return refuse(wire.CodeBadMessage, bad.Message, wire.CloseProtocolError)
 	}
-	j, _ := msg.(*Join)
-	if j.Protocol != ProtocolVersion {
-		return refuse(CodeVersion, fmt.Sprintf("protocol %d is not supported; this server speaks protocol %d", j.Protocol, ProtocolVersion), CloseProtocolError)
+	j, _ := msg.(*wire.Join)
+	if j.Protocol != wire.ProtocolVersion {
+		return refuse(wire.CodeVersion, fmt.Sprintf("protocol %d is not supported; this server speaks protocol %d", j.Protocol, wire.ProtocolVersion), wire.CloseProtocolError)
 	}
 	if len(j.PublicKey) > maxPublicKeyBytes {
-		return refuse(CodeBadMessage, fmt.Sprintf("public_key is longer than %d bytes", maxPublicKeyBytes), ClosePolicy)
+		return refuse(wire.CodeBadMessage, fmt.Sprintf("public_key is longer than %d bytes", maxPublicKeyBytes), wire.ClosePolicy)
 	}
 	if !c.srv.joins.allow(c.addr, time.Now()) {
-		return refuse(CodeJoinRateLimited, "too many joins from this address; retry later", ClosePolicy)
+		return refuse(wire.CodeJoinRateLimited, "too many joins from this address; retry later", wire.ClosePolicy)
 	}
 	claims, err := c.srv.verifier.Verify(j.Token)
 	if err != nil {
 		var te *TokenError
 		if !errors.As(err, &te) {
-			te = &TokenError{Code: CodeTokenMalformed, Err: err}
+			te = &TokenError{Code: wire.CodeTokenMalformed, Err: err}
 		}
 		msg := "token refused"
 		if te.Err != nil {
 			msg = te.Err.Error()
 		}
-		return refuse(te.Code, msg, ClosePolicy)
+		return refuse(te.Code, msg, wire.ClosePolicy)
 	}
 	if j.Room != "" && j.Room != claims.Room {
-		return refuse(CodeRoomMismatch, fmt.Sprintf("the token is for another room than %q", truncate(j.Room, maxEchoBytes)), ClosePolicy)
+		return refuse(wire.CodeRoomMismatch, fmt.Sprintf("the token is for another room than %q", truncate(j.Room, maxEchoBytes)), wire.ClosePolicy)
 	}
 	if j.AutoSubscribe != nil && *j.AutoSubscribe && !claims.CanSubscribe {
 		// Only an explicit true: the default is quietly off without the grant.
-		return refuse(CodePermissionDenied, "auto_subscribe is true but the token does not grant subscribing", ClosePolicy)
+		return refuse(wire.CodePermissionDenied, "auto_subscribe is true but the token does not grant subscribing", wire.ClosePolicy)
 	}
 
 	identity := claims.Subject
 	sid := "PA_" + rand.Text()
 	m := &member{
 		sess: c,
-		info: ParticipantInfo{
+		info: wire.ParticipantInfo{
 			SID:          sid,
 			Identity:     identity,
 			PublicKey:    j.PublicKey,
@@ -830,12 +831,12 @@ func (c *session) join(msg any, bad *DecodeError) bool {
 			CanPublish:   claims.CanPublish,
 			CanSubscribe: claims.CanSubscribe,
 		},
-		tracks: make(map[string]TrackInfo),
+		tracks: make(map[string]wire.TrackInfo),
 	}
 	if code, msg := c.srv.reserve(c, claims.Room, m); code != "" {
-		closeCode := websocket.StatusCode(ClosePolicy)
-		if code == CodeShuttingDown {
-			closeCode = CloseGoingAway
+		closeCode := websocket.StatusCode(wire.ClosePolicy)
+		if code == wire.CodeShuttingDown {
+			closeCode = wire.CloseGoingAway
 		}
 		return refuse(code, msg, closeCode)
 	}
@@ -858,16 +859,16 @@ func (c *session) join(msg any, bad *DecodeError) bool {
 		c.srv.release(c, reasonDisconnected)
 		c.member = nil
 		if errors.Is(err, sfu.ErrClosed) {
-			return refuse(CodeShuttingDown, "the media server is shutting down", CloseGoingAway)
+			return refuse(wire.CodeShuttingDown, "the media server is shutting down", wire.CloseGoingAway)
 		}
 		c.logger().Error("signaling: media join failed", "err", err)
-		return refuse(CodeInternal, "the media server could not add this participant", CloseInternal)
+		return refuse(wire.CodeInternal, "the media server could not add this participant", wire.CloseInternal)
 	}
 	c.participant = p
 
-	joined := Joined{
-		Type:       TypeJoined,
-		Protocol:   ProtocolVersion,
+	joined := wire.Joined{
+		Type:       wire.TypeJoined,
+		Protocol:   wire.ProtocolVersion,
 		Room:       claims.Room,
 		ICEServers: c.srv.iceServers(identity),
 		Limits:     c.srv.limits.wire(),
@@ -898,10 +899,10 @@ func (c *session) observeJoin() {
 func (c *session) mediaEvents() sfu.Events {
 	return sfu.Events{
 		SubscriberOffer: func(sdp string) {
-			c.send(SessionDescription{Type: TypeOffer, Target: TargetSubscriber, SDP: sdp})
+			c.send(wire.SessionDescription{Type: wire.TypeOffer, Target: wire.TargetSubscriber, SDP: sdp})
 		},
 		ICECandidate: func(target string, cand *webrtc.ICECandidateInit) {
-			if target == TargetPublisher {
+			if target == wire.TargetPublisher {
 				c.negMu.Lock()
 				defer c.negMu.Unlock()
 				if c.offerPending {
@@ -909,7 +910,7 @@ func (c *session) mediaEvents() sfu.Events {
 					return
 				}
 			}
-			c.send(Candidate{Type: TypeCandidate, Target: target, Candidate: cand})
+			c.send(wire.Candidate{Type: wire.TypeCandidate, Target: target, Candidate: cand})
 		},
 		TrackPublished: func(t sfu.TrackInfo) {
 			c.srv.trackPublished(c, t)
@@ -925,10 +926,10 @@ func (c *session) mediaEvents() sfu.Events {
 		},
 		Refused: func(rule string) {
 			if rule == sfu.RuleRateExceeded {
-				c.fatal(CodeMediaRateExceeded, "the media server ended this session: a published track sent far beyond its rate limits (see docs/PROTOCOL.md, Limits)", "", ClosePolicy)
+				c.fatal(wire.CodeMediaRateExceeded, "the media server ended this session: a published track sent far beyond its rate limits (see docs/PROTOCOL.md, Limits)", "", wire.ClosePolicy)
 				return
 			}
-			c.fatal(CodeMediaRefused, fmt.Sprintf("the media server ended this session: the client broke its bound %q (see docs/PROTOCOL.md, Limits)", rule), "", ClosePolicy)
+			c.fatal(wire.CodeMediaRefused, fmt.Sprintf("the media server ended this session: the client broke its bound %q (see docs/PROTOCOL.md, Limits)", rule), "", wire.ClosePolicy)
 		},
 	}
 }
@@ -938,28 +939,28 @@ func (c *session) mediaEvents() sfu.Events {
 func mediaCode(err error, fallback string) string {
 	switch {
 	case errors.Is(err, sfu.ErrPermission):
-		return CodePermissionDenied
+		return wire.CodePermissionDenied
 	case errors.Is(err, sfu.ErrNotOwner):
-		return CodeNotOwner
+		return wire.CodeNotOwner
 	case errors.Is(err, sfu.ErrUnknownTrack):
-		return CodeUnknownTrack
+		return wire.CodeUnknownTrack
 	case errors.Is(err, sfu.ErrTooManyTracks):
-		return CodeTooManyTracks
+		return wire.CodeTooManyTracks
 	case errors.Is(err, sfu.ErrNegotiation):
-		return CodeNegotiation
+		return wire.CodeNegotiation
 	case errors.Is(err, sfu.ErrClosed):
-		return CodeInternal
+		return wire.CodeInternal
 	}
 	return fallback
 }
 
-func (c *session) offer(sd *SessionDescription) {
+func (c *session) offer(sd *wire.SessionDescription) {
 	switch {
-	case sd.Target != TargetPublisher:
-		c.sendError(CodeBadMessage, "clients offer on the publisher connection only", TypeOffer, sd.ID)
+	case sd.Target != wire.TargetPublisher:
+		c.sendError(wire.CodeBadMessage, "clients offer on the publisher connection only", wire.TypeOffer, sd.ID)
 		return
 	case sd.SDP == "":
-		c.sendError(CodeBadMessage, "offer without sdp", TypeOffer, sd.ID)
+		c.sendError(wire.CodeBadMessage, "offer without sdp", wire.TypeOffer, sd.ID)
 		return
 	}
 	c.negMu.Lock()
@@ -970,36 +971,36 @@ func (c *session) offer(sd *SessionDescription) {
 	c.negMu.Lock()
 	defer c.negMu.Unlock()
 	if err != nil {
-		c.sendError(mediaCode(err, CodeNegotiation), err.Error(), TypeOffer, sd.ID)
+		c.sendError(mediaCode(err, wire.CodeNegotiation), err.Error(), wire.TypeOffer, sd.ID)
 	} else {
-		c.send(SessionDescription{Type: TypeAnswer, ID: sd.ID, Target: TargetPublisher, SDP: answer})
+		c.send(wire.SessionDescription{Type: wire.TypeAnswer, ID: sd.ID, Target: wire.TargetPublisher, SDP: answer})
 	}
 	for _, cand := range c.heldCands {
-		c.send(Candidate{Type: TypeCandidate, Target: TargetPublisher, Candidate: cand})
+		c.send(wire.Candidate{Type: wire.TypeCandidate, Target: wire.TargetPublisher, Candidate: cand})
 	}
 	c.heldCands = nil
 	c.offerPending = false
 }
 
-func (c *session) answer(sd *SessionDescription) {
+func (c *session) answer(sd *wire.SessionDescription) {
 	switch {
-	case sd.Target != TargetSubscriber:
-		c.sendError(CodeBadMessage, "clients answer on the subscriber connection only", TypeAnswer, sd.ID)
+	case sd.Target != wire.TargetSubscriber:
+		c.sendError(wire.CodeBadMessage, "clients answer on the subscriber connection only", wire.TypeAnswer, sd.ID)
 		return
 	case sd.SDP == "":
-		c.sendError(CodeBadMessage, "answer without sdp", TypeAnswer, sd.ID)
+		c.sendError(wire.CodeBadMessage, "answer without sdp", wire.TypeAnswer, sd.ID)
 		return
 	}
 	if err := c.participant.HandleAnswer(sd.SDP); err != nil {
-		c.sendError(mediaCode(err, CodeNegotiation), err.Error(), TypeAnswer, sd.ID)
+		c.sendError(mediaCode(err, wire.CodeNegotiation), err.Error(), wire.TypeAnswer, sd.ID)
 		return
 	}
 	c.ack(sd.ID)
 }
 
-func (c *session) candidate(cand *Candidate) {
-	if cand.Target != TargetPublisher && cand.Target != TargetSubscriber {
-		c.sendError(CodeBadMessage, "candidate target must be publisher or subscriber", TypeCandidate, "")
+func (c *session) candidate(cand *wire.Candidate) {
+	if cand.Target != wire.TargetPublisher && cand.Target != wire.TargetSubscriber {
+		c.sendError(wire.CodeBadMessage, "candidate target must be publisher or subscriber", wire.TypeCandidate, "")
 		return
 	}
 	if cand.Candidate == nil {
@@ -1007,13 +1008,13 @@ func (c *session) candidate(cand *Candidate) {
 		return
 	}
 	if err := c.participant.AddICECandidate(cand.Target, *cand.Candidate); err != nil {
-		c.sendError(mediaCode(err, CodeNegotiation), err.Error(), TypeCandidate, "")
+		c.sendError(mediaCode(err, wire.CodeNegotiation), err.Error(), wire.TypeCandidate, "")
 	}
 }
 
-func (c *session) subscribe(typ string, s *Subscribe) {
+func (c *session) subscribe(typ string, s *wire.Subscribe) {
 	if len(s.TrackSIDs) == 0 {
-		c.sendError(CodeBadMessage, "track_sids is empty", typ, s.ID)
+		c.sendError(wire.CodeBadMessage, "track_sids is empty", typ, s.ID)
 		return
 	}
 	// Every sid is tried; one error reports those that failed, with the
@@ -1024,7 +1025,7 @@ func (c *session) subscribe(typ string, s *Subscribe) {
 	)
 	for _, sid := range s.TrackSIDs {
 		var err error
-		if typ == TypeSubscribe {
+		if typ == wire.TypeSubscribe {
 			err = c.participant.Subscribe(sid)
 		} else {
 			err = c.participant.Unsubscribe(sid)
@@ -1033,7 +1034,7 @@ func (c *session) subscribe(typ string, s *Subscribe) {
 			continue
 		}
 		if code == "" {
-			code = mediaCode(err, CodeInternal)
+			code = mediaCode(err, wire.CodeInternal)
 		}
 		failed = append(failed, truncate(sid, maxEchoBytes))
 		if errors.Is(err, sfu.ErrPermission) {
@@ -1047,7 +1048,7 @@ func (c *session) subscribe(typ string, s *Subscribe) {
 			listed = append(listed[:maxListedSIDs:maxListedSIDs], fmt.Sprintf("and %d more", len(failed)-maxListedSIDs))
 		}
 		msg := fmt.Sprintf("%s failed for %s", typ, strings.Join(listed, ", "))
-		if len(failed) < len(s.TrackSIDs) && code != CodePermissionDenied {
+		if len(failed) < len(s.TrackSIDs) && code != wire.CodePermissionDenied {
 			msg += "; the other tracks were done"
 		}
 		c.sendError(code, msg, typ, s.ID)
@@ -1056,27 +1057,27 @@ func (c *session) subscribe(typ string, s *Subscribe) {
 	c.ack(s.ID)
 }
 
-func (c *session) unpublish(u *Unpublish) {
+func (c *session) unpublish(u *wire.Unpublish) {
 	if err := c.participant.Unpublish(u.TrackSID); err != nil {
-		c.sendError(mediaCode(err, CodeInternal), err.Error(), TypeUnpublish, u.ID)
+		c.sendError(mediaCode(err, wire.CodeInternal), err.Error(), wire.TypeUnpublish, u.ID)
 		return
 	}
 	c.ack(u.ID)
 }
 
-func (c *session) mute(m *Mute) {
+func (c *session) mute(m *wire.Mute) {
 	t, err := c.participant.SetMuted(m.TrackSID, m.Muted)
 	if err != nil {
-		c.sendError(mediaCode(err, CodeInternal), err.Error(), TypeMute, m.ID)
+		c.sendError(mediaCode(err, wire.CodeInternal), err.Error(), wire.TypeMute, m.ID)
 		return
 	}
 	c.srv.trackMuted(c, t)
 	c.ack(m.ID)
 }
 
-func (c *session) relay(r *Relay) {
+func (c *session) relay(r *wire.Relay) {
 	if len(r.Data) == 0 || !json.Valid(r.Data) {
-		c.sendError(CodeBadMessage, "relay needs data, a JSON value", TypeRelay, r.ID)
+		c.sendError(wire.CodeBadMessage, "relay needs data, a JSON value", wire.TypeRelay, r.ID)
 		return
 	}
 	if !c.relayBudget.AllowN(time.Now(), len(r.Data)) {
@@ -1092,7 +1093,7 @@ func (c *session) relay(r *Relay) {
 	case refused:
 		c.relayRefused(r.ID, msg)
 	default:
-		c.sendError(code, msg, TypeRelay, r.ID)
+		c.sendError(code, msg, wire.TypeRelay, r.ID)
 	}
 }
 
@@ -1101,8 +1102,8 @@ func (c *session) relay(r *Relay) {
 func (c *session) relayRefused(id, msg string) {
 	if c.relayTally.add(time.Now()) > relayFloodAt {
 		c.logger().Warn("signaling: relay flood")
-		c.fatal(CodeRelayFlood, fmt.Sprintf("more than %d relays refused within %v", relayFloodAt, floodWindow), TypeRelay, ClosePolicy)
+		c.fatal(wire.CodeRelayFlood, fmt.Sprintf("more than %d relays refused within %v", relayFloodAt, floodWindow), wire.TypeRelay, wire.ClosePolicy)
 		return
 	}
-	c.sendError(CodeRateLimited, msg, TypeRelay, id)
+	c.sendError(wire.CodeRateLimited, msg, wire.TypeRelay, id)
 }

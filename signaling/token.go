@@ -6,115 +6,9 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
-// Access tokens are JWTs signed with HS256 by the application's backend,
-// which shares a secret with this server. The JWT header's "kid" is the API
-// key: it names the secret, so an operator can add a new key, move the
-// backend to it and remove the old one without refusing anyone.
-
-// tokenAlgorithm is the only signing algorithm accepted. One algorithm means
-// a token can never choose how it is checked ("alg":"none", or an RSA public
-// key used as an HMAC secret).
-const tokenAlgorithm = "HS256"
-
-const (
-	// MinSecretBytes is the shortest API secret accepted. HS256 with a
-	// short secret can be brute-forced offline from any one token.
-	MinSecretBytes = 16
-	// MaxClaimBytes bounds the sub (identity) and room claims.
-	MaxClaimBytes = 256
-	// DefaultTokenTTL is the lifetime NewToken gives a token when the
-	// grant does not say.
-	DefaultTokenTTL = 6 * time.Hour
-	// DefaultTokenLeeway is the clock skew tolerated on exp, nbf and iat
-	// when the verifier is given none.
-	DefaultTokenLeeway = 10 * time.Second
-	// MaxTokenLeeway caps the tolerated clock skew: more would keep an
-	// expired token usable for long.
-	MaxTokenLeeway = 60 * time.Second
-)
-
-// Grant is what an access token allows: whom it names, which room it opens
-// and what its holder may do there.
-type Grant struct {
-	// Room is the room the token admits to. Required.
-	Room string
-	// Identity becomes the participant's identity (the token's sub).
-	// Required.
-	Identity string
-	// CanPublish allows sending media; CanSubscribe allows receiving it.
-	// Both default to false: a token grants nothing it does not say.
-	CanPublish   bool
-	CanSubscribe bool
-	// TTL is the token's lifetime from now; 0 means DefaultTokenTTL.
-	TTL time.Duration
-	// NotBefore, when set, is the time before which the token is refused.
-	NotBefore time.Time
-}
-
-// Claims are the claims of a Sotto access token. Subject (sub) is the
-// identity; ExpiresAt (exp) is required; NotBefore (nbf) and IssuedAt (iat)
-// are checked when present.
-type Claims struct {
-	jwt.RegisteredClaims
-	// Room is the only room the token admits to.
-	Room string `json:"room"`
-	// CanPublish and CanSubscribe are the grants; absent means false.
-	CanPublish   bool `json:"can_publish"`
-	CanSubscribe bool `json:"can_subscribe"`
-}
-
-// NewToken signs an access token for g with HS256, naming apiKey in the
-// header's kid so that the verifier finds apiSecret by it.
-func NewToken(apiKey, apiSecret string, g Grant) (string, error) {
-	switch {
-	case apiKey == "":
-		return "", errors.New("signaling: new token: api key is empty")
-	case apiSecret == "":
-		return "", errors.New("signaling: new token: api secret is empty")
-	case len(apiSecret) < MinSecretBytes:
-		return "", fmt.Errorf("signaling: new token: api secret is %d bytes; at least %d are required", len(apiSecret), MinSecretBytes)
-	case g.Room == "":
-		return "", errors.New("signaling: new token: room is empty")
-	case len(g.Room) > MaxClaimBytes:
-		return "", fmt.Errorf("signaling: new token: room is %d bytes; at most %d are allowed", len(g.Room), MaxClaimBytes)
-	case g.Identity == "":
-		return "", errors.New("signaling: new token: identity is empty")
-	case len(g.Identity) > MaxClaimBytes:
-		return "", fmt.Errorf("signaling: new token: identity is %d bytes; at most %d are allowed", len(g.Identity), MaxClaimBytes)
-	case g.TTL < 0:
-		return "", fmt.Errorf("signaling: new token: ttl %v is negative", g.TTL)
-	}
-	ttl := g.TTL
-	if ttl == 0 {
-		ttl = DefaultTokenTTL
-	}
-	now := time.Now()
-	c := Claims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Subject:   g.Identity,
-			IssuedAt:  jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-		},
-		Room:         g.Room,
-		CanPublish:   g.CanPublish,
-		CanSubscribe: g.CanSubscribe,
-	}
-	if !g.NotBefore.IsZero() {
-		c.NotBefore = jwt.NewNumericDate(g.NotBefore)
-	}
-	t := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
-	t.Header["kid"] = apiKey
-	s, err := t.SignedString([]byte(apiSecret))
-	if err != nil {
-		return "", fmt.Errorf("signaling: new token: %w", err)
-	}
-	return s, nil
-}
-
-// TokenError is why a token was refused. Code is one of the protocol's
-// token codes (CodeTokenMissing, CodeTokenMalformed, CodeTokenAlgorithm,
 // CodeTokenUnknownKey, CodeTokenSignature, CodeTokenExpired,
 // CodeTokenNotYetValid); the server sends it to the client as is.
 type TokenError struct {
@@ -154,25 +48,25 @@ func NewVerifier(keys map[string]string, leeway time.Duration) (*Verifier, error
 	switch {
 	case leeway < 0:
 		return nil, fmt.Errorf("signaling: verifier: leeway %v is negative", leeway)
-	case leeway > MaxTokenLeeway:
-		return nil, fmt.Errorf("signaling: verifier: leeway %v exceeds the %v cap", leeway, MaxTokenLeeway)
+	case leeway > wire.MaxTokenLeeway:
+		return nil, fmt.Errorf("signaling: verifier: leeway %v exceeds the %v cap", leeway, wire.MaxTokenLeeway)
 	case leeway == 0:
-		leeway = DefaultTokenLeeway
+		leeway = wire.DefaultTokenLeeway
 	}
 	secrets := make(map[string][]byte, len(keys))
 	for k, s := range keys {
 		if k == "" {
 			return nil, errors.New("signaling: verifier: an api key is empty")
 		}
-		if len(s) < MinSecretBytes {
-			return nil, fmt.Errorf("signaling: verifier: secret of api key %q is %d bytes; at least %d are required", k, len(s), MinSecretBytes)
+		if len(s) < wire.MinSecretBytes {
+			return nil, fmt.Errorf("signaling: verifier: secret of api key %q is %d bytes; at least %d are required", k, len(s), wire.MinSecretBytes)
 		}
 		secrets[k] = []byte(s)
 	}
 	return &Verifier{
 		secrets: secrets,
 		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{tokenAlgorithm}),
+			jwt.WithValidMethods([]string{wire.TokenAlgorithm}),
 			jwt.WithLeeway(leeway),
 			jwt.WithExpirationRequired(),
 			jwt.WithIssuedAt(),
@@ -182,24 +76,24 @@ func NewVerifier(keys map[string]string, leeway time.Duration) (*Verifier, error
 
 // Verify checks token's algorithm, key, signature, times and required
 // claims, and returns its claims. Every refusal is a *TokenError.
-func (v *Verifier) Verify(token string) (*Claims, error) {
+func (v *Verifier) Verify(token string) (*wire.Claims, error) {
 	if token == "" {
-		return nil, tokenError(CodeTokenMissing, errors.New("no token"))
+		return nil, tokenError(wire.CodeTokenMissing, errors.New("no token"))
 	}
-	var c Claims
+	var c wire.Claims
 	t, err := v.parser.ParseWithClaims(token, &c, v.key)
 	if err != nil {
 		return nil, classifyTokenError(t, err)
 	}
 	switch {
 	case c.Subject == "":
-		return nil, tokenError(CodeTokenMalformed, errors.New("sub claim is missing"))
-	case len(c.Subject) > MaxClaimBytes:
-		return nil, tokenError(CodeTokenMalformed, fmt.Errorf("sub claim is longer than %d bytes", MaxClaimBytes))
+		return nil, tokenError(wire.CodeTokenMalformed, errors.New("sub claim is missing"))
+	case len(c.Subject) > wire.MaxClaimBytes:
+		return nil, tokenError(wire.CodeTokenMalformed, fmt.Errorf("sub claim is longer than %d bytes", wire.MaxClaimBytes))
 	case c.Room == "":
-		return nil, tokenError(CodeTokenMalformed, errors.New("room claim is missing"))
-	case len(c.Room) > MaxClaimBytes:
-		return nil, tokenError(CodeTokenMalformed, fmt.Errorf("room claim is longer than %d bytes", MaxClaimBytes))
+		return nil, tokenError(wire.CodeTokenMalformed, errors.New("room claim is missing"))
+	case len(c.Room) > wire.MaxClaimBytes:
+		return nil, tokenError(wire.CodeTokenMalformed, fmt.Errorf("room claim is longer than %d bytes", wire.MaxClaimBytes))
 	}
 	return &c, nil
 }
@@ -208,16 +102,16 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 // but HS256; checking again here keeps that true if the parser's options
 // ever change.
 func (v *Verifier) key(t *jwt.Token) (any, error) {
-	if m, ok := t.Method.(*jwt.SigningMethodHMAC); !ok || m.Alg() != tokenAlgorithm {
-		return nil, tokenError(CodeTokenAlgorithm, fmt.Errorf("algorithm %v is not %s", t.Header["alg"], tokenAlgorithm))
+	if m, ok := t.Method.(*jwt.SigningMethodHMAC); !ok || m.Alg() != wire.TokenAlgorithm {
+		return nil, tokenError(wire.CodeTokenAlgorithm, fmt.Errorf("algorithm %v is not %s", t.Header["alg"], wire.TokenAlgorithm))
 	}
 	kid, ok := t.Header["kid"].(string)
 	if !ok || kid == "" {
-		return nil, tokenError(CodeTokenUnknownKey, errors.New("no kid in the token header"))
+		return nil, tokenError(wire.CodeTokenUnknownKey, errors.New("no kid in the token header"))
 	}
 	secret, ok := v.secrets[kid]
 	if !ok {
-		return nil, tokenError(CodeTokenUnknownKey, fmt.Errorf("kid %q names no configured key", truncate(kid, 64)))
+		return nil, tokenError(wire.CodeTokenUnknownKey, fmt.Errorf("kid %q names no configured key", truncate(kid, 64)))
 	}
 	return secret, nil
 }
@@ -231,24 +125,24 @@ func classifyTokenError(t *jwt.Token, err error) *TokenError {
 		return te
 	}
 	if errors.Is(err, jwt.ErrTokenMalformed) {
-		return tokenError(CodeTokenMalformed, err)
+		return tokenError(wire.CodeTokenMalformed, err)
 	}
 	if t != nil && t.Header != nil {
-		if alg, _ := t.Header["alg"].(string); alg != tokenAlgorithm {
-			return tokenError(CodeTokenAlgorithm, fmt.Errorf("algorithm %q is not %s", truncate(alg, 32), tokenAlgorithm))
+		if alg, _ := t.Header["alg"].(string); alg != wire.TokenAlgorithm {
+			return tokenError(wire.CodeTokenAlgorithm, fmt.Errorf("algorithm %q is not %s", truncate(alg, 32), wire.TokenAlgorithm))
 		}
 	}
 	switch {
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return tokenError(CodeTokenSignature, err)
+		return tokenError(wire.CodeTokenSignature, err)
 	case errors.Is(err, jwt.ErrTokenExpired):
-		return tokenError(CodeTokenExpired, err)
+		return tokenError(wire.CodeTokenExpired, err)
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
-		return tokenError(CodeTokenNotYetValid, err)
+		return tokenError(wire.CodeTokenNotYetValid, err)
 	default:
 		// A required claim missing (exp), a claim of the wrong type, and
 		// anything the jwt package adds later: refuse as malformed.
-		return tokenError(CodeTokenMalformed, err)
+		return tokenError(wire.CodeTokenMalformed, err)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 const (
@@ -108,7 +109,7 @@ func TestVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := claimsAt("alice", "room1", time.Hour, 0)
-	minted, err := signaling.NewToken(testKey, testSecret, signaling.Grant{Room: "room1", Identity: "alice", CanPublish: true})
+	minted, err := wire.NewToken(testKey, testSecret, wire.Grant{Room: "room1", Identity: "alice", CanPublish: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,29 +122,29 @@ func TestVerify(t *testing.T) {
 		{"valid", hs(t, testKey, testSecret, good), ""},
 		{"minted by NewToken", minted, ""},
 		{"rotation: second key", hs(t, otherKey, otherSecret, good), ""},
-		{"expired", hs(t, testKey, testSecret, claimsAt("alice", "room1", -time.Minute, 0)), signaling.CodeTokenExpired},
+		{"expired", hs(t, testKey, testSecret, claimsAt("alice", "room1", -time.Minute, 0)), wire.CodeTokenExpired},
 		{"expired within leeway", hs(t, testKey, testSecret, claimsAt("alice", "room1", -5*time.Second, 0)), ""},
-		{"not yet valid", hs(t, testKey, testSecret, claimsAt("alice", "room1", time.Hour, time.Minute)), signaling.CodeTokenNotYetValid},
+		{"not yet valid", hs(t, testKey, testSecret, claimsAt("alice", "room1", time.Hour, time.Minute)), wire.CodeTokenNotYetValid},
 		{"nbf within leeway", hs(t, testKey, testSecret, claimsAt("alice", "room1", time.Hour, 5*time.Second)), ""},
-		{"issued in the future", hs(t, testKey, testSecret, with(good, "iat", time.Now().Add(time.Hour).Unix())), signaling.CodeTokenNotYetValid},
-		{"wrong signature", hs(t, testKey, otherSecret, good), signaling.CodeTokenSignature},
-		{"tampered payload", tamper(t, hs(t, testKey, testSecret, good)), signaling.CodeTokenSignature},
-		{"alg none", algNone(t, testKey, good), signaling.CodeTokenAlgorithm},
-		{"alg RS256", rs256(t, testKey, good), signaling.CodeTokenAlgorithm},
-		{"alg HS384", sign(t, jwt.SigningMethodHS384, testKey, []byte(testSecret), good), signaling.CodeTokenAlgorithm},
-		{"alg HS512", sign(t, jwt.SigningMethodHS512, testKey, []byte(testSecret), good), signaling.CodeTokenAlgorithm},
-		{"unknown kid", hs(t, "nobody", testSecret, good), signaling.CodeTokenUnknownKey},
-		{"missing kid", hs(t, "", testSecret, good), signaling.CodeTokenUnknownKey},
-		{"empty", "", signaling.CodeTokenMissing},
-		{"garbage", "this is not a token", signaling.CodeTokenMalformed},
-		{"garbage segments", "a.b.c", signaling.CodeTokenMalformed},
-		{"missing sub", hs(t, testKey, testSecret, without(good, "sub")), signaling.CodeTokenMalformed},
-		{"empty sub", hs(t, testKey, testSecret, with(good, "sub", "")), signaling.CodeTokenMalformed},
-		{"long sub", hs(t, testKey, testSecret, with(good, "sub", strings.Repeat("a", 257))), signaling.CodeTokenMalformed},
-		{"missing room", hs(t, testKey, testSecret, without(good, "room")), signaling.CodeTokenMalformed},
-		{"long room", hs(t, testKey, testSecret, with(good, "room", strings.Repeat("r", 257))), signaling.CodeTokenMalformed},
-		{"missing exp", hs(t, testKey, testSecret, without(good, "exp")), signaling.CodeTokenMalformed},
-		{"grant of the wrong type", hs(t, testKey, testSecret, with(good, "can_publish", "yes")), signaling.CodeTokenMalformed},
+		{"issued in the future", hs(t, testKey, testSecret, with(good, "iat", time.Now().Add(time.Hour).Unix())), wire.CodeTokenNotYetValid},
+		{"wrong signature", hs(t, testKey, otherSecret, good), wire.CodeTokenSignature},
+		{"tampered payload", tamper(t, hs(t, testKey, testSecret, good)), wire.CodeTokenSignature},
+		{"alg none", algNone(t, testKey, good), wire.CodeTokenAlgorithm},
+		{"alg RS256", rs256(t, testKey, good), wire.CodeTokenAlgorithm},
+		{"alg HS384", sign(t, jwt.SigningMethodHS384, testKey, []byte(testSecret), good), wire.CodeTokenAlgorithm},
+		{"alg HS512", sign(t, jwt.SigningMethodHS512, testKey, []byte(testSecret), good), wire.CodeTokenAlgorithm},
+		{"unknown kid", hs(t, "nobody", testSecret, good), wire.CodeTokenUnknownKey},
+		{"missing kid", hs(t, "", testSecret, good), wire.CodeTokenUnknownKey},
+		{"empty", "", wire.CodeTokenMissing},
+		{"garbage", "this is not a token", wire.CodeTokenMalformed},
+		{"garbage segments", "a.b.c", wire.CodeTokenMalformed},
+		{"missing sub", hs(t, testKey, testSecret, without(good, "sub")), wire.CodeTokenMalformed},
+		{"empty sub", hs(t, testKey, testSecret, with(good, "sub", "")), wire.CodeTokenMalformed},
+		{"long sub", hs(t, testKey, testSecret, with(good, "sub", strings.Repeat("a", 257))), wire.CodeTokenMalformed},
+		{"missing room", hs(t, testKey, testSecret, without(good, "room")), wire.CodeTokenMalformed},
+		{"long room", hs(t, testKey, testSecret, with(good, "room", strings.Repeat("r", 257))), wire.CodeTokenMalformed},
+		{"missing exp", hs(t, testKey, testSecret, without(good, "exp")), wire.CodeTokenMalformed},
+		{"grant of the wrong type", hs(t, testKey, testSecret, with(good, "can_publish", "yes")), wire.CodeTokenMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -207,21 +208,21 @@ func TestNewToken(t *testing.T) {
 		name    string
 		key     string
 		secret  string
-		grant   signaling.Grant
+		grant   wire.Grant
 		wantErr string // substring naming the bad input; "" for success
 	}{
-		{"ok", testKey, testSecret, signaling.Grant{Room: "r", Identity: "alice", CanSubscribe: true, TTL: time.Minute}, ""},
-		{"empty key", "", testSecret, signaling.Grant{Room: "r", Identity: "alice"}, "api key"},
-		{"empty secret", testKey, "", signaling.Grant{Room: "r", Identity: "alice"}, "api secret"},
-		{"short secret", testKey, "short", signaling.Grant{Room: "r", Identity: "alice"}, "at least 16"},
-		{"empty room", testKey, testSecret, signaling.Grant{Identity: "alice"}, "room"},
-		{"empty identity", testKey, testSecret, signaling.Grant{Room: "r"}, "identity"},
-		{"long identity", testKey, testSecret, signaling.Grant{Room: "r", Identity: strings.Repeat("x", 300)}, "identity"},
-		{"negative ttl", testKey, testSecret, signaling.Grant{Room: "r", Identity: "alice", TTL: -time.Second}, "ttl"},
+		{"ok", testKey, testSecret, wire.Grant{Room: "r", Identity: "alice", CanSubscribe: true, TTL: time.Minute}, ""},
+		{"empty key", "", testSecret, wire.Grant{Room: "r", Identity: "alice"}, "api key"},
+		{"empty secret", testKey, "", wire.Grant{Room: "r", Identity: "alice"}, "api secret"},
+		{"short secret", testKey, "short", wire.Grant{Room: "r", Identity: "alice"}, "at least 16"},
+		{"empty room", testKey, testSecret, wire.Grant{Identity: "alice"}, "room"},
+		{"empty identity", testKey, testSecret, wire.Grant{Room: "r"}, "identity"},
+		{"long identity", testKey, testSecret, wire.Grant{Room: "r", Identity: strings.Repeat("x", 300)}, "identity"},
+		{"negative ttl", testKey, testSecret, wire.Grant{Room: "r", Identity: "alice", TTL: -time.Second}, "ttl"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tok, err := signaling.NewToken(tt.key, tt.secret, tt.grant)
+			tok, err := wire.NewToken(tt.key, tt.secret, tt.grant)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("NewToken error = %v, want one naming %q", err, tt.wantErr)
@@ -245,20 +246,20 @@ func TestNewToken(t *testing.T) {
 	}
 
 	t.Run("default ttl and not before", func(t *testing.T) {
-		tok, err := signaling.NewToken(testKey, testSecret, signaling.Grant{Room: "r", Identity: "alice", NotBefore: nbf})
+		tok, err := wire.NewToken(testKey, testSecret, wire.Grant{Room: "r", Identity: "alice", NotBefore: nbf})
 		if err != nil {
 			t.Fatal(err)
 		}
 		var te *signaling.TokenError
-		if _, err := v.Verify(tok); !errors.As(err, &te) || te.Code != signaling.CodeTokenNotYetValid {
-			t.Fatalf("Verify = %v, want %s", err, signaling.CodeTokenNotYetValid)
+		if _, err := v.Verify(tok); !errors.As(err, &te) || te.Code != wire.CodeTokenNotYetValid {
+			t.Fatalf("Verify = %v, want %s", err, wire.CodeTokenNotYetValid)
 		}
-		c := &signaling.Claims{}
+		c := &wire.Claims{}
 		if _, _, err := jwt.NewParser().ParseUnverified(tok, c); err != nil {
 			t.Fatal(err)
 		}
-		if ttl := c.ExpiresAt.Sub(c.IssuedAt.Time); ttl != signaling.DefaultTokenTTL {
-			t.Fatalf("default ttl = %v, want %v", ttl, signaling.DefaultTokenTTL)
+		if ttl := c.ExpiresAt.Sub(c.IssuedAt.Time); ttl != wire.DefaultTokenTTL {
+			t.Fatalf("default ttl = %v, want %v", ttl, wire.DefaultTokenTTL)
 		}
 	})
 }

@@ -22,8 +22,8 @@ import (
 
 	"github.com/sotto-rtc/sotto/internal/hostilenode"
 	"github.com/sotto-rtc/sotto/media/e2ee"
-	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/signaling/client"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // clearGoPeer joins room as a Go client with E2EE off and publishes
@@ -86,11 +86,11 @@ func renameParticipant(from, to string) func([]byte) []byte {
 				changed = true
 			}
 		}
-		if (m["type"] == signaling.TypeParticipantLeft || m["type"] == signaling.TypeTrackUnpublished || m["type"] == signaling.TypeTrackMuted) && m["identity"] == from {
+		if (m["type"] == wire.TypeParticipantLeft || m["type"] == wire.TypeTrackUnpublished || m["type"] == wire.TypeTrackMuted) && m["identity"] == from {
 			m["identity"] = to
 			changed = true
 		}
-		if m["type"] == signaling.TypeRelay && m["from"] == from {
+		if m["type"] == wire.TypeRelay && m["from"] == from {
 			m["from"] = to
 			changed = true
 		}

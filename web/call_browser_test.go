@@ -30,8 +30,8 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/signaling/client"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // The fake camera's video is kept small and slow: three tabs encode,
@@ -453,7 +453,7 @@ func (k *keepHijacked) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // lives as long as the page).
 func TestBrowserCallReconnects(t *testing.T) {
 	d := &wsDropper{}
-	srv := startWebServer(t, map[string]http.Handler{"GET " + signaling.Path: d})
+	srv := startWebServer(t, map[string]http.Handler{"GET " + wire.Path: d})
 	d.mu.Lock()
 	d.next = srv.Sig
 	d.mu.Unlock()

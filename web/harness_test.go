@@ -24,6 +24,7 @@ import (
 	"github.com/sotto-rtc/sotto/internal/testneeds"
 	"github.com/sotto-rtc/sotto/media/sfu"
 	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 	"github.com/sotto-rtc/sotto/web"
 )
 
@@ -77,7 +78,7 @@ func startWebServer(t *testing.T, extra map[string]http.Handler, mediaOpts ...fu
 	}
 	s := &webServer{Node: node, Sig: sig, key: testAPIKey, secret: testAPISecret}
 	mux := http.NewServeMux()
-	mux.Handle(signaling.Path, sig)
+	mux.Handle(wire.Path, sig)
 	mux.Handle("/", web.Handler(web.Options{DevToken: func(room, identity string) (string, error) {
 		return s.Token(room, identity, true, true), nil
 	}}))
@@ -96,7 +97,7 @@ func startWebServer(t *testing.T, extra map[string]http.Handler, mediaOpts ...fu
 
 // Token mints an access token.
 func (s *webServer) Token(room, identity string, canPublish, canSubscribe bool) string {
-	tok, err := signaling.NewToken(s.key, s.secret, signaling.Grant{
+	tok, err := wire.NewToken(s.key, s.secret, wire.Grant{
 		Room: room, Identity: identity, CanPublish: canPublish, CanSubscribe: canSubscribe, TTL: time.Hour,
 	})
 	if err != nil {

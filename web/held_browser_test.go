@@ -22,7 +22,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/sotto-rtc/sotto/internal/hostilenode"
-	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // announcementHold is a filter for a hostile node: it keeps from viewer
@@ -55,13 +55,13 @@ func (h *announcementHold) about(msg []byte) (string, bool) {
 		return "", false
 	}
 	switch m.Type {
-	case signaling.TypeParticipantJoin:
+	case wire.TypeParticipantJoin:
 		return m.Type, m.Participant.Identity == h.owner
-	case signaling.TypeTrackPublished:
+	case wire.TypeTrackPublished:
 		return m.Type, m.Track.Identity == h.owner
-	case signaling.TypeParticipantLeft, signaling.TypeTrackUnpublished, signaling.TypeTrackMuted:
+	case wire.TypeParticipantLeft, wire.TypeTrackUnpublished, wire.TypeTrackMuted:
 		return m.Type, m.Identity == h.owner
-	case signaling.TypeRelay:
+	case wire.TypeRelay:
 		return m.Type, m.From == h.owner
 	}
 	return m.Type, false
@@ -174,8 +174,8 @@ func heldTrackGetsTransformAtOnce(t *testing.T, mode, ivf, ogg string) {
 	a.publish(t, ctx)
 	waitGo(t, "the node holds a's arrival and both its tracks from the viewer", func() bool {
 		h := hold.heldTypes()
-		return slices.Contains(h, signaling.TypeParticipantJoin) &&
-			len(slices.DeleteFunc(h, func(s string) bool { return s != signaling.TypeTrackPublished })) == 2
+		return slices.Contains(h, wire.TypeParticipantJoin) &&
+			len(slices.DeleteFunc(h, func(s string) bool { return s != wire.TypeTrackPublished })) == 2
 	}, func() string { return fmt.Sprintf("held %v", hold.heldTypes()) })
 
 	// a's video has been arriving for a while: several key frames' worth.

@@ -22,8 +22,8 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/sotto-rtc/sotto/internal/hostilenode"
-	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/signaling/client"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // hostileGoPeer joins room as a Go SDK client, E2EE on, and, when publish,
@@ -178,7 +178,7 @@ func TestBrowserRefusesTrackRelabelledToAnotherOwner(t *testing.T) {
 				changed = true
 			}
 		}
-		if m["type"] == signaling.TypeOffer {
+		if m["type"] == wire.TypeOffer {
 			if sdp, ok := m["sdp"].(string); ok && strings.Contains(sdp, bobSID+" "+bobTrack) {
 				m["sdp"] = strings.ReplaceAll(sdp, bobSID+" "+bobTrack, carolSID+" "+bobTrack)
 				changed = true

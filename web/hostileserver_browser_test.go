@@ -33,8 +33,8 @@ import (
 
 	"github.com/sotto-rtc/sotto/internal/hostilenode"
 	"github.com/sotto-rtc/sotto/media/e2ee"
-	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/signaling/client"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 func TestHostileServer(t *testing.T) {
@@ -241,7 +241,7 @@ func joinLogged(t *testing.T, srv *webServer, base, room, name string, policy cl
 			p.keys = append(p.keys, e)
 			p.mu.Unlock()
 		}},
-		Handlers: client.Handlers{Relay: func(_ signaling.ParticipantInfo, d json.RawMessage) {
+		Handlers: client.Handlers{Relay: func(_ wire.ParticipantInfo, d json.RawMessage) {
 			p.relays <- slices.Clone(d)
 		}},
 	})
@@ -502,7 +502,7 @@ func browserGhostShownToSome(t *testing.T) {
 					} `json:"participant"`
 				}
 				if f.ToClient && f.Identity == "bob" && json.Unmarshal(f.Data, &m) == nil &&
-					m.Type == signaling.TypeParticipantJoin && m.Participant.Identity == "ghost" {
+					m.Type == wire.TypeParticipantJoin && m.Participant.Identity == "ghost" {
 					return true
 				}
 			}

@@ -29,8 +29,8 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 
 	"github.com/sotto-rtc/sotto/internal/testneeds"
-	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/signaling/client"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // The fixture the Go client sends: what ffmpeg's test source gives at this
@@ -298,7 +298,7 @@ func TestBrowserGoInteropCall(t *testing.T) {
 	for video == nil {
 		select {
 		case rt := <-tracks:
-			if rt.Participant.Identity == "browser" && rt.Info.Kind == signaling.KindVideo {
+			if rt.Participant.Identity == "browser" && rt.Info.Kind == wire.KindVideo {
 				video = rt
 			}
 		case <-ctx.Done():

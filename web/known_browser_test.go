@@ -26,8 +26,8 @@ import (
 
 	"github.com/sotto-rtc/sotto/internal/hostilenode"
 	"github.com/sotto-rtc/sotto/media/e2ee"
-	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/signaling/client"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // knownGoPeer joins room at base as a Go SDK client, E2EE on, with the
@@ -293,8 +293,8 @@ func pageKeyBoxes(t *testing.T, node *hostilenode.Node, from int) []map[string]s
 		if f.ToClient {
 			continue
 		}
-		var r signaling.Relay
-		if json.Unmarshal(f.Data, &r) != nil || r.Type != signaling.TypeRelay {
+		var r wire.Relay
+		if json.Unmarshal(f.Data, &r) != nil || r.Type != wire.TypeRelay {
 			continue
 		}
 		var km struct {

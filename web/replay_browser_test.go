@@ -20,8 +20,8 @@ import (
 
 	"github.com/sotto-rtc/sotto/internal/hostilenode"
 	"github.com/sotto-rtc/sotto/media/e2ee"
-	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/signaling/client"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // replayCarried is a key-management message the node carried in a relay.
@@ -39,8 +39,8 @@ type replayCarried struct {
 func replayCarriedKeys(node *hostilenode.Node) []replayCarried {
 	var out []replayCarried
 	for _, f := range node.Carried() {
-		var r signaling.Relay
-		if json.Unmarshal(f.Data, &r) != nil || r.Type != signaling.TypeRelay || !e2ee.IsKeyMessage(r.Data) {
+		var r wire.Relay
+		if json.Unmarshal(f.Data, &r) != nil || r.Type != wire.TypeRelay || !e2ee.IsKeyMessage(r.Data) {
 			continue
 		}
 		var km struct {
@@ -281,8 +281,8 @@ func TestBrowserRefusesKeyReplayedByNode(t *testing.T) {
 	var mu sync.Mutex
 	swapped := 0
 	node.SetRewrite(func(b []byte) []byte {
-		var r signaling.Relay
-		if json.Unmarshal(b, &r) != nil || r.Type != signaling.TypeRelay || r.From != "bob" || string(r.Data) != trigger {
+		var r wire.Relay
+		if json.Unmarshal(b, &r) != nil || r.Type != wire.TypeRelay || r.From != "bob" || string(r.Data) != trigger {
 			return b
 		}
 		mu.Lock()

@@ -22,6 +22,7 @@ import (
 	"github.com/sotto-rtc/sotto/media/sfu"
 	"github.com/sotto-rtc/sotto/relay"
 	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // envPrefix starts the name of every environment variable the command
@@ -247,7 +248,7 @@ func defaultConfig() config {
 		KeyframeRequestInterval: 500 * time.Millisecond,
 		ICEDisconnectedTimeout:  5 * time.Second,
 		ICEFailedTimeout:        10 * time.Second,
-		TokenLeeway:             signaling.DefaultTokenLeeway,
+		TokenLeeway:             wire.DefaultTokenLeeway,
 		JoinTimeout:             signaling.DefaultJoinTimeout,
 		PingInterval:            signaling.DefaultPingInterval,
 		// signaling's defaults, spelt out so that --help, --check-config
@@ -548,8 +549,8 @@ func (c *config) validate() error {
 		bad("turn.urls", "must be set when turn.secret is (--turn-url)")
 	case strings.HasPrefix(strings.ToUpper(t.Secret), secretPlaceholder):
 		bad("turn.secret", "is the example's placeholder; generate a secret with `openssl rand -hex 32`")
-	case t.Secret != "" && len(t.Secret) < signaling.MinSecretBytes:
-		bad("turn.secret", "must be at least %d bytes, got %d", signaling.MinSecretBytes, len(t.Secret))
+	case t.Secret != "" && len(t.Secret) < wire.MinSecretBytes:
+		bad("turn.secret", "must be at least %d bytes, got %d", wire.MinSecretBytes, len(t.Secret))
 	}
 	if c.TURN.CredentialTTL <= 0 || c.TURN.CredentialTTL > maxTURNCredentialTTL {
 		bad("turn.credential_ttl", "must be more than 0s and at most %v, got %v", maxTURNCredentialTTL, c.TURN.CredentialTTL)
@@ -584,8 +585,8 @@ func (c *config) validate() error {
 	}
 	// Zero is refused rather than passed on: the verifier reads 0 as "use
 	// the default", which is not what an operator writing 0s means.
-	if c.TokenLeeway <= 0 || c.TokenLeeway > signaling.MaxTokenLeeway {
-		bad("token_leeway", "must be more than 0s and at most %v, got %v", signaling.MaxTokenLeeway, c.TokenLeeway)
+	if c.TokenLeeway <= 0 || c.TokenLeeway > wire.MaxTokenLeeway {
+		bad("token_leeway", "must be more than 0s and at most %v, got %v", wire.MaxTokenLeeway, c.TokenLeeway)
 	}
 	positiveDuration("join_timeout", c.JoinTimeout)
 	positiveDuration("ping_interval", c.PingInterval)
@@ -698,8 +699,8 @@ func checkKey(keyField, secretField string, k keyConfig) []error {
 	switch {
 	case strings.HasPrefix(strings.ToUpper(k.Secret), secretPlaceholder):
 		errs = append(errs, &fieldError{secretField, errors.New("is the example's placeholder; generate a secret with `openssl rand -hex 32`")})
-	case len(k.Secret) < signaling.MinSecretBytes:
-		errs = append(errs, &fieldError{secretField, fmt.Errorf("must be at least %d bytes, got %d (use 32 random bytes, e.g. `openssl rand -hex 32`)", signaling.MinSecretBytes, len(k.Secret))})
+	case len(k.Secret) < wire.MinSecretBytes:
+		errs = append(errs, &fieldError{secretField, fmt.Errorf("must be at least %d bytes, got %d (use 32 random bytes, e.g. `openssl rand -hex 32`)", wire.MinSecretBytes, len(k.Secret))})
 	}
 	return errs
 }

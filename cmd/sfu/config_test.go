@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // envMap is an environment for run and parseServe.
@@ -45,7 +46,7 @@ func TestDefaultConfig(t *testing.T) {
 		{"public_ip", len(c.PublicIP), 0},
 		{"keys", len(c.Keys), 0},
 		{"drain_timeout", c.DrainTimeout, 10 * time.Second},
-		{"token_leeway", c.TokenLeeway, signaling.DefaultTokenLeeway},
+		{"token_leeway", c.TokenLeeway, wire.DefaultTokenLeeway},
 		{"join_timeout", c.JoinTimeout, signaling.DefaultJoinTimeout},
 		{"ping_interval", c.PingInterval, signaling.DefaultPingInterval},
 		{"limits.max_message_bytes", c.Limits.MaxMessageBytes, signaling.DefaultMaxMessageBytes},

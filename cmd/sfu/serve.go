@@ -25,6 +25,7 @@ import (
 	"github.com/sotto-rtc/sotto/media/sfu"
 	"github.com/sotto-rtc/sotto/relay"
 	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 	"github.com/sotto-rtc/sotto/web"
 )
 
@@ -128,9 +129,9 @@ func newGateway(cfg config, log *slog.Logger) (*gateway, error) {
 	}
 	g.sfu = sfu
 
-	iceServers := make([]signaling.ICEServer, 0, len(cfg.ICEServers))
+	iceServers := make([]wire.ICEServer, 0, len(cfg.ICEServers))
 	for _, s := range cfg.ICEServers {
-		iceServers = append(iceServers, signaling.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+		iceServers = append(iceServers, wire.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
 	}
 	turnURLs := cfg.TURN.URLs
 	if len(cfg.TURN.Listen) > 0 {
@@ -143,14 +144,14 @@ func newGateway(cfg config, log *slog.Logger) (*gateway, error) {
 			turnURLs = relayURLs(cfg, g.relay)
 		}
 	}
-	var turnServers func(identity string) []signaling.ICEServer
+	var turnServers func(identity string) []wire.ICEServer
 	if t := cfg.TURN; len(turnURLs) > 0 {
 		// Fresh credentials per participant and join: the relay can
 		// count and refuse per identity, and a leaked credential dies
 		// with its TTL.
-		turnServers = func(identity string) []signaling.ICEServer {
+		turnServers = func(identity string) []wire.ICEServer {
 			user, pass := relay.RESTCredentials(t.Secret, identity, t.CredentialTTL, time.Now())
-			return append(slices.Clone(iceServers), signaling.ICEServer{URLs: turnURLs, Username: user, Credential: pass})
+			return append(slices.Clone(iceServers), wire.ICEServer{URLs: turnURLs, Username: user, Credential: pass})
 		}
 	}
 	g.sig, err = signaling.NewServer(signaling.Config{
@@ -222,7 +223,7 @@ func newGateway(cfg config, log *slog.Logger) (*gateway, error) {
 // routes is the node's HTTP surface.
 func (g *gateway) routes(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(signaling.Path, g.sig)
+	mux.Handle(wire.Path, g.sig)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
@@ -243,7 +244,7 @@ func (g *gateway) routes(reg *prometheus.Registry) http.Handler {
 	var webOpts web.Options
 	if d := g.dev; d != nil {
 		webOpts.DevToken = func(room, identity string) (string, error) {
-			return signaling.NewToken(d.key, d.secret, signaling.Grant{
+			return wire.NewToken(d.key, d.secret, wire.Grant{
 				Room: room, Identity: identity, CanPublish: true, CanSubscribe: true, TTL: devTokenTTL,
 			})
 		}
@@ -365,7 +366,7 @@ func (g *gateway) printBanner(w io.Writer) error {
 	host := displayAddr(g.ln.Addr())
 	base := scheme + "://" + host
 	b := fmt.Appendf(nil, "Sotto listening on %s\n\n", base)
-	b = fmt.Appendf(b, "  Signaling:  %s://%s%s\n", wsScheme, host, signaling.Path)
+	b = fmt.Appendf(b, "  Signaling:  %s://%s%s\n", wsScheme, host, wire.Path)
 	b = fmt.Appendf(b, "  Health:     %s/healthz  %s/readyz\n", base, base)
 	b = fmt.Appendf(b, "  Metrics:    %s/metrics\n", base)
 	transports := "UDP and TCP"
@@ -460,7 +461,7 @@ func newDevCredentials() (*devCredentials, error) {
 		return nil, err
 	}
 	d := &devCredentials{key: "dev" + key, secret: secret, identity: "guest-" + guest}
-	d.token, err = signaling.NewToken(d.key, d.secret, signaling.Grant{
+	d.token, err = wire.NewToken(d.key, d.secret, wire.Grant{
 		Room: devRoom, Identity: d.identity, CanPublish: true, CanSubscribe: true, TTL: devTokenTTL,
 	})
 	if err != nil {

@@ -34,6 +34,7 @@ import (
 
 	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/signaling/client"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // syncBuffer is a bytes.Buffer that run may write while the test reads.
@@ -165,7 +166,7 @@ func TestServe(t *testing.T) {
 	if key == nil || secret == nil || token == nil {
 		t.Fatalf("banner lacks the development key, secret or token:\n%s", out)
 	}
-	if !strings.Contains(out, "ws://"+strings.TrimPrefix(n.base, "http://")+signaling.Path) {
+	if !strings.Contains(out, "ws://"+strings.TrimPrefix(n.base, "http://")+wire.Path) {
 		t.Errorf("banner lacks the signaling URL:\n%s", out)
 	}
 	v, err := signaling.NewVerifier(map[string]string{key[1]: secret[1]}, 0)
@@ -185,16 +186,16 @@ func TestServe(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(n.base, "http")+signaling.Path, nil)
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(n.base, "http")+wire.Path, nil)
 	if err != nil {
 		t.Fatalf("dial signaling: %v", err)
 	}
 	defer ws.CloseNow()
-	join, _ := json.Marshal(signaling.Join{Type: signaling.TypeJoin, Protocol: signaling.ProtocolVersion, Token: token[1]})
+	join, _ := json.Marshal(wire.Join{Type: wire.TypeJoin, Protocol: wire.ProtocolVersion, Token: token[1]})
 	if err := ws.Write(ctx, websocket.MessageText, join); err != nil {
 		t.Fatal(err)
 	}
-	if typ, raw := readMessage(ctx, t, ws); typ != signaling.TypeJoined {
+	if typ, raw := readMessage(ctx, t, ws); typ != wire.TypeJoined {
 		t.Fatalf("answer to join is %s: %s", typ, raw)
 	}
 
@@ -207,10 +208,10 @@ func TestServe(t *testing.T) {
 		if typ == "" {
 			t.Fatal("connection closed without going_away")
 		}
-		if typ == signaling.TypeGoingAway {
-			var ga signaling.GoingAway
-			if err := json.Unmarshal(raw, &ga); err != nil || ga.Reason != signaling.ReasonShutdown {
-				t.Errorf("going_away = %s, want reason %q", raw, signaling.ReasonShutdown)
+		if typ == wire.TypeGoingAway {
+			var ga wire.GoingAway
+			if err := json.Unmarshal(raw, &ga); err != nil || ga.Reason != wire.ReasonShutdown {
+				t.Errorf("going_away = %s, want reason %q", raw, wire.ReasonShutdown)
 			}
 			break
 		}
@@ -218,8 +219,8 @@ func TestServe(t *testing.T) {
 	// Read on, as a client does, so that the close handshake completes.
 	if _, raw, err := ws.Read(ctx); err == nil {
 		t.Errorf("message after going_away: %s", raw)
-	} else if got := websocket.CloseStatus(err); got != signaling.CloseGoingAway {
-		t.Errorf("closed with %v (%v), want status %d", got, err, signaling.CloseGoingAway)
+	} else if got := websocket.CloseStatus(err); got != wire.CloseGoingAway {
+		t.Errorf("closed with %v (%v), want status %d", got, err, wire.CloseGoingAway)
 	}
 	select {
 	case code := <-n.exit:
@@ -252,7 +253,7 @@ func readMessage(ctx context.Context, t *testing.T, ws *websocket.Conn) (string,
 		}
 		t.Fatalf("read: %v", err)
 	}
-	var env signaling.Envelope
+	var env wire.Envelope
 	if err := json.Unmarshal(raw, &env); err != nil {
 		t.Fatalf("server sent non-JSON %q", raw)
 	}
@@ -309,16 +310,16 @@ func TestDrainGrace(t *testing.T) {
 		if err := json.Unmarshal([]byte(body), &tok); err != nil || tok.Token == "" {
 			t.Fatalf("dev token: %q", body)
 		}
-		ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(n.base, "http")+signaling.Path, nil)
+		ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(n.base, "http")+wire.Path, nil)
 		if err != nil {
 			t.Fatalf("dial signaling: %v", err)
 		}
 		t.Cleanup(func() { ws.CloseNow() })
-		msg, _ := json.Marshal(signaling.Join{Type: signaling.TypeJoin, Protocol: signaling.ProtocolVersion, Token: tok.Token})
+		msg, _ := json.Marshal(wire.Join{Type: wire.TypeJoin, Protocol: wire.ProtocolVersion, Token: tok.Token})
 		if err := ws.Write(ctx, websocket.MessageText, msg); err != nil {
 			t.Fatal(err)
 		}
-		if typ, raw := readMessage(ctx, t, ws); typ != signaling.TypeJoined {
+		if typ, raw := readMessage(ctx, t, ws); typ != wire.TypeJoined {
 			t.Fatalf("answer to join is %s: %s", typ, raw)
 		}
 		return ws
@@ -343,16 +344,16 @@ func TestDrainGrace(t *testing.T) {
 	// A caller the load balancer sent before it noticed still gets in, and
 	// alice's call goes on: her ping is answered, not with going_away.
 	join("bob")
-	ping, _ := json.Marshal(signaling.Ping{Type: signaling.TypePing, ID: "still-there"})
+	ping, _ := json.Marshal(wire.Ping{Type: wire.TypePing, ID: "still-there"})
 	if err := alice.Write(ctx, websocket.MessageText, ping); err != nil {
 		t.Fatal(err)
 	}
 	for {
 		typ, raw := readMessage(ctx, t, alice)
-		if typ == signaling.TypePong {
+		if typ == wire.TypePong {
 			break
 		}
-		if typ == "" || typ == signaling.TypeGoingAway {
+		if typ == "" || typ == wire.TypeGoingAway {
 			t.Fatalf("during the drain grace (%v after the signal) alice got %q: %s", time.Since(signalled), typ, raw)
 		}
 	}
@@ -366,7 +367,7 @@ func TestDrainGrace(t *testing.T) {
 		if typ == "" {
 			t.Fatal("connection closed without going_away")
 		}
-		if typ == signaling.TypeGoingAway {
+		if typ == wire.TypeGoingAway {
 			break
 		}
 	}
@@ -397,7 +398,7 @@ func TestAllowedOrigin(t *testing.T) {
 	defer cancel()
 	dial := func(origin string) int {
 		t.Helper()
-		ws, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(n.base, "http")+signaling.Path,
+		ws, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(n.base, "http")+wire.Path,
 			&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {origin}}})
 		if err == nil {
 			ws.CloseNow()
@@ -550,7 +551,7 @@ func TestMediaThroughNode(t *testing.T) {
 		t.Fatalf("no development key in the banner:\n%s", out)
 	}
 	token := func(identity string) string {
-		tok, err := signaling.NewToken(key[1], secret[1], signaling.Grant{
+		tok, err := wire.NewToken(key[1], secret[1], wire.Grant{
 			Room: devRoom, Identity: identity, CanPublish: true, CanSubscribe: true, TTL: time.Hour,
 		})
 		if err != nil {
@@ -607,7 +608,7 @@ func TestMediaThroughNode(t *testing.T) {
 
 	select {
 	case rt := <-tracks:
-		if rt.Participant.Identity != "alice" || rt.Info.Kind != signaling.KindAudio {
+		if rt.Participant.Identity != "alice" || rt.Info.Kind != wire.KindAudio {
 			t.Errorf("received %s from %s, want audio from alice", rt.Info.Kind, rt.Participant.Identity)
 		}
 		// End-to-end encryption is on by default: the frame arrives

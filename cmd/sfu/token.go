@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // defaultTokenTTL is the lifetime of a token minted by `sfu token` unless
@@ -92,7 +92,7 @@ func runToken(_ context.Context, args []string, env func(string) string, stdout,
 		return exitUsage
 	}
 
-	tok, err := signaling.NewToken(key, secret, signaling.Grant{
+	tok, err := wire.NewToken(key, secret, wire.Grant{
 		Room:         *room,
 		Identity:     *identity,
 		CanPublish:   !*noPublish,

@@ -23,8 +23,8 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/signaling/client"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // TestTURNCredentialsInJoined checks that a node configured with a TURN
@@ -45,23 +45,23 @@ func TestTURNCredentialsInJoined(t *testing.T) {
 
 	for _, identity := range []string{"alice", "bob"} {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		tok, err := signaling.NewToken(apiKey, testSecret, signaling.Grant{Room: "r", Identity: identity, CanSubscribe: true})
+		tok, err := wire.NewToken(apiKey, testSecret, wire.Grant{Room: "r", Identity: identity, CanSubscribe: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(n.base, "http")+signaling.Path, nil)
+		ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(n.base, "http")+wire.Path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		join, _ := json.Marshal(signaling.Join{Type: signaling.TypeJoin, Protocol: signaling.ProtocolVersion, Token: tok})
+		join, _ := json.Marshal(wire.Join{Type: wire.TypeJoin, Protocol: wire.ProtocolVersion, Token: tok})
 		if err := ws.Write(ctx, websocket.MessageText, join); err != nil {
 			t.Fatal(err)
 		}
 		typ, raw := readMessage(ctx, t, ws)
-		if typ != signaling.TypeJoined {
+		if typ != wire.TypeJoined {
 			t.Fatalf("answer to join is %s: %s", typ, raw)
 		}
-		var j signaling.Joined
+		var j wire.Joined
 		if err := json.Unmarshal(raw, &j); err != nil {
 			t.Fatal(err)
 		}
@@ -114,7 +114,7 @@ func TestInProcessRelay(t *testing.T) {
 	heard := map[string]chan struct{}{"alice": make(chan struct{}), "bob": make(chan struct{})}
 	var clients []*client.Client
 	for who, done := range heard {
-		tok, err := signaling.NewToken(apiKey, testSecret, signaling.Grant{Room: "r", Identity: who, CanPublish: true, CanSubscribe: true})
+		tok, err := wire.NewToken(apiKey, testSecret, wire.Grant{Room: "r", Identity: who, CanPublish: true, CanSubscribe: true})
 		if err != nil {
 			t.Fatal(err)
 		}

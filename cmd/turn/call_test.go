@@ -22,6 +22,7 @@ import (
 	"github.com/sotto-rtc/sotto/relay"
 	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/signaling/client"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 func quietLogger() *slog.Logger {
@@ -78,22 +79,22 @@ func relayedCall(t *testing.T, turnURL string) {
 		Limits: signaling.ServerLimits{JoinsPerSecondPerIP: 1000, JoinBurst: 1000},
 		// What cmd/sfu does with turn settings: fresh REST credentials
 		// per participant.
-		ICEServersFunc: func(identity string) []signaling.ICEServer {
+		ICEServersFunc: func(identity string) []wire.ICEServer {
 			u, p := relay.RESTCredentials(testSecret, identity, 10*time.Minute, time.Now())
-			return []signaling.ICEServer{{URLs: []string{turnURL}, Username: u, Credential: p}}
+			return []wire.ICEServer{{URLs: []string{turnURL}, Username: u, Credential: p}}
 		},
 	}, node)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(signaling.Path, sig)
+	mux.Handle(wire.Path, sig)
 	hs := httptest.NewServer(mux)
 	defer hs.Close()
 
 	got := map[string]chan struct{}{"alice": make(chan struct{}), "bob": make(chan struct{})}
 	join := func(identity string) *client.Client {
-		tok, err := signaling.NewToken(key, secret, signaling.Grant{Room: "relay", Identity: identity, CanPublish: true, CanSubscribe: true})
+		tok, err := wire.NewToken(key, secret, wire.Grant{Room: "relay", Identity: identity, CanPublish: true, CanSubscribe: true})
 		if err != nil {
 			t.Fatal(err)
 		}

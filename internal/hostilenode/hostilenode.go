@@ -40,8 +40,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-
-	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // Frame is one WebSocket message the node carried.
@@ -215,13 +214,13 @@ func identityIn(toClient bool, b []byte) string {
 			Identity string `json:"identity"`
 		} `json:"participant"`
 	}
-	if !bytes.Contains(b, []byte(signaling.TypeJoin)) || json.Unmarshal(b, &m) != nil {
+	if !bytes.Contains(b, []byte(wire.TypeJoin)) || json.Unmarshal(b, &m) != nil {
 		return ""
 	}
 	switch {
-	case toClient && m.Type == signaling.TypeJoined:
+	case toClient && m.Type == wire.TypeJoined:
 		return m.Participant.Identity
-	case !toClient && m.Type == signaling.TypeJoin:
+	case !toClient && m.Type == wire.TypeJoin:
 		parts := strings.Split(m.Token, ".")
 		if len(parts) != 3 {
 			return ""
@@ -351,7 +350,7 @@ func HideFrom(ghost string, viewers ...string) Filter {
 	viewers = slices.Clone(viewers)
 	hide := JSONFilter(func(_ Conn, _ bool, m map[string]any) (keep, changed bool) {
 		switch m["type"] {
-		case signaling.TypeJoined:
+		case wire.TypeJoined:
 			list, _ := m["participants"].([]any)
 			kept := slices.DeleteFunc(slices.Clone(list), func(p any) bool {
 				pm, _ := p.(map[string]any)
@@ -362,13 +361,13 @@ func HideFrom(ghost string, viewers ...string) Filter {
 			}
 			m["participants"] = kept
 			return true, true
-		case signaling.TypeParticipantJoin:
+		case wire.TypeParticipantJoin:
 			pm, _ := m["participant"].(map[string]any)
 			return pm == nil || pm["identity"] != ghost, false
-		case signaling.TypeTrackPublished:
+		case wire.TypeTrackPublished:
 			tm, _ := m["track"].(map[string]any)
 			return tm == nil || tm["identity"] != ghost, false
-		case signaling.TypeParticipantLeft, signaling.TypeTrackUnpublished, signaling.TypeTrackMuted:
+		case wire.TypeParticipantLeft, wire.TypeTrackUnpublished, wire.TypeTrackMuted:
 			return m["identity"] != ghost, false
 		}
 		return true, false
@@ -394,7 +393,7 @@ func DropRelaysFrom(sender string, viewers ...string) Filter {
 			Type string `json:"type"`
 			From string `json:"from"`
 		}
-		if json.Unmarshal(msg, &r) == nil && r.Type == signaling.TypeRelay && r.From == sender {
+		if json.Unmarshal(msg, &r) == nil && r.Type == wire.TypeRelay && r.From == sender {
 			return nil
 		}
 		return [][]byte{msg}
@@ -509,7 +508,7 @@ func RelayData(msg []byte) map[string]any {
 		Type string          `json:"type"`
 		Data json.RawMessage `json:"data"`
 	}
-	if json.Unmarshal(msg, &r) != nil || r.Type != signaling.TypeRelay {
+	if json.Unmarshal(msg, &r) != nil || r.Type != wire.TypeRelay {
 		return nil
 	}
 	var data map[string]any
@@ -530,7 +529,7 @@ func RelayType(msg []byte) string {
 // delivers from sender: from and from_sid set, to and id taken out, data
 // byte for byte. nil if msg is not a relay.
 func RelayFrom(msg []byte, from, fromSID string) []byte {
-	return readdress(msg, signaling.Relay{From: from, FromSID: fromSID})
+	return readdress(msg, wire.Relay{From: from, FromSID: fromSID})
 }
 
 // RelayTo returns a relay message (either way) made into one a client
@@ -538,15 +537,15 @@ func RelayFrom(msg []byte, from, fromSID string) []byte {
 // from, from_sid and id taken out (so no ack comes back), data byte for
 // byte. nil if msg is not a relay.
 func RelayTo(msg []byte, to ...string) []byte {
-	return readdress(msg, signaling.Relay{To: to})
+	return readdress(msg, wire.Relay{To: to})
 }
 
-func readdress(msg []byte, r signaling.Relay) []byte {
-	var in signaling.Relay
-	if json.Unmarshal(msg, &in) != nil || in.Type != signaling.TypeRelay {
+func readdress(msg []byte, r wire.Relay) []byte {
+	var in wire.Relay
+	if json.Unmarshal(msg, &in) != nil || in.Type != wire.TypeRelay {
 		return nil
 	}
-	r.Type, r.Data = signaling.TypeRelay, in.Data
+	r.Type, r.Data = wire.TypeRelay, in.Data
 	out, err := json.Marshal(r)
 	if err != nil {
 		return nil
@@ -576,14 +575,14 @@ func JSON(fix func(m map[string]any) bool) func([]byte) []byte {
 func Participants(m map[string]any) []map[string]any {
 	var ps []map[string]any
 	switch m["type"] {
-	case signaling.TypeJoined:
+	case wire.TypeJoined:
 		list, _ := m["participants"].([]any)
 		for _, p := range list {
 			if pm, ok := p.(map[string]any); ok {
 				ps = append(ps, pm)
 			}
 		}
-	case signaling.TypeParticipantJoin:
+	case wire.TypeParticipantJoin:
 		if pm, ok := m["participant"].(map[string]any); ok {
 			ps = append(ps, pm)
 		}
@@ -603,7 +602,7 @@ func Tracks(m map[string]any) []map[string]any {
 			}
 		}
 	}
-	if m["type"] == signaling.TypeTrackPublished {
+	if m["type"] == wire.TypeTrackPublished {
 		if tm, ok := m["track"].(map[string]any); ok {
 			ts = append(ts, tm)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/sotto-rtc/sotto/internal/hostilenode"
 	"github.com/sotto-rtc/sotto/media/sfu"
 	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 const (
@@ -46,7 +47,7 @@ func realNode(t *testing.T) string {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(signaling.Path, sig)
+	mux.Handle(wire.Path, sig)
 	hs := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		hs.CloseClientConnections()
@@ -72,7 +73,7 @@ func join(t *testing.T, node *hostilenode.Node, identity string) *client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(node.URL, "http")+signaling.Path, nil)
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(node.URL, "http")+wire.Path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,14 +98,14 @@ func join(t *testing.T, node *hostilenode.Node, identity string) *client {
 			}
 		}
 	}()
-	tok, err := signaling.NewToken(testKey, testSecret, signaling.Grant{
+	tok, err := wire.NewToken(testKey, testSecret, wire.Grant{
 		Room: room, Identity: identity, CanPublish: true, CanSubscribe: true, TTL: time.Hour,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.send(signaling.Join{Type: signaling.TypeJoin, Protocol: signaling.ProtocolVersion, Token: tok, Room: room})
-	c.await(func(m map[string]any) bool { return m["type"] == signaling.TypeJoined })
+	c.send(wire.Join{Type: wire.TypeJoin, Protocol: wire.ProtocolVersion, Token: tok, Room: room})
+	c.await(func(m map[string]any) bool { return m["type"] == wire.TypeJoined })
 	return c
 }
 
@@ -128,7 +129,7 @@ func (c *client) relay(data map[string]any, to ...string) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	c.send(signaling.Relay{Type: signaling.TypeRelay, To: to, Data: b})
+	c.send(wire.Relay{Type: wire.TypeRelay, To: to, Data: b})
 }
 
 // await waits for a message matching match and returns every message
@@ -169,7 +170,7 @@ func (c *client) mark(from *client) []map[string]any {
 }
 
 func dataOf(m map[string]any) map[string]any {
-	if m["type"] != signaling.TypeRelay {
+	if m["type"] != wire.TypeRelay {
 		return nil
 	}
 	d, _ := m["data"].(map[string]any)
@@ -196,7 +197,7 @@ func mentions(msgs []map[string]any, identity string) bool {
 				return true
 			}
 		}
-		if m["type"] == signaling.TypeParticipantLeft && m["identity"] == identity {
+		if m["type"] == wire.TypeParticipantLeft && m["identity"] == identity {
 			return true
 		}
 	}
@@ -415,7 +416,7 @@ func TestHideFrom(t *testing.T) {
 
 	// dave joins after carol: his joined lists alice and bob, not carol.
 	dave := join(t, node, "dave")
-	joined := dave.await(func(m map[string]any) bool { return m["type"] == signaling.TypeJoined })
+	joined := dave.await(func(m map[string]any) bool { return m["type"] == wire.TypeJoined })
 	var listed []string
 	for _, p := range hostilenode.Participants(joined[len(joined)-1]) {
 		listed = append(listed, p["identity"].(string))
@@ -426,14 +427,14 @@ func TestHideFrom(t *testing.T) {
 	}
 
 	// carol leaves: bob is told, alice is not.
-	carol.send(signaling.Leave{Type: signaling.TypeLeave})
+	carol.send(wire.Leave{Type: wire.TypeLeave})
 	awaitCarried(t, node, func(f hostilenode.Frame) bool {
-		return f.ToClient && f.Identity == "alice" && strings.Contains(string(f.Data), signaling.TypeParticipantLeft)
+		return f.ToClient && f.Identity == "alice" && strings.Contains(string(f.Data), wire.TypeParticipantLeft)
 	})
 	if got := alice.mark(bob); mentions(got, "carol") {
 		t.Errorf("alice was told of carol: %v", got)
 	}
 	bob.await(func(m map[string]any) bool {
-		return m["type"] == signaling.TypeParticipantLeft && m["identity"] == "carol"
+		return m["type"] == wire.TypeParticipantLeft && m["identity"] == "carol"
 	})
 }

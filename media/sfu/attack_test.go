@@ -29,6 +29,7 @@ import (
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // The live attack: a peer joins like any participant, completes ICE and
@@ -254,7 +255,7 @@ func (c *sendCounts) add(protected bool) {
 // readCorpusDir reads the seeds of one of fuzz/'s targets.
 func readCorpusDir(t *testing.T, target string) [][]byte {
 	t.Helper()
-	paths, err := filepath.Glob(filepath.Join("..", "fuzz", "testdata", "fuzz", target, "*"))
+	paths, err := filepath.Glob(filepath.Join("..", "..", "fuzz", "testdata", "fuzz", target, "*"))
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("no %s seeds: %v", target, err)
 	}
@@ -483,7 +484,7 @@ func TestHostilePeerDuringCall(t *testing.T) {
 	// RTCP packet on each connection reaches the strict check.
 	seq := uint16(20000)
 	marker := []byte("mallory's keys work")
-	ok, err := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: ptOpus, SequenceNumber: seq, SSRC: trackSSRC}, Payload: marker}).Marshal()
+	ok, err := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: wire.PayloadTypeOpus, SequenceNumber: seq, SSRC: trackSSRC}, Payload: marker}).Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -530,7 +531,7 @@ func TestHostilePeerDuringCall(t *testing.T) {
 				// The header fields SRTP keys on stay those of mallory's
 				// track, or pion/srtp would route the packet elsewhere
 				// (or drop it as a replay) before the check.
-				p[1] = p[1]&0x80 | ptOpus
+				p[1] = p[1]&0x80 | wire.PayloadTypeOpus
 				binary.BigEndian.PutUint16(p[2:], seq)
 				binary.BigEndian.PutUint32(p[8:], trackSSRC)
 				seq++
@@ -636,7 +637,7 @@ func TestUndeclaredSSRCsMintNoTracks(t *testing.T) {
 	const minted = 5
 	for k := range minted {
 		for seq := range uint16(3) {
-			p, err := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: ptOpus, SequenceNumber: seq, SSRC: 0xabc00000 + uint32(k)}, Payload: []byte("mint")}).Marshal()
+			p, err := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: wire.PayloadTypeOpus, SequenceNumber: seq, SSRC: 0xabc00000 + uint32(k)}, Payload: []byte("mint")}).Marshal()
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // Attacks on the SFU's rates, each against a real SFU with real peers: a
@@ -328,7 +329,7 @@ func TestNetworkFloodIsCountedQuietly(t *testing.T) {
 			mark := victim.count()
 			start := time.Now()
 			big := make([]byte, 2000)
-			big[0], big[1] = 0x80, ptOpus // RTP-shaped: pion's demux would take it for SRTP
+			big[0], big[1] = 0x80, wire.PayloadTypeOpus // RTP-shaped: pion's demux would take it for SRTP
 			tick := time.NewTicker(5 * time.Millisecond)
 			for i := range datagrams {
 				if i%perTick == 0 {

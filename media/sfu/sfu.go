@@ -17,9 +17,9 @@ import (
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/logging"
-	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // Defaults of Config fields left zero.
@@ -394,86 +394,13 @@ func (s *SFU) newPeerConnection(st connStack, guard *ssrcGuard, cfg webrtc.Confi
 	return api.NewPeerConnection(cfg)
 }
 
-// Payload types the SFU offers. Clients may answer with their own; the
-// downtrack maps by codec, not by number.
-const (
-	ptOpus         = 111
-	ptVP8          = 96
-	ptH264         = 102
-	ptH264Baseline = 108
-)
-
 // newMediaEngine lists the codecs and header extensions both connections
-// negotiate. The SFU only ever looks at RTP headers, so a codec here is a
-// name and a clock rate, nothing it decodes. audioLevel adds the RFC 6464
-// audio-level extension (Config.AudioLevelExtension).
+// negotiate; audioLevel adds the RFC 6464 audio-level extension
+// (Config.AudioLevelExtension).
 func newMediaEngine(audioLevel bool) (*webrtc.MediaEngine, error) {
 	me := &webrtc.MediaEngine{}
-	videoFB := []webrtc.RTCPFeedback{
-		{Type: webrtc.TypeRTCPFBNACK},
-		{Type: webrtc.TypeRTCPFBNACK, Parameter: "pli"},
-		{Type: webrtc.TypeRTCPFBCCM, Parameter: "fir"},
-		{Type: webrtc.TypeRTCPFBGoogREMB},
-		{Type: webrtc.TypeRTCPFBTransportCC},
-	}
-	codecs := []struct {
-		kind  webrtc.RTPCodecType
-		codec webrtc.RTPCodecParameters
-	}{
-		{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecParameters{
-			RTPCodecCapability: webrtc.RTPCodecCapability{
-				MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
-				SDPFmtpLine:  "minptime=10;useinbandfec=1",
-				RTCPFeedback: []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}},
-			},
-			PayloadType: ptOpus,
-		}},
-		{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecParameters{
-			RTPCodecCapability: webrtc.RTPCodecCapability{
-				MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFB,
-			},
-			PayloadType: ptVP8,
-		}},
-		{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecParameters{
-			RTPCodecCapability: webrtc.RTPCodecCapability{
-				MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-				SDPFmtpLine:  "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
-				RTCPFeedback: videoFB,
-			},
-			PayloadType: ptH264,
-		}},
-		{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecParameters{
-			RTPCodecCapability: webrtc.RTPCodecCapability{
-				MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-				SDPFmtpLine:  "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f",
-				RTCPFeedback: videoFB,
-			},
-			PayloadType: ptH264Baseline,
-		}},
-	}
-	for _, c := range codecs {
-		if err := me.RegisterCodec(c.codec, c.kind); err != nil {
-			return nil, fmt.Errorf("sfu: register codec %s: %w", c.codec.MimeType, err)
-		}
-	}
-	type headerExtension struct {
-		uri   string
-		kinds []webrtc.RTPCodecType
-	}
-	exts := []headerExtension{
-		{sdp.SDESMidURI, []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo}},
-		{sdp.ABSSendTimeURI, []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo}},
-		{sdp.TransportCCURI, []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo}},
-	}
-	if audioLevel {
-		exts = append(exts, headerExtension{sdp.AudioLevelURI, []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio}})
-	}
-	for _, e := range exts {
-		for _, k := range e.kinds {
-			if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: e.uri}, k); err != nil {
-				return nil, fmt.Errorf("sfu: register header extension %s: %w", e.uri, err)
-			}
-		}
+	if err := wire.RegisterCodecs(me, audioLevel); err != nil {
+		return nil, fmt.Errorf("sfu: %w", err)
 	}
 	return me, nil
 }

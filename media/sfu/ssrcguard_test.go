@@ -12,6 +12,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/transport/v4/packetio"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // maxHeapGrowth bounds the SFU's heap growth over the attack. Without
@@ -67,7 +68,7 @@ func TestManySSRCsEndOnlyTheAttacker(t *testing.T) {
 			return b, 31
 		}, false, 20_000},
 		{"srtp packets", false, func(i int, first uint32) ([]byte, int) {
-			b, err := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: ptOpus, SequenceNumber: 1, SSRC: first},
+			b, err := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: wire.PayloadTypeOpus, SequenceNumber: 1, SSRC: first},
 				Payload: []byte("ssrc")}).Marshal()
 			if err != nil {
 				panic(err)

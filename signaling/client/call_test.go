@@ -23,8 +23,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sotto-rtc/sotto/media/sfu"
-	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/signaling/client"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // callPeer is one SDK client with what it received, per remote track.
@@ -40,7 +40,7 @@ type callPeer struct {
 
 // callRecv counts the packets of one remote track whose payloads matched.
 type callRecv struct {
-	info     signaling.TrackInfo
+	info     wire.TrackInfo
 	mu       sync.Mutex
 	verified int
 	bad      error
@@ -69,12 +69,12 @@ func joinCall(ctx context.Context, t *testing.T, srv *localServer, url, identity
 		// they publish raw RTP: E2EE off (e2ee_test.go has its tests).
 		E2EE: client.E2EEOptions{Disabled: true},
 		Handlers: client.Handlers{
-			TrackPublished:   func(ti signaling.TrackInfo) { p.event("published:" + ti.SID) },
-			TrackUnpublished: func(ti signaling.TrackInfo) { p.event("unpublished:" + ti.SID) },
-			ParticipantJoined: func(pi signaling.ParticipantInfo) {
+			TrackPublished:   func(ti wire.TrackInfo) { p.event("published:" + ti.SID) },
+			TrackUnpublished: func(ti wire.TrackInfo) { p.event("unpublished:" + ti.SID) },
+			ParticipantJoined: func(pi wire.ParticipantInfo) {
 				p.event("joined:" + pi.Identity)
 			},
-			ParticipantLeft: func(pi signaling.ParticipantInfo, reason string) {
+			ParticipantLeft: func(pi wire.ParticipantInfo, reason string) {
 				p.event("left:" + pi.Identity + ":" + reason)
 			},
 			Track: func(rt *client.RemoteTrack) { p.receive(rt) },
@@ -143,7 +143,7 @@ func payloadFor(identity, kind string, n uint32) []byte {
 	return b
 }
 
-func checkPayload(info signaling.TrackInfo, payload []byte) error {
+func checkPayload(info wire.TrackInfo, payload []byte) error {
 	head := fmt.Sprintf("%s|%s|", info.Identity, info.Kind)
 	if !bytes.HasPrefix(payload, []byte(head)) || len(payload) < len(head)+4 {
 		return fmt.Errorf("track %s: payload does not start with %q: %q", info.SID, head, payload[:min(len(payload), 32)])
@@ -166,8 +166,8 @@ func publishTestTracks(ctx context.Context, t *testing.T, p *callPeer) []*client
 		every time.Duration
 		ts    uint32
 	}{
-		{signaling.KindAudio, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, 20 * time.Millisecond, 960},
-		{signaling.KindVideo, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, 10 * time.Millisecond, 900},
+		{wire.KindAudio, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, 20 * time.Millisecond, 960},
+		{wire.KindVideo, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, 10 * time.Millisecond, 900},
 	} {
 		pub, err := p.c.PublishRTP(ctx, p.identity+"-"+k.kind, k.codec)
 		if err != nil {
@@ -186,7 +186,7 @@ func publishTestTracks(ctx context.Context, t *testing.T, p *callPeer) []*client
 				_ = pub.WriteRTP(&rtp.Packet{
 					Header: rtp.Header{
 						Version: 2, SequenceNumber: uint16(n), Timestamp: n * k.ts,
-						Marker: k.kind == signaling.KindVideo,
+						Marker: k.kind == wire.KindVideo,
 					},
 					Payload: payloadFor(p.identity, k.kind, n),
 				})
@@ -203,8 +203,8 @@ func (p *callPeer) waitTracks(t *testing.T, from []string, minPackets int) {
 	deadline := time.After(testTimeout)
 	want := map[string]bool{}
 	for _, id := range from {
-		want[id+"|"+signaling.KindAudio] = true
-		want[id+"|"+signaling.KindVideo] = true
+		want[id+"|"+wire.KindAudio] = true
+		want[id+"|"+wire.KindVideo] = true
 	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -348,7 +348,7 @@ func TestSameIdentityReplacesFirstSession(t *testing.T) {
 	// the client with exactly ErrReplaced: not a server error, nor any
 	// other end that happens to mention the word.
 	if err := first.c.Err(); !errors.Is(err, client.ErrReplaced) {
-		t.Fatalf("first session ended with %v, want client.ErrReplaced (going_away reason %q)", err, signaling.ReasonReplaced)
+		t.Fatalf("first session ended with %v, want client.ErrReplaced (going_away reason %q)", err, wire.ReasonReplaced)
 	}
 	watcher.waitEvent(t, "left:alice:replaced")
 	publishTestTracks(ctx, t, second)
@@ -426,10 +426,10 @@ func TestBadInputDoesNotDisturbOthers(t *testing.T) {
 	bob := joinCall(ctx, t, srv, url, "bob")
 	publishTestTracks(ctx, t, alice)
 	bob.waitTracks(t, []string{"alice"}, 20)
-	audio := bob.trackOf("alice", signaling.KindAudio)
+	audio := bob.trackOf("alice", wire.KindAudio)
 	before, _ := audio.count()
 
-	wsURL := "ws" + strings.TrimPrefix(url, "http") + signaling.Path
+	wsURL := "ws" + strings.TrimPrefix(url, "http") + wire.Path
 	// Each attacker joins the room like anyone else, misbehaves, and must
 	// get the answer docs/PROTOCOL.md promises: the error codes it lists,
 	// and for fatal ones the close status.
@@ -460,8 +460,8 @@ func TestBadInputDoesNotDisturbOthers(t *testing.T) {
 				}
 				break
 			}
-			var e signaling.Error
-			if json.Unmarshal(b, &e) == nil && e.Type == signaling.TypeError {
+			var e wire.Error
+			if json.Unmarshal(b, &e) == nil && e.Type == wire.TypeError {
 				if e.Fatal && fatal < 0 {
 					fatal = len(codes)
 				}
@@ -506,16 +506,16 @@ func TestBadInputDoesNotDisturbOthers(t *testing.T) {
 	}
 	attack("garbage",
 		writeAll(`{not json`, `[]`, `{"type":42}`, `{"type":"no_such_type"}`, `{"type":"mute","track_sid":7}`),
-		[]string{signaling.CodeBadMessage, signaling.CodeBadMessage, signaling.CodeBadMessage, signaling.CodeUnknownType, signaling.CodeBadMessage},
+		[]string{wire.CodeBadMessage, wire.CodeBadMessage, wire.CodeBadMessage, wire.CodeUnknownType, wire.CodeBadMessage},
 		-1)
 	attack("oversized",
 		writeAll(`{"type":"relay","data":"`+strings.Repeat("A", 100<<10)+`"}`),
-		[]string{signaling.CodeMessageTooLarge}, signaling.CloseTooBig)
+		[]string{wire.CodeMessageTooLarge}, wire.CloseTooBig)
 	flood := make([]string, 2000)
 	for i := range flood {
 		flood[i] = `{"type":"ping","id":"x"}`
 	}
-	attack("flood", writeAll(flood...), []string{signaling.CodeRateLimited, signaling.CodeFlood}, signaling.ClosePolicy)
+	attack("flood", writeAll(flood...), []string{wire.CodeRateLimited, wire.CodeFlood}, wire.ClosePolicy)
 
 	// The call carries on: at least 50 more verified audio packets, with
 	// no payload mismatch, and neither session was replaced or dropped.
@@ -582,7 +582,7 @@ func TestH264IsForwarded(t *testing.T) {
 			}
 			_ = pub.WriteRTP(&rtp.Packet{
 				Header:  rtp.Header{Version: 2, SequenceNumber: uint16(n), Timestamp: n * 3000, Marker: true},
-				Payload: payloadFor("alice", signaling.KindVideo, n),
+				Payload: payloadFor("alice", wire.KindVideo, n),
 			})
 		}
 	}()

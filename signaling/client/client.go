@@ -33,7 +33,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/sotto-rtc/sotto/media/e2ee"
-	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // Errors a caller branches on.
@@ -156,17 +156,17 @@ type ReconnectPolicy struct {
 // ParticipantJoined by a ParticipantLeft, unless the client finishes first.
 type Handlers struct {
 	// ParticipantJoined reports another participant.
-	ParticipantJoined func(signaling.ParticipantInfo)
+	ParticipantJoined func(wire.ParticipantInfo)
 	// ParticipantLeft reports that a participant's session ended, with the
 	// server's reason ("left", "disconnected", "replaced", "shutdown").
-	ParticipantLeft func(p signaling.ParticipantInfo, reason string)
+	ParticipantLeft func(p wire.ParticipantInfo, reason string)
 	// TrackPublished reports a track, of another participant or of this
 	// client (then Publication.SID is set before it is called).
-	TrackPublished func(signaling.TrackInfo)
+	TrackPublished func(wire.TrackInfo)
 	// TrackUnpublished reports that a track ended.
-	TrackUnpublished func(signaling.TrackInfo)
+	TrackUnpublished func(wire.TrackInfo)
 	// TrackMuted reports a track's new mute state (TrackInfo.Muted).
-	TrackMuted func(signaling.TrackInfo)
+	TrackMuted func(wire.TrackInfo)
 	// Track delivers the media of a subscribed track once it arrives. The
 	// application reads RemoteTrack.Track. After a reconnect it fires
 	// again with a new RemoteTrack; reads on the old one end with an error.
@@ -174,7 +174,7 @@ type Handlers struct {
 	// listing it is never delivered (Client.RefusedTracks).
 	Track func(*RemoteTrack)
 	// Relay delivers a relay message from another participant.
-	Relay func(from signaling.ParticipantInfo, data json.RawMessage)
+	Relay func(from wire.ParticipantInfo, data json.RawMessage)
 	// Reconnecting reports that the connection dropped, and why; the
 	// client is reconnecting.
 	Reconnecting func(err error)
@@ -216,7 +216,7 @@ func (e *ServerError) Error() string {
 	return "client: server error " + e.Code + ": " + e.Message
 }
 
-func serverError(m *signaling.Error) *ServerError {
+func serverError(m *wire.Error) *ServerError {
 	return &ServerError{Code: m.Code, Message: m.Message, Ref: m.Ref, RefID: m.RefID, Fatal: m.Fatal}
 }
 
@@ -231,10 +231,10 @@ func permanent(err error) bool {
 		return false
 	}
 	switch se.Code {
-	case signaling.CodeTokenMissing, signaling.CodeTokenMalformed, signaling.CodeTokenAlgorithm,
-		signaling.CodeTokenUnknownKey, signaling.CodeTokenSignature, signaling.CodeTokenExpired,
-		signaling.CodeTokenNotYetValid, signaling.CodeRoomMismatch, signaling.CodeVersion,
-		signaling.CodePermissionDenied:
+	case wire.CodeTokenMissing, wire.CodeTokenMalformed, wire.CodeTokenAlgorithm,
+		wire.CodeTokenUnknownKey, wire.CodeTokenSignature, wire.CodeTokenExpired,
+		wire.CodeTokenNotYetValid, wire.CodeRoomMismatch, wire.CodeVersion,
+		wire.CodePermissionDenied:
 		return true
 	}
 	return false
@@ -260,8 +260,8 @@ type Client struct {
 
 	mu           sync.Mutex
 	sess         *session // nil while reconnecting and once finished
-	self         signaling.ParticipantInfo
-	limits       signaling.Limits
+	self         wire.ParticipantInfo
+	limits       wire.Limits
 	others       roster
 	pubs         []*Publication
 	subscribed   map[string]struct{} // by Subscribe, re-sent after a reconnect
@@ -402,14 +402,14 @@ func signalURL(raw string) (string, error) {
 		return "", fmt.Errorf("client: server URL %q has no host", raw)
 	}
 	if u.Path == "" || u.Path == "/" {
-		u.Path = signaling.Path
+		u.Path = wire.Path
 	}
 	return u.String(), nil
 }
 
 // Self returns this client's participant as the server last described it,
 // with the tracks the server has announced for it.
-func (c *Client) Self() signaling.ParticipantInfo {
+func (c *Client) Self() wire.ParticipantInfo {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return copyParticipant(c.self)
@@ -417,7 +417,7 @@ func (c *Client) Self() signaling.ParticipantInfo {
 
 // Participants returns the other participants in the room, with their
 // tracks, in the order they became known.
-func (c *Client) Participants() []signaling.ParticipantInfo {
+func (c *Client) Participants() []wire.ParticipantInfo {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.others.list()
@@ -461,7 +461,7 @@ func (c *Client) Leave(ctx context.Context) error {
 	c.mu.Unlock()
 	var err error
 	if s != nil {
-		err = s.sendSync(ctx, signaling.Leave{Type: signaling.TypeLeave})
+		err = s.sendSync(ctx, wire.Leave{Type: wire.TypeLeave})
 		if errors.Is(err, ErrDisconnected) {
 			// The connection dropped first; the server ends the session
 			// on its own.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/signaling/client"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // testTimeout bounds every wait; nothing in these tests takes a fraction
@@ -24,11 +25,11 @@ const testTimeout = 30 * time.Second
 // recorder collects what a client's handlers report. Its channels are large
 // enough that a handler never blocks.
 type recorder struct {
-	joined       chan signaling.ParticipantInfo
+	joined       chan wire.ParticipantInfo
 	left         chan string // "identity reason"
-	published    chan signaling.TrackInfo
-	unpublished  chan signaling.TrackInfo
-	muted        chan signaling.TrackInfo
+	published    chan wire.TrackInfo
+	unpublished  chan wire.TrackInfo
+	muted        chan wire.TrackInfo
 	tracks       chan *client.RemoteTrack
 	relays       chan relayMsg
 	reconnecting chan error
@@ -38,7 +39,7 @@ type recorder struct {
 }
 
 type relayMsg struct {
-	from signaling.ParticipantInfo
+	from wire.ParticipantInfo
 	data json.RawMessage
 }
 
@@ -46,11 +47,11 @@ const recorderDepth = 256
 
 func newRecorder() *recorder {
 	return &recorder{
-		joined:       make(chan signaling.ParticipantInfo, recorderDepth),
+		joined:       make(chan wire.ParticipantInfo, recorderDepth),
 		left:         make(chan string, recorderDepth),
-		published:    make(chan signaling.TrackInfo, recorderDepth),
-		unpublished:  make(chan signaling.TrackInfo, recorderDepth),
-		muted:        make(chan signaling.TrackInfo, recorderDepth),
+		published:    make(chan wire.TrackInfo, recorderDepth),
+		unpublished:  make(chan wire.TrackInfo, recorderDepth),
+		muted:        make(chan wire.TrackInfo, recorderDepth),
 		tracks:       make(chan *client.RemoteTrack, recorderDepth),
 		relays:       make(chan relayMsg, recorderDepth),
 		reconnecting: make(chan error, recorderDepth),
@@ -62,13 +63,13 @@ func newRecorder() *recorder {
 
 func (r *recorder) handlers() client.Handlers {
 	return client.Handlers{
-		ParticipantJoined: func(p signaling.ParticipantInfo) { r.joined <- p },
-		ParticipantLeft:   func(p signaling.ParticipantInfo, reason string) { r.left <- p.Identity + " " + reason },
-		TrackPublished:    func(t signaling.TrackInfo) { r.published <- t },
-		TrackUnpublished:  func(t signaling.TrackInfo) { r.unpublished <- t },
-		TrackMuted:        func(t signaling.TrackInfo) { r.muted <- t },
+		ParticipantJoined: func(p wire.ParticipantInfo) { r.joined <- p },
+		ParticipantLeft:   func(p wire.ParticipantInfo, reason string) { r.left <- p.Identity + " " + reason },
+		TrackPublished:    func(t wire.TrackInfo) { r.published <- t },
+		TrackUnpublished:  func(t wire.TrackInfo) { r.unpublished <- t },
+		TrackMuted:        func(t wire.TrackInfo) { r.muted <- t },
 		Track:             func(t *client.RemoteTrack) { r.tracks <- t },
-		Relay:             func(from signaling.ParticipantInfo, data json.RawMessage) { r.relays <- relayMsg{from, data} },
+		Relay:             func(from wire.ParticipantInfo, data json.RawMessage) { r.relays <- relayMsg{from, data} },
 		Reconnecting:      func(err error) { r.reconnecting <- err },
 		Reconnected:       func() { r.reconnected <- struct{}{} },
 		Disconnected:      func(err error) { r.disconnected <- err },
@@ -223,7 +224,7 @@ func TestConnectAndJoin(t *testing.T) {
 	}
 
 	// The full form of the URL works as well as the short one.
-	wsURL := "ws" + strings.TrimPrefix(front.URL, "http") + signaling.Path
+	wsURL := "ws" + strings.TrimPrefix(front.URL, "http") + wire.Path
 	bob, brec := connect(t, wsURL, srv.Token("bob", false, true))
 
 	if p := wait(t, arec.joined, "alice: bob joined"); p.Identity != "bob" || p.SID != bob.Self().SID {
@@ -269,9 +270,9 @@ func TestConnectRefused(t *testing.T) {
 		opts client.Options
 		code string
 	}{
-		{"bad signature", client.Options{Token: good[:len(good)-4] + "AAAA", E2EE: client.E2EEOptions{Admission: client.AdmitAll}}, signaling.CodeTokenSignature},
-		{"not a token", client.Options{Token: "nope", E2EE: client.E2EEOptions{Admission: client.AdmitAll}}, signaling.CodeTokenMalformed},
-		{"other room", client.Options{Token: good, Room: "elsewhere", E2EE: client.E2EEOptions{Admission: client.AdmitAll}}, signaling.CodeRoomMismatch},
+		{"bad signature", client.Options{Token: good[:len(good)-4] + "AAAA", E2EE: client.E2EEOptions{Admission: client.AdmitAll}}, wire.CodeTokenSignature},
+		{"not a token", client.Options{Token: "nope", E2EE: client.E2EEOptions{Admission: client.AdmitAll}}, wire.CodeTokenMalformed},
+		{"other room", client.Options{Token: good, Room: "elsewhere", E2EE: client.E2EEOptions{Admission: client.AdmitAll}}, wire.CodeRoomMismatch},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -300,7 +301,7 @@ func TestPublishAndReceive(t *testing.T) {
 	if err != nil {
 		t.Fatalf("wait published: %v", err)
 	}
-	if info.ClientTrackID != "mic" || info.Kind != signaling.KindAudio || info.Codec != webrtc.MimeTypeOpus ||
+	if info.ClientTrackID != "mic" || info.Kind != wire.KindAudio || info.Codec != webrtc.MimeTypeOpus ||
 		info.ParticipantSID != alice.Self().SID || info.SID != mic.SID() {
 		t.Fatalf("published %+v", info)
 	}
@@ -378,8 +379,8 @@ func TestRelay(t *testing.T) {
 	}
 
 	err := bob.SendRelay(ctx, []string{"nobody"}, json.RawMessage(`1`))
-	if code := serverErrorCode(err); code != signaling.CodeUnknownParticipant {
-		t.Fatalf("relay to nobody: %v, want %s", err, signaling.CodeUnknownParticipant)
+	if code := serverErrorCode(err); code != wire.CodeUnknownParticipant {
+		t.Fatalf("relay to nobody: %v, want %s", err, wire.CodeUnknownParticipant)
 	}
 	// Invalid JSON is refused by the client itself: never sent, so no
 	// server error (the server would answer bad_message).
@@ -397,8 +398,8 @@ func TestSubscribeWithoutGrant(t *testing.T) {
 	publishAudio(t, alice, "mic")
 	info := wait(t, brec.published, "bob: track published")
 	err := bob.Subscribe(testContext(t), info.SID)
-	if code := serverErrorCode(err); code != signaling.CodePermissionDenied {
-		t.Fatalf("subscribe: %v, want %s", err, signaling.CodePermissionDenied)
+	if code := serverErrorCode(err); code != wire.CodePermissionDenied {
+		t.Fatalf("subscribe: %v, want %s", err, wire.CodePermissionDenied)
 	}
 	// A refused request leaves the session as it was.
 	if err := bob.SendRelay(testContext(t), nil, json.RawMessage(`"still here"`)); err != nil {
@@ -412,8 +413,8 @@ func TestPublishWithoutGrant(t *testing.T) {
 	bob, _ := connect(t, front.URL, srv.Token("bob", false, true))
 
 	_, err := bob.PublishSample(testContext(t), "mic", opus())
-	if code := serverErrorCode(err); code != signaling.CodePermissionDenied {
-		t.Fatalf("publish: %v, want %s", err, signaling.CodePermissionDenied)
+	if code := serverErrorCode(err); code != wire.CodePermissionDenied {
+		t.Fatalf("publish: %v, want %s", err, wire.CodePermissionDenied)
 	}
 	if err := bob.SendRelay(testContext(t), nil, json.RawMessage(`"still here"`)); err != nil {
 		t.Fatalf("relay after refusal: %v", err)
@@ -479,8 +480,8 @@ func TestReconnect(t *testing.T) {
 					t.Fatalf("token source called %d times, want 2", tokens.Load())
 				}
 				// Bob saw the old track go and the new one come.
-				waitFor(t, brec.unpublished, "bob: old track unpublished", func(ti signaling.TrackInfo) bool { return ti.SID == first.SID })
-				waitFor(t, brec.published, "bob: new track published", func(ti signaling.TrackInfo) bool { return ti.SID == second.SID })
+				waitFor(t, brec.unpublished, "bob: old track unpublished", func(ti wire.TrackInfo) bool { return ti.SID == first.SID })
+				waitFor(t, brec.published, "bob: new track published", func(ti wire.TrackInfo) bool { return ti.SID == second.SID })
 			} else if second.SID != first.SID {
 				t.Fatal("the track changed SID though its publisher stayed")
 			}
@@ -552,8 +553,8 @@ func TestTooManyTracks(t *testing.T) {
 
 	publishAudio(t, alice, "mic")
 	_, err = alice.PublishSample(testContext(t), "mic2", opus())
-	if code := serverErrorCode(err); code != signaling.CodeTooManyTracks {
-		t.Fatalf("second track: %v, want %s", err, signaling.CodeTooManyTracks)
+	if code := serverErrorCode(err); code != wire.CodeTooManyTracks {
+		t.Fatalf("second track: %v, want %s", err, wire.CodeTooManyTracks)
 	}
 }
 
@@ -592,7 +593,7 @@ func TestShutdownGivesUp(t *testing.T) {
 		t.Fatalf("Reconnecting(%v), want the going_away", err)
 	}
 	err := wait(t, rec.disconnected, "disconnected")
-	if !errors.Is(err, client.ErrDisconnected) || serverErrorCode(err) != signaling.CodeShuttingDown {
+	if !errors.Is(err, client.ErrDisconnected) || serverErrorCode(err) != wire.CodeShuttingDown {
 		t.Fatalf("Disconnected(%v), want ErrDisconnected after shutting_down", err)
 	}
 	<-c.Done()
@@ -605,7 +606,7 @@ func TestCloseFromHandler(t *testing.T) {
 	var alice *client.Client
 	ready := make(chan struct{})
 	alice, _ = connect(t, front.URL, srv.Token("alice", false, false), noAutoSubscribe, func(o *client.Options) {
-		o.Handlers.ParticipantJoined = func(signaling.ParticipantInfo) {
+		o.Handlers.ParticipantJoined = func(wire.ParticipantInfo) {
 			<-ready
 			closed <- alice.Close()
 		}

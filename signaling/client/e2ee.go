@@ -14,7 +14,7 @@ import (
 
 	"github.com/sotto-rtc/sotto/media/e2ee"
 	"github.com/sotto-rtc/sotto/media/sframe"
-	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // ErrE2EENeedsFrames is returned by Publish for a track the SDK cannot
@@ -160,7 +160,7 @@ func (c *Client) startE2EE() error {
 	return nil
 }
 
-func (c *Client) newKeys(j *signaling.Joined) error {
+func (c *Client) newKeys(j *wire.Joined) error {
 	if c.identity == nil {
 		return nil
 	}
@@ -195,7 +195,7 @@ func (c *Client) sendKeyMessage(to []string, msg json.RawMessage) {
 		return
 	}
 	id := c.nextID()
-	s.requestAsync(id, signaling.Relay{Type: signaling.TypeRelay, ID: id, To: to, Data: msg})
+	s.requestAsync(id, wire.Relay{Type: wire.TypeRelay, ID: id, To: to, Data: msg})
 }
 
 // updateKeyMembersLocked tells key management who is in the call. After

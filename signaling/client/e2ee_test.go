@@ -29,11 +29,12 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/sotto-rtc/sotto/internal/hostilenode"
-	"github.com/sotto-rtc/sotto/media/sfu"
 	"github.com/sotto-rtc/sotto/media/e2ee"
 	"github.com/sotto-rtc/sotto/media/sframe"
+	"github.com/sotto-rtc/sotto/media/sfu"
 	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/signaling/client"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // marker is in every plaintext frame the tests publish; the server must
@@ -45,9 +46,9 @@ const marker = "SOTTO-PLAINTEXT-MARKER"
 func e2eeFrame(identity, kind string, n uint32) []byte {
 	var b []byte
 	switch kind {
-	case signaling.KindAudio:
+	case wire.KindAudio:
 		b = append(b, 0xfc) // Opus TOC: CELT FB 20 ms, one frame
-	case signaling.KindVideo:
+	case wire.KindVideo:
 		if n%30 == 0 {
 			// VP8 key frame: frame tag, start code, 320x240.
 			b = append(b, 0x50, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00)
@@ -66,7 +67,7 @@ func e2eeFrame(identity, kind string, n uint32) []byte {
 }
 
 // checkFrame checks a decrypted frame against what its publisher sent.
-func checkFrame(info signaling.TrackInfo, frame []byte) error {
+func checkFrame(info wire.TrackInfo, frame []byte) error {
 	head := fmt.Sprintf("%s|%s|%s|", marker, info.Identity, info.Kind)
 	i := bytes.Index(frame, []byte(head))
 	if i < 0 || len(frame) < i+len(head)+4 {
@@ -98,7 +99,7 @@ type e2eePeer struct {
 }
 
 type frameRecv struct {
-	info signaling.TrackInfo
+	info wire.TrackInfo
 	rt   *client.RemoteTrack
 	ok   int
 	kids map[uint64]bool
@@ -127,7 +128,7 @@ func joinE2EE(ctx context.Context, t *testing.T, url, token, identity string, co
 		}},
 		Handlers: client.Handlers{
 			Track:             p.receive,
-			ParticipantJoined: func(pi signaling.ParticipantInfo) { p.joined <- pi.Identity },
+			ParticipantJoined: func(pi wire.ParticipantInfo) { p.joined <- pi.Identity },
 			Admission: client.AdmissionHandlers{
 				RosterMismatch:      func(e *client.RosterMismatchError) { p.alerts <- e },
 				ParticipantAdmitted: func(id, _ string) { p.admitted <- id },
@@ -269,8 +270,8 @@ func (p *e2eePeer) publish(ctx context.Context, t *testing.T, stop <-chan struct
 		codec webrtc.RTPCodecCapability
 		every time.Duration
 	}{
-		{signaling.KindAudio, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, 20 * time.Millisecond},
-		{signaling.KindVideo, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, 33 * time.Millisecond},
+		{wire.KindAudio, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, 20 * time.Millisecond},
+		{wire.KindVideo, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, 33 * time.Millisecond},
 	} {
 		pub, err := p.c.PublishSample(ctx, p.identity+"-"+k.kind, k.codec)
 		if err != nil {
@@ -341,8 +342,8 @@ func newTappedServer(t *testing.T) (*localServer, *tapRecorder) {
 }
 
 // trackOwners maps track SID to its TrackInfo, from what peers received.
-func trackOwners(peers ...*e2eePeer) map[string]signaling.TrackInfo {
-	m := map[string]signaling.TrackInfo{}
+func trackOwners(peers ...*e2eePeer) map[string]wire.TrackInfo {
+	m := map[string]wire.TrackInfo{}
 	for _, p := range peers {
 		p.mu.Lock()
 		for sid, r := range p.tracks {
@@ -355,9 +356,9 @@ func trackOwners(peers ...*e2eePeer) map[string]signaling.TrackInfo {
 
 // frameOf returns the frame bytes an RTP payload starts (the VP8 payload
 // descriptor removed), or nil for a packet that continues a frame.
-func frameOf(t *testing.T, info signaling.TrackInfo, payload []byte) []byte {
+func frameOf(t *testing.T, info wire.TrackInfo, payload []byte) []byte {
 	t.Helper()
-	if info.Kind == signaling.KindAudio {
+	if info.Kind == wire.KindAudio {
 		return payload
 	}
 	var vp8 codecs.VP8Packet
@@ -371,15 +372,15 @@ func frameOf(t *testing.T, info signaling.TrackInfo, payload []byte) []byte {
 	return frame
 }
 
-func codecOf(info signaling.TrackInfo) e2ee.Codec {
-	if info.Kind == signaling.KindAudio {
+func codecOf(info wire.TrackInfo) e2ee.Codec {
+	if info.Kind == wire.KindAudio {
 		return e2ee.CodecOpus
 	}
 	return e2ee.CodecVP8
 }
 
 // sframeHeader parses the SFrame header after a frame's clear prefix.
-func sframeHeader(t *testing.T, info signaling.TrackInfo, frame []byte) sframe.Header {
+func sframeHeader(t *testing.T, info wire.TrackInfo, frame []byte) sframe.Header {
 	t.Helper()
 	n, err := e2ee.PrefixLen(codecOf(info), frame)
 	if err != nil {
@@ -408,7 +409,7 @@ func TestE2EEServerForwardsOnlyCiphertext(t *testing.T) {
 		writers = append(writers, p.publish(ctx, t, stop))
 	}
 	for _, p := range peers {
-		p.waitFrames(t, others(names, p.identity), []string{signaling.KindAudio, signaling.KindVideo}, 30)
+		p.waitFrames(t, others(names, p.identity), []string{wire.KindAudio, wire.KindVideo}, 30)
 	}
 	close(stop)
 	for _, w := range writers {
@@ -505,15 +506,15 @@ func TestE2EERelayMessagesAreOpaque(t *testing.T) {
 		p.publish(ctx, t, stop)
 	}
 	for _, p := range peers {
-		p.waitFrames(t, others(names, p.identity), []string{signaling.KindAudio}, 10)
+		p.waitFrames(t, others(names, p.identity), []string{wire.KindAudio}, 10)
 	}
 	dave := join("dave")
-	dave.waitFrames(t, names, []string{signaling.KindAudio}, 10)
+	dave.waitFrames(t, names, []string{wire.KindAudio}, 10)
 	if err := dave.c.Leave(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range peers {
-		p.waitFrames(t, others(names, p.identity), []string{signaling.KindAudio}, 10)
+		p.waitFrames(t, others(names, p.identity), []string{wire.KindAudio}, 10)
 	}
 	everyone := append(slices.Clip(peers), dave)
 
@@ -627,8 +628,8 @@ func TestE2EERelayMessagesAreOpaque(t *testing.T) {
 	frames := proxy.Carried()
 	connOf, room := map[int]string{}, ""
 	for _, f := range frames {
-		var j signaling.Joined
-		if f.ToClient && json.Unmarshal(f.Data, &j) == nil && j.Type == signaling.TypeJoined {
+		var j wire.Joined
+		if f.ToClient && json.Unmarshal(f.Data, &j) == nil && j.Type == wire.TypeJoined {
 			connOf[f.Conn], room = j.Participant.Identity, j.Room
 		}
 	}
@@ -638,8 +639,8 @@ func TestE2EERelayMessagesAreOpaque(t *testing.T) {
 	boxes := map[string]sealedBox{}
 	relays, keyMessages := 0, 0
 	for _, f := range frames {
-		var r signaling.Relay
-		if json.Unmarshal(f.Data, &r) != nil || r.Type != signaling.TypeRelay || r.Data == nil {
+		var r wire.Relay
+		if json.Unmarshal(f.Data, &r) != nil || r.Type != wire.TypeRelay || r.Data == nil {
 			continue
 		}
 		relays++
@@ -781,7 +782,7 @@ func others(names []string, self string) []string {
 
 // cannotDecrypt asserts that no frame in packets decrypts with any of keys
 // (nor keys ratcheted forward, nor keys tried under the frame's own KID).
-func cannotDecrypt(t *testing.T, who string, keys []e2ee.KeyEvent, owners map[string]signaling.TrackInfo, packets map[string][][]byte, ofIdentity map[string]bool) int {
+func cannotDecrypt(t *testing.T, who string, keys []e2ee.KeyEvent, owners map[string]wire.TrackInfo, packets map[string][][]byte, ofIdentity map[string]bool) int {
 	t.Helper()
 	var candidates [][]byte
 	for _, k := range keys {
@@ -799,7 +800,7 @@ func cannotDecrypt(t *testing.T, who string, keys []e2ee.KeyEvent, owners map[st
 	tried := 0
 	for sid, payloads := range packets {
 		info := owners[sid]
-		if !ofIdentity[info.Identity] || info.Kind != signaling.KindAudio {
+		if !ofIdentity[info.Identity] || info.Kind != wire.KindAudio {
 			continue
 		}
 		for _, pl := range payloads {
@@ -849,7 +850,7 @@ func TestE2EELeaverCannotDecryptWhatFollows(t *testing.T) {
 	}
 	alice, bob, carol := peers[0], peers[1], peers[2]
 	for _, p := range peers {
-		p.waitFrames(t, others(names, p.identity), []string{signaling.KindAudio}, 10)
+		p.waitFrames(t, others(names, p.identity), []string{wire.KindAudio}, 10)
 	}
 	owners := trackOwners(peers...)
 	epochs := map[string]uint32{"alice": alice.c.E2EEStats().Epoch, "bob": bob.c.E2EEStats().Epoch}
@@ -886,12 +887,12 @@ func TestE2EELeaverCannotDecryptWhatFollows(t *testing.T) {
 	for _, p := range []*e2eePeer{alice, bob} {
 		for _, pub := range p.pubs {
 			if pub.Track().Kind() == webrtc.RTPCodecTypeAudio {
-				w2.Go(func() { writeFrames(pub, p.identity, signaling.KindAudio, 20*time.Millisecond, 100000, stop2) })
+				w2.Go(func() { writeFrames(pub, p.identity, wire.KindAudio, 20*time.Millisecond, 100000, stop2) })
 			}
 		}
 	}
-	alice.waitFrames(t, []string{"bob"}, []string{signaling.KindAudio}, 25)
-	bob.waitFrames(t, []string{"alice"}, []string{signaling.KindAudio}, 25)
+	alice.waitFrames(t, []string{"bob"}, []string{wire.KindAudio}, 25)
+	bob.waitFrames(t, []string{"alice"}, []string{wire.KindAudio}, 25)
 	close(stop2)
 	w2.Wait()
 	tap.on.Store(false)
@@ -915,14 +916,14 @@ func TestE2EELateJoinerCannotDecryptEarlierFrames(t *testing.T) {
 	alice.publish(ctx, t, stop)
 	bob.publish(ctx, t, stop)
 	tap.on.Store(true)
-	alice.waitFrames(t, []string{"bob"}, []string{signaling.KindAudio}, 25)
-	bob.waitFrames(t, []string{"alice"}, []string{signaling.KindAudio}, 25)
+	alice.waitFrames(t, []string{"bob"}, []string{wire.KindAudio}, 25)
+	bob.waitFrames(t, []string{"alice"}, []string{wire.KindAudio}, 25)
 	tap.on.Store(false)
 	before := tap.take()
 	owners := trackOwners(alice, bob)
 
 	carol := joinE2EE(ctx, t, url, srv.Token("carol", true, true), "carol")
-	carol.waitFrames(t, []string{"alice", "bob"}, []string{signaling.KindAudio}, 10)
+	carol.waitFrames(t, []string{"alice", "bob"}, []string{wire.KindAudio}, 10)
 
 	tried := cannotDecrypt(t, "carol (who joined late)", carol.keyLog(), owners, before, map[string]bool{"alice": true, "bob": true})
 	if tried < 40 {
@@ -971,10 +972,10 @@ func TestE2EETamperedFramesAreRejected(t *testing.T) {
 	}
 	stop := make(chan struct{})
 	defer close(stop)
-	go writeFrames(pub, "alice", signaling.KindAudio, 20*time.Millisecond, 0, stop)
-	bob.waitFrames(t, []string{"alice"}, []string{signaling.KindAudio}, 10)
+	go writeFrames(pub, "alice", wire.KindAudio, 20*time.Millisecond, 0, stop)
+	bob.waitFrames(t, []string{"alice"}, []string{wire.KindAudio}, 10)
 	armed.Store(true)
-	bob.waitFrames(t, []string{"alice"}, []string{signaling.KindAudio}, 40)
+	bob.waitFrames(t, []string{"alice"}, []string{wire.KindAudio}, 40)
 	armed.Store(false)
 
 	var st client.FrameStats
@@ -1020,13 +1021,13 @@ func TestE2EESwappedIdentityKeyChangesSafetyNumber(t *testing.T) {
 			}
 		}
 		switch m["type"] {
-		case signaling.TypeJoined:
+		case wire.TypeJoined:
 			if ps, ok := m["participants"].([]any); ok {
 				for _, p := range ps {
 					fix(p)
 				}
 			}
-		case signaling.TypeParticipantJoin:
+		case wire.TypeParticipantJoin:
 			fix(m["participant"])
 		}
 		if !changed {
@@ -1153,7 +1154,7 @@ func TestE2EEDisabledIsVisibleToEveryone(t *testing.T) {
 	}
 	stop := make(chan struct{})
 	defer close(stop)
-	go writeFrames(pub, "dave", signaling.KindAudio, 20*time.Millisecond, 0, stop)
+	go writeFrames(pub, "dave", wire.KindAudio, 20*time.Millisecond, 0, stop)
 
 	deadline := time.NewTimer(testTimeout)
 	defer deadline.Stop()

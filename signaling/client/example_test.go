@@ -10,8 +10,8 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
-	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/signaling/client"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // Two participants on an in-process server: alice publishes her
@@ -113,7 +113,7 @@ func ExampleClient_SendRelay() {
 		// Without the subscribe grant, auto-subscribe must be off.
 		AutoSubscribe: new(false),
 		Handlers: client.Handlers{
-			Relay: func(from signaling.ParticipantInfo, data json.RawMessage) {
+			Relay: func(from wire.ParticipantInfo, data json.RawMessage) {
 				relays <- relay{from.Identity, data}
 			},
 		},
@@ -172,7 +172,7 @@ func ExampleServerError() {
 
 	_, err = c.PublishSample(ctx, "mic", webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2})
 	var se *client.ServerError
-	if errors.As(err, &se) && se.Code == signaling.CodePermissionDenied {
+	if errors.As(err, &se) && se.Code == wire.CodePermissionDenied {
 		fmt.Println("not allowed to publish")
 	}
 	// Output: not allowed to publish
@@ -190,7 +190,7 @@ func ExampleClient_Subscribe() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	published := make(chan signaling.TrackInfo, 1)
+	published := make(chan wire.TrackInfo, 1)
 	tracks := make(chan *client.RemoteTrack, 1)
 	bob, err := client.Connect(ctx, url, client.Options{
 		E2EE:          client.E2EEOptions{Admission: client.AdmitAll},
@@ -199,7 +199,7 @@ func ExampleClient_Subscribe() {
 		SettingEngine: loopbackSettings(),
 		Logger:        quietLogger(),
 		Handlers: client.Handlers{
-			TrackPublished: func(t signaling.TrackInfo) { published <- t },
+			TrackPublished: func(t wire.TrackInfo) { published <- t },
 			Track:          func(t *client.RemoteTrack) { tracks <- t },
 		},
 	})
@@ -259,10 +259,10 @@ func ExamplePublication_WaitPublished() {
 		SettingEngine: loopbackSettings(),
 		Logger:        quietLogger(),
 		Handlers: client.Handlers{
-			TrackMuted: func(t signaling.TrackInfo) {
+			TrackMuted: func(t wire.TrackInfo) {
 				events <- fmt.Sprintf("%s's %s muted: %v", t.Identity, t.ClientTrackID, t.Muted)
 			},
-			TrackUnpublished: func(t signaling.TrackInfo) {
+			TrackUnpublished: func(t wire.TrackInfo) {
 				events <- fmt.Sprintf("%s's %s unpublished", t.Identity, t.ClientTrackID)
 			},
 		},
@@ -335,7 +335,7 @@ func ExampleClient_Leave() {
 		AutoSubscribe: new(false),
 		Logger:        quietLogger(),
 		Handlers: client.Handlers{
-			ParticipantLeft: func(p signaling.ParticipantInfo, reason string) {
+			ParticipantLeft: func(p wire.ParticipantInfo, reason string) {
 				left <- p.Identity + " " + reason
 			},
 		},
@@ -675,17 +675,17 @@ func ExampleHandlers() {
 		SettingEngine: loopbackSettings(),
 		Logger:        quietLogger(),
 		Handlers: client.Handlers{
-			ParticipantJoined: func(p signaling.ParticipantInfo) { events <- "joined: " + p.Identity },
-			TrackPublished: func(t signaling.TrackInfo) {
+			ParticipantJoined: func(p wire.ParticipantInfo) { events <- "joined: " + p.Identity },
+			TrackPublished: func(t wire.TrackInfo) {
 				events <- "published: " + t.Identity + "'s " + t.ClientTrackID
 			},
 			Track: func(t *client.RemoteTrack) {
 				events <- "media: " + t.Participant.Identity + "'s " + t.Info.ClientTrackID
 			},
-			ParticipantLeft: func(p signaling.ParticipantInfo, reason string) {
+			ParticipantLeft: func(p wire.ParticipantInfo, reason string) {
 				events <- "left: " + p.Identity + " (" + reason + ")"
 			},
-			TrackUnpublished: func(t signaling.TrackInfo) {
+			TrackUnpublished: func(t wire.TrackInfo) {
 				events <- "unpublished: " + t.Identity + "'s " + t.ClientTrackID
 			},
 		},

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/sotto-rtc/sotto/internal/hostilenode"
-	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/signaling/client"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // moveTrack moves the track sid, in a joined message, from the
@@ -194,7 +194,7 @@ func TestHostileNodeFlipsTrackE2EEOff(t *testing.T) {
 	}
 	stop := make(chan struct{})
 	defer close(stop)
-	go writeFrames(pub, "alice", signaling.KindAudio, 20*time.Millisecond, 0, stop)
+	go writeFrames(pub, "alice", wire.KindAudio, 20*time.Millisecond, 0, stop)
 	info, err := pub.WaitPublished(ctx) // the server announces a track at its first packet
 	if err != nil {
 		t.Fatal(err)
@@ -225,7 +225,7 @@ func TestHostileNodeFlipsTrackE2EEOff(t *testing.T) {
 		if g.rt.Info.E2EE {
 			t.Fatalf("%s: the proxy did not mark alice's track as clear", r.who)
 		}
-		r.recv.expectDecrypted(t, r.who, g, "alice", signaling.KindAudio)
+		r.recv.expectDecrypted(t, r.who, g, "alice", wire.KindAudio)
 		if st := g.rt.Stats(); st.Clear != 0 || st.Decrypted < enough {
 			t.Fatalf("%s: %+v; want every frame decrypted, none clear", r.who, st)
 		}
@@ -256,7 +256,7 @@ func TestHostileNodeFlipsTrackE2EEOff(t *testing.T) {
 	if again.rt.Participant.E2EE || again.rt.Participant.PublicKey != "" {
 		t.Fatal("the proxy did not downgrade alice in bob's roster")
 	}
-	bobRecv.expectDecrypted(t, "bob after the downgrade", again, "alice", signaling.KindAudio)
+	bobRecv.expectDecrypted(t, "bob after the downgrade", again, "alice", wire.KindAudio)
 	st := again.rt.Stats()
 	t.Logf("before the downgrade: bob %+v, carol %+v; after: bob %+v",
 		bobRecv.of(info.SID)[0].rt.Stats(), carolRecv.of(info.SID)[0].rt.Stats(), st)
@@ -305,7 +305,7 @@ func hostileInjectsClearMedia(t *testing.T) {
 	}
 	stop := make(chan struct{})
 	defer close(stop)
-	go writeFrames(pub, "dave", signaling.KindAudio, 20*time.Millisecond, 0, stop)
+	go writeFrames(pub, "dave", wire.KindAudio, 20*time.Millisecond, 0, stop)
 	info, err := pub.WaitPublished(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -314,7 +314,7 @@ func hostileInjectsClearMedia(t *testing.T) {
 	// The node presents dave's clear track as alice's: in alice's track
 	// list, with her identity and session, marked as not encrypted.
 	proxy := hostilenode.New(t, direct, hostilenode.JSON(func(m map[string]any) bool {
-		if m["type"] != signaling.TypeJoined {
+		if m["type"] != wire.TypeJoined {
 			return false
 		}
 		return moveTrack(m, info.SID, "alice", func(track, owner map[string]any) {
@@ -400,7 +400,7 @@ func hostileRelabelsTrack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		go writeFrames(pub, id, signaling.KindAudio, 20*time.Millisecond, 0, stop)
+		go writeFrames(pub, id, wire.KindAudio, 20*time.Millisecond, 0, stop)
 		info, err := pub.WaitPublished(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -412,7 +412,7 @@ func hostileRelabelsTrack(t *testing.T) {
 	// with bob's identity left on the track, for erin relabelled carol's.
 	relabel := func(identity string) func([]byte) []byte {
 		return hostilenode.JSON(func(m map[string]any) bool {
-			if m["type"] != signaling.TypeJoined {
+			if m["type"] != wire.TypeJoined {
 				return false
 			}
 			return moveTrack(m, sids["bob"], "carol", func(track, owner map[string]any) {
@@ -443,7 +443,7 @@ func hostileRelabelsTrack(t *testing.T) {
 		t.Fatalf("dave was given bob's track as %s's (track identity %q), and %d of its frames",
 			g.rt.Participant.Identity, g.rt.Info.Identity, len(daveRecv.framesOf(g)))
 	}
-	daveRecv.expectDecrypted(t, "dave", daveRecv.of(sids["carol"])[0], "carol", signaling.KindAudio)
+	daveRecv.expectDecrypted(t, "dave", daveRecv.of(sids["carol"])[0], "carol", wire.KindAudio)
 	if n := dave.c.RefusedTracks(); n != 1 {
 		t.Fatalf("dave refused %d tracks; want bob's", n)
 	}
@@ -471,7 +471,7 @@ func hostileRelabelsTrack(t *testing.T) {
 		t.Fatalf("the proxy did not relabel bob's track as carol's: %+v", g.rt.Info)
 	}
 	n := len(erinRecv.framesOf(g))
-	erinRecv.expectDecrypted(t, "erin", erinRecv.of(sids["carol"])[0], "carol", signaling.KindAudio)
+	erinRecv.expectDecrypted(t, "erin", erinRecv.of(sids["carol"])[0], "carol", wire.KindAudio)
 	st := g.rt.Stats()
 	if n != 0 || st.Decrypted != 0 || st.Clear != 0 {
 		t.Fatalf("erin received %d of bob's frames as carol's (%+v)", n, st)

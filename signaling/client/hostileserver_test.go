@@ -27,8 +27,8 @@ import (
 
 	"github.com/sotto-rtc/sotto/internal/hostilenode"
 	"github.com/sotto-rtc/sotto/media/e2ee"
-	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/signaling/client"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 func TestHostileServer(t *testing.T) {
@@ -72,8 +72,8 @@ func joinWatched(ctx context.Context, t *testing.T, url, token, identity string,
 		o.E2EE.RosterTimeout = hostileRosterTimeout
 		o.Handlers.Admission.ParticipantWaiting = func(n client.Newcomer) { w.waiting <- n }
 		o.Handlers.Admission.RosterAgreed = func() { w.agreed <- struct{}{} }
-		o.Handlers.ParticipantLeft = func(p signaling.ParticipantInfo, _ string) { w.left <- p.Identity }
-		o.Handlers.Relay = func(_ signaling.ParticipantInfo, d json.RawMessage) { w.relays <- string(d) }
+		o.Handlers.ParticipantLeft = func(p wire.ParticipantInfo, _ string) { w.left <- p.Identity }
+		o.Handlers.Relay = func(_ wire.ParticipantInfo, d json.RawMessage) { w.relays <- string(d) }
 	}
 	w.e2eePeer = joinE2EE(ctx, t, url, token, identity, append([]conf{watch}, confs...)...)
 	return w
@@ -86,7 +86,7 @@ func useStore(st e2ee.IdentityStore) conf {
 // roomToken mints a token for another room than srv.Token's "test".
 func roomToken(t *testing.T, srv *localServer, room, identity string) string {
 	t.Helper()
-	tok, err := signaling.NewToken(srv.key, srv.sec, signaling.Grant{Room: room, Identity: identity, CanPublish: true, CanSubscribe: true})
+	tok, err := wire.NewToken(srv.key, srv.sec, wire.Grant{Room: room, Identity: identity, CanPublish: true, CanSubscribe: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +273,7 @@ func nodeBarrier(t *testing.T, proxy *hostilenode.Node, p *watched) {
 		t.Fatalf("%s has no connection through the node", p.identity)
 	}
 	mark := fmt.Sprintf(`{"barrier":%d}`, barriers.Add(1))
-	msg, _ := json.Marshal(signaling.Relay{Type: signaling.TypeRelay, From: "node", Data: json.RawMessage(mark)})
+	msg, _ := json.Marshal(wire.Relay{Type: wire.TypeRelay, From: "node", Data: json.RawMessage(mark)})
 	if err := proxy.InjectConn(conns[len(conns)-1], true, msg); err != nil {
 		t.Fatal(err)
 	}
@@ -357,10 +357,10 @@ func speak(ctx context.Context, t *testing.T, p *e2eePeer, stop <-chan struct{})
 	if err != nil {
 		t.Fatalf("%s: PublishSample: %v", p.identity, err)
 	}
-	go writeFrames(pub, p.identity, signaling.KindAudio, 20*time.Millisecond, 0, stop)
+	go writeFrames(pub, p.identity, wire.KindAudio, 20*time.Millisecond, 0, stop)
 }
 
-var audioOnly = []string{signaling.KindAudio}
+var audioOnly = []string{wire.KindAudio}
 
 // knowEachOther makes two stores remember each other's identity key as
 // verified: the people met and compared codes before.
@@ -405,7 +405,7 @@ func relayAs(t *testing.T, from, sid string, data map[string]any) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := json.Marshal(signaling.Relay{Type: signaling.TypeRelay, From: from, FromSID: sid, Data: d})
+	b, err := json.Marshal(wire.Relay{Type: wire.TypeRelay, From: from, FromSID: sid, Data: d})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,7 +431,7 @@ type carriedView struct {
 func viewsTo(proxy *hostilenode.Node, to, from string) []carriedView {
 	var out []carriedView
 	for _, f := range proxy.Recorded(hostilenode.RelaysOfType("roster")) {
-		var r signaling.Relay
+		var r wire.Relay
 		if !f.ToClient || f.Identity != to || json.Unmarshal(f.Data, &r) != nil || r.From != from {
 			continue
 		}
@@ -461,7 +461,7 @@ func lists(v e2ee.RosterView, identities ...string) bool {
 func dropRelays(typ, to, from string) hostilenode.Filter {
 	return func(c hostilenode.Conn, toClient bool, msg []byte) [][]byte {
 		if toClient && c.Identity == to && hostilenode.RelayType(msg) == typ {
-			var r signaling.Relay
+			var r wire.Relay
 			if from == "" || (json.Unmarshal(msg, &r) == nil && r.From == from) {
 				return nil
 			}
@@ -723,7 +723,7 @@ func hostileReplaysKeyMessagesAndAdmissions(t *testing.T) {
 	// 1. Key messages: every key bob sealed to alice, played back to her.
 	var keyFrames [][]byte
 	for _, f := range proxy.Recorded(hostilenode.RelaysOfType("key")) {
-		var r signaling.Relay
+		var r wire.Relay
 		boxes, _ := hostilenode.RelayData(f.Data)["boxes"].(map[string]any)
 		if f.ToClient && f.Identity == "alice" && json.Unmarshal(f.Data, &r) == nil && r.From == "bob" && boxes["alice"] != nil {
 			keyFrames = append(keyFrames, f.Data)

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/sotto-rtc/sotto/media/e2ee"
-	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // Known people: trust on first use of identity keys (docs/E2EE.md, "Known
@@ -37,7 +37,7 @@ var ErrNoKeyChange = errors.New("client: that security key change is not the one
 // different one holds the participant out of key management and is
 // reported once per new key. An announcement that does not parse passes
 // here; the key session refuses it. Called with c.mu held.
-func (c *Client) trustedKeyLocked(p signaling.ParticipantInfo) bool {
+func (c *Client) trustedKeyLocked(p wire.ParticipantInfo) bool {
 	ann, err := e2ee.ParseAnnouncement(p.PublicKey)
 	if err != nil || c.store == nil {
 		return true

@@ -11,8 +11,8 @@ import (
 
 	"github.com/sotto-rtc/sotto/internal/hostilenode"
 	"github.com/sotto-rtc/sotto/media/e2ee"
-	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/signaling/client"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // withStore gives a client an identity store and reports key changes on kc.
@@ -163,8 +163,8 @@ func boxesFor(t *testing.T, proxy *hostilenode.Node, recipient string) int {
 		if f.ToClient {
 			continue
 		}
-		var r signaling.Relay
-		if json.Unmarshal(f.Data, &r) != nil || r.Type != signaling.TypeRelay {
+		var r wire.Relay
+		if json.Unmarshal(f.Data, &r) != nil || r.Type != wire.TypeRelay {
 			continue
 		}
 		var km struct {

@@ -12,7 +12,7 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/sotto-rtc/sotto/media/e2ee"
-	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // Publication is a local track the client publishes. It survives
@@ -29,8 +29,8 @@ type Publication struct {
 	codec e2ee.Codec
 
 	// Guarded by Client.mu.
-	info    signaling.TrackInfo // from track_published; zero until then
-	muted   bool                // as last acknowledged by the server
+	info    wire.TrackInfo // from track_published; zero until then
+	muted   bool           // as last acknowledged by the server
 	removed bool
 	sender  *webrtc.RTPSender // on the current session's publisher connection
 	sess    *session
@@ -85,7 +85,7 @@ func (p *Publication) SID() string {
 // media packet arrives, so the application must be writing. It fails with
 // ErrNotPublished once the publication is unpublished, with ErrClosed once
 // the client is finished.
-func (p *Publication) WaitPublished(ctx context.Context) (signaling.TrackInfo, error) {
+func (p *Publication) WaitPublished(ctx context.Context) (wire.TrackInfo, error) {
 	c := p.c
 	for {
 		c.mu.Lock()
@@ -95,14 +95,14 @@ func (p *Publication) WaitPublished(ctx context.Context) (signaling.TrackInfo, e
 		case info.SID != "":
 			return info, nil
 		case removed:
-			return signaling.TrackInfo{}, fmt.Errorf("%w: %q was unpublished", ErrNotPublished, p.track.ID())
+			return wire.TrackInfo{}, fmt.Errorf("%w: %q was unpublished", ErrNotPublished, p.track.ID())
 		case finished:
-			return signaling.TrackInfo{}, ErrClosed
+			return wire.TrackInfo{}, ErrClosed
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return signaling.TrackInfo{}, ctx.Err()
+			return wire.TrackInfo{}, ctx.Err()
 		}
 	}
 }
@@ -177,16 +177,16 @@ func (c *Client) publish(ctx context.Context, p *Publication) (*Publication, err
 func (c *Client) canPublishLocked(adding int) error {
 	if !c.self.CanPublish {
 		return &ServerError{
-			Code:    signaling.CodePermissionDenied,
+			Code:    wire.CodePermissionDenied,
 			Message: "the access token does not grant publishing",
-			Ref:     signaling.TypeOffer,
+			Ref:     wire.TypeOffer,
 		}
 	}
 	if n := c.limits.TracksPerParticipant; n > 0 && len(c.pubs)+adding > n {
 		return &ServerError{
-			Code:    signaling.CodeTooManyTracks,
+			Code:    wire.CodeTooManyTracks,
 			Message: fmt.Sprintf("the server allows %d tracks per participant", n),
-			Ref:     signaling.TypeOffer,
+			Ref:     wire.TypeOffer,
 		}
 	}
 	return nil
@@ -255,9 +255,9 @@ func (c *Client) Unpublish(ctx context.Context, p *Publication) error {
 	var errs []error
 	if s != nil && sid != "" {
 		id := c.nextID()
-		_, err := s.request(ctx, id, signaling.Unpublish{Type: signaling.TypeUnpublish, ID: id, TrackSID: sid})
+		_, err := s.request(ctx, id, wire.Unpublish{Type: wire.TypeUnpublish, ID: id, TrackSID: sid})
 		var se *ServerError
-		if err != nil && !(errors.As(err, &se) && se.Code == signaling.CodeUnknownTrack) {
+		if err != nil && !(errors.As(err, &se) && se.Code == wire.CodeUnknownTrack) {
 			errs = append(errs, err)
 		}
 	}
@@ -304,7 +304,7 @@ func (c *Client) removePublicationLocked(p *Publication) (*webrtc.RTPSender, *se
 		return nil, nil
 	}
 	p.removed = true
-	p.info = signaling.TrackInfo{}
+	p.info = wire.TrackInfo{}
 	p.notifyLocked()
 	if i := slices.Index(c.pubs, p); i >= 0 {
 		c.pubs = slices.Delete(c.pubs, i, i+1)
@@ -334,7 +334,7 @@ func (c *Client) SetMuted(ctx context.Context, p *Publication, muted bool) error
 		return fmt.Errorf("%w: %q has no server id yet", ErrNotPublished, p.track.ID())
 	}
 	id := c.nextID()
-	if _, err := s.request(ctx, id, signaling.Mute{Type: signaling.TypeMute, ID: id, TrackSID: sid, Muted: muted}); err != nil {
+	if _, err := s.request(ctx, id, wire.Mute{Type: wire.TypeMute, ID: id, TrackSID: sid, Muted: muted}); err != nil {
 		return fmt.Errorf("client: mute %q: %w", p.track.ID(), err)
 	}
 	c.mu.Lock()
@@ -479,7 +479,7 @@ func (s *session) offerPublisher() error {
 		var se *ServerError
 		switch {
 		case r.err == nil:
-		case errors.As(r.err, &se) && se.Code == signaling.CodeRateLimited:
+		case errors.As(r.err, &se) && se.Code == wire.CodeRateLimited:
 			// Dropped unread: the same offer is still the one to send.
 			select {
 			case <-time.After(rateLimitedRetry):
@@ -525,8 +525,8 @@ func (s *session) sendOffer(sdp string, timeout <-chan time.Time) (response, err
 	if err != nil {
 		return response{}, err
 	}
-	if err := s.send(signaling.SessionDescription{
-		Type: signaling.TypeOffer, ID: id, Target: signaling.TargetPublisher, SDP: sdp,
+	if err := s.send(wire.SessionDescription{
+		Type: wire.TypeOffer, ID: id, Target: wire.TargetPublisher, SDP: sdp,
 	}); err != nil {
 		return response{}, err
 	}

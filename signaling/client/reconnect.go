@@ -8,7 +8,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // run is the client's supervisor. It waits for the current session to end,
@@ -88,7 +88,7 @@ func (c *Client) detach(s *session) {
 			p.sender, p.sess, p.negotiated = nil, nil, false
 		}
 		if p.info.SID != "" {
-			p.info = signaling.TrackInfo{}
+			p.info = wire.TrackInfo{}
 			p.notifyLocked()
 		}
 	}
@@ -216,10 +216,10 @@ func (c *Client) attempt(ctx context.Context) (*session, error) {
 		err = s.negotiate(ctx)
 	}
 	if err == nil {
-		err = c.restoreSubscriptions(ctx, s, signaling.TypeSubscribe, subs)
+		err = c.restoreSubscriptions(ctx, s, wire.TypeSubscribe, subs)
 	}
 	if err == nil {
-		err = c.restoreSubscriptions(ctx, s, signaling.TypeUnsubscribe, unsubs)
+		err = c.restoreSubscriptions(ctx, s, wire.TypeUnsubscribe, unsubs)
 	}
 	if err == nil {
 		return s, nil
@@ -244,9 +244,9 @@ func (c *Client) attempt(ctx context.Context) (*session, error) {
 func (c *Client) restoreSubscriptions(ctx context.Context, s *session, typ string, sids []string) error {
 	for _, sid := range sids {
 		id := c.nextID()
-		_, err := s.request(ctx, id, signaling.Subscribe{Type: typ, ID: id, TrackSIDs: []string{sid}})
+		_, err := s.request(ctx, id, wire.Subscribe{Type: typ, ID: id, TrackSIDs: []string{sid}})
 		var se *ServerError
-		if errors.As(err, &se) && se.Code == signaling.CodeUnknownTrack {
+		if errors.As(err, &se) && se.Code == wire.CodeUnknownTrack {
 			c.mu.Lock()
 			delete(c.subscribed, sid)
 			delete(c.unsubscribed, sid)

@@ -11,7 +11,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/sotto-rtc/sotto/media/e2ee"
-	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // RemoteTrack is the media of another participant's track, as the server
@@ -20,8 +20,8 @@ import (
 // unpublished, and when the connection drops (after a reconnect a new
 // RemoteTrack is delivered).
 type RemoteTrack struct {
-	Info        signaling.TrackInfo
-	Participant signaling.ParticipantInfo
+	Info        wire.TrackInfo
+	Participant wire.ParticipantInfo
 	Track       *webrtc.TrackRemote
 	Receiver    *webrtc.RTPReceiver
 
@@ -120,7 +120,7 @@ func (c *Client) Subscribe(ctx context.Context, trackSIDs ...string) error {
 	}
 	sids := slices.Clone(trackSIDs)
 	err := c.request(ctx, func(id string) any {
-		return signaling.Subscribe{Type: signaling.TypeSubscribe, ID: id, TrackSIDs: sids}
+		return wire.Subscribe{Type: wire.TypeSubscribe, ID: id, TrackSIDs: sids}
 	})
 	if err != nil {
 		return fmt.Errorf("client: subscribe: %w", err)
@@ -143,7 +143,7 @@ func (c *Client) Unsubscribe(ctx context.Context, trackSIDs ...string) error {
 	}
 	sids := slices.Clone(trackSIDs)
 	err := c.request(ctx, func(id string) any {
-		return signaling.Subscribe{Type: signaling.TypeUnsubscribe, ID: id, TrackSIDs: sids}
+		return wire.Subscribe{Type: wire.TypeUnsubscribe, ID: id, TrackSIDs: sids}
 	})
 	if err != nil {
 		return fmt.Errorf("client: unsubscribe: %w", err)
@@ -175,7 +175,7 @@ func (c *Client) SendRelay(ctx context.Context, to []string, data json.RawMessag
 	}
 	to = slices.Clone(to)
 	err := c.request(ctx, func(id string) any {
-		return signaling.Relay{Type: signaling.TypeRelay, ID: id, To: to, Data: data}
+		return wire.Relay{Type: wire.TypeRelay, ID: id, To: to, Data: data}
 	})
 	if err != nil {
 		return fmt.Errorf("client: relay: %w", err)

@@ -15,14 +15,14 @@ import (
 
 	"github.com/sotto-rtc/sotto/internal/hostilenode"
 	"github.com/sotto-rtc/sotto/media/e2ee"
-	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/signaling/client"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // carriedKeyMessage is a key message the node carried in a relay.
 type carriedKeyMessage struct {
 	frame   hostilenode.Frame
-	relay   signaling.Relay
+	relay   wire.Relay
 	version int
 	typ     string
 	kid     uint64
@@ -33,8 +33,8 @@ type carriedKeyMessage struct {
 func carriedKeyMessages(proxy *hostilenode.Node) []carriedKeyMessage {
 	var out []carriedKeyMessage
 	for _, f := range proxy.Carried() {
-		var r signaling.Relay
-		if json.Unmarshal(f.Data, &r) != nil || r.Type != signaling.TypeRelay || !e2ee.IsKeyMessage(r.Data) {
+		var r wire.Relay
+		if json.Unmarshal(f.Data, &r) != nil || r.Type != wire.TypeRelay || !e2ee.IsKeyMessage(r.Data) {
 			continue
 		}
 		var km struct {
@@ -77,7 +77,7 @@ func ownKeys(p *e2eePeer) []uint64 {
 // arrives. Called with p.mu held.
 func (p *e2eePeer) audioFrom(identity string) *frameRecv {
 	for _, r := range p.tracks {
-		if r.info.Identity == identity && r.info.Kind == signaling.KindAudio {
+		if r.info.Identity == identity && r.info.Kind == wire.KindAudio {
 			return r
 		}
 	}
@@ -138,8 +138,8 @@ func TestHostileNodeReplaysKeyMessage(t *testing.T) {
 	}
 	stop := make(chan struct{})
 	defer close(stop)
-	go writeFrames(pub, "bob", signaling.KindAudio, 20*time.Millisecond, 0, stop)
-	alice.waitFrames(t, []string{"bob"}, []string{signaling.KindAudio}, 25)
+	go writeFrames(pub, "bob", wire.KindAudio, 20*time.Millisecond, 0, stop)
+	alice.waitFrames(t, []string{"bob"}, []string{wire.KindAudio}, 25)
 
 	bobKIDs := ownKeys(bob)
 	if len(bobKIDs) == 0 {
@@ -153,8 +153,8 @@ func TestHostileNodeReplaysKeyMessage(t *testing.T) {
 	// carol joins: bob ratchets. Once carol decrypts bob, who holds no
 	// key of his from before she joined, bob sends under the ratchet.
 	carol := joinE2EE(ctx, t, direct, srv.Token("carol", false, true), "carol")
-	carol.waitFrames(t, []string{"bob"}, []string{signaling.KindAudio}, 10)
-	alice.waitFrames(t, []string{"bob"}, []string{signaling.KindAudio}, 10)
+	carol.waitFrames(t, []string{"bob"}, []string{wire.KindAudio}, 10)
+	alice.waitFrames(t, []string{"bob"}, []string{wire.KindAudio}, 10)
 
 	// carol leaves: bob draws a fresh key for alice alone and switches to
 	// it; wait until alice decrypts frames under it.
@@ -226,8 +226,8 @@ func TestHostileNodeReplaysKeyMessage(t *testing.T) {
 	var mu sync.Mutex
 	swapped := 0
 	proxy.SetRewrite(func(b []byte) []byte {
-		var r signaling.Relay
-		if json.Unmarshal(b, &r) != nil || r.Type != signaling.TypeRelay || r.From != "bob" || string(r.Data) != trigger {
+		var r wire.Relay
+		if json.Unmarshal(b, &r) != nil || r.Type != wire.TypeRelay || r.From != "bob" || string(r.Data) != trigger {
 			return b
 		}
 		mu.Lock()
@@ -286,7 +286,7 @@ func TestHostileNodeReplaysKeyMessage(t *testing.T) {
 
 	// bob's live audio keeps decrypting: 25 more frames, each checked
 	// against what bob sent, none under the replayed key.
-	alice.waitFrames(t, []string{"bob"}, []string{signaling.KindAudio}, 25)
+	alice.waitFrames(t, []string{"bob"}, []string{wire.KindAudio}, 25)
 
 	after := checkKeys("after bob's live audio")
 	trackAfter := track.rt.Stats()

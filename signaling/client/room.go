@@ -4,7 +4,7 @@ import (
 	"slices"
 
 	"github.com/sotto-rtc/sotto/media/e2ee"
-	"github.com/sotto-rtc/sotto/signaling"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // roster is what the client knows of the other participants and their
@@ -16,13 +16,13 @@ type roster struct {
 }
 
 type member struct {
-	info signaling.ParticipantInfo
+	info wire.ParticipantInfo
 	// announced is false for a participant known only from one of its
 	// tracks (a track_published that overtook participant_joined).
 	announced bool
 }
 
-func newRoster(ps []signaling.ParticipantInfo) roster {
+func newRoster(ps []wire.ParticipantInfo) roster {
 	r := roster{by: make(map[string]*member, len(ps))}
 	for _, p := range ps {
 		if p.SID == "" || r.by[p.SID] != nil {
@@ -68,8 +68,8 @@ func (r *roster) track(sid string) (*member, int) {
 	return nil, -1
 }
 
-func (r *roster) list() []signaling.ParticipantInfo {
-	out := make([]signaling.ParticipantInfo, 0, len(r.order))
+func (r *roster) list() []wire.ParticipantInfo {
+	out := make([]wire.ParticipantInfo, 0, len(r.order))
 	for _, sid := range r.order {
 		if m := r.by[sid]; m.announced {
 			out = append(out, copyParticipant(m.info))
@@ -78,13 +78,13 @@ func (r *roster) list() []signaling.ParticipantInfo {
 	return out
 }
 
-func copyParticipant(p signaling.ParticipantInfo) signaling.ParticipantInfo {
+func copyParticipant(p wire.ParticipantInfo) wire.ParticipantInfo {
 	p.Tracks = slices.Clone(p.Tracks)
 	return p
 }
 
-func trackIndex(ts []signaling.TrackInfo, sid string) int {
-	return slices.IndexFunc(ts, func(t signaling.TrackInfo) bool { return t.SID == sid })
+func trackIndex(ts []wire.TrackInfo, sid string) int {
+	return slices.IndexFunc(ts, func(t wire.TrackInfo) bool { return t.SID == sid })
 }
 
 // The on* methods apply one server message to the client's state and queue
@@ -94,7 +94,7 @@ func trackIndex(ts []signaling.TrackInfo, sid string) int {
 
 // installLocked makes s the current session and replaces the room state
 // with joined's, announcing the differences. Called with c.mu held.
-func (c *Client) installLocked(s *session, j *signaling.Joined) {
+func (c *Client) installLocked(s *session, j *wire.Joined) {
 	c.sess = s
 	c.self = copyParticipant(j.Participant)
 	c.self.Tracks = nil // own tracks are announced by track_published
@@ -125,7 +125,7 @@ func (c *Client) installLocked(s *session, j *signaling.Joined) {
 				c.emit(func() { h.ParticipantJoined(p) })
 			}
 		}
-		var before []signaling.TrackInfo
+		var before []wire.TrackInfo
 		if om != nil {
 			before = om.info.Tracks
 		}
@@ -148,25 +148,25 @@ func (c *Client) installLocked(s *session, j *signaling.Joined) {
 	c.updateKeyMembersLocked(s)
 }
 
-func (c *Client) emitTrackPublished(t signaling.TrackInfo) {
+func (c *Client) emitTrackPublished(t wire.TrackInfo) {
 	if f := c.opts.Handlers.TrackPublished; f != nil {
 		c.emit(func() { f(t) })
 	}
 }
 
-func (c *Client) emitTrackUnpublished(t signaling.TrackInfo) {
+func (c *Client) emitTrackUnpublished(t wire.TrackInfo) {
 	if f := c.opts.Handlers.TrackUnpublished; f != nil {
 		c.emit(func() { f(t) })
 	}
 }
 
-func (c *Client) emitTrackMuted(t signaling.TrackInfo) {
+func (c *Client) emitTrackMuted(t wire.TrackInfo) {
 	if f := c.opts.Handlers.TrackMuted; f != nil {
 		c.emit(func() { f(t) })
 	}
 }
 
-func (c *Client) onParticipantJoined(s *session, m *signaling.ParticipantJoined) {
+func (c *Client) onParticipantJoined(s *session, m *wire.ParticipantJoined) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.sess != s || m.Participant.SID == "" || m.Participant.SID == c.self.SID {
@@ -199,7 +199,7 @@ func (c *Client) onParticipantJoined(s *session, m *signaling.ParticipantJoined)
 	}
 }
 
-func (c *Client) onParticipantLeft(s *session, m *signaling.ParticipantLeft) {
+func (c *Client) onParticipantLeft(s *session, m *wire.ParticipantLeft) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.sess != s {
@@ -221,7 +221,7 @@ func (c *Client) onParticipantLeft(s *session, m *signaling.ParticipantLeft) {
 	}
 }
 
-func (c *Client) onTrackPublished(s *session, t signaling.TrackInfo) {
+func (c *Client) onTrackPublished(s *session, t wire.TrackInfo) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.sess != s || t.SID == "" {
@@ -236,7 +236,7 @@ func (c *Client) onTrackPublished(s *session, t signaling.TrackInfo) {
 	}
 	m := c.others.get(t.ParticipantSID)
 	if m == nil {
-		m = &member{info: signaling.ParticipantInfo{SID: t.ParticipantSID, Identity: t.Identity}}
+		m = &member{info: wire.ParticipantInfo{SID: t.ParticipantSID, Identity: t.Identity}}
 		c.others.add(m)
 	}
 	m.info.Tracks = append(m.info.Tracks, t)
@@ -244,7 +244,7 @@ func (c *Client) onTrackPublished(s *session, t signaling.TrackInfo) {
 	c.releaseHeldLocked(t.SID)
 }
 
-func (c *Client) onOwnTrackPublishedLocked(s *session, t signaling.TrackInfo) {
+func (c *Client) onOwnTrackPublishedLocked(s *session, t wire.TrackInfo) {
 	if i := trackIndex(c.self.Tracks, t.SID); i >= 0 {
 		return
 	}
@@ -260,7 +260,7 @@ func (c *Client) onOwnTrackPublishedLocked(s *session, t signaling.TrackInfo) {
 			// new session. Nobody waits for the ack.
 			id := c.nextID()
 			muted := p.muted
-			s.requestAsync(id, signaling.Mute{Type: signaling.TypeMute, ID: id, TrackSID: t.SID, Muted: muted})
+			s.requestAsync(id, wire.Mute{Type: wire.TypeMute, ID: id, TrackSID: t.SID, Muted: muted})
 			p.info.Muted = muted
 			t.Muted = muted
 			c.self.Tracks[len(c.self.Tracks)-1].Muted = muted
@@ -270,7 +270,7 @@ func (c *Client) onOwnTrackPublishedLocked(s *session, t signaling.TrackInfo) {
 	c.emitTrackPublished(t)
 }
 
-func (c *Client) onTrackUnpublished(s *session, m *signaling.TrackUnpublished) {
+func (c *Client) onTrackUnpublished(s *session, m *wire.TrackUnpublished) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.sess != s {
@@ -281,7 +281,7 @@ func (c *Client) onTrackUnpublished(s *session, m *signaling.TrackUnpublished) {
 		c.self.Tracks = slices.Delete(c.self.Tracks, i, i+1)
 		for _, p := range c.pubs {
 			if p.info.SID == m.SID {
-				p.info = signaling.TrackInfo{}
+				p.info = wire.TrackInfo{}
 				p.notifyLocked()
 			}
 		}
@@ -300,13 +300,13 @@ func (c *Client) onTrackUnpublished(s *session, m *signaling.TrackUnpublished) {
 	c.emitTrackUnpublished(t)
 }
 
-func (c *Client) onTrackMuted(s *session, m *signaling.TrackMuted) {
+func (c *Client) onTrackMuted(s *session, m *wire.TrackMuted) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.sess != s {
 		return
 	}
-	var t *signaling.TrackInfo
+	var t *wire.TrackInfo
 	if i := trackIndex(c.self.Tracks, m.SID); i >= 0 {
 		t = &c.self.Tracks[i]
 		for _, p := range c.pubs {
@@ -324,7 +324,7 @@ func (c *Client) onTrackMuted(s *session, m *signaling.TrackMuted) {
 	c.emitTrackMuted(*t)
 }
 
-func (c *Client) onRelay(s *session, m *signaling.Relay) {
+func (c *Client) onRelay(s *session, m *wire.Relay) {
 	if e2ee.IsKeyMessage(m.Data) {
 		// Key management's, not the application's.
 		c.mu.Lock()
@@ -343,7 +343,7 @@ func (c *Client) onRelay(s *session, m *signaling.Relay) {
 	if c.sess != s {
 		return
 	}
-	from := signaling.ParticipantInfo{SID: m.FromSID, Identity: m.From}
+	from := wire.ParticipantInfo{SID: m.FromSID, Identity: m.From}
 	if mem := c.others.get(m.FromSID); mem != nil {
 		from = copyParticipant(mem.info)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/sotto-rtc/sotto/media/sfu"
 	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/signaling/client"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
 // localServer is a real Sotto node on loopback for the tests and examples:
@@ -91,7 +92,7 @@ func startLocalServerWith(limits signaling.ServerLimits, media ...func(*sfu.Conf
 func (s *localServer) Frontend() *frontend {
 	f := &frontend{conns: make(map[net.Conn]struct{})}
 	mux := http.NewServeMux()
-	mux.Handle(signaling.Path, s.sig)
+	mux.Handle(wire.Path, s.sig)
 	f.hs = httptest.NewUnstartedServer(mux)
 	f.hs.Config.ConnState = func(c net.Conn, st http.ConnState) {
 		// The WebSocket takes the connection over (hijacks it): from
@@ -125,7 +126,7 @@ func (f *frontend) Drop() int {
 
 // Token returns an access token for identity in room "test".
 func (s *localServer) Token(identity string, canPublish, canSubscribe bool) string {
-	t, err := signaling.NewToken(s.key, s.sec, signaling.Grant{
+	t, err := wire.NewToken(s.key, s.sec, wire.Grant{
 		Room: "test", Identity: identity, CanPublish: canPublish, CanSubscribe: canSubscribe,
 	})
 	if err != nil {

@@ -11,9 +11,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/pion/webrtc/v4"
+	"github.com/sotto-rtc/sotto/signaling/wire"
 	"golang.org/x/time/rate"
-
-	"github.com/sotto-rtc/sotto/signaling"
 )
 
 // session is one connection to the server: the WebSocket, the two peer
@@ -69,7 +68,7 @@ type outgoing struct {
 
 // dial connects and joins, and builds the session's peer connections. The
 // session is not started. ctx bounds only the dial and the join.
-func (c *Client) dial(ctx context.Context) (*session, *signaling.Joined, error) {
+func (c *Client) dial(ctx context.Context) (*session, *wire.Joined, error) {
 	token := c.opts.Token
 	if c.opts.TokenSource != nil {
 		t, err := c.opts.TokenSource(ctx)
@@ -83,7 +82,7 @@ func (c *Client) dial(ctx context.Context) (*session, *signaling.Joined, error) 
 	// its own that ctx cancels only until the join is through.
 	sctx, cancel := context.WithCancel(c.life)
 	stopWatch := context.AfterFunc(ctx, cancel)
-	fail := func(err error) (*session, *signaling.Joined, error) {
+	fail := func(err error) (*session, *wire.Joined, error) {
 		stopWatch()
 		cancel()
 		if ctx.Err() != nil {
@@ -100,9 +99,9 @@ func (c *Client) dial(ctx context.Context) (*session, *signaling.Joined, error) 
 		return fail(fmt.Errorf("client: dial %s: %w", c.url, err))
 	}
 	ws.SetReadLimit(readLimit)
-	joined, err := join(sctx, ws, signaling.Join{
-		Type:          signaling.TypeJoin,
-		Protocol:      signaling.ProtocolVersion,
+	joined, err := join(sctx, ws, wire.Join{
+		Type:          wire.TypeJoin,
+		Protocol:      wire.ProtocolVersion,
 		Token:         token,
 		Room:          c.opts.Room,
 		AutoSubscribe: c.opts.AutoSubscribe,
@@ -131,7 +130,7 @@ func (c *Client) dial(ctx context.Context) (*session, *signaling.Joined, error) 
 }
 
 // join sends the join message and reads until the server answers it.
-func join(ctx context.Context, ws *websocket.Conn, j signaling.Join) (*signaling.Joined, error) {
+func join(ctx context.Context, ws *websocket.Conn, j wire.Join) (*wire.Joined, error) {
 	b, err := json.Marshal(j)
 	if err != nil {
 		return nil, fmt.Errorf("client: join: %w", err)
@@ -144,35 +143,35 @@ func join(ctx context.Context, ws *websocket.Conn, j signaling.Join) (*signaling
 		if err != nil {
 			return nil, fmt.Errorf("client: connection closed before joined: %w", err)
 		}
-		var env signaling.Envelope
+		var env wire.Envelope
 		if err := json.Unmarshal(b, &env); err != nil {
 			return nil, fmt.Errorf("client: bad message from server: %w", err)
 		}
 		switch env.Type {
-		case signaling.TypeJoined:
-			var m signaling.Joined
+		case wire.TypeJoined:
+			var m wire.Joined
 			if err := json.Unmarshal(b, &m); err != nil {
 				return nil, fmt.Errorf("client: bad joined message: %w", err)
 			}
 			return &m, nil
-		case signaling.TypeError:
-			var m signaling.Error
+		case wire.TypeError:
+			var m wire.Error
 			if err := json.Unmarshal(b, &m); err != nil {
 				return nil, fmt.Errorf("client: bad error message: %w", err)
 			}
 			return nil, serverError(&m)
-		case signaling.TypePing:
-			var m signaling.Ping
+		case wire.TypePing:
+			var m wire.Ping
 			if json.Unmarshal(b, &m) == nil {
-				pong, _ := json.Marshal(signaling.Ping{Type: signaling.TypePong, ID: m.ID})
+				pong, _ := json.Marshal(wire.Ping{Type: wire.TypePong, ID: m.ID})
 				if err := ws.Write(ctx, websocket.MessageText, pong); err != nil {
 					return nil, fmt.Errorf("client: send pong: %w", err)
 				}
 			}
-		case signaling.TypeGoingAway:
-			var m signaling.GoingAway
+		case wire.TypeGoingAway:
+			var m wire.GoingAway
 			_ = json.Unmarshal(b, &m)
-			if m.Reason == signaling.ReasonReplaced {
+			if m.Reason == wire.ReasonReplaced {
 				return nil, ErrReplaced
 			}
 			return nil, fmt.Errorf("client: server going away before joined: %s", m.Reason)
@@ -180,7 +179,7 @@ func join(ctx context.Context, ws *websocket.Conn, j signaling.Join) (*signaling
 	}
 }
 
-func (c *Client) newSession(ctx context.Context, cancel context.CancelFunc, ws *websocket.Conn, j *signaling.Joined) (*session, error) {
+func (c *Client) newSession(ctx context.Context, cancel context.CancelFunc, ws *websocket.Conn, j *wire.Joined) (*session, error) {
 	s := &session{
 		c:       c,
 		log:     c.log.With("sid", j.Participant.SID),
@@ -213,13 +212,13 @@ func (c *Client) newSession(ctx context.Context, cancel context.CancelFunc, ws *
 		_ = pub.Close()
 		return nil, fmt.Errorf("client: subscriber connection: %w", err)
 	}
-	s.pub = s.newPeer(signaling.TargetPublisher, pub)
-	s.sub = s.newPeer(signaling.TargetSubscriber, sub)
+	s.pub = s.newPeer(wire.TargetPublisher, pub)
+	s.sub = s.newPeer(wire.TargetSubscriber, sub)
 	sub.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) { c.onTrack(s, t, r) })
 	return s, nil
 }
 
-func iceServers(in []signaling.ICEServer) []webrtc.ICEServer {
+func iceServers(in []wire.ICEServer) []webrtc.ICEServer {
 	out := make([]webrtc.ICEServer, 0, len(in))
 	for _, s := range in {
 		out = append(out, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
@@ -247,7 +246,7 @@ func (s *session) err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case s.goingAway == signaling.ReasonReplaced:
+	case s.goingAway == wire.ReasonReplaced:
 		return ErrReplaced
 	case s.fatal != nil:
 		return s.fatal
@@ -529,47 +528,47 @@ func (s *session) readLoop() {
 
 // handle acts on one message from the server.
 func (s *session) handle(b []byte) error {
-	var env signaling.Envelope
+	var env wire.Envelope
 	if err := json.Unmarshal(b, &env); err != nil {
 		return fmt.Errorf("not JSON: %w", err)
 	}
 	c := s.c
 	switch env.Type {
-	case signaling.TypePing:
-		var m signaling.Ping
+	case wire.TypePing:
+		var m wire.Ping
 		if err := json.Unmarshal(b, &m); err != nil {
 			return fmt.Errorf("ping: %w", err)
 		}
-		return s.send(signaling.Ping{Type: signaling.TypePong, ID: m.ID})
-	case signaling.TypePong:
+		return s.send(wire.Ping{Type: wire.TypePong, ID: m.ID})
+	case wire.TypePong:
 		return nil
-	case signaling.TypeAnswer:
-		var m signaling.SessionDescription
+	case wire.TypeAnswer:
+		var m wire.SessionDescription
 		if err := json.Unmarshal(b, &m); err != nil {
 			return fmt.Errorf("answer: %w", err)
 		}
-		if m.Target != signaling.TargetPublisher || !s.resolve(m.ID, response{sdp: m.SDP}) {
+		if m.Target != wire.TargetPublisher || !s.resolve(m.ID, response{sdp: m.SDP}) {
 			return fmt.Errorf("answer %q for %s matches no offer", m.ID, m.Target)
 		}
-	case signaling.TypeOffer:
-		var m signaling.SessionDescription
+	case wire.TypeOffer:
+		var m wire.SessionDescription
 		if err := json.Unmarshal(b, &m); err != nil {
 			return fmt.Errorf("offer: %w", err)
 		}
-		if m.Target != signaling.TargetSubscriber {
+		if m.Target != wire.TargetSubscriber {
 			return fmt.Errorf("offer for %q", m.Target)
 		}
 		s.answerSubscriber(m)
-	case signaling.TypeCandidate:
-		var m signaling.Candidate
+	case wire.TypeCandidate:
+		var m wire.Candidate
 		if err := json.Unmarshal(b, &m); err != nil {
 			return fmt.Errorf("candidate: %w", err)
 		}
 		var p *peer
 		switch m.Target {
-		case signaling.TargetPublisher:
+		case wire.TargetPublisher:
 			p = s.pub
-		case signaling.TargetSubscriber:
+		case wire.TargetSubscriber:
 			p = s.sub
 		default:
 			return fmt.Errorf("candidate for %q", m.Target)
@@ -577,14 +576,14 @@ func (s *session) handle(b []byte) error {
 		if m.Candidate != nil {
 			return p.addRemoteCandidate(*m.Candidate)
 		}
-	case signaling.TypeAck:
-		var m signaling.Ack
+	case wire.TypeAck:
+		var m wire.Ack
 		if err := json.Unmarshal(b, &m); err != nil {
 			return fmt.Errorf("ack: %w", err)
 		}
 		s.resolve(m.ID, response{})
-	case signaling.TypeError:
-		var m signaling.Error
+	case wire.TypeError:
+		var m wire.Error
 		if err := json.Unmarshal(b, &m); err != nil {
 			return fmt.Errorf("error: %w", err)
 		}
@@ -598,8 +597,8 @@ func (s *session) handle(b []byte) error {
 			c.onServerError(s, se)
 		}
 		s.log.Debug("client: server error", "code", se.Code, "message", se.Message, "ref", se.Ref, "fatal", se.Fatal)
-	case signaling.TypeGoingAway:
-		var m signaling.GoingAway
+	case wire.TypeGoingAway:
+		var m wire.GoingAway
 		if err := json.Unmarshal(b, &m); err != nil {
 			return fmt.Errorf("going_away: %w", err)
 		}
@@ -607,38 +606,38 @@ func (s *session) handle(b []byte) error {
 		s.goingAway = m.Reason
 		s.mu.Unlock()
 		s.log.Info("client: server going away", "reason", m.Reason, "message", m.Message)
-	case signaling.TypeParticipantJoin:
-		var m signaling.ParticipantJoined
+	case wire.TypeParticipantJoin:
+		var m wire.ParticipantJoined
 		if err := json.Unmarshal(b, &m); err != nil {
 			return fmt.Errorf("participant_joined: %w", err)
 		}
 		c.onParticipantJoined(s, &m)
-	case signaling.TypeParticipantLeft:
-		var m signaling.ParticipantLeft
+	case wire.TypeParticipantLeft:
+		var m wire.ParticipantLeft
 		if err := json.Unmarshal(b, &m); err != nil {
 			return fmt.Errorf("participant_left: %w", err)
 		}
 		c.onParticipantLeft(s, &m)
-	case signaling.TypeTrackPublished:
-		var m signaling.TrackPublished
+	case wire.TypeTrackPublished:
+		var m wire.TrackPublished
 		if err := json.Unmarshal(b, &m); err != nil {
 			return fmt.Errorf("track_published: %w", err)
 		}
 		c.onTrackPublished(s, m.Track)
-	case signaling.TypeTrackUnpublished:
-		var m signaling.TrackUnpublished
+	case wire.TypeTrackUnpublished:
+		var m wire.TrackUnpublished
 		if err := json.Unmarshal(b, &m); err != nil {
 			return fmt.Errorf("track_unpublished: %w", err)
 		}
 		c.onTrackUnpublished(s, &m)
-	case signaling.TypeTrackMuted:
-		var m signaling.TrackMuted
+	case wire.TypeTrackMuted:
+		var m wire.TrackMuted
 		if err := json.Unmarshal(b, &m); err != nil {
 			return fmt.Errorf("track_muted: %w", err)
 		}
 		c.onTrackMuted(s, &m)
-	case signaling.TypeRelay:
-		var m signaling.Relay
+	case wire.TypeRelay:
+		var m wire.Relay
 		if err := json.Unmarshal(b, &m); err != nil {
 			return fmt.Errorf("relay: %w", err)
 		}
@@ -654,14 +653,14 @@ func (s *session) handle(b []byte) error {
 // answerSubscriber answers the server's offer on the subscriber connection.
 // A failure leaves the connection in a state no later offer can repair, so
 // the session is dropped and the client reconnects.
-func (s *session) answerSubscriber(m signaling.SessionDescription) {
+func (s *session) answerSubscriber(m wire.SessionDescription) {
 	answer, err := s.sub.answer(m.SDP)
 	if err != nil {
 		s.fail(err)
 		return
 	}
-	if err := s.send(signaling.SessionDescription{
-		Type: signaling.TypeAnswer, ID: m.ID, Target: signaling.TargetSubscriber, SDP: answer,
+	if err := s.send(wire.SessionDescription{
+		Type: wire.TypeAnswer, ID: m.ID, Target: wire.TargetSubscriber, SDP: answer,
 	}); err != nil {
 		return
 	}
@@ -686,7 +685,7 @@ type peer struct {
 func (s *session) newPeer(target string, pc *webrtc.PeerConnection) *peer {
 	p := &peer{s: s, target: target, pc: pc}
 	p.gate.emit = func(c *webrtc.ICECandidateInit) {
-		_ = s.send(signaling.Candidate{Type: signaling.TypeCandidate, Target: target, Candidate: c})
+		_ = s.send(wire.Candidate{Type: wire.TypeCandidate, Target: target, Candidate: c})
 	}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		var init *webrtc.ICECandidateInit

@@ -1,13 +1,14 @@
-// Package signaling holds Sotto's WebSocket signaling: wire protocol v1, the
-// server that authenticates callers with access tokens and admits them to
-// rooms, the room directory, and the limits that keep one caller from
-// disturbing another.
+// Package wire is Sotto's signaling contract, shared by the server and
+// every client: the messages of protocol v1, error and close codes, the
+// access token's claims, and the one table of codecs and header extensions
+// both sides negotiate. It imports nothing of the server.
 //
-// The wire protocol is specified in docs/PROTOCOL.md; this file is its Go
-// form. Every message is one JSON object in one WebSocket text frame, with a
-// "type" field naming it. Identity and room membership come from the access
-// token presented in "join", never from anything else the client says.
-package signaling
+// docs/PROTOCOL.md specifies the protocol; this package is its Go form.
+// Every message is one JSON object in one WebSocket text frame, with a
+// "type" field naming it. Identity and room membership come from the
+// access token presented in "join", never from anything else the client
+// says.
+package wire
 
 import (
 	"encoding/json"
