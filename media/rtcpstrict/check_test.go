@@ -7,26 +7,28 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/sotto-rtc/sotto/media/rtcpstrict/rtcptest"
 )
 
 // TestCheckAgreesWithValidate: Check and CheckRTP name the rule Validate
 // and ValidateRTP would, for every seed, accepted or refused.
 func TestCheckAgreesWithValidate(t *testing.T) {
 	for _, o := range []Options{{}, {ReducedSize: true}} {
-		for name, buf := range readCorpus(t, "FuzzRTCP") {
+		for name, buf := range rtcptest.ReadCorpus(t, corpusDir, "FuzzRTCP") {
 			want, _ := RuleOf(o.Validate(buf))
 			if got := o.Check(buf); got != want {
 				t.Errorf("%s (reduced %v): Check %q, Validate %q", name, o.ReducedSize, got, want)
 			}
 		}
 	}
-	for name, buf := range readCorpus(t, "FuzzRTP") {
+	for name, buf := range rtcptest.ReadCorpus(t, corpusDir, "FuzzRTP") {
 		want, _ := RuleOf(ValidateRTP(buf))
 		if got := (Options{}).CheckRTP(buf); got != want {
 			t.Errorf("%s: CheckRTP %q, ValidateRTP %q", name, got, want)
 		}
 	}
-	for name, buf := range rtpFixtures(t) {
+	for name, buf := range rtcptest.RTPFixtures(t) {
 		if got := (Options{}).CheckRTP(buf); got != "" {
 			t.Errorf("%s: CheckRTP refused a good packet: %s", name, got)
 		}
@@ -37,13 +39,13 @@ func TestCheckAgreesWithValidate(t *testing.T) {
 // CheckRTP, so a flood of hostile packets creates no garbage.
 func TestCheckDoesNotAllocate(t *testing.T) {
 	reduced := Options{ReducedSize: true}
-	for name, buf := range readCorpus(t, "FuzzRTCP") {
-		if n := allocs(20, func() { _ = reduced.Check(buf) }); n != 0 {
+	for name, buf := range rtcptest.ReadCorpus(t, corpusDir, "FuzzRTCP") {
+		if n := rtcptest.Allocs(20, func() { _ = reduced.Check(buf) }); n != 0 {
 			t.Errorf("%s: 20 calls of Check allocated %d times, want 0", name, n)
 		}
 	}
-	for name, buf := range readCorpus(t, "FuzzRTP") {
-		if n := allocs(20, func() { _ = reduced.CheckRTP(buf) }); n != 0 {
+	for name, buf := range rtcptest.ReadCorpus(t, corpusDir, "FuzzRTP") {
+		if n := rtcptest.Allocs(20, func() { _ = reduced.CheckRTP(buf) }); n != 0 {
 			t.Errorf("%s: 20 calls of CheckRTP allocated %d times, want 0", name, n)
 		}
 	}

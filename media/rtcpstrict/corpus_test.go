@@ -1,70 +1,16 @@
 package rtcpstrict
 
 import (
-	"bufio"
-	"bytes"
-	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
-)
 
-// readSeed decodes a one-argument []byte seed file in the `go test fuzz v1`
-// format.
-func readSeed(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, 1<<20)
-	var lines []string
-	for sc.Scan() {
-		if line := strings.TrimSpace(sc.Text()); line != "" {
-			lines = append(lines, line)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	if len(lines) != 2 || lines[0] != "go test fuzz v1" {
-		return nil, fmt.Errorf("%s: want a header and one value, got %d lines", path, len(lines))
-	}
-	lit, ok := strings.CutPrefix(lines[1], "[]byte(")
-	if lit, ok = strings.CutSuffix(lit, ")"); !ok {
-		return nil, fmt.Errorf("%s: value is not []byte(...)", path)
-	}
-	s, err := strconv.Unquote(lit)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return []byte(s), nil
-}
+	"github.com/sotto-rtc/sotto/media/rtcpstrict/rtcptest"
+)
 
 // corpusDir is where the fuzz targets keep their seed corpora: in the fuzz
 // package, with the targets (the README's map). The rules each hostile seed
 // must break are this package's business, so the tables are here.
 const corpusDir = "../../fuzz/testdata/fuzz"
-
-// readCorpus returns every seed of a fuzz target by file name.
-func readCorpus(t *testing.T, target string) map[string][]byte {
-	t.Helper()
-	paths, err := filepath.Glob(filepath.Join(filepath.FromSlash(corpusDir), target, "*"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	seeds := make(map[string][]byte, len(paths))
-	for _, p := range paths {
-		b, err := readSeed(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		seeds[filepath.Base(p)] = b
-	}
-	return seeds
-}
 
 // TestSeedCorpusRefused: every hostile RTCP seed is refused by Validate and
 // Parse with the rule its name promises, and never reaches pion. Seeds that
@@ -175,7 +121,7 @@ func TestSeedCorpusRefused(t *testing.T) {
 		"xr_block_one_word_past":                    same(RuleXRBlockOverrun),
 		"xr_second_block_one_word_past":             same(RuleXRBlockOverrun),
 	}
-	seeds := readCorpus(t, "FuzzRTCP")
+	seeds := rtcptest.ReadCorpus(t, corpusDir, "FuzzRTCP")
 	if len(seeds) < 40 {
 		t.Fatalf("only %d hostile RTCP seeds, want at least 40", len(seeds))
 	}
@@ -187,7 +133,7 @@ func TestSeedCorpusRefused(t *testing.T) {
 			}
 			assertRefused(t, Options{}, buf, w.strict)
 			if w.reduced == "" {
-				checkRoundTrip(t, Options{ReducedSize: true}, buf)
+				rtcptest.CheckRoundTrip(t, Options{ReducedSize: true}, buf)
 			} else {
 				assertRefused(t, Options{ReducedSize: true}, buf, w.reduced)
 			}
@@ -222,7 +168,7 @@ func TestRTPSeedCorpusRefused(t *testing.T) {
 		"rtp_two_byte_length_missing":     RuleRTPExtensionProfile,
 		"rtp_version_1":                   RuleRTPVersion,
 	}
-	seeds := readCorpus(t, "FuzzRTP")
+	seeds := rtcptest.ReadCorpus(t, corpusDir, "FuzzRTP")
 	if len(seeds) != len(expect) {
 		t.Errorf("%d RTP seeds, %d expectations", len(seeds), len(expect))
 	}
