@@ -1,71 +1,33 @@
 package rtcpstrict
 
-// Default limits. Each is justified where it is used in the package
-// documentation; they are constants, not variables, so nothing can change
-// them behind the SFU's back.
+// Default limits (docs/FUZZING.md, "Limits", says why each is enough).
 const (
-	// DefaultMaxDatagram is one Ethernet MTU. WebRTC stacks keep RTCP and
-	// RTP under the path MTU (libwebrtc's IP_PACKET_SIZE is 1500), so a
-	// longer datagram is not from a browser.
-	DefaultMaxDatagram = 1500
-	// DefaultMaxPackets bounds the packets in one compound. Real compounds
-	// hold SR/RR, a few extra RRs, SDES, maybe BYE and a handful of feedback
-	// messages; 32 is several times that, and it bounds pion's per-packet
-	// allocations.
-	DefaultMaxPackets = 32
-	// DefaultMaxNACKEntries bounds the FCI entries of one generic NACK. Each
-	// entry names up to 17 packets, so 64 entries name up to 1088 packets:
-	// twice the SFU's default 512-packet cache. More only buys an attacker
-	// retransmission work per NACK.
-	DefaultMaxNACKEntries = 64
-	// DefaultMaxTWCCStatusCount bounds the packet status count of one
-	// transport-wide CC feedback. Browsers send one every 50-100 ms; 8192
-	// statuses is eight seconds of 1000 packet/s media with no feedback in
-	// between, and it bounds the per-status work of the bandwidth estimator
-	// that consumes the feedback.
+	DefaultMaxDatagram        = 1500 // one Ethernet MTU, libwebrtc's IP_PACKET_SIZE
+	DefaultMaxPackets         = 32
+	DefaultMaxNACKEntries     = 64 // up to 1088 packets: twice the SFU's packet cache
 	DefaultMaxTWCCStatusCount = 8192
 
-	// maxNACKEntriesLimit is the most NACK entries pion/rtcp v1.2.17 can
-	// marshal (TransportLayerNack.Marshal refuses len(Nacks)+2 > 255), so the
-	// validator never accepts more whatever the option says.
-	maxNACKEntriesLimit = 253
-	// maxTWCCStatusCountLimit keeps pion's uint16 count of processed
-	// statuses from wrapping when a 14-symbol vector chunk overshoots the
-	// status count; a wrap would make pion read chunks the validator did not.
+	// Hard caps whatever the options say: pion cannot marshal more NACK
+	// entries, and its 16-bit count of TWCC statuses must not wrap.
+	maxNACKEntriesLimit     = 253
 	maxTWCCStatusCountLimit = 1 << 15
-	// ccfbMaxReports is RFC 8888's cap on num_reports in one report block;
-	// pion/rtcp refuses to marshal more.
-	ccfbMaxReports = 16384
+	ccfbMaxReports          = 16384 // RFC 8888's cap on num_reports
 )
 
-// Options tunes the checks. The zero value means the strict RFC 3550
-// defaults: every zero or negative limit takes its Default* value, and
-// ReducedSize is false. An Options value holds no state, so one value may
-// serve every connection concurrently.
+// Options tunes the checks. The zero value is the strict RFC 3550
+// defaults; a zero or negative limit takes its Default* value. It holds no
+// state, so one value may serve every connection concurrently.
 type Options struct {
-	// MaxDatagram is the largest RTCP datagram or RTP packet accepted, in
-	// bytes. Default DefaultMaxDatagram.
-	MaxDatagram int
-	// MaxPackets is the most RTCP packets accepted in one compound. Default
-	// DefaultMaxPackets.
-	MaxPackets int
-	// MaxNACKEntries is the most FCI entries accepted in one generic NACK.
-	// Default DefaultMaxNACKEntries; values above 253 are treated as 253
-	// because pion/rtcp cannot marshal more.
-	MaxNACKEntries int
-	// MaxTWCCStatusCount is the largest packet status count accepted in one
-	// transport-wide CC feedback. Default DefaultMaxTWCCStatusCount; values
-	// above 32768 are treated as 32768.
-	MaxTWCCStatusCount int
-	// ReducedSize accepts RFC 5506 reduced-size RTCP: a datagram need not
-	// start with an SR or RR nor carry an SDES CNAME. Every per-packet rule
-	// still applies. The SFU sets it because WebRTC negotiates
-	// a=rtcp-rsize.
+	MaxDatagram        int // bytes of an RTCP datagram or RTP packet
+	MaxPackets         int // RTCP packets in one compound
+	MaxNACKEntries     int // FCI entries of one generic NACK; at most 253
+	MaxTWCCStatusCount int // status count of one transport-wide CC; at most 32768
+	// ReducedSize accepts RFC 5506 reduced-size RTCP: no SR/RR first and no
+	// CNAME needed. Every per-packet rule still applies.
 	ReducedSize bool
 }
 
-// DefaultOptions returns the strict RFC 3550 defaults with every limit
-// spelled out. It is equivalent to Options{}.
+// DefaultOptions is Options{} with every limit spelled out.
 func DefaultOptions() Options {
 	return Options{
 		MaxDatagram:        DefaultMaxDatagram,

@@ -6,8 +6,7 @@ import (
 	"github.com/pion/rtcp"
 )
 
-// RTCP packet types (RFC 3550, 4585, 3611) and the bounds of the range
-// RFC 5761 reserves for RTCP.
+// RTCP packet types (RFC 3550, 4585, 3611) and RFC 5761's RTCP range.
 const (
 	typeSR    = 200
 	typeRR    = 201
@@ -53,43 +52,35 @@ const (
 	paddingFlag = 0x20
 )
 
-// Validate checks one RTCP datagram against the strict RFC 3550 defaults,
-// the same as Options{}.Validate. It returns nil or an *Error.
+// Validate is Options{}.Validate: the strict RFC 3550 defaults.
 func Validate(buf []byte) error { return Options{}.Validate(buf) }
 
-// Parse validates buf with the strict RFC 3550 defaults and, only if every
-// check passes, parses it with pion/rtcp. It is Options{}.Parse.
+// Parse is Options{}.Parse: the strict RFC 3550 defaults.
 func Parse(buf []byte) ([]rtcp.Packet, error) { return Options{}.Parse(buf) }
 
-// Validate checks one RTCP datagram (already SRTCP-decrypted). It returns nil
-// or an *Error naming the first rule the datagram breaks. It does not
-// allocate when it accepts.
+// Validate checks one decrypted RTCP datagram: nil, or an *Error naming
+// the first rule it breaks. It does not allocate when it accepts.
 func (o Options) Validate(buf []byte) error {
 	_, r := o.resolved().check(buf)
 	return r.err()
 }
 
-// Check is Validate for paths that only count refusals: it returns the rule
-// the datagram breaks, or "" when it passes, and never allocates, accepted
-// or refused. The SFU calls it once per RTCP packet, where a flood of
-// hostile packets must not also become a flood of garbage.
+// Check is Validate returning only the rule ("" when it passes); it never
+// allocates, so a flood of hostile packets makes no garbage.
 func (o Options) Check(buf []byte) Rule {
 	_, r := o.resolved().check(buf)
 	return r.rule
 }
 
-// Parse validates buf and, only if every check passes, hands it to
-// rtcp.Unmarshal. A refused datagram never reaches pion. If the last packet
-// carries RFC 3550 padding that pion would misread (every type but
-// transport-wide CC, which pion models), pion is given a copy without the
-// padding, so the packets are those rtcp.Unmarshal returns for the same
-// datagram sent unpadded.
+// Parse validates buf and only then hands it to rtcp.Unmarshal, without
+// the last packet's RFC 3550 padding, which pion would read as data
+// (except on transport-wide CC, where pion models it).
 func (o Options) Parse(buf []byte) ([]rtcp.Packet, error) {
 	return o.parse(buf, rtcp.Unmarshal)
 }
 
-// parse is Parse with the parser passed in, so a test can prove that a
-// refused datagram is never handed to it.
+// parse takes the parser so a test can prove a refused datagram never
+// reaches it.
 func (o Options) parse(buf []byte, unmarshal func([]byte) ([]rtcp.Packet, error)) ([]rtcp.Packet, error) {
 	lay, r := o.resolved().check(buf)
 	if r.rule != "" {
@@ -102,17 +93,15 @@ func (o Options) parse(buf []byte, unmarshal func([]byte) ([]rtcp.Packet, error)
 	return packets, nil
 }
 
-// layout remembers the padding of the last packet, which Parse strips
-// before pion sees the datagram.
+// layout is the last packet's padding, which Parse strips.
 type layout struct {
 	off   int // start of the padded packet
 	total int // its length including padding
 	pad   int // padding to strip; 0 when nothing is stripped
 }
 
-// forParser returns buf as pion should see it: unchanged, or a copy whose
-// last packet has its padding removed and its length field and P bit
-// rewritten. The copy is sized by len(buf), never by a length field.
+// forParser returns buf, or a copy (sized by len(buf)) without the last
+// packet's padding, its length and P bit rewritten.
 func (l layout) forParser(buf []byte) []byte {
 	if l.pad == 0 {
 		return buf
@@ -169,10 +158,8 @@ func (o Options) check(buf []byte) (layout, refusal) {
 			if pad > total-headerLen {
 				return lay, refuse(RulePaddingOverrun, padAt, "padding count %d exceeds the %d-byte body", pad, total-headerLen)
 			}
-			// libwebrtc pads transport-wide CC feedback by 1-3 bytes and
-			// pion models that padding itself; every other type is
-			// word-aligned, so RFC 3550's multiple of four holds and pion
-			// is given the packet without it.
+			// libwebrtc pads TWCC by 1-3 bytes and pion models it; other
+			// types keep RFC 3550's multiple of four.
 			if !twcc {
 				if pad%4 != 0 {
 					return lay, refuse(RulePaddingMisaligned, padAt, "padding count %d is not a multiple of 4", pad)
@@ -193,9 +180,8 @@ func (o Options) check(buf []byte) (layout, refusal) {
 	return lay, refusal{}
 }
 
-// checkPacket applies the rules of one packet's type. pkt includes the
-// padding, whose length is pad; base is pkt's offset in the datagram. It
-// reports whether the packet is an SDES carrying a CNAME item.
+// checkPacket applies pkt's type's rules (pkt includes pad bytes of
+// padding; base is its offset) and reports an SDES with a CNAME.
 func (o Options) checkPacket(pkt []byte, pad, base int) (cname bool, r refusal) {
 	body := pkt[:len(pkt)-pad]
 	count := int(pkt[0] & 0x1f)
@@ -220,9 +206,8 @@ func (o Options) checkPacket(pkt []byte, pad, base int) (cname bool, r refusal) 
 	case typeXR:
 		return false, checkXR(body, base)
 	default:
-		// Types are added by new RFCs (RFC 5760 RSI, RFC 6284 TOKEN, ...);
-		// pion returns them as RawPacket, which the SFU ignores. Outside
-		// RFC 5761's RTCP range a packet cannot be RTCP at all.
+		// Newer types (RFC 5760 RSI, RFC 6284 TOKEN...) pass as RawPacket;
+		// outside RFC 5761's range a packet is not RTCP.
 		if pt < rtcpTypeFirst || pt > rtcpTypeLast {
 			return false, refuse(RuleUnknownType, base, "packet type %d is outside the RTCP range %d-%d", int(pt), rtcpTypeFirst, rtcpTypeLast)
 		}
@@ -234,8 +219,7 @@ func checkSR(body []byte, rc, base int) refusal {
 	if len(body) < srMinLen {
 		return refuse(RuleTooShort, base, "SR of %d bytes, needs %d", len(body), srMinLen)
 	}
-	// What follows the reports is profile-specific extension data, which
-	// pion keeps and round-trips; the length field keeps it word-aligned.
+	// Profile extension data may follow; pion round-trips it.
 	if need := srMinLen + reportLen*rc; need > len(body) {
 		return refuse(RuleReportCount, base, "SR with %d reports needs %d bytes, has %d", rc, need, len(body))
 	}
@@ -250,20 +234,16 @@ func checkRR(body []byte, rc, base int) refusal {
 	if need > len(body) {
 		return refuse(RuleReportCount, base, "RR with %d reports needs %d bytes, has %d", rc, need, len(body))
 	}
-	// RFC 3550 allows profile extensions after an RR's reports, but pion
-	// v1.2.17 marshals them with a length field that leaves them out, so a
-	// parsed RR with extensions cannot be written back. No WebRTC stack
-	// sends them.
+	// Not so for an RR: pion writes its extensions under a length that
+	// leaves them out, and no WebRTC stack sends them.
 	if need != len(body) {
 		return refuse(RuleReportCount, base+need, "RR with %d reports has %d bytes after them", rc, len(body)-need)
 	}
 	return refusal{}
 }
 
-// checkSDES walks SC chunks: SSRC, items, a null terminator and null padding
-// to the next 32-bit boundary (RFC 3550 6.5), with nothing after the last.
-// pion recomputes each chunk's length from its items, so anything but this
-// exact layout would make it read the next chunk from the wrong place.
+// checkSDES walks SC chunks exactly as RFC 3550 6.5 lays them out: pion
+// recomputes chunk lengths, so any slack shifts the next chunk.
 func checkSDES(body []byte, sc, base int) (cname bool, r refusal) {
 	p := headerLen
 	for chunk := 1; chunk <= sc; chunk++ {
@@ -305,8 +285,7 @@ func checkSDES(body []byte, sc, base int) (cname bool, r refusal) {
 	return cname, refusal{}
 }
 
-// checkBYE: SC SSRCs, then optionally a length-prefixed reason null-padded
-// to the next 32-bit boundary (RFC 3550 6.6), and nothing more.
+// checkBYE: SC SSRCs, then an optional null-padded reason (RFC 3550 6.6).
 func checkBYE(body []byte, sc, base int) refusal {
 	p := headerLen + 4*sc
 	if p > len(body) {
@@ -331,9 +310,7 @@ func checkBYE(body []byte, sc, base int) refusal {
 	return refusal{}
 }
 
-// checkRTPFB covers transport-layer feedback. pkt includes the padding
-// because transport-wide CC is checked against the layout pion expects,
-// padding and all.
+// checkRTPFB: pkt includes the padding, part of TWCC's layout in pion.
 func (o Options) checkRTPFB(pkt []byte, pad, format, base int) refusal {
 	if format == fmtTWCC {
 		return o.checkTWCC(pkt, pad, base)
@@ -366,16 +343,12 @@ func (o Options) checkRTPFB(pkt []byte, pad, format, base int) refusal {
 	case fmtCCFB:
 		return checkCCFB(body, base)
 	}
-	// Other formats (RFC 6642 TLLEI, 6679 ECN, 7728 PAUSE-RESUME, ...)
-	// reach pion as RawPacket; the common feedback header is all they need.
+	// Other formats (TLLEI, ECN, PAUSE-RESUME...) reach pion as RawPacket.
 	return refusal{}
 }
 
-// checkTWCC follows pion's TransportLayerCC.Unmarshal so that everything it
-// reads is inside the packet, and so that pion can write back exactly what
-// it read: the packet must end at the last receive delta rounded up to 32
-// bits, because pion keeps the received length field and recomputes the
-// body.
+// checkTWCC follows pion's TransportLayerCC.Unmarshal: all it reads is
+// inside, and the packet ends at the last delta rounded up to 32 bits.
 func (o Options) checkTWCC(pkt []byte, pad, base int) refusal {
 	total := len(pkt)
 	body := total - pad
@@ -389,8 +362,7 @@ func (o Options) checkTWCC(pkt []byte, pad, base int) refusal {
 	p := twccMinLen
 	seen, deltaBytes := 0, 0
 	for seen < count {
-		// pion refuses a chunk that ends at or after the packet's end, even
-		// when no delta follows, so one byte must remain after every chunk.
+		// pion wants a byte left after every chunk, delta or not.
 		if p+2 > body || p+2 >= total {
 			return refuse(RuleTWCCChunkOverrun, base+p, "status chunks cover %d of %d packets when the packet ends", seen, count)
 		}
@@ -410,8 +382,7 @@ func (o Options) checkTWCC(pkt []byte, pad, base int) refusal {
 		case chunk&0x4000 == 0: // status vector of 14 one-bit symbols
 			for i := range 14 {
 				sym := int(chunk>>(13-i)) & 1
-				// pion reads a delta for every received symbol in the
-				// vector, libwebrtc only for those within the count.
+				// pion reads deltas past the count; libwebrtc does not.
 				if sym != 0 && i >= left {
 					return refuse(RuleTWCCChunk, base+p, "vector marks packet %d received, beyond the status count", count+i-left)
 				}
@@ -447,9 +418,8 @@ func (o Options) checkTWCC(pkt []byte, pad, base int) refusal {
 	return refusal{}
 }
 
-// checkCCFB walks RFC 8888 report blocks up to the report timestamp. Counts
-// are computed in int: begin_seq+num_reports-1 may pass 65535, which is a
-// legal wrap of the sequence space and must not wrap the count.
+// checkCCFB walks RFC 8888 report blocks; counts are ints, since
+// begin_seq+num_reports-1 may legally pass 65535.
 func checkCCFB(body []byte, base int) refusal {
 	end := len(body) - 4 // report timestamp
 	for p := 8; p < end; {
@@ -483,9 +453,8 @@ func checkPSFB(body []byte, format, base int) refusal {
 		if fci == 0 {
 			return refuse(RuleSLI, base, "SLI without FCI entries")
 		}
-		// pion v1.2.17 dispatches PSFB FMT 2 to SliceLossIndication, whose
-		// Unmarshal then demands PT 205 and fails on every real SLI.
-		// Browsers stopped sending SLI years ago.
+		// pion parses SLI as PT 205 and fails (TestPionDefects); browsers
+		// no longer send it.
 		return refuse(RuleSLIUnsupported, base, "SLI is well-formed but pion/rtcp cannot parse it")
 	case fmtFIR:
 		if fci == 0 || fci%8 != 0 {
@@ -498,8 +467,7 @@ func checkPSFB(body []byte, format, base int) refusal {
 	return refusal{}
 }
 
-// checkAFB admits only REMB: pion parses every PSFB FMT 15 as REMB and
-// fails on any other application-layer feedback.
+// checkAFB admits only REMB, as pion parses all FMT 15 as REMB.
 func checkAFB(body []byte, base int) refusal {
 	if len(body) < 16 || body[12] != 'R' || body[13] != 'E' || body[14] != 'M' || body[15] != 'B' {
 		return refuse(RuleAFBNotREMB, base+fbMinLen, "application-layer feedback without the REMB identifier")
@@ -535,10 +503,8 @@ const (
 	xrDLRRSub   = 12
 )
 
-// checkXR walks the report blocks. pion reads a block through reflection
-// into a fixed struct, clipping a block that runs past the packet and
-// rewriting lengths and reserved bits on marshal, so each known block must
-// have exactly its type's length and zero reserved bits.
+// checkXR: known blocks must have their exact length and zero reserved
+// bits, since pion reads them into fixed structs and rewrites both.
 func checkXR(body []byte, base int) refusal {
 	if len(body) < xrMinLen {
 		return refuse(RuleTooShort, base, "XR of %d bytes, needs %d", len(body), xrMinLen)

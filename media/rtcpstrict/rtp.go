@@ -13,20 +13,17 @@ const (
 	extIDReserved       = 15
 )
 
-// ValidateRTP checks one RTP packet's header (after SRTP decryption) with
-// the default limits, the same as Options{}.ValidateRTP.
+// ValidateRTP is Options{}.ValidateRTP.
 func ValidateRTP(buf []byte) error { return Options{}.ValidateRTP(buf) }
 
-// ValidateRTP checks one RTP packet's header, CSRC list, header extension
-// and padding, so that everything rtp.Packet.Unmarshal reads lies inside
-// buf and it can write back what it read. The payload is not inspected.
-// It returns nil or an *Error, and does not allocate when it accepts.
+// ValidateRTP checks the header, CSRCs, extension and padding so that all
+// rtp.Packet.Unmarshal reads is inside buf and writes back the same; not
+// the payload. It does not allocate when it accepts.
 func (o Options) ValidateRTP(buf []byte) error {
 	return o.checkRTP(buf).err()
 }
 
-// CheckRTP is ValidateRTP for paths that only count refusals: it returns
-// the rule the packet breaks, or "" when it passes, and never allocates.
+// CheckRTP is ValidateRTP returning only the rule; it never allocates.
 func (o Options) CheckRTP(buf []byte) Rule {
 	return o.checkRTP(buf).rule
 }
@@ -38,8 +35,7 @@ func (o Options) checkRTP(buf []byte) refusal {
 	if len(buf) < rtpHeaderLen {
 		return refuse(RuleRTPTooShort, 0, "%d bytes, an RTP header needs %d", len(buf), rtpHeaderLen)
 	}
-	// pion does not check the version; a non-2 version here is another
-	// protocol or garbage that slipped past demultiplexing.
+	// pion does not check the version.
 	if v := buf[0] >> 6; v != 2 {
 		return refuse(RuleRTPVersion, 0, "version %d, want 2", int(v))
 	}
@@ -64,8 +60,7 @@ func (o Options) checkRTP(buf []byte) refusal {
 		case profile&extProfileTwoByteMk == extProfileTwoByte:
 			r = checkTwoByteExtensions(buf[start:end], start)
 		}
-		// Any other profile is opaque RFC 3550 extension data: bounding its
-		// length is all that can be checked, and pion keeps it as one blob.
+		// Other profiles are opaque RFC 3550 extension data.
 		if r.rule != "" {
 			return r
 		}
@@ -96,8 +91,7 @@ func checkOneByteExtensions(ext []byte, base int) refusal {
 			continue
 		}
 		id := b >> 4
-		// ID 0 with a length is not padding, and ID 15 is reserved and
-		// stops pion's walk early, dropping the elements after it.
+		// ID 15 is reserved and stops pion's walk early.
 		if id == 0 || id == extIDReserved {
 			return refuse(RuleRTPExtensionProfile, base+i, "one-byte element with ID %d", int(id))
 		}
