@@ -5,29 +5,24 @@ import (
 	"math/bits"
 )
 
-// MaxHeaderSize is the largest SFrame header: the config byte and eight
-// bytes each of KID and CTR.
+// MaxHeaderSize is the config byte and eight bytes each of KID and CTR.
 const MaxHeaderSize = 17
 
-// Header is an SFrame header (RFC 9605 section 4.3): the key ID that
-// selects the key and the counter that makes the nonce. Both travel in the
-// clear; the AEAD authenticates them.
+// Header is an SFrame header (RFC 9605 section 4.3), clear but authenticated.
 type Header struct {
 	KID uint64
 	CTR uint64
 }
 
-// The config byte: |X|K K K|Y|C C C|. X (Y) set means K (C) holds the
-// length of the KID (CTR) minus one, with the value in the bytes after the
-// config byte; clear means K (C) holds the value itself.
+// The config byte: |X|K K K|Y|C C C|. X (Y) set: K (C) is the length minus
+// one of the KID (CTR) that follows; clear: K (C) is the value.
 const (
 	flagExtendedKID = 0x80
 	flagExtendedCTR = 0x08
 	compactMax      = 7
 )
 
-// extendedSize returns how many bytes v takes after the config byte: none
-// when it fits in the 3-bit field, else its minimal big-endian length.
+// extendedSize is v's length after the config byte: 0 if it fits in 3 bits.
 func extendedSize(v uint64) int {
 	if v <= compactMax {
 		return 0
@@ -35,15 +30,11 @@ func extendedSize(v uint64) int {
 	return (bits.Len64(v) + 7) / 8
 }
 
-// MarshalSize returns the length of h's encoding, 1 to MaxHeaderSize.
 func (h Header) MarshalSize() int {
 	return 1 + extendedSize(h.KID) + extendedSize(h.CTR)
 }
 
-// AppendTo appends h's encoding to b and returns the extended slice. The
-// encoding is the minimal one, which RFC 9605 section 4.3 requires: a value
-// of 0 to 7 sits in the config byte, a larger one in as few bytes as it
-// needs.
+// AppendTo appends h's minimal encoding (RFC 9605 section 4.3) to b.
 func (h Header) AppendTo(b []byte) []byte {
 	kn, cn := extendedSize(h.KID), extendedSize(h.CTR)
 	var config byte
@@ -69,12 +60,9 @@ func appendBigEndian(b []byte, v uint64, n int) []byte {
 	return b
 }
 
-// ParseHeader parses the SFrame header at the start of b and returns it
-// with its length in bytes; the ciphertext follows at b[n:]. An error
-// wraps ErrHeader: b is empty, ends inside the header, or encodes a value
-// in more bytes than it needs (RFC 9605 section 4.3 says the minimal
-// encoding MUST be used, and accepting only it gives each header exactly
-// one byte string).
+// ParseHeader parses the header at the start of b and returns its length.
+// Only the minimal encoding parses, so each header has one byte string;
+// errors wrap ErrHeader.
 func ParseHeader(b []byte) (Header, int, error) {
 	if len(b) == 0 {
 		return Header{}, 0, fmt.Errorf("%w: empty", ErrHeader)
@@ -92,8 +80,7 @@ func ParseHeader(b []byte) (Header, int, error) {
 	return Header{KID: kid, CTR: ctr}, at, nil
 }
 
-// parseField reads one of the two fields given its 4 config bits (the
-// extension flag and the 3-bit value or length) from b[at:].
+// parseField reads a field given its 4 config bits.
 func parseField(b []byte, at int, nibble byte, name string) (uint64, int, error) {
 	if nibble&0x08 == 0 {
 		return uint64(nibble), at, nil

@@ -12,23 +12,17 @@ import (
 	"hash"
 )
 
-// The HKDF labels of RFC 9605, verbatim. The key and salt labels are
-// followed by the KID (8 bytes, big-endian, not the header's compact form)
-// and the cipher suite (2 bytes, big-endian).
+// RFC 9605's HKDF labels; key and salt labels take the KID (8 bytes) and
+// suite (2 bytes), big-endian.
 const (
 	keyLabel     = "SFrame 1.0 Secret key "
 	saltLabel    = "SFrame 1.0 Secret salt "
 	ratchetLabel = "SFrame 1.0 Ratchet"
 )
 
-// maxPlaintext bounds one frame: crypto/cipher's GCM refuses (by panicking
-// in Seal) more than 2^32-2 blocks, and the CTR+HMAC composition starts its
-// block counter in the nonce's last four bytes, so 2^32 blocks is its own
-// limit. A frame is kilobytes; the bound only turns a panic into an error.
+// maxPlaintext turns GCM's and CTR's 2^32-block limits into an error.
 const maxPlaintext = (1<<32 - 2) * aes.BlockSize
 
-// label builds an HKDF info string: prefix || KID (8 bytes BE) || suite
-// (2 bytes BE).
 func label(prefix string, kid uint64, suite CipherSuite) []byte {
 	b := make([]byte, 0, len(prefix)+10)
 	b = append(b, prefix...)
@@ -36,8 +30,8 @@ func label(prefix string, kid uint64, suite CipherSuite) []byte {
 	return binary.BigEndian.AppendUint16(b, uint16(suite))
 }
 
-// keySchedule is RFC 9605 section 4.4.2's derive_key_salt, with its
-// intermediate secret kept for the test vectors.
+// keySchedule is derive_key_salt (RFC 9605 section 4.4.2), with its
+// secret kept for the test vectors.
 type keySchedule struct {
 	secret, key, salt []byte
 }
@@ -50,8 +44,7 @@ func deriveSchedule(suite CipherSuite, kid uint64, baseKey []byte) (keySchedule,
 	if len(baseKey) == 0 {
 		return keySchedule{}, errors.New("sframe: empty base key")
 	}
-	// HKDF-Extract with an empty salt: RFC 5869 makes that a string of Nh
-	// zero bytes, which is what a nil salt means to crypto/hkdf.
+	// An empty salt is Nh zero bytes (RFC 5869), as nil is to crypto/hkdf.
 	secret, err := hkdf.Extract(p.hash, baseKey, nil)
 	if err != nil {
 		return keySchedule{}, fmt.Errorf("sframe: HKDF-Extract: %w", err)
@@ -67,16 +60,8 @@ func deriveSchedule(suite CipherSuite, kid uint64, baseKey []byte) (keySchedule,
 	return keySchedule{secret: secret, key: key, salt: salt}, nil
 }
 
-// Ratchet returns the next base key of the sender-key ratchet of RFC 9605
-// section 5.1:
-//
-//	base_key[i+1] = HKDF-Expand(HKDF-Extract("", base_key[i]), "SFrame 1.0 Ratchet", Nh)
-//
-// with the suite's hash; the result is HashSize bytes. Sender and receivers
-// each ratchet their copy; the sender then encrypts under a new KID (the
-// RFC puts the ratchet step in the KID's low R bits) so receivers know
-// which key a frame needs. Ratcheting gives forward secrecy towards
-// receivers who join later: the old key cannot be computed from the new.
+// Ratchet returns the next base key of the sender-key ratchet (RFC 9605
+// section 5.1), HashSize bytes; the old key cannot be computed from it.
 func Ratchet(suite CipherSuite, baseKey []byte) ([]byte, error) {
 	p, err := suite.checked()
 	if err != nil {
@@ -96,9 +81,7 @@ func Ratchet(suite CipherSuite, baseKey []byte) ([]byte, error) {
 	return next, nil
 }
 
-// Key is one derived SFrame key: the AEAD key and salt for one KID and
-// base key (RFC 9605 section 4.4.2). It is immutable and safe for
-// concurrent use.
+// Key is the AEAD key and salt for one KID and base key; it is immutable.
 type Key struct {
 	suite CipherSuite
 	kid   uint64
@@ -107,9 +90,7 @@ type Key struct {
 	aead  cipher.AEAD
 }
 
-// DeriveKey derives the key and salt for kid from baseKey under suite.
-// baseKey may have any non-zero length; RFC 9605 sets none (its test
-// vectors use 16 bytes for every suite).
+// DeriveKey derives kid's key from baseKey (any non-zero length).
 func DeriveKey(suite CipherSuite, kid uint64, baseKey []byte) (*Key, error) {
 	ks, err := deriveSchedule(suite, kid, baseKey)
 	if err != nil {
@@ -118,7 +99,6 @@ func DeriveKey(suite CipherSuite, kid uint64, baseKey []byte) (*Key, error) {
 	return newKey(suite, kid, ks.key, ks.salt)
 }
 
-// newKey builds a Key from derived material of the right sizes.
 func newKey(suite CipherSuite, kid uint64, key, salt []byte) (*Key, error) {
 	p, err := suite.checked()
 	if err != nil {
@@ -143,21 +123,17 @@ func newKey(suite CipherSuite, kid uint64, key, salt []byte) (*Key, error) {
 	return k, nil
 }
 
-// Suite returns the key's cipher suite.
 func (k *Key) Suite() CipherSuite { return k.suite }
 
-// KID returns the key ID the key was derived for.
 func (k *Key) KID() uint64 { return k.kid }
 
-// sameAs reports whether o is the same key: same suite, KID and derived
-// bytes, and so the same base key.
+// sameAs: same suite, KID and derived bytes, so the same base key.
 func (k *Key) sameAs(o *Key) bool {
 	return k.suite == o.suite && k.kid == o.kid && k.salt == o.salt &&
 		subtle.ConstantTimeCompare(k.key, o.key) == 1
 }
 
-// nonce is the salt XOR the counter, the counter big-endian and
-// left-padded to the nonce size (RFC 9605 section 4.4.3).
+// nonce is salt XOR counter (RFC 9605 section 4.4.3).
 func (k *Key) nonce(ctr uint64) [12]byte {
 	n := k.salt
 	for i := range 8 {
@@ -166,15 +142,13 @@ func (k *Key) nonce(ctr uint64) [12]byte {
 	return n
 }
 
-// aad is header || metadata, the AEAD's associated data.
 func aad(header, metadata []byte) []byte {
 	a := make([]byte, 0, len(header)+len(metadata))
 	return append(append(a, header...), metadata...)
 }
 
-// seal is RFC 9605's encrypt: it appends header || AEAD ciphertext || tag
-// to dst. The caller guarantees the counter is never used twice with k.
-// dst's spare capacity must not overlap metadata or plaintext.
+// seal appends header || ciphertext || tag to dst; the caller never
+// reuses a counter. dst's spare capacity must not overlap the inputs.
 func (k *Key) seal(dst []byte, ctr uint64, metadata, plaintext []byte) ([]byte, error) {
 	if uint64(len(plaintext)) > maxPlaintext {
 		return nil, fmt.Errorf("sframe: plaintext of %d bytes is over the %d-byte limit", len(plaintext), uint64(maxPlaintext))
@@ -185,13 +159,9 @@ func (k *Key) seal(dst []byte, ctr uint64, metadata, plaintext []byte) ([]byte, 
 	return k.aead.Seal(dst, nonce[:], plaintext, aad(dst[start:], metadata)), nil
 }
 
-// Open is RFC 9605's decrypt with this key alone: it parses frame's
-// header, checks that it names this key's KID, authenticates header,
-// metadata and ciphertext, and appends the plaintext to dst. It returns the
-// header whenever it parsed. On error nothing is appended.
-//
-// Open keeps no state, so it accepts a replayed frame; [Receiver] adds the
-// replay window. dst's spare capacity must not overlap metadata or frame.
+// Open decrypts frame with this key alone and appends the plaintext to dst;
+// it returns the header whenever it parsed. It has no replay window (see
+// Receiver). dst's spare capacity must not overlap the inputs.
 func (k *Key) Open(dst, metadata, frame []byte) ([]byte, Header, error) {
 	h, n, err := ParseHeader(frame)
 	if err != nil {
@@ -204,7 +174,6 @@ func (k *Key) Open(dst, metadata, frame []byte) ([]byte, Header, error) {
 	return out, h, err
 }
 
-// open authenticates and decrypts one frame whose header has been parsed.
 func (k *Key) open(dst []byte, h Header, header, metadata, ct []byte) ([]byte, error) {
 	if tag := k.aead.Overhead(); len(ct) < tag {
 		return nil, fmt.Errorf("%w: KID %d CTR %d: %d bytes after the header, the tag alone is %d", ErrAuth, h.KID, h.CTR, len(ct), tag)
@@ -220,9 +189,7 @@ func (k *Key) open(dst []byte, h Header, header, metadata, ct []byte) ([]byte, e
 	return out, nil
 }
 
-// ctrHMAC is the AEAD of RFC 9605 section 4.5.1: AES-CTR, then an HMAC
-// over lengths, nonce, AAD and ciphertext, truncated to the suite's tag.
-// It implements cipher.AEAD and is safe for concurrent use.
+// ctrHMAC is the AES-CTR + HMAC AEAD of RFC 9605 section 4.5.1.
 type ctrHMAC struct {
 	block   cipher.Block
 	authKey []byte
@@ -230,8 +197,7 @@ type ctrHMAC struct {
 	tagSize int
 }
 
-// splitKey is derive_subkeys: the first Nka bytes encrypt, the remaining
-// Nh authenticate.
+// splitKey is derive_subkeys: Nka bytes encrypt, Nh authenticate.
 func splitKey(p suiteParams, key []byte) (encKey, authKey []byte) {
 	return key[:p.nka], key[p.nka:]
 }
@@ -251,8 +217,7 @@ func newCTRHMAC(p suiteParams, key []byte) (*ctrHMAC, error) {
 func (c *ctrHMAC) NonceSize() int { return 12 }
 func (c *ctrHMAC) Overhead() int  { return c.tagSize }
 
-// tag is compute_tag: HMAC(auth_key, len(aad) || len(ct) || Nt || nonce ||
-// aad || ct), each length 8 bytes big-endian, truncated to Nt.
+// tag is compute_tag, truncated to Nt.
 func (c *ctrHMAC) tag(nonce, aad, ct []byte) []byte {
 	mac := hmac.New(c.hash, c.authKey)
 	var lengths [24]byte
@@ -266,8 +231,7 @@ func (c *ctrHMAC) tag(nonce, aad, ct []byte) []byte {
 	return mac.Sum(nil)[:c.tagSize]
 }
 
-// stream is AES-CTR whose initial counter block is the nonce followed by
-// four zero bytes.
+// stream is AES-CTR from nonce || 0x00000000.
 func (c *ctrHMAC) stream(nonce []byte) cipher.Stream {
 	var iv [aes.BlockSize]byte
 	copy(iv[:], nonce)
@@ -290,8 +254,7 @@ func (c *ctrHMAC) Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, e
 		return nil, ErrAuth
 	}
 	ct, tag := ciphertext[:len(ciphertext)-c.tagSize], ciphertext[len(ciphertext)-c.tagSize:]
-	// Authenticate before decrypting, so nothing unauthenticated is ever
-	// written to dst.
+	// Authenticate first: nothing unauthenticated reaches dst.
 	if subtle.ConstantTimeCompare(c.tag(nonce, additionalData, ct), tag) != 1 {
 		return nil, ErrAuth
 	}
@@ -300,7 +263,6 @@ func (c *ctrHMAC) Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, e
 	return ret, nil
 }
 
-// grow extends b by n bytes, returning the whole slice and the new tail.
 func grow(b []byte, n int) (whole, tail []byte) {
 	total := len(b) + n
 	if cap(b) >= total {

@@ -5,59 +5,29 @@ import (
 	"sync"
 )
 
-// Replay-window defaults and limits; see ReceiverOptions.
+// Replay-window bounds; docs/E2EE.md ("The SFrame receiver") says why.
 const (
-	// DefaultWindow is the replay window when ReceiverOptions.Window is 0.
-	//
-	// The counter counts frames of one KID, and one KID may carry several
-	// tracks (audio at 50 frames a second, video at 30 or 60, a screen
-	// share), or single packets where SFrame is applied per packet (RFC
-	// 9605 table 6: 780 a second at 1080p60). Each track reassembles its
-	// frames separately and a video frame recovered by retransmission can
-	// arrive half a second late, behind hundreds of newer frames of the
-	// same KID. 1024 counters cover more than a second at the per-packet
-	// rate and several seconds per frame, at a cost of 128 bytes per KID.
 	DefaultWindow = 1024
-	// MaxWindow bounds ReceiverOptions.Window (8 KiB of bitmap per KID).
+	// MaxWindow caps Window: 8 KiB of bitmap per KID.
 	MaxWindow = 1 << 16
-	// DefaultMaxJump is the largest forward jump of the counter accepted
-	// when ReceiverOptions.MaxJump is 0: about six hours of frames at 50
-	// a second.
+	// DefaultMaxJump is about six hours of frames at 50 a second.
 	DefaultMaxJump = 1 << 20
 )
 
-// ReceiverOptions configure a Receiver's anti-replay checks (RFC 9605
-// section 9.3 leaves anti-replay to the application). The zero value gives
-// the defaults.
+// ReceiverOptions configure anti-replay (left to the application by RFC
+// 9605 section 9.3); the zero value gives the defaults.
 type ReceiverOptions struct {
-	// Window is how many counters, counting down from the highest
-	// accepted one, are still accepted (each once): with highest counter
-	// H, a counter C <= H is accepted only if H-C < Window and C was not
-	// accepted before; lower counters are refused with ErrTooOld, seen
-	// ones with ErrReplay. 0 means DefaultWindow; values above MaxWindow
-	// are reduced to MaxWindow.
+	// Window: counters below the highest accepted H, each accepted once;
+	// lower ones fail with ErrTooOld. Capped at MaxWindow.
 	Window uint64
-	// MaxJump is how far above the highest accepted counter a frame's
-	// counter may be: C > H+MaxJump is refused with ErrTooFarAhead, before
-	// any decryption. 0 means DefaultMaxJump; math.MaxUint64 turns the
-	// check off. The first frame of a key is not checked: there is no H.
-	//
-	// The check is there because SFrame has no per-sender authentication
-	// (RFC 9605 section 7.2): anyone holding a KID's key can make frames
-	// that authenticate, and one such frame with a counter near 2^64 would
-	// otherwise move the window past every counter the real sender will
-	// ever use, silencing it. A genuine sender advances by one per frame,
-	// so only a gap of more than MaxJump lost frames trips the check; to
-	// accept such a sender again, RemoveKey and SetKey its key.
+	// MaxJump: a counter above H+MaxJump fails with ErrTooFarAhead, so that a
+	// holder of the key cannot silence the sender with a counter near 2^64.
+	// math.MaxUint64 turns it off; a key's first frame is not checked.
 	MaxJump uint64
 }
 
-// Receiver decrypts frames from any number of KIDs, holding one key and
-// one replay window per KID. The window moves only when a frame
-// authenticates, so forged frames cannot disturb it.
-//
-// A Receiver is safe for concurrent use: tracks may decrypt in their own
-// goroutines while keys are set and removed from another.
+// Receiver holds one key and replay window per KID; a window moves only
+// when a frame authenticates. It is safe for concurrent use.
 type Receiver struct {
 	suite   CipherSuite
 	window  uint64
@@ -67,7 +37,6 @@ type Receiver struct {
 	keys map[uint64]*receiveKey
 }
 
-// receiveKey is one KID's key and replay window.
 type receiveKey struct {
 	key *Key
 
@@ -75,8 +44,7 @@ type receiveKey struct {
 	win replayWindow
 }
 
-// NewReceiver returns a Receiver for suite with no keys. An unsupported
-// suite is reported by SetKey.
+// NewReceiver returns a Receiver with no keys; SetKey reports a bad suite.
 func NewReceiver(suite CipherSuite, opts ReceiverOptions) *Receiver {
 	window := opts.Window
 	switch {
@@ -92,10 +60,8 @@ func NewReceiver(suite CipherSuite, opts ReceiverOptions) *Receiver {
 	return &Receiver{suite: suite, window: window, maxJump: maxJump, keys: make(map[uint64]*receiveKey)}
 }
 
-// SetKey installs the key derived from baseKey for kid, with an empty
-// replay window. Installing the key a KID already has is a no-op that
-// keeps its window, so redistributing keys cannot reopen replays; a
-// different key for the KID replaces the old one and its window.
+// SetKey installs kid's key with an empty window; the key a KID already
+// has keeps its window, so redistribution cannot reopen replays.
 func (r *Receiver) SetKey(kid uint64, baseKey []byte) error {
 	k, err := DeriveKey(r.suite, kid, baseKey)
 	if err != nil {
@@ -110,24 +76,16 @@ func (r *Receiver) SetKey(kid uint64, baseKey []byte) error {
 	return nil
 }
 
-// RemoveKey forgets kid's key and replay window. Frames for kid then fail
-// with ErrUnknownKID.
 func (r *Receiver) RemoveKey(kid uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.keys, kid)
 }
 
-// Decrypt decrypts one SFrame ciphertext (header || ciphertext || tag),
-// authenticating metadata with it, and appends the plaintext to dst. It
-// returns the frame's header whenever it parsed, also with an error.
-//
-// Errors wrap ErrHeader, ErrUnknownKID, ErrAuth, ErrReplay, ErrTooOld or
-// ErrTooFarAhead. The counter checks run before decryption (a refused
-// counter costs no AES), and again after it, when the counter is recorded:
-// of two concurrent calls with one frame, one succeeds. On error nothing
-// is appended to dst. dst's spare capacity must not overlap metadata or
-// frame.
+// Decrypt appends the plaintext of header || ciphertext || tag to dst and
+// returns the header whenever it parsed. Counters are checked before and
+// after decryption, so of two concurrent copies one succeeds. dst's spare
+// capacity must not overlap the inputs.
 func (r *Receiver) Decrypt(dst, metadata, frame []byte) ([]byte, Header, error) {
 	h, n, err := ParseHeader(frame)
 	if err != nil {
@@ -164,10 +122,8 @@ func (r *Receiver) Decrypt(dst, metadata, frame []byte) ([]byte, Header, error) 
 	return out, h, nil
 }
 
-// replayWindow is an RFC 3711 style sliding window over one KID's
-// counters: the highest accepted counter and a bitmap of which of the
-// counters below it were accepted. The bitmap is a ring indexed by counter
-// modulo its size in bits, which is at least the window.
+// replayWindow is an RFC 3711 style window: the highest counter and a ring
+// bitmap, indexed by counter modulo its size, of those below it.
 type replayWindow struct {
 	size    uint64
 	maxJump uint64
@@ -196,7 +152,6 @@ func (w *replayWindow) set(ctr uint64, on bool) {
 	}
 }
 
-// check returns nil if a frame with h's counter may be accepted.
 func (w *replayWindow) check(h Header) error {
 	if !w.started {
 		return nil
@@ -218,15 +173,13 @@ func (w *replayWindow) check(h Header) error {
 	return nil
 }
 
-// accept records ctr, which check has passed.
 func (w *replayWindow) accept(ctr uint64) {
 	switch {
 	case !w.started:
 		w.started = true
 		w.top = ctr
 	case ctr > w.top:
-		// The counters between the old and the new top were not seen;
-		// their ring slots still hold counters a ring's length older.
+		// Slots between the old and new top still hold older counters.
 		if jump := ctr - w.top; jump >= w.ring() {
 			clear(w.bits)
 		} else {

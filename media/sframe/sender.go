@@ -6,15 +6,8 @@ import (
 	"sync"
 )
 
-// Sender encrypts frames under one KID with a counter that starts at 0 and
-// increases by one per frame, so no (key, nonce) pair is ever used twice
-// (RFC 9605 sections 4.3 and 9.1). The base key it was made from must be
-// used by this Sender only: two senders with one key and KID would reuse
-// nonces.
-//
-// A Sender is safe for concurrent use: each Encrypt takes the next counter
-// under a lock, and frames encrypted concurrently may leave in any order
-// (a receiver's replay window absorbs that).
+// Sender encrypts under one KID with a counter from 0, one per frame, so
+// no nonce repeats; its base key must be its own. Safe for concurrent use.
 type Sender struct {
 	key *Key
 
@@ -23,8 +16,6 @@ type Sender struct {
 	exhausted bool   // the counter math.MaxUint64 has been used
 }
 
-// NewSender returns a Sender for kid whose key is derived from baseKey
-// under suite.
 func NewSender(suite CipherSuite, kid uint64, baseKey []byte) (*Sender, error) {
 	k, err := DeriveKey(suite, kid, baseKey)
 	if err != nil {
@@ -33,17 +24,12 @@ func NewSender(suite CipherSuite, kid uint64, baseKey []byte) (*Sender, error) {
 	return &Sender{key: k}, nil
 }
 
-// KID returns the key ID the Sender encrypts under.
 func (s *Sender) KID() uint64 { return s.key.kid }
 
-// Suite returns the Sender's cipher suite.
 func (s *Sender) Suite() CipherSuite { return s.key.suite }
 
-// SetCounter sets the counter of the next frame, for a Sender that
-// continues a key's use (RFC 9605 section 9.1: a stored context resumes at
-// its stored counter). The counter can only move forward: setting one
-// below the next unused value returns an error and changes nothing, since
-// going back would reuse nonces.
+// SetCounter resumes a key's use at ctr (RFC 9605 section 9.1); it can
+// only move forward, as going back would reuse nonces.
 func (s *Sender) SetCounter(next uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -57,15 +43,9 @@ func (s *Sender) SetCounter(next uint64) error {
 	return nil
 }
 
-// Encrypt encrypts plaintext as one SFrame ciphertext, authenticating
-// metadata along with it (RFC 9605 section 4.4.3: AAD = header ||
-// metadata), and appends header || ciphertext || tag to dst. dst's spare
-// capacity must not overlap metadata or plaintext.
-//
-// After the frame with counter 2^64-1 every call returns an error wrapping
-// ErrCounterExhausted: the counter would wrap and reuse nonces. (At a
-// thousand frames a second that takes 500 million years; it matters when
-// SetCounter was given a large value.)
+// Encrypt appends header || ciphertext || tag to dst, with metadata
+// authenticated (AAD = header || metadata). Past counter 2^64-1 it fails
+// with ErrCounterExhausted. dst's spare capacity must not overlap the inputs.
 func (s *Sender) Encrypt(dst, metadata, plaintext []byte) ([]byte, error) {
 	if uint64(len(plaintext)) > maxPlaintext {
 		return nil, fmt.Errorf("sframe: plaintext of %d bytes is over the %d-byte limit", len(plaintext), uint64(maxPlaintext))
@@ -77,7 +57,6 @@ func (s *Sender) Encrypt(dst, metadata, plaintext []byte) ([]byte, error) {
 	return s.key.seal(dst, ctr, metadata, plaintext)
 }
 
-// take reserves the next counter.
 func (s *Sender) take() (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -7,14 +7,10 @@ import (
 	"hash"
 )
 
-// CipherSuite is an SFrame cipher suite identifier from the IANA "SFrame
-// Cipher Suites" registry (RFC 9605 section 8.1). It fixes the hash used
-// for key derivation and the AEAD used for frames.
+// CipherSuite is an IANA "SFrame Cipher Suites" identifier (RFC 9605 8.1).
 type CipherSuite uint16
 
-// The cipher suites RFC 9605 defines. The CTR+HMAC suites exist for their
-// short tags (audio frames are small, so 16 tag bytes are a large share of
-// them); the GCM suites are the default choice elsewhere.
+// RFC 9605's suites. CTR+HMAC ones have short tags, for small audio frames.
 const (
 	AES128CTRHMACSHA256_80 CipherSuite = 0x0001
 	AES128CTRHMACSHA256_64 CipherSuite = 0x0002
@@ -23,7 +19,7 @@ const (
 	AES256GCMSHA512_128    CipherSuite = 0x0005
 )
 
-// suiteParams are the constants of RFC 9605 table 1 for one suite.
+// suiteParams are RFC 9605 table 1's constants.
 type suiteParams struct {
 	name string
 	nh   int // hash output size
@@ -34,7 +30,6 @@ type suiteParams struct {
 	hash func() hash.Hash
 }
 
-// params returns the suite's constants, or false for an unknown suite.
 func (s CipherSuite) params() (suiteParams, bool) {
 	switch s {
 	case AES128CTRHMACSHA256_80:
@@ -51,7 +46,6 @@ func (s CipherSuite) params() (suiteParams, bool) {
 	return suiteParams{}, false
 }
 
-// checked is params with an error that says which suite was refused.
 func (s CipherSuite) checked() (suiteParams, error) {
 	p, ok := s.params()
 	if !ok {
@@ -66,37 +60,29 @@ func (s CipherSuite) Supported() bool {
 	return ok
 }
 
-// KeySize returns Nk, the size in bytes of the AEAD key derived for each
-// KID (for the CTR+HMAC suites, the AES key and the HMAC key together), or
-// 0 for an unsupported suite.
+// KeySize, NonceSize, TagSize and HashSize return Nk, Nn, Nt and Nh of RFC
+// 9605 (0 for an unsupported suite); for CTR+HMAC Nk covers both keys.
 func (s CipherSuite) KeySize() int {
 	p, _ := s.params()
 	return p.nk
 }
 
-// NonceSize returns Nn, the size in bytes of the salt and of the AEAD
-// nonce, or 0 for an unsupported suite.
 func (s CipherSuite) NonceSize() int {
 	p, _ := s.params()
 	return p.nn
 }
 
-// TagSize returns Nt, the bytes the AEAD adds to each frame after the
-// header, or 0 for an unsupported suite.
 func (s CipherSuite) TagSize() int {
 	p, _ := s.params()
 	return p.nt
 }
 
-// HashSize returns Nh, the output size in bytes of the suite's hash, which
-// is also the size of a ratcheted base key, or 0 for an unsupported suite.
 func (s CipherSuite) HashSize() int {
 	p, _ := s.params()
 	return p.nh
 }
 
-// String returns the suite's registry name, such as
-// "AES_128_GCM_SHA256_128".
+// String returns the registry name, e.g. "AES_128_GCM_SHA256_128".
 func (s CipherSuite) String() string {
 	if p, ok := s.params(); ok {
 		return p.name
