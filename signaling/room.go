@@ -14,28 +14,14 @@ import (
 )
 
 // The room directory. Every message that tells participants about each
-// other (joined, participant_joined/left, track_published/unpublished/
-// muted, relay) is queued while its room's lock is held, and queueing never
-// blocks. That one rule gives the ordering guarantees:
-//
-//   - A newcomer's snapshot in "joined" and its announcement to the others
-//     happen in one critical section, so every participant learns of every
-//     other exactly once: from "joined" if it was announced before, from
-//     participant_joined if after.
-//   - The room keeps, per participant, the tracks it has announced. The
-//     snapshot reads that record under the same lock as the broadcasts
-//     that change it, so a newcomer sees every track once, in "joined" or
-//     in a later track_published. (Asking media for the tracks instead
-//     would read another lock's state and could miss a track published
-//     in between, or report one twice.)
-//   - When a participant is removed, track_unpublished for each of its
-//     tracks and then participant_left go out in one critical section;
-//     media events for it that arrive later are ignored.
-//
-// Nothing calls into media with a room lock held.
+// other is queued under its room's lock, and queueing never blocks. So a
+// newcomer's "joined" snapshot (members and the tracks the room recorded
+// for them) and its announcement happen in one critical section, and each
+// participant and track is told once, in "joined" or in a later event; a
+// removal's track_unpublished and participant_left go out together. Nothing
+// calls into media with a room lock held.
 
-// room is one room's participants. It is in the directory while it has a
-// member (joined or joining).
+// room is one room's participants; in the directory while it has a member.
 type room struct {
 	name string
 
@@ -46,22 +32,16 @@ type room struct {
 // member is one session's place in its room. Guarded by its room's mu.
 type member struct {
 	sess *session
-	// info describes the participant; its Tracks field is unused (see
-	// tracks).
-	info wire.ParticipantInfo
-	// announced is set once "joined" is queued and the others have been
-	// told; until then the member holds a place but receives and is shown
-	// nothing. Cleared on removal.
+	info wire.ParticipantInfo // its Tracks are unused: see tracks
+	// announced is set once "joined" is queued and the others told; until
+	// then the member holds a place but receives and is shown nothing.
 	announced bool
-	// tracks are the member's tracks as the room was told of them.
-	tracks map[string]wire.TrackInfo
+	tracks    map[string]wire.TrackInfo // as the room was told of them
 }
 
-// reserve holds a place in room for sess (as m) before the media join, so
-// that capacity and identity are settled first. A session of the same
-// identity already in the room is removed (the others see participant_left
-// with reason "replaced") and told to go away. It returns a refusal code
-// and message, or "".
+// reserve holds a place in room for sess (as m) before the media join. A
+// session of the same identity already there is removed (reason
+// "replaced") and told to go away. It returns a refusal code and message.
 func (s *Server) reserve(sess *session, roomName string, m *member) (code, msg string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -118,9 +98,8 @@ func (s *Server) updateGaugesLocked() {
 	s.metrics.participants.Set(float64(s.participants))
 }
 
-// announce completes sess's join: it queues "joined" (the room as it is
-// now) to sess and participant_joined to everyone else. It fails if sess
-// lost its place meanwhile (replaced, or closing).
+// announce queues "joined" to sess and participant_joined to the others;
+// false if sess lost its place meanwhile (replaced, or closing).
 func (s *Server) announce(sess *session, joinedMsg wire.Joined) bool {
 	r := sess.room
 	m := sess.member
@@ -170,12 +149,10 @@ func (r *room) removeLocked(m *member, reason string) {
 	}, m)
 }
 
-// broadcastLocked queues msg to every announced member but except (which
-// may be nil). It is encoded once.
+// broadcastLocked queues msg to every announced member but except (nil: all).
 func (r *room) broadcastLocked(msg any, except *member) {
 	data, err := json.Marshal(msg)
 	if err != nil {
-		// Only server-made values of protocol types get here.
 		panic(fmt.Sprintf("signaling: encode %T: %v", msg, err))
 	}
 	for _, o := range r.members {
@@ -185,7 +162,7 @@ func (r *room) broadcastLocked(msg any, except *member) {
 	}
 }
 
-// current reports whether m is in r and announced. Called with r.mu held.
+// currentLocked reports whether m is in r and announced.
 func (r *room) currentLocked(m *member) bool {
 	return m.announced && r.members[m.info.Identity] == m
 }
@@ -200,9 +177,8 @@ func (m *member) snapshot() wire.ParticipantInfo {
 	return p
 }
 
-// trackPublished records t for sess and tells the whole room, its owner
-// included (that is how the owner learns the sid). Called from sess's
-// media events, before media offers the track to any subscriber.
+// trackPublished records t and tells the whole room, the owner included
+// (so it learns the sid), before media offers the track to anyone.
 func (s *Server) trackPublished(sess *session, t sfu.TrackInfo) {
 	r, m := sess.room, sess.member
 	r.mu.Lock()
@@ -215,15 +191,13 @@ func (s *Server) trackPublished(sess *session, t sfu.TrackInfo) {
 	r.broadcastLocked(wire.TrackPublished{Type: wire.TypeTrackPublished, Track: ti}, nil)
 }
 
-// trackUnpublished forgets t and tells the room. The owner is included; if
-// its connection is gone its queue takes nothing, so only the others hear.
+// trackUnpublished forgets t and tells the room, the owner included.
 func (s *Server) trackUnpublished(sess *session, t sfu.TrackInfo) {
 	r, m := sess.room, sess.member
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.currentLocked(m) {
-		// Removed: removeLocked has told the room already.
-		return
+		return // removeLocked told the room already
 	}
 	if _, ok := m.tracks[t.SID]; !ok {
 		return
@@ -234,8 +208,7 @@ func (s *Server) trackUnpublished(sess *session, t sfu.TrackInfo) {
 	}, nil)
 }
 
-// trackMuted records a mute change made through media and tells the whole
-// room, the owner included.
+// trackMuted records a mute change and tells the room, the owner included.
 func (s *Server) trackMuted(sess *session, t sfu.TrackInfo) {
 	r, m := sess.room, sess.member
 	r.mu.Lock()
@@ -250,93 +223,6 @@ func (s *Server) trackMuted(sess *session, t sfu.TrackInfo) {
 	r.broadcastLocked(wire.TrackMuted{
 		Type: wire.TypeTrackMuted, SID: t.SID, ParticipantSID: m.info.SID, Identity: m.info.Identity, Muted: t.Muted,
 	}, nil)
-}
-
-// relay passes data from sess to the identities in to (everyone else when
-// empty). Every identity in to must be an announced member, or nobody gets
-// it. A recipient without room for it in sess's share of its queue (one
-// that does not read) is skipped: the others still get it, so one slow
-// member cannot cut a sender off from the room. skipped names those
-// skipped; refused is true when nobody got it for that reason. The sender
-// never receives its own relay.
-func (s *Server) relay(sess *session, to []string, data json.RawMessage) (code, msg string, refused bool) {
-	r, m := sess.room, sess.member
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.currentLocked(m) {
-		return wire.CodeInternal, "not in the room", false
-	}
-	var recipients []*member
-	if len(to) == 0 {
-		for _, o := range r.members {
-			if o != m && o.announced {
-				recipients = append(recipients, o)
-			}
-		}
-	} else {
-		var unknown []string
-		seen := make(map[string]bool, len(to))
-		for _, id := range to {
-			if seen[id] {
-				continue
-			}
-			seen[id] = true
-			o := r.members[id]
-			switch {
-			case o == nil || !o.announced:
-				unknown = append(unknown, truncate(id, 64))
-			case o != m:
-				recipients = append(recipients, o)
-			}
-		}
-		if len(unknown) > 0 {
-			return wire.CodeUnknownParticipant, fmt.Sprintf("not in the room: %q; the relay was delivered to no one", unknown), false
-		}
-	}
-	frame, err := encodeRelay(m.info.Identity, m.info.SID, data)
-	if err != nil {
-		return wire.CodeInternal, "relay could not be encoded", false
-	}
-	share := s.limits.relayShare(len(r.members) - 1)
-	var skipped []string
-	delivered := 0
-	for _, o := range recipients {
-		if why := o.sess.relayFits(sess, len(frame), share); why != "" {
-			s.metrics.relayRefused.WithLabelValues(why).Inc()
-			skipped = append(skipped, truncate(o.info.Identity, 64))
-			continue
-		}
-		o.sess.enqueueRelay(sess, frame)
-		delivered++
-	}
-	switch {
-	case len(skipped) == 0:
-		return "", "", false
-	case delivered == 0:
-		return wire.CodeRateLimited, fmt.Sprintf("too many relays wait for %q; the relay was delivered to no one", skipped), true
-	default:
-		return wire.CodeRateLimited, fmt.Sprintf("too many relays wait for %q; the relay was delivered to the %d others", skipped, delivered), false
-	}
-}
-
-// encodeRelay builds a relay frame around data without re-encoding it:
-// encoding/json would compact it and escape HTML characters, and the
-// protocol promises the recipient the sender's bytes.
-func encodeRelay(from, fromSID string, data json.RawMessage) ([]byte, error) {
-	head, err := json.Marshal(struct {
-		Type    string `json:"type"`
-		From    string `json:"from"`
-		FromSID string `json:"from_sid"`
-	}{wire.TypeRelay, from, fromSID})
-	if err != nil {
-		return nil, fmt.Errorf("signaling: encode relay: %w", err)
-	}
-	out := make([]byte, 0, len(head)+len(`,"data":`)+len(data))
-	out = append(out, head[:len(head)-1]...) // without the closing brace
-	out = append(out, `,"data":`...)
-	out = append(out, data...)
-	out = append(out, '}')
-	return out, nil
 }
 
 // wireTrack is media's TrackInfo in the protocol's form.
