@@ -9,42 +9,27 @@ import (
 	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
-// DecodeError is why DecodeClientMessage refused a message. Code and
-// Message are what the server answers with in an error message; Type is
-// the message's type when the envelope decoded, so the server can still
-// apply its rules for that type (before join, a malformed offer is
-// not_joined, not bad_message).
+// DecodeError is why DecodeClientMessage refused a message: Code
+// (CodeBadMessage or CodeUnknownType) and Message are what the server
+// answers; Type is the message's type when the envelope decoded, so that
+// the server still applies that type's rules; Err is the decoder's error.
 type DecodeError struct {
-	// Code is CodeBadMessage or CodeUnknownType.
-	Code string
-	// Type is the message's "type", "" when the message is not a JSON
-	// object with a string type.
-	Type string
-	// Message says what is wrong, in the words the server sends back.
+	Code    string
+	Type    string
 	Message string
-	// Err is the JSON decoder's error, when there is one.
-	Err error
+	Err     error
 }
 
-// Error returns the code and the message.
 func (e *DecodeError) Error() string {
 	return "signaling: " + e.Code + ": " + e.Message
 }
 
-// Unwrap returns the JSON decoder's error.
 func (e *DecodeError) Unwrap() error { return e.Err }
 
-// DecodeClientMessage decodes one message a client sent, exactly as the
-// server does: the envelope first, to learn the type, then the whole
-// object into that type's struct. It returns the type and a pointer to a
-// Join, SessionDescription (offer, answer), Candidate, Subscribe
-// (subscribe, unsubscribe), Unpublish, Mute, Relay, Ping (ping, pong) or
-// Leave. On failure it returns a *DecodeError, with the type when the
-// envelope decoded. It checks shape only: what a field may hold (a
-// target, a token) is the server's business after it.
-//
-// It is exported so that the fuzz targets in fuzz/ run the server's own
-// decoding on arbitrary bytes.
+// DecodeClientMessage decodes one client message as the server does: the
+// envelope, then the whole object into its type's wire struct, returned as
+// a pointer. It checks shape only; failures are *DecodeError. It is
+// exported for the fuzz targets in fuzz/.
 func DecodeClientMessage(data []byte) (typ string, msg any, err error) {
 	var env wire.Envelope
 	if err := json.Unmarshal(data, &env); err != nil {
@@ -84,8 +69,7 @@ func DecodeClientMessage(data []byte) (typ string, msg any, err error) {
 	return typ, msg, nil
 }
 
-// fieldError says what is wrong in the client's terms, JSON fields and
-// JSON types, never the decoder's Go names.
+// fieldError says what is wrong in JSON terms, never the decoder's Go names.
 func fieldError(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) && te.Field != "" {

@@ -12,47 +12,41 @@ import (
 )
 
 // ServerLimits are the bounds the server enforces so that no caller can
-// take more than its share of a node. A zero field takes its default.
-//
-// The type is not called Limits because protocol.go's Limits is the wire
-// form a client is told in "joined".
+// take more than its share of a node (wire.Limits is what a client is told
+// of them). A zero field takes its default.
 type ServerLimits struct {
 	// MaxMessageBytes bounds one WebSocket message. Default 64 KiB.
 	MaxMessageBytes int
-	// MessagesPerSecond and MessageBurst are the token bucket every
-	// connection's messages pass. Defaults 50 and 100.
+	// MessagesPerSecond and MessageBurst: each connection's message rate
+	// limit. Defaults 50 and 100.
 	MessagesPerSecond float64
 	MessageBurst      int
 	// ParticipantsPerRoom bounds a room. Default 100.
 	ParticipantsPerRoom int
 	// RoomsPerNode bounds the rooms this server holds. Default 1000.
 	RoomsPerNode int
-	// TracksPerParticipant bounds the tracks one participant publishes at
-	// once. Default 8.
+	// TracksPerParticipant bounds one participant's tracks. Default 8.
 	TracksPerParticipant int
-	// JoinsPerSecondPerIP and JoinBurst are the token bucket joins from
-	// one source address pass. Defaults 5 and 20.
+	// JoinsPerSecondPerIP and JoinBurst: the join rate limit of one source
+	// address. Defaults 5 and 20.
 	JoinsPerSecondPerIP float64
 	JoinBurst           int
-	// RelayBytesPerSecond and RelayBurstBytes are the token bucket of relay
-	// data (bytes of "data", counted once however many recipients) one
-	// connection passes. Defaults 256 KiB/s and 1 MiB: E2EE key messages
-	// and views of a full room are tens of KiB per membership change, and
-	// chat far less. The burst must hold one message of MaxMessageBytes.
+	// RelayBytesPerSecond and RelayBurstBytes: one connection's relay rate
+	// limit, in bytes of "data" counted once however many recipients.
+	// Defaults 256 KiB/s and 1 MiB (E2EE messages of a full room are tens
+	// of KiB per membership change). The burst must hold MaxMessageBytes.
 	RelayBytesPerSecond float64
 	RelayBurstBytes     int
 	// RelayQueueBytes and RelayQueueMessages bound the relays waiting for
-	// one receiver, apart from the server's own messages. Each sender may
-	// hold at most max(1/N of them, 1/16 of them or two maximal messages),
-	// N being the others in the room; a relay beyond its sender's share is
-	// refused to the sender. Defaults 4 MiB and 1024.
+	// one receiver. Each sender may hold max(1/N of them, 1/16 of them,
+	// two maximal messages), N being the others in the room; beyond it
+	// the relay is refused to the sender. Defaults 4 MiB and 1024.
 	RelayQueueBytes    int
 	RelayQueueMessages int
-	// UnjoinedPerAddress and UnjoinedConnections bound the WebSockets that
-	// have not joined (yet), per source address (an IPv6 address by its
-	// /64) and in all; beyond them an upgrade is refused with HTTP 429 or
-	// 503. Defaults 32 (above JoinBurst, so that honest callers behind one
-	// NAT meet the join rate first) and 1024.
+	// UnjoinedPerAddress and UnjoinedConnections bound the WebSockets not
+	// joined yet, per source address (IPv6 by its /64) and in all; beyond
+	// them an upgrade is refused with HTTP 429 or 503. Defaults 32 (above
+	// JoinBurst, so callers behind one NAT meet the join rate first) and 1024.
 	UnjoinedPerAddress  int
 	UnjoinedConnections int
 }
@@ -79,8 +73,7 @@ const (
 // token and an SDP offer for one track must fit.
 const minMessageBytes = 4 << 10
 
-// withDefaults validates l and fills its zero fields. Errors name the
-// field.
+// withDefaults validates l and fills its zero fields.
 func (l ServerLimits) withDefaults() (ServerLimits, error) {
 	ints := []struct {
 		name string
@@ -140,8 +133,7 @@ func (l ServerLimits) withDefaults() (ServerLimits, error) {
 func (l ServerLimits) wire() wire.Limits {
 	return wire.Limits{
 		MaxMessageBytes: l.MaxMessageBytes,
-		// Rounded down: a client that keeps to the number it is told
-		// stays within the limit.
+		// Rounded down, so that a client keeping to them stays within.
 		MessagesPerSecond:    int(math.Floor(l.MessagesPerSecond)),
 		TracksPerParticipant: l.TracksPerParticipant,
 		RelayBytesPerSecond:  int(math.Floor(l.RelayBytesPerSecond)),
@@ -150,16 +142,13 @@ func (l ServerLimits) wire() wire.Limits {
 }
 
 const (
-	// floodWindow is the window in which dropped messages are counted
-	// toward a flood.
+	// floodWindow is the window in which refusals count toward a flood.
 	floodWindow = time.Second
 	// rateLimitedReplies is how many dropped messages per window get a
-	// rate_limited error: enough to tell a client what happened, few
-	// enough that the replies do not become a flood of their own.
+	// rate_limited error, so that the replies are no flood of their own.
 	rateLimitedReplies = 8
 )
 
-// verdict is what messageGuard decided about one message.
 type verdict int
 
 const (
@@ -169,10 +158,9 @@ const (
 	verdictFlood
 )
 
-// messageGuard is one connection's message rate limit. A message over the
-// rate is dropped; more than twice the burst dropped within floodWindow is
-// a flood, and the connection is closed. Only the connection's reader
-// goroutine uses it.
+// messageGuard is one connection's message rate limit (reader goroutine
+// only). A message over the rate is dropped; more than twice the burst
+// dropped within floodWindow is a flood, and the connection is closed.
 type messageGuard struct {
 	lim         *rate.Limiter
 	floodAt     int
@@ -207,13 +195,10 @@ func (g *messageGuard) check(now time.Time) verdict {
 }
 
 const (
-	// joinLimiterSweep is how often the per-address join limiters are
-	// swept of entries that carry no state.
+	// joinLimiterSweep is how often limiters that carry no state are swept.
 	joinLimiterSweep = time.Minute
-	// maxJoinAddrs bounds the addresses tracked at once. When that many
-	// addresses all joined within the last few seconds, joins from further
-	// addresses are refused until entries refill: memory stays bounded
-	// whatever the number of sources.
+	// maxJoinAddrs bounds the addresses tracked, so memory stays bounded:
+	// joins from further addresses are refused until entries refill.
 	maxJoinAddrs = 1 << 16
 )
 
@@ -253,8 +238,8 @@ func (j *joinLimiter) allow(addr string, now time.Time) bool {
 	return lim.AllowN(now, 1)
 }
 
-// sweepLocked forgets limiters whose bucket has refilled: a full bucket is
-// exactly what a new limiter would be, so nothing is lost.
+// sweepLocked forgets limiters whose bucket has refilled, which is what a
+// new limiter would be.
 func (j *joinLimiter) sweepLocked(now time.Time) {
 	j.lastSweep = now
 	for addr, lim := range j.byAddr {
@@ -264,9 +249,8 @@ func (j *joinLimiter) sweepLocked(now time.Time) {
 	}
 }
 
-// relayShare is the most of one receiver's relay queue one sender may
-// hold when the receiver has others others in its room: an equal part,
-// but never less than 1/16 of the queue or two maximal messages.
+// relayShare is the most of a receiver's relay queue one sender may hold
+// with others others in the room (see RelayQueueBytes).
 func (l ServerLimits) relayShare(others int) relayLoad {
 	others = max(others, 1)
 	return relayLoad{
@@ -298,8 +282,7 @@ const (
 )
 
 // unjoinedLimiter counts the connections that have not joined, per source
-// address and in all. Entries exist only while counted, so the map is
-// bounded by UnjoinedConnections.
+// address and in all; its map is bounded by UnjoinedConnections.
 type unjoinedLimiter struct {
 	perAddr, total int
 
@@ -312,7 +295,7 @@ func newUnjoinedLimiter(l ServerLimits) *unjoinedLimiter {
 	return &unjoinedLimiter{perAddr: l.UnjoinedPerAddress, total: l.UnjoinedConnections, byAddr: make(map[string]int)}
 }
 
-// acquire takes a slot for key; it returns the bound that refused it, or "".
+// acquire takes a slot for key, or returns the bound that refused it.
 func (u *unjoinedLimiter) acquire(key string) string {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -338,8 +321,7 @@ func (u *unjoinedLimiter) release(key string) {
 	u.byAddr[key]--
 }
 
-// unjoinedKey is the key addr's unjoined connections are counted under:
-// the address, or for IPv6 its /64, which one host usually holds whole.
+// unjoinedKey is addr, or for IPv6 its /64, which one host usually holds.
 func unjoinedKey(addr string) string {
 	ip := net.ParseIP(addr)
 	if ip == nil || ip.To4() != nil {

@@ -32,47 +32,38 @@ const (
 
 // Config configures a Server.
 type Config struct {
-	// Keys maps API keys (the kid of a token's header) to their secrets.
-	// At least one; every secret at least MinSecretBytes long.
+	// Keys maps API keys (a token's kid) to secrets of at least
+	// wire.MinSecretBytes.
 	Keys map[string]string
-	// TokenLeeway is the clock skew tolerated on token times. Default
-	// DefaultTokenLeeway, at most MaxTokenLeeway.
+	// TokenLeeway is the clock skew tolerated on token times (see
+	// NewVerifier).
 	TokenLeeway time.Duration
-	// Limits bound what one connection, room or address may use.
-	Limits ServerLimits
+	Limits      ServerLimits
 	// ICEServers are given to every client in "joined".
 	ICEServers []wire.ICEServer
-	// ICEServersFunc, when set, replaces ICEServers with servers made for
-	// one identity (short-lived TURN credentials).
+	// ICEServersFunc, when set, replaces ICEServers per identity
+	// (short-lived TURN credentials).
 	ICEServersFunc func(identity string) []wire.ICEServer
 	// JoinTimeout is how long a connection may stay open without joining.
-	// Default DefaultJoinTimeout.
 	JoinTimeout time.Duration
-	// PingInterval is the WebSocket-level keepalive: a peer that does not
-	// answer a ping within one interval is disconnected. Default
-	// DefaultPingInterval.
+	// PingInterval is the WebSocket keepalive: a peer that does not answer
+	// a ping within one interval is disconnected.
 	PingInterval time.Duration
-	// OriginPatterns lists the browser origins (host patterns, as
-	// coder/websocket matches them) allowed besides the server's own host.
-	// Clients that send no Origin header (native apps, servers) are always
-	// accepted: the access token, not the origin, is what admits them.
+	// OriginPatterns lists the browser origins (host patterns) allowed
+	// besides the server's own host. Clients that send no Origin (native
+	// apps, servers) are accepted: the token, not the origin, admits them.
 	OriginPatterns []string
-	// Logger receives the server's logs. Default slog.Default().
-	Logger *slog.Logger
-	// Registerer receives the server's metrics. Nil: not registered.
-	Registerer prometheus.Registerer
+	Logger         *slog.Logger          // default slog.Default()
+	Registerer     prometheus.Registerer // nil: metrics not registered
 }
 
-// SFU is what the server needs of the media plane; *sfu.SFU implements
-// it.
+// SFU is what the server needs of the media plane; *sfu.SFU implements it.
 type SFU interface {
 	Join(cfg sfu.ParticipantConfig) (*sfu.Participant, error)
 	RoomTracks(room string) []sfu.TrackInfo
 }
 
-// Server is the signaling endpoint: it authenticates WebSocket clients by
-// access token, admits them to rooms, relays their negotiation to the SFU
-// and tells every participant what happens in its room.
+// Server is the signaling endpoint (see the package doc).
 type Server struct {
 	cfg      Config
 	limits   ServerLimits
@@ -84,9 +75,8 @@ type Server struct {
 	metrics  *metrics
 	origins  originLog
 
-	// mu guards the room directory, the session set and the drain state.
-	// Lock order: Server.mu, then room.mu, then session.mu. Nothing calls
-	// into media with any of them held.
+	// mu guards the rooms, the sessions and the drain state. Lock order:
+	// Server.mu, room.mu, session.mu; none is held while calling into media.
 	mu           sync.Mutex
 	rooms        map[string]*room
 	participants int
@@ -162,7 +152,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		CompressionMode: websocket.CompressionDisabled,
 	})
 	if err != nil {
-		// Accept has answered the request already.
 		s.origins.refused(s.log, r, s.cfg.OriginPatterns)
 		s.log.Debug("signaling: websocket upgrade refused", "remote", r.RemoteAddr, "err", err)
 		s.unjoined.release(key)
@@ -177,9 +166,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // admitUnjoined takes an unjoined slot for key, or refuses the request
-// before any upgrade: 429 when the address holds its share, 503 when the
-// node holds its maximum. Slots come back at join or when the connection
-// ends (the join timeout ends it at the latest).
+// before the upgrade: 429 when the address holds its share, 503 when the
+// node holds its maximum. Slots come back at join or when the connection ends.
 func (s *Server) admitUnjoined(w http.ResponseWriter, key string) bool {
 	var (
 		status int
@@ -203,8 +191,7 @@ func (s *Server) admitUnjoined(w http.ResponseWriter, key string) bool {
 	return false
 }
 
-// Ready reports whether the server admits new joins; false once Shutdown
-// has begun.
+// Ready reports whether the server admits joins: false once Shutdown began.
 func (s *Server) Ready() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -218,17 +205,15 @@ func (s *Server) Counts() (rooms, participants int) {
 	return len(s.rooms), s.participants
 }
 
-// Shutdown drains the server: new joins are refused with shutting_down,
-// every connection is sent going_away (reason shutdown) and closed with
-// CloseGoingAway, and every participant leaves the SFU. It returns nil
-// once every session has ended. If ctx is done first, it closes the
-// remaining TCP connections at once and returns ctx's error; those
-// sessions finish leaving the SFU in the background, promptly.
+// Shutdown drains the server: joins are refused with shutting_down, every
+// connection is sent going_away (reason shutdown) and closed with
+// CloseGoingAway, and every participant leaves the SFU. It returns nil once
+// every session has ended; if ctx is done first, it closes the remaining
+// TCP connections at once and returns ctx's error.
 //
-// Connections opened after Shutdown began are still upgraded, so that a
-// client's join gets a clear shutting_down rather than a refused
-// connection; stop routing to the node (Ready) and then stop the HTTP
-// server, which does not track WebSocket connections.
+// Connections opened meanwhile are still upgraded, so that their join gets
+// a clear shutting_down; stop routing to the node (Ready), then stop the
+// HTTP server, which does not track WebSocket connections.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if !s.draining {
@@ -286,7 +271,6 @@ func (s *Server) unregister(sess *session) {
 	}
 }
 
-// iceServers returns the ICE servers a client with identity is given.
 func (s *Server) iceServers(identity string) []wire.ICEServer {
 	var out []wire.ICEServer
 	if s.cfg.ICEServersFunc != nil {
@@ -300,9 +284,8 @@ func (s *Server) iceServers(identity string) []wire.ICEServer {
 	return out
 }
 
-// sourceAddr is the address joins are rate-limited by: the peer's IP as
-// the TCP connection shows it. Forwarded headers are not trusted; behind a
-// proxy every caller shares the proxy's address.
+// sourceAddr is the address joins are limited by: the TCP peer's IP.
+// Forwarded headers are not trusted; behind a proxy callers share its address.
 func sourceAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -312,8 +295,7 @@ func sourceAddr(r *http.Request) string {
 }
 
 // hijackRecorder keeps the net.Conn that websocket.Accept hijacks, so that
-// a connection stuck in the WebSocket close handshake (a peer trickling a
-// frame that never ends) can still be closed at once.
+// a connection stuck in the close handshake can still be closed at once.
 type hijackRecorder struct {
 	http.ResponseWriter
 	conn net.Conn

@@ -9,14 +9,13 @@ import (
 	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
-// CodeTokenUnknownKey, CodeTokenSignature, CodeTokenExpired,
-// CodeTokenNotYetValid); the server sends it to the client as is.
+// TokenError is why a token was refused; Code is one of the wire token
+// codes, sent to the client as is.
 type TokenError struct {
 	Code string
 	Err  error
 }
 
-// Error implements error.
 func (e *TokenError) Error() string {
 	if e.Err == nil {
 		return "signaling: token refused: " + e.Code
@@ -24,7 +23,6 @@ func (e *TokenError) Error() string {
 	return "signaling: token refused: " + e.Code + ": " + e.Err.Error()
 }
 
-// Unwrap returns the underlying cause, often a jwt package error.
 func (e *TokenError) Unwrap() error { return e.Err }
 
 func tokenError(code string, err error) *TokenError {
@@ -98,9 +96,8 @@ func (v *Verifier) Verify(token string) (*wire.Claims, error) {
 	return &c, nil
 }
 
-// key is the jwt keyfunc. The parser has already refused every algorithm
-// but HS256; checking again here keeps that true if the parser's options
-// ever change.
+// key is the jwt keyfunc. It checks the algorithm again, so that only
+// HS256 passes even if the parser's options change.
 func (v *Verifier) key(t *jwt.Token) (any, error) {
 	if m, ok := t.Method.(*jwt.SigningMethodHMAC); !ok || m.Alg() != wire.TokenAlgorithm {
 		return nil, tokenError(wire.CodeTokenAlgorithm, fmt.Errorf("algorithm %v is not %s", t.Header["alg"], wire.TokenAlgorithm))
@@ -116,9 +113,8 @@ func (v *Verifier) key(t *jwt.Token) (any, error) {
 	return secret, nil
 }
 
-// classifyTokenError maps a jwt parse failure to the protocol's codes. The
-// jwt package reports a refused algorithm as an invalid signature, so the
-// algorithm is checked on the parsed header first.
+// classifyTokenError maps a jwt failure to the protocol's codes. jwt reports
+// a refused algorithm as a bad signature, so the header is checked first.
 func classifyTokenError(t *jwt.Token, err error) *TokenError {
 	var te *TokenError
 	if errors.As(err, &te) {
@@ -140,8 +136,7 @@ func classifyTokenError(t *jwt.Token, err error) *TokenError {
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
 		return tokenError(wire.CodeTokenNotYetValid, err)
 	default:
-		// A required claim missing (exp), a claim of the wrong type, and
-		// anything the jwt package adds later: refuse as malformed.
+		// A missing exp, a claim of the wrong type, anything else: malformed.
 		return tokenError(wire.CodeTokenMalformed, err)
 	}
 }
