@@ -49,6 +49,13 @@ func (g *Gate[T]) Shut() {
 	g.mu.Unlock()
 }
 
+// Len returns how many items the gate holds.
+func (g *Gate[T]) Len() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.held)
+}
+
 // Drop forgets what the gate holds.
 func (g *Gate[T]) Drop() {
 	g.mu.Lock()

@@ -10,8 +10,8 @@ func TestGateHoldsUntilOpenInOrder(t *testing.T) {
 	g := NewGate(func(c int) { got = append(got, c) })
 	g.Pass(1)
 	g.Pass(2)
-	if len(got) != 0 {
-		t.Fatalf("a shut gate passed %v", got)
+	if len(got) != 0 || g.Len() != 2 {
+		t.Fatalf("a shut gate passed %v and holds %d", got, g.Len())
 	}
 	g.Open()
 	g.Pass(3)

@@ -1,29 +1,20 @@
 package sfu
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/pion/logging"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sotto-rtc/sotto/internal/pionlog"
 )
 
-// pion's logs, counted and kept in proportion.
-//
-// Much of what pion drops it drops with a log line and nothing else: a
-// datagram larger than its receive MTU (an ERROR per datagram), SRTP and
-// SRTCP that fail authentication or parsing (INFO), STUN that does not
-// decode. The adapter below recognises those lines, by the format string
-// pion logs them with, and counts each under sotto_network_dropped_total
-// whatever the log level. It writes at most one line per message per
-// logRepeatWindow at warning and error level, and the next one it writes
-// says how many it held back; and it turns into debug lines the warnings
-// pion writes when a connection closes under its readers, which every
-// normal leave causes.
+// Much of what pion drops it drops with a log line and nothing else. The
+// SFU's hook on pion's logs counts those lines under
+// sotto_network_dropped_total, whatever the log level, by the format string
+// pion logs them with (TestNetworkFloodIsCountedQuietly fails if those
+// change), and demotes the warnings every normal leave causes.
 
 // Reasons of sotto_network_dropped_total.
 const (
@@ -38,12 +29,9 @@ const (
 	netDemuxFull     = "demux_buffer_full"  // the connection's demux buffer was full
 )
 
-// logRepeatWindow is the least time between two lines of the same message.
+// logRepeatWindow is the least time between two warning or error lines of
+// the same message.
 const logRepeatWindow = 10 * time.Second
-
-// maxLogKeys bounds the messages whose repeats are tracked; beyond it,
-// messages of a scope and level share one entry.
-const maxLogKeys = 512
 
 // networkDrops holds sotto_network_dropped_total's children, created up
 // front: pion logs a drop per packet.
@@ -62,127 +50,32 @@ func newNetworkDrops(vec *prometheus.CounterVec) *networkDrops {
 	}
 }
 
-// pionLoggerFactory sends pion's logs to the SFU's slog logger. pion's info
-// and below are library internals, so they go to debug.
-type pionLoggerFactory struct {
-	log   *slog.Logger
-	state *pionLogState
+func newPionLoggerFactory(log *slog.Logger, m *metrics) *pionlog.Factory {
+	return pionlog.New(log, pionlog.Options{
+		Hook:       m.network.hook,
+		Repeat:     logRepeatWindow,
+		Suppressed: m.logSuppressed.Inc,
+	})
 }
 
-func newPionLoggerFactory(log *slog.Logger, m *metrics) pionLoggerFactory {
-	return pionLoggerFactory{log: log, state: &pionLogState{
-		drops:      m.network,
-		suppressed: m.logSuppressed,
-		window:     logRepeatWindow,
-		seen:       make(map[logKey]*logRepeat),
-	}}
-}
-
-// NewLogger returns the logger of one pion subsystem.
-func (f pionLoggerFactory) NewLogger(scope string) logging.LeveledLogger {
-	return pionLogger{log: f.log.With("pion", scope), scope: scope, st: f.state}
-}
-
-// pionLogState is what every pion logger of an SFU shares.
-type pionLogState struct {
-	drops      *networkDrops
-	suppressed prometheus.Counter
-	window     time.Duration
-
-	mu   sync.Mutex
-	seen map[logKey]*logRepeat
-}
-
-type logKey struct {
-	scope, format string
-	level         slog.Level
-}
-
-type logRepeat struct {
-	last time.Time // when a line was last written
-	held int       // repeats not written since
-}
-
-// admit decides whether a line of key is written now, and how many
-// repeats it stands for besides itself.
-func (st *pionLogState) admit(k logKey) (bool, int) {
-	now := time.Now()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	r := st.seen[k]
-	if r == nil {
-		if len(st.seen) >= maxLogKeys {
-			for key, old := range st.seen {
-				if now.Sub(old.last) >= st.window {
-					delete(st.seen, key)
-				}
-			}
+// hook counts the drops pion reports by a line and returns the level the
+// line is written at.
+func (d *networkDrops) hook(scope string, level slog.Level, format string, args []any) slog.Level {
+	if level == pionlog.LevelTrace {
+		if scope == "udpmux" && format == "Dropping packet from %s" {
+			d.unknownSource.Inc()
 		}
-		if len(st.seen) >= maxLogKeys {
-			k.format = ""
-			if r = st.seen[k]; r == nil {
-				r = &logRepeat{}
-				st.seen[k] = r
-			}
-		} else {
-			r = &logRepeat{}
-			st.seen[k] = r
-		}
+		return level
 	}
-	if !r.last.IsZero() && now.Sub(r.last) < st.window {
-		r.held++
-		st.suppressed.Inc()
-		return false, 0
+	d.count(scope, format, args)
+	if level >= slog.LevelWarn && closingNoise(scope, format, args) {
+		return slog.LevelDebug
 	}
-	held := r.held
-	r.last, r.held = now, 0
-	return true, held
+	return level
 }
 
-type pionLogger struct {
-	log   *slog.Logger
-	scope string
-	st    *pionLogState
-}
-
-// write writes one line of pion's. format is what identifies the message:
-// the format string, or (with no args) the message itself, for pion's
-// unformatted calls.
-func (l pionLogger) write(level slog.Level, format string, args []any) {
-	l.count(format, args)
-	ctx := context.Background()
-	if level >= slog.LevelWarn && closingNoise(l.scope, format, args) {
-		level = slog.LevelDebug
-	}
-	// Formatting is skipped when the level is off: pion logs per packet
-	// at debug in places.
-	if !l.log.Enabled(ctx, level) {
-		return
-	}
-	msg := format
-	if len(args) > 0 {
-		msg = fmt.Sprintf(format, args...)
-	}
-	if level < slog.LevelWarn {
-		l.log.Log(ctx, level, msg)
-		return
-	}
-	ok, held := l.st.admit(logKey{scope: l.scope, format: format, level: level})
-	if !ok {
-		return
-	}
-	if held > 0 {
-		l.log.Log(ctx, level, msg, "repeats_suppressed", held)
-		return
-	}
-	l.log.Log(ctx, level, msg)
-}
-
-// count counts the drops pion reports by a line: format is compared with
-// the literal pion v4.2.20 (ice v4.4.2, srtp v3.0.13) logs them with.
-func (l pionLogger) count(format string, args []any) {
-	d := l.st.drops
-	switch l.scope {
+func (d *networkDrops) count(scope, format string, args []any) {
+	switch scope {
 	case "mux":
 		switch format {
 		case "mux: failed to read from packetio.Buffer %s":
@@ -201,12 +94,11 @@ func (l pionLogger) count(format string, args []any) {
 			d.stunMalformed.Inc()
 		}
 	case "srtp":
-		// pion/srtp logs every decryption error as its message (session.go).
+		// pion/srtp logs each decryption error as the message itself.
 		if len(args) != 0 {
 			return
 		}
-		msg := format
-		switch {
+		switch msg := format; {
 		case strings.Contains(msg, "failed to verify auth tag"), strings.Contains(msg, "MKI not found"):
 			d.srtpAuth.Inc()
 		case strings.Contains(msg, "duplicated packet"), strings.Contains(msg, "exceeded the maximum number of packets"):
@@ -220,12 +112,8 @@ func (l pionLogger) count(format string, args []any) {
 }
 
 // closingNoise reports the warnings pion writes when a connection closes
-// while its readers are still reading: an ICE candidate's read loop and
-// the accept loop of undeclared streams fail on the closed transport, a
-// packet that arrives as a connection closes finds its buffer closed (in
-// the shared socket's demux or in the ICE agent), and
-// the demux holds a packet that comes after its SRTP session closed (as
-// it holds one that comes before the session opens: nothing is lost).
+// under its readers: read, write and accept loops failing on the closed
+// transport, and a packet queued for an SRTP session that just closed.
 func closingNoise(scope, format string, args []any) bool {
 	if scope == "mux" && format == "Warning: mux: no endpoint for packet starting with %d, adding to queue size(%d)" {
 		return true
@@ -244,18 +132,3 @@ func closingNoise(scope, format string, args []any) bool {
 	return strings.Contains(err, "closed pipe") || strings.Contains(err, "already closed") ||
 		strings.Contains(err, "use of closed network connection") || strings.Contains(err, "EOF")
 }
-
-func (l pionLogger) Trace(string) {}
-func (l pionLogger) Tracef(format string, args ...any) {
-	if format == "Dropping packet from %s" && l.scope == "udpmux" {
-		l.st.drops.unknownSource.Inc()
-	}
-}
-func (l pionLogger) Debug(msg string)                  { l.write(slog.LevelDebug, msg, nil) }
-func (l pionLogger) Debugf(format string, args ...any) { l.write(slog.LevelDebug, format, args) }
-func (l pionLogger) Info(msg string)                   { l.write(slog.LevelDebug, msg, nil) }
-func (l pionLogger) Infof(format string, args ...any)  { l.write(slog.LevelDebug, format, args) }
-func (l pionLogger) Warn(msg string)                   { l.write(slog.LevelWarn, msg, nil) }
-func (l pionLogger) Warnf(format string, args ...any)  { l.write(slog.LevelWarn, format, args) }
-func (l pionLogger) Error(msg string)                  { l.write(slog.LevelError, msg, nil) }
-func (l pionLogger) Errorf(format string, args ...any) { l.write(slog.LevelError, format, args) }

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -30,45 +28,33 @@ const (
 	defaultICEDisconnectedTimeout  = 5 * time.Second
 	defaultICEFailedTimeout        = 10 * time.Second
 	iceKeepaliveInterval           = 2 * time.Second
-	// tcpReadBufferSize is the number of packets ICE-TCP buffers per
-	// connection before the reader catches up.
 	tcpReadBufferSize = 64
-	// tcpWriteBufferSize bounds the bytes queued per ICE-TCP connection:
-	// seconds of video, so only a stalled subscriber ever fills it.
+	// tcpWriteBufferSize: seconds of video, so only a stalled subscriber fills it.
 	tcpWriteBufferSize = 1 << 20
-	// bindAttempts bounds the retries of picking a port free for both UDP
-	// and TCP when Config.Port is 0.
+	// bindAttempts bounds the tries at a port free for both UDP and TCP.
 	bindAttempts = 8
 )
 
-// Target names of a participant's two peer connections, as the signaling
-// protocol spells them.
+// Target names of a participant's two peer connections, as in the protocol.
 const (
 	targetPublisher  = "publisher"
 	targetSubscriber = "subscriber"
 )
 
-// SFU is a selective forwarding unit: rooms of participants, each with a
-// publisher and a subscriber peer connection, all on one media port.
+// SFU is a selective forwarding unit; all its media is on one port.
 type SFU struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
 
-	// se, pubStack and subStack build a participant's connections:
-	// publisher connections (the SFU receives) on pubStack, subscriber
-	// connections (the SFU sends) on subStack, whose interceptor chains
-	// differ, see newPublisherInterceptors and newSubscriberInterceptors.
-	// Each connection gets a webrtc.API of its own, for its BufferFactory
-	// (newPeerConnection).
+	// se and the stacks build participants' connections (newPeerConnection).
 	se       webrtc.SettingEngine
 	pubStack connStack
 	subStack connStack
 
 	udpMux ice.UDPMux
 	cands  *candidatePolicy
-	// batch is the UDP mux's sockets, for forwarding loops to batch their
-	// writes on (udpbatch.go); nil when DisableBatchedWrites or Net.
+	// batch is the UDP mux's sockets, for batched writes; nil when off.
 	batch  *batchGroup
 	tcpMux ice.TCPMux // nil when DisableTCP
 	port   int
@@ -80,15 +66,7 @@ type SFU struct {
 	closeOnce sync.Once
 }
 
-// room is the participants of one room and the tracks they publish. It
-// exists while it has a participant. Guarded by SFU.mu.
-type room struct {
-	participants map[string]*Participant // by participant SID
-	tracks       map[string]*publishedTrack
-}
-
-// Counts is a snapshot of what the SFU holds; tests use it to prove that
-// nothing leaks.
+// Counts is a snapshot of what the SFU holds, for leak tests.
 type Counts struct {
 	Rooms         int // rooms with at least one participant
 	Participants  int // participants joined and not closed
@@ -96,8 +74,7 @@ type Counts struct {
 	Subscriptions int // (participant, track) forwarding pairs
 }
 
-// New starts an SFU: it binds the media port (UDP, and TCP on the same
-// port number unless DisableTCP or Net) and builds the WebRTC stacks.
+// New binds the media port and builds the WebRTC stacks.
 func New(cfg Config) (*SFU, error) {
 	cfg = withDefaults(cfg)
 	log := cfg.Logger
@@ -112,7 +89,7 @@ func New(cfg Config) (*SFU, error) {
 		return nil, fmt.Errorf("sfu: listen IP %q is not an IP address", cfg.ListenIP)
 	}
 	lf := newPionLoggerFactory(log, m)
-	udpMux, batch, tcpListener, port, err := listenMedia(cfg, ip, lf)
+	udpMux, batch, tcpListener, port, err := listenMedia(cfg, ip, lf, m.network.oversized)
 	if err != nil {
 		return nil, err
 	}
@@ -130,10 +107,8 @@ func New(cfg Config) (*SFU, error) {
 		return nil, err
 	}
 	if tcpListener != nil {
-		// What webrtc.NewICETCPMux builds, plus a write buffer: without
-		// one a write blocks while a subscriber's TCP window is full, and
-		// a track's forwarding loop would stall every other subscriber
-		// behind the slow one. With it, that subscriber's packets drop.
+		// With a write buffer, a subscriber whose TCP window is full loses
+		// packets instead of stalling the track's other subscribers.
 		s.tcpMux = ice.NewTCPMuxDefault(ice.TCPMuxParams{
 			Listener:        tcpListener,
 			Logger:          lf.NewLogger("tcpmux"),
@@ -194,20 +169,11 @@ func withDefaults(cfg Config) Config {
 	return cfg
 }
 
-// listenMedia binds the media port: the ICE UDP mux and, unless TCP is
-// off, the ICE-TCP listener on the same port number. It returns the
-// port number bound, and the mux's sockets as a batchGroup unless batched
-// writes are off (or the network is cfg.Net's, whose sockets are not the
-// kernel's).
-//
-// On a specific ListenIP one UDP socket serves every peer. On the
-// unspecified address (0.0.0.0 or ::) one socket would answer a peer from
-// whatever source address the kernel routes by, which on a multi-homed
-// host need not be the address the peer sent to, and the peer drops the
-// reply. There every interface address gets a socket of its own, all on
-// one port number; addresses that appear after New are not served. TCP
-// needs no such care: a reply leaves on the connection it answers.
-func listenMedia(cfg Config, ip net.IP, lf pionLoggerFactory) (ice.UDPMux, *batchGroup, net.Listener, int, error) {
+// listenMedia binds the ICE UDP mux and, unless off, the ICE-TCP listener
+// on the same port number. On the unspecified address every interface
+// address gets a UDP socket of its own, so that a multi-homed host answers
+// a peer from the address the peer sent to.
+func listenMedia(cfg Config, ip net.IP, lf logging.LoggerFactory, oversized prometheus.Counter) (ice.UDPMux, *batchGroup, net.Listener, int, error) {
 	logger := lf.NewLogger("udpmux")
 	switch {
 	case cfg.Net != nil:
@@ -218,7 +184,7 @@ func listenMedia(cfg Config, ip net.IP, lf pionLoggerFactory) (ice.UDPMux, *batc
 		mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: logger, UDPConn: udp, Net: cfg.Net})
 		return mux, nil, nil, udp.LocalAddr().(*net.UDPAddr).Port, nil
 	case ip.IsUnspecified():
-		return listenEveryInterface(ip, cfg.Port, !cfg.DisableTCP, cfg.IncludeLoopback, !cfg.DisableBatchedWrites, logger, lf.state.drops.oversized)
+		return listenEveryInterface(ip, cfg.Port, !cfg.DisableTCP, cfg.IncludeLoopback, !cfg.DisableBatchedWrites, logger, oversized)
 	default:
 		udp, tcp, err := bindMediaPort(ip, cfg.Port, !cfg.DisableTCP)
 		if err != nil {
@@ -229,19 +195,15 @@ func listenMedia(cfg Config, ip net.IP, lf pionLoggerFactory) (ice.UDPMux, *batc
 			return webrtc.NewICEUDPMux(logger, udp), nil, tcp, port, nil
 		}
 		bc := newBatchConn(udp)
-		bc.oversized = lf.state.drops.oversized
+		bc.oversized = oversized
 		mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: logger, UDPConn: bc})
 		return mux, &batchGroup{conns: []*batchConn{bc}}, tcp, port, nil
 	}
 }
 
-// listenEveryInterface binds UDP on port of every interface address (and
-// TCP on the unspecified ip, same port number, when withTCP). The port
-// number is found by binding the unspecified address first, as
-// bindMediaPort does; the UDP socket is then closed and replaced by one
-// per interface address. With port 0 another process may take the number
-// in between; then it tries again with another. With batch, the sockets
-// are batchConns, returned as a group.
+// listenEveryInterface finds the port by binding the unspecified address,
+// then replaces that UDP socket with one per interface address, trying
+// another port if one is taken in between.
 func listenEveryInterface(ip net.IP, port int, withTCP, loopback, batch bool, logger logging.LeveledLogger, oversized prometheus.Counter) (ice.UDPMux, *batchGroup, net.Listener, int, error) {
 	attempts := 1
 	if port == 0 {
@@ -289,8 +251,7 @@ func listenEveryInterface(ip net.IP, port int, withTCP, loopback, batch bool, lo
 }
 
 // bindMediaPort binds UDP on ip:port and, when withTCP, TCP on the port
-// number UDP got. With port 0 the kernel picks the UDP port, which may be
-// taken for TCP; then it tries again with another.
+// UDP got, trying another if port is 0 and that one is taken for TCP.
 func bindMediaPort(ip net.IP, port int, withTCP bool) (*net.UDPConn, net.Listener, error) {
 	attempts := 1
 	if port == 0 {
@@ -316,9 +277,7 @@ func bindMediaPort(ip net.IP, port int, withTCP bool) (*net.UDPConn, net.Listene
 	return nil, nil, lastErr
 }
 
-// settingEngine is shared by every connection: one port, one set of ICE
-// rules.
-func (s *SFU) settingEngine(ip net.IP, lf pionLoggerFactory) (webrtc.SettingEngine, error) {
+func (s *SFU) settingEngine(ip net.IP, lf logging.LoggerFactory) (webrtc.SettingEngine, error) {
 	var se webrtc.SettingEngine
 	se.LoggerFactory = lf
 	se.SetICEUDPMux(s.udpMux)
@@ -332,14 +291,11 @@ func (s *SFU) settingEngine(ip net.IP, lf pionLoggerFactory) (webrtc.SettingEngi
 	}
 	se.SetNetworkTypes(types)
 	if !ip.IsUnspecified() {
-		// The UDP mux only ever offers its own address, but ICE-TCP
-		// gathers from every interface: keep it to the one we listen on.
+		// ICE-TCP gathers from every interface: keep it to ours.
 		se.SetIPFilter(func(candidate net.IP) bool { return candidate.Equal(ip) })
 	}
 	if len(s.cfg.PublicIPs) > 0 {
-		// 1:1 NAT: host candidates carry the public addresses instead of
-		// the local ones. This is what SetNAT1To1IPs(ips, host) did; that
-		// setter is deprecated in favour of rewrite rules.
+		// 1:1 NAT: host candidates carry the public addresses.
 		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
 			External:        s.cfg.PublicIPs,
 			AsCandidateType: webrtc.ICECandidateTypeHost,
@@ -356,8 +312,6 @@ func (s *SFU) settingEngine(ip net.IP, lf pionLoggerFactory) (webrtc.SettingEngi
 }
 
 // connStack is the codecs and interceptors of one kind of connection.
-// pion copies the media engine and builds the interceptors afresh for
-// every connection, so one stack serves them all.
 type connStack struct {
 	media *webrtc.MediaEngine
 	reg   *interceptor.Registry
@@ -375,14 +329,8 @@ func newConnStack(audioLevel bool, strict interceptor.Factory, interceptors func
 	return connStack{media: me, reg: reg}, nil
 }
 
-// newPeerConnection builds one connection of a participant on a
-// webrtc.API of its own: the SFU's settings, st's codecs and
-// interceptors, and guard as the BufferFactory, so that every SRTP and
-// SRTCP stream pion opens on it is counted against it (ssrcguard.go).
-//
-// pion starts no RTX repair reader on its own when a BufferFactory is set
-// (DTLSTransport.streamsForSSRC); the SFU negotiates no RTX, so nothing
-// changes for it.
+// newPeerConnection builds a connection on a webrtc.API of its own, so
+// that guard, as its BufferFactory, counts every stream pion opens on it.
 func (s *SFU) newPeerConnection(st connStack, guard *ssrcGuard, cfg webrtc.Configuration) (*webrtc.PeerConnection, error) {
 	se := s.se
 	se.BufferFactory = guard.newBuffer
@@ -394,9 +342,6 @@ func (s *SFU) newPeerConnection(st connStack, guard *ssrcGuard, cfg webrtc.Confi
 	return api.NewPeerConnection(cfg)
 }
 
-// newMediaEngine lists the codecs and header extensions both connections
-// negotiate; audioLevel adds the RFC 6464 audio-level extension
-// (Config.AudioLevelExtension).
 func newMediaEngine(audioLevel bool) (*webrtc.MediaEngine, error) {
 	me := &webrtc.MediaEngine{}
 	if err := wire.RegisterCodecs(me, audioLevel); err != nil {
@@ -405,13 +350,9 @@ func newMediaEngine(audioLevel bool) (*webrtc.MediaEngine, error) {
 	return me, nil
 }
 
-// newInterceptorRegistry builds a connection's interceptor chain: the
-// strict checks first, then what add registers. First matters: pion binds
-// a chain in registration order, so the first interceptor is the innermost
-// reader (it sees an incoming packet before any other interceptor parses
-// it) and the innermost writer too (it sees an outgoing packet last, after
-// every other interceptor had its say). strictInterceptor's
-// documentation has the details; TestStrictInterceptorIsFirst holds it.
+// newInterceptorRegistry puts the strict checks first: innermost, they see
+// a packet before any other interceptor parses it
+// (TestStrictInterceptorIsFirst).
 func newInterceptorRegistry(strict interceptor.Factory, add func(*interceptor.Registry) error) (*interceptor.Registry, error) {
 	reg := &interceptor.Registry{}
 	reg.Add(strict)
@@ -421,10 +362,7 @@ func newInterceptorRegistry(strict interceptor.Factory, add func(*interceptor.Re
 	return reg, nil
 }
 
-// newPublisherInterceptors adds the interceptors of the connections the
-// SFU receives on: NACKs toward the publisher for lost packets, receiver
-// reports, and transport-wide congestion feedback. There is deliberately
-// no NACK responder here (nothing is sent on this connection).
+// newPublisherInterceptors: NACKs to the publisher, receiver reports, TWCC.
 func newPublisherInterceptors(reg *interceptor.Registry) error {
 	gen, err := nack.NewGeneratorInterceptor()
 	if err != nil {
@@ -436,8 +374,6 @@ func newPublisherInterceptors(reg *interceptor.Registry) error {
 		return fmt.Errorf("sfu: receiver reports: %w", err)
 	}
 	reg.Add(rr)
-	// webrtc.ConfigureTWCCSender would register the transport-cc feedback
-	// and extension a second time; newMediaEngine already has them.
 	tw, err := twcc.NewSenderInterceptor()
 	if err != nil {
 		return fmt.Errorf("sfu: twcc sender: %w", err)
@@ -446,10 +382,8 @@ func newPublisherInterceptors(reg *interceptor.Registry) error {
 	return nil
 }
 
-// newSubscriberInterceptors adds the interceptors of the connections the
-// SFU sends on: sender reports only. pion's NACK responder is left out on
-// purpose: the SFU answers NACKs itself from the track's shared packet
-// cache rather than keeping a copy of every packet per subscriber.
+// newSubscriberInterceptors: sender reports only. The SFU answers NACKs
+// from the track's shared cache, not a copy per subscriber.
 func newSubscriberInterceptors(reg *interceptor.Registry) error {
 	sr, err := report.NewSenderInterceptor()
 	if err != nil {
@@ -462,8 +396,7 @@ func newSubscriberInterceptors(reg *interceptor.Registry) error {
 // Port returns the media port bound, UDP and (unless disabled) TCP.
 func (s *SFU) Port() int { return s.port }
 
-// Close closes every participant and then the media sockets. It is safe
-// to call more than once.
+// Close closes every participant and then the media sockets.
 func (s *SFU) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
@@ -495,45 +428,4 @@ func (s *SFU) closeSockets() error {
 		errs = append(errs, fmt.Errorf("sfu: close UDP mux: %w", err))
 	}
 	return errors.Join(errs...)
-}
-
-// RoomTracks returns every live track of the room: the tracks a
-// participant joining now would be offered.
-func (s *SFU) RoomTracks(roomName string) []TrackInfo {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r := s.rooms[roomName]
-	if r == nil {
-		return nil
-	}
-	out := make([]TrackInfo, 0, len(r.tracks))
-	for _, t := range r.tracks {
-		if t.announced {
-			out = append(out, t.infoLocked())
-		}
-	}
-	sortTracks(out)
-	return out
-}
-
-// sortTracks orders tracks by SID, so listings are stable.
-func sortTracks(ts []TrackInfo) {
-	slices.SortFunc(ts, func(a, b TrackInfo) int { return strings.Compare(a.SID, b.SID) })
-}
-
-// Counts returns how many rooms, participants, tracks and subscriptions
-// the SFU holds right now.
-func (s *SFU) Counts() Counts {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var c Counts
-	c.Rooms = len(s.rooms)
-	for _, r := range s.rooms {
-		c.Participants += len(r.participants)
-		c.Tracks += len(r.tracks)
-		for _, p := range r.participants {
-			c.Subscriptions += len(p.subs)
-		}
-	}
-	return c
 }
