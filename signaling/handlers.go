@@ -202,15 +202,24 @@ func mediaCode(err error, fallback string) string {
 	return fallback
 }
 
+// describes reports whether sd, an offer or answer (typ), has an SDP for
+// target, the one connection clients send typ on; if not it says so.
+func (c *session) describes(sd *wire.SessionDescription, typ, target string) bool {
+	switch {
+	case sd.Target != target:
+		c.sendError(wire.CodeBadMessage, fmt.Sprintf("clients %s on the %s connection only", typ, target), typ, sd.ID)
+		return false
+	case sd.SDP == "":
+		c.sendError(wire.CodeBadMessage, typ+" without sdp", typ, sd.ID)
+		return false
+	}
+	return true
+}
+
 // offer answers a publisher offer. The publisher's candidates are held
 // meanwhile and passed on after the answer (see session.pubCands).
 func (c *session) offer(sd *wire.SessionDescription) {
-	switch {
-	case sd.Target != wire.TargetPublisher:
-		c.sendError(wire.CodeBadMessage, "clients offer on the publisher connection only", wire.TypeOffer, sd.ID)
-		return
-	case sd.SDP == "":
-		c.sendError(wire.CodeBadMessage, "offer without sdp", wire.TypeOffer, sd.ID)
+	if !c.describes(sd, wire.TypeOffer, wire.TargetPublisher) {
 		return
 	}
 	c.pubCands.Shut()
@@ -224,12 +233,7 @@ func (c *session) offer(sd *wire.SessionDescription) {
 }
 
 func (c *session) answer(sd *wire.SessionDescription) {
-	switch {
-	case sd.Target != wire.TargetSubscriber:
-		c.sendError(wire.CodeBadMessage, "clients answer on the subscriber connection only", wire.TypeAnswer, sd.ID)
-		return
-	case sd.SDP == "":
-		c.sendError(wire.CodeBadMessage, "answer without sdp", wire.TypeAnswer, sd.ID)
+	if !c.describes(sd, wire.TypeAnswer, wire.TargetSubscriber) {
 		return
 	}
 	if err := c.participant.HandleAnswer(sd.SDP); err != nil {
