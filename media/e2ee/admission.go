@@ -12,22 +12,10 @@ import (
 	"time"
 )
 
-// A member lets a newcomer in with an admission: a statement, signed with
-// the member's identity key, that names the room, the member, the newcomer
-// and both identity keys, and when it was made. docs/E2EE.md ("Admission
-// and rosters") gives the layout byte for byte; in short:
-//
-//	body = 0x01 || u16-prefixed room
-//	       || u16-prefixed admitter || admitter identity key
-//	       || u16-prefixed admitted || admitted identity key
-//	       || u64 time (Unix milliseconds)
-//	sig  = Ed25519(admitter identity, "sotto e2ee v2 admit" || body)
-//	text = "sotto-admit-v1:" || base64url(body || sig)
-//
-// The node relays admissions; without a member's identity key it cannot
-// make one. Whether the admitter is someone the reader accepted, and what
-// follows from the admission, is the caller's to decide: ParseAdmission
-// checks only that the statement is well formed and the admitter's own.
+// An admission is a member's signed statement letting a newcomer in (room,
+// both names and identity keys, time). Layout: docs/E2EE.md, "Admission and
+// rosters". ParseAdmission checks only form and signature; whom to believe
+// is the caller's.
 
 // AdmissionVersion is the first byte of an admission's body.
 const AdmissionVersion = 0x01

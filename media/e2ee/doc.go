@@ -17,10 +17,8 @@
 // SafetyNumber over every member's name and identity key, and pairwise
 // VerificationCodes, to know that the server did not swap a key.
 //
-// The constructions are documented where they are defined, precisely
-// enough to reimplement them (the browser client does), and collected in
-// docs/E2EE.md. Only the standard library's primitives are used
-// (crypto/ed25519, crypto/ecdh, crypto/hpke, crypto/hkdf, crypto/sha256,
-// crypto/aes, crypto/cipher), with filippo.io/edwards25519 to refuse
-// small-order identity keys.
+// docs/E2EE.md documents every construction precisely enough to
+// reimplement it (the browser client does). Only standard-library
+// primitives are used, with filippo.io/edwards25519 to refuse small-order
+// identity keys.
 package e2ee

@@ -132,20 +132,9 @@ type Stats struct {
 	SwitchesOnTimeout   uint64 // key switches after AckTimeout, some recipient silent
 }
 
-// Session is one participant's end-to-end encryption state in a call: its
-// own sending key (with the next one while recipients acknowledge it) and
-// the keys of every other participant. It is safe for concurrent use.
-//
-// Key schedule (docs/E2EE.md has the reasoning):
-//   - the first key is random; the KID is the sender's random 24-bit tag
-//     and the low 8 bits of its epoch;
-//   - when members join (and none left), the sender ratchets its latest
-//     key (RFC 9605 section 5.1) and sends the result to everyone: a
-//     joiner cannot go back to earlier keys;
-//   - when a member leaves, the sender draws a fresh random key and sends
-//     it to those still in the room only: the leaver cannot derive it;
-//   - the sender switches to a new key once every recipient acknowledged
-//     it, or after AckTimeout.
+// Session is one participant's E2EE state in a call: its sending key (and
+// the next, while recipients acknowledge it) and everyone else's keys. The
+// key schedule is in docs/E2EE.md. It is safe for concurrent use.
 type Session struct {
 	opts     Options
 	log      *slog.Logger

@@ -8,16 +8,8 @@ import (
 	"time"
 )
 
-// Admission by members and roster consistency (docs/E2EE.md, "Admission
-// and rosters"). With Options.Admission set, the participants the node
-// lists (SetMembers) are only candidates: a candidate becomes a member,
-// and gets this session's keys, once a member this session accepted
-// admits it (a signed admission), or, for those listed when this session
-// joined (its roots), once it sends a signed roster view of its own.
-// Every member signs its view of the call whenever its set of members
-// changes; this session sends no new key while any member's latest view
-// lists other people than its own, and raises an alert when that lasts
-// longer than AdmissionOptions.RosterTimeout.
+// Admission by members and roster consistency: docs/E2EE.md, "Admission
+// and rosters".
 
 // Defaults of AdmissionOptions.
 const (

@@ -5,26 +5,9 @@ import (
 	"fmt"
 )
 
-// Audio padding (docs/E2EE.md, "Padding of audio frames"). Opus with
-// variable bitrate gives every 20 ms frame a size that follows what is
-// being said; those sizes alone let an observer spot phrases and
-// reconstruct speech (Wright et al., "Spot me if you can", IEEE S&P 2008;
-// White et al., "Phonotactic reconstruction of encrypted VoIP
-// conversations", IEEE S&P 2011). So the SFrame plaintext of every audio
-// frame is
-//
-//	frame || p zero bytes || p (one byte)
-//
-// with p chosen by the sender so that the plaintext's length is a multiple
-// of its bucket size (Options.AudioBucket, default DefaultAudioBucket).
-// The trailer is always there, whatever the bucket, so the receiver never
-// guesses: it reads the last byte p, requires p+1 bytes before the frame
-// to exist and the p padding bytes to be zero, and requires a non-empty
-// frame; anything else wraps ErrBadPadding and the frame is dropped like
-// one that failed to decrypt. The receiver does not check the bucket:
-// which bucket to use is the sender's choice. Padding sits inside the
-// SFrame plaintext, so it is encrypted and authenticated: the SFU cannot
-// add, remove or read it. Video is not padded (see the documentation).
+// Audio padding (docs/E2EE.md, "Padding of audio frames"): the plaintext is
+// frame || p zero bytes || p, its length a multiple of the sender's bucket,
+// so frame sizes do not give speech away. Anything else wraps ErrBadPadding.
 
 // DefaultAudioBucket is the default bucket size of audio padding, in
 // bytes: the SFrame plaintext of an audio frame (frame, padding and the

@@ -7,66 +7,10 @@ import (
 	"strings"
 )
 
-// The clear codec prefix of a frame is what packetizers, depacketizers and
-// the SFU still read after end-to-end encryption: the VP8 payload header,
-// and for H.264 the parameter sets and the start of the first slice
-// header. Opus has none: neither pion, browsers nor the SFU read its TOC
-// byte, so the whole Opus frame is encrypted. Everything after it is encrypted; the prefix is
-// authenticated as SFrame metadata, so the receiver must see exactly the
-// bytes the sender authenticated.
-//
-// # H.264 through pion
-//
-// What pion/rtp v1.10.5 (codecs/h264_packet.go) does to an Annex B frame:
-//
-//   - H264Payloader splits the frame at each 00 00 01 and takes a zero byte
-//     just before it as the first byte of a four-byte start code, so one
-//     trailing zero of the NAL unit before is eaten. Bytes before the first
-//     start code are dropped; a frame without any start code is sent as
-//     one NAL unit.
-//   - It drops empty NAL units, access unit delimiters (type 9) and filler
-//     data (type 12).
-//   - With STAP-A on (the default) it holds back SPS (7) and PPS (8), the
-//     last of each replacing earlier ones, and sends them as one STAP-A
-//     [SPS, PPS] just before the next other NAL unit once it holds both. So
-//     "SPS, SEI, PPS, IDR" arrives as "SEI, SPS, PPS, IDR", a second SPS
-//     before the PPS loses the first, and a held SPS or PPS that no NAL unit
-//     follows stays in the payloader and goes out with a later frame. A
-//     STAP-A larger than the MTU is dropped without a word.
-//   - Other NAL units go out whole, or as FU-A fragments when larger than
-//     the MTU; their bytes are never changed (no emulation prevention is
-//     added or removed), except that FU-A does not carry the NAL header's
-//     forbidden_zero_bit: a fragmented unit with it set arrives without.
-//   - H264Packet.Unmarshal (IsAVC false) returns every NAL unit, whether it
-//     came alone, in a STAP-A or reassembled from FU-A, behind a four-byte
-//     start code 00 00 00 01; FU-A packets before the last return nothing.
-//     Types 24 and 28 are always read as STAP-A and FU-A, and 0, 25-27 and
-//     29-31 are refused, so a NAL unit of those types cannot cross pion.
-//
-// Concatenating Unmarshal's outputs over the packets of one frame (what
-// pion's samplebuilder does) therefore gives, for each NAL unit the
-// payloader sent, 00 00 00 01 followed by the unit. NormalizeAnnexB returns
-// exactly that for a frame, computed without pion: for every frame whose
-// NAL units have types 1-23 and forbidden_zero_bit 0, and whose SPS and
-// PPS fit in one packet together,
-//
-//	NormalizeAnnexB(f) == depacketize(payload(f))               (fresh payloader)
-//	depacketize(payload(NormalizeAnnexB(f))) == NormalizeAnnexB(f)
-//
-// and NormalizeAnnexB(NormalizeAnnexB(f)) == NormalizeAnnexB(f). (The one
-// difference from pion is the held-back SPS or PPS that no NAL unit
-// follows: pion sends it with the next frame, NormalizeAnnexB drops it, so
-// a normalized frame leaves the payloader holding nothing.)
-//
-// The guarantee for encryption: the sender normalizes the frame, keeps
-// n = PrefixLen(CodecH264, frame) bytes in clear and appends
-// EscapeH264 of the ciphertext. The escaped ciphertext contains no start
-// code and cannot form one with the prefix, so pion sends the NAL units of
-// the prefix as they are and the slice, with the ciphertext, as one more;
-// the receiver's depacketized frame equals the sender's wire frame byte for
-// byte. PrefixLen finds the same n there (see PrefixLen), the first n bytes
-// are the ones the sender authenticated, and UnescapeH264 of the rest gives
-// back the ciphertext. The receiver must not normalize what it received.
+// The clear codec prefix is what packetizers and the SFU read after
+// encryption; it is authenticated as SFrame metadata. What pion does to an
+// H.264 frame, and why NormalizeAnnexB makes the receiver see the sender's
+// prefix byte for byte, is in docs/E2EE.md ("H.264 through pion").
 
 // Codec names the codecs whose frames this package knows how to split.
 type Codec int
@@ -126,33 +70,12 @@ const (
 	h264SliceHeadLen  = 3  // NAL header, then first_mb_in_slice, slice_type, pic_parameter_set_id
 )
 
-// PrefixLen returns how many leading bytes of an encoded frame of codec c
-// stay in clear:
-//
-//   - Opus: 0, the whole frame is encrypted. An empty frame is
-//     malformed (an Opus packet has at least its TOC byte, RFC 6716
-//     section 3.4, R1).
-//   - VP8: the VP8 payload header of RFC 7741 section 4.3, the first bytes
-//     of the frame itself (RFC 6386 section 9.1): 10 for a key frame
-//     (P bit, the lowest bit of the first byte, 0), which must carry the
-//     start code 9d 01 2a in bytes 3-5; 3 for an interframe. Shorter
-//     frames are malformed.
-//   - H.264, an Annex B frame starting with a 3- or 4-byte start code:
-//     every NAL unit before the first coded slice (types 1-5: SPS, PPS,
-//     SEI, AUD and the like) whole with its start code, then the slice's
-//     start code, its NAL header and the next 2 bytes, where libwebrtc's
-//     depacketizer reads first_mb_in_slice, slice_type and
-//     pic_parameter_set_id. A frame without a slice wraps ErrNoSlice; a
-//     frame not starting with a start code, a slice shorter than 3 bytes
-//     (another start code within them), and before the slice an empty NAL
-//     unit, one of type 0 or 24-31 or one with forbidden_zero_bit set (the
-//     transport cannot carry them unchanged) are malformed.
-//
-// The answer stays the same when everything after the prefix is replaced
-// by EscapeH264 output (whose first byte is never 0x00-0x02, so no start
-// code can begin in the slice's first bytes): the receiver finds the
-// sender's length. Errors wrap ErrMalformedFrame, ErrNoSlice or
-// ErrUnsupportedCodec.
+// PrefixLen returns how many leading bytes of a frame of codec c stay in
+// clear (docs/E2EE.md, "The frame format on RTP"): 0 for Opus, the RFC 7741
+// payload header for VP8, and for H.264 every NAL unit before the first
+// slice plus the slice's start code, NAL header and 2 bytes. The answer is
+// the same once the rest is replaced by EscapeH264 output. Errors wrap
+// ErrMalformedFrame, ErrNoSlice or ErrUnsupportedCodec.
 func PrefixLen(c Codec, frame []byte) (int, error) {
 	switch c {
 	case CodecOpus:

@@ -10,22 +10,10 @@ import (
 	"slices"
 )
 
-// Each member signs its view of the call, the roster: who it counts as
-// admitted, with their identity keys and the latest key sequence number it
-// accepted from each, and sends it to everyone, who compare it with their
-// own. docs/E2EE.md ("Admission and rosters") gives the layout byte for
-// byte; in short:
-//
-//	body = 0x01 || u16-prefixed room
-//	       || u16-prefixed member || member identity key || u64 view seq
-//	       || u16 count
-//	       || count times, sorted by (name, key) bytewise, no repeats:
-//	          u16-prefixed name || identity key || u64 key seq
-//	sig  = Ed25519(member identity, "sotto e2ee v2 roster" || body)
-//	text = "sotto-roster-v1:" || base64url(body || sig)
-//
-// The list holds the member itself. Sorting makes the byte form of a set
-// unique, so two members with the same view list it the same way.
+// Each member signs its view of the call (who it counts as admitted, with
+// keys and latest key sequence numbers) and sends it to everyone; entries
+// are sorted so a set has one byte form. Layout: docs/E2EE.md, "Admission
+// and rosters".
 
 // RosterVersion is the first byte of a roster view's body.
 const RosterVersion = 0x01

@@ -20,48 +20,9 @@ type Member struct {
 	PublicKey []byte
 }
 
-// A safety number lets the people in a call check, by reading it aloud or
-// comparing screens, that the server handed every one of them the same
-// identity keys. If the server swapped a key to sit in the middle, the
-// participants' numbers differ.
-//
-// Construction, version 2 (docs/E2EE.md copies this; version 1 hashed
-// the per-session X25519 keys, version 2 the Ed25519 identity keys):
-//
-//	enc   = "sotto safety number v2"                 22 ASCII bytes
-//	        || u64(len(room)) || room
-//	        || for each member, sorted by Identity (bytewise) then by
-//	           PublicKey (bytewise): u64(len(Identity)) || Identity
-//	                                 || u64(len(PublicKey)) || PublicKey
-//	d     = SHA-256(enc)
-//	h     = d; repeat 5200 times: h = SHA-256(h || d)
-//	digits: for i in 0..5, the 5-byte big-endian integer h[5i:5i+5]
-//	        mod 100000, as 5 decimal digits with leading zeros
-//	number = the six groups joined by single spaces ("01234 56789 ...")
-//
-// u64 is an 8-byte big-endian length, so the encoding is injective for any
-// input and needs no error path. Sorting makes the number independent of
-// the order members are listed in, so every participant computes the same
-// number from the same set; the list is a multiset: a member listed twice
-// counts twice. Every byte of every name and key, and the room, goes in,
-// so adding, removing or re-keying a member changes the number.
-//
-// Why 30 digits: each group takes 40 bits modulo 10^5 (a bias under 10^-7),
-// so the number carries about 99.7 bits. To make two participants see the
-// same number while holding different keys, a man in the middle must find
-// keys M_A, M_B with number({A, M_B}) = number({M_A, B}): a claw between
-// two functions, about 2^50 evaluations of the number for 100 bits. It
-// cannot be precomputed for keys the node has not seen, and the room and
-// names go in too; for people it already knows, verification codes and
-// trust on first use (a known person's changed key is shown) are what
-// hold. Matching one given number needs about 2^100.
-//
-// Why 5200 iterations (as Signal's fingerprints use): they multiply the
-// attacker's per-candidate cost by about 2^12, putting the claw search near
-// 2^62 SHA-256 evaluations, far beyond what can be done in the seconds to
-// minutes of call setup, while an honest client pays about a millisecond
-// once per change of membership. A single hash would leave
-// 2^50: hours on a rack of GPUs, which is too close.
+// A safety number lets a call's members check that the server gave each
+// the same identity keys. Construction (version 2) and why 30 digits and
+// 5200 iterations: docs/E2EE.md, "Safety number".
 
 // safetyLabel starts the safety number encoding, naming it and its version.
 const safetyLabel = "sotto safety number v2"

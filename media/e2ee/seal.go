@@ -12,24 +12,9 @@ import (
 	"github.com/sotto-rtc/sotto/media/sframe"
 )
 
-// A sender's base key goes to each recipient in a box: a signed body,
-// sealed with HPKE to the recipient's session key. docs/E2EE.md ("Key
-// messages") gives the layout byte for byte; in short:
-//
-//	body = 0x02 || u16 suite || u64 kid || u64 seq || u16-prefixed room
-//	       || u16-prefixed sender || sender identity key || sender session id
-//	       || u16-prefixed recipient || recipient identity key || recipient session id
-//	       || u16-prefixed base key
-//	sig  = Ed25519(sender identity, "sotto e2ee v2 key" || body)
-//	box  = 0x02 || enc || HPKE-SealBase(recipient session key, info "sotto e2ee v2 key", aad "", body || sig)
-//
-// HPKE (RFC 9180, base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
-// AES-256-GCM) uses a fresh ephemeral key per box, and the recipient's key
-// lives one session: whoever later steals an identity key opens nothing.
-// The signature makes the box the sender's and no one else's; the names,
-// keys and session ids inside it pin it to one room, one sender session and
-// one recipient session, so it cannot be moved. Freshness (the sequence
-// number) and KID retirement are the Session's to check.
+// A base key goes to each recipient in a box: a body signed by the sender's
+// identity, HPKE-sealed to the recipient's session key. docs/E2EE.md ("Key
+// messages") has the layout; freshness and KID retirement are Session's.
 
 // BoxVersion is the first byte of every box and of its body.
 const BoxVersion = 0x02
