@@ -614,7 +614,7 @@ func (c *testClient) publishUndeclared(t *testing.T) *localTrack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.setRemote(c.pub, &c.pendingPub, webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+	if err := c.setRemote(c.pub, c.pubEarly, webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		t.Fatal(err)
 	}
 	lt := &localTrack{track: tr, sender: sender, kind: 'a', stopWriting: make(chan struct{})}

@@ -20,6 +20,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/sotto-rtc/sotto/internal/hold"
 )
 
 // waitTimeout is how long a test waits for something that happens within
@@ -71,9 +72,8 @@ type testClient struct {
 	remote      chan *remoteTrack
 	errs        chan error
 
-	mu         sync.Mutex // orders remote descriptions and early candidates
-	pendingPub []webrtc.ICECandidateInit
-	pendingSub []webrtc.ICECandidateInit
+	// The SFU's candidates, held until the remote description is set.
+	pubEarly, subEarly *hold.Gate[webrtc.ICECandidateInit]
 
 	stop chan struct{} // closed at cleanup: ends writers and readers
 
@@ -153,6 +153,8 @@ func joinWith(t *testing.T, s *SFU, cfg ParticipantConfig, pubAPI, subAPI *webrt
 	if c.sub, err = subAPI.NewPeerConnection(webrtc.Configuration{}); err != nil {
 		t.Fatal(err)
 	}
+	c.pubEarly = hold.NewGate(func(ic webrtc.ICECandidateInit) { _ = c.pub.AddICECandidate(ic) })
+	c.subEarly = hold.NewGate(func(ic webrtc.ICECandidateInit) { _ = c.sub.AddICECandidate(ic) })
 	cfg.Events = Events{
 		SubscriberOffer:  c.onSubscriberOffer,
 		ICECandidate:     c.onSFUCandidate,
@@ -222,35 +224,24 @@ func (c *testClient) sendCandidate(target string, ic *webrtc.ICECandidate) {
 	}
 }
 
-// onSFUCandidate applies an SFU candidate, keeping it until the matching
-// remote description is set (as a real client must).
+// onSFUCandidate applies an SFU candidate once the matching remote
+// description is set (as a real client must).
 func (c *testClient) onSFUCandidate(target string, ic *webrtc.ICECandidateInit) {
 	if ic == nil {
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	pc, pending := c.pub, &c.pendingPub
 	if target == targetSubscriber {
-		pc, pending = c.sub, &c.pendingSub
+		c.subEarly.Pass(*ic)
+	} else {
+		c.pubEarly.Pass(*ic)
 	}
-	if pc.RemoteDescription() == nil {
-		*pending = append(*pending, *ic)
-		return
-	}
-	_ = pc.AddICECandidate(*ic)
 }
 
-func (c *testClient) setRemote(pc *webrtc.PeerConnection, pending *[]webrtc.ICECandidateInit, d webrtc.SessionDescription) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (c *testClient) setRemote(pc *webrtc.PeerConnection, early *hold.Gate[webrtc.ICECandidateInit], d webrtc.SessionDescription) error {
 	if err := pc.SetRemoteDescription(d); err != nil {
 		return err
 	}
-	for _, ic := range *pending {
-		_ = pc.AddICECandidate(ic)
-	}
-	*pending = nil
+	early.Open()
 	return nil
 }
 
@@ -265,7 +256,7 @@ func (c *testClient) onSubscriberOffer(sdp string) {
 			return
 		}
 	}
-	if err := c.setRemote(c.sub, &c.pendingSub, webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+	if err := c.setRemote(c.sub, c.subEarly, webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
 		c.fail(fmt.Errorf("subscriber offer: %w", err))
 		return
 	}
@@ -299,7 +290,7 @@ func (c *testClient) negotiatePublisher() error {
 	if err != nil {
 		return err
 	}
-	return c.setRemote(c.pub, &c.pendingPub, webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer})
+	return c.setRemote(c.pub, c.pubEarly, webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer})
 }
 
 // localTrack is a track the client publishes and feeds with numbered

@@ -19,13 +19,9 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 		}
 	}
 	if mid == "" {
-		// pion answers RTP on an SSRC the offer did not declare, when the
-		// offer has a single media section and no a=ssrc lines, by adding
-		// a transceiver of its own (webrtc v4.2.20 handleUndeclaredSSRC).
-		// Left alone, a client could mint a track per SSRC, past MaxTracks,
-		// each one offered to every subscriber in the room. A track must
-		// belong to a media section the client offered; browsers declare
-		// their SSRCs or send the mid extension, so they never land here.
+		// A transceiver pion added for an undeclared SSRC: refused, or a
+		// client could mint a track per SSRC (docs/FUZZING.md,
+		// TestUndeclaredSSRCsMintNoTracks).
 		s.metrics.tracksRefused.Inc()
 		p.log.Debug("sfu: refused a track outside any offered media section", "ssrc", remote.SSRC())
 		if err := receiver.Stop(); err != nil {
@@ -75,7 +71,6 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 	s.endTrack(t, "stream ended")
 }
 
-// Unpublish ends one of this participant's tracks.
 func (p *Participant) Unpublish(trackSID string) error {
 	t, err := p.ownTrack(trackSID)
 	if err != nil {
@@ -85,10 +80,8 @@ func (p *Participant) Unpublish(trackSID string) error {
 	return nil
 }
 
-// SetMuted records the mute state of one of this participant's tracks and
-// returns the track as it is now. Forwarding goes on: a muted client sends
-// little or nothing, and a receiver that sees packets again must not have
-// to renegotiate.
+// SetMuted records the mute state of an own track. Forwarding goes on: a
+// muted client sends little, and unmuting must not need renegotiation.
 func (p *Participant) SetMuted(trackSID string, muted bool) (TrackInfo, error) {
 	s := p.sfu
 	s.mu.Lock()
@@ -122,12 +115,5 @@ func (p *Participant) ownTrackLocked(trackSID string) (*publishedTrack, error) {
 func (p *Participant) Tracks() []TrackInfo {
 	p.sfu.mu.Lock()
 	defer p.sfu.mu.Unlock()
-	out := make([]TrackInfo, 0, len(p.tracks))
-	for _, t := range p.tracks {
-		if t.announced {
-			out = append(out, t.infoLocked())
-		}
-	}
-	sortTracks(out)
-	return out
+	return announcedInfos(p.tracks)
 }

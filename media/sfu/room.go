@@ -7,17 +7,14 @@ import (
 	"strings"
 )
 
-// room is the participants of one room and the tracks they publish. It
-// exists while it has a participant. Guarded by SFU.mu.
+// room exists while it has a participant. Guarded by SFU.mu.
 type room struct {
 	participants map[string]*Participant // by participant SID
 	tracks       map[string]*publishedTrack
 }
 
-// Join adds a participant to its room, creating the room on first join,
-// and creates its two peer connections. It subscribes the participant to
-// the room's tracks when AutoSubscribe allows, but no event fires and no
-// offer is made before Start.
+// Join adds a participant to its room, subscribing it to the room's tracks
+// when AutoSubscribe allows; no event fires and no offer is made before Start.
 func (s *SFU) Join(cfg ParticipantConfig) (*Participant, error) {
 	if cfg.Room == "" || cfg.SID == "" {
 		return nil, errors.New("sfu: join needs a room and a participant SID")
@@ -44,8 +41,7 @@ func (s *SFU) Join(cfg ParticipantConfig) (*Participant, error) {
 	return p, nil
 }
 
-// enterRoom adds p to its room and returns the room's tracks p is to be
-// subscribed to.
+// enterRoom returns the room's tracks p is to be subscribed to.
 func (s *SFU) enterRoom(p *Participant) ([]*publishedTrack, error) {
 	cfg := p.cfg
 	s.mu.Lock()
@@ -76,9 +72,8 @@ func (s *SFU) enterRoom(p *Participant) ([]*publishedTrack, error) {
 	return existing, nil
 }
 
-// registerTrack adds t to its owner and room and queues TrackPublished.
-// The returned channel closes once the owner's callback has run (or will
-// never run). ok is false if the owner is already leaving.
+// registerTrack adds t to its owner and room and queues TrackPublished;
+// delivered closes once that has run. ok is false if the owner is leaving.
 func (s *SFU) registerTrack(t *publishedTrack) (delivered chan struct{}, ok bool) {
 	p := t.owner
 	s.mu.Lock()
@@ -94,10 +89,8 @@ func (s *SFU) registerTrack(t *publishedTrack) (delivered chan struct{}, ok bool
 	info := t.infoLocked()
 	delivered = make(chan struct{})
 	f := p.cfg.Events.TrackPublished
-	// Queued under SFU.mu so that a TrackUnpublished can never be queued
-	// ahead of it. The track becomes visible to the room as the owner is
-	// told, not later: signaling announces it from this callback, and a
-	// subscribe request prompted by that announcement must find it.
+	// Queued under SFU.mu, so no TrackUnpublished comes first; visible to
+	// the room as the owner is told, for the subscribes that prompts.
 	p.events.Push(func() {
 		s.mu.Lock()
 		if !t.ended.Load() {
@@ -112,8 +105,7 @@ func (s *SFU) registerTrack(t *publishedTrack) (delivered chan struct{}, ok bool
 	return delivered, true
 }
 
-// announceTrack returns the participants to subscribe to t now that its
-// owner has been told of it.
+// announceTrack returns the participants to subscribe to t.
 func (s *SFU) announceTrack(t *publishedTrack) []*Participant {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -133,9 +125,7 @@ func (s *SFU) announceTrack(t *publishedTrack) []*Participant {
 	return out
 }
 
-// endTrack unpublishes t: it leaves the room, every subscriber's
-// connection drops it, its reading stops and its owner hears
-// TrackUnpublished. Only the first call does anything.
+// endTrack unpublishes t; only the first call does anything.
 func (s *SFU) endTrack(t *publishedTrack, reason string) {
 	if !t.ended.CompareAndSwap(false, true) {
 		return
@@ -167,8 +157,7 @@ func (s *SFU) endTrack(t *publishedTrack, reason string) {
 	}
 	s.metrics.subscriptions.Sub(float64(len(subs)))
 
-	// Stopping the receiver ends the forwarding loop even if the client
-	// keeps sending; a later offer from it may reuse the section.
+	// Ends the forwarding loop even if the client keeps sending.
 	if err := t.receiver.Stop(); err != nil {
 		t.log.Debug("sfu: stop receiver", "err", err)
 	}
@@ -178,8 +167,7 @@ func (s *SFU) endTrack(t *publishedTrack, reason string) {
 	t.log.Info("sfu: track unpublished", "participant", p.cfg.SID, "reason", reason)
 }
 
-// roomTrackLocked returns the announced track sid of the room, or nil.
-// Called with SFU.mu held.
+// roomTrackLocked returns the room's announced track sid, or nil. SFU.mu held.
 func (s *SFU) roomTrackLocked(roomName, sid string) *publishedTrack {
 	r := s.rooms[roomName]
 	if r == nil {
@@ -192,8 +180,7 @@ func (s *SFU) roomTrackLocked(roomName, sid string) *publishedTrack {
 	return t
 }
 
-// RoomTracks returns every live track of the room: the tracks a
-// participant joining now would be offered.
+// RoomTracks returns every live track of the room.
 func (s *SFU) RoomTracks(roomName string) []TrackInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -201,23 +188,22 @@ func (s *SFU) RoomTracks(roomName string) []TrackInfo {
 	if r == nil {
 		return nil
 	}
-	out := make([]TrackInfo, 0, len(r.tracks))
-	for _, t := range r.tracks {
+	return announcedInfos(r.tracks)
+}
+
+// announcedInfos describes the announced tracks of ts, by SID. SFU.mu held.
+func announcedInfos(ts map[string]*publishedTrack) []TrackInfo {
+	out := make([]TrackInfo, 0, len(ts))
+	for _, t := range ts {
 		if t.announced {
 			out = append(out, t.infoLocked())
 		}
 	}
-	sortTracks(out)
+	slices.SortFunc(out, func(a, b TrackInfo) int { return strings.Compare(a.SID, b.SID) })
 	return out
 }
 
-// sortTracks orders tracks by SID, so listings are stable.
-func sortTracks(ts []TrackInfo) {
-	slices.SortFunc(ts, func(a, b TrackInfo) int { return strings.Compare(a.SID, b.SID) })
-}
-
-// Counts returns how many rooms, participants, tracks and subscriptions
-// the SFU holds right now.
+// Counts returns what the SFU holds now.
 func (s *SFU) Counts() Counts {
 	s.mu.Lock()
 	defer s.mu.Unlock()
