@@ -14,24 +14,19 @@ import (
 	"github.com/sotto-rtc/sotto/internal/peerpolicy"
 )
 
-// Remote candidates name addresses the SFU's ICE agent will send
-// connectivity checks to. A client could name the node's own services,
-// loopback or cloud metadata, so signalled candidates pass the relay's
-// peer policy (package peerpolicy) before pion sees them. Peer-reflexive
-// candidates are not filtered: they are the source of a check that
-// arrived, answered where it came from.
+// The SFU's ICE agent sends checks to the addresses remote candidates
+// name, so a client could aim it at the node's own services or cloud
+// metadata: signalled candidates pass package peerpolicy before pion sees
+// them. Peer-reflexive ones are answered where they came from.
 
-// candidatePolicy is the SFU's policy for signalled remote candidates and
-// the counter of those it refuses.
 type candidatePolicy struct {
 	policy  *peerpolicy.Policy
 	refused *prometheus.CounterVec
 }
 
-// newCandidatePolicy builds the policy from cfg: private ranges allowed
-// unless RefusePrivateCandidates; loopback allowed when the node itself
-// offers loopback (IncludeLoopback: a local setup); the node's own
-// addresses refused; AllowCandidates wins.
+// newCandidatePolicy: private ranges unless RefusePrivateCandidates,
+// loopback with IncludeLoopback, never the node's own addresses;
+// AllowCandidates wins.
 func newCandidatePolicy(cfg Config, own []netip.Addr, reg prometheus.Registerer) (*candidatePolicy, error) {
 	allow := append([]netip.Prefix(nil), cfg.AllowCandidates...)
 	if cfg.IncludeLoopback {
@@ -67,7 +62,6 @@ func newCandidatePolicy(cfg Config, own []netip.Addr, reg prometheus.Registerer)
 	return cp, nil
 }
 
-// ownAddrs are the addresses the UDP mux listens on.
 func ownAddrs(mux ice.UDPMux) []netip.Addr {
 	var out []netip.Addr
 	for _, a := range mux.GetListenAddresses() {
@@ -80,13 +74,9 @@ func ownAddrs(mux ice.UDPMux) []netip.Addr {
 	return out
 }
 
-// refuse reports whether the candidate attribute value c (with or without
-// the "candidate:" prefix) names an address the policy refuses, counting
-// it if so. c is read as pion reads a trickled candidate (the prefix
-// stripped twice: by AddICECandidate and by UnmarshalCandidate) and, more
-// loosely, trimmed; either reading naming a refused address refuses it.
-// Candidates that parse neither way, or name a host name, are left to
-// pion (mDNS is off, so it drops names).
+// refuse reports, and counts, a candidate naming a refused address. c is
+// read both as pion reads it and more loosely; either reading refused
+// refuses it. Host names are left to pion, which drops them (mDNS is off).
 func (cp *candidatePolicy) refuse(c string) (*peerpolicy.DeniedError, bool) {
 	return cp.refuseAny(strings.TrimPrefix(c, "candidate:"), strings.TrimPrefix(strings.TrimSpace(c), "a="))
 }
@@ -116,15 +106,11 @@ func (cp *candidatePolicy) refuseAny(values ...string) (*peerpolicy.DeniedError,
 	return nil, false
 }
 
-// errCandidateSlipped is filterSDP's refusal of a description in which
-// pion would still read a refused candidate.
 var errCandidateSlipped = errors.New("a refused ICE candidate is written in a form this node does not filter")
 
-// filterSDP drops the a=candidate lines of sdp that refuse refuses. Lines
-// are split as pion's SDP lexer splits them: at LF, a line's type after
-// any CRs, its value up to the LF less one byte per CR in it. The result
-// is then read with pion's parser, and if a refused candidate is still
-// there the description is refused whole.
+// filterSDP drops refused a=candidate lines, splitting lines as pion's
+// lexer does, then refuses the whole description if pion's parser still
+// finds a refused candidate in it.
 func (cp *candidatePolicy) filterSDP(desc string) (string, []*peerpolicy.DeniedError, error) {
 	if !strings.Contains(desc, "candidate") {
 		return desc, nil, nil
@@ -173,7 +159,6 @@ func (cp *candidatePolicy) filterSDP(desc string) (string, []*peerpolicy.DeniedE
 	return out, refused, nil
 }
 
-// filterCandidates is filterSDP for a description of target, logged.
 func (p *Participant) filterCandidates(desc, target string) (string, error) {
 	out, refused, err := p.sfu.cands.filterSDP(desc)
 	for _, de := range refused {

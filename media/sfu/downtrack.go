@@ -13,22 +13,18 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// maxForwardedExtensions bounds the header extensions a downtrack rewrites
-// per packet; the media engine registers fewer than this.
+// maxForwardedExtensions bounds the extensions rewritten per packet.
 const maxForwardedExtensions = 8
 
-// downTrack is one published track as one subscriber receives it: a
-// webrtc.TrackLocal on the subscriber's connection with its own SSRC,
-// sequence numbers and timestamps. Sequence numbers and timestamps are the
-// source's plus a per-downtrack random offset, so gaps stay gaps, a NACKed
-// sequence number maps straight back to the source's, and nothing about
-// the publisher's numbering leaks across subscriptions.
+// downTrack is one published track as one subscriber receives it, with
+// its own SSRC, and sequence numbers and timestamps offset at random from
+// the source's: gaps stay gaps, NACKs map back, and nothing of the
+// publisher's numbering leaks across subscriptions.
 type downTrack struct {
 	track *publishedTrack
 	sub   *Participant // nil only in tests of the forwarding path
 
-	// Set by the subscriber (under its operation lock) before any other
-	// goroutine looks at them.
+	// Set under the subscriber's opMu before any other goroutine looks.
 	transceiver *webrtc.RTPTransceiver
 	sender      *webrtc.RTPSender
 
@@ -36,11 +32,8 @@ type downTrack struct {
 	bound bool
 	ws    webrtc.TrackLocalWriter
 	ssrc  uint32
-	// ptMap maps a source payload type to the subscriber's, plus one;
-	// 0 means the subscriber did not negotiate that codec.
-	ptMap [128]uint8
-	// exts pairs the publisher's extension IDs with the subscriber's for
-	// the extensions worth forwarding that both negotiated.
+	// ptMap maps a source payload type to the subscriber's plus one; 0: none.
+	ptMap   [128]uint8
 	exts    [maxForwardedExtensions]extensionMapping
 	numExts int
 
@@ -48,7 +41,6 @@ type downTrack struct {
 	seqOffset uint16
 	tsOffset  uint32
 
-	// Scratch space reused per packet, so forwarding does not allocate.
 	out      rtp.Header
 	outExts  [maxForwardedExtensions]rtp.Extension
 	payloads [maxForwardedExtensions][]byte
@@ -56,7 +48,6 @@ type downTrack struct {
 	rtxBuf   [maxPacketSize]byte
 	rtxHdr   rtp.Header
 
-	// nack is the subscription's retransmission budget (nackbudget.go).
 	nack nackBudget
 }
 
@@ -66,13 +57,10 @@ func newDownTrack(t *publishedTrack, sub *Participant) *downTrack {
 	return &downTrack{track: t, sub: sub, nack: newNackBudget(time.Since(t.created))}
 }
 
-// ID is the track SID: the WebRTC track id the subscriber sees.
 func (dt *downTrack) ID() string { return dt.track.sid }
 
-// RID is empty: simulcast layers are not forwarded yet.
 func (dt *downTrack) RID() string { return "" }
 
-// StreamID is the owner's participant SID: the subscriber's stream id.
 func (dt *downTrack) StreamID() string {
 	if dt.track.owner == nil {
 		return ""
@@ -80,14 +68,10 @@ func (dt *downTrack) StreamID() string {
 	return dt.track.owner.cfg.SID
 }
 
-// Kind is the source track's kind.
 func (dt *downTrack) Kind() webrtc.RTPCodecType { return dt.track.kind }
 
-// forwardableExtension reports whether a header extension means the same
-// thing after forwarding. The mid and stream-id extensions name the
-// publisher's media sections, and transport-wide sequence numbers belong
-// to the publisher's transport: passing them on would lie to the
-// subscriber.
+// forwardableExtension reports whether an extension means the same after
+// forwarding: not mid, stream ids or transport-wide sequence numbers.
 func forwardableExtension(uri string) bool {
 	switch uri {
 	case sdp.SDESMidURI, sdp.SDESRTPStreamIDURI, sdp.SDESRepairRTPStreamIDURI, sdp.TransportCCURI:
@@ -96,8 +80,7 @@ func forwardableExtension(uri string) bool {
 	return true
 }
 
-// matchCodec finds the codec in negotiated that carries src: same MIME
-// type and format parameters if there is one, else the same MIME type.
+// matchCodec prefers the same MIME type and format parameters, then MIME type alone.
 func matchCodec(src webrtc.RTPCodecParameters, negotiated []webrtc.RTPCodecParameters) (webrtc.RTPCodecParameters, bool) {
 	var fallback *webrtc.RTPCodecParameters
 	for i := range negotiated {
@@ -118,9 +101,8 @@ func matchCodec(src webrtc.RTPCodecParameters, negotiated []webrtc.RTPCodecParam
 	return *fallback, true
 }
 
-// Bind is called by pion when the subscriber's connection has negotiated
-// the track: it fixes the SSRC, the payload types and the extension IDs
-// the subscriber expects.
+// Bind fixes the SSRC, payload types and extension IDs the subscriber
+// negotiated.
 func (dt *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
 	t := dt.track
 	negotiated := ctx.CodecParameters()
@@ -147,10 +129,8 @@ func (dt *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 		n++
 	}
 
-	// A subscriber arriving mid-stream can show nothing until the next key
-	// frame; ask for one now rather than wait for its decoder to complain.
-	// Asked before forwarding starts, so the request is never racing the
-	// subscriber's own first picture-loss report for the throttle.
+	// A late subscriber shows nothing until a key frame: ask now, before
+	// its own first picture-loss report races this one for the throttle.
 	t.requestKeyframe()
 
 	dt.mu.Lock()
@@ -164,14 +144,11 @@ func (dt *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 	return chosen, nil
 }
 
-// Unbind is called by pion when the track leaves the subscriber's
-// connection; writes stop.
 func (dt *downTrack) Unbind(webrtc.TrackLocalContext) error {
 	dt.stop()
 	return nil
 }
 
-// stop makes forward and resend do nothing from now on.
 func (dt *downTrack) stop() {
 	dt.mu.Lock()
 	dt.bound = false
@@ -179,7 +156,6 @@ func (dt *downTrack) stop() {
 	dt.mu.Unlock()
 }
 
-// forward sends one source packet to the subscriber.
 func (dt *downTrack) forward(src *rtp.Header, payload []byte) {
 	m := dt.track.metrics
 	dt.mu.Lock()
@@ -214,8 +190,7 @@ func (dt *downTrack) forward(src *rtp.Header, payload []byte) {
 	dt.track.counters.bytesOut.Add(float64(size))
 }
 
-// rewrite fills dt.out with src as this subscriber must see it. Called
-// with dt.mu held.
+// rewrite fills dt.out with src as this subscriber sees it. dt.mu held.
 func (dt *downTrack) rewrite(src *rtp.Header, pt uint8) {
 	o := &dt.out
 	o.Version = 2
@@ -231,8 +206,7 @@ func (dt *downTrack) rewrite(src *rtp.Header, pt uint8) {
 	o.ExtensionProfile = 0
 	o.Extensions = dt.outExts[:0]
 
-	// Collect the extensions first: the profile (one- or two-byte) must be
-	// chosen before the first is set, and depends on all of them.
+	// The profile (one- or two-byte) depends on all the extensions.
 	n := 0
 	twoByte := false
 	if src.Extension {
@@ -259,16 +233,14 @@ func (dt *downTrack) rewrite(src *rtp.Header, pt uint8) {
 		o.ExtensionProfile = rtp.ExtensionProfileTwoByte
 	}
 	for i := 0; i < n; i++ {
-		// Cannot fail: IDs and lengths were checked against the profile,
-		// and IDs are distinct because the subscriber negotiated them so.
+		// Cannot fail: IDs and lengths were checked, IDs are distinct.
 		_ = o.SetExtension(dt.dsts[i], dt.payloads[i])
 		dt.payloads[i] = nil
 	}
 }
 
-// readRTCP handles the subscriber's feedback about this track until the
-// sender stops: picture-loss requests go (throttled) to the publisher,
-// NACKs are answered from the track's packet cache.
+// readRTCP passes picture-loss requests on (throttled) and answers NACKs
+// from the cache until the sender stops.
 func (dt *downTrack) readRTCP() {
 	var buf [maxPacketSize]byte
 	for {
@@ -276,9 +248,8 @@ func (dt *downTrack) readRTCP() {
 		if err != nil {
 			return
 		}
-		// The strict interceptor at the head of the chain has checked
-		// buf, so pion parses it completely; an error here would be a
-		// gap in rtcpstrict, and still must not end the feedback.
+		// After the strict check an error would be a gap in rtcpstrict;
+		// it still must not end the feedback.
 		pkts, err := rtcp.Unmarshal(buf[:n])
 		if err != nil {
 			continue
@@ -312,16 +283,14 @@ func (dt *downTrack) handleRTCP(pkts []rtcp.Packet) {
 	}
 }
 
-// retransmit resends the packets a NACK lists, within the subscription's
-// budget. One NACK can name far more sequence numbers than the cache
-// holds; the excess cannot hit, so it is not looked up.
+// retransmit resends what a NACK lists, within budget, looking up no
+// more sequence numbers than the cache holds.
 func (dt *downTrack) retransmit(nack *rtcp.TransportLayerNack) {
 	m := dt.track.metrics
 	now := time.Since(dt.track.created)
 	dt.mu.Lock()
 	dt.nack.refill(now)
 	dt.mu.Unlock()
-	// One NACK often names several packets: they leave together.
 	dt.track.batch.hold()
 	defer dt.track.batch.release()
 	budget := dt.track.cache.size()
@@ -341,8 +310,7 @@ func (dt *downTrack) retransmit(nack *rtcp.TransportLayerNack) {
 	}
 }
 
-// resend sends again the packet the subscriber knows as seq, unless it
-// was resent moments ago. It reports false when the budget is spent.
+// resend resends seq unless it was just resent; false when out of budget.
 func (dt *downTrack) resend(seq uint16, now time.Duration) bool {
 	m := dt.track.metrics
 	dt.mu.Lock()

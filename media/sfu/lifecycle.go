@@ -22,9 +22,7 @@ func (p *Participant) Start() {
 }
 
 // refuse ends the session of a participant that broke one of the SFU's
-// bounds: counted under rule, logged with what it did, and closed on a
-// goroutine of its own, so that it may be called from anywhere. Only its
-// own connections go; the room carries on without it.
+// bounds, on a goroutine of its own so that it may be called from anywhere.
 func (p *Participant) refuse(counter prometheus.Counter, rule string, attrs ...any) {
 	if p.closed.Load() || !p.refused.CompareAndSwap(false, true) {
 		return
@@ -39,14 +37,10 @@ func (p *Participant) refuse(counter prometheus.Counter, rule string, attrs ...a
 	}()
 }
 
-// Close ends the participant's session: its tracks are unpublished
-// (TrackUnpublished fires for each), its subscriptions dropped, both
-// connections closed, and it leaves its room. It is safe to call more
-// than once and from an event callback. It waits (a bounded time) for the
-// last events to be delivered, except while one of this participant's
-// callbacks is running, called from it or not: then the remaining events
-// are delivered after Close returns, so a callback may still be running
-// or still to come when it does.
+// Close unpublishes the participant's tracks, drops its subscriptions,
+// closes its connections and leaves its room. It waits a bounded time for
+// the last events, unless one of its callbacks is running: then they are
+// delivered after Close returns.
 func (p *Participant) Close() {
 	p.closeOnce.Do(p.close)
 }
@@ -92,8 +86,6 @@ func (p *Participant) close() {
 	s.mu.Unlock()
 
 	p.events.Close()
-	// From inside one of this participant's callbacks, the rest of the
-	// queue can only be delivered after we return: do not wait for it.
 	if !p.events.InCallback() {
 		select {
 		case <-p.events.Done():

@@ -7,8 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Reasons a packet is not forwarded, the "reason" label of
-// sotto_rtp_packets_dropped_total.
+// Reasons of sotto_rtp_packets_dropped_total.
 const (
 	dropWriteError    = "write_error"           // the subscriber's transport refused the write
 	dropNoBinding     = "no_subscriber_binding" // the subscriber has not finished negotiating the track
@@ -18,17 +17,14 @@ const (
 	dropRateLimited   = "rate_limited"          // the publisher's track sent more than its rate limits
 )
 
-// Reasons of sotto_nack_suppressed_total: why a NACKed packet was not
-// sent again.
+// Reasons of sotto_nack_suppressed_total.
 const (
 	nackReasonBudget    = "budget"    // the subscription's retransmission budget was spent
 	nackReasonDuplicate = "duplicate" // the same packet was resent moments ago
 )
 
-// metrics holds the SFU's Prometheus collectors. They always exist, so the
-// forwarding path never checks for nil; they are registered only when the
-// Config has a Registerer. Label children used per packet are resolved once
-// (here or when a track is created) so the hot path does no label lookup.
+// metrics holds the SFU's collectors, registered only with a Registerer.
+// Children used per packet are resolved up front: no lookup when forwarding.
 type metrics struct {
 	tracks        prometheus.Gauge
 	subscriptions prometheus.Gauge
@@ -39,31 +35,19 @@ type metrics struct {
 	bytesOut   *prometheus.CounterVec
 	dropped    *prometheus.CounterVec
 
-	nackRetransmissions prometheus.Counter
-	// nackSuppressed counts NACKed packets not resent, by reason;
-	// nackOverBudget and nackDuplicates are its children.
+	nackRetransmissions            prometheus.Counter
 	nackSuppressed                 *prometheus.CounterVec
 	nackOverBudget, nackDuplicates prometheus.Counter
-	// rateExceeded is participantsRefused's rate_exceeded child.
-	rateExceeded prometheus.Counter
-	// network counts what pion dropped before the SFU's code saw it
-	// (pionlog.go), by reason; logSuppressed counts pion log lines
-	// collapsed into a later one.
-	network          *networkDrops
-	networkVec       *prometheus.CounterVec
-	logSuppressed    prometheus.Counter
-	keyframeRequests *prometheus.CounterVec
-	// tracksRefused counts tracks refused because they belong to no media
-	// section the client offered (Participant.onTrack).
-	tracksRefused prometheus.Counter
-	// participantsRefused counts participants whose session the SFU ended
-	// because they broke one of its bounds, by rule; tooManySSRCs is its
-	// too_many_ssrcs child (ssrcguard.go), created up front.
+	rateExceeded                   prometheus.Counter
+	// network counts what pion dropped unseen (pionlog.go).
+	network             *networkDrops
+	networkVec          *prometheus.CounterVec
+	logSuppressed       prometheus.Counter
+	keyframeRequests    *prometheus.CounterVec
+	tracksRefused       prometheus.Counter
 	participantsRefused *prometheus.CounterVec
 	tooManySSRCs        prometheus.Counter
-	// readBufferDropped counts decrypted packets dropped because their
-	// connection's read buffers held readBufferBudget, by kind (rtp,
-	// rtcp); readDropped holds its children by ssrcGuard kind.
+	// readDropped are readBufferDropped's children by ssrcGuard kind.
 	readBufferDropped *prometheus.CounterVec
 	readDropped       [2]prometheus.Counter
 
@@ -71,8 +55,6 @@ type metrics struct {
 	droppedRateLimited                                                               prometheus.Counter
 	keyframeSent, keyframeThrottled, keyframeFailed                                  prometheus.Counter
 
-	// strictRefused counts packets the strict checks refused, by direction
-	// and rtcpstrict rule; strict holds its children (strict.go).
 	strictRefused *prometheus.CounterVec
 	strict        *strictMetrics
 }
@@ -169,8 +151,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// trackCounters are one track's per-kind counters, resolved at track
-// creation so forwarding touches only atomics.
+// trackCounters are one track's per-kind counters, resolved at creation.
 type trackCounters struct {
 	packetsIn, bytesIn, packetsOut, bytesOut prometheus.Counter
 }

@@ -2,22 +2,16 @@ package sfu
 
 import "sync"
 
-// maxPacketSize bounds an RTP packet the SFU keeps or forwards. pion's
-// receive MTU is 1460 bytes, so 1500 leaves room and keeps every cache slot
-// the same fixed size.
+// maxPacketSize bounds an RTP packet the SFU keeps or forwards, above
+// pion's receive MTU of 1460.
 const maxPacketSize = 1500
 
-// maxPacketCacheSize bounds Config.PacketCacheSize: the cache is indexed by
-// a 16-bit sequence number, so more slots than 65536 could never be used.
+// maxPacketCacheSize: the cache is indexed by a 16-bit sequence number.
 const maxPacketCacheSize = 1 << 16
 
-// packetCache keeps the last packets of one published track, as they came
-// from the publisher, so that a NACK from any of the track's subscribers can
-// be answered without asking the publisher again. The idea is Galene's
-// packetcache: a ring of fixed-size slots indexed by the low bits of the
-// sequence number, each slot remembering which sequence number it holds, so
-// inserting and looking up cost no allocation and a stale slot is never
-// mistaken for the packet asked for.
+// packetCache keeps one track's last packets to answer any subscriber's
+// NACK: a ring of fixed slots indexed by the sequence number's low bits,
+// each remembering its sequence number (after Galene's packetcache).
 type packetCache struct {
 	mu    sync.Mutex
 	mask  uint16
@@ -31,8 +25,7 @@ type cacheSlot struct {
 	buf   [maxPacketSize]byte
 }
 
-// newPacketCache returns a cache of size slots rounded up to a power of two
-// (so the slot is seq&mask) and clamped to [1, 65536].
+// newPacketCache rounds size up to a power of two within [1, 65536].
 func newPacketCache(size int) *packetCache {
 	n := 1
 	for n < size && n < maxPacketCacheSize {
@@ -44,11 +37,9 @@ func newPacketCache(size int) *packetCache {
 	}
 }
 
-// size reports the number of slots.
 func (c *packetCache) size() int { return len(c.slots) }
 
-// store copies packet into the slot of seq, replacing whatever was there. A
-// packet larger than a slot is not kept: a NACK for it will miss.
+// store copies packet into seq's slot; a packet larger than a slot is not kept.
 func (c *packetCache) store(seq uint16, packet []byte) {
 	if len(packet) > maxPacketSize {
 		return
@@ -61,8 +52,7 @@ func (c *packetCache) store(seq uint16, packet []byte) {
 	c.mu.Unlock()
 }
 
-// load copies the packet with sequence number seq into dst and returns its
-// length, or 0 when the cache no longer (or never) held it.
+// load copies seq's packet into dst and returns its length, or 0.
 func (c *packetCache) load(seq uint16, dst []byte) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

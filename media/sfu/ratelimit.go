@@ -7,27 +7,12 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// Publisher rate limits.
-//
-// Every published track has a packet and a bit budget per second, by kind
-// (Config's AudioMax* and VideoMax*), as two token buckets holding one
-// second's worth each: bursts of that size (a key frame) pass, and what a
-// track sends beyond its budget is dropped before the packet cache and
-// the fan-out, so no subscriber receives it. A track sending more than
-// RateLimitEndFactor times either limit for RateLimitEndAfter in a row is
-// not a client having a moment: its owner's session is ended (rule
-// RuleRateExceeded, Events.Refused).
-//
-// The defaults (Config fields left zero take them):
-//   - video, 8 Mbit/s and 1500 packets/s: 1080p30 from a browser is 2–4
-//     Mbit/s, key frames and screen sharing peak higher; 8 Mbit/s of
-//     full-size packets is about 830 packets/s, and 1500 leaves room for
-//     the small packets of padding, probing and small frames;
-//   - audio, 320 kbit/s and 250 packets/s: the SFU negotiates
-//     minptime=10, so Opus sends at most 100 packets/s, and browsers at
-//     most 128 kbit/s, doubled by RED, plus headers; the margin on the
-//     packet rate is for bursts after a stall on the way, and for
-//     clients that ignore minptime down to 5 ms frames.
+// Publisher rate limits: each track has a packet and a bit budget per
+// second, as token buckets of a second's worth; excess is dropped before
+// the cache and the fan-out. Defaults: video 8 Mbit/s (1080p30 is 2-4,
+// key frames and screen sharing peak higher) and 1500 packets/s (room for
+// small packets); audio 320 kbit/s (Opus at 128 kbit/s doubled by RED,
+// plus headers) and 250 packets/s (minptime=10 gives 100, plus bursts).
 const (
 	DefaultAudioMaxBitrate    = 320_000
 	DefaultAudioMaxPacketRate = 250
@@ -36,32 +21,25 @@ const (
 	DefaultRateLimitEndFactor = 4
 	DefaultRateLimitEndAfter  = 3 * time.Second
 
-	// maxLimitPackets and maxLimitBits are the largest limits kept.
 	maxLimitPackets = 1 << 24
 	maxLimitBits    = 1 << 33
 
-	// clockEvery is the most packets allowed between two readings of
-	// the clock.
+	// clockEvery is the most packets between two readings of the clock.
 	clockEvery = 16
 
-	// rateWindow is the period over which a track's offered rate is
-	// compared with RateLimitEndFactor times its limits.
+	// rateWindow is the period of the RateLimitEndFactor comparison.
 	rateWindow = time.Second
 )
 
-// RuleRateExceeded is the rule Events.Refused names when a participant's
-// track sent far beyond its rate limits (Config.RateLimitEndFactor).
+// RuleRateExceeded is the rule of a track far beyond its limits.
 const RuleRateExceeded = "rate_exceeded"
 
-// rateLimit is one kind's limits: per second, with a second's burst.
-// Zero disables a limit.
+// rateLimit is one kind's limits per second; zero disables one.
 type rateLimit struct {
 	packets int64 // packets per second
 	bytes   int64 // bytes per second
 }
 
-// limitFor returns kind's limits from a Config with defaults applied; a
-// negative field is no limit.
 func limitFor(cfg Config, kind webrtc.RTPCodecType) rateLimit {
 	bits, pkts := cfg.AudioMaxBitrate, cfg.AudioMaxPacketRate
 	if kind == webrtc.RTPCodecTypeVideo {
@@ -71,15 +49,12 @@ func limitFor(cfg Config, kind webrtc.RTPCodecType) rateLimit {
 	return rateLimit{packets: int64(min(max(pkts, 0), maxLimitPackets)), bytes: int64(min(max(bits, 0), maxLimitBits)) / 8}
 }
 
-// trackLimiter is a track's two token buckets and its overrun watch. It
-// is used only by the track's forwarding goroutine, so it takes no lock.
-// Tokens are kept in units of 1/1e9 packet or byte, so a refill is
-// elapsed nanoseconds times the rate, in integers.
+// trackLimiter is a track's two token buckets and its overrun watch, for
+// its forwarding goroutine alone. Tokens are in 1/1e9 packet or byte, so a
+// refill is elapsed nanoseconds times the rate.
 type trackLimiter struct {
-	limit  rateLimit
-	factor int64
-	// endAfter is the number of rateWindows in a row over factor times
-	// the limits that ends the publisher.
+	limit    rateLimit
+	factor   int64
 	endAfter int
 	start    time.Time // the clock's origin
 
@@ -92,8 +67,7 @@ type trackLimiter struct {
 	unclocked            int // packets since the clock was last read
 }
 
-// newTrackLimiter returns the limiter of a track of kind, or nil when
-// both of its limits are off.
+// newTrackLimiter returns nil when both limits are off.
 func newTrackLimiter(cfg Config, kind webrtc.RTPCodecType) *trackLimiter {
 	l := limitFor(cfg, kind)
 	if l.packets == 0 && l.bytes == 0 {
@@ -111,10 +85,8 @@ func newTrackLimiter(cfg Config, kind webrtc.RTPCodecType) *trackLimiter {
 }
 
 // allow reports whether a packet of size bytes is within the limits, and
-// whether the track has now been far beyond them for long enough to end
-// its publisher. The clock is read only every clockEvery packets while
-// the buckets have tokens (reading it costs more than the rest of the
-// check): the refill then comes late, not short.
+// whether the publisher is to be ended. The clock, dearer than the rest,
+// is read every clockEvery packets while tokens last.
 func (l *trackLimiter) allow(size int) (ok, end bool) {
 	const unit = int64(time.Second)
 	cost := int64(size) * unit
@@ -125,8 +97,7 @@ func (l *trackLimiter) allow(size int) (ok, end bool) {
 		l.unclocked = 0
 		now := int64(time.Since(l.start))
 		end = l.watch(now)
-		// A bucket holds a second: any longer gap refills it completely,
-		// and clamping the gap keeps elapsed × rate within int64.
+		// Clamped to the bucket's second, which keeps the product in int64.
 		elapsed := min(now-l.last, unit)
 		l.last = now
 		if l.limit.packets > 0 {
@@ -148,15 +119,12 @@ func (l *trackLimiter) allow(size int) (ok, end bool) {
 	return true, end
 }
 
-// has reports whether the buckets hold a packet of cost byte tokens.
 func (l *trackLimiter) has(cost int64) bool {
 	return (l.limit.packets == 0 || l.pktTokens >= int64(time.Second)) && (l.limit.bytes == 0 || l.byteTok >= cost)
 }
 
-// watch closes the current rateWindow once it has lasted that long: it
-// compares what the track offered in it, dropped or not, with factor
-// times the limits, and reports true once endAfter windows in a row were
-// over.
+// watch reports true once endAfter rateWindows in a row saw the track
+// offer over factor times its limits, dropped packets included.
 func (l *trackLimiter) watch(now int64) bool {
 	span := now - l.windowStart
 	if span < int64(rateWindow) {
@@ -174,7 +142,6 @@ func (l *trackLimiter) watch(now int64) bool {
 	return l.over >= l.endAfter
 }
 
-// orDefault is v, or def when v is zero.
 func orDefault(v, def int) int {
 	if v == 0 {
 		return def
@@ -182,19 +149,16 @@ func orDefault(v, def int) int {
 	return v
 }
 
-// publisherTracksOfKind is how many tracks' worth of one kind's limits a
-// participant's tracks of that kind may send together: a camera and a
-// screen share, but not eight tracks each at its limit.
+// publisherTracksOfKind is the tracks' worth of a kind's limits one
+// participant's tracks of that kind share: a camera and a screen share.
 const publisherTracksOfKind = 2
 
-// sharedLimiter is a participant's limit over all its tracks of a kind,
-// whose forwarding goroutines share it.
+// sharedLimiter is a participant's limit over all its tracks of a kind.
 type sharedLimiter struct {
 	mu sync.Mutex
 	l  *trackLimiter
 }
 
-// newSharedLimiter returns nil when kind has no limits.
 func newSharedLimiter(cfg Config, kind webrtc.RTPCodecType) *sharedLimiter {
 	l := newTrackLimiter(cfg, kind)
 	if l == nil {
@@ -207,8 +171,7 @@ func newSharedLimiter(cfg Config, kind webrtc.RTPCodecType) *sharedLimiter {
 	return &sharedLimiter{l: l}
 }
 
-// allow is trackLimiter.allow for the participant: excess is dropped;
-// ending a publisher is left to the per-track check.
+// allow drops excess; ending a publisher is left to the per-track check.
 func (s *sharedLimiter) allow(size int) bool {
 	s.mu.Lock()
 	ok, _ := s.l.allow(size)

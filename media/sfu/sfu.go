@@ -28,7 +28,7 @@ const (
 	defaultICEDisconnectedTimeout  = 5 * time.Second
 	defaultICEFailedTimeout        = 10 * time.Second
 	iceKeepaliveInterval           = 2 * time.Second
-	tcpReadBufferSize = 64
+	tcpReadBufferSize              = 64
 	// tcpWriteBufferSize: seconds of video, so only a stalled subscriber fills it.
 	tcpWriteBufferSize = 1 << 20
 	// bindAttempts bounds the tries at a port free for both UDP and TCP.

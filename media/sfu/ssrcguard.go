@@ -9,66 +9,32 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// The SSRC guard bounds what pion keeps for the SSRCs a client names.
-//
-// pion/srtp v3.0.13 creates a read stream, with a buffer, for every SSRC
-// it sees: SessionSRTP for each new RTP SSRC, SessionSRTCP for every
-// destination SSRC of every authenticated RTCP packet (a receiver report
-// names up to 31). pion/webrtc v4.2.20 keeps the streams no track claims
-// until the connection closes: undeclaredRTCPMediaProcessor holds every
-// unhandled RTCP stream ("Incoming unhandled RTCP ssrc"), and
-// undeclaredRTPMediaProcessor stores every unknown RTP stream, with an
-// RTCP stream opened for it, whatever its probing found
-// (DTLSTransport.storeSimulcastStream). All of it happens in front of the
-// interceptors, on packets that may be perfectly valid. A participant
-// naming tens of thousands of SSRCs grew the SFU's heap by 160 MB.
-//
-// pion asks SettingEngine.BufferFactory for every one of those buffers,
-// so each of a participant's connections gets a factory of its own (a
-// webrtc.API per connection, see SFU.newPeerConnection) that counts the
-// live streams of each kind and the bytes their buffers hold. Past the
-// bound the participant's session ends: no client has a use for that many
-// streams, and only its own call is affected.
+// The SSRC guard bounds what pion keeps for the SSRCs a client names: pion
+// opens a buffered read stream for every SSRC it sees, in front of the
+// interceptors, and keeps those no track claims (docs/FUZZING.md, "a read
+// stream per SSRC a client names"). Each connection's BufferFactory counts
+// its streams and their bytes; past the bound the participant is refused.
 const (
-	// ssrcHeadroom is how many read streams of each kind (RTP, RTCP) a
-	// connection may hold on top of ssrcsPerTrack per track it carries.
-	// A client's legitimate extras are a handful at most: the SSRC its
-	// receive-only reports come from, SDES chunks for its own sources,
-	// pion's bandwidth-probe SSRC 0. 64 leaves ample room; an attacker
-	// has to stay below it to stay connected, and 64 streams hold next to
-	// nothing.
+	// ssrcHeadroom: a client's legitimate extra streams are a handful.
 	ssrcHeadroom = 64
-	// ssrcsPerTrack is the streams of each kind one track may open: three
-	// simulcast layers, each with an RTX repair stream. The SFU negotiates
-	// neither today (one stream per track), so this is room for both, and
-	// it scales the bound with the room: a subscriber in a full room of
-	// the default limits (99 others, 8 tracks each) holds 792 legitimate
-	// RTCP streams, which no fixed bound of 64 would allow.
+	// ssrcsPerTrack: three simulcast layers, each with RTX, so the bound
+	// scales with the tracks a connection carries.
 	ssrcsPerTrack = 6
-	// readBufferBudget bounds the bytes all read buffers of one
-	// connection hold at once. The SFU reads every stream it uses as
-	// packets arrive, so only a stalled reader or a stream nobody reads
-	// (an undeclared SSRC) holds data; 8 MB is seconds of the fastest
-	// video. Past it packets are dropped (sotto_read_buffer_dropped_total),
-	// as pion drops them when one stream's buffer is full.
+	// readBufferBudget bounds the bytes one connection's read buffers
+	// hold: seconds of the fastest video; past it packets drop.
 	readBufferBudget = 8 << 20
-	// rtpReadBufferLimit and rtcpReadBufferLimit are one stream's buffer
-	// limits: pion/srtp's own (srtpBufferSize, srtcpBufferSize).
+	// One stream's buffer limits, as pion/srtp's own.
 	rtpReadBufferLimit  = 1000 * 1000
 	rtcpReadBufferLimit = 100 * 1000
 )
 
-// ruleTooManySSRCs is the sotto_participants_refused_total rule of a
-// participant whose connection held more streams than the bound.
 const ruleTooManySSRCs = "too_many_ssrcs"
 
-// Stream kinds, indices of the guard's counters.
 const (
 	kindRTP = iota
 	kindRTCP
 )
 
-// streamKindName is a kind as logs and metrics spell it.
 func streamKindName(k int) string {
 	if k == kindRTCP {
 		return "rtcp"
@@ -76,28 +42,21 @@ func streamKindName(k int) string {
 	return "rtp"
 }
 
-// ssrcGuard is one peer connection's BufferFactory and the bounds it
-// keeps. Buffers come and go on pion's goroutines; the guard never calls
-// back into pion or the SFU from there, but checks the bound on a
-// goroutine of its own.
+// ssrcGuard is one peer connection's BufferFactory. It never calls back
+// into pion or the SFU from pion's goroutines: it checks on its own.
 type ssrcGuard struct {
-	// tracks returns how many tracks the connection carries now. It may
-	// take SFU.mu; it runs on the guard's own goroutine only.
+	// tracks counts the connection's tracks; it may take SFU.mu.
 	tracks func() int
-	// refuse ends the participant's session; called at most once, on the
-	// guard's own goroutine.
-	refuse func(kind string, live, limit int)
-	// dropped counts packets refused for the budget, by kind.
+	// refuse ends the participant's session; called at most once.
+	refuse  func(kind string, live, limit int)
 	dropped [2]prometheus.Counter
 
 	live    [2]atomic.Int64 // open streams by kind
 	pending atomic.Int64    // checks asked for and not yet done
 	tripped atomic.Bool
 
-	// held estimates the bytes in the connection's buffers: it grows with
-	// every packet written and is set to the true sum whenever it passes
-	// the budget, so it never counts less than is held by more than the
-	// packets written concurrently with a recount.
+	// held estimates the bytes buffered: it grows with every packet and
+	// is recounted whenever it passes the budget.
 	held atomic.Int64
 
 	mu      sync.Mutex
@@ -108,7 +67,6 @@ func newSSRCGuard(tracks func() int, refuse func(kind string, live, limit int), 
 	return &ssrcGuard{tracks: tracks, refuse: refuse, dropped: dropped, buffers: make(map[*guardedBuffer]struct{})}
 }
 
-// newBuffer is the connection's SettingEngine.BufferFactory.
 func (g *ssrcGuard) newBuffer(pt packetio.BufferPacketType, _ uint32) io.ReadWriteCloser {
 	if g.tripped.Load() {
 		// The participant is being closed; its streams take nothing more.
@@ -129,17 +87,14 @@ func (g *ssrcGuard) newBuffer(pt packetio.BufferPacketType, _ uint32) io.ReadWri
 	return b
 }
 
-// askCheck has the bound checked soon, on the guard's goroutine: the
-// tracks a connection carries are the SFU's to count, under its lock,
-// which pion's goroutines must not wait for.
+// askCheck has the bound checked soon, on the guard's goroutine, as
+// counting tracks takes SFU.mu, which pion's goroutines must not wait for.
 func (g *ssrcGuard) askCheck() {
 	if g.pending.Add(1) == 1 {
 		go g.check()
 	}
 }
 
-// check compares the live streams with the bound until no check is
-// pending.
 func (g *ssrcGuard) check() {
 	for {
 		asked := g.pending.Load()
@@ -157,8 +112,7 @@ func (g *ssrcGuard) check() {
 	}
 }
 
-// admit reports whether a packet of cost bytes fits in the connection's
-// budget, and counts it if so.
+// admit reports whether cost bytes fit the budget, and counts them if so.
 func (g *ssrcGuard) admit(cost int64) bool {
 	if g.held.Add(cost) <= readBufferBudget {
 		return true
@@ -186,9 +140,7 @@ type guardedBuffer struct {
 	close sync.Once
 }
 
-// Write queues one packet, unless the connection's buffers hold their
-// budget: then it reports packetio.ErrFull, which pion/srtp takes for a
-// full buffer and drops the packet silently.
+// Write reports packetio.ErrFull past the budget: pion drops the packet.
 func (b *guardedBuffer) Write(p []byte) (int, error) {
 	if !b.g.admit(int64(len(p)) + 2) { // packetio stores a 2-byte length with each packet
 		b.g.dropped[b.kind].Inc()
@@ -197,7 +149,6 @@ func (b *guardedBuffer) Write(p []byte) (int, error) {
 	return b.Buffer.Write(p)
 }
 
-// Close closes the buffer and gives its stream back to the guard.
 func (b *guardedBuffer) Close() error {
 	b.close.Do(func() {
 		b.g.mu.Lock()
@@ -208,9 +159,8 @@ func (b *guardedBuffer) Close() error {
 	return b.Buffer.Close()
 }
 
-// refusedBuffer stands in for the buffer of a stream opened after the
-// guard tripped: it takes nothing (pion/srtp drops what does not fit
-// silently) and reads as ended.
+// refusedBuffer is the buffer of a stream opened after the guard
+// tripped: it takes nothing and reads as ended.
 type refusedBuffer struct{}
 
 func (refusedBuffer) Write([]byte) (int, error) { return 0, packetio.ErrFull }

@@ -11,8 +11,7 @@ import (
 	"github.com/sotto-rtc/sotto/media/rtcpstrict"
 )
 
-// Directions of sotto_strict_refused_total: where a refused packet was
-// going.
+// Directions of sotto_strict_refused_total.
 const (
 	dirRTCPIn  = "rtcp_in"  // RTCP from a client, after SRTCP
 	dirRTPIn   = "rtp_in"   // RTP from a publisher, after SRTP
@@ -20,10 +19,8 @@ const (
 	dirRTPOut  = "rtp_out"  // RTP the SFU forwards
 )
 
-// strictCounters are the refusal counters of one direction, one per rule
-// that direction's check can report, created up front so a refusal is a
-// map read and an atomic add: no label lookup and no allocation, however
-// fast refusals come.
+// strictCounters are one direction's refusal counters by rule, created up
+// front so that counting a refusal allocates nothing.
 type strictCounters struct {
 	vec       *prometheus.CounterVec
 	direction string
@@ -38,9 +35,8 @@ func newStrictCounters(vec *prometheus.CounterVec, direction string, rules []rtc
 	return c
 }
 
-// refused counts one refusal. A rule missing from the table (one added to
-// rtcpstrict without being listed in Rules) is still counted, through the
-// slow label lookup; TestStrictCountersCoverRules keeps that path cold.
+// refused counts one refusal; a rule missing from the table takes the slow
+// label lookup (TestStrictCountersCoverRules keeps that path cold).
 func (c strictCounters) refused(rule rtcpstrict.Rule) {
 	if ctr, ok := c.byRule[rule]; ok {
 		ctr.Inc()
@@ -49,7 +45,6 @@ func (c strictCounters) refused(rule rtcpstrict.Rule) {
 	c.vec.WithLabelValues(c.direction, string(rule)).Inc()
 }
 
-// strictMetrics holds the four directions' counters.
 type strictMetrics struct {
 	rtcpIn, rtpIn, rtcpOut, rtpOut strictCounters
 }
@@ -57,8 +52,6 @@ type strictMetrics struct {
 func newStrictMetrics(vec *prometheus.CounterVec) *strictMetrics {
 	var rtcpRules, rtpRules []rtcpstrict.Rule
 	for _, r := range rtcpstrict.Rules() {
-		// rtcpstrict names every rule of its RTP check rtp_*, and only
-		// those; its Error type relies on the same convention.
 		if strings.HasPrefix(string(r), "rtp_") {
 			rtpRules = append(rtpRules, r)
 		} else {
@@ -73,63 +66,34 @@ func newStrictMetrics(vec *prometheus.CounterVec) *strictMetrics {
 	}
 }
 
-// newStrictOptions are the checks the SFU applies: reduced-size RTCP,
-// because WebRTC negotiates a=rtcp-rsize, and because pion's SRTCP session
-// hands each packet of a compound to the interceptors on its own (see
-// strictInterceptor), so the compound rules could not hold anyway. The
-// limits are rtcpstrict's defaults.
+// newStrictOptions allows reduced-size RTCP: WebRTC negotiates it, and the
+// interceptors see a compound's packets one at a time anyway.
 func newStrictOptions() rtcpstrict.Options {
 	return rtcpstrict.Options{ReducedSize: true}
 }
 
-// strictFactory builds the interceptor that heads both of the SFU's
-// interceptor chains. It must be the first factory added to a Registry:
-// pion's Chain binds interceptors in registration order, each wrapping the
-// reader or writer the previous one returned, so the first registered is
-// the innermost. For reads that makes it the first to see a packet (the
-// outer readers call inward and then parse what comes back); for writes it
-// is the last to see a packet before the SRTP layer.
+// strictFactory builds the interceptor that heads both of the SFU's chains;
+// registered first, it is innermost: the first reader and the last writer.
 type strictFactory struct {
 	opts rtcpstrict.Options
 	m    *strictMetrics
 }
 
-// NewInterceptor returns the strict interceptor for one peer connection.
 func (f strictFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
 	return &strictInterceptor{opts: f.opts, m: f.m}, nil
 }
 
 // strictInterceptor applies rtcpstrict to every packet in both directions.
-//
-// Where it stands in pion v4.2.20: incoming SRTCP is decrypted by
-// pion/srtp's SessionSRTCP, which then calls rtcp.Unmarshal on the whole
-// datagram, re-marshals each packet and queues each on the read stream of
-// its destination SSRC (srtp v3.0.13 session_srtcp.go, decrypt). Only then
-// does an RTCP reader of the interceptor chain run, one packet at a time.
-// So this check is the first thing after pion/srtp, not the first thing
-// after SRTCP authentication: pion/rtcp's Unmarshal, Marshal and
-// DestinationSSRC run before it on every authenticated datagram, and no
-// webrtc/v4 API reaches in front of them. The fuzz targets FuzzRTCP and
-// FuzzSRTCPUnprotect run exactly that code on every input to show it does
-// not panic; see docs/FUZZING.md. Likewise pion/srtp parses an RTP header to
-// find the SSRC and key before decrypting. Everything after that, every
-// interceptor and every line of the SFU, sees only checked packets.
-//
-// A refused incoming packet is dropped by reading the next one in its
-// place: returning an error would reach the reader (the SFU's forwarding
-// loop or feedback reader, or pion's own probing reads), which treats
-// errors as a sign the stream is failing, and would spend the budget of
-// read errors a track is given. A refused outgoing packet is dropped
-// without an error, since nothing upstream could do better with it; the
-// rtp_out and rtcp_out counters are how a refusal shows.
+// What pion runs before it is in docs/FUZZING.md. A refused incoming packet
+// is dropped by reading the next one in its place, as an error would spend
+// the track's read-error budget; a refused outgoing one is dropped silently
+// and counted.
 type strictInterceptor struct {
 	interceptor.NoOp
 	opts rtcpstrict.Options
 	m    *strictMetrics
 }
 
-// BindRTCPReader checks each incoming RTCP packet before any other
-// interceptor parses it.
 func (i *strictInterceptor) BindRTCPReader(reader interceptor.RTCPReader) interceptor.RTCPReader {
 	return interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
 		for {
@@ -146,8 +110,6 @@ func (i *strictInterceptor) BindRTCPReader(reader interceptor.RTCPReader) interc
 	})
 }
 
-// BindRemoteStream checks each incoming RTP packet's header before any
-// other interceptor, or the SFU, parses it.
 func (i *strictInterceptor) BindRemoteStream(_ *interceptor.StreamInfo, reader interceptor.RTPReader) interceptor.RTPReader {
 	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
 		for {
@@ -164,15 +126,9 @@ func (i *strictInterceptor) BindRemoteStream(_ *interceptor.StreamInfo, reader i
 	})
 }
 
-// BindRTCPWriter checks what the SFU sends. The SFU's RTCP (receiver
-// reports, NACKs, transport-wide CC, sender reports, picture-loss
-// requests) is all written by pion's marshallers from structs, and some of
-// them write packets pion itself cannot read back (docs/FUZZING.md lists
-// them). Checking costs one marshal per batch, tens per second per
-// connection; a refusal means a bug on this side, which the rtcp_out
-// counter makes visible instead of leaving a browser to discard it. A batch
-// that fails as a whole is retried packet by packet, so one bad packet
-// does not take the others with it.
+// BindRTCPWriter checks the SFU's own RTCP: some of pion's marshallers write
+// packets pion cannot read back (docs/FUZZING.md). A refused batch is
+// retried packet by packet, so one bad packet does not take the others.
 func (i *strictInterceptor) BindRTCPWriter(writer interceptor.RTCPWriter) interceptor.RTCPWriter {
 	return interceptor.RTCPWriterFunc(func(pkts []rtcp.Packet, a interceptor.Attributes) (int, error) {
 		rule := i.checkRTCPOut(pkts)
@@ -198,9 +154,8 @@ func (i *strictInterceptor) BindRTCPWriter(writer interceptor.RTCPWriter) interc
 	})
 }
 
-// checkRTCPOut marshals pkts as the SRTCP writer will and checks the
-// result. A batch pion cannot marshal at all passes: the writer refuses it
-// with an error of its own.
+// checkRTCPOut checks pkts as the SRTCP writer will marshal them; a batch
+// that does not marshal passes, for the writer to refuse.
 func (i *strictInterceptor) checkRTCPOut(pkts []rtcp.Packet) rtcpstrict.Rule {
 	raw, err := rtcp.Marshal(pkts)
 	if err != nil {
@@ -209,13 +164,9 @@ func (i *strictInterceptor) checkRTCPOut(pkts []rtcp.Packet) rtcpstrict.Rule {
 	return i.opts.Check(raw)
 }
 
-// BindLocalStream checks every RTP packet the SFU forwards. The SFU builds
-// each header from one that passed the incoming check, but it rewrites
-// extensions and carries padding over, and pion's marshaller trusts the
-// header it is given: a header with the padding bit and no padding size
-// makes rtp.MarshalPacketTo write 255 bytes past the payload. The check
-// marshals the header alone into a stack buffer: no allocation, and no
-// copy of the payload, which is the same for every subscriber.
+// BindLocalStream checks every RTP packet the SFU forwards: its rewritten
+// headers reach a marshaller that trusts them. Only the header is
+// marshalled, on the stack, so the check allocates nothing.
 func (i *strictInterceptor) BindLocalStream(_ *interceptor.StreamInfo, writer interceptor.RTPWriter) interceptor.RTPWriter {
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
 		if rule := checkOutgoingRTP(i.opts, h, payload); rule != "" {
@@ -226,25 +177,18 @@ func (i *strictInterceptor) BindLocalStream(_ *interceptor.StreamInfo, writer in
 	})
 }
 
-// maxCheckedHeader is the largest outgoing header checkOutgoingRTP
-// marshals on the stack: 12 bytes, 15 CSRCs, and header extensions the
-// SFU's rewrite keeps to a few bytes each. A larger header is checked as
-// a whole packet (checkOutgoingPacket).
+// maxCheckedHeader is the largest header checked on the stack; a larger
+// one is checked as a whole packet.
 const maxCheckedHeader = 256
 
-// checkOutgoingRTP checks the packet that h and payload marshal to, as
-// the SRTP writer will marshal it, without building it: the checks that
-// read past the header (size, padding) depend only on the lengths and on
-// the padding count, which rtp.MarshalPacketTo writes as the last byte. A
-// header pion cannot marshal at all passes: the writer refuses it with an
-// error of its own.
+// checkOutgoingRTP checks the packet h and payload marshal to without
+// building it: past the header, the rules need only lengths and the
+// padding count. A header that does not marshal passes, for the writer.
 func checkOutgoingRTP(opts rtcpstrict.Options, h *rtp.Header, payload []byte) rtcpstrict.Rule {
 	if h.Padding && h.PaddingSize == 0 {
 		return rtcpstrict.RuleRTPPaddingZero
 	}
 	hs := h.MarshalSize()
-	// maxPacketSize is rtcpstrict's default MaxDatagram, so a packet that
-	// does not fit is one the check would refuse as too large.
 	if hs+len(payload)+int(h.PaddingSize) > maxPacketSize {
 		return rtcpstrict.RuleRTPTooLarge
 	}
@@ -256,16 +200,12 @@ func checkOutgoingRTP(opts rtcpstrict.Options, h *rtp.Header, payload []byte) rt
 	if err != nil {
 		return ""
 	}
-	// The padding rules hold by construction: the count is not 0 (above)
-	// and cannot exceed the bytes after the header, which are the payload
-	// and the padding itself. Without the bit, the header alone is a
-	// packet with an empty payload, and every other rule sees it whole.
+	// The padding rules hold by construction (count not 0, and within the
+	// packet); without the bit, the header alone is a whole packet.
 	buf[0] &^= 0x20
 	return opts.CheckRTP(buf[:n])
 }
 
-// checkOutgoingPacket is checkOutgoingRTP on the whole marshalled packet,
-// for a header too large for its stack buffer.
 func checkOutgoingPacket(opts rtcpstrict.Options, h *rtp.Header, payload []byte) rtcpstrict.Rule {
 	var buf [maxPacketSize]byte
 	n, err := h.MarshalTo(buf[:])

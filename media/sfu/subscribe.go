@@ -24,8 +24,7 @@ func (p *Participant) Subscribe(trackSID string) error {
 	return p.subscribeLocked(t)
 }
 
-// subscribeLocked adds t to the subscriber connection and renegotiates.
-// Called with opMu held.
+// subscribeLocked adds t to the subscriber connection. opMu held.
 func (p *Participant) subscribeLocked(t *publishedTrack) error {
 	s := p.sfu
 	s.mu.Lock()
@@ -68,14 +67,11 @@ func (p *Participant) subscribeLocked(t *publishedTrack) error {
 	return nil
 }
 
-// addSubscriberTrackLocked gives dt an m-section on the subscriber
-// connection: a reusable one of its kind if there is one, else a new one.
-// Called with opMu held.
+// addSubscriberTrackLocked gives dt a reusable m-section, or a new one.
 func (p *Participant) addSubscriberTrackLocked(dt *downTrack) (*webrtc.RTPTransceiver, error) {
 	if p.cfg.ReuseSections && p.canReuseLocked(dt.Kind()) {
-		// pion's AddTrack takes the first transceiver of the kind that has
-		// no sender and is not currently sending: one of the reusable ones,
-		// as canReuseLocked made sure no other freed one is a candidate.
+		// AddTrack takes a free transceiver of the kind: canReuseLocked
+		// made sure only reusable ones are free.
 		sender, err := p.sub.AddTrack(dt)
 		if err != nil {
 			return nil, err
@@ -91,8 +87,8 @@ func (p *Participant) addSubscriberTrackLocked(dt *downTrack) (*webrtc.RTPTransc
 	return p.sub.AddTransceiverFromTrack(dt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 }
 
-// canReuseLocked reports whether a freed section of kind is reusable and
-// no freed section of kind is still on its way there (pion might pick it).
+// canReuseLocked: a freed section of kind is reusable, and none is still
+// on its way there (pion might pick it).
 func (p *Participant) canReuseLocked(kind webrtc.RTPCodecType) bool {
 	reusable := false
 	for tr, st := range p.freeSections {
@@ -132,8 +128,7 @@ func (p *Participant) Unsubscribe(trackSID string) error {
 	return nil
 }
 
-// detach removes a downtrack whose track ended from the subscriber
-// connection. The registry entries are already gone.
+// detach removes an ended track's downtrack from the subscriber connection.
 func (p *Participant) detach(dt *downTrack) {
 	p.opMu.Lock()
 	defer p.opMu.Unlock()

@@ -16,15 +16,11 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// maxConsecutiveReadErrors bounds how many reads in a row may fail without
-// the stream being closed before a track is given up on; a non-fatal error
-// (a packet of an unknown payload type) consumes a packet, so a live
-// stream never gets near it.
+// maxConsecutiveReadErrors bounds the failed reads in a row before a track
+// is given up on; a live stream never gets near it.
 const maxConsecutiveReadErrors = 1000
 
-// publishedTrack is one track a participant publishes: its packet cache,
-// its subscribers' downtracks, and the throttle of key-frame requests
-// toward its publisher.
+// publishedTrack is one track a participant publishes.
 type publishedTrack struct {
 	log      *slog.Logger
 	metrics  *metrics
@@ -43,36 +39,24 @@ type publishedTrack struct {
 	// publisher is where key-frame requests go; nil in forwarding tests.
 	publisher *webrtc.PeerConnection
 
-	// srcCodecs are the codecs negotiated with the publisher, so a
-	// downtrack can map every payload type the publisher may switch to.
 	srcCodecs []webrtc.RTPCodecParameters
-	// srcExtIDs maps header extension URI to the publisher's ID for it.
 	srcExtIDs map[string]uint8
 
 	cache *packetCache
-	// limit is the track's rate limits (ratelimit.go); nil for none.
-	// overrun is set once the track went far beyond them: from then on
-	// it forwards nothing while its owner is being ended.
-	limit *trackLimiter
-	// shared is the owner's limiter for all its tracks of this kind.
+	// limit is nil for none; overrun: far beyond it, the owner is being ended.
+	limit   *trackLimiter
 	shared  *sharedLimiter
 	overrun bool
 
-	// fanout is the downtracks packets go to. Forwarding reads it without
-	// a lock; it is replaced, never modified, under SFU.mu.
+	// fanout is read without a lock; replaced, never modified, under SFU.mu.
 	fanout atomic.Pointer[[]*downTrack]
 	ended  atomic.Bool
 
-	// rx is the forwarding goroutine's parsed header, reused per packet.
-	rx rtp.Header
-	// tap is Config.Tap.
-	tap func(trackSID string, h *rtp.Header, payload []byte)
-	// batch is the SFU's UDP sockets: a fan-out holds them, so its
-	// packets leave in one sendmmsg (udpbatch.go). Nil batches nothing.
+	rx    rtp.Header
+	tap   func(trackSID string, h *rtp.Header, payload []byte)
 	batch *batchGroup
 
-	// Key-frame request throttle: the time of the last request sent, as
-	// nanoseconds since created (monotonic), 0 for none yet.
+	// The last key-frame request, in nanoseconds since created; 0: none.
 	created          time.Time
 	interval         time.Duration
 	lastKeyframeSent atomic.Int64
@@ -108,7 +92,6 @@ func newPublishedTrack(m *metrics, log *slog.Logger, kind webrtc.RTPCodecType, c
 	}
 }
 
-// infoLocked describes the track. Called with SFU.mu held.
 func (t *publishedTrack) infoLocked() TrackInfo {
 	info := TrackInfo{
 		SID:           t.sid,
@@ -125,8 +108,7 @@ func (t *publishedTrack) infoLocked() TrackInfo {
 	return info
 }
 
-// rebuildFanoutLocked publishes the current subscribers to the forwarding
-// goroutine. Called with SFU.mu held.
+// rebuildFanoutLocked hands the subscribers to forwarding. SFU.mu held.
 func (t *publishedTrack) rebuildFanoutLocked() {
 	fan := make([]*downTrack, 0, len(t.subscribers))
 	for _, dt := range t.subscribers {
@@ -135,7 +117,6 @@ func (t *publishedTrack) rebuildFanoutLocked() {
 	t.fanout.Store(&fan)
 }
 
-// readLoop forwards the track's packets until its stream ends.
 func (t *publishedTrack) readLoop() {
 	var buf [maxPacketSize]byte
 	failures := 0
@@ -162,12 +143,7 @@ func (t *publishedTrack) readLoop() {
 	}
 }
 
-// forward is the per-packet path: parse the header, keep the packet for
-// NACKs, and hand it to every subscriber. It allocates nothing. Per
-// subscriber the payload is copied where SRTP must (pion/srtp marshals
-// the subscriber's header and the shared payload into the buffer it
-// encrypts in place) and, when the write is batched, into the socket's
-// send queue; nowhere else.
+// forward is the per-packet path; it allocates nothing (alloc_test.go).
 func (t *publishedTrack) forward(packet []byte) {
 	payload, ok := parseRTP(&t.rx, packet)
 	if !ok {
@@ -197,9 +173,7 @@ func (t *publishedTrack) forward(packet []byte) {
 	}
 }
 
-// withinLimits applies the track's rate limits to a packet of size
-// bytes, and ends the owner's session once the track has gone far beyond
-// them for long enough.
+// withinLimits applies the rate limits, ending the owner far beyond them.
 func (t *publishedTrack) withinLimits(size int) bool {
 	if t.overrun {
 		return false
@@ -217,8 +191,7 @@ func (t *publishedTrack) withinLimits(size int) bool {
 	return ok
 }
 
-// fanOut sends the packet in t.rx to every downtrack of fan, holding the
-// SFU's sockets meanwhile so the packets leave in one batch.
+// fanOut holds the SFU's sockets so the copies leave in one batch.
 func (t *publishedTrack) fanOut(fan []*downTrack, payload []byte) {
 	t.batch.hold()
 	defer t.batch.release() // a held socket that is never released would only send full batches
@@ -227,9 +200,8 @@ func (t *publishedTrack) fanOut(fan []*downTrack, payload []byte) {
 	}
 }
 
-// parseRTP parses packet's header into h (reusing its slices) and returns
-// the payload without padding; h.PaddingSize is set so that writing h and
-// the payload reproduces the padding.
+// parseRTP parses into h, reusing its slices, and returns the payload
+// without padding; h.PaddingSize reproduces it.
 func parseRTP(h *rtp.Header, packet []byte) ([]byte, bool) {
 	hl, err := h.Unmarshal(packet)
 	if err != nil {
@@ -252,8 +224,7 @@ func parseRTP(h *rtp.Header, packet []byte) ([]byte, bool) {
 }
 
 // requestKeyframe asks the publisher for a key frame, at most once per
-// KeyframeRequestInterval: every subscriber that loses a picture asks, and
-// a burst of requests must reach the publisher as one.
+// KeyframeRequestInterval, however many subscribers ask.
 func (t *publishedTrack) requestKeyframe() {
 	if t.kind != webrtc.RTPCodecTypeVideo || t.ended.Load() {
 		return
@@ -281,9 +252,7 @@ func (t *publishedTrack) requestKeyframe() {
 	t.metrics.keyframeSent.Inc()
 }
 
-// drainRTCP reads what the publisher sends about the track (sender
-// reports) so the interceptors see it; nothing else uses it yet. It ends
-// when the receiver stops.
+// drainRTCP reads the publisher's RTCP so the interceptors see it.
 func drainRTCP(r *webrtc.RTPReceiver) {
 	var buf [maxPacketSize]byte
 	for {
@@ -293,9 +262,8 @@ func drainRTCP(r *webrtc.RTPReceiver) {
 	}
 }
 
-// sendingMids parses an SDP offer and returns the mids of its audio and
-// video sections that send media, and their count. A rejected section
-// (port 0, unless bundle-only) does not send.
+// sendingMids returns the mids of an offer's sending audio and video
+// sections (not rejected: port 0 unless bundle-only), and their count.
 func sendingMids(offer string) (map[string]bool, int, error) {
 	var sd sdp.SessionDescription
 	if err := sd.UnmarshalString(offer); err != nil {
@@ -328,7 +296,6 @@ func sendingMids(offer string) (map[string]bool, int, error) {
 	return mids, count, nil
 }
 
-// directionOf returns the direction attribute among attrs, "" if none.
 func directionOf(attrs []sdp.Attribute) string {
 	for _, a := range attrs {
 		switch a.Key {

@@ -14,64 +14,27 @@ import (
 	"golang.org/x/net/ipv6"
 )
 
-// Batched UDP writes.
-//
-// Forwarding one packet to N subscribers is N SRTP packets out of the same
-// UDP socket, one sendto(2) each, and on the machines measured the syscall
-// and loopback or NIC delivery behind it is most of the cost of a forwarded
-// packet (docs/BENCHMARKS.md). sendmmsg(2) sends many datagrams, each to
-// its own address, in one call.
-//
-// pion/ice v4.4.2's UDP muxes (UDPMuxDefault, MultiUDPMuxDefault) write
-// one datagram per call and have no batching option. pion/transport v4's
-// udp.BatchConn batches, but does not fit: it queues every write and
-// flushes from a goroutine on a ticker (half the interval) or when full,
-// so every packet, RTCP, STUN and DTLS included, waits up to the interval
-// and the ticker runs whether or not there is traffic; and it has no
-// WriteToAddrPort, so the mux would fall back to WriteTo with a
-// *net.UDPAddr allocated per packet. What the mux does take is any
-// net.PacketConn. So the SFU gives it a socket of its own, batchConn,
-// and tells it when a batch is worth making: publishedTrack.forward holds the socket's batchGroup
-// for the length of its fan-out loop (and a NACK's retransmissions do the
-// same). While the group is held, writes on its sockets are copied into a
-// queue; when the holder lets go, or the queue is full (batchSize), or its
-// first datagram has waited maxBatchWait, the queue goes out in one
-// sendmmsg. While nobody holds the group, a write is one sendto,
-// as before: no timer, no goroutine, and nothing waits longer than the
-// fan-out loop it is part of.
-//
-// The queue's slots are fixed buffers (the datagram has to be copied: pion
-// returns its SRTP buffer to a pool as soon as the write returns), so a
-// queued write allocates nothing either.
+// Batched UDP writes: while a forwarding loop holds a batchGroup, writes
+// on its sockets are queued and leave in one sendmmsg(2) when it lets go,
+// when the queue is full or when its first datagram is maxBatchWait old;
+// otherwise a write is one sendto(2). No timer, no goroutine. Why, and
+// what it costs: docs/BENCHMARKS.md, "Batched writes".
 
 const (
-	// batchSize is the datagrams one sendmmsg sends at most: a write
-	// that fills the queue sends it. Past a few tens of datagrams a
-	// larger batch saves little (the syscall's entry is paid once per
-	// batch; the kernel's work per datagram stays), while the first
-	// packet waits for more encryptions.
-	batchSize = 32
-	// maxBatchWait bounds how long a queued datagram waits for the
-	// rest of its batch while the holder is running: a write that finds
-	// the queue's first datagram this old sends the queue. (A holder
-	// descheduled mid-loop stalls its queue as it would stall its
-	// unsent packets without batching.)
+	// batchSize: past a few tens of datagrams a batch saves little more.
+	batchSize    = 32
 	maxBatchWait = 100 * time.Microsecond
-	// batchSlotSize is one queued datagram's buffer; a larger write (none
-	// the SFU makes: pion's MTU is 1200 for DTLS and 1460 for RTP) skips
+	// batchSlotSize is one queued datagram's buffer; a larger write skips
 	// the queue.
 	batchSlotSize = maxPacketSize + 64
 )
 
-// batchGroup is the sockets whose writes a forwarding loop batches: the
-// SFU's UDP media sockets. The zero group (and a nil one) batches nothing.
+// batchGroup is the SFU's UDP media sockets. A nil group batches nothing.
 type batchGroup struct {
 	conns []*batchConn
 }
 
-// hold starts a batch on every socket of the group: from now until the
-// matching release, their writes are queued. Holds nest and overlap: a
-// socket batches while any holder holds it.
+// hold queues the group's writes until the matching release. Holds nest.
 func (g *batchGroup) hold() {
 	if g == nil {
 		return
@@ -91,25 +54,19 @@ func (g *batchGroup) release() {
 	}
 }
 
-// batchWriter is ipv4.PacketConn or ipv6.PacketConn: sendmmsg on Linux, one
-// sendmsg per call elsewhere (it then reports one message written).
+// batchWriter is ipv4.PacketConn or ipv6.PacketConn: sendmmsg on Linux.
 type batchWriter interface {
 	WriteBatch(ms []ipv4.Message, flags int) (int, error)
 }
 
-// batchConn is one UDP media socket as the ICE UDP mux sees it. Reads are
-// the socket's. It implements ice.AddrPortReaderWriter, so the mux reads
-// and writes with netip.AddrPort and no allocation, as it does on a bare
-// *net.UDPConn.
+// batchConn is one UDP media socket as the ICE UDP mux sees it. As an
+// ice.AddrPortReaderWriter it reads and writes without allocating.
 type batchConn struct {
 	*net.UDPConn
-	w   batchWriter
-	is4 bool // the socket's family: a queued address must match it
-	// maxWait is maxBatchWait; tests that count syscalls lift it.
-	maxWait time.Duration
-	// oversized counts datagrams too large for pion, skipped by reads;
-	// nil skips nothing. Set before the socket is read.
-	oversized prometheus.Counter
+	w         batchWriter
+	is4       bool               // the socket's family: a queued address must match it
+	maxWait   time.Duration      // maxBatchWait; tests that count syscalls lift it
+	oversized prometheus.Counter // datagrams too large for pion, skipped; nil skips none
 
 	mu    sync.Mutex
 	holds int
@@ -120,18 +77,14 @@ type batchConn struct {
 	addrs [batchSize]net.UDPAddr
 	ips   [batchSize][16]byte
 
-	// first is when the queue's first datagram was queued; waited and
-	// longest sum and bound how long queues waited for their flush
-	// (guarded by mu, read with waits).
-	first           time.Time
-	waited, longest time.Duration
-	batches         int64
-	// Datagrams written and the syscalls that wrote them (tests and
-	// benchmarks read them with counts).
+	// When the queue's first datagram was queued, and the waits of flushed
+	// queues (read with waits).
+	first               time.Time
+	waited, longest     time.Duration
+	batches             int64
 	datagrams, syscalls atomic.Int64
 }
 
-// newBatchConn wraps conn. The socket's family is its local address's.
 func newBatchConn(conn *net.UDPConn) *batchConn {
 	c := &batchConn{UDPConn: conn, maxWait: maxBatchWait}
 	local, _ := conn.LocalAddr().(*net.UDPAddr)
@@ -148,8 +101,7 @@ func newBatchConn(conn *net.UDPConn) *batchConn {
 	return c
 }
 
-// ipv6Writer adapts ipv6.PacketConn, whose Message is the same type as
-// ipv4's.
+// ipv6Writer adapts ipv6.PacketConn, whose Message is ipv4's.
 type ipv6Writer struct{ *ipv6.PacketConn }
 
 func (w ipv6Writer) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
@@ -169,9 +121,8 @@ func (c *batchConn) release() {
 	c.mu.Unlock()
 }
 
-// ReadFromAddrPort is the socket's ReadFromUDPAddrPort, less datagrams
-// larger than pion's receive MTU (maxPacketSize): pion would carry each
-// through ICE to its demux and drop it there with an error line.
+// ReadFromAddrPort skips datagrams larger than pion's receive MTU, which
+// pion would carry to its demux only to drop with an error line.
 func (c *batchConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 	for {
 		n, addr, err := c.UDPConn.ReadFromUDPAddrPort(b)
@@ -182,9 +133,8 @@ func (c *batchConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 	}
 }
 
-// WriteToAddrPort sends b to addr now, or queues it while the socket is
-// held. A queued write reports success: its error, if the send fails, is
-// known only at the flush, and UDP promised nothing more.
+// WriteToAddrPort sends b now, or queues it while the socket is held; a
+// queued write reports success, as UDP promises nothing more.
 func (c *batchConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 	c.mu.Lock()
 	if c.holds == 0 {
@@ -193,8 +143,7 @@ func (c *batchConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) 
 	}
 	ip := addr.Addr()
 	if len(b) > batchSlotSize || ip.Is4() != c.is4 || ip.Is4In6() {
-		// Not queueable: send it now, after what is queued, so the
-		// socket's datagrams leave in the order they were written.
+		// Not queueable: send it after what is queued, to keep the order.
 		c.flushLocked()
 		n, err := c.writeNow(b, addr)
 		c.mu.Unlock()
@@ -225,7 +174,6 @@ func (c *batchConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) 
 	return len(b), nil
 }
 
-// WriteTo is WriteToAddrPort for the mux's writes that carry a net.Addr.
 func (c *batchConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	if ua, ok := addr.(*net.UDPAddr); ok {
 		return c.WriteToAddrPort(b, ua.AddrPort())
@@ -245,8 +193,7 @@ func (c *batchConn) writeNow(b []byte, addr netip.AddrPort) (int, error) {
 	return n, err
 }
 
-// flushLocked sends the queue. A datagram the kernel refuses is skipped,
-// as a refused sendto would have lost it alone. Called with c.mu held.
+// flushLocked sends the queue, skipping a datagram the kernel refuses.
 func (c *batchConn) flushLocked() {
 	if c.n == 0 {
 		return
@@ -268,8 +215,7 @@ func (c *batchConn) flushLocked() {
 	c.n = 0
 }
 
-// waits reports the batches sent, their mean wait (from the first
-// datagram queued to the flush) and the longest.
+// waits reports the batches sent, their mean and longest wait.
 func (c *batchConn) waits() (batches int64, mean, longest time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -284,9 +230,8 @@ func (c *batchConn) counts() (datagrams, syscalls int64) {
 	return c.datagrams.Load(), c.syscalls.Load()
 }
 
-// batchNet is the host's network, as pion's ICE sees it, with UDP sockets
-// that are batchConns: ice.NewMultiUDPMuxFromPort opens the SFU's sockets
-// through it, one per interface address, and group collects them.
+// batchNet is the host's network with batchConn UDP sockets, for
+// ice.NewMultiUDPMuxFromPort; group collects them.
 type batchNet struct {
 	*stdnet.Net
 	group     batchGroup
@@ -301,7 +246,6 @@ func newBatchNet() (*batchNet, error) {
 	return &batchNet{Net: n}, nil
 }
 
-// ListenUDP binds a socket as the host's network does and wraps it.
 func (n *batchNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
 	c, err := net.ListenUDP(network, laddr)
 	if err != nil {
