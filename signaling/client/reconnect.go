@@ -108,7 +108,7 @@ func (c *Client) finish(err error, dropPending bool) {
 	c.mu.Unlock()
 	c.stop()
 	f := c.opts.Handlers.Disconnected
-	c.events.finish(func() {
+	c.events.Finish(func() {
 		if f != nil {
 			f(err)
 		}

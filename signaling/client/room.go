@@ -2,10 +2,39 @@ package client
 
 import (
 	"slices"
+	"sync/atomic"
 
 	"github.com/sotto-rtc/sotto/media/e2ee"
 	"github.com/sotto-rtc/sotto/signaling/wire"
 )
+
+// roomState is what the client knows of the room (this file, remote.go).
+type roomState struct {
+	self         wire.ParticipantInfo
+	limits       wire.Limits
+	others       roster
+	held         map[string]*RemoteTrack // media that arrived before its track_published
+	subscribed   map[string]struct{}     // by Subscribe, re-sent after a reconnect
+	unsubscribed map[string]struct{}     // by Unsubscribe, re-sent after a reconnect when auto-subscribing
+	// refusedTracks counts tracks refused for naming another owner.
+	refusedTracks atomic.Uint64
+}
+
+// Self returns this client's participant as the server last described it,
+// with the tracks the server has announced for it.
+func (c *Client) Self() wire.ParticipantInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return copyParticipant(c.self)
+}
+
+// Participants returns the other participants in the room, with their
+// tracks, in the order they became known.
+func (c *Client) Participants() []wire.ParticipantInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.others.list()
+}
 
 // roster is what the client knows of the other participants and their
 // tracks, kept from joined, participant_joined/left and track_* messages.
