@@ -11,48 +11,38 @@ import (
 )
 
 // Admission by members and roster checks (docs/E2EE.md, "Admission and
-// rosters"). With end-to-end encryption on, a participant gets no media
-// key from this client until a member admits it, and this client sends
-// no new key while the members' signed views of the call disagree.
+// rosters").
 
 // Newcomer is a participant waiting to be admitted
 // (Handlers.ParticipantWaiting, E2EEOptions.Admission).
 type Newcomer struct {
 	Identity    string // the token's sub
 	IdentityKey []byte // the Ed25519 identity key it announced
-	// Known: this client's store knew Identity with this key before
-	// this client started (not only since it came into this call).
-	Known bool
-	// Verified: the key is one the user marked verified
-	// (Client.MarkVerified).
-	Verified bool
+	// Known: the store knew this key before this client started.
+	Known    bool
+	Verified bool // the user marked the key verified (Client.MarkVerified)
 }
 
 // AdmissionDecision is what an AdmissionPolicy decides.
 type AdmissionDecision int
 
 const (
-	// Ask leaves the participant waiting: the application decides later
-	// (Client.Admit, Client.Refuse), or another member admits it.
+	// Ask leaves it waiting for Client.Admit, Client.Refuse or another member.
 	Ask AdmissionDecision = iota
-	// Admit admits it.
 	Admit
-	// Refuse refuses it (everyone is told; another member may still
-	// admit it).
+	// Refuse tells everyone; another member may still admit it.
 	Refuse
 )
 
-// AdmissionPolicy decides about a waiting participant. It runs on the
-// client's event goroutine, like the handlers, once this client is a
-// member itself.
+// AdmissionPolicy decides about a waiting participant, on the event
+// goroutine, once this client is a member itself.
 type AdmissionPolicy func(Newcomer) AdmissionDecision
 
 // AdmitAll admits everyone: for bots and load tests, never for people.
 var AdmitAll AdmissionPolicy = func(Newcomer) AdmissionDecision { return Admit }
 
-// AdmitKnown admits a newcomer whose identity key the user verified
-// (Client.MarkVerified) and, when identities are given, whose identity is
-// one of them; it leaves everyone else waiting for the application.
+// AdmitKnown admits a newcomer whose key the user verified and, when
+// identities are given, who is one of them; others wait.
 func AdmitKnown(identities ...string) AdmissionPolicy {
 	ids := slices.Clone(identities)
 	return func(n Newcomer) AdmissionDecision {
@@ -66,10 +56,9 @@ func AdmitKnown(identities ...string) AdmissionPolicy {
 // ErrRosterMismatch is wrapped by every RosterMismatchError.
 var ErrRosterMismatch = errors.New("client: the server is showing different people to different participants")
 
-// RosterMismatchError is the roster alert (Handlers.RosterMismatch): for
-// longer than a few seconds, members' signed views of the call have not
-// listed the same people as this client's, or a member's view is missing.
-// Until they agree again this client sends no new media key.
+// RosterMismatchError is the roster alert: members' signed views of the
+// call have not matched this client's for a while; no new media key is
+// sent until they do.
 type RosterMismatchError struct {
 	Mismatches []e2ee.RosterMismatch
 }
@@ -105,32 +94,22 @@ func (e *RosterMismatchError) Unwrap() error { return ErrRosterMismatch }
 
 // AdmissionHandlers are the admission and roster events of Handlers.
 type AdmissionHandlers struct {
-	// ParticipantWaiting: someone waits to be admitted; they hear and
-	// see nothing until a member admits them. Show it with Admit and
-	// Refuse, never as a normal participant.
+	// ParticipantWaiting: show with Admit and Refuse, never as a member.
 	ParticipantWaiting func(Newcomer)
-	// ParticipantAdmitted: a waiting participant became a member (by:
-	// the member who admitted it; "" for one present when this client
-	// joined).
+	// ParticipantAdmitted: by is "" for one present when this client joined.
 	ParticipantAdmitted func(identity, by string)
-	// ParticipantRefused: a member refused a waiting participant.
-	ParticipantRefused func(identity, by string)
-	// Admitted: this client was admitted (by ""; it found the call
-	// empty, or everyone who could admit it left).
+	ParticipantRefused  func(identity, by string)
+	// Admitted: this client was admitted (by "": nobody could admit it).
 	Admitted func(by string)
-	// AdmissionRefused: a member refused this client; it stays waiting,
-	// and another member may still admit it.
+	// AdmissionRefused: this client stays waiting for another member.
 	AdmissionRefused func(by string)
-	// RosterMismatch is the roster alert: show "The server is showing
-	// different people to different participants", blocking.
+	// RosterMismatch is the roster alert: show it, blocking.
 	RosterMismatch func(*RosterMismatchError)
-	// RosterAgreed: after a RosterMismatch, the views agree again.
-	RosterAgreed func()
+	RosterAgreed   func()
 }
 
-// onMembership turns key management's events into handler calls, and
-// applies the admission policy. Called by the key session, possibly with
-// c.mu held: it only queues.
+// onMembership turns key management's events into handler calls and
+// applies the admission policy. It may run under c.mu: it only queues.
 func (c *Client) onMembership(ev e2ee.MembershipEvent) {
 	h := c.opts.Handlers.Admission
 	switch ev.Kind {
@@ -142,8 +121,7 @@ func (c *Client) onMembership(ev e2ee.MembershipEvent) {
 			c.mu.Unlock()
 			if c.store != nil {
 				if k, ok := c.store.Known(ev.Identity); ok && bytes.Equal(k.Key, ev.IdentityKey) {
-					// Known only if met before this client: the store
-					// remembers everyone on first sight.
+					// The store remembers everyone on first sight.
 					n.Known, n.Verified = !metNow || k.Verified, k.Verified
 				}
 			}
@@ -154,8 +132,7 @@ func (c *Client) onMembership(ev e2ee.MembershipEvent) {
 			_, held := c.changed[n.Identity]
 			c.mu.Unlock()
 			if !held {
-				// A key change or look-alike waits for the user: no
-				// policy admits it before.
+				// A key change or look-alike waits for the user.
 				c.applyPolicy(n)
 			}
 		})
@@ -217,10 +194,9 @@ func (c *Client) keySession() (*e2ee.Session, error) {
 	return k, nil
 }
 
-// Admit admits a waiting participant (Handlers.Admission.ParticipantWaiting):
-// it gets this client's media keys, and a signed admission tells every
-// other member. It fails (wrapping e2ee.ErrNotAdmitted) while this client
-// is waiting itself, and (e2ee.ErrNotWaiting) for someone not waiting.
+// Admit gives a waiting participant this client's media keys and tells the
+// members, signed. It fails with e2ee.ErrNotAdmitted while this client
+// waits itself, e2ee.ErrNotWaiting for someone not waiting.
 func (c *Client) Admit(identity string) error {
 	k, err := c.keySession()
 	if err != nil {
@@ -232,8 +208,7 @@ func (c *Client) Admit(identity string) error {
 	return nil
 }
 
-// Refuse refuses a waiting participant: every member is told, and it
-// stays out unless another member admits it.
+// Refuse tells every member; another may still admit the participant.
 func (c *Client) Refuse(identity string) error {
 	k, err := c.keySession()
 	if err != nil {
@@ -245,8 +220,8 @@ func (c *Client) Refuse(identity string) error {
 	return nil
 }
 
-// Admissions lists the participants with end-to-end encryption as this
-// client sees them: waiting, refused or member. Nil with E2EE off.
+// Admissions lists participants as waiting, refused or member; nil with
+// E2EE off.
 func (c *Client) Admissions() []e2ee.ParticipantStatus {
 	k, err := c.keySession()
 	if err != nil {
@@ -255,8 +230,7 @@ func (c *Client) Admissions() []e2ee.ParticipantStatus {
 	return k.Participants()
 }
 
-// RosterStatus says whether this client is admitted and whether every
-// member's view of the call agrees with its own.
+// RosterStatus says whether this client is admitted and the views agree.
 func (c *Client) RosterStatus() e2ee.RosterStatus {
 	k, err := c.keySession()
 	if err != nil {

@@ -60,8 +60,8 @@ type Client struct {
 
 	life context.Context // cancelled when the client finishes
 	stop context.CancelFunc
-	// closing is done once Close is called: it stops reconnect attempts
-	// at once, while a live session still closes gracefully.
+	// closing stops reconnect attempts at Close; a live session still
+	// closes gracefully.
 	closing  context.Context
 	closeNow context.CancelFunc
 	runDone  chan struct{} // closed when the supervisor has returned
@@ -81,12 +81,9 @@ type connState struct {
 	err      error
 }
 
-// Connect dials the server at rawURL, joins with opts.Token (or a token from
-// opts.TokenSource), and returns once the server has answered with joined.
-// rawURL is "http(s)://host:port" or "ws(s)://host:port"; an empty path
-// means signaling.Path. A join the server refuses returns its *ServerError.
-// ctx bounds only connecting: the client lives until Close or Leave, or
-// until a final error (see Done).
+// Connect dials rawURL ("http(s)://" or "ws(s)://host:port", empty path
+// meaning wire.Path), joins, and returns once joined; a refused join
+// returns the *ServerError. ctx bounds only connecting.
 func Connect(ctx context.Context, rawURL string, opts Options) (*Client, error) {
 	u, err := signalURL(rawURL)
 	if err != nil {
@@ -170,8 +167,7 @@ func Connect(ctx context.Context, rawURL string, opts Options) (*Client, error) 
 	return c, nil
 }
 
-// signalURL turns what a caller was given ("https://sotto.example",
-// "ws://127.0.0.1:7780/v1/signal") into the WebSocket URL to dial.
+// signalURL turns the URL a caller was given into the WebSocket URL to dial.
 func signalURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -194,37 +190,30 @@ func signalURL(raw string) (string, error) {
 	return u.String(), nil
 }
 
-// Done is closed when the client is finished for good: after Close or
-// Leave, or after a final error (Err says which), once the last handler
-// (Disconnected) has returned.
+// Done is closed once the client is finished and Disconnected has returned.
 func (c *Client) Done() <-chan struct{} {
 	return c.events.Done()
 }
 
-// Err reports why the client finished: ErrClosed after Close or Leave,
-// otherwise the final error. It is nil while the client runs.
+// Err reports why the client finished; nil while it runs.
 func (c *Client) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.err
 }
 
-// Close ends the session without telling the server why (it sees the
-// WebSocket close; the close handshake waits at most a few seconds for an
-// unresponsive server) and does not reconnect. Events not yet delivered are
-// dropped, except Disconnected(ErrClosed). Close returns once the
-// connection and its goroutines are gone; a handler that is running may
-// still be finishing, so wait on Done for the last handler to return. Close
-// may be called from a handler, more than once, and concurrently.
+// Close ends the session with a WebSocket close and does not reconnect.
+// Undelivered events are dropped but Disconnected(ErrClosed). It returns
+// once the connection's goroutines are gone (Done waits for the handlers),
+// and may be called from a handler, repeatedly and concurrently.
 func (c *Client) Close() error {
 	c.closeNow()
 	<-c.runDone
 	return nil
 }
 
-// Leave tells the server the participant leaves (the others see
-// ParticipantLeft with reason "left") and then closes like Close. ctx
-// bounds sending the leave message.
+// Leave tells the server (others see reason "left") and closes like Close;
+// ctx bounds sending the leave message.
 func (c *Client) Leave(ctx context.Context) error {
 	c.mu.Lock()
 	c.leaving = true
@@ -234,8 +223,7 @@ func (c *Client) Leave(ctx context.Context) error {
 	if s != nil {
 		err = s.sendSync(ctx, wire.Leave{Type: wire.TypeLeave})
 		if errors.Is(err, ErrDisconnected) {
-			// The connection dropped first; the server ends the session
-			// on its own.
+			// Dropped already: the server ends the session on its own.
 			err = nil
 		}
 	}
@@ -251,7 +239,6 @@ func (c *Client) nextID() string {
 }
 
 // liveSessionLocked returns the current session, or why there is none.
-// Called with c.mu held.
 func (c *Client) liveSessionLocked() (*session, error) {
 	if c.finished || c.leaving {
 		return nil, ErrClosed
@@ -279,8 +266,7 @@ func (c *Client) request(ctx context.Context, build func(id string) any) error {
 	return err
 }
 
-// emit queues a handler call. Called with c.mu held or not; the queue has
-// its own lock.
+// emit queues a handler call, with c.mu held or not.
 func (c *Client) emit(fn func()) {
 	c.events.Push(fn, nil)
 }

@@ -10,8 +10,8 @@ import (
 	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
-// Known people: trust on first use of identity keys (docs/E2EE.md, "Known
-// people"), verification codes and the list a safety number covers.
+// Known people (docs/E2EE.md, "Known people"): trust on first use,
+// verification codes, and whom a safety number covers.
 
 // KeyChange is a known person's new identity key, or someone new whose
 // name looks like a known person's (Handlers.SecurityKeyChanged).
@@ -20,23 +20,17 @@ type KeyChange struct {
 	Previous    []byte // the Ed25519 key this client knew (for LooksLike, theirs)
 	Current     []byte // the one announced now
 	WasVerified bool   // the previous key had been marked verified
-	// LooksLike, when set, is the known person whose name Identity
-	// looks like (e2ee.Skeleton): Identity is not known at all, and its
-	// name may be made to pass for LooksLike's.
+	// LooksLike: Identity is new but its name looks like this known one's.
 	LooksLike string
 }
 
-// ErrNoKeyChange is returned by AcceptKeyChange when the change it names
-// is not the one waiting: nothing waits for that person, or their key
-// changed again since (a new SecurityKeyChanged was raised for it: show
-// that one).
+// ErrNoKeyChange: the change is not the one waiting (none, or the key
+// changed again and a new SecurityKeyChanged was raised).
 var ErrNoKeyChange = errors.New("client: that security key change is not the one waiting")
 
-// trustedKeyLocked checks a participant's announced identity key against
-// the store: a first sight is remembered, the known key passes, and a
-// different one holds the participant out of key management and is
-// reported once per new key. An announcement that does not parse passes
-// here; the key session refuses it. Called with c.mu held.
+// trustedKeyLocked checks an announced identity key against the store: new
+// ones are remembered, a different one holds the participant out of key
+// management and is reported once. Unparsable ones are the key session's.
 func (c *Client) trustedKeyLocked(p wire.ParticipantInfo) bool {
 	ann, err := e2ee.ParseAnnouncement(p.PublicKey)
 	if err != nil || c.store == nil {
@@ -44,8 +38,7 @@ func (c *Client) trustedKeyLocked(p wire.ParticipantInfo) bool {
 	}
 	tr, old, like, err := e2ee.CheckKey(c.store, p.Identity, ann.Identity)
 	if err != nil {
-		// Fail closed: someone this client cannot remember is someone it
-		// cannot recognise next time, so it is not trusted now either.
+		// Fail closed: who cannot be remembered cannot be recognised later.
 		c.log.Error("client: identity store: cannot remember a participant's key; holding them out of the call's keys", "identity", p.Identity, "err", err)
 		return false
 	}
@@ -80,11 +73,8 @@ func (c *Client) trustedKeyLocked(p wire.ParticipantInfo) bool {
 	return false
 }
 
-// AcceptKeyChange takes kc.Current as kc.Identity's key, exactly the key
-// SecurityKeyChanged reported (and the application showed): it replaces
-// the known one, unverified, and the participant gets and gives keys
-// again. If that person's key changed again meanwhile, nothing is accepted
-// and the error wraps ErrNoKeyChange.
+// AcceptKeyChange takes kc.Current, exactly as reported, as kc.Identity's
+// key (unverified), and keys flow again; ErrNoKeyChange if it changed since.
 func (c *Client) AcceptKeyChange(kc KeyChange) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -102,8 +92,7 @@ func (c *Client) AcceptKeyChange(kc KeyChange) error {
 	return nil
 }
 
-// PendingKeyChanges lists the changed keys the application has not
-// accepted yet.
+// PendingKeyChanges lists changed keys not accepted yet.
 func (c *Client) PendingKeyChanges() []KeyChange {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -119,10 +108,8 @@ func (kc KeyChange) clone() KeyChange {
 	return kc
 }
 
-// VerificationCode is the pairwise code of this client and identity
-// (docs/E2EE.md, "Verification codes") over the key this call uses for
-// them: the same on both sides for as long as neither changes key. It
-// fails for someone the call does not cover (not here, or held out).
+// VerificationCode is the pairwise code of this client and identity over
+// the key this call uses for them; it fails for someone not covered.
 func (c *Client) VerificationCode(identity string) (string, error) {
 	key, err := c.coveredKey(identity)
 	if err != nil {
@@ -144,10 +131,8 @@ func (c *Client) coveredKey(identity string) ([]byte, error) {
 	return nil, fmt.Errorf("client: %q is not covered by this call's keys", identity)
 }
 
-// MarkVerified records that the user compared identity's verification code
-// (VerificationCode, computed over key) and it matched, or with false
-// withdraws that. It applies only while key is the key known for them,
-// and is lost if their key changes.
+// MarkVerified records (or withdraws) that identity's code over key
+// matched; it holds only while key is the one known for them.
 func (c *Client) MarkVerified(identity string, key []byte, verified bool) error {
 	if c.store == nil {
 		return errors.New("client: end-to-end encryption is off")
@@ -173,9 +158,8 @@ type Covered struct {
 	Self     bool
 }
 
-// SafetyNumberCovers lists exactly the people SafetyNumber is computed
-// over, this client included, sorted by identity: someone held out (a
-// changed key not accepted, no usable announcement) is not in it.
+// SafetyNumberCovers lists exactly whom SafetyNumber covers, this client
+// included, sorted by identity; someone held out is not in it.
 func (c *Client) SafetyNumberCovers() []Covered {
 	if c.keys == nil {
 		return nil

@@ -16,9 +16,7 @@ type round struct {
 	err  error
 }
 
-// negotiate makes sure an offer is sent that includes every change made to
-// the publisher connection so far, and waits for its outcome. Changes made
-// while an offer is in flight are carried by the next one.
+// negotiate waits for an offer that includes every change made so far.
 func (s *session) negotiate(ctx context.Context) error {
 	r, err := s.scheduleRound()
 	if err != nil {
@@ -77,19 +75,13 @@ func (s *session) negotiateLoop() {
 	}
 }
 
-// offerPublisher makes one offer on the publisher connection and applies
-// the answer.
-//
-// pion (v4.2) cannot roll back a local offer, so after a refusal the
-// publisher connection is stuck in have-local-offer. The publications the
-// refused offer added are dropped (their Publish calls fail with the
-// refusal) and the session is failed: the reconnect that follows rebuilds
-// both connections with the publications that were fine.
+// offerPublisher makes one offer and applies the answer. pion cannot roll
+// back a local offer, so a refusal drops the publications it added and
+// fails the session; the reconnect rebuilds it with the others.
 func (s *session) offerPublisher() error {
 	pc := s.pub.pc
 	c := s.c
-	// Under c.mu, so that the publications in the offer are exactly
-	// those attached now.
+	// Under c.mu, so the offer holds exactly the publications attached now.
 	c.mu.Lock()
 	var inOffer []*Publication
 	for _, p := range c.pubs {
@@ -153,8 +145,8 @@ func (s *session) offerPublisher() error {
 	}
 }
 
-// sendOffer sends the publisher offer with a new id and waits for the
-// server's response, or fails the session when timeout fires first.
+// sendOffer sends the offer with a new id and waits for the response, or
+// fails the session at timeout.
 func (s *session) sendOffer(sdp string, timeout <-chan time.Time) (response, error) {
 	id := s.c.nextID()
 	ch, err := s.expect(id)

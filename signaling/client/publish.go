@@ -15,36 +15,31 @@ import (
 )
 
 // Publication is a local track the client publishes. It survives
-// reconnects: the same TrackLocal is added to every new publisher
-// connection, so the application keeps writing to it; only its SID changes.
+// reconnects (the same TrackLocal joins every new publisher connection);
+// only its SID changes.
 type Publication struct {
 	c      *Client
 	track  webrtc.TrackLocal
 	sample *webrtc.TrackLocalStaticSample
 	rtp    *webrtc.TrackLocalStaticRTP
-	// keys encrypt every sample (nil: E2EE off); codec is the sample
-	// track's, for the frame's clear prefix.
-	keys  *e2ee.Session
-	codec e2ee.Codec
+	keys   *e2ee.Session
+	codec  e2ee.Codec
 
 	// Guarded by Client.mu.
-	info    wire.TrackInfo // from track_published; zero until then
-	muted   bool           // as last acknowledged by the server
-	removed bool
-	sender  *webrtc.RTPSender // on the current session's publisher connection
-	sess    *session
-	// negotiated is set once an offer with the track was answered on sess.
-	negotiated bool
+	info       wire.TrackInfo // from track_published; zero until then
+	muted      bool           // as last acknowledged by the server
+	removed    bool
+	sender     *webrtc.RTPSender // on the current session's publisher connection
+	sess       *session
+	negotiated bool          // an offer with the track was answered on sess
 	changed    chan struct{} // closed and replaced when info or removed change
 }
 
 // Track returns the published track.
 func (p *Publication) Track() webrtc.TrackLocal { return p.track }
 
-// WriteSample writes a media sample, one encoded frame, to a track made by
-// PublishSample (or a *webrtc.TrackLocalStaticSample given to Publish with
-// E2EE off). With end-to-end encryption the frame is encrypted first
-// (docs/E2EE.md): Opus, VP8 and H.264 (Annex B) frames. While the client
+// WriteSample writes one encoded frame (Opus, VP8, H.264 Annex B),
+// encrypted first with E2EE on, to a sample track. While the client
 // reconnects, samples are dropped and nil is returned.
 func (p *Publication) WriteSample(s media.Sample) error {
 	if p.sample == nil {
@@ -60,9 +55,8 @@ func (p *Publication) WriteSample(s media.Sample) error {
 	return p.sample.WriteSample(s)
 }
 
-// WriteRTP writes an RTP packet to a track made by PublishRTP (or a
-// *webrtc.TrackLocalStaticRTP given to Publish). pion rewrites the SSRC and
-// payload type to the negotiated ones.
+// WriteRTP writes an RTP packet to an RTP track; pion sets the negotiated
+// SSRC and payload type.
 func (p *Publication) WriteRTP(pkt *rtp.Packet) error {
 	if p.rtp == nil {
 		return fmt.Errorf("client: track %q is not an RTP track", p.track.ID())
@@ -70,20 +64,17 @@ func (p *Publication) WriteRTP(pkt *rtp.Packet) error {
 	return p.rtp.WriteRTP(pkt)
 }
 
-// SID returns the track's id as the server assigned it, or "" until the
-// server has announced the track (after a reconnect, until it has
-// announced it again).
+// SID returns the server's id for the track, or "" until it has announced
+// it (again, after a reconnect).
 func (p *Publication) SID() string {
 	p.c.mu.Lock()
 	defer p.c.mu.Unlock()
 	return p.info.SID
 }
 
-// WaitPublished waits until the server announces the track (track_published)
-// and returns its description. The server announces a track once its first
-// media packet arrives, so the application must be writing. It fails with
-// ErrNotPublished once the publication is unpublished, with ErrClosed once
-// the client is finished.
+// WaitPublished waits until the server announces the track, which it does
+// once media arrives, so the application must be writing. It fails with
+// ErrNotPublished once unpublished, ErrClosed once the client is finished.
 func (p *Publication) WaitPublished(ctx context.Context) (wire.TrackInfo, error) {
 	c := p.c
 	for {
@@ -106,27 +97,19 @@ func (p *Publication) WaitPublished(ctx context.Context) (wire.TrackInfo, error)
 	}
 }
 
-// notifyLocked wakes WaitPublished. Called with Client.mu held.
+// notifyLocked wakes WaitPublished.
 func (p *Publication) notifyLocked() {
 	close(p.changed)
 	p.changed = make(chan struct{})
 }
 
-// Publish adds track to the publisher connection (a sendonly transceiver),
-// negotiates, and returns once the server has answered. A refusal is a
-// *ServerError: permission_denied without the publish grant, too_many_tracks
-// beyond the server's limit. The client refuses those two itself, with the
-// same error, when joined already told it the server would: pion cannot
-// roll back a refused offer, so a refusal by the server costs a reconnect
-// (the other publications survive it). Concurrent calls may share one
-// offer, and then its refusal. The server announces the track
-// (Publication.WaitPublished, Handlers.TrackPublished) when its media
-// starts.
-//
-// With end-to-end encryption on (the default) Publish fails with
-// ErrE2EENeedsFrames: use PublishSample, whose WriteSample encrypts.
-//
-// While the client reconnects Publish fails with ErrDisconnected.
+// Publish adds track to the publisher connection, negotiates, and returns
+// once the server has answered. A refusal is a *ServerError
+// (permission_denied, too_many_tracks); the client refuses those itself
+// when joined said the server would, since pion cannot roll back a refused
+// offer and a refusal costs a reconnect. Concurrent calls may share one
+// offer and its refusal. With E2EE on it fails with ErrE2EENeedsFrames;
+// while reconnecting, with ErrDisconnected.
 func (c *Client) Publish(ctx context.Context, track webrtc.TrackLocal) (*Publication, error) {
 	if track == nil {
 		return nil, errors.New("client: Publish needs a track")
@@ -162,17 +145,15 @@ func (c *Client) publish(ctx context.Context, p *Publication) (*Publication, err
 	c.mu.Unlock()
 
 	if err := s.negotiate(ctx); err != nil {
-		// After a refusal the session is being rebuilt without the
-		// track; otherwise the server may have the track or not, and a
-		// renegotiation tells it not.
+		// Unless refused (the session is rebuilt), a renegotiation tells
+		// the server the track is gone.
 		c.removePublication(p, true)
 		return nil, fmt.Errorf("client: publish %q: %w", track.ID(), err)
 	}
 	return p, nil
 }
 
-// canPublishLocked refuses what joined said the server would refuse: adding
-// more tracks to the publications. Called with c.mu held.
+// canPublishLocked refuses adding tracks when joined said the server would.
 func (c *Client) canPublishLocked(adding int) error {
 	if !c.self.CanPublish {
 		return &ServerError{
@@ -191,9 +172,8 @@ func (c *Client) canPublishLocked(adding int) error {
 	return nil
 }
 
-// PublishSample creates a TrackLocalStaticSample with codec and id trackID
-// (stream id: this participant's SID) and publishes it; the application
-// writes to it with Publication.WriteSample.
+// PublishSample publishes a new sample track with codec and id trackID;
+// the application writes with Publication.WriteSample.
 func (c *Client) PublishSample(ctx context.Context, trackID string, codec webrtc.RTPCodecCapability) (*Publication, error) {
 	t, err := webrtc.NewTrackLocalStaticSample(codec, trackID, c.streamID())
 	if err != nil {
@@ -204,18 +184,14 @@ func (c *Client) PublishSample(ctx context.Context, trackID string, codec webrtc
 		if p.codec, err = e2ee.CodecFromMime(codec.MimeType); err != nil {
 			return nil, fmt.Errorf("client: publish %q with end-to-end encryption: %w", trackID, err)
 		}
-		// Receivers need the key before the first frame: send it now.
-		// A client that only listens never sends one.
+		// Receivers need the key before the first frame.
 		c.keys.StartPublishing()
 	}
 	return c.publish(ctx, p)
 }
 
-// PublishRTP creates a TrackLocalStaticRTP with codec and id trackID and
-// publishes it; the application writes RTP with Publication.WriteRTP.
-//
-// With end-to-end encryption on it fails with ErrE2EENeedsFrames: the SDK
-// encrypts frames, not packets.
+// PublishRTP publishes a new RTP track with codec and id trackID. With E2EE
+// on it fails with ErrE2EENeedsFrames: the SDK encrypts frames, not packets.
 func (c *Client) PublishRTP(ctx context.Context, trackID string, codec webrtc.RTPCodecCapability) (*Publication, error) {
 	t, err := webrtc.NewTrackLocalStaticRTP(codec, trackID, c.streamID())
 	if err != nil {
@@ -233,11 +209,8 @@ func (c *Client) streamID() string {
 	return "sotto"
 }
 
-// Unpublish stops publishing p: the server is told (unpublish, waiting for
-// its ack), the track leaves the publisher connection, and the connection
-// is renegotiated. While the client reconnects the publication is only
-// dropped locally (the new session never sees it). Unpublishing twice does
-// nothing.
+// Unpublish tells the server (waiting for its ack), removes the track and
+// renegotiates; while reconnecting it only drops p locally. Twice is a no-op.
 func (c *Client) Unpublish(ctx context.Context, p *Publication) error {
 	if p == nil || p.c != c {
 		return errors.New("client: publication of another client")
@@ -271,10 +244,8 @@ func (c *Client) Unpublish(ctx context.Context, p *Publication) error {
 	return nil
 }
 
-// removePublication drops p from the client and its sender from the
-// publisher connection it is on. It returns that connection's session if
-// it is still live (it then needs a renegotiation); with renegotiate, one
-// is started without waiting for it.
+// removePublication drops p and its sender, and returns the session if it
+// is live and needs a renegotiation (started at once with renegotiate).
 func (c *Client) removePublication(p *Publication, renegotiate bool) *session {
 	c.mu.Lock()
 	if p.removed {
@@ -296,8 +267,7 @@ func (c *Client) removePublication(p *Publication, renegotiate bool) *session {
 	return s
 }
 
-// removePublicationLocked drops p from the client and returns the sender
-// and session it was attached to. Called with c.mu held.
+// removePublicationLocked returns the sender and session p was on.
 func (c *Client) removePublicationLocked(p *Publication) (*webrtc.RTPSender, *session) {
 	if p.removed {
 		return nil, nil
@@ -313,11 +283,9 @@ func (c *Client) removePublicationLocked(p *Publication) (*webrtc.RTPSender, *se
 	return sender, s
 }
 
-// SetMuted tells the server p is muted or not (mute, waiting for its ack);
-// the others see TrackMuted. The media keeps flowing if the application
-// keeps writing: muting is a statement, the application stops sending. The
-// state is restored after a reconnect. It fails with ErrNotPublished until
-// the server has announced the track.
+// SetMuted tells the server p is muted or not and waits for its ack; the
+// application stops sending itself. Restored after a reconnect; fails with
+// ErrNotPublished until the server has announced the track.
 func (c *Client) SetMuted(ctx context.Context, p *Publication, muted bool) error {
 	if p == nil || p.c != c {
 		return errors.New("client: publication of another client")
@@ -348,8 +316,7 @@ func (c *Client) SetMuted(ctx context.Context, p *Publication, muted bool) error
 	return nil
 }
 
-// attachLocked adds p's track to the publisher connection. Called with
-// Client.mu held.
+// attachLocked adds p's track to the publisher connection.
 func (s *session) attachLocked(p *Publication) error {
 	tr, err := s.pub.pc.AddTransceiverFromTrack(p.track, webrtc.RTPTransceiverInit{
 		Direction: webrtc.RTPTransceiverDirectionSendonly,
@@ -359,8 +326,7 @@ func (s *session) attachLocked(p *Publication) error {
 	}
 	sender := tr.Sender()
 	p.sender, p.sess, p.negotiated = sender, s, false
-	// RTCP must be read for the interceptors (NACK responder, reports) to
-	// see it; the loop ends when the sender stops.
+	// RTCP must be read for the interceptors to see it.
 	s.goMedia(func() {
 		buf := make([]byte, 1500)
 		for {

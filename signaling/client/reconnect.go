@@ -11,17 +11,9 @@ import (
 	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
-// run is the client's supervisor. It waits for the current session to end,
-// then either finishes the client (Close, Leave, going_away "replaced", a
-// fatal authentication error, reconnecting disabled or given up) or
-// reconnects:
-//
-//	connected --drop--> Reconnecting(err) --backoff, dial, join--> restoring --> Reconnected --> connected
-//	                          ^                    |  failed attempt           | session dropped again
-//	                          +--------------------+---------------------------+
-//
-// Each session is torn down (its goroutines ended, its peer connections
-// closed) before the next is dialled.
+// run is the client's supervisor: when a session ends it finishes the
+// client (Close, Leave, replaced, a permanent error, reconnecting disabled
+// or given up) or reconnects, tearing the old session down first.
 func (c *Client) run(s *session) {
 	defer close(c.runDone)
 	for {
@@ -74,9 +66,8 @@ func (c *Client) stopping() bool {
 	return c.leaving
 }
 
-// detach forgets a session that ended: publications lose their sender and
-// their SID (the server announces them again after a reconnect), tracks
-// held for a description are dropped.
+// detach forgets an ended session: publications lose sender and SID, held
+// tracks go.
 func (c *Client) detach(s *session) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -164,10 +155,8 @@ func (c *Client) reconnect(cause error) *session {
 	}
 }
 
-// attempt dials, joins, installs the new session and restores what the
-// application had: its publications, its manual subscriptions and
-// unsubscriptions. A session that drops while being restored is torn down
-// and the attempt fails.
+// attempt dials, joins, installs the session and restores publications and
+// manual (un)subscriptions; a session that drops meanwhile fails it.
 func (c *Client) attempt(ctx context.Context) (*session, error) {
 	s, joined, err := c.dial(ctx)
 	if err != nil {
@@ -182,9 +171,7 @@ func (c *Client) attempt(ctx context.Context) (*session, error) {
 	c.installLocked(s, joined)
 	if len(c.pubs) > 0 {
 		if err := c.canPublishLocked(0); err != nil {
-			// A fresh token without the publish grant, or a lower track
-			// limit: the publications end here rather than on every
-			// reconnect.
+			// The grant or limit changed: the publications end here.
 			var se *ServerError
 			errors.As(err, &se)
 			for len(c.pubs) > 0 {
@@ -226,8 +213,7 @@ func (c *Client) attempt(ctx context.Context) (*session, error) {
 	}
 	var se *ServerError
 	if errors.As(err, &se) && !se.Fatal && !s.isFailed() {
-		// The server refused part of the restore (a grant withdrawn with
-		// the fresh token, say): the session itself is fine.
+		// Part of the restore was refused; the session itself is fine.
 		c.log.Warn("client: restoring after reconnect", "err", err)
 		c.onServerError(s, se)
 		return s, nil
@@ -239,8 +225,7 @@ func (c *Client) attempt(ctx context.Context) (*session, error) {
 	return nil, cause
 }
 
-// restoreSubscriptions re-sends subscribe or unsubscribe for each SID. A
-// track that no longer exists is forgotten.
+// restoreSubscriptions re-sends (un)subscribe per SID, forgetting gone tracks.
 func (c *Client) restoreSubscriptions(ctx context.Context, s *session, typ string, sids []string) error {
 	for _, sid := range sids {
 		id := c.nextID()

@@ -14,11 +14,9 @@ import (
 	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
-// RemoteTrack is the media of another participant's track, as the server
-// forwards it on the subscriber connection. The application reads RTP from
-// Track; reads end with an error when the track is unsubscribed or
-// unpublished, and when the connection drops (after a reconnect a new
-// RemoteTrack is delivered).
+// RemoteTrack is another participant's track as the server forwards it.
+// Reads from Track end with an error when it is unsubscribed, unpublished,
+// or the connection drops (a reconnect delivers a new RemoteTrack).
 type RemoteTrack struct {
 	Info        wire.TrackInfo
 	Participant wire.ParticipantInfo
@@ -26,18 +24,15 @@ type RemoteTrack struct {
 	Receiver    *webrtc.RTPReceiver
 
 	pc *webrtc.PeerConnection
-	// keys decrypt the frames (nil: E2EE is off here). Whether a frame
-	// must be decrypted, and under whose keys, is the owner's (owner),
-	// never the track's (Info.E2EE, Info.Identity): see ReadFrame.
+	// Whether to decrypt is the owner's to say, never Info's: see ReadFrame.
 	keys        *e2ee.Session
 	owner       *peerTrust
 	acceptClear bool
 	frames      frameReader
 }
 
-// RequestKeyframe asks the track's publisher for a keyframe: it writes a
-// picture loss indication for the track on the subscriber connection. The
-// server passes it on, throttled.
+// RequestKeyframe sends a picture loss indication, which the server passes
+// on to the publisher, throttled.
 func (t *RemoteTrack) RequestKeyframe() error {
 	if err := t.pc.WriteRTCP([]rtcp.Packet{
 		&rtcp.PictureLossIndication{MediaSSRC: uint32(t.Track.SSRC())},
@@ -47,10 +42,8 @@ func (t *RemoteTrack) RequestKeyframe() error {
 	return nil
 }
 
-// onTrack runs on a goroutine of pion's for each track the subscriber
-// connection starts receiving. The WebRTC track id is the server's track
-// SID; the description of the track normally arrived before its media, but
-// if not, the track waits for it in held.
+// onTrack runs on pion's goroutine per track received; the track id is the
+// server's SID. Media that beats its description waits in held.
 func (c *Client) onTrack(s *session, track *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
 	rt := &RemoteTrack{Track: track, Receiver: receiver, pc: s.sub.pc}
 	c.mu.Lock()
@@ -66,7 +59,7 @@ func (c *Client) onTrack(s *session, track *webrtc.TrackRemote, receiver *webrtc
 }
 
 // releaseHeldLocked delivers a track whose media arrived before its
-// description. Called with c.mu held.
+// description.
 func (c *Client) releaseHeldLocked(sid string) {
 	if rt := c.held[sid]; rt != nil {
 		delete(c.held, sid)
@@ -74,13 +67,9 @@ func (c *Client) releaseHeldLocked(sid string) {
 	}
 }
 
-// deliverTrackLocked hands a track to the application, labelled with the
-// participant whose Tracks list holds it (its owner, as the roster says). A
-// track whose own Identity names someone else is refused: the server may
-// have moved one participant's media under another's name, and the SDK
-// would otherwise decrypt it with the keys of the one while the
-// application shows the other. It is logged, counted (RefusedTracks) and
-// never delivered. Called with c.mu held.
+// deliverTrackLocked hands a track to the application under its owner, the
+// participant whose Tracks list holds it. One whose Identity names someone
+// else is refused: the server would be showing one's media as another's.
 func (c *Client) deliverTrackLocked(rt *RemoteTrack) {
 	owner, i := c.others.track(rt.Track.ID())
 	if owner == nil {
@@ -103,17 +92,13 @@ func (c *Client) deliverTrackLocked(rt *RemoteTrack) {
 	}
 }
 
-// RefusedTracks counts the remote tracks this client refused to deliver
-// because the track's TrackInfo.Identity differs from the identity of the
-// participant whose track list holds it. An honest server never does
-// that; a server that does is presenting one participant's media as
-// another's (docs/E2EE.md).
+// RefusedTracks counts tracks not delivered because their
+// TrackInfo.Identity is not their owner's, which an honest server never sends.
 func (c *Client) RefusedTracks() uint64 { return c.refusedTracks.Load() }
 
-// Subscribe asks the server to forward the tracks with these SIDs and waits
-// for its ack. Without the subscribe grant the server refuses with a
-// *ServerError (permission_denied); an unknown SID gets unknown_track. The
-// subscriptions are made again after a reconnect.
+// Subscribe asks the server to forward these tracks and waits for its ack
+// (or a *ServerError: permission_denied, unknown_track). Re-sent after a
+// reconnect.
 func (c *Client) Subscribe(ctx context.Context, trackSIDs ...string) error {
 	if len(trackSIDs) == 0 {
 		return nil
@@ -134,9 +119,8 @@ func (c *Client) Subscribe(ctx context.Context, trackSIDs ...string) error {
 	return nil
 }
 
-// Unsubscribe asks the server to stop forwarding the tracks with these SIDs
-// and waits for its ack. With auto-subscribe, the unsubscriptions are made
-// again after a reconnect (the server would otherwise restore them).
+// Unsubscribe asks the server to stop forwarding these tracks and waits for
+// its ack. With auto-subscribe it is re-sent after a reconnect.
 func (c *Client) Unsubscribe(ctx context.Context, trackSIDs ...string) error {
 	if len(trackSIDs) == 0 {
 		return nil
@@ -163,9 +147,8 @@ func (c *Client) autoSubscribe() bool {
 	return c.opts.AutoSubscribe == nil || *c.opts.AutoSubscribe
 }
 
-// SendRelay sends data, any JSON value, to the participants with the given
-// identities (nil: everyone else in the room) and waits for the server's
-// ack. The server passes it on byte for byte and never stores it.
+// SendRelay sends a JSON value to these identities (nil: everyone else) and
+// waits for the ack; the server passes it on unread and unstored.
 func (c *Client) SendRelay(ctx context.Context, to []string, data json.RawMessage) error {
 	if data == nil {
 		data = json.RawMessage("null")

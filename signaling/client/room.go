@@ -36,9 +36,7 @@ func (c *Client) Participants() []wire.ParticipantInfo {
 	return c.others.list()
 }
 
-// roster is what the client knows of the other participants and their
-// tracks, kept from joined, participant_joined/left and track_* messages.
-// Guarded by Client.mu.
+// roster is the other participants and their tracks, in order.
 type roster struct {
 	order []string // participant SIDs in the order they became known
 	by    map[string]*member
@@ -46,8 +44,7 @@ type roster struct {
 
 type member struct {
 	info wire.ParticipantInfo
-	// announced is false for a participant known only from one of its
-	// tracks (a track_published that overtook participant_joined).
+	// announced is false while it is known only from one of its tracks.
 	announced bool
 }
 
@@ -116,13 +113,11 @@ func trackIndex(ts []wire.TrackInfo, sid string) int {
 	return slices.IndexFunc(ts, func(t wire.TrackInfo) bool { return t.SID == sid })
 }
 
-// The on* methods apply one server message to the client's state and queue
-// the handler calls it causes. Each is called by the session's reader with
-// c.mu not held; messages of a session that is no longer current are
-// ignored.
+// The on* methods apply one message of s to the client's state and queue
+// the handler calls; messages of a session no longer current are ignored.
 
-// installLocked makes s the current session and replaces the room state
-// with joined's, announcing the differences. Called with c.mu held.
+// installLocked makes s current and takes joined's room, announcing the
+// differences.
 func (c *Client) installLocked(s *session, j *wire.Joined) {
 	c.sess = s
 	c.self = copyParticipant(j.Participant)
@@ -285,8 +280,7 @@ func (c *Client) onOwnTrackPublishedLocked(s *session, t wire.TrackInfo) {
 		p.info = t
 		p.notifyLocked()
 		if p.muted && !t.Muted {
-			// The publication was muted before a reconnect: tell the
-			// new session. Nobody waits for the ack.
+			// Muted before a reconnect: tell the new session.
 			id := c.nextID()
 			muted := p.muted
 			s.requestAsync(id, wire.Mute{Type: wire.TypeMute, ID: id, TrackSID: t.SID, Muted: muted})

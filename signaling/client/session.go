@@ -14,16 +14,13 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// session is one connection to the server: the WebSocket, the two peer
-// connections built for it, and the requests waiting for an answer on it.
-// A reconnect builds a new session; nothing of the old one is reused but
-// the application's TrackLocals.
+// session is one connection to the server: the WebSocket, its two peer
+// connections and its pending requests. A reconnect builds a new one.
 type session struct {
 	c   *Client
 	log *slog.Logger
 	ws  *websocket.Conn
-	// ctx ends when the session fails or is closed; every goroutine of the
-	// session watches it.
+	// ctx ends when the session fails or is closed.
 	ctx    context.Context
 	cancel context.CancelFunc
 	pub    *peer
@@ -34,10 +31,8 @@ type session struct {
 
 	negWake chan struct{} // cap 1: a negotiation round is due
 
-	// The server's limits on this connection, as joined told them: the
-	// writer keeps to the message rate (the server drops what exceeds it,
-	// and closes a connection that keeps exceeding it) and a message
-	// above the size limit is refused here rather than by a fatal error.
+	// joined's limits: the writer keeps to the rate, and an oversized
+	// message is refused here rather than by the server, fatally.
 	limiter    *rate.Limiter // nil: no rate given
 	maxMessage int           // 0: no size given
 
@@ -53,8 +48,8 @@ type session struct {
 	wake      chan struct{} // cap 1: the writer has something to do
 }
 
-// dial connects and joins, and builds the session's peer connections. The
-// session is not started. ctx bounds only the dial and the join.
+// dial connects, joins and builds an unstarted session; ctx bounds only
+// the dial and the join.
 func (c *Client) dial(ctx context.Context) (*session, *wire.Joined, error) {
 	token := c.opts.Token
 	if c.opts.TokenSource != nil {
@@ -65,8 +60,7 @@ func (c *Client) dial(ctx context.Context) (*session, *wire.Joined, error) {
 		token = t
 	}
 
-	// The connection must outlive ctx, so it is dialled with a context of
-	// its own that ctx cancels only until the join is through.
+	// The connection outlives ctx, which cancels it only until joined.
 	sctx, cancel := context.WithCancel(c.life)
 	stopWatch := context.AfterFunc(ctx, cancel)
 	fail := func(err error) (*session, *wire.Joined, error) {
@@ -92,9 +86,7 @@ func (c *Client) dial(ctx context.Context) (*session, *wire.Joined, error) {
 		Token:         token,
 		Room:          c.opts.Room,
 		AutoSubscribe: c.opts.AutoSubscribe,
-		// pion stops a transceiver for good when its section goes
-		// inactive (pion/webrtc#2226), so a reused section would stay
-		// silent here.
+		// pion cannot revive a transceiver whose section went inactive.
 		ReuseSections: new(bool),
 		PublicKey:     c.opts.PublicKey,
 		E2EE:          c.identity != nil,
@@ -227,8 +219,8 @@ func (s *session) isFailed() bool {
 	return s.failed
 }
 
-// err is why the session ended: a fatal server error or going_away if the
-// server sent one, the cause given to fail otherwise.
+// err is why the session ended: the server's fatal error or going_away,
+// else fail's cause.
 func (s *session) err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -243,8 +235,7 @@ func (s *session) err() error {
 	return s.cause
 }
 
-// fail ends the session: its requests fail, its goroutines stop. Only the
-// first call does anything.
+// fail ends the session, its requests and goroutines; once.
 func (s *session) fail(cause error) {
 	s.mu.Lock()
 	if s.failed {
@@ -281,8 +272,8 @@ func (s *session) requestErrLocked() error {
 	return fmt.Errorf("%w: %w", ErrDisconnected, s.cause)
 }
 
-// close ends the session gracefully: a WebSocket close handshake, so the
-// server sees the client go rather than vanish.
+// close ends the session with a close handshake, so the server sees the
+// client go rather than vanish.
 func (s *session) close() {
 	if !s.isFailed() {
 		_ = s.ws.Close(websocket.StatusNormalClosure, "")
@@ -291,8 +282,7 @@ func (s *session) close() {
 	s.teardown()
 }
 
-// teardown waits for the session's goroutines and closes its connections.
-// The session must have failed (or never started).
+// teardown waits for the goroutines and closes the connections.
 func (s *session) teardown() {
 	s.fail(ErrClosed)
 	_ = s.ws.CloseNow()
@@ -306,8 +296,8 @@ func (s *session) teardown() {
 	s.media.Wait()
 }
 
-// goMedia runs fn as a media goroutine of the session, unless the session
-// has failed (then teardown may already be waiting).
+// goMedia runs fn as a media goroutine unless the session has failed
+// (teardown may already be waiting).
 func (s *session) goMedia(fn func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
