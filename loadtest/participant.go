@@ -75,9 +75,8 @@ type subTrack struct {
 	jit      jitter
 }
 
-// join connects the participant (retrying while the server says joins
-// from this address are rate limited), publishes its tracks and starts
-// their encoders. It reports whether the participant is in the room.
+// join connects the participant, publishes its tracks and reports whether
+// it is in the room.
 func (p *participant) join(ctx context.Context) bool {
 	r := p.r
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.JoinTimeout)
@@ -93,6 +92,15 @@ func (p *participant) join(ctx context.Context) bool {
 		r.joinFailed(p, fmt.Errorf("token: %w", err))
 		return false
 	}
+	if !p.connect(ctx, p.options(tok)) {
+		return false
+	}
+	return !p.publisher || p.publish(ctx)
+}
+
+// options are the participant's client options: every event is counted.
+func (p *participant) options(tok string) client.Options {
+	r := p.r
 	autoSubscribe := !p.publisher
 	opts := client.Options{
 		Token:         tok,
@@ -142,14 +150,20 @@ func (p *participant) join(ctx context.Context) bool {
 	if !p.publisher {
 		opts.Handlers.Track = func(rt *client.RemoteTrack) { r.onTrack(p, rt) }
 	}
+	return opts
+}
 
+// connect joins, retrying with backoff while the server says joins from
+// this address are rate limited.
+func (p *participant) connect(ctx context.Context, opts client.Options) bool {
+	r := p.r
 	backoff := joinRetryMin
 	for {
 		start := time.Now()
 		c, err := client.Connect(ctx, r.cfg.URL, opts)
 		if err == nil {
 			r.joined(p, c, time.Since(start))
-			break
+			return true
 		}
 		var se *client.ServerError
 		if !errors.As(err, &se) || se.Code != wire.CodeJoinRateLimited {
@@ -165,10 +179,11 @@ func (p *participant) join(ctx context.Context) bool {
 		}
 		backoff = min(2*backoff, joinRetryMax)
 	}
-	if !p.publisher {
-		return true
-	}
+}
 
+// publish publishes the configured media, one track per kind.
+func (p *participant) publish(ctx context.Context) bool {
+	r := p.r
 	type kind struct {
 		name  string
 		codec webrtc.RTPCodecCapability

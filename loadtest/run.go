@@ -21,34 +21,6 @@ import (
 	"github.com/sotto-rtc/sotto/signaling/client"
 )
 
-// Progress is the run's state, handed to Config.Progress about once a
-// second.
-type Progress struct {
-	// Phase is "joining", "settling" (waiting for every subscription's
-	// first frame), "measuring", "draining" or "leaving".
-	Phase string
-	// Elapsed is the time since the run started; Measured the time into
-	// the measurement window, which lasts Duration.
-	Elapsed, Measured, Duration time.Duration
-	// Connected of Participants are connected now; Receiving of
-	// Subscriptions have delivered media.
-	Connected, Participants    int
-	Receiving, Subscriptions   int
-	MbpsOut, MbpsIn            float64 // media sent and received over the last interval
-	Loss                       float64 // frame loss so far, 0-1
-	Errors                     int
-	DecryptFailures, NoKey     uint64
-	LatencyP95MS, LatencyP50MS float64
-}
-
-// windowStarted reports whether the measurement window has begun.
-func (p Progress) windowStarted() bool {
-	return p.Phase == "measuring" || p.Phase == "draining" || p.Phase == "leaving"
-}
-
-// progressInterval is how often Config.Progress is called.
-const progressInterval = time.Second
-
 // leaveTimeout bounds one participant's leave message.
 const leaveTimeout = 5 * time.Second
 
@@ -283,110 +255,128 @@ func (r *runner) run(ctx context.Context) (Report, error) {
 	started := time.Now()
 	r.epoch = started
 	rep := Report{Schema: SchemaVersion, StartedAt: started.UTC()}
-
-	var before sample
-	var scrapeErr error
+	var sc scrapes
 	if r.cfg.MetricsURL != "off" {
-		before, scrapeErr = scrape(ctx, r.hc, r.cfg.MetricsURL)
+		sc.before, sc.beforeErr = scrape(ctx, r.hc, r.cfg.MetricsURL)
 	}
+	stopProgress := r.startProgress()
 
-	progressDone := make(chan struct{})
-	var progressWG sync.WaitGroup
-	if r.cfg.Progress != nil {
-		progressWG.Add(1)
-		go func() {
-			defer progressWG.Done()
-			r.reportProgress(progressDone)
-		}()
-	}
-
-	// Joining: one join starts every 1/Ramp seconds, each on its own
-	// goroutine, so a slow join does not slow the ones after it.
-	r.setPhase("joining")
 	joinCtx, stopJoins := context.WithCancel(ctx)
 	defer stopJoins()
+	enc := &encoders{stop: make(chan struct{})}
+	r.joinAll(joinCtx, enc)
+	if r.nobodyJoined() {
+		r.setPhase("leaving")
+		r.leaveAll(ctx)
+		stopProgress()
+		sc.w0Err = errors.New("no participant joined")
+		r.fill(&rep, sc)
+		rep.Interrupted = ctx.Err() != nil
+		rep.Violations = Evaluate(rep, r.cfg.Thresholds)
+		return rep, fmt.Errorf("loadtest: no participant could join %s: %s", r.cfg.URL, firstOr(rep.ErrorSamples, "no error recorded"))
+	}
+	r.settle(ctx)
+	r.measure(ctx, &rep, &sc)
+	r.drain()
+
+	r.setPhase("leaving")
+	stopJoins()
+	enc.halt()
+	r.leaveAll(ctx)
+	r.readers.Wait()
+	stopProgress()
+	r.fill(&rep, sc)
+	rep.Violations = Evaluate(rep, r.cfg.Thresholds)
+	return rep, nil
+}
+
+// scrapes are the reads of the SFU's /metrics: before the first join and at
+// both ends of the window.
+type scrapes struct {
+	before, w0, w1          sample
+	beforeErr, w0Err, w1Err error
+}
+
+// encoders are the publishers' pacers.
+type encoders struct {
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+func (e *encoders) start(r *runner, p *participant) {
+	for _, pt := range p.pubs {
+		e.wg.Go(func() { r.pace(e.stop, pt) })
+	}
+}
+
+func (e *encoders) halt() {
+	close(e.stop)
+	e.wg.Wait()
+}
+
+// joinAll starts one join every 1/Ramp seconds, each on its own goroutine
+// so a slow one does not hold up the next. A publisher's encoders start
+// once it has published: the server announces a track at its first packet.
+func (r *runner) joinAll(ctx context.Context, enc *encoders) {
+	r.setPhase("joining")
 	lim := rate.NewLimiter(rate.Limit(r.cfg.Ramp), 1)
 	var joins sync.WaitGroup
-	stopMedia := make(chan struct{})
-	var pacers sync.WaitGroup
-	startPacers := func(p *participant) {
-		for _, pt := range p.pubs {
-			pacers.Add(1)
-			go func() {
-				defer pacers.Done()
-				r.pace(stopMedia, pt)
-			}()
-		}
-	}
-	// A publisher's encoders start as soon as it has published: the
-	// server announces a track at its first packet.
 	for _, p := range r.plan() {
-		if lim.Wait(joinCtx) != nil {
+		if lim.Wait(ctx) != nil {
 			break
 		}
-		joins.Add(1)
-		go func() {
-			defer joins.Done()
-			ok := p.join(joinCtx)
+		joins.Go(func() {
+			ok := p.join(ctx)
 			if p.c != nil {
 				r.mu.Lock()
 				r.parts = append(r.parts, p)
 				r.mu.Unlock()
 			}
 			if ok && p.publisher {
-				startPacers(p)
+				enc.start(r, p)
 			}
-		}()
+		})
 	}
 	joins.Wait()
+}
 
+func (r *runner) nobodyJoined() bool {
 	r.mu.Lock()
-	nobody := len(r.joinTimes) == 0
-	r.mu.Unlock()
-	if nobody {
-		// Nothing to measure: say why at once.
-		r.setPhase("leaving")
-		r.leaveAll(ctx)
-		close(progressDone)
-		progressWG.Wait()
-		r.fill(&rep, before, scrapeErr, sample{}, errors.New("no participant joined"), sample{}, nil)
-		rep.Interrupted = ctx.Err() != nil
-		rep.Violations = Evaluate(rep, r.cfg.Thresholds)
-		return rep, fmt.Errorf("loadtest: no participant could join %s: %s", r.cfg.URL, firstOr(rep.ErrorSamples, "no error recorded"))
-	}
+	defer r.mu.Unlock()
+	return len(r.joinTimes) == 0
+}
 
-	// Settling: the window starts once every subscription of the
-	// participants who joined delivers, so that it measures the steady
-	// state.
+// settle waits, at most Settle, until every subscription of those who
+// joined delivers, so that the window measures the steady state.
+func (r *runner) settle(ctx context.Context) {
 	r.setPhase("settling")
 	target := r.settleTarget()
-	settle := time.NewTimer(r.cfg.Settle)
+	timeout := time.NewTimer(r.cfg.Settle)
+	defer timeout.Stop()
 	tick := time.NewTicker(100 * time.Millisecond)
-settled:
+	defer tick.Stop()
 	for r.receiving() < target {
 		select {
 		case <-tick.C:
-		case <-settle.C:
-			break settled
+		case <-timeout.C:
+			return
 		case <-ctx.Done():
-			break settled
+			return
 		}
 	}
-	settle.Stop()
-	tick.Stop()
+}
 
-	// Measuring.
+// measure runs the window: frames written from its start count, and the
+// SFU's metrics are read at both ends.
+func (r *runner) measure(ctx context.Context, rep *Report, sc *scrapes) {
 	r.setPhase("measuring")
-	var w0, w1 sample
-	var w0Err, w1Err error
 	if r.cfg.MetricsURL != "off" {
 		// Not ctx: a run interrupted while settling still reports the
 		// server's side of what ran.
-		w0, w0Err = scrape(context.WithoutCancel(ctx), r.hc, r.cfg.MetricsURL)
+		sc.w0, sc.w0Err = scrape(context.WithoutCancel(ctx), r.hc, r.cfg.MetricsURL)
 	}
 	cpu0 := processCPU()
 	windowStart := time.Now()
-	// Frames written from now on are the window's.
 	for _, pt := range r.publishedTracks() {
 		pt.start.Store(pt.last.Load() + 1)
 		pt.bytesAtStart.Store(pt.bytes.Load())
@@ -401,35 +391,21 @@ settled:
 	rep.MeasuredSeconds = time.Since(windowStart).Seconds()
 	rep.LoadtestCPUSeconds = (processCPU() - cpu0).Seconds()
 	if r.cfg.MetricsURL != "off" {
-		w1, w1Err = scrape(context.WithoutCancel(ctx), r.hc, r.cfg.MetricsURL)
+		sc.w1, sc.w1Err = scrape(context.WithoutCancel(ctx), r.hc, r.cfg.MetricsURL)
 	}
 	rep.ParticipantsConnected = int(r.connected.Load())
+}
 
-	// Draining: the measurement counts frames up to what each encoder
-	// had written by now; the encoders go on a little so that those
-	// frames can still arrive (and the last one be completed: a frame is
-	// known to be whole only when the next one starts).
+// drain counts frames up to what each encoder has written by now, and lets
+// the encoders go on a little so those frames arrive (a frame is known to
+// be whole only when the next one starts).
+func (r *runner) drain() {
 	r.setPhase("draining")
 	for _, pt := range r.publishedTracks() {
 		pt.cutoff.Store(pt.last.Load())
 		pt.bytesAtEnd.Store(pt.bytes.Load())
 	}
-	drain := time.NewTimer(DefaultDrain)
-	<-drain.C
-
-	// Leaving.
-	r.setPhase("leaving")
-	stopJoins()
-	close(stopMedia)
-	pacers.Wait()
-	r.leaveAll(ctx)
-	r.readers.Wait()
-	close(progressDone)
-	progressWG.Wait()
-
-	r.fill(&rep, before, scrapeErr, w0, w0Err, w1, w1Err)
-	rep.Violations = Evaluate(rep, r.cfg.Thresholds)
-	return rep, nil
+	time.Sleep(DefaultDrain)
 }
 
 func firstOr(s []string, def string) string {
@@ -500,242 +476,4 @@ func (r *runner) receiving() int {
 		st.mu.Unlock()
 	}
 	return n
-}
-
-// reportProgress calls Config.Progress every progressInterval until done
-// is closed, and once more then.
-func (r *runner) reportProgress(done <-chan struct{}) {
-	t := time.NewTicker(progressInterval)
-	defer t.Stop()
-	lastAt := time.Now()
-	lastOut, lastIn := r.bytesOut.Load(), r.bytesIn.Load()
-	for {
-		final := false
-		select {
-		case <-t.C:
-		case <-done:
-			final = true
-		}
-		now := time.Now()
-		out, in := r.bytesOut.Load(), r.bytesIn.Load()
-		secs := max(now.Sub(lastAt).Seconds(), 1e-3)
-		pr := r.progress(now)
-		pr.MbpsOut = float64(out-lastOut) * 8 / secs / 1e6
-		pr.MbpsIn = float64(in-lastIn) * 8 / secs / 1e6
-		lastAt, lastOut, lastIn = now, out, in
-		r.cfg.Progress(pr)
-		if final {
-			return
-		}
-	}
-}
-
-func (r *runner) progress(now time.Time) Progress {
-	r.mu.Lock()
-	pr := Progress{
-		Phase:         r.phase,
-		Elapsed:       now.Sub(r.epoch),
-		Duration:      r.cfg.Duration,
-		Participants:  r.cfg.participants(),
-		Subscriptions: r.cfg.expectedTracks(),
-		Errors:        r.errCount,
-	}
-	if !r.measureFrom.IsZero() {
-		pr.Measured = min(now.Sub(r.measureFrom), r.cfg.Duration)
-	}
-	sts := append([]*subTrack(nil), r.subOrder...)
-	r.mu.Unlock()
-	pr.Connected = int(r.connected.Load())
-	var exp, rec uint64
-	for _, st := range sts {
-		ramp, window := st.counts()
-		c := ramp
-		if pr.windowStarted() {
-			c = window
-		}
-		exp += c.expected
-		rec += c.received
-		st.mu.Lock()
-		if st.frames > 0 {
-			pr.Receiving++
-		}
-		for _, rt := range st.remotes {
-			s := rt.Stats()
-			pr.DecryptFailures += s.Rejected
-			pr.NoKey += s.NoKey
-		}
-		st.mu.Unlock()
-	}
-	if exp > 0 {
-		pr.Loss = float64(exp-rec) / float64(exp)
-	}
-	pr.LatencyP50MS = r.latency.Quantile(50) / 1000
-	pr.LatencyP95MS = r.latency.Quantile(95) / 1000
-	return pr
-}
-
-// fill computes the report once every participant has left.
-func (r *runner) fill(rep *Report, before sample, beforeErr error, w0 sample, w0Err error, w1 sample, w1Err error) {
-	cfg := r.cfg
-	rep.Config = ReportConfig{
-		URL:              cfg.URL,
-		Rooms:            cfg.Rooms,
-		Publishers:       cfg.Publishers,
-		Subscribers:      cfg.Subscribers,
-		DurationSeconds:  cfg.Duration.Seconds(),
-		Media:            cfg.Media.String(),
-		VideoBitrateBPS:  cfg.VideoBitrate,
-		E2EE:             !cfg.DisableE2EE,
-		RampPerSecond:    cfg.Ramp,
-		MaxLoss:          cfg.Thresholds.MaxLoss,
-		MaxP95JoinMS:     float64(cfg.Thresholds.MaxP95Join) / float64(time.Millisecond),
-		AudioFrameBytes:  audioFrameBytes,
-		VideoFPS:         videoFPS,
-		KeyframeInterval: keyframeInterval.Seconds(),
-	}
-
-	r.mu.Lock()
-	rep.ParticipantsExpected = cfg.participants()
-	rep.ParticipantsJoined = len(r.joinTimes)
-	rep.JoinFailures = r.joinFails
-	rep.JoinRetries = r.joinRetries
-	rep.JoinMS = durationPercentiles(r.joinTimes)
-	rep.Errors = r.errCount
-	rep.ErrorSamples = append([]string{}, r.errSamples...)
-	pts := append([]*pubTrack(nil), r.pubTracks...)
-	sts := append([]*subTrack(nil), r.subOrder...)
-	r.mu.Unlock()
-	rep.Reconnects = int(r.reconnects.Load())
-	if !r.cfg.DisableE2EE {
-		rep.Admission = &AdmissionReport{
-			Policy:       "admit all",
-			Admitted:     int(r.admitted.Load()),
-			Admissions:   int(r.admissions.Load()),
-			RosterAlerts: int(r.rosterAlerts.Load()),
-		}
-	}
-	rep.MalformedFrames = r.malformed.Load()
-
-	rep.TracksPublished = len(pts)
-	rep.TracksExpected = cfg.expectedTracks()
-	var sentRates []float64
-	for _, pt := range pts {
-		rep.FramesSent += pt.frames.Load()
-		if rep.MeasuredSeconds > 0 && pt.start.Load() >= 0 {
-			sentRates = append(sentRates, float64(pt.bytesAtEnd.Load()-pt.bytesAtStart.Load())*8/rep.MeasuredSeconds)
-		}
-		if last := pt.last.Load(); last >= 0 {
-			interval := audioFrameInterval
-			if pt.kind == "video" {
-				interval = time.Second / videoFPS
-			}
-			due := (pt.lastUS.Load()-pt.firstUS.Load())/interval.Microseconds() + 1
-			rep.FramesSkipped += uint64(max(due-(last+1), 0))
-		}
-	}
-	rep.SentBitrateBPS = mean(sentRates)
-
-	var jitters, rates, audio, video []float64
-	for _, st := range sts {
-		ramp, window := st.counts()
-		st.mu.Lock()
-		if st.frames > 0 {
-			rep.TracksReceived++
-		}
-		rep.Ramp.FramesExpected += ramp.expected
-		rep.Ramp.FramesReceived += ramp.received
-		rep.FramesExpected += window.expected
-		rep.FramesReceived += window.received
-		if st.wFrames > 1 {
-			jitters = append(jitters, st.jit.j/1000)
-			if span := float64(st.wLastUS-st.wFirstUS) / 1e6; span > 0 {
-				bps := float64(st.wBytes) * 8 / span
-				rates = append(rates, bps)
-				if st.kind == "audio" {
-					audio = append(audio, bps)
-				} else {
-					video = append(video, bps)
-				}
-			}
-		}
-		for _, rt := range st.remotes {
-			s := rt.Stats()
-			rep.DecryptFailures += s.Rejected
-			rep.DecryptNoKey += s.NoKey
-		}
-		st.mu.Unlock()
-	}
-	if rep.Ramp.FramesExpected > 0 {
-		rep.Ramp.PacketLoss = float64(rep.Ramp.FramesExpected-rep.Ramp.FramesReceived) / float64(rep.Ramp.FramesExpected)
-	}
-	if rep.FramesExpected > 0 {
-		rep.PacketLoss = float64(rep.FramesExpected-rep.FramesReceived) / float64(rep.FramesExpected)
-	}
-	rep.JitterMS = mean(jitters)
-	rep.ReceivedBitrateBPS = mean(rates)
-	rep.ReceivedBitrateBPSByKind = KindRates{Audio: mean(audio), Video: mean(video)}
-	rep.E2ELatencyMS = r.latency.Percentiles()
-
-	rep.SFU = sfuReport(cfg.MetricsURL, before, beforeErr, w0, w0Err, w1, w1Err, rep.ParticipantsConnected)
-}
-
-// sfuReport turns the three reads of /metrics into the report's sfu
-// section.
-func sfuReport(url string, before sample, beforeErr error, w0 sample, w0Err error, w1 sample, w1Err error, participants int) SFUReport {
-	var s SFUReport
-	if url == "off" {
-		s.Note = "metrics not read (--metrics-url off)"
-		return s
-	}
-	if err := errors.Join(w0Err, w1Err); err != nil {
-		s.Note = err.Error()
-		return s
-	}
-	s.Available = true
-	s.WindowSeconds = w1.at.Sub(w0.at).Seconds()
-	delta := func(name string) float64 { return w1.values[name] - w0.values[name] }
-	s.CPUSeconds = delta(metricCPU)
-	s.RSSBytes = w1.values[metricRSS]
-	s.ForwardedPackets = delta(metricForwarded)
-	s.ReceivedPackets = delta(metricReceived)
-	s.DroppedPackets = delta(metricDropped)
-	s.NACKRetransmissions = delta(metricNACK)
-	if s.CPUSeconds > 0 {
-		s.ForwardedPerCPUSecond = s.ForwardedPackets / s.CPUSeconds
-	}
-	var missing []string
-	for _, m := range []string{metricCPU, metricRSS, metricForwarded} {
-		if !w1.present[m] {
-			missing = append(missing, m)
-		}
-	}
-	if beforeErr == nil {
-		run := func(name string) float64 { return w1.values[name] - before.values[name] }
-		s.SignalingMessages = run(metricMessages)
-		s.RelayMessages = run(metricRelays)
-		s.SignalingErrors = run(metricErrors)
-		s.SlowClientDisconnects = run(metricSlow)
-		s.RSSBytesBefore = before.values[metricRSS]
-		if participants > 0 && s.RSSBytes > 0 {
-			s.RSSBytesPerParticipant = (s.RSSBytes - s.RSSBytesBefore) / float64(participants)
-		}
-	}
-	switch {
-	case len(missing) > 0:
-		s.Note = fmt.Sprintf("the SFU's /metrics lacks %v: those figures are 0", missing)
-	case beforeErr != nil:
-		s.Note = "no read before the first join: " + beforeErr.Error()
-	}
-	return s
-}
-
-func mean(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	var sum float64
-	for _, x := range xs {
-		sum += x
-	}
-	return sum / float64(len(xs))
 }

@@ -180,54 +180,10 @@ func send(ctx context.Context, conn *net.UDPConn, dst netip.AddrPort, method str
 	defer runtime.UnlockOSThread()
 
 	res := Result{Method: method}
-	withSRTP := method == MethodSRTPSendto || method == MethodSRTPSendmmsg
-	batch := 1
-	if method == MethodSendmmsg || method == MethodSRTPSendmmsg {
-		batch = opts.Batch
+	sn, err := newSender(conn, dst, method, opts)
+	if err != nil {
+		return res, err
 	}
-	var enc *srtp.Context
-	if withSRTP {
-		var err error
-		// Fixed key material: this measures cost, it protects nothing.
-		enc, err = srtp.CreateContext(make([]byte, 32), make([]byte, 12), srtp.ProtectionProfileAeadAes256Gcm)
-		if err != nil {
-			return res, fmt.Errorf("udpref: srtp: %w", err)
-		}
-	}
-	// plain is the RTP packet to send (or to encrypt); out holds each
-	// batch slot's wire bytes.
-	payload := opts.Size
-	if withSRTP {
-		payload -= 16 // the GCM tag SRTP appends
-	}
-	hdr := rtp.Header{Version: 2, PayloadType: 96, SSRC: 0x5077a}
-	plain := make([]byte, payload)
-	out := make([][]byte, batch)
-	for i := range out {
-		out[i] = make([]byte, opts.Size+64)
-	}
-	msgs := make([]ipv4.Message, batch)
-	udpDst := net.UDPAddrFromAddrPort(dst)
-	for i := range msgs {
-		msgs[i].Addr = udpDst
-	}
-	pc := ipv4.NewPacketConn(conn)
-
-	// prepare fills slot i with the next packet and returns its bytes.
-	var seq uint16
-	prepare := func(i int) ([]byte, error) {
-		hdr.SequenceNumber = seq
-		hdr.Timestamp = uint32(seq) * 3000
-		seq++
-		if _, err := hdr.MarshalTo(plain); err != nil {
-			return nil, err
-		}
-		if !withSRTP {
-			return plain, nil
-		}
-		return enc.EncryptRTP(out[i][:0], plain, nil)
-	}
-
 	cpu0 := threadCPU()
 	start := time.Now()
 	deadline := start.Add(opts.Duration)
@@ -235,38 +191,14 @@ func send(ctx context.Context, conn *net.UDPConn, dst netip.AddrPort, method str
 		if iter%64 == 0 && (time.Now().After(deadline) || ctx.Err() != nil) {
 			break
 		}
-		if batch == 1 {
-			b, err := prepare(0)
-			if err != nil {
-				return res, fmt.Errorf("udpref: %s: %w", method, err)
-			}
-			if _, err := conn.WriteToUDPAddrPort(b, dst); err != nil {
-				res.SendErrors++
-			} else {
-				res.Packets++
-			}
+		var err error
+		if len(sn.msgs) == 1 {
+			err = sn.sendOne(&res)
 		} else {
-			for i := range msgs {
-				b, err := prepare(i)
-				if err != nil {
-					return res, fmt.Errorf("udpref: %s: %w", method, err)
-				}
-				if !withSRTP {
-					// The same bytes in every slot: a copy would be
-					// work the measurement does not want.
-					b = plain
-				}
-				msgs[i].Buffers = [][]byte{b}
-			}
-			for sent := 0; sent < len(msgs); {
-				n, err := pc.WriteBatch(msgs[sent:], 0)
-				if err != nil {
-					res.SendErrors++
-					break
-				}
-				sent += n
-				res.Packets += uint64(n)
-			}
+			err = sn.sendBatch(&res)
+		}
+		if err != nil {
+			return res, fmt.Errorf("udpref: %s: %w", method, err)
 		}
 		if res.SendErrors > 1000 {
 			return res, fmt.Errorf("udpref: %s: more than 1000 send errors", method)
@@ -281,6 +213,101 @@ func send(ctx context.Context, conn *net.UDPConn, dst netip.AddrPort, method str
 		res.PacketsPerCPUSecond = float64(res.Packets) / res.CPUSeconds
 	}
 	return res, nil
+}
+
+// sender writes one method's packets: plain is the RTP packet to send (or
+// to encrypt), out each batch slot's wire bytes.
+type sender struct {
+	conn  *net.UDPConn
+	dst   netip.AddrPort
+	pc    *ipv4.PacketConn
+	enc   *srtp.Context // nil: no SRTP
+	hdr   rtp.Header
+	seq   uint16
+	plain []byte
+	out   [][]byte
+	msgs  []ipv4.Message
+}
+
+func newSender(conn *net.UDPConn, dst netip.AddrPort, method string, opts Options) (*sender, error) {
+	withSRTP := method == MethodSRTPSendto || method == MethodSRTPSendmmsg
+	batch := 1
+	if method == MethodSendmmsg || method == MethodSRTPSendmmsg {
+		batch = opts.Batch
+	}
+	sn := &sender{conn: conn, dst: dst, pc: ipv4.NewPacketConn(conn),
+		hdr: rtp.Header{Version: 2, PayloadType: 96, SSRC: 0x5077a}}
+	payload := opts.Size
+	if withSRTP {
+		var err error
+		// Fixed key material: this measures cost, it protects nothing.
+		sn.enc, err = srtp.CreateContext(make([]byte, 32), make([]byte, 12), srtp.ProtectionProfileAeadAes256Gcm)
+		if err != nil {
+			return nil, fmt.Errorf("udpref: srtp: %w", err)
+		}
+		payload -= 16 // the GCM tag SRTP appends
+	}
+	sn.plain = make([]byte, payload)
+	sn.out = make([][]byte, batch)
+	sn.msgs = make([]ipv4.Message, batch)
+	udpDst := net.UDPAddrFromAddrPort(dst)
+	for i := range sn.out {
+		sn.out[i] = make([]byte, opts.Size+64)
+		sn.msgs[i].Addr = udpDst
+	}
+	return sn, nil
+}
+
+// prepare fills slot i with the next packet and returns its bytes.
+func (sn *sender) prepare(i int) ([]byte, error) {
+	sn.hdr.SequenceNumber = sn.seq
+	sn.hdr.Timestamp = uint32(sn.seq) * 3000
+	sn.seq++
+	if _, err := sn.hdr.MarshalTo(sn.plain); err != nil {
+		return nil, err
+	}
+	if sn.enc == nil {
+		return sn.plain, nil
+	}
+	return sn.enc.EncryptRTP(sn.out[i][:0], sn.plain, nil)
+}
+
+func (sn *sender) sendOne(res *Result) error {
+	b, err := sn.prepare(0)
+	if err != nil {
+		return err
+	}
+	if _, err := sn.conn.WriteToUDPAddrPort(b, sn.dst); err != nil {
+		res.SendErrors++
+	} else {
+		res.Packets++
+	}
+	return nil
+}
+
+func (sn *sender) sendBatch(res *Result) error {
+	for i := range sn.msgs {
+		b, err := sn.prepare(i)
+		if err != nil {
+			return err
+		}
+		if sn.enc == nil {
+			// The same bytes in every slot: a copy would be work the
+			// measurement does not want.
+			b = sn.plain
+		}
+		sn.msgs[i].Buffers = [][]byte{b}
+	}
+	for sent := 0; sent < len(sn.msgs); {
+		n, err := sn.pc.WriteBatch(sn.msgs[sent:], 0)
+		if err != nil {
+			res.SendErrors++
+			break
+		}
+		sent += n
+		res.Packets += uint64(n)
+	}
+	return nil
 }
 
 // WriteTable writes r for a person to read.
