@@ -55,286 +55,35 @@ import { KeySession, NotAdmittedError, NotWaitingError, isKeyMessage } from "./k
 import { verificationCode } from "./safety.js";
 import { isSupportedSuite } from "./sframe.js";
 import { MemoryStore, checkKey, defaultIdentityStore, markVerified } from "./store.js";
+import { DEFAULT_SUITE, ROSTER_MISMATCH_MESSAGE, NoKeyChangeError, compareUTF8, copyChange, describeMismatches, hexOf, namedMismatches } from "./common.js";
+import { FrameChannel, detectMode, supports } from "./frames.js";
 
 export { IndexedDBStore, MemoryStore, defaultIdentityStore } from "./store.js";
 export { NotAdmittedError, NotWaitingError } from "./keys.js";
 export { skeleton } from "./skeleton.js";
-
-/** The SFrame cipher suite by default: 0x0004, AES_128_GCM_SHA256_128. */
-export const DEFAULT_SUITE = 4;
+export { DEFAULT_SUITE, ROSTER_MISMATCH_MESSAGE, NoKeyChangeError } from "./common.js";
 
 /**
- * How frames reach the worker: "script" with RTCRtpScriptTransform,
- * "streams" with the createEncodedStreams() fallback.
- * @typedef {"script"|"streams"} TransformMode
+ * @typedef {import("./common.js").TransformMode} TransformMode
+ * @typedef {import("./common.js").E2EEOptions} E2EEOptions
+ * @typedef {import("./common.js").AdmissionDecision} AdmissionDecision
+ * @typedef {import("./common.js").Newcomer} Newcomer
+ * @typedef {import("./common.js").AdmissionPolicy} AdmissionPolicy
+ * @typedef {import("./common.js").ParticipantAdmission} ParticipantAdmission
+ * @typedef {import("./common.js").RosterMismatch} RosterMismatch
+ * @typedef {import("./common.js").RosterStatus} RosterStatus
+ * @typedef {import("./common.js").RosterMismatchDetail} RosterMismatchDetail
+ * @typedef {import("./common.js").StartOptions} StartOptions
+ * @typedef {import("./common.js").E2EEStats} E2EEStats
+ * @typedef {import("./common.js").TrackStats} TrackStats
+ * @typedef {import("./common.js").ParticipantState} ParticipantState
+ * @typedef {import("./common.js").KeyChange} KeyChange
+ * @typedef {import("./common.js").KeyCheckFailure} KeyCheckFailure
+ * @typedef {import("./common.js").Covered} Covered
  */
-
-/**
- * E2EE.create options.
- * @typedef {object} E2EEOptions
- * @property {import("./store.js").IdentityStore} [store] where the identity and the known people are kept:
- *   this origin's IndexedDB store by default (defaultIdentityStore), a MemoryStore for tests and bots
- * @property {Identity} [identity] an identity of the caller's instead of the store's; known people are then
- *   kept in memory (not with store)
- * @property {number} [suite] SFrame cipher suite (DEFAULT_SUITE); every participant of a room must use the same
- * @property {number} [ackTimeoutMs] how long a sender waits for acks before switching to a new key (2000)
- * @property {number} [graceMs] how long older keys of a sender stay after a newer one is in use (3000)
- * @property {string|URL} [workerUrl] where worker.js is served (next to this file by default)
- * @property {TransformMode} [transform] force one way of reaching the frames (tests); by default
- *   RTCRtpScriptTransform where the browser has it, else createEncodedStreams()
- * @property {AdmissionPolicy} [admission] decides about each participant waiting to be admitted; by default
- *   every one is left waiting ("ask") until admit or refuse, or another member admits them
- * @property {number} [rosterTimeoutMs] how long the members' views of the call may disagree before
- *   "rostermismatch" (5000)
- */
-
-/**
- * What an admission policy decides about a waiting participant: "admit"
- * it, "refuse" it (everyone is told; another member may still admit it),
- * or "ask": leave it waiting for the application (admit, refuse).
- * @typedef {"admit"|"refuse"|"ask"} AdmissionDecision
- */
-
-/**
- * A participant waiting to be admitted: the "waiting" event's detail,
- * and what an admission policy is asked about.
- * @typedef {object} Newcomer
- * @property {string} identity the token's sub
- * @property {Uint8Array<ArrayBuffer>} identityKey the Ed25519 identity key it announced
- * @property {boolean} known this browser's store knew this identity with this key before this call met it
- *   (false for someone met for the first time in this call)
- * @property {boolean} verified the store has this key marked verified for them (markVerified)
- */
-
-/**
- * Decides about a waiting participant (E2EEOptions.admission, connect's
- * admission option). It is asked for every "waiting" event, also while
- * this participant is not admitted itself (an "admit" then does nothing;
- * it is asked again once this participant is admitted). It may return a
- * promise; anything but "admit" and "refuse" counts as "ask".
- * @typedef {(newcomer: Newcomer) => AdmissionDecision|Promise<AdmissionDecision>} AdmissionPolicy
- */
-
-/**
- * One participant with E2EE the node lists, as this participant sees it:
- * what admissions() lists.
- * @typedef {object} ParticipantAdmission
- * @property {string} identity
- * @property {Uint8Array<ArrayBuffer>} identityKey the identity key it announced
- * @property {"waiting"|"member"|"refused"} state refused: waiting, and a member said no
- * @property {string} by who admitted it (member; "" for one present when this participant joined) or refused it
- * @property {boolean} root listed when this participant joined (when it joined again, only those that were members
- *   for it before, unless none of them is listed)
- */
-
-/**
- * One member whose latest signed view of the call differs from this
- * participant's: missing when its view never came, else the names only
- * its view lists (onlyTheirs) and only this participant's does (onlyMine).
- * A name in both lists is one person shown with two different keys.
- * @typedef {object} RosterMismatch
- * @property {string} member
- * @property {boolean} missing
- * @property {string[]} onlyTheirs
- * @property {string[]} onlyMine
- */
-
-/**
- * This participant's standing in the call.
- * @typedef {object} RosterStatus
- * @property {boolean} admitted this participant is a member (until then it waits, and gets no keys)
- * @property {boolean} refused a member refused this participant (and none admitted it)
- * @property {boolean} agreed every member's latest view lists the same people as this participant's: its keys
- *   flow only then
- * @property {boolean} alert the views have disagreed for longer than rosterTimeoutMs ("rostermismatch")
- * @property {RosterMismatch[]} mismatches the members whose view is missing or differs, now
- */
-
-/**
- * The "rostermismatch" event's detail.
- * @typedef {object} RosterMismatchDetail
- * @property {string} message ROSTER_MISMATCH_MESSAGE, to show
- * @property {RosterMismatch[]} mismatches
- */
-
-/** The text of the roster alert (docs/E2EE.md, rule 5). */
-export const ROSTER_MISMATCH_MESSAGE = "The server is showing different people to different participants";
-
-/**
- * What start needs once signaling has joined.
- * @typedef {object} StartOptions
- * @property {string} room the room's name, as joined reports it
- * @property {string} self this participant's identity, as joined reports it
- * @property {(to: string[]|null, data: object) => void} send sends a relay message: to the listed identities, or to everyone else (null)
- */
-
-/**
- * Key management counters (Go's e2ee.Stats).
- * @typedef {import("./keys.js").KeyStats} E2EEStats
- */
-
-/**
- * A remote track's frames: decrypted and passed on, refused (tampered,
- * replayed, malformed), or without a key (yet). Failed frames are dropped.
- * Of the rejected, replayed counts the frames refused as already seen: a
- * frame the network or the browser delivered twice is one of them.
- * @typedef {{decrypted: number, rejected: number, noKey: number, replayed: number}} TrackStats
- */
-
-/**
- * 'encrypted' once a participant's frames decrypt; 'cannot-decrypt' when
- * they keep failing (no success for 2 s while frames arrive); 'waiting'
- * before any frame.
- * @typedef {"encrypted"|"cannot-decrypt"|"waiting"} ParticipantState
- */
-
-/**
- * A known person's new identity key, or someone new whose name looks like
- * a known person's (Go's client.KeyChange): the "keychanged" event's
- * detail and what pendingKeyChanges lists.
- * @typedef {object} KeyChange
- * @property {string} identity the person (the token's sub)
- * @property {Uint8Array<ArrayBuffer>} previous the Ed25519 key remembered for them (for looksLike, for that person)
- * @property {Uint8Array<ArrayBuffer>} current the one announced now
- * @property {boolean} wasVerified the previous key had been marked verified
- * @property {string} looksLike "" for a changed key; otherwise the known person whose name identity looks like
- *   (the same skeleton): identity is not known at all, and the name may be made to pass for theirs
- */
-
-/**
- * A participant whose identity key the store could not check: the
- * "keycheckfailed" event's detail and what keyCheckFailures lists.
- * @typedef {object} KeyCheckFailure
- * @property {string} identity the participant (the token's sub)
- * @property {string} error what failed
- */
-
-/**
- * One person a safety number covers (Go's client.Covered).
- * @typedef {object} Covered
- * @property {string} identity
- * @property {Uint8Array<ArrayBuffer>} key the Ed25519 identity key the number covers
- * @property {boolean} verified this client marked that key verified
- * @property {boolean} self this participant
- */
-
-const utf8 = new TextEncoder();
-
-/**
- * Compares strings by their UTF-8 bytes, as Go's strings.Compare.
- * @param {string} a
- * @param {string} b
- * @returns {number}
- */
-function compareUTF8(a, b) {
-  const x = utf8.encode(a);
-  const y = utf8.encode(b);
-  const n = Math.min(x.length, y.length);
-  for (let i = 0; i < n; i++) {
-    if (x[i] !== y[i]) {
-      return x[i] - y[i];
-    }
-  }
-  return x.length - y.length;
-}
-
-/**
- * @param {Uint8Array} b
- * @returns {string}
- */
-function hexOf(b) {
-  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-}
-
-/**
- * Key management's mismatches with names only.
- * @param {import("./keys.js").RosterMismatch[]} ms
- * @returns {RosterMismatch[]}
- */
-function namedMismatches(ms) {
-  return ms.map((m) => ({ member: m.member, missing: m.missing, onlyTheirs: m.onlyTheirs.map((e) => e.name), onlyMine: m.onlyMine.map((e) => e.name) }));
-}
-
-/**
- * The mismatches in words, for the log (as the Go client's
- * RosterMismatchError).
- * @param {RosterMismatch[]} ms
- * @returns {string}
- */
-function describeMismatches(ms) {
-  return ms
-    .map((m) => {
-      if (m.missing) {
-        return `${m.member} sent no view`;
-      }
-      const p = [];
-      if (m.onlyTheirs.length > 0) {
-        p.push(`also lists ${m.onlyTheirs.join(", ")}`);
-      }
-      if (m.onlyMine.length > 0) {
-        p.push(`does not list ${m.onlyMine.join(", ")}`);
-      }
-      return `${m.member}'s view ${p.join(" and ")}`;
-    })
-    .join("; ");
-}
-
-/**
- * @param {KeyChange} kc
- * @returns {KeyChange}
- */
-function copyChange(kc) {
-  return { identity: kc.identity, previous: kc.previous.slice(), current: kc.current.slice(), wasVerified: kc.wasVerified, looksLike: kc.looksLike };
-}
-
-/**
- * What acceptKeyChange rejects with when the change it names is not the
- * one waiting (Go's client.ErrNoKeyChange): nothing waits for that person,
- * or their key changed again since it was shown. Nothing was accepted.
- */
-export class NoKeyChangeError extends Error {
-  /** @param {string} identity */
-  constructor(identity) {
-    super(`e2ee: that security key change is not the one waiting: ${JSON.stringify(identity)}`);
-    this.name = "NoKeyChangeError";
-    /**
-     * The person the change named.
-     * @readonly
-     */
-    this.identity = identity;
-  }
-}
 
 /** Only E2EE.create constructs. */
 const CREATE = Symbol("E2EE.create");
-
-/**
- * The transform mode this browser supports, or null.
- * @returns {TransformMode|null}
- */
-function detectMode() {
-  const g = /** @type {any} */ (globalThis);
-  if (typeof g.RTCRtpScriptTransform === "function") {
-    return "script";
-  }
-  if (typeof g.RTCRtpSender === "function" && "createEncodedStreams" in g.RTCRtpSender.prototype) {
-    return "streams";
-  }
-  return null;
-}
-
-/**
- * Whether mode works in this browser.
- * @param {TransformMode} mode
- * @returns {boolean}
- */
-function supports(mode) {
-  const g = /** @type {any} */ (globalThis);
-  if (mode === "script") {
-    return typeof g.RTCRtpScriptTransform === "function";
-  }
-  return typeof g.RTCRtpSender === "function" && "createEncodedStreams" in g.RTCRtpSender.prototype;
-}
 
 /**
  * One participant's end-to-end encryption: its identity key, its session
@@ -367,7 +116,7 @@ function supports(mode) {
  * who had the current one (repeated when what differs changes);
  * "rosteragreed" ({}) after it, they agree again.
  */
-export class E2EE extends EventTarget {
+export class E2EE extends FrameChannel {
   /**
    * Takes the identity key from the store (made there the first time;
    * opts.identity instead, if given), makes the session key, and starts
@@ -427,7 +176,7 @@ export class E2EE extends EventTarget {
     if (token !== CREATE) {
       throw new TypeError("e2ee: use E2EE.create()");
     }
-    super();
+    super(o.worker, o.mode);
     /**
      * This participant's identity key (the page may keep it for later calls).
      * @readonly
@@ -442,14 +191,6 @@ export class E2EE extends EventTarget {
     this.sessionKey = o.sessionKey;
     /** @private */
     this.announcement = o.announcement;
-    /** @private */
-    this.worker = o.worker;
-    /**
-     * How frames reach the worker in this browser.
-     * @readonly
-     * @type {TransformMode}
-     */
-    this.transformMode = o.mode;
     /**
      * The SFrame cipher suite.
      * @readonly
@@ -468,8 +209,6 @@ export class E2EE extends EventTarget {
      */
     this.denyKeysForTest = false;
 
-    /** @private @type {KeySession|null} */
-    this.session = null;
     /** @private @type {import("./keys.js").Peer[]|null} members announced before start */
     this.early = null;
     /** @private @type {import("./keys.js").Peer[]|null} the last list setMembers got, before trust */
@@ -483,26 +222,6 @@ export class E2EE extends EventTarget {
     /** @private @type {Promise<unknown>} membership and trust changes, one at a time */
     this.trustQueue = Promise.resolve();
     /** @private */
-    this.closed = false;
-    /** @private a sender is attached: this participant publishes */
-    this.publishing = false;
-    /** @private @type {Map<number, {resolve: () => void, reject: (e: Error) => void}>} */
-    this.calls = new Map();
-    /** @private */
-    this.nextCall = 1;
-    /** @private @type {Map<string, TrackStats>} */
-    this.tracks = new Map();
-    /** @private */
-    this.sent = { encrypted: 0, dropped: 0 };
-    /** @private @type {Map<string, ParticipantState>} */
-    this.states = new Map();
-    /** @private @type {WeakSet<RTCRtpSender>} */
-    this.senders = new WeakSet();
-    /** @private @type {WeakMap<RTCRtpReceiver, object>} the options object of a fallback receiver's streams */
-    this.receivers = new WeakMap();
-    /** @private */
-    this.nextTransform = 1;
-    /** @private */
     this.safetyQueued = false;
     /** @private @type {AdmissionPolicy|null} */
     this.policy = null;
@@ -514,12 +233,6 @@ export class E2EE extends EventTarget {
     this.eventChain = Promise.resolve();
     /** @private @type {Promise<void>} */
     this.safetyChain = Promise.resolve();
-
-    this.worker.onmessage = (e) => this.onWorkerMessage(e.data);
-    this.worker.onerror = (e) => {
-      e.preventDefault();
-      this.failCalls(new Error(`e2ee: worker failed: ${e.message || "could not load"}`));
-    };
   }
 
   /**
@@ -1112,110 +825,6 @@ export class E2EE extends EventTarget {
   }
 
   /**
-   * Extra RTCPeerConnection configuration fields this E2EE needs:
-   * {encodedInsertableStreams: true} with the createEncodedStreams()
-   * fallback, nothing with RTCRtpScriptTransform.
-   * @returns {object}
-   */
-  rtcConfiguration() {
-    return this.transformMode === "streams" ? { encodedInsertableStreams: true } : {};
-  }
-
-  /**
-   * Encrypts every frame sender sends, under this participant's current
-   * key; frames that cannot be encrypted (no key yet, a codec other than
-   * Opus, VP8 and H.264) are dropped, never sent in clear. Attaching a
-   * sender twice does nothing. The first attached sender makes this
-   * participant a publisher: until then it sends no key (as Go's
-   * StartPublishing, which the Go SDK's PublishSample calls); now its key
-   * goes to every member, and every later change of membership rekeys.
-   * @param {RTCRtpSender} sender
-   */
-  attachSender(sender) {
-    if (!this.publishing) {
-      this.publishing = true;
-      this.session?.startPublishing().catch(() => {});
-    }
-    if (this.senders.has(sender)) {
-      return;
-    }
-    this.senders.add(sender);
-    this.attach(sender, { side: "send", kind: sender.track?.kind });
-  }
-
-  /**
-   * Decrypts every frame receiver receives as participant from's (its
-   * identity) and counts them under trackSid. Frames that fail are
-   * dropped. Attaching a receiver again (a reused transceiver) moves it to
-   * the new participant and track.
-   * @param {RTCRtpReceiver} receiver
-   * @param {string} from
-   * @param {string} trackSid
-   */
-  attachReceiver(receiver, from, trackSid) {
-    this.receive(receiver, { side: "receive", kind: receiver.track?.kind, from, trackSid, clear: false, hold: false });
-  }
-
-  /**
-   * Lets every frame receiver receives through as it is: its track's owner
-   * does not encrypt. A receiver left without a transform would not do:
-   * with the createEncodedStreams() fallback its frames reach the decoder
-   * only through streams someone reads, and when the node reuses its
-   * transceiver for an encrypting owner's track, Chromium ignores a
-   * transform set on a receiver that has received without one (the
-   * ciphertext would go to the decoder), while it honours one replacing
-   * another. A receiver reused from an encrypting owner stops decrypting.
-   * @param {RTCRtpReceiver} receiver
-   */
-  attachClearReceiver(receiver) {
-    this.receive(receiver, { side: "receive", kind: receiver.track?.kind, from: "", trackSid: "", clear: true, hold: false });
-  }
-
-  /**
-   * Drops every frame receiver receives, until attachReceiver or
-   * attachClearReceiver says whose they are: for a track whose owner is
-   * not known yet. Set at once, before frames flow, it can be replaced
-   * later (Chromium ignores a first transform set after frames flowed).
-   * @param {RTCRtpReceiver} receiver
-   */
-  holdReceiver(receiver) {
-    this.receive(receiver, { side: "receive", kind: receiver.track?.kind, from: "", trackSid: "", clear: false, hold: true });
-  }
-
-  /**
-   * @param {RTCRtpReceiver} receiver
-   * @param {object} options
-   * @private
-   */
-  receive(receiver, options) {
-    const known = this.receivers.get(receiver);
-    if (known && this.transformMode === "streams") {
-      // The streams can be taken once; the worker's options follow.
-      this.post({ op: "retarget", options: { ...known, ...options } });
-      return;
-    }
-    const tid = this.nextTransform++;
-    this.receivers.set(receiver, { tid });
-    this.attach(receiver, { ...options, tid });
-  }
-
-  /**
-   * @param {RTCRtpSender|RTCRtpReceiver} target
-   * @param {object} options
-   * @private
-   */
-  attach(target, options) {
-    const t = /** @type {any} */ (target);
-    if (this.transformMode === "script") {
-      const Transform = /** @type {any} */ (globalThis).RTCRtpScriptTransform;
-      t.transform = new Transform(this.worker, options);
-      return;
-    }
-    const { readable, writable } = t.createEncodedStreams();
-    this.worker.postMessage({ op: "streams", readable, writable, options }, [readable, writable]);
-  }
-
-  /**
    * The call's safety number over this participant and every member, as
    * Go's Session.SafetyNumber: six groups of five digits. "" before start.
    * @returns {Promise<string>}
@@ -1266,34 +875,6 @@ export class E2EE extends EventTarget {
     return this.session.stats();
   }
 
-  /**
-   * A remote track's frame counters (updated within about 100 ms).
-   * @param {string} trackSid
-   * @returns {TrackStats}
-   */
-  trackStats(trackSid) {
-    const t = this.tracks.get(trackSid);
-    return t ? { ...t } : { decrypted: 0, rejected: 0, noKey: 0, replayed: 0 };
-  }
-
-  /**
-   * Frames this participant encrypted and sent, and dropped because they
-   * could not be encrypted (an addition to the SDK's API, for diagnosis).
-   * @returns {{encrypted: number, dropped: number}}
-   */
-  sendStats() {
-    return { ...this.sent };
-  }
-
-  /**
-   * Whether participant identity's frames decrypt here.
-   * @param {string} identity
-   * @returns {ParticipantState}
-   */
-  participantState(identity) {
-    return this.states.get(identity) ?? "waiting";
-  }
-
   /** Stops the worker and forgets every key. The E2EE cannot be used again. */
   close() {
     if (this.closed) {
@@ -1304,81 +885,4 @@ export class E2EE extends EventTarget {
     this.worker.terminate();
     this.failCalls(new Error("e2ee: closed"));
   }
-
-  /**
-   * Sends an operation to the worker and resolves when it is done.
-   * @param {Record<string, unknown>} msg
-   * @returns {Promise<void>}
-   * @private
-   */
-  call(msg) {
-    if (this.closed) {
-      return Promise.reject(new Error("e2ee: closed"));
-    }
-    const id = this.nextCall++;
-    return new Promise((resolve, reject) => {
-      this.calls.set(id, { resolve, reject });
-      this.worker.postMessage({ ...msg, id });
-    });
-  }
-
-  /**
-   * Sends an operation to the worker, not waiting for it.
-   * @param {Record<string, unknown>} msg
-   * @private
-   */
-  post(msg) {
-    if (!this.closed) {
-      this.worker.postMessage(msg);
-    }
-  }
-
-  /**
-   * @param {Error} err
-   * @private
-   */
-  failCalls(err) {
-    for (const c of this.calls.values()) {
-      c.reject(err);
-    }
-    this.calls.clear();
-  }
-
-  /**
-   * @param {any} m
-   * @private
-   */
-  onWorkerMessage(m) {
-    switch (m.op) {
-      case "reply": {
-        const c = this.calls.get(m.id);
-        this.calls.delete(m.id);
-        if (m.error === undefined) {
-          c?.resolve();
-        } else {
-          c?.reject(new Error(m.error));
-        }
-        break;
-      }
-      case "inUse":
-        this.session?.noteInUse(m.from, m.kid).catch(() => {});
-        break;
-      case "stats":
-        for (const [sid, t] of Object.entries(m.tracks)) {
-          this.tracks.set(sid, /** @type {TrackStats} */ (t));
-        }
-        this.sent = m.sent;
-        break;
-      case "state":
-        if (this.participantState(m.identity) !== m.state) {
-          this.states.set(m.identity, m.state);
-          this.dispatchEvent(new CustomEvent("statechange", { detail: { identity: m.identity, state: m.state } }));
-        }
-        break;
-      case "log":
-        (m.level === "warn" ? console.warn : console.info)(m.msg);
-        break;
-    }
-  }
 }
-
