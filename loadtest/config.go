@@ -61,92 +61,53 @@ const (
 )
 
 // ErrSimulcast is returned for Config.Simulcast: the SFU forwards one
-// encoding per track and has no layer selection yet, so a simulcast load
-// test would measure something the SFU does not do.
+// encoding per track, so there is nothing to measure.
 var ErrSimulcast = errors.New("loadtest: --simulcast is not supported: the SFU has no simulcast yet (it forwards exactly one encoding per track); run without --simulcast")
 
-// ConfigError is a Config field with a bad value. Flag is the command-line
-// flag that sets it, so the message names what the operator typed.
+// ConfigError is a Config field with a bad value, named by the flag that
+// sets it.
 type ConfigError struct {
 	Flag string // e.g. "--rooms"
 	Msg  string
 }
 
-// Error implements error.
 func (e *ConfigError) Error() string { return "loadtest: " + e.Flag + ": " + e.Msg }
 
-// Thresholds are the limits a run must stay within; a broken one is a
-// Violation in the report and a non-zero exit of cmd/loadtest.
+// Thresholds are the limits a run must stay within (Report.Violations). A
+// subscription that never delivered breaks MaxLoss, a participant that
+// never joined MaxP95Join: an outage must break a limit.
 type Thresholds struct {
-	// MaxLoss is the largest frame loss allowed, a fraction in [0, 1]
-	// (--max-loss). Nil: no limit. A subscribed track that never
-	// delivered a frame breaks it too.
-	MaxLoss *float64
-	// MaxP95Join is the largest p95 join latency allowed (--max-p95-join).
-	// Zero: no limit. A participant that never joined breaks it too.
-	MaxP95Join time.Duration
+	MaxLoss    *float64      // --max-loss, a fraction; nil: no limit
+	MaxP95Join time.Duration // --max-p95-join; zero: no limit
 }
 
-// Config describes one load run. Rooms, Publishers, Subscribers and the
-// server's URL and credentials are required; every other field has a usable
-// zero value. Each field notes the cmd/loadtest flag that sets it.
+// Config describes one load run. URL, credentials, Rooms, Publishers and
+// Subscribers are required; the rest have usable zero values. Fields are
+// set by the cmd/loadtest flag of the same name.
 type Config struct {
-	// URL is the SFU's base URL, "http(s)://host:port" (--url). Signaling
-	// is its /v1/signal, metrics its /metrics.
-	URL string
-	// APIKey and APISecret sign the participants' access tokens
-	// (--api-key, --api-secret; default $SOTTO_API_KEY, $SOTTO_API_SECRET).
-	APIKey, APISecret string
-	// Rooms is the number of rooms (--rooms); each gets Publishers
-	// publishing participants and Subscribers subscribing ones
-	// (--publishers, --subscribers). Publishers send only and
-	// subscribers receive every track in their room.
-	Rooms, Publishers, Subscribers int
-	// Duration is how long the full load is measured, after every
-	// participant has joined and every subscription delivers media
-	// (--duration). Default DefaultDuration.
-	Duration time.Duration
-	// VideoBitrate is each video track's bitrate in bit/s
-	// (--video-bitrate). Default DefaultVideoBitrate.
-	VideoBitrate int
-	// Media is the tracks each publisher sends (--audio-only,
-	// --video-only).
-	Media Media
-	// Simulcast is refused with ErrSimulcast (--simulcast).
-	Simulcast bool
-	// Ramp is joins started per second (--ramp). Default DefaultRamp,
-	// which the SFU's default join limit per address allows; joins the
-	// server refuses as rate limited are retried.
-	Ramp float64
-	// DisableE2EE turns the SDK's end-to-end encryption off
-	// (--e2ee=false). It is on by default, so that the server sees what
-	// real callers make it do.
-	DisableE2EE bool
-	// Thresholds are the limits the run must stay within.
-	Thresholds Thresholds
-	// RoomPrefix names the rooms, prefix-0, prefix-1...
-	// (--room-prefix). Default "loadtest-" and a random suffix, so that
-	// runs do not meet.
-	RoomPrefix string
-	// MetricsURL is where the SFU's Prometheus metrics are read
-	// (--metrics-url). Default URL + "/metrics"; "off" skips them.
-	MetricsURL string
-	// JoinTimeout bounds one participant's join, rate-limited retries
-	// and publishing included. Default DefaultJoinTimeout.
-	JoinTimeout time.Duration
-	// Settle bounds the wait, after the joins, for every subscription to
-	// deliver its first frame before the measurement starts. Default
-	// DefaultSettle.
-	Settle time.Duration
-	// SettingEngine, when set, configures the participants' pion stack
-	// (tests pass loopback-only ICE). Nil: loopback candidates only when
-	// URL's host is a loopback address, pion's defaults otherwise.
+	URL                            string        // the SFU's base URL, http(s)://host:port
+	APIKey, APISecret              string        // sign the participants' tokens
+	Rooms, Publishers, Subscribers int           // per room; publishers only send
+	Duration                       time.Duration // the measurement window
+	VideoBitrate                   int           // bit/s per video track
+	Media                          Media         // --audio-only, --video-only
+	Simulcast                      bool          // refused with ErrSimulcast
+	// Ramp is joins started per second; the default is within the SFU's
+	// default join limit per address.
+	Ramp        float64
+	DisableE2EE bool // --e2ee=false
+	Thresholds  Thresholds
+	// RoomPrefix names the rooms prefix-0, prefix-1...; the default has a
+	// random suffix, so that runs do not meet.
+	RoomPrefix  string
+	MetricsURL  string        // default URL + "/metrics"; "off" skips them
+	JoinTimeout time.Duration // one join, retries and publishing included
+	Settle      time.Duration // the wait for every subscription's first frame
+	// SettingEngine configures the participants' pion stack; nil means
+	// loopback-only ICE when URL is on loopback, pion's defaults otherwise.
 	SettingEngine *webrtc.SettingEngine
-	// Logger receives the SDK's and the run's logs. Default: discarded.
-	Logger *slog.Logger
-	// Progress, when set, is called about once a second with the run's
-	// state, from one goroutine, until Run returns.
-	Progress func(Progress)
+	Logger        *slog.Logger   // default: discarded
+	Progress      func(Progress) // called about once a second until Run returns
 }
 
 // Validate reports the first bad field of c: a *ConfigError naming the

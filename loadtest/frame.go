@@ -9,16 +9,9 @@ import (
 	"github.com/sotto-rtc/sotto/media/e2ee"
 )
 
-// Synthetic frames. Each is what an encoder could have produced as far as
-// anyone on the path looks: the codec's header (the Opus TOC byte, which
-// end-to-end encryption encrypts with the rest; the VP8 frame tag, and for
-// a key frame its start code and dimensions, which stay in clear), then
-// the load tool's header, then filler up to the frame's size. With
-// end-to-end encryption the header is encrypted with the rest, so the send
-// time and sequence number travel where the SFU cannot read or rewrite
-// them, and a frame that arrives intact proves that decryption worked.
-//
-// The header, after the codec's header, big-endian:
+// Synthetic frames: the codec's header, the load tool's header (encrypted
+// with E2EE, so the SFU cannot read or rewrite it), then filler. The load
+// tool's header, big-endian:
 //
 //	0  2  magic "SL"
 //	2  1  version (1)
@@ -39,22 +32,14 @@ var opusTOCBytes = []byte{opusTOC}
 
 // Frame sizes and cadences: what a real encoder sends.
 const (
-	// audioFrameInterval is Opus's usual 20 ms packetization: 50 frames
-	// per second.
 	audioFrameInterval = 20 * time.Millisecond
-	// audioFrameBytes is a 20 ms Opus frame at 32 kbit/s, the usual rate
-	// of wide-band speech in WebRTC.
+	// audioFrameBytes is a 20 ms Opus frame at 32 kbit/s, wide-band speech.
 	audioFrameBytes = 80
-	// opusTOC is a TOC byte: config 15 (hybrid, full band, 20 ms), mono,
-	// one frame.
-	opusTOC = 15 << 3
-	// videoFPS is the frame rate of the synthetic camera.
-	videoFPS = 30
-	// keyframeInterval is how often the synthetic encoder sends a key
-	// frame, as a real one does on a fixed GOP or after a picture loss.
+	// opusTOC: config 15 (hybrid, full band, 20 ms), mono, one frame.
+	opusTOC          = 15 << 3
+	videoFPS         = 30
 	keyframeInterval = 3 * time.Second
-	// keyframeRatio is a key frame's size relative to an interframe's.
-	keyframeRatio = 5
+	keyframeRatio    = 5
 	// videoWidth and videoHeight go into key frames' headers.
 	videoWidth, videoHeight = 640, 360
 )
@@ -101,9 +86,8 @@ func appendHeader(b []byte, h frameHeader) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(h.SentUS))
 }
 
-// errNotLoadFrame is returned for a frame without the load tool's header:
-// with end-to-end encryption that cannot happen to a frame that decrypted,
-// so it means the tool and the SDK disagree about the clear prefix.
+// errNotLoadFrame: a frame without the load tool's header; after decryption
+// it means the tool and the SDK disagree about the clear prefix.
 var errNotLoadFrame = errors.New("loadtest: frame without a load-test header")
 
 // audioFrame builds an Opus-shaped frame of size bytes.
@@ -120,9 +104,8 @@ func videoFrame(h frameHeader, size int) []byte {
 	pre := vp8PrefixLen(h.Keyframe)
 	size = max(size, pre+headerLen)
 	b := make([]byte, 0, size)
-	// Frame tag: bit 0 is 0 for a key frame; show_frame (bit 4) set;
-	// version 0; first_part_size (the top 19 bits) a plausible value
-	// within the frame.
+	// Frame tag: key frame bit 0 clear, show_frame set, a plausible
+	// first_part_size.
 	first := uint32(size-pre) / 2
 	tag := first<<5 | 1<<4
 	if !h.Keyframe {
@@ -138,9 +121,7 @@ func videoFrame(h frameHeader, size int) []byte {
 	return fill(b, size)
 }
 
-// fill pads b to size bytes with a pattern (never all zeros: without
-// end-to-end encryption the SFU then still forwards bytes that look like
-// data).
+// fill pads b to size bytes with a pattern that looks like data.
 func fill(b []byte, size int) []byte {
 	for i := len(b); i < size; i++ {
 		b = append(b, byte(i*31+7))
@@ -148,8 +129,7 @@ func fill(b []byte, size int) []byte {
 	return b
 }
 
-// parseFrame finds the load tool's header in a decoded (decrypted) frame of
-// codec c.
+// parseFrame finds the load tool's header in a decrypted frame.
 func parseFrame(c e2ee.Codec, data []byte) (frameHeader, error) {
 	pre := len(opusTOCBytes) // the TOC byte audioFrame writes
 	if c != e2ee.CodecOpus {

@@ -55,9 +55,8 @@ type pubTrack struct {
 	lastUS                   atomic.Int64 // send time of the last frame
 }
 
-// subTrack is what one subscriber received of one published track, over
-// every RemoteTrack the SDK delivered for it (a new one after each
-// reconnect).
+// subTrack is what a subscriber received of a track, over every
+// RemoteTrack delivered for it (one per reconnect).
 type subTrack struct {
 	kind string
 
@@ -206,10 +205,9 @@ func (p *participant) publish(ctx context.Context) bool {
 	return true
 }
 
-// pace is one track's synthetic encoder: it writes a frame every frame
-// interval until stop is closed. A ticker drops ticks when the process is
-// late, as an encoder under load skips frames; the sequence number counts
-// frames written, so a skipped tick is not a lost frame.
+// pace is one track's synthetic encoder until stop. A late process drops
+// ticks as a loaded encoder skips frames; sequence numbers count frames
+// written, so a skipped tick is not a lost frame.
 func (r *runner) pace(stop <-chan struct{}, pt *pubTrack) {
 	interval := audioFrameInterval
 	var inter, key int
@@ -333,9 +331,8 @@ func (r *runner) onFrame(p *participant, st *subTrack, codec e2ee.Codec, f clien
 // subscription.
 type frameCounts struct{ expected, received uint64 }
 
-// counts returns the subscription's frames before the measurement window
-// (from its first frame) and in it (through its publisher's cutoff or,
-// before one is set, its highest frame).
+// counts returns the subscription's frames before the window and in it
+// (through the publisher's cutoff, or the highest frame before one).
 func (st *subTrack) counts() (ramp, window frameCounts) {
 	st.mu.Lock()
 	defer st.mu.Unlock()

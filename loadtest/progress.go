@@ -12,21 +12,16 @@ import (
 // Progress is the run's state, handed to Config.Progress about once a
 // second.
 type Progress struct {
-	// Phase is "joining", "settling" (waiting for every subscription's
-	// first frame), "measuring", "draining" or "leaving".
-	Phase string
-	// Elapsed is the time since the run started; Measured the time into
-	// the measurement window, which lasts Duration.
+	// Phase is "joining", "settling", "measuring", "draining" or "leaving".
+	Phase                       string
 	Elapsed, Measured, Duration time.Duration
-	// Connected of Participants are connected now; Receiving of
-	// Subscriptions have delivered media.
-	Connected, Participants    int
-	Receiving, Subscriptions   int
-	MbpsOut, MbpsIn            float64 // media sent and received over the last interval
-	Loss                       float64 // frame loss so far, 0-1
-	Errors                     int
-	DecryptFailures, NoKey     uint64
-	LatencyP95MS, LatencyP50MS float64
+	Connected, Participants     int
+	Receiving, Subscriptions    int
+	MbpsOut, MbpsIn             float64 // media sent and received over the last interval
+	Loss                        float64 // frame loss so far, 0-1
+	Errors                      int
+	DecryptFailures, NoKey      uint64
+	LatencyP95MS, LatencyP50MS  float64
 }
 
 // windowStarted reports whether the measurement window has begun.
@@ -124,11 +119,9 @@ func (r *runner) progress(now time.Time) Progress {
 // plainEvery is how often a Display without a terminal writes a line.
 const plainEvery = 5 * time.Second
 
-// Display shows a run's progress. On a terminal it is one line redrawn in
-// place: a bar over the measurement window and, beside it, connected
-// participants, media in and out, loss and errors. Elsewhere (a log, CI)
-// it writes a plain line every few seconds. Pass Update as
-// Config.Progress; call Close once Run has returned.
+// Display shows a run's progress: a line redrawn in place on a terminal, a
+// plain line every few seconds elsewhere. Pass Update as Config.Progress;
+// Close once Run has returned.
 type Display struct {
 	w    io.Writer
 	mu   sync.Mutex

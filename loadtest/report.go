@@ -9,121 +9,63 @@ import (
 )
 
 // SchemaVersion is the report's "schema" field. It changes only when a
-// field is renamed, removed or changes meaning; fields may be added
-// without a change.
+// field is renamed, removed or changes meaning.
 const SchemaVersion = "sotto-loadtest/1"
 
-// Report is the outcome of a run. Its JSON form (docs/BENCHMARKS.md,
-// "The JSON report") is a public contract: tools read these field names.
-// Loss, jitter, bitrate and latency are measured on frames, by the
-// sequence number and send time each synthetic frame carries inside its
-// encrypted part (see frame.go), over every subscription from its first
-// frame to the end of the measurement. Bitrates are media bitrates: frame
-// bytes as the encoder made them, without SFrame, RTP, SRTP, UDP or IP
-// overhead.
+// Report is the outcome of a run. Its JSON form is a public contract, each
+// field described in docs/BENCHMARKS.md, "The JSON report". Figures are on
+// frames, by the sequence number and send time each carries inside its
+// encrypted part, over the measurement window unless said otherwise;
+// bitrates are media bitrates, without any packet overhead.
 type Report struct {
-	Schema    string       `json:"schema"`
-	StartedAt time.Time    `json:"started_at"`
-	Config    ReportConfig `json:"config"`
-	// Interrupted: the run was stopped (SIGINT, SIGTERM) before its
-	// measurement window ended; the figures cover what ran.
-	Interrupted bool `json:"interrupted"`
-	// MeasuredSeconds is the measurement window's actual length.
-	MeasuredSeconds float64 `json:"measured_seconds"`
+	Schema          string       `json:"schema"`
+	StartedAt       time.Time    `json:"started_at"`
+	Config          ReportConfig `json:"config"`
+	Interrupted     bool         `json:"interrupted"` // stopped before the window ended
+	MeasuredSeconds float64      `json:"measured_seconds"`
 
-	// ParticipantsExpected joins were attempted; ParticipantsJoined
-	// succeeded; ParticipantsConnected were still connected when the
-	// measurement window ended.
-	ParticipantsExpected  int `json:"participants_expected"`
-	ParticipantsJoined    int `json:"participants_joined"`
-	ParticipantsConnected int `json:"participants_connected"`
-	// JoinFailures never joined (or, publishers, never published);
-	// JoinRetries counts joins the server refused as rate limited
-	// (join_rate_limited) and that were tried again.
-	JoinFailures int `json:"join_failures"`
-	JoinRetries  int `json:"join_retries"`
-	// JoinMS is the time from dialling to "joined" of the successful
-	// attempt (client.Connect), over the participants that joined.
-	JoinMS Percentiles `json:"join_ms"`
+	ParticipantsExpected  int         `json:"participants_expected"`
+	ParticipantsJoined    int         `json:"participants_joined"`
+	ParticipantsConnected int         `json:"participants_connected"` // at the window's end
+	JoinFailures          int         `json:"join_failures"`
+	JoinRetries           int         `json:"join_retries"` // refused as join_rate_limited, tried again
+	JoinMS                Percentiles `json:"join_ms"`
 
-	// TracksPublished is the tracks publishers sent; TracksExpected the
-	// subscriptions that should have delivered media (subscribers ×
-	// published tracks per room); TracksReceived those that did.
 	TracksPublished int `json:"tracks_published"`
-	TracksExpected  int `json:"tracks_expected"`
+	TracksExpected  int `json:"tracks_expected"` // subscriptions that should deliver
 	TracksReceived  int `json:"tracks_received"`
 
-	// FramesSent were written by publishers, over the whole run.
-	// FramesExpected and FramesReceived are over subscriptions, the
-	// frames their publishers wrote in the measurement window (or, for a
-	// subscription that started later, from its first frame).
-	FramesSent uint64 `json:"frames_sent"`
-	// FramesSkipped are frames the synthetic encoders should have sent
-	// by their clock but did not, because this process fell behind (a
-	// timer tick dropped). Above a few percent the load tool, not the
-	// SFU, is the bottleneck, and the run offered less load than asked.
-	FramesSkipped  uint64 `json:"frames_skipped"`
-	FramesExpected uint64 `json:"frames_expected"`
-	FramesReceived uint64 `json:"frames_received"`
-	// PacketLoss is frames lost / frames expected in the window, a
-	// fraction 0-1. It counts frames, not RTP packets: a frame with any
-	// packet missing after retransmission never reaches the application,
-	// and neither does one that arrived before its key.
-	PacketLoss float64 `json:"packet_loss"`
-	// Ramp is the same count before the window: from each
-	// subscription's first frame through the joins, key exchanges and
-	// settling that followed.
-	Ramp PhaseLoss `json:"ramp"`
-	// JitterMS is RFC 3550 interarrival jitter computed on the frames'
-	// send times, the mean over subscriptions, in milliseconds. It,
-	// the bitrates and E2ELatencyMS cover the window's frames.
-	JitterMS float64 `json:"jitter_ms"`
-	// SentBitrateBPS is the mean media bitrate of the published tracks;
-	// ReceivedBitrateBPS the mean per subscription (bit/s), and by kind.
-	SentBitrateBPS           float64   `json:"sent_bitrate_bps"`
-	ReceivedBitrateBPS       float64   `json:"received_bitrate_bps"`
-	ReceivedBitrateBPSByKind KindRates `json:"received_bitrate_bps_by_kind"`
-	// E2ELatencyMS is the time from a publisher's WriteSample to the
-	// subscriber's ReadFrame returning the decrypted frame, over every
-	// frame received, in milliseconds.
-	E2ELatencyMS Percentiles `json:"e2e_latency_ms"`
+	FramesSent uint64 `json:"frames_sent"` // over the whole run
+	// FramesSkipped are ticks this process was too late for: above a few
+	// percent the load tool, not the SFU, is the bottleneck.
+	FramesSkipped  uint64    `json:"frames_skipped"`
+	FramesExpected uint64    `json:"frames_expected"`
+	FramesReceived uint64    `json:"frames_received"`
+	PacketLoss     float64   `json:"packet_loss"` // of frames, 0-1
+	Ramp           PhaseLoss `json:"ramp"`        // the same before the window
+	JitterMS       float64   `json:"jitter_ms"`   // RFC 3550, on send times
 
-	// DecryptFailures is the sum of RemoteTrack.Stats().Rejected: frames
-	// that failed to decrypt (tampered, replayed, malformed). It must be
-	// zero. DecryptNoKey is the sum of Stats().NoKey: frames that arrived
-	// before their key (normal for a moment after a join or a key
-	// change; each is lost).
-	DecryptFailures uint64 `json:"decrypt_failures"`
-	DecryptNoKey    uint64 `json:"decrypt_no_key"`
-	// MalformedFrames decoded but did not carry the load tool's header.
-	MalformedFrames uint64 `json:"malformed_frames"`
+	SentBitrateBPS           float64     `json:"sent_bitrate_bps"`
+	ReceivedBitrateBPS       float64     `json:"received_bitrate_bps"`
+	ReceivedBitrateBPSByKind KindRates   `json:"received_bitrate_bps_by_kind"`
+	E2ELatencyMS             Percentiles `json:"e2e_latency_ms"` // WriteSample to ReadFrame
 
-	// Reconnects counts connections that dropped and were re-made;
-	// Errors every error seen (failed joins, publish and write errors,
-	// server errors, drops), ErrorSamples the first few.
+	DecryptFailures uint64 `json:"decrypt_failures"` // RemoteTrack.Stats().Rejected: must be 0
+	DecryptNoKey    uint64 `json:"decrypt_no_key"`   // arrived before their key
+	MalformedFrames uint64 `json:"malformed_frames"` // without the load tool's header
+
 	Reconnects   int      `json:"reconnects"`
 	Errors       int      `json:"errors"`
 	ErrorSamples []string `json:"error_samples"`
 
-	// Admission is how participants were admitted (E2EE only; null
-	// without it): docs/E2EE.md, "Admission and rosters".
-	Admission *AdmissionReport `json:"admission"`
-
-	// SFU is what the server's own /metrics say about the window.
-	SFU SFUReport `json:"sfu"`
-	// LoadtestCPUSeconds is the CPU time this process used in the window.
-	LoadtestCPUSeconds float64 `json:"loadtest_cpu_seconds"`
-
-	// Violations are the thresholds the run broke; empty when none.
-	Violations []Violation `json:"violations"`
+	Admission          *AdmissionReport `json:"admission"` // nil without E2EE
+	SFU                SFUReport        `json:"sfu"`
+	LoadtestCPUSeconds float64          `json:"loadtest_cpu_seconds"`
+	Violations         []Violation      `json:"violations"`
 }
 
-// AdmissionReport: every load-tool participant admits every newcomer
-// (client.AdmitAll). Admitted counts participants told they were
-// admitted (joins and rejoins, the first in a room included); Admissions
-// counts the newcomers members admitted (each newcomer is admitted by
-// every member that saw it waiting first); RosterAlerts counts roster
-// alerts, which must be 0 against an honest node.
+// AdmissionReport counts admissions under client.AdmitAll; RosterAlerts
+// must be 0 against an honest node.
 type AdmissionReport struct {
 	Policy       string `json:"policy"`
 	Admitted     int    `json:"admitted"`
@@ -162,48 +104,26 @@ type KindRates struct {
 	Video float64 `json:"video"`
 }
 
-// SFUReport is read from the SFU's /metrics at the start and the end of
-// the measurement window (the load tool's own CPU does not count, even on
-// the same machine). Counters are deltas over the window; RSS is at its
-// end.
+// SFUReport is read from the SFU's own /metrics at the window's edges, so
+// the load tool's CPU does not count: counters are deltas over the window,
+// RSS at its end, and the signaling figures over the whole run.
 type SFUReport struct {
-	// Available is false when /metrics could not be read; Note says why.
-	Available bool `json:"available"`
-	// WindowSeconds is the time between the two reads.
-	WindowSeconds float64 `json:"window_seconds"`
-	// CPUSeconds is process_cpu_seconds_total's increase.
-	CPUSeconds float64 `json:"cpu_seconds"`
-	// RSSBytes is process_resident_memory_bytes at the window's end,
-	// RSSBytesBefore before the first join; RSSBytesPerParticipant their
-	// difference over ParticipantsConnected.
+	Available              bool    `json:"available"` // else Note says why
+	WindowSeconds          float64 `json:"window_seconds"`
+	CPUSeconds             float64 `json:"cpu_seconds"`
 	RSSBytes               float64 `json:"rss_bytes"`
 	RSSBytesBefore         float64 `json:"rss_bytes_before"`
 	RSSBytesPerParticipant float64 `json:"rss_bytes_per_participant"`
-	// ForwardedPackets is sotto_rtp_packets_out_total's increase (all
-	// kinds): RTP packets written to subscribers, retransmissions
-	// included. ReceivedPackets is sotto_rtp_packets_in_total's,
-	// DroppedPackets sotto_rtp_packets_dropped_total's (all reasons),
-	// NACKRetransmissions sotto_nack_retransmissions_total's.
-	ForwardedPackets    float64 `json:"forwarded_packets"`
-	ReceivedPackets     float64 `json:"received_packets"`
-	DroppedPackets      float64 `json:"dropped_packets"`
-	NACKRetransmissions float64 `json:"nack_retransmissions"`
-	// ForwardedPerCPUSecond is ForwardedPackets / CPUSeconds: the SFU's
-	// efficiency, to compare with the 150k target and the UDP reference.
-	ForwardedPerCPUSecond float64 `json:"forwarded_packets_per_cpu_second"`
-	// Over the whole run (from before the first join to the window's
-	// end), from the signaling server on the same /metrics: messages
-	// received from clients (sotto_signaling_messages_total), relay
-	// messages among them (type "relay": end-to-end encryption's keys
-	// and acknowledgements travel as relays), error messages sent
-	// (sotto_signaling_errors_total, rate_limited included), and
-	// connections dropped because they did not read fast enough.
-	SignalingMessages     float64 `json:"signaling_messages"`
-	RelayMessages         float64 `json:"relay_messages"`
-	SignalingErrors       float64 `json:"signaling_errors"`
-	SlowClientDisconnects float64 `json:"slow_client_disconnects"`
-	// Note says what was missing, if anything.
-	Note string `json:"note"`
+	ForwardedPackets       float64 `json:"forwarded_packets"` // retransmissions included
+	ReceivedPackets        float64 `json:"received_packets"`
+	DroppedPackets         float64 `json:"dropped_packets"`
+	NACKRetransmissions    float64 `json:"nack_retransmissions"`
+	ForwardedPerCPUSecond  float64 `json:"forwarded_packets_per_cpu_second"`
+	SignalingMessages      float64 `json:"signaling_messages"`
+	RelayMessages          float64 `json:"relay_messages"`
+	SignalingErrors        float64 `json:"signaling_errors"`
+	SlowClientDisconnects  float64 `json:"slow_client_disconnects"`
+	Note                   string  `json:"note"`
 }
 
 // Violation is a broken threshold.

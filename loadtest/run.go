@@ -27,14 +27,11 @@ const leaveTimeout = 5 * time.Second
 // maxErrorSamples is how many error messages the report keeps.
 const maxErrorSamples = 10
 
-// Run joins the configured participants to the SFU, has them publish and
-// receive synthetic media for cfg.Duration, and reports what they saw and
-// what the SFU's metrics say. It returns when the run is over or ctx is
-// cancelled; either way every participant has left and every goroutine it
-// started has ended. The report is filled as far as the run got (with
-// Interrupted set when ctx ended it early) even when an error is returned.
-// Broken thresholds are Report.Violations, not an error. Errors: a bad
-// Config (*ConfigError, ErrSimulcast), or no participant joined at all.
+// Run joins the participants, has them send and receive synthetic media
+// for cfg.Duration, and reports what they saw and what the SFU's metrics
+// say. When it returns, at the end or at ctx's, everyone has left; the
+// report covers what ran even with an error (a bad Config, or nobody
+// joined). Broken thresholds are Report.Violations, not an error.
 func Run(ctx context.Context, cfg Config) (Report, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -57,16 +54,13 @@ type runner struct {
 	tokenTTL time.Duration
 	epoch    time.Time // frames' send times count from here
 
-	latency   histogram
-	bytesOut  atomic.Uint64
-	bytesIn   atomic.Uint64
-	connected atomic.Int64
-	malformed atomic.Uint64
-	// reconnects counts Reconnecting events.
+	latency    histogram
+	bytesOut   atomic.Uint64
+	bytesIn    atomic.Uint64
+	connected  atomic.Int64
+	malformed  atomic.Uint64
 	reconnects atomic.Int64
-	// admitted counts participants admitted by a member (or first in
-	// their room); admissions those the load tool's members admitted
-	// (every member admits all: AdmitAll); rosterAlerts roster alerts.
+	// See AdmissionReport.
 	admitted, admissions, rosterAlerts atomic.Int64
 
 	mu          sync.Mutex
@@ -85,8 +79,7 @@ type runner struct {
 	readers sync.WaitGroup // frame readers
 }
 
-// subKey names one subscriber's subscription to one published track, the
-// same across reconnects of either side.
+// subKey names a subscription, the same across reconnects of either side.
 type subKey struct {
 	subscriber, publisher, track string
 }
@@ -132,9 +125,7 @@ func loopbackURL(rawURL string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// loopbackSettings keeps the participants' ICE on loopback: an SFU on the
-// same machine is reached over lo and nothing else, and candidates are
-// gathered without mDNS.
+// loopbackSettings keeps the participants' ICE on loopback, without mDNS.
 func loopbackSettings() *webrtc.SettingEngine {
 	var se webrtc.SettingEngine
 	se.SetIncludeLoopbackCandidate(true)
@@ -190,8 +181,7 @@ func (r *runner) joinRetry() {
 	r.mu.Unlock()
 }
 
-// startTrack registers a published track; its encoder starts with the
-// measurement's encoders (see run).
+// startTrack registers a published track.
 func (r *runner) startTrack(p *participant, kind string, pub *client.Publication) {
 	pt := &pubTrack{kind: kind, pub: pub, owner: p}
 	pt.last.Store(-1)
@@ -232,8 +222,8 @@ func (r *runner) subTrack(p *participant, rt *client.RemoteTrack) *subTrack {
 	return st
 }
 
-// plan lists the participants in join order: the rooms fill evenly, each
-// with its publishers first.
+// plan lists the participants in join order: rooms fill evenly, publishers
+// first.
 func (r *runner) plan() []*participant {
 	var ps []*participant
 	per := r.cfg.Publishers + r.cfg.Subscribers
@@ -396,9 +386,8 @@ func (r *runner) measure(ctx context.Context, rep *Report, sc *scrapes) {
 	rep.ParticipantsConnected = int(r.connected.Load())
 }
 
-// drain counts frames up to what each encoder has written by now, and lets
-// the encoders go on a little so those frames arrive (a frame is known to
-// be whole only when the next one starts).
+// drain counts frames up to what each encoder has written now, and lets
+// them arrive (a frame is whole only once the next one starts).
 func (r *runner) drain() {
 	r.setPhase("draining")
 	for _, pt := range r.publishedTracks() {
@@ -415,8 +404,7 @@ func firstOr(s []string, def string) string {
 	return def
 }
 
-// leaveAll has every participant leave, in parallel, and waits until each
-// client is done (its last handler has returned).
+// leaveAll has every participant leave, in parallel, and waits for each.
 func (r *runner) leaveAll(ctx context.Context) {
 	r.mu.Lock()
 	parts := append([]*participant(nil), r.parts...)
@@ -440,9 +428,7 @@ func (r *runner) leaveAll(ctx context.Context) {
 	wg.Wait()
 }
 
-// settleTarget is the number of subscriptions that should deliver media
-// given who joined: per room, subscribers in it times tracks published in
-// it.
+// settleTarget is the subscriptions that should deliver given who joined.
 func (r *runner) settleTarget() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()

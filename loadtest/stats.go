@@ -17,9 +17,7 @@ type Percentiles struct {
 	Max float64 `json:"max"`
 }
 
-// percentile returns the nearest-rank p-th percentile (0 < p <= 100) of
-// sorted, ascending samples: the smallest sample that at least p percent
-// of the samples are at or below. It returns 0 for no samples.
+// percentile returns the nearest-rank p-th percentile of sorted samples.
 func percentile(sorted []float64, p float64) float64 {
 	n := len(sorted)
 	if n == 0 {
@@ -30,8 +28,7 @@ func percentile(sorted []float64, p float64) float64 {
 	return sorted[rank-1]
 }
 
-// durationPercentiles sorts a copy of ds and returns their percentiles in
-// milliseconds.
+// durationPercentiles returns ds's percentiles in milliseconds.
 func durationPercentiles(ds []time.Duration) Percentiles {
 	ms := make([]float64, len(ds))
 	for i, d := range ds {
@@ -49,11 +46,8 @@ func durationPercentiles(ds []time.Duration) Percentiles {
 	}
 }
 
-// histogram counts non-negative values (microseconds here) in log-linear
-// buckets: values below 64 exactly, larger ones in 32 buckets per power of
-// two, so a bucket is at most 1/32 (3.1 %) of its values wide. It takes
-// every frame's latency of a long run in fixed memory, and Add is a single
-// atomic increment, safe from any number of goroutines.
+// histogram counts non-negative values in log-linear buckets (exact below
+// 64, then 32 per power of two), in fixed memory, with one atomic add each.
 type histogram struct {
 	buckets [histBuckets]atomic.Uint64
 	count   atomic.Uint64
@@ -102,9 +96,8 @@ func (h *histogram) Add(v int64) {
 // Count is the number of values added.
 func (h *histogram) Count() uint64 { return h.count.Load() }
 
-// Quantile returns the nearest-rank p-th percentile (0 < p <= 100): the
-// middle of the bucket holding it, never above the largest value added.
-// It is within half a bucket (1.6 %) of the exact percentile.
+// Quantile returns the nearest-rank p-th percentile within half a bucket
+// (1.6 %), never above the largest value added.
 func (h *histogram) Quantile(p float64) float64 {
 	n := h.count.Load()
 	if n == 0 {
@@ -136,10 +129,8 @@ func (h *histogram) Percentiles() Percentiles {
 	}
 }
 
-// seqWindow records which frame sequence numbers of one track arrived,
-// relative to the first one that did, so that loss is counted exactly:
-// duplicates count once, late frames fill their hole, and the tail is
-// judged against the sender's cutoff rather than the last arrival.
+// seqWindow records which sequence numbers of a track arrived, from the
+// first: duplicates count once and late frames fill their hole.
 type seqWindow struct {
 	started bool
 	first   uint32
@@ -189,10 +180,8 @@ func (w *seqWindow) count(from, to uint32) (expected, received uint64) {
 	return expected, received
 }
 
-// jitter is RFC 3550's interarrival jitter (section 6.4.1), computed on
-// the send time each frame carries instead of an RTP timestamp: the mean
-// deviation of the transit time between consecutive frames, smoothed with
-// gain 1/16. Units are those of the times given (microseconds here).
+// jitter is RFC 3550's interarrival jitter (6.4.1) on the frames' send
+// times instead of RTP timestamps.
 type jitter struct {
 	have    bool
 	transit int64

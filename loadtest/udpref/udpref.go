@@ -1,19 +1,11 @@
-// Package udpref measures the machine's physical reference for the SFU's
-// forwarding rate: how many UDP packets one thread sends over loopback per
-// second and per CPU-second, with one sendto(2) per packet and with
-// sendmmsg(2) batches (golang.org/x/net/ipv4 WriteBatch), each bare and
-// with SRTP encryption of every packet first (pion/srtp, AEAD AES-256-GCM,
-// the profile two pion peers negotiate). An SFU must at least encrypt and
-// send each forwarded packet, so "srtp+sendto" is roughly the most a
-// forwarding core can do with today's per-packet writes, and
-// "srtp+sendmmsg" what batching would allow.
-//
-// A receiver on another locked thread drains the packets with recvmmsg so
-// that the sender measures the send path, loopback delivery included (the
-// kernel delivers a loopback packet in the sender's context). The sending
-// thread's own CPU time (RUSAGE_THREAD on Linux) is the denominator, so
-// other load on the machine lowers packets per second but much less
-// packets per CPU-second.
+// Package udpref measures the machine's reference for the SFU's forwarding
+// rate: UDP packets one thread sends over loopback per second and per
+// CPU-second, with sendto(2) per packet or sendmmsg(2) batches, bare or
+// SRTP-encrypted first (AES-256-GCM, what two pion peers negotiate). An SFU
+// must at least encrypt and send each packet, so "srtp+sendto" is about the
+// most a forwarding core can do per packet. A receiver on another thread
+// drains the packets; the sending thread's own CPU time is the denominator
+// (docs/BENCHMARKS.md).
 package udpref
 
 import (
@@ -58,9 +50,8 @@ const maxSize = 1500
 type Options struct {
 	// Duration is how long each method sends. Default DefaultDuration.
 	Duration time.Duration
-	// Size is each packet's UDP payload in bytes, RTP header included.
-	// Default DefaultSize; at least 12 + 16 (an RTP header and a GCM tag
-	// worth of payload), at most 1500.
+	// Size is each packet's UDP payload, RTP header included: at least
+	// 12 + 16 (a header and a GCM tag), at most 1500.
 	Size int
 	// Batch is the messages per sendmmsg call. Default DefaultBatch.
 	Batch int
@@ -73,8 +64,7 @@ type Result struct {
 	Received         uint64  `json:"received"` // drained by the receiver
 	Seconds          float64 `json:"seconds"`
 	PacketsPerSecond float64 `json:"packets_per_second"`
-	// CPUSeconds is the sending thread's CPU time (process CPU where the
-	// system cannot tell a thread's).
+	// CPUSeconds is the sending thread's (else the process's) CPU time.
 	CPUSeconds          float64 `json:"cpu_seconds"`
 	PacketsPerCPUSecond float64 `json:"packets_per_cpu_second"`
 	SendErrors          uint64  `json:"send_errors"`
