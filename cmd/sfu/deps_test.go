@@ -76,8 +76,8 @@ var homonyms = map[string]string{
 func TestNoEndToEndKeys(t *testing.T) {
 	goCmd := goTool(t)
 	deps := goListDeps(t, goCmd, ".")
-	if _, ok := deps[modulePath+"/media"]; !ok {
-		t.Fatalf("go list -deps does not list the SFU (%s/media); is the module path right?", modulePath)
+	if _, ok := deps[modulePath+"/media/sfu"]; !ok {
+		t.Fatalf("go list -deps does not list the SFU (%s/media/sfu); is the module path right?", modulePath)
 	}
 	for _, forbidden := range []string{
 		modulePath + "/media/sframe",
