@@ -132,12 +132,12 @@ else
   npx -y -p typescript@5 tsc --noEmit -p web/sdk
   decl=$(mktemp -d)
   npx -y -p typescript@5 tsc -p web/sdk --noEmit false --declaration --emitDeclarationOnly --outDir "$decl"
-  # Every top-level module's declarations are committed (client.d.ts
-  # re-exports from the modules client.js is made of).
-  for f in "$decl"/*.d.ts web/sdk/*.d.ts; do
+  # Every top-level module's declarations are committed, in web/sdk/types
+  # (client.d.ts re-exports from the modules client.js is made of).
+  for f in "$decl"/*.d.ts web/sdk/types/*.d.ts; do
     f=${f##*/}
-    if ! diff -u "web/sdk/$f" "$decl/$f"; then
-      echo "web/sdk/$f is stale or missing: run 'npm run types' in web/sdk" >&2
+    if ! diff -u "web/sdk/types/$f" "$decl/$f"; then
+      echo "web/sdk/types/$f is stale or missing: run 'npm run types' in web/sdk" >&2
       exit 1
     fi
   done

@@ -53,6 +53,7 @@ export { Publication } from "./publish.js";
  * @typedef {import("./types.js").KeyChange} KeyChange
  * @typedef {import("./types.js").KeyCheckFailure} KeyCheckFailure
  * @typedef {import("./types.js").Covered} Covered
+ * @typedef {import("./types.js").CallEventName} CallEventName
  * @typedef {import("./publish.js").Attachment} Attachment
  * @typedef {import("./receive.js").Received} Received
  * @typedef {import("./signal.js").SessionHooks} SessionHooks

@@ -20,6 +20,7 @@ export type RosterMismatchDetail = import("./types.js").RosterMismatchDetail;
 export type KeyChange = import("./types.js").KeyChange;
 export type KeyCheckFailure = import("./types.js").KeyCheckFailure;
 export type Covered = import("./types.js").Covered;
+export type CallEventName = import("./types.js").CallEventName;
 export type Attachment = import("./publish.js").Attachment;
 export type Received = import("./receive.js").Received;
 export type SessionHooks = import("./signal.js").SessionHooks;
