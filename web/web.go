@@ -12,7 +12,7 @@ import (
 	"regexp"
 )
 
-//go:embed index.html app.js style.css sdk
+//go:embed index.html app.js app style.css sdk
 var files embed.FS
 
 // Files is the embedded page and SDK, rooted at the page.
