@@ -27,7 +27,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -35,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	conf "github.com/sotto-rtc/sotto/internal/config"
 	"github.com/sotto-rtc/sotto/relay"
 )
 
@@ -72,31 +72,27 @@ Precedence: defaults < config file < environment < flags.
 Flags:
 `
 
-// errUsage means the command line was refused and the problem has been
-// printed already.
-var errUsage = errors.New("usage")
-
 // run is the whole command, minus the process: main passes it the signal
 // context, the arguments, the environment and the standard streams, and
 // tests call it the same way. Once the relay serves, it prints one line
 // per listener ("listening udp 127.0.0.1:3478"), the metrics URL before
 // them, and "ready" after them on stdout.
 func run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) int {
-	cfg, check, err := parse(args, env, stdout, stderr)
+	cfg, check, err := command.Parse(args, env, stdout, stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
-	case errors.Is(err, errUsage):
+	case errors.Is(err, conf.ErrUsage):
 		return exitUsage
 	case err != nil:
-		fmt.Fprintf(stderr, "turn: invalid configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		command.Invalid(stderr, err)
 		return exitUsage
 	}
 	if check {
 		fmt.Fprintln(stdout, "config OK")
 		return exitOK
 	}
-	log := newLogger(cfg, stderr)
+	log := conf.NewLogger(cfg.LogLevel, cfg.LogFormat, stderr)
 	if err := serve(ctx, cfg, log, stdout); err != nil {
 		log.Error("turn: stopped", "err", err)
 		fmt.Fprintf(stderr, "turn: %v\n", err)
@@ -105,69 +101,9 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	return exitOK
 }
 
-// parse turns the command line and environment into a validated
-// configuration, and reports whether --check-config was given.
-func parse(args []string, env func(string) string, stdout, stderr io.Writer) (config, bool, error) {
-	fs := flag.NewFlagSet("turn", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "YAML config `file` [SOTTO_TURN_CONFIG]")
-	check := fs.Bool("check-config", false, `validate the configuration, print "config OK" and exit (status 2 if invalid)`)
-	defaults := defaultConfig()
-	var given []*settingValue
-	for _, s := range settings() {
-		v := &settingValue{s: s, def: s.get(&defaults)}
-		fs.Var(v, s.name, s.usage+" ["+s.env()+"]")
-		given = append(given, v)
-	}
-	usage := func(w io.Writer) {
-		fs.SetOutput(w)
-		fmt.Fprint(w, usageHeader)
-		fs.PrintDefaults()
-	}
-	fs.Usage = func() {} // printed below: -h on stdout, a mistake on stderr
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			usage(stdout)
-			return config{}, false, err
-		}
-		usage(stderr)
-		return config{}, false, errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "turn: unexpected argument %q (flags only)\n", fs.Arg(0))
-		return config{}, false, errUsage
-	}
-	path := *configPath
-	if path == "" {
-		path = env("SOTTO_TURN_CONFIG")
-	}
-	cfg := defaultConfig()
-	if path != "" {
-		if err := loadFile(path, &cfg); err != nil {
-			return cfg, *check, err
-		}
-	}
-	if err := applyEnv(&cfg, env); err != nil {
-		return cfg, *check, err
-	}
-	if err := applyFlags(&cfg, given); err != nil {
-		return cfg, *check, err
-	}
-	return cfg, *check, cfg.validate()
-}
-
-func newLogger(cfg config, w io.Writer) *slog.Logger {
-	level, _ := parseLevel(cfg.LogLevel)
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}
-
 // serve runs the relay (and its metrics endpoint) until ctx ends.
 func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
-	rc, err := cfg.relayConfig()
+	rc, err := cfg.relaySettings().Config()
 	if err != nil {
 		return err
 	}

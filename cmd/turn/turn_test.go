@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	conf "github.com/sotto-rtc/sotto/internal/config"
 )
 
 func TestCheckConfig(t *testing.T) {
@@ -47,7 +49,7 @@ func TestCheckConfig(t *testing.T) {
 		{name: "bad public ip", args: []string{"--auth-secret", testSecret, "--public-ip", "nope"}, wantCode: exitUsage, wantField: "public_ip"},
 		{name: "negative quota", args: []string{"--auth-secret", testSecret, "--max-allocations", "-1"}, wantCode: exitUsage, wantField: "max_allocations"},
 		{name: "bad metrics", args: []string{"--auth-secret", testSecret, "--metrics", "nowhere"}, wantCode: exitUsage, wantField: "metrics"},
-		{name: "unknown yaml key", args: []string{"--config", unknown}, wantCode: exitUsage, wantField: `unknown key "auth_secret"`},
+		{name: "unknown yaml key", args: []string{"--config", unknown}, wantCode: exitUsage, wantField: "line 2: auth_secret: unknown key"},
 		{name: "not a duration", args: []string{"--auth-secret", testSecret, "--max-lifetime", "forever"}, wantCode: exitUsage, wantField: "--max-lifetime"},
 	}
 	for _, tt := range tests {
@@ -174,7 +176,7 @@ func TestMetricsAndShutdown(t *testing.T) {
 func TestExampleConfig(t *testing.T) {
 	const example = "../../deploy/turn.yaml"
 	c := defaultConfig()
-	if err := loadFile(example, &c); err != nil {
+	if err := conf.LoadFile(example, &c); err != nil {
 		t.Fatalf("%s: %v", example, err)
 	}
 	err := c.validate()
@@ -186,7 +188,7 @@ func TestExampleConfig(t *testing.T) {
 			t.Errorf("%s: unexpected problem: %s", example, line)
 		}
 	}
-	c.AuthSecrets = stringList{testSecret}
+	c.AuthSecrets = conf.Strings{testSecret}
 	for u := range c.Users {
 		c.Users[u] = "a-real-password"
 	}
@@ -199,8 +201,8 @@ func TestExampleConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range settings() {
-		if !strings.Contains(string(raw), s.field+":") {
-			t.Errorf("%s does not mention %s", example, s.field)
+		if !strings.Contains(string(raw), s.Key+":") {
+			t.Errorf("%s does not mention %s", example, s.Key)
 		}
 	}
 }
