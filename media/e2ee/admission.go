@@ -12,31 +12,22 @@ import (
 	"time"
 )
 
-// An admission is a member's signed statement letting a newcomer in (room,
-// both names and identity keys, time). Layout: docs/E2EE.md, "Admission and
-// rosters". ParseAdmission checks only form and signature; whom to believe
-// is the caller's.
+// Admissions (docs/E2EE.md, "Admission and rosters"): ParseAdmission checks
+// only form and signature; whom to believe is the caller's.
 
 // AdmissionVersion is the first byte of an admission's body.
 const AdmissionVersion = 0x01
 
-// admitPrefix starts the text form of an admission.
 const admitPrefix = "sotto-admit-v1:"
 
 // admitLabel starts what an admission's signature covers.
 const admitLabel = "sotto e2ee v2 admit"
 
-// ErrBadAdmission is returned, wrapped, for an admission that cannot be
-// used: without the "sotto-admit-v1:" prefix, not canonical base64url,
-// badly formed (a field cut short, bytes left over, another version, a
-// time before 1970), a key that is not a usable identity key, an admitter
-// admitting its own key, a signature that does not verify under the
-// admitter's key inside, or (Check) another room or a time too far from
-// now.
+// ErrBadAdmission is returned, wrapped, for an admission that is malformed,
+// unverified or self-admitting, or (Check) for another room or time.
 var ErrBadAdmission = errors.New("e2ee: bad admission")
 
-// Admission is one member's statement that it admits another participant
-// to a room.
+// Admission is one member's statement that it admits another to a room.
 type Admission struct {
 	Room        string
 	Admitter    string // the admitting member's identity, as its token names it
@@ -46,7 +37,6 @@ type Admission struct {
 	UnixMilli   int64  // when the admission was made, Unix milliseconds
 }
 
-// marshal is the admission's body.
 func (a *Admission) marshal() ([]byte, error) {
 	for _, s := range [...]struct{ what, v string }{
 		{"room", a.Room}, {"admitter name", a.Admitter}, {"admitted name", a.Admitted},
@@ -72,8 +62,7 @@ func (a *Admission) marshal() ([]byte, error) {
 	return out, nil
 }
 
-// unmarshalAdmission parses a body exactly: every field present, nothing
-// left over. It checks no key and no signature.
+// unmarshalAdmission parses a body exactly; it checks no key nor signature.
 func unmarshalAdmission(p []byte) (Admission, error) {
 	r := reader{p: p}
 	if v := r.byte(); v != AdmissionVersion {
@@ -99,11 +88,8 @@ func unmarshalAdmission(p []byte) (Admission, error) {
 	return a, nil
 }
 
-// Admit returns the text form of a, signed by admitter:
-// "sotto-admit-v1:" then, in unpadded base64url, the body and the
-// signature. a.AdmitterKey must be admitter's public key, a.AdmittedKey
-// another usable identity key. Errors wrap ErrNameTooLong for an overlong
-// room or name and ErrBadPublicKey for an unusable admitted key.
+// Admit returns the text form of a, signed by admitter; a.AdmitterKey must be
+// admitter's public key and a.AdmittedKey another usable identity key.
 func Admit(admitter *Identity, a Admission) (string, error) {
 	if admitter == nil || admitter.priv == nil {
 		return "", errors.New("e2ee: admit: nil identity")
@@ -124,14 +110,8 @@ func Admit(admitter *Identity, a Admission) (string, error) {
 	return encodeSigned(admitPrefix, body, admitter.sign(admitLabel, body)), nil
 }
 
-// ParseAdmission is the inverse of Admit. Errors wrap ErrBadAdmission: a
-// wrong prefix, base64 that is not canonical unpadded base64url, a body
-// that does not parse exactly (cut short, bytes left over, another
-// version, a time with the top bit set), an identity key that is not a
-// point or of small order (either one), the same key as admitter and
-// admitted, or a signature that does not verify under the admitter key
-// the body names. It never panics on hostile input. It does not look at
-// the room or the time: see Check.
+// ParseAdmission is the inverse of Admit (errors wrap ErrBadAdmission). It
+// checks neither the room nor the time: see Check.
 func ParseAdmission(s string) (Admission, error) {
 	body, sig, err := decodeSigned(admitPrefix, s)
 	if err != nil {
@@ -156,9 +136,8 @@ func ParseAdmission(s string) (Admission, error) {
 	return a, nil
 }
 
-// Check refuses an admission for another room than room, or made more
-// than maxAge before or after now (clocks differ, so the window is the
-// same on both sides). Errors wrap ErrBadAdmission.
+// Check refuses an admission for another room, or made more than maxAge
+// before or after now (clocks differ). Errors wrap ErrBadAdmission.
 func (a Admission) Check(room string, now time.Time, maxAge time.Duration) error {
 	if a.Room != room {
 		return fmt.Errorf("%w: for room %q, not %q", ErrBadAdmission, a.Room, room)
@@ -166,8 +145,7 @@ func (a Admission) Check(room string, now time.Time, maxAge time.Duration) error
 	if maxAge < 0 {
 		return fmt.Errorf("%w: negative maximum age %v", ErrBadAdmission, maxAge)
 	}
-	// In milliseconds, as unsigned differences: whatever now is, the
-	// distance between two int64s fits in a uint64.
+	// Unsigned differences: the distance between two int64s fits a uint64.
 	made, at, window := a.UnixMilli, now.UnixMilli(), uint64(maxAge.Milliseconds())
 	if made < at {
 		if d := uint64(at) - uint64(made); d > window {
@@ -186,9 +164,8 @@ func encodeSigned(prefix string, body, sig []byte) string {
 	return prefix + base64.RawURLEncoding.EncodeToString(raw)
 }
 
-// decodeSigned undoes encodeSigned: it checks the prefix and that the
-// base64url is canonical (so each statement has one text form), and
-// splits off the trailing signature. It checks nothing else.
+// decodeSigned undoes encodeSigned, refusing non-canonical base64url (one
+// text form per statement); it checks no signature.
 func decodeSigned(prefix, s string) (body, sig []byte, err error) {
 	enc, ok := strings.CutPrefix(s, prefix)
 	if !ok {

@@ -12,15 +12,12 @@ import (
 	"filippo.io/edwards25519"
 )
 
-// PublicKeySize is the length in bytes of an identity public key (Ed25519)
-// and of a session's HPKE public key (X25519).
+// PublicKeySize is the size of an identity (Ed25519) or session (X25519) public key.
 const PublicKeySize = 32
 
 // SessionIDSize is the length in bytes of a session id.
 const SessionIDSize = 16
 
-// announcePrefix starts the text form of an announcement, so that a later
-// format can be told apart from this one.
 const announcePrefix = "sotto-e2ee-v2:"
 
 // announceLabel starts what an announcement's signature covers.
@@ -29,15 +26,11 @@ const announceLabel = "sotto e2ee v2 announce"
 const announceSize = 2*PublicKeySize + SessionIDSize
 
 // ErrBadPublicKey is returned, wrapped, for an announcement (a join's
-// public_key) that cannot be used: without the "sotto-e2ee-v2:" prefix,
-// not canonical base64url, the wrong length, a signature that does not
-// verify, or a key that is a small-order point.
+// public_key) or key that cannot be used.
 var ErrBadPublicKey = errors.New("e2ee: bad public key")
 
-// Identity is a participant's Ed25519 identity key pair. It signs the
-// participant's announcements and key messages; its public key is what
-// safety numbers and verification codes are computed over. It lives as long
-// as its IdentityStore keeps it (MemoryStore: the process).
+// Identity is a participant's Ed25519 identity key pair: it signs what the
+// participant says about keys, and safety numbers cover its public key.
 type Identity struct {
 	priv ed25519.PrivateKey
 }
@@ -51,8 +44,7 @@ func NewIdentity() (*Identity, error) {
 	return &Identity{priv: priv}, nil
 }
 
-// identityFromSeed rebuilds an identity from its 32-byte seed (RFC 8032's
-// private key), as an IdentityStore keeps it.
+// identityFromSeed rebuilds an identity from its RFC 8032 seed.
 func identityFromSeed(seed []byte) (*Identity, error) {
 	if len(seed) != ed25519.SeedSize {
 		return nil, fmt.Errorf("e2ee: identity seed is %d bytes, want %d", len(seed), ed25519.SeedSize)
@@ -77,10 +69,8 @@ func verify(pub []byte, label string, msg, sig []byte) bool {
 	return ed25519.Verify(pub, append([]byte(label), msg...), sig)
 }
 
-// SessionKey is one call session's X25519 key pair, on which the others
-// seal keys to this participant (HPKE), and its random session id. Both are
-// made fresh for the session and thrown away with it, so a key message
-// opens in that session only.
+// SessionKey is one call session's X25519 key pair (keys are sealed to it)
+// and random id, both fresh per session so a key message opens in it only.
 type SessionKey struct {
 	priv *ecdh.PrivateKey
 	id   [SessionIDSize]byte
@@ -105,19 +95,14 @@ func (k *SessionKey) PublicKey() []byte { return k.priv.PublicKey().Bytes() }
 // ID returns the session id.
 func (k *SessionKey) ID() [SessionIDSize]byte { return k.id }
 
-// Announcement is what a participant's join says about its keys: its
-// identity key, its session's HPKE key and its session id, checked to be
-// signed by the identity key.
+// Announcement is a join's checked, signed statement of its keys.
 type Announcement struct {
 	Identity  []byte // Ed25519, PublicKeySize bytes
 	HPKE      []byte // X25519, PublicKeySize bytes
 	SessionID [SessionIDSize]byte
 }
 
-// Announce returns the text a join's public_key field carries:
-// "sotto-e2ee-v2:" then, in unpadded base64url, the identity key, the
-// session's HPKE key and session id, and the identity's Ed25519 signature
-// over "sotto e2ee v2 announce" and those 80 bytes (206 characters).
+// Announce returns what a join's public_key carries (docs/E2EE.md, "Announcement").
 func Announce(id *Identity, k *SessionKey) string {
 	a := make([]byte, 0, announceSize+ed25519.SignatureSize)
 	a = append(a, id.PublicKey()...)
@@ -127,10 +112,8 @@ func Announce(id *Identity, k *SessionKey) string {
 	return announcePrefix + base64.RawURLEncoding.EncodeToString(a)
 }
 
-// ParseAnnouncement is the inverse of Announce. Errors wrap ErrBadPublicKey:
-// a wrong prefix, base64 that is not canonical unpadded base64url, a wrong
-// length, a signature that does not verify, an identity key that is not a
-// point or of small order, or a low-order HPKE key.
+// ParseAnnouncement is the inverse of Announce; it refuses non-canonical
+// text, a bad signature and unusable keys, with errors wrapping ErrBadPublicKey.
 func ParseAnnouncement(s string) (Announcement, error) {
 	enc, ok := strings.CutPrefix(s, announcePrefix)
 	if !ok {
@@ -140,8 +123,7 @@ func ParseAnnouncement(s string) (Announcement, error) {
 	if err != nil {
 		return Announcement{}, fmt.Errorf("%w: %w", ErrBadPublicKey, err)
 	}
-	// The decoder skips newlines and tolerates non-zero trailing bits; only
-	// the canonical form is accepted, so each announcement has one text form.
+	// Canonical form only, so each announcement has one text form.
 	if base64.RawURLEncoding.EncodeToString(raw) != enc {
 		return Announcement{}, fmt.Errorf("%w: not canonical unpadded base64url", ErrBadPublicKey)
 	}
@@ -162,10 +144,8 @@ func ParseAnnouncement(s string) (Announcement, error) {
 	return a, nil
 }
 
-// checkIdentityKey refuses an Ed25519 public key that does not decode to a
-// curve point (edwards25519's SetBytes, which like RFC 8032 decoding takes
-// some non-canonical encodings), or is a point of small order: signatures
-// by such a key can be made without any private key.
+// checkIdentityKey refuses a key that is not a curve point or is of small
+// order: signatures by such a key can be made without its private key.
 func checkIdentityKey(key []byte) error {
 	if len(key) != PublicKeySize {
 		return fmt.Errorf("%w: identity key is %d bytes, want %d", ErrBadPublicKey, len(key), PublicKeySize)
@@ -180,15 +160,9 @@ func checkIdentityKey(key []byte) error {
 	return nil
 }
 
-// checkHPKEKey refuses X25519 keys of the wrong length and low-order points.
-//
-// A low-order point (of the curve or its twist, in any of its encodings)
-// sends every clamped scalar to the identity, so X25519 with it yields all
-// zeros: the "shared" secret is public. crypto/ecdh refuses that result in
-// ECDH, so the check is an ECDH with a throwaway key rather than a list of
-// bad encodings kept by hand. The scalar does not matter: clamped scalars
-// are multiples of the cofactor 8 and smaller than 8 times the prime group
-// order, so the result is zero exactly for the low-order points.
+// checkHPKEKey refuses X25519 keys of the wrong length and low-order points
+// (a public shared secret), by an ECDH with a throwaway key
+// (docs/E2EE.md, "Announcement").
 func checkHPKEKey(key []byte) error {
 	if len(key) != PublicKeySize {
 		return fmt.Errorf("%w: session key is %d bytes, want %d", ErrBadPublicKey, len(key), PublicKeySize)

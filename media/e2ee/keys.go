@@ -21,37 +21,28 @@ const DefaultSuite = sframe.AES128GCMSHA256_128
 
 // Defaults of Options fields left zero.
 const (
-	// DefaultAckTimeout bounds how long a sender keeps its old key while
-	// recipients have not acknowledged the new one. Acks normally take a
-	// round trip through signaling (milliseconds); a recipient that never
-	// answers must not keep a leaver able to decrypt for long.
+	// DefaultAckTimeout bounds how long a sender waits for acks before it
+	// switches anyway: a silent recipient must not keep a leaver reading.
 	DefaultAckTimeout = 2 * time.Second
-	// DefaultGrace is how long a receiver keeps a sender's previous key
-	// after the first frame under its new key decrypted: frames in flight
-	// (and retransmissions) under the old key still decrypt meanwhile.
+	// DefaultGrace is how long a receiver keeps a sender's previous key once
+	// its new one is in use, for frames in flight.
 	DefaultGrace = 3 * time.Second
 )
 
 const (
-	// maxKeysPerSender bounds the keys kept for one remote sender: the
-	// current one, a previous one in its grace period and a new one not
-	// yet in use, with room for one more. A sender flooding key messages
-	// only evicts its own oldest keys.
+	// maxKeysPerSender: current, previous in grace, next, one spare. A
+	// sender flooding key messages only evicts its own oldest keys.
 	maxKeysPerSender = 4
-	// keyMessageVersion is the "sotto_e2ee" field of every key-management
-	// message.
+	// keyMessageVersion is the "sotto_e2ee" field of every key message.
 	keyMessageVersion = 2
 )
 
-// Errors a caller branches on.
 var (
-	// ErrNoKey: the frame's sender or its KID has no key here (yet): a key
-	// message has not arrived, or the key was rotated away.
+	// ErrNoKey: no key (yet, or any more) for the frame's sender or KID.
 	ErrNoKey = errors.New("e2ee: no key for this frame")
 	// ErrNotKeyMessage: a relay message is not one of this package's.
 	ErrNotKeyMessage = errors.New("e2ee: not a key-management message")
-	// ErrKeyMessage: a key-management message was malformed or could not
-	// be opened.
+	// ErrKeyMessage: a key-management message was refused.
 	ErrKeyMessage = errors.New("e2ee: bad key-management message")
 )
 
@@ -61,59 +52,47 @@ type Options struct {
 	Room string
 	// Self is this participant's identity, as its access token names it.
 	Self string
-	// Identity is this participant's identity key pair (NewIdentity, or
-	// one an IdentityStore keeps).
+	// Identity is this participant's identity key pair.
 	Identity *Identity
-	// SessionKey is this session's HPKE key and session id. Default: a
-	// fresh one (NewSessionKey); set it only to announce before the
-	// session exists.
+	// SessionKey defaults to a fresh one; set it only to announce before
+	// the session exists.
 	SessionKey *SessionKey
-	// Suite is the SFrame cipher suite. Default DefaultSuite. Every
-	// participant of a room must use the same one.
+	// Suite defaults to DefaultSuite; the whole room must use the same.
 	Suite sframe.CipherSuite
-	// Send delivers a key-management message: to lists recipient
-	// identities, nil meaning everyone else in the room. It is called
-	// with no lock held and must not block for long (queue the message).
+	// Send delivers a key message to identities (nil: everyone else). It is
+	// called with no lock held and must not block (queue the message).
 	Send func(to []string, msg json.RawMessage)
 	// AckTimeout: see DefaultAckTimeout.
 	AckTimeout time.Duration
 	// Grace: see DefaultGrace.
 	Grace time.Duration
-	// KeyLog, when set, is told every base key this session makes or
-	// receives, like SSLKEYLOGFILE for TLS: for debugging and for tests
-	// that prove who could decrypt what. Never set it in production.
+	// KeyLog, when set, gets every base key made or received, like
+	// SSLKEYLOGFILE: for debugging and tests, never in production.
 	KeyLog func(KeyEvent)
 	// Logger receives key-management logs. Default slog.Default().
 	Logger *slog.Logger
-	// AudioBucket is the bucket size, in bytes, audio frames are padded
-	// to (PadAudio): 0 means DefaultAudioBucket, 1 no padding beyond the
-	// one-byte trailer every audio frame carries, at most MaxAudioBucket.
+	// AudioBucket is the audio padding bucket (PadAudio): 0 means
+	// DefaultAudioBucket, 1 only the trailer, at most MaxAudioBucket.
 	AudioBucket int
-	// Admission, when set, turns on admission by members and roster
-	// checks (members.go): SetMembers then lists candidates, who get
-	// keys only once admitted, and keys flow only while every member's
-	// signed view of the call agrees with this one's. Every participant
-	// of a call must use the same setting.
+	// Admission turns on admission by members and roster checks
+	// (members.go); every participant of a call must use the same setting.
 	Admission *AdmissionOptions
 }
 
-// KeyEvent is one base key a session made (Sender == Options.Self) or
-// received.
+// KeyEvent is one base key a session made (Sender == Options.Self) or got.
 type KeyEvent struct {
 	Sender  string
 	KID     uint64
 	BaseKey []byte
 }
 
-// Peer is another participant of the call, as signaling announced it:
-// its identity and the public_key from its join (Announce's form).
+// Peer is another participant as signaling announced it, with the
+// public_key its join carried.
 type Peer struct {
 	Identity  string
 	PublicKey string
-	// Held: the application holds this participant out of the call's
-	// keys (a key change awaits the user). It gets no key and none of
-	// its keys is taken; with admission it still counts in the roster
-	// (the node shows it), but its admissions do not.
+	// Held keeps it out of the keys both ways (a key change awaits the
+	// user); with admission it stays in the roster, its admissions do not count.
 	Held bool
 }
 
@@ -123,18 +102,15 @@ type Stats struct {
 	KeysSent       uint64 // key messages sent (one per rekey, with a box for each member)
 	KeysReceived   uint64 // keys opened from other participants
 	BadKeyMessages uint64 // key messages that were malformed or did not open
-	// ReplayedKeyMessages counts key messages refused as old: a sequence
-	// number not above the sender's highest, or a KID already retired.
-	// They are counted in BadKeyMessages too.
+	// ReplayedKeyMessages: refused as old (seq or retired KID); also in BadKeyMessages.
 	ReplayedKeyMessages uint64
 	AcksReceived        uint64
 	SwitchesOnAck       uint64 // key switches after every recipient acknowledged
 	SwitchesOnTimeout   uint64 // key switches after AckTimeout, some recipient silent
 }
 
-// Session is one participant's E2EE state in a call: its sending key (and
-// the next, while recipients acknowledge it) and everyone else's keys. The
-// key schedule is in docs/E2EE.md. It is safe for concurrent use.
+// Session is one participant's E2EE state in a call: its sending keys and
+// everyone else's (docs/E2EE.md, "Key management"). Safe for concurrent use.
 type Session struct {
 	opts     Options
 	log      *slog.Logger
@@ -143,37 +119,29 @@ type Session struct {
 	selfPub  []byte // this participant's identity key
 	announce string // what PublicKey returns
 
-	mu     sync.Mutex
-	closed bool
-	// publishing is set by StartPublishing: until then this participant
-	// sends no frames, so it distributes no key and never rekeys.
-	publishing bool
+	mu         sync.Mutex
+	closed     bool
+	publishing bool // set by StartPublishing; until then no key goes out
 	epoch      uint32
 	cur        *sendKey
 	next       *sendKey // nil unless a new key waits for acks
 	pending    map[string]bool
 	timer      *time.Timer
 	members    map[string]*remote // by identity
-	// tag is this sender's 24-bit KID tag, never 0; a new one is drawn
-	// when the epoch's low byte wraps.
+	// tag is this sender's non-zero 24-bit KID tag, redrawn when the
+	// epoch's low byte wraps, never reused (usedTags).
 	tag      uint64
 	usedTags map[uint64]bool
-	// seq is the sequence number of this sender's next key message.
-	seq uint64
-	// senders remembers, per sender identity and key, what replay
-	// protection needs beyond a member's stay (receive.go).
+	seq      uint64 // sequence number of this sender's next key message
+	// senders keeps replay protection per sender beyond its stay (receive.go).
 	senders senderRecords
-	// early holds key messages from participants not yet members (their
-	// participant_joined may arrive after their key), per identity,
-	// bounded; SetMembers replays them.
+	// early holds, bounded, key messages from senders not yet members;
+	// drainEarly replays them.
 	early      map[string][]keyMessage
 	earlyOrder []string // senders in early, first heard from first
 	stats      Stats
-	// adm is the admission state; nil without Options.Admission.
-	adm *admission
-	// changed is closed and replaced whenever the sending key switches
-	// or a receiver's expired keys are removed (Changed).
-	changed chan struct{}
+	adm        *admission    // nil without Options.Admission
+	changed    chan struct{} // closed and replaced on each change (Changed)
 }
 
 const (
@@ -187,9 +155,8 @@ type sendKey struct {
 	kid    uint64
 	epoch  uint32
 	base   []byte
-	shared bool // sent to at least one member
-	// to lists the members it was sealed to (recipientKey).
-	to     map[string]bool
+	shared bool            // sent to at least one member
+	to     map[string]bool // the member sessions it was sealed to (recipientKey)
 	sender *sframe.Sender
 }
 
@@ -277,15 +244,14 @@ func NewSession(opts Options) (*Session, error) {
 	return s, nil
 }
 
-// baseKeySize is the size of the random base keys a sender draws: the
-// suite's hash output size, the most HKDF-Extract can use.
+// baseKeySize is the suite's hash size, the most HKDF-Extract can use.
 func baseKeySize(s sframe.CipherSuite) int { return s.HashSize() }
 
 // KIDOf is the KID a sender with tag uses in epoch.
 func KIDOf(tag uint64, epoch uint32) uint64 { return tag<<8 | uint64(epoch&0xff) }
 
-// newTag draws a random 24-bit sender tag: not 0 and none this session
-// used before, so a KID never comes back.
+// newTag draws a non-zero 24-bit tag this session never used, so a KID
+// never comes back.
 func (s *Session) newTag() error {
 	var t [4]byte
 	for s.tag == 0 || s.usedTags[s.tag] {
@@ -301,9 +267,8 @@ func (s *Session) newTag() error {
 	return nil
 }
 
-// newSendKey makes this sender's key for epoch. When the epoch's low byte
-// wraps to 0 the KID would repeat an old one, so a new tag is drawn first:
-// a KID never comes back within a session (docs/E2EE.md, "Sender keys").
+// newSendKey makes this sender's key for epoch, with a new tag when the
+// epoch's low byte wraps so no KID repeats (docs/E2EE.md, "Sender keys").
 func (s *Session) newSendKey(epoch uint32, base []byte) (*sendKey, error) {
 	if epoch != 0 && epoch&0xff == 0 {
 		if err := s.newTag(); err != nil {
@@ -324,8 +289,7 @@ func (s *Session) keyLog(sender string, kid uint64, base []byte) {
 	}
 }
 
-// PublicKey is what this participant's join carries in public_key: its
-// identity key, this session's HPKE key and session id, signed (Announce).
+// PublicKey is what this participant's join carries in public_key (Announce).
 func (s *Session) PublicKey() string { return s.announce }
 
 // KID is the KID frames are encrypted under now.
@@ -344,8 +308,7 @@ func (s *Session) Stats() Stats {
 	return st
 }
 
-// SafetyNumber is the call's safety number over this participant and
-// every member with a usable public key (SafetyNumber in safety.go).
+// SafetyNumber is the call's safety number over this participant and its members.
 func (s *Session) SafetyNumber() string {
 	s.mu.Lock()
 	ms := []Member{{Identity: s.opts.Self, PublicKey: s.selfPub}}
@@ -356,8 +319,7 @@ func (s *Session) SafetyNumber() string {
 	return SafetyNumber(s.opts.Room, ms)
 }
 
-// Members lists exactly whom SafetyNumber covers: this participant and
-// every member with a usable announcement, sorted by identity.
+// Members lists exactly whom SafetyNumber covers, sorted by identity.
 func (s *Session) Members() []Member {
 	s.mu.Lock()
 	ms := []Member{{Identity: s.opts.Self, PublicKey: s.selfPub}}
@@ -369,12 +331,9 @@ func (s *Session) Members() []Member {
 	return ms
 }
 
-// SetMembers tells the session who else is in the call now: every
-// participant with E2EE on, with the public key its join carried. New
-// members get this sender's key (ratcheted forward first if anyone had
-// the current one); if anyone is gone, a fresh key goes to those who
-// remain. A member whose public key changed counts as one who left and
-// one who joined. Members whose key does not parse are left out (logged).
+// SetMembers tells the session who else is in the call with E2EE on.
+// Joiners get the key ratcheted; a leaver, or a changed public key, brings
+// a fresh key for those who remain. Unusable keys are left out (logged).
 func (s *Session) SetMembers(members []Peer) {
 	s.mu.Lock()
 	if s.closed {
@@ -407,9 +366,7 @@ func (s *Session) SetMembers(members []Peer) {
 	s.drainEarly()
 }
 
-// applyMembersLocked makes the members those of want (by identity, with
-// the public key each announced), and reports whether anyone was removed
-// or added. Called with s.mu held.
+// applyMembersLocked makes the members those of want.
 func (s *Session) applyMembersLocked(want map[string]Peer) (removed, added bool) {
 	for id, r := range s.members {
 		if m, ok := want[id]; !ok || m.PublicKey != r.encoded {
@@ -470,12 +427,9 @@ func (s *Session) drainEarly() {
 	}
 }
 
-// StartPublishing tells the session that this participant is about to
-// send frames: its key goes to every member now, and from now on every
-// change of membership rekeys. Before it, a participant that only
-// listens sends no key messages at all — in a large room most do, and
-// each key message costs every member an acknowledgement. Calling it
-// again does nothing. EncryptFrame calls it too.
+// StartPublishing sends this participant's key to every member and rekeys
+// on every later membership change; a listener that never calls it sends
+// no key messages. EncryptFrame calls it; calling it again does nothing.
 func (s *Session) StartPublishing() {
 	s.mu.Lock()
 	if s.closed || s.publishing {
@@ -504,31 +458,25 @@ func (s *Session) dropMemberLocked(r *remote) {
 	}
 }
 
-// keyMessage is the relay payload of key management. Type "key" carries
-// a sender's key sealed to each recipient (Boxes by identity); type
-// "key_ack" tells the sender a key arrived.
+// keyMessage is the relay payload of key management (docs/E2EE.md, "Key messages").
 type keyMessage struct {
 	Version int               `json:"sotto_e2ee"`
 	Type    string            `json:"type"`
 	KID     uint64            `json:"kid"`
 	Boxes   map[string]string `json:"boxes,omitempty"`
-	// Admission ("admit"), Roster ("roster") and Identity ("refuse"):
-	// admission by members (members.go).
+	// Admission ("admit"), Roster ("roster"), Identity ("refuse"): members.go.
 	Admission string `json:"admission,omitempty"`
 	Roster    string `json:"roster,omitempty"`
 	Identity  string `json:"identity,omitempty"`
 }
 
-// notifyLocked wakes those waiting on Changed. Called with s.mu held.
 func (s *Session) notifyLocked() {
 	close(s.changed)
 	s.changed = make(chan struct{})
 }
 
-// Changed returns a channel that is closed at the next change of key
-// state: this sender switching keys (KID, Stats.Epoch) or a sender's
-// expired keys being removed after the grace period. Read the state,
-// then wait on the channel got before reading it, to miss nothing.
+// Changed returns a channel closed at the next key switch or expiry. Get
+// it before reading the state, to miss nothing.
 func (s *Session) Changed() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -8,40 +8,31 @@ import (
 	"time"
 )
 
-// Admission by members and roster consistency: docs/E2EE.md, "Admission
-// and rosters".
+// Admission by members and roster checks: docs/E2EE.md, "Admission and rosters".
 
 // Defaults of AdmissionOptions.
 const (
 	DefaultRosterTimeout = 5 * time.Second
 	DefaultAdmissionAge  = 2 * time.Minute
-	// maxPendingAdmissions bounds the admissions kept until their
-	// admitter or admitted participant is known.
-	maxPendingAdmissions = 64
+	maxPendingAdmissions = 64 // admissions waiting for their admitter or admitted
 )
 
 // Errors of Admit and Refuse.
 var (
-	// ErrNotAdmitted: this participant is not a member yet, so its
-	// admissions would count with nobody.
+	// ErrNotAdmitted: this participant is not a member yet.
 	ErrNotAdmitted = errors.New("e2ee: this participant is not admitted yet")
-	// ErrNotWaiting: the participant named is not waiting here (unknown,
-	// gone, or already a member).
+	// ErrNotWaiting: the participant named is not waiting here.
 	ErrNotWaiting = errors.New("e2ee: no such participant waiting")
 )
 
 // AdmissionOptions turns admission by members on (Options.Admission).
 type AdmissionOptions struct {
-	// OnEvent receives every admission and roster event, in order, with
-	// no session lock held (the caller of the Session method that caused
-	// it may hold its own locks: queue the event, do not block).
+	// OnEvent receives every event in order, with no session lock held;
+	// the caller may hold its own locks, so queue the event, do not block.
 	OnEvent func(MembershipEvent)
-	// RosterTimeout is how long the members' views may disagree with
-	// this session's (a view missing counts) before the alert: default
-	// DefaultRosterTimeout.
+	// RosterTimeout is how long views may disagree before the alert.
 	RosterTimeout time.Duration
-	// MaxAge is how far an admission's time may be from this clock:
-	// default DefaultAdmissionAge.
+	// MaxAge is how far an admission's time may be from this clock.
 	MaxAge time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
@@ -57,28 +48,19 @@ type candidate struct {
 	view  *RosterView // its latest valid view
 }
 
-// admission is the admission state of a Session (nil without
-// Options.Admission). Guarded by Session.mu.
+// admission is a Session's admission state, guarded by Session.mu.
 type admission struct {
-	opts   AdmissionOptions
-	joined bool // the first list (the roots) was taken
-	// rejoined: Rejoin was called; the roots of the next list are then
-	// only those admitted before in this session.
-	rejoined bool
+	opts     AdmissionOptions
+	joined   bool      // the first list (the roots) was taken
+	rejoined bool      // Rejoin was called: the next roots are only those met before
 	joinedAt time.Time // when the first list was taken
 	admitted bool
 	refused  string // who refused this participant, while waiting
 	cands    map[string]*candidate
-	// remembered holds the (identity, key) pairs this session admitted,
-	// or took from an admission by one it remembers: one that leaves and
-	// comes back is admitted again. met holds every
-	// pair that was a member here (roots that proved it by their own view
-	// too): after a reconnect, the roots are those present of them. A
-	// root is never remembered, nor one a root admitted: it could be a
-	// node's ghost that only this session saw listed (views agreeing
-	// prove nothing when every member this session has is the node's),
-	// and re-admitting it would show it to everyone as admitted by this
-	// member.
+	// remembered: pairs this session admitted, or took from one it
+	// remembers; they are re-admitted on return. Never a root nor one a
+	// root admitted: it could be a ghost (docs/E2EE.md, rule 3). met: every
+	// pair that was a member here; after a reconnect the roots are among them.
 	remembered map[string]bool
 	met        map[string]bool
 	pending    []Admission // valid admissions waiting for their admitter or admitted
@@ -86,8 +68,7 @@ type admission struct {
 	lastView   []RosterEntry // participants of the last view signed
 	viewMsg    json.RawMessage
 	viewSeqs   map[string]uint64 // highest view_seq per identity and key
-	// hold: no new key goes out (not admitted, or views disagree).
-	hold       bool
+	hold       bool              // no new key goes out (not admitted, or views disagree)
 	rekeyDue   bool
 	rekeyFresh bool
 	since      time.Time // views disagree since; zero when they agree
@@ -122,9 +103,8 @@ func newAdmission(o AdmissionOptions) *admission {
 
 func (a *admission) emit(e MembershipEvent) { a.events = append(a.events, e) }
 
-// deliverEvents hands queued events to OnEvent, one at a time and in
-// order, without s.mu held. A call made while another delivers returns
-// at once: the one delivering takes its events too.
+// deliverEvents hands queued events to OnEvent in order, without s.mu held;
+// a call made while another delivers leaves its events to that one.
 func (s *Session) deliverEvents() {
 	s.mu.Lock()
 	a := s.adm
@@ -146,10 +126,8 @@ func (s *Session) deliverEvents() {
 	s.mu.Unlock()
 }
 
-// Rejoin tells a session with admission that this participant joined the
-// call again (after a reconnect): it is waiting again, and the next
-// SetMembers lists its roots. What it remembers (who was admitted, the
-// highest sequence numbers seen) stays.
+// Rejoin tells the session this participant joined again: it waits again,
+// the next SetMembers lists its roots, and what it remembers stays.
 func (s *Session) Rejoin() {
 	s.mu.Lock()
 	a := s.adm
@@ -158,9 +136,7 @@ func (s *Session) Rejoin() {
 		return
 	}
 	a.joined, a.admitted, a.refused, a.rejoined = false, false, "", true
-	// Views are awaited afresh: the timer starts again once admitted,
-	// and a raised alert ends (it rises again if views still disagree
-	// a RosterTimeout after the new admission).
+	// Views are awaited afresh; a raised alert ends until they disagree again.
 	a.since = time.Time{}
 	if a.timer != nil {
 		a.timer.Stop()
@@ -178,8 +154,7 @@ func (s *Session) Rejoin() {
 	after()
 }
 
-// listLocked takes the node's list of participants. Called with s.mu held;
-// the returned function runs after it is released.
+// listLocked takes the node's list; the returned function runs after s.mu is released.
 func (s *Session) listLocked(members []Peer) func() {
 	a := s.adm
 	want := make(map[string]Peer, len(members))
@@ -210,25 +185,22 @@ func (s *Session) listLocked(members []Peer) func() {
 			s.log.Warn("e2ee: participant without a usable public key is left out", "identity", id, "err", err)
 			continue
 		}
-		// After a reconnect only those who were members before are
-		// roots: a node that makes everyone reconnect cannot slip in a
-		// root of its own.
+		// After a reconnect only former members are roots: a node that forces
+		// a reconnect cannot slip in a root of its own.
 		root := first && (!a.rejoined || a.met[pairKey(id, ann.Identity)])
 		c := &candidate{peer: m, ann: ann, state: StateWaiting, root: root}
 		a.cands[id] = c
 		newcomers = append(newcomers, id)
 	}
 	if first && a.rejoined && !slices.ContainsFunc(newcomers, func(id string) bool { return a.cands[id].root }) {
-		// Nobody met before is here: roots as on a first join, the
-		// same trust as then.
+		// Nobody met before is here: roots as on a first join.
 		for _, id := range newcomers {
 			a.cands[id].root = true
 		}
 	}
 	slices.Sort(newcomers)
 	if first && len(a.cands) == 0 {
-		// Alone in the call: nobody can admit this participant, and
-		// nobody else is there to admit.
+		// Alone in the call: nobody can admit this participant.
 		s.selfAdmittedLocked("")
 	}
 	var sends []func()
@@ -242,8 +214,7 @@ func (s *Session) listLocked(members []Peer) func() {
 			}
 		}
 		if c.root {
-			// Present already: a member, once its view arrives, or
-			// shown as waiting when this participant is admitted.
+			// A member once its view arrives, else shown as waiting.
 			continue
 		}
 		a.emit(MembershipEvent{Kind: EventWaiting, Identity: id, IdentityKey: slices.Clone(c.ann.Identity)})
@@ -272,8 +243,7 @@ func (s *Session) send(to []string, msg json.RawMessage) {
 	}
 }
 
-// admitLocked makes c a member on this session's own authority and
-// returns the sending of the signed admission.
+// admitLocked makes c a member on this session's authority and returns the send.
 func (s *Session) admitLocked(c *candidate) (func(), error) {
 	a := s.adm
 	str, err := Admit(s.opts.Identity, Admission{
@@ -292,9 +262,8 @@ func (s *Session) admitLocked(c *candidate) (func(), error) {
 		return nil, err
 	}
 	if c.state == StateMember {
-		// Another member's admission came first here; it may not count
-		// for everyone (the newcomer itself may hold that member out),
-		// so this one's goes too, and this member stands by it.
+		// Another's admission came first, but may not count for everyone (the
+		// newcomer may hold that member out): send this one too, and stand by it.
 		if len(a.remembered) < maxSenderRecords {
 			a.remembered[pairKey(c.peer.Identity, c.ann.Identity)] = true
 		}
@@ -304,9 +273,7 @@ func (s *Session) admitLocked(c *candidate) (func(), error) {
 	return func() { s.send(nil, msg) }, nil
 }
 
-// selfAdmittedLocked makes this participant a member (by: who admitted
-// it, "" if nobody could) and shows it everyone still waiting, whom it
-// may now admit.
+// selfAdmittedLocked makes this participant a member (by "" if nobody could admit it).
 func (s *Session) selfAdmittedLocked(by string) {
 	a := s.adm
 	a.admitted, a.refused = true, ""
@@ -324,8 +291,7 @@ func (s *Session) selfAdmittedLocked(by string) {
 	}
 }
 
-// chained reports whether the member named identity is remembered: this
-// session admitted it, or took its admission from a remembered member.
+// chained reports whether the member named identity is remembered.
 func (a *admission) chained(identity string) bool {
 	c := a.cands[identity]
 	return c != nil && a.remembered[pairKey(identity, c.ann.Identity)]
@@ -335,9 +301,8 @@ func (s *Session) makeMemberLocked(c *candidate, by string) {
 	a := s.adm
 	c.state, c.by = StateMember, by
 	pk := pairKey(c.peer.Identity, c.ann.Identity)
-	// Re-admitted on return only if this session admitted it, or took
-	// the admission of one it admitted on that same footing: never one
-	// whose trust comes from a root (the node chose the roots).
+	// Remembered only on this session's own chain of admissions, never on a
+	// root's: the node chose the roots.
 	if (by == s.opts.Self || by != "" && a.chained(by)) && len(a.remembered) < maxSenderRecords {
 		a.remembered[pk] = true
 	}
@@ -347,9 +312,7 @@ func (s *Session) makeMemberLocked(c *candidate, by string) {
 	a.emit(MembershipEvent{Kind: EventAdmitted, Identity: c.peer.Identity, IdentityKey: slices.Clone(c.ann.Identity), By: by})
 }
 
-// waitingLocked returns the candidate named identity for Admit and
-// Refuse: this participant must be a member, and identity waiting, or a
-// member another admitted (Admit only).
+// waitingLocked returns the candidate Admit or Refuse may act on.
 func (s *Session) waitingLocked(identity string) (*candidate, error) {
 	a := s.adm
 	switch {
@@ -365,13 +328,9 @@ func (s *Session) waitingLocked(identity string) (*candidate, error) {
 	return c, nil
 }
 
-// Admit admits a waiting participant: it becomes a member here, and a
-// signed admission goes to everyone, which makes it a member for every
-// member that accepted this participant. One another member admitted
-// first gets this member's admission too (it may be the one that counts
-// for the newcomer). It fails with ErrNotAdmitted
-// while this participant is not a member itself, and ErrNotWaiting for
-// an identity not waiting.
+// Admit admits a waiting participant here and sends everyone a signed
+// admission (also for one another member admitted first). It fails with
+// ErrNotAdmitted before this participant is a member, else ErrNotWaiting.
 func (s *Session) Admit(identity string) error {
 	s.mu.Lock()
 	c, err := s.waitingLocked(identity)
@@ -392,9 +351,8 @@ func (s *Session) Admit(identity string) error {
 	return nil
 }
 
-// Refuse refuses a waiting participant: it stays out here, and everyone
-// is told this member refused it (unsigned: a node could forge or drop
-// it, which shows a participant as refused or waiting, never admits one).
+// Refuse refuses a waiting participant and tells everyone, unsigned: a
+// forged or dropped refusal changes only how someone is shown.
 func (s *Session) Refuse(identity string) error {
 	s.mu.Lock()
 	c, err := s.waitingLocked(identity)
@@ -416,8 +374,7 @@ func (s *Session) Refuse(identity string) error {
 	return nil
 }
 
-// Participants lists the participants the node lists, as this session
-// sees them, sorted by identity. Without admission, nil.
+// Participants lists the node's participants as this session sees them (nil without admission).
 func (s *Session) Participants() []ParticipantStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -432,8 +389,7 @@ func (s *Session) Participants() []ParticipantStatus {
 	return ps
 }
 
-// RosterStatus returns this session's standing. Without admission, the
-// zero RosterStatus with Admitted and Agreed set.
+// RosterStatus returns this session's standing (Admitted and Agreed without admission).
 func (s *Session) RosterStatus() RosterStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()

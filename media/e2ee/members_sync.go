@@ -10,9 +10,7 @@ import (
 // handleAdmission takes an "admit" message.
 func (s *Session) handleAdmission(from string, m keyMessage) error {
 	if s.alreadyAdmitted(m.Admission) {
-		// Every member admits a newcomer it sees waiting, so most
-		// admissions come after one already counted: skip their
-		// signature checks.
+		// Most admissions repeat one already counted: skip the checks.
 		return nil
 	}
 	adm, err := ParseAdmission(m.Admission)
@@ -41,9 +39,8 @@ func (s *Session) handleAdmission(from string, m keyMessage) error {
 	return nil
 }
 
-// alreadyAdmitted reports whether an admission, read without checking
-// it, names someone this session counts as a member already, with the
-// key named: taking it could change nothing.
+// alreadyAdmitted reports whether an admission, unchecked, names a member
+// already with that key, so taking it could change nothing.
 func (s *Session) alreadyAdmitted(str string) bool {
 	body, _, err := decodeSigned(admitPrefix, str)
 	if err != nil {
@@ -63,19 +60,13 @@ func (s *Session) alreadyAdmitted(str string) bool {
 	return c != nil && c.state == StateMember && bytes.Equal(c.ann.Identity, adm.AdmittedKey)
 }
 
-// applyAdmissionsLocked applies every pending admission whose admitter is
-// a member here (or, for this participant's own, a member) and whose
-// admitted participant is listed with the key named. Admissions of
-// members already, or of this participant once admitted, are dropped;
-// the others wait, at most maxPendingAdmissions, the oldest displaced
-// first (their time was checked when they came).
+// applyAdmissionsLocked applies pending admissions whose admitter is a
+// member with the key named and whose admitted is listed with its key (rule 3).
 func (s *Session) applyAdmissionsLocked() {
 	a := s.adm
 	for progress := true; progress; {
 		progress = false
-		// Each was checked for its time when it came: it may wait for its
-		// admitter (a key change the user has yet to accept) as long as
-		// it takes, within the bound.
+		// Time was checked on arrival: it may wait for its admitter, within the bound.
 		a.pending = slices.DeleteFunc(a.pending, func(adm Admission) bool {
 			admitter := a.cands[adm.Admitter]
 			if adm.Admitter == s.opts.Self || admitter == nil || admitter.state != StateMember || admitter.peer.Held || !bytes.Equal(admitter.ann.Identity, adm.AdmitterKey) {
@@ -127,11 +118,8 @@ func (s *Session) handleRefusal(from string, m keyMessage) error {
 	return nil
 }
 
-// syncLocked brings everything in line with the candidates' states:
-// pending admissions, the key members, this session's signed view, the
-// hold on keys and the alert. Called with s.mu held; the returned
-// function sends what must be sent and delivers events, after s.mu is
-// released.
+// syncLocked brings admissions, key members, this session's view, the hold on
+// keys and the alert in line; the returned function runs after s.mu is released.
 func (s *Session) syncLocked() func() {
 	a := s.adm
 	s.applyAdmissionsLocked()
@@ -165,8 +153,7 @@ func (s *Session) syncLocked() func() {
 			}
 		}
 	}
-	// Keys flow only while every member's latest view lists the same
-	// people as this one.
+	// Keys flow only while every member's latest view lists the same people.
 	now := a.opts.Now()
 	agreed := a.admitted && len(s.mismatchesLocked()) == 0 && !s.rootsPendingLocked(now)
 	a.hold = !agreed
@@ -199,9 +186,8 @@ func (s *Session) syncLocked() func() {
 		case a.alert:
 			s.reportMismatchLocked()
 		case now.Sub(a.since) >= a.opts.RosterTimeout:
-			// Still apart after the timeout: roots that sent no view
-			// by now count as waiting, and any other difference
-			// raises the alert.
+			// Still apart after the timeout: silent roots count as
+			// waiting, any other difference raises the alert.
 			if len(s.mismatchesLocked()) > 0 {
 				a.alert = true
 				s.reportMismatchLocked()

@@ -2,36 +2,27 @@ package e2ee
 
 import "fmt"
 
-// The events and states admission by members reports (members.go).
-
 // MembershipEventKind says what a MembershipEvent reports.
 type MembershipEventKind int
 
 const (
-	// EventWaiting: a participant is waiting to be admitted (Identity,
-	// IdentityKey). Also for a participant that was present when this
-	// session joined but sent no roster view of its own (yet).
+	// EventWaiting: a participant waits to be admitted (also a root that
+	// sent no view yet).
 	EventWaiting MembershipEventKind = iota + 1
-	// EventAdmitted: a participant became a member (Identity,
-	// IdentityKey; By: the member whose admission counted, "" for a
-	// participant present at join that proved it is a member).
+	// EventAdmitted: a participant became a member; By is the admitter,
+	// "" for a root that proved it by its view.
 	EventAdmitted
-	// EventRefused: a member refused a waiting participant (Identity; By).
-	// It stays waiting: another member may still admit it.
+	// EventRefused: a member refused a participant, who may still be admitted.
 	EventRefused
-	// EventSelfAdmitted: this participant was admitted (By), or found an
-	// empty call (By ""). Until then it is waiting itself.
+	// EventSelfAdmitted: this participant was admitted (By "": an empty call).
 	EventSelfAdmitted
 	// EventSelfRefused: a member refused this participant (By).
 	EventSelfRefused
-	// EventRosterMismatch: the members' views have not agreed with this
-	// session's for RosterTimeout; no new key is sent (Mismatches).
-	// Repeated when what differs changes.
+	// EventRosterMismatch: views have disagreed for RosterTimeout; no new
+	// key is sent. Repeated when what differs changes.
 	EventRosterMismatch
-	// EventRosterAgreed: after an EventRosterMismatch, every member's
-	// view agrees again and keys flow again; or this participant rejoined
-	// (Rejoin: the check starts over, and the alert rises again if views
-	// still disagree a RosterTimeout after it is admitted again).
+	// EventRosterAgreed: after EventRosterMismatch, views agree again, or
+	// Rejoin started the check over.
 	EventRosterAgreed
 )
 
@@ -55,8 +46,7 @@ func (k MembershipEventKind) String() string {
 	return fmt.Sprintf("MembershipEventKind(%d)", int(k))
 }
 
-// MembershipEvent is one change of who is admitted, or of whether the
-// members' rosters agree.
+// MembershipEvent is one change of who is admitted or whether rosters agree.
 type MembershipEvent struct {
 	Kind        MembershipEventKind
 	Identity    string
@@ -65,9 +55,8 @@ type MembershipEvent struct {
 	Mismatches  []RosterMismatch
 }
 
-// RosterMismatch is one member whose latest view differs from this
-// session's: Missing if no view of it arrived since it became a member,
-// else the participants only its view lists and only this session's does.
+// RosterMismatch is one member whose latest view is Missing or differs
+// from this session's.
 type RosterMismatch struct {
 	Member     string
 	Missing    bool
@@ -96,8 +85,7 @@ func (p ParticipantState) String() string {
 	return fmt.Sprintf("ParticipantState(%d)", int(p))
 }
 
-// ParticipantStatus is one participant the node lists, as this session
-// sees it.
+// ParticipantStatus is one participant the node lists, as this session sees it.
 type ParticipantStatus struct {
 	Identity    string
 	IdentityKey []byte
@@ -108,12 +96,9 @@ type ParticipantStatus struct {
 
 // RosterStatus is this session's standing in the call.
 type RosterStatus struct {
-	Admitted bool // this participant is a member
-	Refused  bool // a member refused this participant (and none admitted it)
-	// Agreed: every member's latest view lists the same people as this
-	// session's; keys flow only then.
-	Agreed bool
-	// Alert: views have disagreed for longer than RosterTimeout.
-	Alert      bool
+	Admitted   bool // this participant is a member
+	Refused    bool // a member refused this participant (and none admitted it)
+	Agreed     bool // every member's latest view agrees; keys flow only then
+	Alert      bool // views have disagreed for longer than RosterTimeout
 	Mismatches []RosterMismatch
 }

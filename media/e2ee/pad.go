@@ -5,27 +5,20 @@ import (
 	"fmt"
 )
 
-// Audio padding (docs/E2EE.md, "Padding of audio frames"): the plaintext is
-// frame || p zero bytes || p, its length a multiple of the sender's bucket,
-// so frame sizes do not give speech away. Anything else wraps ErrBadPadding.
+// Audio padding hides frame sizes, which give speech away: docs/E2EE.md,
+// "Padding of audio frames".
 
-// DefaultAudioBucket is the default bucket size of audio padding, in
-// bytes: the SFrame plaintext of an audio frame (frame, padding and the
-// one-byte trailer) is a multiple of it.
+// DefaultAudioBucket is the default bucket size of audio padding, in bytes.
 const DefaultAudioBucket = 32
 
-// MaxAudioBucket is the largest bucket size: the one-byte trailer counts
-// at most 255 padding bytes.
+// MaxAudioBucket is the largest bucket: the trailer counts at most 255 bytes.
 const MaxAudioBucket = 256
 
-// ErrBadPadding is returned, wrapped, for an audio frame whose decrypted
-// plaintext does not end in a well-formed padding trailer (see
-// UnpadAudio). It wraps ErrMalformedFrame.
+// ErrBadPadding is returned, wrapped, by UnpadAudio; it wraps ErrMalformedFrame.
 var ErrBadPadding = fmt.Errorf("%w: bad audio padding", ErrMalformedFrame)
 
-// PadAudio appends frame to dst, then the zero bytes and the one-byte
-// trailer that make the appended plaintext a multiple of bucket bytes
-// long. bucket must be 1 (no padding but the trailer) to MaxAudioBucket.
+// PadAudio appends frame, zero bytes and a one-byte count to dst, a multiple
+// of bucket (1 to MaxAudioBucket) bytes in all.
 func PadAudio(dst, frame []byte, bucket int) []byte {
 	if bucket < 1 || bucket > MaxAudioBucket {
 		panic(fmt.Sprintf("e2ee: audio bucket %d outside 1-%d", bucket, MaxAudioBucket))
@@ -37,10 +30,8 @@ func PadAudio(dst, frame []byte, bucket int) []byte {
 	return append(dst, byte(p))
 }
 
-// UnpadAudio returns the frame inside a padded audio plaintext (a
-// sub-slice of plain). It refuses, with an error wrapping ErrBadPadding,
-// an empty plaintext, a trailer counting more padding than there is room
-// for before it, a nonzero padding byte, and an empty frame.
+// UnpadAudio returns the frame inside a padded plaintext (a sub-slice),
+// refusing bad trailers, nonzero padding and empty frames.
 func UnpadAudio(plain []byte) ([]byte, error) {
 	if len(plain) == 0 {
 		return nil, fmt.Errorf("%w: no trailer", ErrBadPadding)

@@ -7,10 +7,8 @@ import (
 	"strings"
 )
 
-// The clear codec prefix is what packetizers and the SFU read after
-// encryption; it is authenticated as SFrame metadata. What pion does to an
-// H.264 frame, and why NormalizeAnnexB makes the receiver see the sender's
-// prefix byte for byte, is in docs/E2EE.md ("H.264 through pion").
+// The clear codec prefix and H.264 escaping: docs/E2EE.md, "The frame
+// format on RTP" and "H.264 through pion".
 
 // Codec names the codecs whose frames this package knows how to split.
 type Codec int
@@ -22,19 +20,15 @@ const (
 	CodecH264
 )
 
-// ErrUnsupportedCodec is returned, wrapped, for a MIME type or Codec this
-// package does not handle.
+// ErrUnsupportedCodec is returned, wrapped, for a codec this package does not handle.
 var ErrUnsupportedCodec = errors.New("e2ee: unsupported codec")
 
 // ErrMalformedFrame is returned, wrapped, for a frame that cannot be split
-// into its clear prefix and the rest (too short, not Annex B, an empty or
-// reserved NAL unit before the first slice), and by UnescapeH264 for data
-// EscapeH264 cannot have produced. The frame should be dropped.
+// or unescaped. The frame should be dropped.
 var ErrMalformedFrame = errors.New("e2ee: malformed frame")
 
-// ErrNoSlice is returned, wrapped, for an H.264 frame without a coded slice
-// (NAL unit types 1-5). Such a frame would have nothing to encrypt and be
-// sent entirely in clear, so the caller should drop it.
+// ErrNoSlice is returned for an H.264 frame without a coded slice: it would
+// go entirely in clear, so drop it.
 var ErrNoSlice = errors.New("e2ee: H.264 frame has no slice")
 
 // String returns the codec's MIME type, as CodecFromMime takes it.
@@ -50,9 +44,7 @@ func (c Codec) String() string {
 	return fmt.Sprintf("Codec(%d)", int(c))
 }
 
-// CodecFromMime returns the Codec for a MIME type ("audio/opus",
-// "video/VP8", "video/H264"), compared without regard to case as RFC 6838
-// asks. Other types, and types with parameters, wrap ErrUnsupportedCodec.
+// CodecFromMime returns the Codec for a MIME type, compared without regard to case.
 func CodecFromMime(mime string) (Codec, error) {
 	for _, c := range [...]Codec{CodecOpus, CodecVP8, CodecH264} {
 		if strings.EqualFold(mime, c.String()) {
@@ -70,12 +62,9 @@ const (
 	h264SliceHeadLen  = 3  // NAL header, then first_mb_in_slice, slice_type, pic_parameter_set_id
 )
 
-// PrefixLen returns how many leading bytes of a frame of codec c stay in
-// clear (docs/E2EE.md, "The frame format on RTP"): 0 for Opus, the RFC 7741
-// payload header for VP8, and for H.264 every NAL unit before the first
-// slice plus the slice's start code, NAL header and 2 bytes. The answer is
-// the same once the rest is replaced by EscapeH264 output. Errors wrap
-// ErrMalformedFrame, ErrNoSlice or ErrUnsupportedCodec.
+// PrefixLen returns how many leading bytes of a frame stay in clear
+// (docs/E2EE.md, "The frame format on RTP"); the answer is the same once
+// the rest is replaced by EscapeH264 output.
 func PrefixLen(c Codec, frame []byte) (int, error) {
 	switch c {
 	case CodecOpus:
@@ -120,12 +109,9 @@ const (
 	nalReserved     = 24 // 24-31 are unspecified; RTP uses them for STAP, FU...
 )
 
-// startCode3 is the three-byte Annex B start code; a four-byte one has a
-// zero byte before it.
 const startCode3 = "\x00\x00\x01"
 
-// startCodeLen returns the length of the start code b begins with: 3, 4, or
-// 0 if it begins with none.
+// startCodeLen returns the length of the start code b begins with, or 0.
 func startCodeLen(b []byte) int {
 	switch {
 	case len(b) >= 3 && b[0] == 0 && b[1] == 0 && b[2] == 1:
@@ -146,9 +132,8 @@ func h264PrefixLen(frame []byte) (int, error) {
 		if p == len(frame) || startCodeLen(frame[p:]) != 0 {
 			return 0, fmt.Errorf("%w: empty H.264 NAL unit at byte %d", ErrMalformedFrame, p)
 		}
-		// The unit runs to the next 00 00 01; a zero before that belongs
-		// to a four-byte start code, but the prefix is a byte range, so
-		// which unit it is counted in does not matter.
+		// The unit runs to the next 00 00 01; where a zero before it is
+		// counted does not change the prefix length.
 		end := len(frame)
 		if i := bytes.Index(frame[p+1:], []byte(startCode3)); i >= 0 {
 			end = p + 1 + i
@@ -172,14 +157,9 @@ func h264PrefixLen(frame []byte) (int, error) {
 	}
 }
 
-// NormalizeAnnexB returns frame as pion's H.264 depacketizer delivers it
-// after pion's payloader sent it: every NAL unit behind a four-byte start
-// code 00 00 00 01, empty units, access unit delimiters and filler data
-// left out, and SPS and PPS placed the way the payloader's STAP-A places
-// them (see the comment at the top of this file for the exact rules and
-// the guarantee). The sender normalizes before it computes the prefix,
-// because the prefix is authenticated and both ends must see the same
-// bytes. The result is a new slice; frame is not modified.
+// NormalizeAnnexB returns a copy of frame as pion's depacketizer delivers it
+// (docs/E2EE.md, "H.264 through pion"). The sender normalizes first: the
+// prefix is authenticated, so both ends must see the same bytes.
 func NormalizeAnnexB(frame []byte) []byte {
 	out := make([]byte, 0, len(frame)+len(frame)/64+8)
 	var sps, pps []byte
@@ -207,17 +187,13 @@ func NormalizeAnnexB(frame []byte) []byte {
 	return out
 }
 
-// appendNAL appends a four-byte start code and nal.
 func appendNAL(dst, nal []byte) []byte {
 	dst = append(dst, 0, 0, 0, 1)
 	return append(dst, nal...)
 }
 
 // splitAnnexB calls emit with each NAL unit of b, split exactly as pion's
-// H264Payloader splits (emitNalus in pion/rtp codecs/h264_packet.go): at
-// each 00 00 01, a zero byte before it taken as part of a four-byte start
-// code, bytes before the first start code dropped, and b as one unit if it
-// has no start code at all.
+// H264Payloader splits (docs/E2EE.md, "H.264 through pion").
 func splitAnnexB(b []byte, emit func(nal []byte)) {
 	start := bytes.Index(b, []byte(startCode3))
 	if start < 0 {
@@ -245,24 +221,10 @@ func splitAnnexB(b []byte, emit func(nal []byte)) {
 	}
 }
 
-// EscapeH264 appends src to dst with emulation-prevention bytes (0x03)
-// inserted as ITU-T H.264 section 7.4.1 does, so that the appended bytes
-// contain no start code: wherever two zero bytes are followed by a byte
-// 0x00-0x03, a 0x03 goes in between. Two differences make the result safe
-// to place anywhere inside a NAL unit, and make UnescapeH264 its exact
-// inverse:
-//
-//   - src is escaped as if two zero bytes came before it, so a first byte
-//     0x00-0x03 gets a 0x03 in front. Whatever the bytes before it (a
-//     clear prefix may end in 00 00), no start code forms at the seam.
-//   - If the escaped bytes end in 0x00 followed by zero or more 0x03, one
-//     more 0x03 is appended. The result never ends in 0x00 (which a
-//     following start code would swallow: pion takes it as the first byte
-//     of a four-byte start code), and an appended 0x03 is never mistaken
-//     for data.
-//
-// Random data such as ciphertext grows by about one byte in 2^24, plus at
-// most one at each end; the worst case, all zeros, grows by half.
+// EscapeH264 appends src to dst with H.264 emulation prevention, as if two
+// zero bytes came before it and with a final 0x03 after a trailing 0x00, so
+// the result contains no start code and cannot form one with its neighbours
+// (docs/E2EE.md, "The frame format on RTP").
 func EscapeH264(dst, src []byte) []byte {
 	base := len(dst)
 	zeros := 2
@@ -295,8 +257,7 @@ func EscapeH264(dst, src []byte) []byte {
 	return dst
 }
 
-// endsZeroThrees reports whether b ends in 0x00 followed by zero or more
-// 0x03.
+// endsZeroThrees reports whether b ends in 0x00 and zero or more 0x03.
 func endsZeroThrees(b []byte) bool {
 	i := len(b)
 	for i > 0 && b[i-1] == 3 {
@@ -305,15 +266,8 @@ func endsZeroThrees(b []byte) bool {
 	return i > 0 && b[i-1] == 0
 }
 
-// UnescapeH264 appends to dst the bytes EscapeH264 was given to produce
-// src: it drops the 0x03 appended at the end (after 0x00 and any 0x03s) and
-// turns each 00 00 03 back into 00 00 (with src read as if two zero bytes
-// came before it, as EscapeH264 writes it). Anything EscapeH264 cannot have
-// produced is refused with an error wrapping ErrMalformedFrame: 00 00
-// followed by 0x00-0x02 (a start code or a forbidden sequence), an
-// emulation-prevention byte not followed by 0x00-0x03, or a final 0x00.
-// So for every x, UnescapeH264(nil, EscapeH264(nil, x)) gives x, and every
-// src it accepts is EscapeH264 of what it returns.
+// UnescapeH264 is the exact inverse of EscapeH264: it appends to dst what
+// produced src and refuses (ErrMalformedFrame) anything EscapeH264 cannot make.
 func UnescapeH264(dst, src []byte) ([]byte, error) {
 	if len(src) == 0 {
 		return dst, nil

@@ -10,36 +10,24 @@ import (
 	"time"
 )
 
-// The receiving side of key management: opening other participants' key
-// messages, refusing old ones, and the keys held per sender.
-
-// ErrReplayedKey is returned, wrapped in an ErrKeyMessage, for a key
-// message that is authentic but old: its sequence number is not above the
-// highest accepted from that sender, or its KID was retired. A node that
-// recorded key messages and plays them back gets this.
+// ErrReplayedKey is returned, wrapped in an ErrKeyMessage, for an authentic
+// but old key message (rules 4 and 5 of docs/E2EE.md, "Key messages").
 var ErrReplayedKey = errors.New("e2ee: replayed key message")
 
 const (
-	// maxSenderRecords bounds the senders remembered for replay
-	// protection in one session. A record is never forgotten while the
-	// session lives (forgetting one would let that sender's old key
-	// messages in again); a sender beyond the bound is left out of key
-	// management instead, so a node that floods a session with made-up
-	// participants only keeps more of them out.
+	// maxSenderRecords bounds replay records per session. A record is never
+	// forgotten (that would let old key messages in again): a sender beyond
+	// the bound is left out of key management instead.
 	maxSenderRecords = 4096
-	// maxRetired bounds the retired KIDs kept per sender; the sequence
-	// number refuses older ones anyway.
+	// maxRetired bounds retired KIDs per sender; seq refuses older ones anyway.
 	maxRetired = 256
 )
 
-// senderRecord is what replay protection keeps about one sender (its
-// identity and identity key) for the life of this session, across the
-// sender leaving and coming back.
+// senderRecord is what replay protection keeps about one sender (identity
+// and key) for the session's life, across the sender leaving and returning.
 type senderRecord struct {
-	highest uint64 // highest sequence number accepted; 0: none yet
-	// retired lists, oldest first, the KIDs removed from use, each with
-	// the sender session it belonged to.
-	retired []retiredKID
+	highest uint64       // highest sequence number accepted; 0: none yet
+	retired []retiredKID // oldest first, per sender session
 }
 
 type retiredKID struct {
@@ -47,14 +35,12 @@ type retiredKID struct {
 	kid     uint64
 }
 
-// senderRecords holds the senderRecords, at most maxSenderRecords. Its
-// zero value is ready; it is used with Session.mu held.
+// senderRecords holds at most maxSenderRecords records, under Session.mu.
 type senderRecords struct {
 	by map[string]*senderRecord
 }
 
-// get returns the record of identity with key, making it if there is
-// room; nil when the session already remembers maxSenderRecords others.
+// get returns the record of identity with key, or nil when there is no room.
 func (rs *senderRecords) get(identity string, key []byte) *senderRecord {
 	k := identity + "\x00" + string(key)
 	if r := rs.by[k]; r != nil {
@@ -85,8 +71,7 @@ func (r *senderRecord) isRetired(session [SessionIDSize]byte, kid uint64) bool {
 	return slices.Contains(r.retired, retiredKID{session, kid})
 }
 
-// IsKeyMessage reports whether a relay payload is one of this package's
-// key-management messages (so the application need not see it).
+// IsKeyMessage reports whether a relay payload is one of this package's messages.
 func IsKeyMessage(data []byte) bool {
 	var probe struct {
 		Version *int `json:"sotto_e2ee"`
@@ -94,11 +79,9 @@ func IsKeyMessage(data []byte) bool {
 	return bytes.Contains(data, []byte(`"sotto_e2ee"`)) && json.Unmarshal(data, &probe) == nil && probe.Version != nil
 }
 
-// HandleMessage takes a key-management message that participant from
-// sent through signaling's relay. It returns ErrNotKeyMessage for
-// anything else, and an ErrKeyMessage for a message that is malformed,
-// does not open, is bound to something else, or is old (also wrapping
-// ErrReplayedKey); nothing else in the session changes then.
+// HandleMessage takes a relayed key-management message from participant
+// from: ErrNotKeyMessage for anything else; a refused one returns an
+// ErrKeyMessage and changes nothing but the counters.
 func (s *Session) HandleMessage(from string, data []byte) error {
 	var m keyMessage
 	if err := json.Unmarshal(data, &m); err != nil || m.Version == 0 {
@@ -150,12 +133,8 @@ func (s *Session) bad(from string, err error) error {
 	return fmt.Errorf("%w from %q: %w", ErrKeyMessage, from, err)
 }
 
-// queueEarlyLocked keeps m from a sender that is not a member, bounded:
-// the newest maxEarlyPerSender messages of the maxEarlySenders senders
-// heard from last. Nothing in it is authenticated yet, so it evicts
-// rather than refuses: a node that floods it with messages of senders
-// who never come displaces them, but cannot fill it for good. Called with
-// s.mu held.
+// queueEarlyLocked keeps m from a non-member, bounded. Nothing in it is
+// authenticated, so it evicts rather than refuses: a flood cannot fill it for good.
 func (s *Session) queueEarlyLocked(from string, m keyMessage) {
 	if s.early == nil {
 		s.early = make(map[string][]keyMessage)
@@ -174,8 +153,7 @@ func (s *Session) queueEarlyLocked(from string, m keyMessage) {
 	s.early[from] = append(q, m)
 }
 
-// checkBody compares what a box says it is bound to with what this
-// session knows: every rule 3 of docs/E2EE.md ("Key messages").
+// checkBody checks a box's bindings: rule 3 of docs/E2EE.md, "Key messages".
 func (s *Session) checkBody(from string, r *remote, m keyMessage, b *KeyBody) error {
 	switch {
 	case b.Suite != s.suite:
@@ -204,7 +182,6 @@ func (s *Session) handleKey(from string, m keyMessage) error {
 		return nil // a key for others only (we joined after it was sent)
 	}
 	if m.KID >= 1<<32 || m.KID>>8 == 0 {
-		// Every KID is a 24-bit tag, never 0, and an 8-bit epoch.
 		return s.bad(from, fmt.Errorf("KID %#x is not a 24-bit tag and an 8-bit epoch", m.KID))
 	}
 	sealed, err := base64.RawURLEncoding.DecodeString(box)
@@ -214,9 +191,7 @@ func (s *Session) handleKey(from string, m keyMessage) error {
 	s.mu.Lock()
 	r := s.members[from]
 	if r == nil {
-		// Perhaps its announcement is still on its way (or the application
-		// has not accepted its changed key yet): keep this client's box
-		// for SetMembers.
+		// Its announcement may still be on its way: keep this client's box.
 		s.queueEarlyLocked(from, keyMessage{Version: m.Version, Type: m.Type, KID: m.KID, Boxes: map[string]string{s.opts.Self: box}})
 		s.mu.Unlock()
 		return nil
@@ -273,9 +248,7 @@ func (s *Session) handleKey(from string, m keyMessage) error {
 	return nil
 }
 
-// keepKeyLocked adds a key that r's receiver holds to r's keys, evicting
-// (and retiring) the oldest beyond maxKeysPerSender. Called with s.mu
-// held.
+// keepKeyLocked adds a key to r's, retiring the oldest beyond maxKeysPerSender.
 func (s *Session) keepKeyLocked(r *remote, kid uint64, base []byte) {
 	r.keys = slices.DeleteFunc(r.keys, func(k remoteKey) bool { return k.kid == kid })
 	r.seq++
@@ -287,9 +260,8 @@ func (s *Session) keepKeyLocked(r *remote, kid uint64, base []byte) {
 	}
 }
 
-// noteInUse records that a frame from r decrypted under kid; the first
-// time a newer key is seen in use, the older keys are dropped (and
-// retired) after the grace period. Called with s.mu held.
+// noteInUseLocked records that a frame from r decrypted under kid; once a
+// newer key is in use, older ones are retired after the grace period.
 func (s *Session) noteInUseLocked(r *remote, kid uint64) {
 	if r.inUse == kid {
 		return

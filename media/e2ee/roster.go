@@ -10,34 +10,25 @@ import (
 	"slices"
 )
 
-// Each member signs its view of the call (who it counts as admitted, with
-// keys and latest key sequence numbers) and sends it to everyone; entries
-// are sorted so a set has one byte form. Layout: docs/E2EE.md, "Admission
-// and rosters".
+// Roster views: each member's signed view of the call (docs/E2EE.md,
+// "Admission and rosters"); sorted entries give a set one byte form.
 
 // RosterVersion is the first byte of a roster view's body.
 const RosterVersion = 0x01
 
-// MaxRosterEntries bounds the participants one view lists, as a Session
-// bounds the senders it keeps records for.
+// MaxRosterEntries bounds the participants one view lists.
 const MaxRosterEntries = 4096
 
-// rosterPrefix starts the text form of a roster view.
 const rosterPrefix = "sotto-roster-v1:"
 
 // rosterLabel starts what a roster view's signature covers.
 const rosterLabel = "sotto e2ee v2 roster"
 
-// rosterEntrySize is the fixed part of one entry: a name's length, a key
-// and a key sequence number.
+// rosterEntrySize is the fixed part of one entry: name length, key, key seq.
 const rosterEntrySize = 2 + PublicKeySize + 8
 
-// ErrBadRoster is returned, wrapped, for a roster view that cannot be
-// used: without the "sotto-roster-v1:" prefix, not canonical base64url,
-// badly formed (a field cut short, bytes left over, another version, more
-// than MaxRosterEntries entries, entries out of order or repeated, the
-// member missing from its own list), a key that is not a usable identity
-// key, or a signature that does not verify under the member's key inside.
+// ErrBadRoster is returned, wrapped, for a roster view that is malformed,
+// out of order, lacks its member, has an unusable key or does not verify.
 var ErrBadRoster = errors.New("e2ee: bad roster")
 
 // RosterEntry is one admitted participant in a member's view.
@@ -53,8 +44,7 @@ type RosterView struct {
 	Member    string // the member whose view this is, as its token names it
 	MemberKey []byte // its Ed25519 identity key, which signs the view
 	Seq       uint64 // the member's view sequence number, higher for every change
-	// Participants are the admitted participants, the member included,
-	// sorted by Name, then Key, bytewise (SignRoster sorts them).
+	// Participants: the admitted, the member included, sorted by Name then Key.
 	Participants []RosterEntry
 }
 
@@ -63,7 +53,7 @@ func compareEntries(a, b RosterEntry) int {
 	return cmp.Or(cmp.Compare(a.Name, b.Name), bytes.Compare(a.Key, b.Key))
 }
 
-// marshal is the view's body, with the participants in the order given.
+// marshal is the view's body, participants in the order given.
 func (v *RosterView) marshal() ([]byte, error) {
 	if len(v.Room) > math.MaxUint16 || len(v.Member) > math.MaxUint16 {
 		return nil, fmt.Errorf("%w: room or member name", ErrNameTooLong)
@@ -99,9 +89,7 @@ func (v *RosterView) marshal() ([]byte, error) {
 	return out, nil
 }
 
-// unmarshalRoster parses a body exactly: every field present, nothing left
-// over, at most MaxRosterEntries entries. It checks neither the order nor
-// the keys nor any signature.
+// unmarshalRoster parses a body exactly; it checks no order, key nor signature.
 func unmarshalRoster(p []byte) (RosterView, error) {
 	r := reader{p: p}
 	if v := r.byte(); v != RosterVersion {
@@ -119,8 +107,7 @@ func unmarshalRoster(p []byte) (RosterView, error) {
 	if count > MaxRosterEntries {
 		return RosterView{}, fmt.Errorf("%d participants, at most %d", count, MaxRosterEntries)
 	}
-	// Each entry takes at least rosterEntrySize bytes: a count the rest
-	// cannot hold allocates nothing.
+	// A count the rest cannot hold allocates nothing.
 	if count > len(r.p)/rosterEntrySize {
 		return RosterView{}, fmt.Errorf("%d participants in %d bytes: body is cut short", count, len(r.p))
 	}
@@ -141,8 +128,7 @@ func unmarshalRoster(p []byte) (RosterView, error) {
 	return v, nil
 }
 
-// checkRosterOrder refuses participants not strictly increasing by (name,
-// key), and a list without the member itself.
+// checkRosterOrder refuses entries not strictly increasing, or without the member.
 func checkRosterOrder(v *RosterView) error {
 	self := false
 	for i, e := range v.Participants {
@@ -164,13 +150,8 @@ func checkRosterOrder(v *RosterView) error {
 	return nil
 }
 
-// SignRoster returns the text form of v, signed by id: "sotto-roster-v1:"
-// then, in unpadded base64url, the body and the signature. v.MemberKey
-// must be id's public key; the participants (at most MaxRosterEntries,
-// each with a usable identity key, none listed twice, the member itself
-// among them) may come in any order: they are signed sorted. Errors wrap
-// ErrNameTooLong for an overlong room or name and ErrBadPublicKey for an
-// unusable key.
+// SignRoster returns the text form of v signed by id, whose public key
+// v.MemberKey must be; it sorts the participants.
 func SignRoster(id *Identity, v RosterView) (string, error) {
 	if id == nil || id.priv == nil {
 		return "", errors.New("e2ee: roster: nil identity")
@@ -194,15 +175,8 @@ func SignRoster(id *Identity, v RosterView) (string, error) {
 	return encodeSigned(rosterPrefix, body, id.sign(rosterLabel, body)), nil
 }
 
-// ParseRoster is the inverse of SignRoster. Errors wrap ErrBadRoster: a
-// wrong prefix, base64 that is not canonical unpadded base64url, a body
-// that does not parse exactly (cut short, bytes left over, another
-// version, more than MaxRosterEntries entries), a member key that is not a
-// point or of small order, a signature that does not verify under it,
-// participants out of order or listed twice, the member missing from its
-// own list, or a participant key that is not usable. It never panics on
-// hostile input. Whether the view is this room's, and newer than the last
-// one from that member, is the caller's to check.
+// ParseRoster is the inverse of SignRoster (errors wrap ErrBadRoster). The
+// room, and a Seq above the member's last, are the caller's to check.
 func ParseRoster(s string) (RosterView, error) {
 	body, sig, err := decodeSigned(rosterPrefix, s)
 	if err != nil {
@@ -215,9 +189,7 @@ func ParseRoster(s string) (RosterView, error) {
 	if err := checkIdentityKey(v.MemberKey); err != nil {
 		return RosterView{}, fmt.Errorf("%w: member %w", ErrBadRoster, err)
 	}
-	// The signature before the participants' keys: checking up to 4096
-	// points costs more than one verification, and only a member can make
-	// a view that gets that far.
+	// Signature first: only a member can make the costly key checks run.
 	if !verify(v.MemberKey, rosterLabel, body, sig) {
 		return RosterView{}, fmt.Errorf("%w: signature does not verify under the member's identity key", ErrBadRoster)
 	}
@@ -232,17 +204,13 @@ func ParseRoster(s string) (RosterView, error) {
 	return v, nil
 }
 
-// SameParticipants reports whether a and b list the same participants:
-// the same (name, identity key) pairs, whatever their key sequence
-// numbers, rooms, members and view numbers.
+// SameParticipants reports whether a and b list the same (name, key) pairs.
 func SameParticipants(a, b RosterView) bool {
 	onlyA, onlyB := Diff(a, b)
 	return len(onlyA) == 0 && len(onlyB) == 0
 }
 
-// Diff returns the participants a lists and b does not, and those b lists
-// and a does not, by (name, identity key), each sorted by name, then key.
-// An entry listed twice on one side counts once.
+// Diff returns the (name, key) pairs only a lists and those only b lists, sorted.
 func Diff(a, b RosterView) (onlyA, onlyB []RosterEntry) {
 	as := sortedEntries(a.Participants)
 	bs := sortedEntries(b.Participants)
@@ -272,8 +240,7 @@ func Diff(a, b RosterView) (onlyA, onlyB []RosterEntry) {
 	return onlyA, onlyB
 }
 
-// sortedEntries is a sorted copy of es without repeated (name, key) pairs
-// (the first of each kept).
+// sortedEntries is a sorted copy of es without repeated (name, key) pairs.
 func sortedEntries(es []RosterEntry) []RosterEntry {
 	out := slices.Clone(es)
 	slices.SortStableFunc(out, compareEntries)

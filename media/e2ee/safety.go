@@ -10,21 +10,13 @@ import (
 	"strings"
 )
 
-// Member is one participant of a call as a safety number sees it: the
-// identity its access token gave it and its identity public key.
+// Member is one participant as a safety number sees it.
 type Member struct {
-	// Identity is the member's name in the room, from its access token.
-	Identity string
-	// PublicKey is the member's identity public key (Identity.PublicKey,
-	// or the Identity of ParseAnnouncement of what its join carried).
-	PublicKey []byte
+	Identity  string // its name in the room, from its access token
+	PublicKey []byte // its identity public key
 }
 
-// A safety number lets a call's members check that the server gave each
-// the same identity keys. Construction (version 2) and why 30 digits and
-// 5200 iterations: docs/E2EE.md, "Safety number".
-
-// safetyLabel starts the safety number encoding, naming it and its version.
+// Construction, and why 30 digits and 5200 iterations: docs/E2EE.md, "Safety number".
 const safetyLabel = "sotto safety number v2"
 
 const (
@@ -34,13 +26,8 @@ const (
 	safetyGroupMod   = 100000
 )
 
-// SafetyNumber returns the call's safety number for room and its members
-// (every participant, this one included): six groups of five decimal
-// digits separated by spaces. The same room and set of members give the
-// same number on every client whatever their order; any added, removed or
-// changed member gives a different one. The members slice is not modified.
-// The construction and the reasoning for its size are at the top of
-// safety.go and in docs/E2EE.md.
+// SafetyNumber returns the call's safety number for room and every member:
+// six groups of five digits, the same on every client whatever the order.
 func SafetyNumber(room string, members []Member) string {
 	enc := make([]byte, 0, len(safetyLabel)+8+len(room)+len(members)*(16+len("participant")+PublicKeySize))
 	enc = append(enc, safetyLabel...)
@@ -48,22 +35,17 @@ func SafetyNumber(room string, members []Member) string {
 	return digits(appendMembers(enc, members))
 }
 
-// verifyLabel starts the verification code encoding.
 const verifyLabel = "sotto verification code v1"
 
-// VerificationCode is the pairwise code of two people: SafetyNumber's
-// construction over just a and b, with its own label and no room, so it is
-// the same in every call for as long as neither changes identity key. Each
-// compares it with the other once, out of band, and marks the other
-// verified (docs/E2EE.md, "Verification codes").
+// VerificationCode is the pairwise code of two people, the same in every
+// call while neither changes key (docs/E2EE.md, "Verification codes").
 func VerificationCode(a, b Member) string {
 	enc := make([]byte, 0, len(verifyLabel)+2*(16+len(a.Identity)+PublicKeySize)+len(b.Identity))
 	enc = append(enc, verifyLabel...)
 	return digits(appendMembers(enc, []Member{a, b}))
 }
 
-// appendMembers appends each member, sorted by identity then key, as
-// u64-prefixed identity and key. members is not modified.
+// appendMembers appends a sorted copy of members, each field u64-prefixed.
 func appendMembers(enc []byte, members []Member) []byte {
 	sorted := slices.Clone(members)
 	slices.SortFunc(sorted, func(a, b Member) int {
@@ -76,8 +58,7 @@ func appendMembers(enc []byte, members []Member) []byte {
 	return enc
 }
 
-// digits turns an encoding into six groups of five digits: SHA-256
-// iterated safetyIterations times, each group 40 bits modulo 10^5.
+// digits is iterated SHA-256 of enc as six groups of 40 bits modulo 10^5.
 func digits(enc []byte) string {
 	d := sha256.Sum256(enc)
 	h := d
@@ -105,7 +86,6 @@ func digits(enc []byte) string {
 	return out.String()
 }
 
-// appendU64Bytes appends b with an 8-byte big-endian length.
 func appendU64Bytes[T string | []byte](dst []byte, b T) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(len(b)))
 	return append(dst, b...)

@@ -12,9 +12,8 @@ import (
 	"github.com/sotto-rtc/sotto/media/sframe"
 )
 
-// A base key goes to each recipient in a box: a body signed by the sender's
-// identity, HPKE-sealed to the recipient's session key. docs/E2EE.md ("Key
-// messages") has the layout; freshness and KID retirement are Session's.
+// Key boxes: a signed body, HPKE-sealed to the recipient's session key
+// (docs/E2EE.md, "Key messages"); freshness checks are Session's.
 
 // BoxVersion is the first byte of every box and of its body.
 const BoxVersion = 0x02
@@ -22,7 +21,6 @@ const BoxVersion = 0x02
 // keyLabel is both the HPKE info and the signature's context.
 const keyLabel = "sotto e2ee v2 key"
 
-// The HPKE suite boxes are sealed with.
 const (
 	hpkeKEMID  = 0x0020 // DHKEM(X25519, HKDF-SHA256)
 	hpkeKDFID  = 0x0001 // HKDF-SHA256
@@ -35,18 +33,14 @@ var hpkeCurve = ecdh.X25519()
 func hpkeKDF() hpke.KDF   { return hpke.HKDFSHA256() }
 func hpkeAEAD() hpke.AEAD { return hpke.AES256GCM() }
 
-// ErrSealOpen is returned, wrapped, by OpenKeyBox for a box it cannot open
-// or whose body is not the sender's: too short, an unknown version,
-// changed, sealed to another session key, badly formed inside, or signed
-// by another key.
+// ErrSealOpen is returned, wrapped, by OpenKeyBox for a box that does not
+// open, parse, or verify under the sender's key.
 var ErrSealOpen = errors.New("e2ee: cannot open key box")
 
-// ErrNameTooLong is returned, wrapped, when a room or participant name is
-// longer than the 65535 bytes a box can bind.
+// ErrNameTooLong is returned, wrapped, for a room or name over 65535 bytes.
 var ErrNameTooLong = errors.New("e2ee: name longer than 65535 bytes")
 
-// KeyBody is what a box carries: one sender base key and everything it is
-// bound to.
+// KeyBody is what a box carries: a base key and everything it is bound to.
 type KeyBody struct {
 	Suite            sframe.CipherSuite
 	KID              uint64
@@ -61,7 +55,6 @@ type KeyBody struct {
 	BaseKey          []byte
 }
 
-// marshal is the body's byte form.
 func (b *KeyBody) marshal() ([]byte, error) {
 	for _, s := range [...]struct{ what, v string }{
 		{"room", b.Room}, {"sender name", b.Sender}, {"recipient name", b.Recipient},
@@ -92,8 +85,7 @@ func (b *KeyBody) marshal() ([]byte, error) {
 	return out, nil
 }
 
-// unmarshalKeyBody parses a body exactly: every field present, nothing
-// left over.
+// unmarshalKeyBody parses a body exactly.
 func unmarshalKeyBody(p []byte) (*KeyBody, error) {
 	r := reader{p: p}
 	if v := r.byte(); v != BoxVersion {
@@ -120,8 +112,7 @@ func unmarshalKeyBody(p []byte) (*KeyBody, error) {
 	return b, nil
 }
 
-// reader takes fields off the front of p; once a field does not fit it
-// sets short and returns zero values.
+// reader takes fields off p; once one does not fit, short is set and all are zero.
 type reader struct {
 	p     []byte
 	short bool
@@ -160,17 +151,14 @@ func (r *reader) u64() uint64 {
 
 func (r *reader) u16bytes() []byte { return r.bytes(int(r.u16())) }
 
-// appendU16String appends s with a 2-byte big-endian length; the caller has
-// checked that the length fits.
+// appendU16String appends s with a u16 length; the caller checked it fits.
 func appendU16String(b []byte, s string) []byte {
 	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
 	return append(b, s...)
 }
 
-// SealKeyBox signs b with sender's identity and seals it to the recipient
-// session's X25519 key recipientHPKE. b.SenderKey must be sender's public
-// key. Errors wrap ErrBadPublicKey for an unusable recipient key and
-// ErrNameTooLong for an overlong room or name.
+// SealKeyBox signs b by sender, whose public key b.SenderKey must be, and
+// seals it to the recipient session's X25519 key.
 func SealKeyBox(sender *Identity, recipientHPKE []byte, b *KeyBody) ([]byte, error) {
 	if sender == nil || sender.priv == nil {
 		return nil, errors.New("e2ee: seal: nil identity")
@@ -205,11 +193,8 @@ func SealKeyBox(sender *Identity, recipientHPKE []byte, b *KeyBody) ([]byte, err
 	return append(out, ct...), nil
 }
 
-// OpenKeyBox opens a box sealed to recipient's session key and checks that
-// the body inside is signed by senderKey. It does not compare the body's
-// fields with anything: the caller checks room, names, keys, session ids,
-// suite, KID and sequence number. Every failure wraps ErrSealOpen; it never
-// panics on hostile input.
+// OpenKeyBox opens a box and checks its body is signed by senderKey; the
+// caller must check every field it is bound to. Failures wrap ErrSealOpen.
 func OpenKeyBox(recipient *SessionKey, senderKey []byte, box []byte) (*KeyBody, error) {
 	if recipient == nil || recipient.priv == nil {
 		return nil, errors.New("e2ee: open: nil session key")

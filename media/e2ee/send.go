@@ -9,25 +9,19 @@ import (
 	"github.com/sotto-rtc/sotto/media/sframe"
 )
 
-// The sending side of key management: making this sender's next key,
-// sealing it to every member, and switching to it.
-
-// rekeyLocked makes and distributes the key that fits the membership
-// change and returns the send to make once s.mu is released. fresh: a
-// member left, so the new key must not be derivable from any earlier one.
+// rekeyLocked makes the key a membership change calls for and returns its
+// send. fresh: a member left, so the key must not derive from an earlier one.
 func (s *Session) rekeyLocked(fresh bool) func() {
 	var only map[string]bool
 	if a := s.adm; a != nil && a.hold {
-		// Rosters disagree (or this participant is not admitted yet):
-		// no key goes to anyone new until they agree (members.go).
+		// Not admitted, or rosters disagree: no key goes out until they agree.
 		a.rekeyDue = true
 		if !fresh {
 			return nil
 		}
 		a.rekeyFresh = false
-		// Someone left: the leaver must not read what follows, so a
-		// fresh key goes now, but only to members that had one of this
-		// sender's current keys already (they learn nothing new).
+		// Someone left: a fresh key goes now, but only to members that
+		// had a current key (they learn nothing new).
 		only = make(map[string]bool)
 		for id := range s.members {
 			r := s.members[id]
@@ -35,8 +29,7 @@ func (s *Session) rekeyLocked(fresh bool) func() {
 				only[id] = true
 			}
 		}
-		// Those left out get the key (ratcheted) once views agree;
-		// if nobody is, nothing more is due.
+		// Those left out get the key once views agree.
 		a.rekeyDue = len(only) < len(s.members)
 	} else if a != nil {
 		fresh = fresh || a.rekeyFresh
@@ -47,8 +40,7 @@ func (s *Session) rekeyLocked(fresh bool) func() {
 		latest = s.next
 	}
 	if len(s.members) == 0 || only != nil && len(only) == 0 {
-		// Nobody to tell. A fresh key still matters: a leaver had the
-		// current one.
+		// Nobody to tell, but a leaver had the current key.
 		if fresh && latest.shared {
 			s.switchToFreshLocked()
 		}
@@ -106,15 +98,13 @@ func (s *Session) rekeyLocked(fresh bool) func() {
 	}
 }
 
-// recipientKey names one member's session in sendKey.to: its identity,
-// identity key and session, so that someone else shown under the same
-// name (a key swapped after a reconnect) is not taken for it.
+// recipientKey names one member's session in sendKey.to, so someone else
+// under the same name (a swapped key) is not taken for it.
 func recipientKey(r *remote) string {
 	return r.identity + "\x00" + string(r.ann.Identity) + string(r.ann.SessionID[:])
 }
 
-// switchToFreshLocked replaces the current key at once with a fresh one
-// nobody has (the room is empty apart from this participant).
+// switchToFreshLocked switches at once to a fresh key nobody has.
 func (s *Session) switchToFreshLocked() {
 	base := make([]byte, baseKeySize(s.suite))
 	if _, err := rand.Read(base); err != nil {
@@ -140,9 +130,8 @@ func (s *Session) switchToFreshLocked() {
 	s.notifyLocked()
 }
 
-// keyMessageLocked seals k to every member (only those in only, if not
-// nil), each box signed and bound to the member's session, under this
-// sender's next sequence number, and notes them in k.to.
+// keyMessageLocked seals k to every member (or those in only) under the
+// next sequence number, noting them in k.to.
 func (s *Session) keyMessageLocked(k *sendKey, only map[string]bool) (json.RawMessage, error) {
 	body := KeyBody{
 		Suite:         s.suite,
@@ -166,8 +155,7 @@ func (s *Session) keyMessageLocked(k *sendKey, only map[string]bool) (json.RawMe
 		body.Recipient, body.RecipientKey, body.RecipientSession = id, r.ann.Identity, r.ann.SessionID
 		sealed, err := SealKeyBox(s.opts.Identity, r.ann.HPKE, &body)
 		if err != nil {
-			// That member gets no key; the others must still get theirs,
-			// or a leaver would keep reading.
+			// The others must still get theirs, or a leaver would read on.
 			s.log.Error("e2ee: cannot seal the key to a member; it gets none", "identity", id, "err", err)
 			continue
 		}

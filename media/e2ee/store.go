@@ -12,13 +12,10 @@ import (
 	"time"
 )
 
-// IdentityStore keeps a client's identity key and what it learned about
-// other people's (trust on first use, docs/E2EE.md "Known people"). The
-// Go SDK takes one in E2EEOptions.Store; MemoryStore is the default (a
-// bot, a test, the load tool), FileStore keeps it across runs.
+// IdentityStore keeps a client's identity key and the keys it met (trust
+// on first use, docs/E2EE.md "Known people").
 type IdentityStore interface {
-	// Identity returns this client's identity, making (and keeping) one
-	// the first time.
+	// Identity returns this client's identity, made the first time.
 	Identity() (*Identity, error)
 	// Known returns the key remembered for person (a token's sub).
 	Known(person string) (KnownKey, bool)
@@ -43,19 +40,16 @@ const (
 	TrustNew Trust = iota
 	// TrustSame: the key is the one remembered.
 	TrustSame
-	// TrustChanged: another key is remembered for that person. Nothing
-	// was changed in the store: the application decides (the Go SDK's
-	// Client.AcceptKeyChange).
+	// TrustChanged: another key is remembered; the store is unchanged and
+	// the application decides.
 	TrustChanged
-	// TrustLookalike: nobody is known by that name, but someone is by a
-	// name with the same Skeleton: a name made to pass for theirs.
-	// Nothing was changed in the store: the application decides.
+	// TrustLookalike: someone is known by a name with the same Skeleton;
+	// the store is unchanged and the application decides.
 	TrustLookalike
 )
 
-// CheckKey looks key up for person in st: TrustNew (and remembers it),
-// TrustSame, TrustChanged with what was remembered, or TrustLookalike
-// with what is remembered for the look-alike name, which it also returns.
+// CheckKey looks key up for person in st, remembering it if TrustNew; it
+// returns what is remembered, and the look-alike name for TrustLookalike.
 func CheckKey(st IdentityStore, person string, key []byte) (Trust, KnownKey, string, error) {
 	k, ok := st.Known(person)
 	k.Key = bytes.Clone(k.Key)
@@ -76,7 +70,6 @@ func CheckKey(st IdentityStore, person string, key []byte) (Trust, KnownKey, str
 	return TrustNew, KnownKey{}, "", err
 }
 
-// storeData is the content of a store: what FileStore writes as JSON.
 type storeData struct {
 	Version int                 `json:"version"`
 	Seed    []byte              `json:"identity_seed,omitempty"` // Ed25519 seed (RFC 8032 private key)
@@ -85,8 +78,7 @@ type storeData struct {
 
 const storeVersion = 1
 
-// MemoryStore is an IdentityStore in memory only: the identity and what it
-// learned last as long as the value. Its zero value is ready to use.
+// MemoryStore is an IdentityStore in memory only; its zero value is ready.
 type MemoryStore struct {
 	mu   sync.Mutex
 	id   *Identity
@@ -141,19 +133,15 @@ func (m *MemoryStore) Remember(person string, k KnownKey) error {
 	return nil
 }
 
-// FileStore is an IdentityStore in one JSON file, readable and writable by
-// its owner only (mode 0600). It holds the identity's private key: keep it
-// where the user's other secrets are. Every change is written at once, to
-// a temporary file renamed over the old one, so a crash leaves either the
-// old or the new content.
+// FileStore is an IdentityStore in one JSON file of mode 0600 holding the
+// private key; each change is written atomically (temporary file, rename).
 type FileStore struct {
 	path string
 	mem  MemoryStore
 }
 
-// OpenFileStore opens the store at path; if there is none, it is created
-// (mode 0600) at the first change: when the identity is made. It refuses a file that others can read or write, or that does
-// not parse: the error says what to do.
+// OpenFileStore opens the store at path, created at the first change if
+// absent. It refuses a file others can access or that does not parse.
 func OpenFileStore(path string) (*FileStore, error) {
 	f := &FileStore{path: path}
 	b, err := os.ReadFile(path)
@@ -238,8 +226,6 @@ func (f *FileStore) Remember(person string, k KnownKey) error {
 	return nil
 }
 
-// writeLocked writes d to a temporary file beside the store, mode 0600,
-// and renames it over the store.
 func (f *FileStore) writeLocked(d storeData) error {
 	d.Version = storeVersion
 	b, err := json.MarshalIndent(d, "", "  ")

@@ -7,16 +7,10 @@ import (
 	"github.com/sotto-rtc/sotto/media/sframe"
 )
 
-// The frame format on RTP (docs/E2EE.md): an encrypted frame is its clear
-// codec prefix (PrefixLen) followed by the SFrame header and ciphertext;
-// the prefix is SFrame metadata, so it is authenticated. Opus has no clear
-// prefix, and its plaintext is padded (PadAudio). For H.264 the
-// SFrame part is escaped (EscapeH264) so that it never contains a start
-// code, and the frame's start codes are normalised to four bytes first,
-// the form pion's and browsers' depacketizers deliver.
+// An encrypted frame is its clear, authenticated codec prefix, then the
+// SFrame header and ciphertext (docs/E2EE.md, "The frame format on RTP").
 
-// EncryptFrame encrypts one encoded frame of codec under this sender's
-// current key and returns the frame as it goes on the wire.
+// EncryptFrame encrypts one encoded frame under the current key, for the wire.
 func (s *Session) EncryptFrame(codec Codec, frame []byte) ([]byte, error) {
 	if codec == CodecH264 {
 		frame = NormalizeAnnexB(frame)
@@ -44,12 +38,9 @@ func (s *Session) EncryptFrame(codec Codec, frame []byte) ([]byte, error) {
 	return append(out, ct...), nil
 }
 
-// DecryptFrame decrypts one frame of codec that participant from sent. It
-// returns the frame as the sender's encoder made it (for H.264 with
-// four-byte start codes) and the SFrame header it carried; audio without
-// its padding. A frame that does not decrypt is refused with an error:
-// ErrNoKey when the key is missing, a wrapped sframe error
-// (authentication, replay) or ErrBadPadding otherwise.
+// DecryptFrame decrypts one frame from participant from and returns it as
+// the sender's encoder made it, with its SFrame header. Errors: ErrNoKey
+// when the key is missing, else a wrapped sframe error or ErrBadPadding.
 func (s *Session) DecryptFrame(from string, codec Codec, frame []byte) ([]byte, sframe.Header, error) {
 	n, err := PrefixLen(codec, frame)
 	if err != nil {

@@ -9,9 +9,7 @@ import (
 	"time"
 )
 
-// Roster views (docs/E2EE.md, "Admission and rosters", rules 4 and 5):
-// taking the members' signed views, this session's own, and whether they
-// agree; members.go has the rest of admission.
+// Roster views and agreement: docs/E2EE.md, "Admission and rosters", rules 4 and 5.
 
 // handleRoster takes a "roster" message.
 func (s *Session) handleRoster(from string, m keyMessage) error {
@@ -28,8 +26,7 @@ func (s *Session) handleRoster(from string, m keyMessage) error {
 	c := a.cands[v.Member]
 	switch {
 	case len(v.Participants) > len(a.cands)+1+maxViewSlack || !s.roomForViewLocked(c, len(v.Participants)):
-		// It lists far more people than are here: it cannot agree with
-		// this session's, and is not worth keeping.
+		// Far more people than are here: it cannot agree, so not kept.
 		err = fmt.Errorf("roster view of %d participants, %d listed here", len(v.Participants), len(a.cands)+1)
 	case v.Room != s.opts.Room:
 		err = fmt.Errorf("roster view for room %q", v.Room)
@@ -46,9 +43,8 @@ func (s *Session) handleRoster(from string, m keyMessage) error {
 	}
 	pk := pairKey(v.Member, v.MemberKey)
 	if _, ok := a.viewSeqs[pk]; !ok && len(a.viewSeqs) >= maxSenderRecords {
-		// Full: forget those not listed now (one coming back needs a new
-		// admission anyway); if all are, refuse rather than forget a
-		// present member's highest view.
+		// Full: forget those not listed now; never a present member's
+		// highest view, which would let an old view back in.
 		for k := range a.viewSeqs {
 			name, key, _ := strings.Cut(k, "\x00")
 			if c := a.cands[name]; c == nil || string(c.ann.Identity) != key {
@@ -63,9 +59,8 @@ func (s *Session) handleRoster(from string, m keyMessage) error {
 	a.viewSeqs[pk] = v.Seq
 	c.view = &v
 	if c.root && c.state != StateMember {
-		// Listed when this session joined and signing views: a member
-		// before this session came. If it is not one in the others'
-		// eyes, their views differ from this one's and the alert says so.
+		// A root signing views was a member before; if the others disagree,
+		// their views differ and the alert says so.
 		s.makeMemberLocked(c, "")
 	}
 	after := s.syncLocked()
@@ -75,16 +70,13 @@ func (s *Session) handleRoster(from string, m keyMessage) error {
 	return nil
 }
 
-// maxViewSlack is how many more participants than are listed here a
-// view may name and still be kept.
+// maxViewSlack is how many more participants than listed here a kept view may name.
 const maxViewSlack = 16
 
-// maxViewEntries bounds the entries of all the views kept: a call of
-// about 360 members fits.
+// maxViewEntries bounds the entries of all views kept (about 360 members).
 const maxViewEntries = 1 << 17
 
-// roomForViewLocked reports whether a view of n entries from c may be
-// kept: the views kept (c's replaced) stay within maxViewEntries.
+// roomForViewLocked reports whether c's view of n entries fits maxViewEntries.
 func (s *Session) roomForViewLocked(c *candidate, n int) bool {
 	total := n
 	for _, o := range s.adm.cands {
@@ -95,9 +87,7 @@ func (s *Session) roomForViewLocked(c *candidate, n int) bool {
 	return total <= maxViewEntries
 }
 
-// rosterTimeout looks again once views have disagreed (or roots have
-// been silent) for RosterTimeout: syncLocked then raises the alert, or
-// lets keys flow if only silent roots held them.
+// rosterTimeout re-syncs after RosterTimeout: alert, or keys flow past silent roots.
 func (s *Session) rosterTimeout() {
 	s.mu.Lock()
 	a := s.adm
@@ -111,11 +101,9 @@ func (s *Session) rosterTimeout() {
 	after()
 }
 
-// rootsPendingLocked reports whether a participant listed when this
-// session joined has neither become a member nor had RosterTimeout to
-// send its view: until then this session sends no key, so that a node
-// that delays the real members' views cannot have it agree with a
-// ghost's first.
+// rootsPendingLocked reports whether a root has neither become a member nor
+// had RosterTimeout to send its view: no key before, or a node could delay
+// the real members' views until a ghost's agreed.
 func (s *Session) rootsPendingLocked(now time.Time) bool {
 	a := s.adm
 	if now.Sub(a.joinedAt) >= a.opts.RosterTimeout {
@@ -129,8 +117,7 @@ func (s *Session) rootsPendingLocked(now time.Time) bool {
 	return false
 }
 
-// reportMismatchLocked emits the mismatches if they differ from the last
-// reported.
+// reportMismatchLocked emits the mismatches if they changed.
 func (s *Session) reportMismatchLocked() {
 	a := s.adm
 	ms := s.mismatchesLocked()
@@ -141,8 +128,7 @@ func (s *Session) reportMismatchLocked() {
 	a.emit(MembershipEvent{Kind: EventRosterMismatch, Mismatches: ms})
 }
 
-// entriesLocked is this session's view: itself and its members, each with
-// the latest key sequence number accepted from it.
+// entriesLocked is this session's view: itself and its members.
 func (s *Session) entriesLocked() []RosterEntry {
 	own := uint64(0)
 	if s.stats.KeysSent > 0 {
@@ -167,8 +153,7 @@ func sameEntries(x, y []RosterEntry) bool {
 	return slices.EqualFunc(x, y, func(p, q RosterEntry) bool { return p.Name == q.Name && bytes.Equal(p.Key, q.Key) })
 }
 
-// mismatchesLocked lists the members whose latest view is missing or
-// lists other people than this session's.
+// mismatchesLocked lists members whose latest view is missing or differs.
 func (s *Session) mismatchesLocked() []RosterMismatch {
 	a := s.adm
 	if !a.admitted {
