@@ -10,11 +10,12 @@ import (
 	"testing"
 	"time"
 
+	conf "github.com/sotto-rtc/sotto/internal/config"
 	"github.com/sotto-rtc/sotto/signaling"
 	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
-// envMap is an environment for run and parseServe.
+// envMap is an environment for run and command.Parse.
 func envMap(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
@@ -69,12 +70,12 @@ func TestDefaultConfig(t *testing.T) {
 	}
 
 	// No flags, no environment, no file: exactly the defaults.
-	got, check, err := parseServe(nil, envMap(nil), &bytes.Buffer{}, &bytes.Buffer{})
+	got, check, err := command.Parse(nil, envMap(nil), &bytes.Buffer{}, &bytes.Buffer{})
 	if err != nil || check {
-		t.Fatalf("parseServe(nil) = check %v, err %v", check, err)
+		t.Fatalf("command.Parse(nil) = check %v, err %v", check, err)
 	}
 	if !reflect.DeepEqual(got, c) {
-		t.Errorf("parseServe(nil) =\n%+v\nwant the defaults\n%+v", got, c)
+		t.Errorf("command.Parse(nil) =\n%+v\nwant the defaults\n%+v", got, c)
 	}
 }
 
@@ -99,7 +100,7 @@ keys:
 		args: []string{"--config", file},
 		check: func(t *testing.T, c config) {
 			want := defaultConfig()
-			want.HTTP, want.MediaPort, want.PublicIP = "127.0.0.1:1001", 1001, stringList{"198.51.100.1"}
+			want.HTTP, want.MediaPort, want.PublicIP = "127.0.0.1:1001", 1001, conf.Strings{"198.51.100.1"}
 			want.Limits.ParticipantsPerRoom = 11
 			want.Keys = []keyConfig{{"file-key", testSecret}}
 			if !reflect.DeepEqual(c, want) {
@@ -127,7 +128,7 @@ keys:
 				!c.NoICETCP || c.DrainTimeout != 3*time.Second || c.Limits.MessagesPerSecond != 7.5 {
 				t.Errorf("environment did not win: %+v", c)
 			}
-			if want := (stringList{"198.51.100.2", "198.51.100.3"}); !reflect.DeepEqual(c.PublicIP, want) {
+			if want := (conf.Strings{"198.51.100.2", "198.51.100.3"}); !reflect.DeepEqual(c.PublicIP, want) {
 				t.Errorf("public_ip = %v, want %v", c.PublicIP, want)
 			}
 		},
@@ -142,7 +143,7 @@ keys:
 			if c.HTTP != "127.0.0.1:1003" || c.MediaPort != 1003 || c.Limits.ParticipantsPerRoom != 13 || c.NoICETCP {
 				t.Errorf("flags did not win: %+v", c)
 			}
-			if want := (stringList{"198.51.100.4", "198.51.100.5", "198.51.100.6"}); !reflect.DeepEqual(c.PublicIP, want) {
+			if want := (conf.Strings{"198.51.100.4", "198.51.100.5", "198.51.100.6"}); !reflect.DeepEqual(c.PublicIP, want) {
 				t.Errorf("public_ip = %v, want %v", c.PublicIP, want)
 			}
 		},
@@ -168,14 +169,14 @@ keys:
 		name: "ice servers from flags",
 		args: []string{"--ice-server", "stun:stun.example.org:3478", "--ice-server", "stuns:stun.example.org"},
 		check: func(t *testing.T, c config) {
-			want := []iceServerConfig{{URLs: stringList{"stun:stun.example.org:3478"}}, {URLs: stringList{"stuns:stun.example.org"}}}
+			want := []iceServerConfig{{URLs: conf.Strings{"stun:stun.example.org:3478"}}, {URLs: conf.Strings{"stuns:stun.example.org"}}}
 			if !reflect.DeepEqual(c.ICEServers, want) {
 				t.Errorf("ice_servers = %+v, want %+v", c.ICEServers, want)
 			}
 		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, _, err := parseServe(tc.args, envMap(tc.env), &bytes.Buffer{}, &bytes.Buffer{})
+			c, _, err := command.Parse(tc.args, envMap(tc.env), &bytes.Buffer{}, &bytes.Buffer{})
 			if err != nil {
 				t.Fatalf("parseServe: %v", err)
 			}
@@ -195,18 +196,18 @@ func TestValidateNamesField(t *testing.T) {
 		{func(c *config) { c.TLSCert = "cert.pem" }, "tls_key: must be set when tls_cert is"},
 		{func(c *config) { c.TLSKey = "key.pem" }, "tls_cert: must be set when tls_key is"},
 		{func(c *config) { c.TLSCert, c.TLSKey = "/nonexistent/cert.pem", "/nonexistent/key.pem" }, "tls_cert: open /nonexistent/cert.pem"},
-		{func(c *config) { c.AllowedOrigins = stringList{"ok.example.com", "[bad"} }, `allowed_origins[1]: "[bad" is not a valid pattern`},
-		{func(c *config) { c.AllowedOrigins = stringList{"https://app.example/call"} }, `allowed_origins[0]: "https://app.example/call" is not an origin`},
-		{func(c *config) { c.AllowedOrigins = stringList{"ftp://app.example"} }, `allowed_origins[0]: "ftp://app.example": a web page's origin is http:// or https://`},
-		{func(c *config) { c.AllowedOrigins = stringList{"/"} }, `allowed_origins[0]: must not be empty`},
+		{func(c *config) { c.AllowedOrigins = conf.Strings{"ok.example.com", "[bad"} }, `allowed_origins[1]: "[bad" is not a valid pattern`},
+		{func(c *config) { c.AllowedOrigins = conf.Strings{"https://app.example/call"} }, `allowed_origins[0]: "https://app.example/call" is not an origin`},
+		{func(c *config) { c.AllowedOrigins = conf.Strings{"ftp://app.example"} }, `allowed_origins[0]: "ftp://app.example": a web page's origin is http:// or https://`},
+		{func(c *config) { c.AllowedOrigins = conf.Strings{"/"} }, `allowed_origins[0]: must not be empty`},
 		{func(c *config) { c.MediaIP = "localhost" }, `media_ip: "localhost" is not an IP address`},
 		{func(c *config) { c.MediaPort = 65536 }, "media_port: must be 1-65535"},
 		{func(c *config) { c.MediaPort = -1 }, "media_port: must be 1-65535"},
-		{func(c *config) { c.PublicIP = stringList{"x"} }, `public_ip: "x" is not an IP address`},
-		{func(c *config) { c.PublicIP = stringList{"127.0.0.1"} }, `public_ip: "127.0.0.1" cannot be reached`},
+		{func(c *config) { c.PublicIP = conf.Strings{"x"} }, `public_ip: "x" is not an IP address`},
+		{func(c *config) { c.PublicIP = conf.Strings{"127.0.0.1"} }, `public_ip: "127.0.0.1" cannot be reached`},
 		{func(c *config) { c.ICEServers = []iceServerConfig{{}} }, "ice_servers[0].urls: must list at least one URL"},
-		{func(c *config) { c.ICEServers = []iceServerConfig{{URLs: stringList{"stun:a", "http://b"}}} }, `ice_servers[0].urls[1]: "http://b" is not a stun:`},
-		{func(c *config) { c.ICEServers = []iceServerConfig{{URLs: stringList{"turn:a:3478"}}} }, "ice_servers[0]: TURN URLs need username and credential"},
+		{func(c *config) { c.ICEServers = []iceServerConfig{{URLs: conf.Strings{"stun:a", "http://b"}}} }, `ice_servers[0].urls[1]: "http://b" is not a stun:`},
+		{func(c *config) { c.ICEServers = []iceServerConfig{{URLs: conf.Strings{"turn:a:3478"}}} }, "ice_servers[0]: TURN URLs need username and credential"},
 		{func(c *config) { c.PacketCacheSize = 1 }, "packet_cache_size: must be at least 16, got 1"},
 		{func(c *config) { c.PacketCacheSize = 1 << 20 }, "packet_cache_size: must be at most 65536"},
 		{func(c *config) { c.KeyframeRequestInterval = 0 }, "keyframe_request_interval: must be a positive duration"},
@@ -281,16 +282,16 @@ func TestConfigFileErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := defaultConfig()
-			err := loadFile(writeFile(t, "sfu.yaml", tc.yaml), &c)
+			err := conf.LoadFile(writeFile(t, "sfu.yaml", tc.yaml), &c)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("loadFile() = %v, want an error containing %q", err, tc.want)
+				t.Errorf("conf.LoadFile() = %v, want an error containing %q", err, tc.want)
 			}
 		})
 	}
 
 	t.Run("empty file changes nothing", func(t *testing.T) {
 		c := defaultConfig()
-		if err := loadFile(writeFile(t, "sfu.yaml", "# nothing\n"), &c); err != nil {
+		if err := conf.LoadFile(writeFile(t, "sfu.yaml", "# nothing\n"), &c); err != nil {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(c, defaultConfig()) {
@@ -299,19 +300,19 @@ func TestConfigFileErrors(t *testing.T) {
 	})
 	t.Run("missing file", func(t *testing.T) {
 		c := defaultConfig()
-		if err := loadFile(filepath.Join(t.TempDir(), "nope.yaml"), &c); err == nil {
-			t.Error("loadFile(missing) = nil")
+		if err := conf.LoadFile(filepath.Join(t.TempDir(), "nope.yaml"), &c); err == nil {
+			t.Error("conf.LoadFile(missing) = nil")
 		}
 	})
 	t.Run("scalar or list", func(t *testing.T) {
 		c := defaultConfig()
 		yaml := "public_ip: 198.51.100.1\nallowed_origins: [a.example.com, b.example.com]\nice_servers:\n  - urls: stun:stun.example.org\n"
-		if err := loadFile(writeFile(t, "sfu.yaml", yaml), &c); err != nil {
+		if err := conf.LoadFile(writeFile(t, "sfu.yaml", yaml), &c); err != nil {
 			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(c.PublicIP, stringList{"198.51.100.1"}) ||
-			!reflect.DeepEqual(c.AllowedOrigins, stringList{"a.example.com", "b.example.com"}) ||
-			!reflect.DeepEqual(c.ICEServers[0].URLs, stringList{"stun:stun.example.org"}) {
+		if !reflect.DeepEqual(c.PublicIP, conf.Strings{"198.51.100.1"}) ||
+			!reflect.DeepEqual(c.AllowedOrigins, conf.Strings{"a.example.com", "b.example.com"}) ||
+			!reflect.DeepEqual(c.ICEServers[0].URLs, conf.Strings{"stun:stun.example.org"}) {
 			t.Errorf("got public_ip %v, allowed_origins %v, ice_servers %+v", c.PublicIP, c.AllowedOrigins, c.ICEServers)
 		}
 	})
@@ -410,29 +411,29 @@ func TestCheckConfigReportsEverything(t *testing.T) {
 func TestSettingsTable(t *testing.T) {
 	seen := map[string]bool{}
 	for _, s := range settings() {
-		if seen[s.name] {
-			t.Errorf("setting %q listed twice", s.name)
+		if seen[s.Flag] {
+			t.Errorf("setting %q listed twice", s.Flag)
 		}
-		seen[s.name] = true
-		if s.field == "" || s.usage == "" {
-			t.Errorf("setting %q lacks a field or usage", s.name)
+		seen[s.Flag] = true
+		if s.Key == "" || s.Usage == "" {
+			t.Errorf("setting %q lacks a field or usage", s.Flag)
 		}
-		if got, want := s.env(), "SOTTO_"+strings.ToUpper(strings.ReplaceAll(s.name, "-", "_")); got != want {
-			t.Errorf("setting %q: env %q, want %q", s.name, got, want)
+		if got, want := s.Env(command.EnvPrefix), "SOTTO_"+strings.ToUpper(strings.ReplaceAll(s.Flag, "-", "_")); got != want {
+			t.Errorf("setting %q: env %q, want %q", s.Flag, got, want)
 		}
 		c := defaultConfig()
-		def := s.get(&c)
-		if s.kind == kindList && def == "" {
+		def := s.Get(&c)
+		if s.Kind == conf.Repeated && def == "" {
 			continue
 		}
-		if s.name == "api-key" || s.name == "api-secret" || s.name == "tls-cert" || s.name == "tls-key" {
+		if s.Flag == "api-key" || s.Flag == "api-secret" || s.Flag == "tls-cert" || s.Flag == "tls-key" {
 			continue // empty by default; setting "" is not a round trip
 		}
-		if err := s.set(&c, []string{def}); err != nil {
-			t.Errorf("setting %q: default %q does not parse: %v", s.name, def, err)
+		if err := s.Set(&c, []string{def}); err != nil {
+			t.Errorf("setting %q: default %q does not parse: %v", s.Flag, def, err)
 		}
 		if !reflect.DeepEqual(c, defaultConfig()) {
-			t.Errorf("setting %q: default %q does not round-trip", s.name, def)
+			t.Errorf("setting %q: default %q does not round-trip", s.Flag, def)
 		}
 	}
 }
@@ -443,7 +444,7 @@ func TestSettingsTable(t *testing.T) {
 func TestExampleConfig(t *testing.T) {
 	const example = "../../deploy/sfu.yaml"
 	c := defaultConfig()
-	if err := loadFile(example, &c); err != nil {
+	if err := conf.LoadFile(example, &c); err != nil {
 		t.Fatalf("%s: %v", example, err)
 	}
 	if len(c.Keys) == 0 {
@@ -480,12 +481,12 @@ func TestExampleConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range settings() {
-		if s.field == "api_key" || s.field == "api_secret" {
+		if s.Key == "api_key" || s.Key == "api_secret" {
 			continue // environment and flags only; the file has keys:
 		}
-		key := s.field[strings.LastIndex(s.field, ".")+1:] + ":"
+		key := s.Key[strings.LastIndex(s.Key, ".")+1:] + ":"
 		if !bytes.Contains(raw, []byte(key)) {
-			t.Errorf("%s does not mention %s", example, s.field)
+			t.Errorf("%s does not mention %s", example, s.Key)
 		}
 	}
 }

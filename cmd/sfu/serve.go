@@ -12,8 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
-	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -71,26 +69,12 @@ type gateway struct {
 // the media plane exists.
 func newGateway(cfg config, log *slog.Logger) (*gateway, error) {
 	g := &gateway{cfg: cfg, log: log, served: make(chan error, 1)}
-
-	keys := make(map[string]string)
-	for _, k := range cfg.effectiveKeys() {
-		keys[k.Key] = k.Secret
+	keys, err := g.keys()
+	if err != nil {
+		return nil, err
 	}
-	if len(keys) == 0 {
-		dev, err := newDevCredentials()
-		if err != nil {
-			return nil, err
-		}
-		g.dev = dev
-		keys[dev.key] = dev.secret
-		log.Warn("no API key configured: generated a development key for this run (set keys: in the config file, or SOTTO_API_KEY and SOTTO_API_SECRET, for production)", "api_key", dev.key)
-		if host, _, err := net.SplitHostPort(cfg.HTTP); err != nil || !isLoopbackHost(host) {
-			log.Warn("development mode on a non-loopback address: the web page mints join tokens for anyone who can reach "+cfg.HTTP+"; configure API keys before exposing it", "http", cfg.HTTP)
-		}
-	}
-
-	// One registry per process, so tests can run several gateways and
-	// /metrics shows exactly this node.
+	// One registry per gateway, so tests can run several and /metrics
+	// shows exactly this node.
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
@@ -98,15 +82,59 @@ func newGateway(cfg config, log *slog.Logger) (*gateway, error) {
 	if err := reg.Register(collectors.NewGoCollector()); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	if g.sfu, err = newSFU(cfg, log, reg); err != nil {
+		return nil, err
+	}
+	turnServers, err := g.turnServers(reg)
+	if err == nil {
+		g.sig, err = newSignaling(cfg, keys, turnServers, log, reg, g.sfu)
+	}
+	if err == nil {
+		err = g.listenHTTP(reg)
+	}
+	if err != nil {
+		if g.relay != nil {
+			_ = g.relay.Close()
+		}
+		_ = g.sfu.Close()
+		return nil, err
+	}
+	return g, nil
+}
 
-	sfu, err := sfu.New(sfu.Config{
+// keys are the API keys tokens are verified with; with none configured,
+// development credentials generated for this run.
+func (g *gateway) keys() (map[string]string, error) {
+	keys := make(map[string]string)
+	for _, k := range g.cfg.effectiveKeys() {
+		keys[k.Key] = k.Secret
+	}
+	if len(keys) > 0 {
+		return keys, nil
+	}
+	dev, err := newDevCredentials()
+	if err != nil {
+		return nil, err
+	}
+	g.dev = dev
+	keys[dev.key] = dev.secret
+	addr := g.cfg.HTTP
+	g.log.Warn("no API key configured: generated a development key for this run (set keys: in the config file, or SOTTO_API_KEY and SOTTO_API_SECRET, for production)", "api_key", dev.key)
+	if host, _, err := net.SplitHostPort(addr); err != nil || !isLoopbackHost(host) {
+		g.log.Warn("development mode on a non-loopback address: the web page mints join tokens for anyone who can reach "+addr+"; configure API keys before exposing it", "http", addr)
+	}
+	return keys, nil
+}
+
+func newSFU(cfg config, log *slog.Logger, reg prometheus.Registerer) (*sfu.SFU, error) {
+	l := cfg.Limits
+	s, err := sfu.New(sfu.Config{
 		ListenIP:   cfg.MediaIP,
 		Port:       cfg.MediaPort,
 		DisableTCP: cfg.NoICETCP,
 		PublicIPs:  cfg.PublicIP,
-		// Without a public IP this is most likely a developer's machine:
-		// loopback candidates let a client on the same host connect even
-		// with no network. Behind 1:1 NAT they would only add noise.
+		// Without a public IP this is most likely a developer's machine;
+		// behind 1:1 NAT loopback candidates would only add noise.
 		IncludeLoopback:         len(cfg.PublicIP) == 0,
 		AllowCandidates:         prefixes(cfg.AllowCandidates),
 		RefusePrivateCandidates: cfg.RefusePrivateCandidates,
@@ -115,94 +143,67 @@ func newGateway(cfg config, log *slog.Logger) (*gateway, error) {
 		KeyframeRequestInterval: cfg.KeyframeRequestInterval,
 		ICEDisconnectedTimeout:  cfg.ICEDisconnectedTimeout,
 		ICEFailedTimeout:        cfg.ICEFailedTimeout,
-		AudioMaxBitrate:         noLimit(cfg.Limits.AudioMaxBitrate),
-		AudioMaxPacketRate:      noLimit(cfg.Limits.AudioMaxPacketRate),
-		VideoMaxBitrate:         noLimit(cfg.Limits.VideoMaxBitrate),
-		VideoMaxPacketRate:      noLimit(cfg.Limits.VideoMaxPacketRate),
-		RateLimitEndFactor:      cfg.Limits.RateLimitEndFactor,
-		RateLimitEndAfter:       cfg.Limits.RateLimitEndAfter,
+		AudioMaxBitrate:         noLimit(l.AudioMaxBitrate),
+		AudioMaxPacketRate:      noLimit(l.AudioMaxPacketRate),
+		VideoMaxBitrate:         noLimit(l.VideoMaxBitrate),
+		VideoMaxPacketRate:      noLimit(l.VideoMaxPacketRate),
+		RateLimitEndFactor:      l.RateLimitEndFactor,
+		RateLimitEndAfter:       l.RateLimitEndAfter,
 		Logger:                  log,
 		Registerer:              reg,
 	})
 	if err != nil {
 		return nil, bindError(fmt.Sprintf("media port %d", cfg.MediaPort), "--media-port", "--media-ip", err)
 	}
-	g.sfu = sfu
+	return s, nil
+}
 
-	iceServers := make([]wire.ICEServer, 0, len(cfg.ICEServers))
-	for _, s := range cfg.ICEServers {
-		iceServers = append(iceServers, wire.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
-	}
-	turnURLs := cfg.TURN.URLs
-	if len(cfg.TURN.Listen) > 0 {
-		g.relay, err = startRelay(cfg, sfu.Port(), log, reg)
-		if err != nil {
-			_ = sfu.Close()
-			return nil, err
-		}
-		if len(turnURLs) == 0 {
-			turnURLs = relayURLs(cfg, g.relay)
-		}
-	}
-	var turnServers func(identity string) []wire.ICEServer
-	if t := cfg.TURN; len(turnURLs) > 0 {
-		// Fresh credentials per participant and join: the relay can
-		// count and refuse per identity, and a leaked credential dies
-		// with its TTL.
-		turnServers = func(identity string) []wire.ICEServer {
-			user, pass := relay.RESTCredentials(t.Secret, identity, t.CredentialTTL, time.Now())
-			return append(slices.Clone(iceServers), wire.ICEServer{URLs: turnURLs, Username: user, Credential: pass})
-		}
-	}
-	g.sig, err = signaling.NewServer(signaling.Config{
+func newSignaling(cfg config, keys map[string]string, turnServers func(string) []wire.ICEServer,
+	log *slog.Logger, reg prometheus.Registerer, media *sfu.SFU) (*signaling.Server, error) {
+	l := cfg.Limits
+	return signaling.NewServer(signaling.Config{
 		Keys:        keys,
 		TokenLeeway: cfg.TokenLeeway,
 		Limits: signaling.ServerLimits{
-			MaxMessageBytes:      cfg.Limits.MaxMessageBytes,
-			MessagesPerSecond:    cfg.Limits.MessagesPerSecond,
-			MessageBurst:         cfg.Limits.MessageBurst,
-			ParticipantsPerRoom:  cfg.Limits.ParticipantsPerRoom,
-			RoomsPerNode:         cfg.Limits.RoomsPerNode,
-			TracksPerParticipant: cfg.Limits.TracksPerParticipant,
-			JoinsPerSecondPerIP:  cfg.Limits.JoinsPerSecondPerIP,
-			JoinBurst:            cfg.Limits.JoinBurst,
-			RelayBytesPerSecond:  cfg.Limits.RelayBytesPerSecond,
-			RelayBurstBytes:      cfg.Limits.RelayBurstBytes,
-			RelayQueueBytes:      cfg.Limits.RelayQueueBytes,
-			RelayQueueMessages:   cfg.Limits.RelayQueueMessages,
-			UnjoinedPerAddress:   cfg.Limits.UnjoinedPerAddress,
-			UnjoinedConnections:  cfg.Limits.UnjoinedConnections,
+			MaxMessageBytes:      l.MaxMessageBytes,
+			MessagesPerSecond:    l.MessagesPerSecond,
+			MessageBurst:         l.MessageBurst,
+			ParticipantsPerRoom:  l.ParticipantsPerRoom,
+			RoomsPerNode:         l.RoomsPerNode,
+			TracksPerParticipant: l.TracksPerParticipant,
+			JoinsPerSecondPerIP:  l.JoinsPerSecondPerIP,
+			JoinBurst:            l.JoinBurst,
+			RelayBytesPerSecond:  l.RelayBytesPerSecond,
+			RelayBurstBytes:      l.RelayBurstBytes,
+			RelayQueueBytes:      l.RelayQueueBytes,
+			RelayQueueMessages:   l.RelayQueueMessages,
+			UnjoinedPerAddress:   l.UnjoinedPerAddress,
+			UnjoinedConnections:  l.UnjoinedConnections,
 		},
-		ICEServers:     iceServers,
+		ICEServers:     staticICEServers(cfg),
 		ICEServersFunc: turnServers,
 		JoinTimeout:    cfg.JoinTimeout,
 		PingInterval:   cfg.PingInterval,
 		OriginPatterns: originPatterns(cfg.AllowedOrigins),
 		Logger:         log,
 		Registerer:     reg,
-	}, sfu)
-	if err != nil {
-		g.closeRelay()
-		_ = sfu.Close()
-		return nil, err
-	}
+	}, media)
+}
 
+// listenHTTP binds the HTTP server's port, with TLS when configured.
+func (g *gateway) listenHTTP(reg *prometheus.Registry) error {
+	cfg := g.cfg
 	ln, err := net.Listen("tcp", cfg.HTTP)
 	if err != nil {
-		g.closeRelay()
-		_ = sfu.Close()
-		return nil, bindError("http "+cfg.HTTP, "--http", "--http", err)
+		return bindError("http "+cfg.HTTP, "--http", "--http", err)
 	}
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
 			_ = ln.Close()
-			g.closeRelay()
-			_ = sfu.Close()
-			return nil, fmt.Errorf("tls_cert: %w", err)
+			return fmt.Errorf("tls_cert: %w", err)
 		}
-		// HTTP/1.1 only: a WebSocket upgrade needs it, and nothing here
-		// gains from HTTP/2.
+		// HTTP/1.1 only: a WebSocket upgrade needs it.
 		ln = tls.NewListener(ln, &tls.Config{
 			Certificates: []tls.Certificate{cert},
 			MinVersion:   tls.VersionTLS12,
@@ -215,9 +216,9 @@ func newGateway(cfg config, log *slog.Logger) (*gateway, error) {
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
-	return g, nil
+	return nil
 }
 
 // routes is the node's HTTP surface.
@@ -482,117 +483,4 @@ func bindError(what, portFlag, addrFlag string, err error) error {
 		return fmt.Errorf("%s: no such address on this host — check %s: %w", what, addrFlag, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
-}
-
-// startRelay runs the in-process TURN relay of a single-box deployment.
-// The SFU's media endpoints (mediaPort on its addresses) are opened to it
-// port and all, since the SFU is typically on the relay's own host
-// address, which the peer policy otherwise refuses.
-func startRelay(cfg config, mediaPort int, log *slog.Logger, reg prometheus.Registerer) (*relay.Server, error) {
-	t := cfg.TURN
-	rc := relay.Config{
-		Realm:                 t.Realm,
-		Secrets:               []string{t.Secret},
-		MinPort:               uint16(t.MinPort),
-		MaxPort:               uint16(t.MaxPort),
-		MaxAllocationsPerUser: relay.DefaultMaxAllocationsPerUser,
-		MaxAllocations:        relay.DefaultMaxAllocations,
-		Bandwidth:             relay.DefaultBandwidth,
-		MaxLifetime:           relay.DefaultMaxLifetime,
-		Logger:                log,
-		Registerer:            reg,
-	}
-	for _, l := range t.Listen {
-		ls, err := relay.ParseListen(l)
-		if err != nil {
-			return nil, fmt.Errorf("turn.listen: %w", err)
-		}
-		rc.Listeners = append(rc.Listeners, ls...)
-	}
-	rc.RelayIP, _ = netip.ParseAddr(t.RelayIP)
-	if t.PublicIP != "" {
-		rc.PublicIP, _ = netip.ParseAddr(t.PublicIP)
-	}
-	rc.AllowPeers = prefixes(t.AllowPeers)
-	if cfg.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
-		if err != nil {
-			return nil, fmt.Errorf("tls_cert: %w", err)
-		}
-		rc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
-	var mediaIPs []netip.Addr
-	for _, s := range cfg.PublicIP {
-		if ip, err := netip.ParseAddr(s); err == nil {
-			mediaIPs = append(mediaIPs, ip)
-		}
-	}
-	if ip, err := netip.ParseAddr(cfg.MediaIP); err == nil && !ip.IsUnspecified() {
-		mediaIPs = append(mediaIPs, ip)
-	} else if addrs, err := net.InterfaceAddrs(); err == nil {
-		for _, a := range addrs {
-			if p, err := netip.ParsePrefix(a.String()); err == nil {
-				mediaIPs = append(mediaIPs, p.Addr())
-			}
-		}
-	}
-	for _, ip := range mediaIPs {
-		rc.AllowEndpoints = append(rc.AllowEndpoints, netip.AddrPortFrom(ip.Unmap(), uint16(mediaPort)))
-	}
-	srv, err := relay.New(context.Background(), rc)
-	if err != nil {
-		return nil, fmt.Errorf("turn: %w", err)
-	}
-	return srv, nil
-}
-
-// relayURLs are the in-process relay's TURN URLs, when the configuration
-// names none: its listeners, at the public IP when there is one.
-func relayURLs(cfg config, srv *relay.Server) []string {
-	var urls []string
-	for _, l := range srv.Listeners() {
-		host, port, err := net.SplitHostPort(l.Address)
-		if err != nil {
-			continue
-		}
-		if cfg.TURN.PublicIP != "" {
-			host = cfg.TURN.PublicIP
-		}
-		hp := net.JoinHostPort(host, port)
-		switch l.Network {
-		case relay.UDP:
-			urls = append(urls, "turn:"+hp+"?transport=udp")
-		case relay.TCP:
-			urls = append(urls, "turn:"+hp+"?transport=tcp")
-		case relay.TLS:
-			urls = append(urls, "turns:"+hp+"?transport=tcp")
-		}
-	}
-	return urls
-}
-
-// closeRelay stops the in-process relay, if any, when the gateway fails
-// to start.
-func (g *gateway) closeRelay() {
-	if g.relay != nil {
-		_ = g.relay.Close()
-	}
-}
-
-// prefixes parses CIDR ranges validate has checked.
-func prefixes(list []string) []netip.Prefix {
-	var out []netip.Prefix
-	for _, p := range list {
-		out = append(out, netip.MustParsePrefix(p))
-	}
-	return out
-}
-
-// noLimit turns the command's 0 (no limit) into media's -1 (media reads 0
-// as its default).
-func noLimit(v int) int {
-	if v == 0 {
-		return -1
-	}
-	return v
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	conf "github.com/sotto-rtc/sotto/internal/config"
 	"github.com/sotto-rtc/sotto/signaling/wire"
 )
 
@@ -43,7 +44,7 @@ func runToken(_ context.Context, args []string, env func(string) string, stdout,
 	fs.Usage = func() {} // printed below, where help and error differ
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			printUsage(stdout, tokenUsage, fs)
+			conf.PrintUsage(stdout, tokenUsage, fs)
 			return exitOK
 		}
 		fmt.Fprintln(stderr, "sfu token: 'sfu token -h' lists every flag")
@@ -57,7 +58,7 @@ func runToken(_ context.Context, args []string, env func(string) string, stdout,
 	key, secret := firstSet(*apiKey, env("SOTTO_API_KEY")), firstSet(*apiSecret, env("SOTTO_API_SECRET"))
 	if path := firstSet(*configPath, env("SOTTO_CONFIG")); key == "" && secret == "" && path != "" {
 		cfg := defaultConfig()
-		if err := loadFile(path, &cfg); err != nil {
+		if err := conf.LoadFile(path, &cfg); err != nil {
 			fmt.Fprintf(stderr, "sfu token: %v\n", err)
 			return exitUsage
 		}
@@ -87,8 +88,10 @@ func runToken(_ context.Context, args []string, env func(string) string, stdout,
 		fmt.Fprintf(stderr, "sfu token: --ttl must be positive, got %v\n", *ttl)
 		return exitUsage
 	}
-	if errs := checkKey("--api-key", "--api-secret", keyConfig{Key: key, Secret: secret}); len(errs) > 0 {
-		fmt.Fprintf(stderr, "sfu token: %v\n", errors.Join(errs...))
+	var p conf.Problems
+	checkKey(&p, "--api-key", "--api-secret", keyConfig{Key: key, Secret: secret})
+	if err := p.Err(); err != nil {
+		fmt.Fprintf(stderr, "sfu token: %v\n", err)
 		return exitUsage
 	}
 
