@@ -17,10 +17,8 @@ import (
 
 // QuotaError is an allocation refused because a quota is full.
 type QuotaError struct {
-	// User is the user ID (the identity of a REST credential).
 	User string
-	// Total is true when the relay-wide limit is full, false when the
-	// user's own is.
+	// Total is true when the relay-wide limit is full.
 	Total bool
 	Limit int
 }
@@ -32,10 +30,9 @@ func (e *QuotaError) Error() string {
 	return fmt.Sprintf("relay: allocation quota reached for %q (%d per user)", e.User, e.Limit)
 }
 
-// quota counts open allocations per user and in total. The count is taken
-// when pion asks for the relayed socket, which is the moment an allocation
-// really starts to exist, and given back when that socket closes: no
-// event can be missed or arrive twice.
+// quota counts open allocations per user and in total, from pion's request
+// for the relayed socket to that socket's close: no event is missed or
+// counted twice.
 type quota struct {
 	perUser, total int // limits; 0 is unlimited
 
@@ -48,8 +45,6 @@ func newQuota(perUser, total int) *quota {
 	return &quota{perUser: perUser, total: total, users: make(map[string]int)}
 }
 
-// check reports whether user may open one more allocation now; pion
-// answers 486 when it may not.
 func (q *quota) check(user string) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -66,8 +61,7 @@ func (q *quota) checkLocked(user string) error {
 	return nil
 }
 
-// acquire takes a slot for user. Two Allocates racing past check are
-// settled here; the loser gets pion's 508.
+// acquire settles two Allocates racing past check; the loser gets 508.
 func (q *quota) acquire(user string) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -88,10 +82,9 @@ func (q *quota) release(user string) {
 	}
 }
 
-// allocator is the relay address generator handed to pion. It wraps pion's
-// own generator so that every relayed socket is counted against the
-// quotas, metered, rate limited, closed at the maximum lifetime, and
-// unable to send to the relay's own listening endpoints.
+// allocator wraps pion's relay address generator so that every relayed
+// socket is counted, metered, rate limited, closed at the maximum lifetime
+// and kept from sending to the relay itself.
 type allocator struct {
 	inner       turn.RelayAddressGenerator
 	quota       *quota
@@ -102,13 +95,10 @@ type allocator struct {
 	ownIPs      map[netip.Addr]struct{}
 	minPort     uint16 // the relayed port range, to keep relays from relaying to each other
 	maxPort     uint16
-	// endpointOnly are IPs the policy refuses but Config.AllowEndpoints
-	// opens at the listed ports only.
+	// endpointOnly: IPs the policy refuses but AllowEndpoints opens at ports.
 	endpointOnly map[netip.Addr][]uint16
 }
 
-// isClosedEndpoint reports whether addr is on an endpoint-only IP but not
-// at one of its opened ports.
 func (a *allocator) isClosedEndpoint(addr net.Addr) bool {
 	if len(a.endpointOnly) == 0 {
 		return false
@@ -123,9 +113,8 @@ func (a *allocator) isClosedEndpoint(addr net.Addr) bool {
 
 func (a *allocator) Validate() error { return a.inner.Validate() }
 
-// limiter returns the allocation's rate limiter, or nil when unlimited.
-// The burst is one second of traffic, and at least two full datagrams so
-// that a low limit still lets packets through.
+// limiter is nil when unlimited; its burst is one second of traffic and
+// at least two full datagrams.
 func (a *allocator) limiter() *rate.Limiter {
 	if a.bandwidth <= 0 {
 		return nil
@@ -163,8 +152,7 @@ func (a *allocator) AllocateListener(conf turn.AllocateListenerConfig) (net.List
 	return rl, addr, nil
 }
 
-// AllocateConn dials a TCP peer for a Connect request; the peer has
-// passed the policy already (pion asks the permission handler first).
+// AllocateConn dials a Connect peer, which the policy has passed.
 func (a *allocator) AllocateConn(conf turn.AllocateConnConfig) (net.Conn, error) {
 	if a.isOwnEndpoint(conf.RemoteAddr) || a.isClosedEndpoint(conf.RemoteAddr) {
 		a.m.refusals.WithLabelValues(reasonPeerDenied).Inc()
@@ -188,9 +176,8 @@ func (a *allocator) countQuota(err error) {
 	}
 }
 
-// opened counts a new allocation and arms its maximum lifetime: closing
-// the relayed socket makes pion delete the allocation, whatever refreshes
-// the client sent.
+// opened counts an allocation and arms its maximum lifetime: closing the
+// relayed socket makes pion delete it.
 func (a *allocator) opened(closeFn func()) *time.Timer {
 	a.m.allocations.Inc()
 	a.m.allocationsTotal.Inc()
@@ -200,9 +187,8 @@ func (a *allocator) opened(closeFn func()) *time.Timer {
 	return time.AfterFunc(a.maxLifetime, closeFn)
 }
 
-// isOwnEndpoint reports whether addr is one of the relay's listening
-// endpoints or relayed ports. The peer policy works on IPs, so an
-// operator who allows the relay's own network still must not turn the
+// isOwnEndpoint reports whether addr is a listening endpoint or relayed
+// port of the relay: a policy that opens its network must not turn the
 // relay onto itself.
 func (a *allocator) isOwnEndpoint(addr net.Addr) bool {
 	ap, ok := addrPort(addr)
@@ -219,8 +205,7 @@ func (a *allocator) isOwnEndpoint(addr net.Addr) bool {
 	return false
 }
 
-// addrPort is addr as a netip.AddrPort, without formatting and parsing
-// it for the UDP and TCP addresses pion hands over on every datagram.
+// addrPort avoids formatting and parsing an address on every datagram.
 func addrPort(addr net.Addr) (netip.AddrPort, bool) {
 	var (
 		ip   net.IP
@@ -268,9 +253,8 @@ func (c *relayedPacketConn) Close() error {
 	return nil
 }
 
-// WriteTo relays a client's datagram to a peer. A datagram over the
-// allocation's bandwidth or aimed at the relay itself is dropped, and
-// reported as written: the client is not told, as on any lossy path.
+// WriteTo drops a datagram over the bandwidth or aimed at the relay
+// itself, silently, as any lossy path would.
 func (c *relayedPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if c.a.isOwnEndpoint(addr) {
 		c.a.m.dropped.WithLabelValues(dropRelayAddress).Inc()
@@ -292,8 +276,6 @@ func (c *relayedPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return n, err
 }
 
-// ReadFrom returns the next datagram from a peer that fits in the
-// allocation's bandwidth.
 func (c *relayedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
 		n, addr, err := c.PacketConn.ReadFrom(p)
@@ -310,8 +292,7 @@ func (c *relayedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	}
 }
 
-// Reasons a relayed datagram is dropped: the "reason" label of
-// sotto_turn_dropped_packets_total.
+// Reasons a datagram is dropped: sotto_turn_dropped_packets_total's label.
 const (
 	dropBandwidth    = "bandwidth"
 	dropRelayAddress = "relay_address"
@@ -351,9 +332,8 @@ func (l *relayedListener) Accept() (net.Conn, error) {
 	return newMeteredConn(c, l.a), nil
 }
 
-// meteredConn is a peer data connection of a TCP allocation: counted,
-// and paced to the allocation bandwidth (TCP has back pressure, so it
-// waits instead of dropping).
+// meteredConn is a peer connection of a TCP allocation: counted, and paced
+// (TCP has back pressure, so it waits instead of dropping).
 type meteredConn struct {
 	net.Conn
 	a      *allocator

@@ -21,12 +21,9 @@ import (
 	"golang.org/x/net/ipv6"
 )
 
-// RESTCredentials returns TURN REST ephemeral credentials for identity,
-// valid until now+ttl, in the format coturn's use-auth-secret accepts:
-// username "expiry:identity" (expiry in Unix seconds) and password
-// base64(HMAC-SHA1(secret, username)). Anyone holding secret can mint
-// them, which is why the secret is shared only between the relay and the
-// service that admits callers.
+// RESTCredentials returns TURN REST credentials for identity, valid until
+// now+ttl, as coturn's use-auth-secret checks them: "expiry:identity" and
+// base64(HMAC-SHA1(secret, username)). Whoever holds secret can mint them.
 func RESTCredentials(secret, identity string, ttl time.Duration, now time.Time) (username, password string) {
 	username = strconv.FormatInt(now.Add(ttl).Unix(), 10) + ":" + identity
 	return username, restPassword(secret, username)
@@ -38,8 +35,7 @@ func restPassword(secret, username string) string {
 	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// Reasons a credential is refused; they are the "reason" label of
-// sotto_turn_refusals_total.
+// Reasons a credential is refused: sotto_turn_refusals_total's label.
 const (
 	reasonExpired     = "expired"
 	reasonForged      = "forged"
@@ -50,8 +46,8 @@ const (
 	reasonQuotaTotal  = "quota_total"
 )
 
-// authenticator checks long-term credentials: TURN REST usernames against
-// every shared secret (rotation), and static users.
+// authenticator checks TURN REST usernames against every shared secret,
+// and static users.
 type authenticator struct {
 	realm   string
 	secrets []string
@@ -60,16 +56,10 @@ type authenticator struct {
 	tap     *requestTap
 }
 
-// key returns the long-term key (MD5(username:realm:password)) for a
-// request, the user ID allocations are counted under, and the refusal
-// reason when there is no key to give.
-//
-// pion checks MESSAGE-INTEGRITY with exactly one key, but during a secret
-// rotation a username may be signed with any of several secrets. So when
-// there is more than one candidate key, the request the tap recorded is
-// checked against each, and the one that verifies is returned. If none
-// does, the first is returned and pion's own check refuses the request
-// (counted as forged through the auth event).
+// key returns the long-term key for a request, the user allocations count
+// under, or why it is refused. pion checks MESSAGE-INTEGRITY with one key,
+// so during a rotation the tapped request picks the secret that verifies;
+// if none does, pion refuses the first (counted as forged).
 func (a *authenticator) key(ra *turn.RequestAttributes) (userID string, key []byte, reason string) {
 	if ra.Realm != a.realm {
 		return "", nil, reasonWrongRealm
@@ -77,8 +67,7 @@ func (a *authenticator) key(ra *turn.RequestAttributes) (userID string, key []by
 	if pw, ok := a.users[ra.Username]; ok {
 		return ra.Username, turn.GenerateAuthKey(ra.Username, a.realm, pw), ""
 	}
-	// coturn also accepts a bare expiry (turnutils_uclient -W without
-	// -u); the whole username then stands for the user.
+	// coturn also accepts a bare expiry as the whole username.
 	expiry, identity, ok := strings.Cut(ra.Username, ":")
 	if !ok {
 		identity = ra.Username
@@ -117,16 +106,12 @@ func (a *authenticator) key(ra *turn.RequestAttributes) (userID string, key []by
 	return identity, keys[0], ""
 }
 
-// tapDepth is how many recent requests are kept per client: a TCP client
-// may pipeline a few (CreatePermission and ChannelBind together), and
-// pion's stream reader may read them in one go.
+// tapDepth: a TCP client may pipeline a few requests, which pion may read
+// in one go.
 const tapDepth = 4
 
-// requestTap remembers the last few STUN requests each client sent, so
-// that the authenticator can pick the secret a request was signed with.
-// It holds one entry per UDP listener (the entry of the last sender) and
-// one per TCP or TLS connection, so a flood of spoofed sources cannot
-// grow it.
+// requestTap remembers each client's last requests, for key. One entry
+// per UDP listener and per TCP connection: spoofed sources cannot grow it.
 type requestTap struct {
 	mu   sync.Mutex
 	last map[string][][]byte
@@ -134,9 +119,8 @@ type requestTap struct {
 
 func newRequestTap() *requestTap { return &requestTap{last: make(map[string][][]byte)} }
 
-// isRequest reports whether b starts a STUN request (class 0b00); only
-// requests carry credentials, and copying nothing else keeps the relayed
-// data path free of allocations.
+// isRequest reports whether b starts a STUN request; copying only those
+// keeps the data path free of allocations.
 func isRequest(b []byte) bool {
 	if len(b) < 20 || b[0]&0xc0 != 0 || b[4] != 0x21 || b[5] != 0x12 || b[6] != 0xa4 || b[7] != 0x42 {
 		return false
@@ -171,9 +155,8 @@ func (t *requestTap) recent(src net.Addr) [][]byte {
 func (t *requestTap) recentBySrc(src string) [][]byte {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	// Copies: the caller checks MESSAGE-INTEGRITY, which rewrites the
-	// length field in place while it computes, and another listener may
-	// be checking the same client's requests at the same time.
+	// Copies: checking MESSAGE-INTEGRITY rewrites the length in place, maybe
+	// on two listeners at once.
 	last := t.last[src]
 	out := make([][]byte, len(last))
 	for i, b := range last {
@@ -182,10 +165,8 @@ func (t *requestTap) recentBySrc(src string) [][]byte {
 	return out
 }
 
-// tapPacketConn records the STUN requests read from a UDP listener and
-// corrects pion's error codes on the way out. It reads with recvmmsg(2)
-// when the socket allows: every client's datagrams queue on this one
-// socket, and one call takes all that are waiting.
+// tapPacketConn records the requests read from a UDP listener, corrects
+// pion's error codes on the way out, and reads with recvmmsg(2) when it can.
 type tapPacketConn struct {
 	net.PacketConn
 	tap  *requestTap
@@ -202,9 +183,8 @@ type batchReader interface {
 	ReadBatch(ms []ipv4.Message, flags int) (int, error)
 }
 
-// readBatchSize is the datagrams one recvmmsg takes at most, and
-// readSlotSize each one's buffer: more than pion's inbound MTU (1600), so
-// that a datagram pion would refuse as too long still reaches it as such.
+// readSlotSize exceeds pion's inbound MTU, so that a datagram too long for
+// pion still reaches it as such.
 const (
 	readBatchSize = 32
 	readSlotSize  = 2048
@@ -226,7 +206,6 @@ func newTapPacketConn(c net.PacketConn, tap *requestTap, ans *answers) *tapPacke
 	return t
 }
 
-// readFrom returns the next datagram, from the last batch or a new one.
 func (c *tapPacketConn) readFrom(p []byte) (int, net.Addr, error) {
 	if c.batch == nil {
 		return c.PacketConn.ReadFrom(p)
@@ -272,8 +251,7 @@ func (c *tapPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	return n, addr, err
 }
 
-// tapListener hands out connections that record the STUN requests read
-// from them.
+// tapListener hands out connections that record their STUN requests.
 type tapListener struct {
 	net.Listener
 	tap *requestTap
@@ -286,56 +264,41 @@ func (l *tapListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	// pion reads a stream without deadlines, so a client that connects
-	// and says nothing (or stalls its TLS handshake) would hold a
-	// goroutine and a descriptor forever. It gets firstFrameTimeout to
-	// send its first TURN message.
+	// pion reads streams without deadlines: a silent client would hold a
+	// goroutine and a descriptor forever.
 	_ = c.SetReadDeadline(time.Now().Add(firstFrameTimeout))
 	return &tapConn{Conn: c, tap: l.tap, ans: l.ans, log: l.log, src: c.RemoteAddr().String()}, nil
 }
 
-// firstFrameTimeout bounds the time from TCP accept to the first complete
-// TURN message (TLS handshake included).
+// firstFrameTimeout runs from accept to the first complete TURN message.
 const firstFrameTimeout = 10 * time.Second
 
-// tapConn follows the TURN framing of a TCP or TLS stream (RFC 5766
-// section 11.5: STUN messages and ChannelData padded to 4 bytes) exactly
-// as pion's STUNConn will cut it, records each complete STUN request, and
-// ends the stream at a frame pion would cut at length 0.
-//
-// pion/turn v5.1.0 computes a frame's length in 16 bits: a STUN length of
-// 0xFFEC, or a ChannelData length of 0xFFF9 to 0xFFFC, wraps to 0, and
-// pion then hands the same empty frame to its handler forever without
-// reading again: one such header spins a core for good, closing the
-// connection or not (FuzzTURNMessage's seeds stream_stun_length_ffec and
-// stream_channel_data_length_fffc). Following pion's own rules (which
-// look for STUN's magic cookie only once 20 bytes are buffered, and
-// otherwise at the channel number) keeps the frames seen here the frames
-// pion reads, whatever the segmentation.
+// tapConn follows the TURN framing of a TCP or TLS stream exactly as
+// pion's STUNConn cuts it, records each STUN request, and ends the stream
+// at a frame pion would size as 0: pion/turn v5.1.0 sizes frames in 16
+// bits and would then spin on that empty frame for good (guarded by
+// FuzzTURNMessage's stream_*_length_* seeds).
 type tapConn struct {
 	net.Conn
 	tap *requestTap
 	ans *answers
 	log *slog.Logger
 	src string
-	// buf holds the first bytes of the frame at the head of pion's
-	// buffer: up to 20 until pion can size it, then all of a request
-	// worth recording (size is then its length).
+	// buf holds the head frame's first bytes: up to 20 until pion can size
+	// it, then all of a request worth recording.
 	buf     []byte
 	size    int
 	skip    int  // bytes left of a frame not worth keeping
 	gone    bool // pion gives up on the stream at the head frame
 	once    sync.Once
 	started bool // a first complete frame has arrived (its deadline is lifted)
-	// raw is set once pion has answered a ConnectionBind with success:
-	// the connection then carries a peer's TCP data, which pion copies
-	// as it is (RFC 6062), on goroutines of its own.
+	// raw is set once a ConnectionBind succeeded: the stream then carries a
+	// peer's TCP data (RFC 6062).
 	raw atomic.Bool
 }
 
-// Write sends what pion writes, with its error codes corrected, and
-// notes the ConnectionBind success that turns the connection into a data
-// connection.
+// Write sends what pion writes with its error codes corrected, and notes
+// a ConnectionBind success.
 func (c *tapConn) Write(p []byte) (int, error) {
 	if c.raw.Load() {
 		return c.Conn.Write(p)
@@ -355,8 +318,6 @@ func (c *tapConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// maxTappedFrame bounds what a tapped stream buffers; pion refuses larger
-// messages anyway.
 const maxTappedFrame = 1600
 
 // errWrappingFrame ends a stream whose next frame pion would size as 0.
@@ -380,8 +341,7 @@ func (c *tapConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// follow advances pion's framing over b, the bytes just read, and
-// reports whether a frame ended in them.
+// follow advances pion's framing over b and reports whether a frame ended.
 func (c *tapConn) follow(b []byte) (ended bool, err error) {
 	for !c.gone {
 		switch {
@@ -414,14 +374,11 @@ func (c *tapConn) follow(b []byte) (ended bool, err error) {
 			c.gone = true
 			return ended, nil
 		case st == frameIncomplete && len(c.buf) < stunHeader:
-			// pion cannot size it yet, and may size it otherwise once
-			// it has 20 bytes; all of b is in buf.
+			// pion cannot size it until it has 20 bytes.
 			return ended, nil
 		case size == 0:
 			return ended, errWrappingFrame
 		case size <= len(c.buf):
-			// A short ChannelData frame (or a wrapped STUN length):
-			// what follows it in buf starts the next frame.
 			if isRequest(c.buf[:size]) {
 				c.tap.record(c.src, c.buf[:size])
 			}
@@ -441,8 +398,6 @@ func (c *tapConn) follow(b []byte) (ended bool, err error) {
 	return ended, nil
 }
 
-// stunHeader is the size of a STUN header, and the most pion looks at to
-// size a frame.
 const stunHeader = 20
 
 type frameState int
@@ -453,12 +408,8 @@ const (
 	frameInvalid
 )
 
-// pionFrameSize sizes the frame at the head of pion's stream buffer as
-// pion/turn v5.1.0 does (internal/proto consumeSingleTURNFrame), 16-bit
-// wrap included: head is the buffer's first bytes (at least 20 of them
-// when avail, the buffer's length, is 20 or more). The size is known
-// when the state is frameComplete, and when it is frameIncomplete with a
-// non-zero size.
+// pionFrameSize sizes the frame at the head of pion's buffer as pion/turn
+// v5.1.0 does, 16-bit wrap included.
 func pionFrameSize(head []byte, avail int) (int, frameState) {
 	if avail < 9 {
 		return 0, frameIncomplete

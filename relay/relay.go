@@ -1,16 +1,10 @@
 // Package relay is Sotto's TURN relay on pion/turn/v5: listeners, TURN
-// REST ephemeral credentials (coturn's use-auth-secret), a peer policy
-// that is safe by default, and quotas.
-//
-// A TURN relay is a classic attack surface. An open relay, or one that
-// relays into the operator's own network (loopback, RFC 1918 space, cloud
-// metadata at 169.254.169.254), hands an attacker the operator's network.
-// So a Server refuses every peer in DefaultDenyList and its own addresses
-// unless the operator names a range to open, checks every peer after
-// unmapping IPv4-mapped and IPv4-compatible IPv6 forms (the coturn bypass
-// through ::ffff:127.0.0.1), and authenticates every allocation.
-//
-// cmd/turn runs a Server as a process; cmd/sfu can run one in-process.
+// REST credentials (coturn's use-auth-secret), quotas, and a peer policy
+// that is safe by default. A relay into the operator's own network
+// (loopback, RFC 1918, cloud metadata) hands it to an attacker, so every
+// peer in DefaultDenyList and the relay's own addresses are refused unless
+// opened, IPv4-mapped IPv6 forms are unmapped before the check (the
+// ::ffff:127.0.0.1 bypass), and every allocation is authenticated.
 package relay
 
 import (
@@ -30,8 +24,7 @@ import (
 // Network names a listener's transport.
 type Network string
 
-// The transports a listener can speak: TURN over UDP and TCP (RFC 5766,
-// usually port 3478) and over TLS (RFC 5766 section 2.1, usually 5349).
+// TURN over UDP and TCP (usually port 3478) and over TLS (usually 5349).
 const (
 	UDP Network = "udp"
 	TCP Network = "tcp"
@@ -41,14 +34,12 @@ const (
 // Listener is one address clients reach the relay on.
 type Listener struct {
 	Network Network
-	// Address is host:port; port 0 picks a free port (tests).
 	Address string
 }
 
-// ParseListen turns a listen address as operators write it into the
-// listeners it names: "host:port" is UDP and TCP on that port (TURN's
-// classic 3478 pair), "udp://", "tcp://" and "tls://host:port" one
-// transport each.
+// ParseListen turns a listen address as operators write it into its
+// listeners: "host:port" is UDP and TCP, "udp://", "tcp://" and
+// "tls://host:port" one transport each.
 func ParseListen(s string) ([]Listener, error) {
 	scheme, addr, found := strings.Cut(s, "://")
 	if !found {
@@ -70,9 +61,8 @@ func ParseListen(s string) ([]Listener, error) {
 	return nil, fmt.Errorf("relay: listen %q: unknown scheme %q (udp://, tcp://, tls:// or none for UDP and TCP)", s, scheme)
 }
 
-// Default quotas: what cmd/turn and the sfu's in-process relay start
-// with. Ten allocations are a few calls' worth for one identity (two per
-// call); 20 Mbit/s carries several HD video streams.
+// Default quotas of cmd/turn and the sfu's in-process relay: a few calls'
+// worth of allocations per identity; 20 Mbit/s carries several HD videos.
 const (
 	DefaultMaxAllocationsPerUser = 10
 	DefaultMaxAllocations        = 10000
@@ -80,67 +70,48 @@ const (
 	DefaultMaxLifetime           = 24 * time.Hour
 )
 
-// listenerSocketBuffer is the receive and send buffer asked for on each
-// UDP listener (Linux doubles it; coturn's listeners get 4 MiB).
+// listenerSocketBuffer is asked for on each UDP listener, as coturn does.
 const listenerSocketBuffer = 4 << 20
 
 // Config configures a Server. Zero quotas are unlimited.
 type Config struct {
-	// Realm is the TURN realm (the long-term credential's scope).
 	Realm string
-	// Secrets are the TURN REST shared secrets; any one of them may have
-	// signed a credential, so that a new secret can be introduced before
-	// the old one is retired.
-	Secrets []string
-	// Users are static long-term users, name to password.
-	Users map[string]string
-	// Listeners are the addresses the relay serves TURN on.
+	// Secrets are TURN REST shared secrets; several allow rotation.
+	Secrets   []string
+	Users     map[string]string
 	Listeners []Listener
-	// TLS is the configuration of TLS listeners (certificates).
-	TLS *tls.Config
+	TLS       *tls.Config
 
-	// RelayIP is the address relayed sockets bind to. Unspecified
-	// (0.0.0.0) binds all interfaces.
+	// RelayIP is what relayed sockets bind to; unset binds all interfaces.
 	RelayIP netip.Addr
-	// PublicIP is the relayed address announced to clients, for a relay
-	// behind 1:1 NAT. Unset: RelayIP, or the first listener's address,
-	// when specified.
+	// PublicIP is the relayed address announced (1:1 NAT). Unset: RelayIP,
+	// or the first listener's address, when specified.
 	PublicIP netip.Addr
-	// MinPort and MaxPort bound the relayed ports; zero picks any free
-	// port.
+	// MinPort and MaxPort bound the relayed ports; zero: any free port.
 	MinPort, MaxPort uint16
 
-	// AllowPeers are the peer ranges opened on top of the default policy.
 	AllowPeers []netip.Prefix
-	// AllowEndpoints are single peer endpoints opened on top of the
-	// default policy, port and all: an SFU on the relay's own host or
-	// network (an in-process relay's media port). Permissions are per IP
-	// in TURN, so the IP is granted, and whatever is relayed to its other
-	// ports is dropped (and a TCP Connect refused).
+	// AllowEndpoints are single peer endpoints opened, port and all (an
+	// in-process relay's SFU). TURN permits per IP, so the IP is granted and
+	// what goes to its other ports is dropped.
 	AllowEndpoints []netip.AddrPort
 
-	// MaxAllocationsPerUser and MaxAllocations bound open allocations per
-	// user (REST identity or static user) and in total.
+	// Quotas per user (REST identity or static user) and in total.
 	MaxAllocationsPerUser int
 	MaxAllocations        int
-	// Bandwidth bounds the relayed bytes per second of one allocation,
-	// both directions together.
+	// Bandwidth is bytes per second per allocation, both directions.
 	Bandwidth int
-	// MaxLifetime closes an allocation this long after it was created,
-	// whatever refreshes it got. TURN's own lifetime (at most an hour
-	// per refresh in pion) still applies within it.
+	// MaxLifetime ends an allocation this long after its creation, whatever
+	// its refreshes.
 	MaxLifetime time.Duration
 
-	// Net, when set, is the network UDP listeners and relayed sockets
-	// use instead of the host's: pion's vnet, for tests of NAT
-	// traversal. TCP and TLS listeners need the host network.
+	// Net, when set, replaces the host network for UDP listeners and relayed
+	// sockets (pion's vnet, in tests).
 	Net transport.Net
 
-	// Logger receives the relay's logs. Default slog.Default().
-	Logger *slog.Logger
-	// Registerer receives the relay's metrics. Nil: not registered.
+	// Logger defaults to slog.Default(); a nil Registerer registers nothing.
+	Logger     *slog.Logger
 	Registerer prometheus.Registerer
-	// Now is the clock credentials are checked against. Default
-	// time.Now.
+	// Now is the clock credentials are checked against; default time.Now.
 	Now func() time.Time
 }

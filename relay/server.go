@@ -23,8 +23,7 @@ type Server struct {
 	m      *metrics
 }
 
-// New opens the listeners and starts the relay. It returns when the relay
-// is serving, or an error naming what failed.
+// New opens the listeners and returns once the relay serves.
 func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -35,8 +34,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	// Registered only once the relay runs, so that a failed start (a
-	// port in use) can be retried with the same registry.
+	// Registered once the relay runs, so a failed start can be retried.
 	m, err := newMetrics(nil)
 	if err != nil {
 		return nil, err
@@ -76,7 +74,6 @@ func (cfg *Config) check() error {
 	return nil
 }
 
-// sockets are the relay's open listeners.
 type sockets struct {
 	packetConns []net.PacketConn
 	listeners   []net.Listener
@@ -91,8 +88,7 @@ func (k *sockets) close() {
 	}
 }
 
-// listen opens cfg's listeners and records their bound addresses in s;
-// on failure it closes those it opened.
+// listen opens cfg's listeners; on failure it closes those it opened.
 func (s *Server) listen(ctx context.Context, cfg Config) (*sockets, error) {
 	socks := &sockets{}
 	for _, l := range cfg.Listeners {
@@ -127,8 +123,7 @@ func (s *Server) listenUDP(ctx context.Context, cfg Config, l Listener, socks *s
 		return fmt.Errorf("relay: listen udp %s: %w", l.Address, err)
 	}
 	if u, ok := c.(*net.UDPConn); ok {
-		// Every client's datagrams queue on this one socket; the default
-		// buffer overflows within milliseconds of a descheduled read loop.
+		// All clients' datagrams queue on this one socket.
 		_ = u.SetReadBuffer(listenerSocketBuffer)
 		_ = u.SetWriteBuffer(listenerSocketBuffer)
 	}
@@ -159,8 +154,8 @@ func (s *Server) listenTCP(ctx context.Context, cfg Config, l Listener, socks *s
 }
 
 // relayedAddress is the address relayed sockets bind to and the one
-// announced to clients: the public IP, else the relay IP, else the first
-// listener's, else a guess.
+// announced: the public IP, else the relay IP, else the first listener's,
+// else a guess.
 func (s *Server) relayedAddress(cfg Config) (relayIP, announced netip.Addr) {
 	relayIP = cfg.RelayIP
 	if !relayIP.IsValid() {
@@ -182,13 +177,10 @@ func (s *Server) relayedAddress(cfg Config) (relayIP, announced netip.Addr) {
 	return relayIP, announced
 }
 
-// allocator sets s's peer policy and returns the allocator that enforces
-// it with the quotas on every relayed socket.
+// allocator sets s's peer policy and returns the allocator enforcing it.
 func (s *Server) allocator(cfg Config, relayIP, announced netip.Addr) *allocator {
 	own, ownEndpoints := ownAddresses(s.addrs, relayIP, announced)
 	s.policy = NewPeerPolicy(cfg.AllowPeers, own)
-	// An endpoint-only IP passes the IP policy; the relayed sockets then
-	// hold it to the named ports.
 	endpointIPs := make(map[netip.Addr][]uint16)
 	for _, e := range cfg.AllowEndpoints {
 		ip := Unmap(e.Addr())
@@ -217,8 +209,6 @@ func (s *Server) allocator(cfg Config, relayIP, announced netip.Addr) *allocator
 	}
 }
 
-// turnConfig wires pion's server to the sockets, the allocator, the
-// credential checks and the refusal counts and logs.
 func (s *Server) turnConfig(cfg Config, socks *sockets, alloc *allocator) turn.ServerConfig {
 	log, m := s.log, s.m
 	tap := newRequestTap()
@@ -290,9 +280,8 @@ func (s *Server) events(ans *answers) turn.EventHandler {
 	}
 }
 
-// guessHostIP picks the address to announce when nothing says which: the
-// first IPv4 address of an interface that is neither loopback nor
-// link-local, as coturn does, else IPv4 loopback.
+// guessHostIP is coturn's guess: the first IPv4 address of an interface
+// that is neither loopback nor link-local, else 127.0.0.1.
 func guessHostIP() netip.Addr {
 	addrs, err := net.InterfaceAddrs()
 	if err == nil {
@@ -310,9 +299,8 @@ func guessHostIP() netip.Addr {
 	return netip.MustParseAddr("127.0.0.1")
 }
 
-// ownAddresses lists the relay's own IPs (every interface's when a
-// listener or the relay binds a wildcard address) and its listening
-// endpoints.
+// ownAddresses lists the relay's own IPs (every interface's behind a
+// wildcard address) and its listening endpoints.
 func ownAddresses(listen []net.Addr, relayIP, announced netip.Addr) ([]netip.Addr, map[netip.AddrPort]struct{}) {
 	own := []netip.Addr{relayIP, announced}
 	endpoints := make(map[netip.AddrPort]struct{})
@@ -341,7 +329,6 @@ func ownAddresses(listen []net.Addr, relayIP, announced netip.Addr) ([]netip.Add
 		}
 		own = append(own, ifaceIPs...)
 	}
-	// A wildcard listener's endpoints are its port on every own address.
 	for _, a := range listen {
 		ap, err := netip.ParseAddrPort(a.String())
 		if err != nil || !ap.Addr().Unmap().IsUnspecified() {
@@ -364,22 +351,16 @@ func addrStrings(addrs []net.Addr) []string {
 	return out
 }
 
-// Addrs returns the listening addresses, in the order of
-// Config.Listeners, with the ports actually bound.
+// Addrs and Listeners are in the order of Config.Listeners, as bound.
 func (s *Server) Addrs() []net.Addr { return append([]net.Addr(nil), s.addrs...) }
 
-// Listeners returns the listeners, in the order of Config.Listeners, with
-// the ports actually bound.
 func (s *Server) Listeners() []Listener { return append([]Listener(nil), s.bound...) }
 
-// Policy returns the peer policy the relay enforces.
 func (s *Server) Policy() *PeerPolicy { return s.policy }
 
-// AllocationCount returns the number of open allocations.
 func (s *Server) AllocationCount() int { return s.turn.AllocationCount() }
 
-// Close stops the relay: it closes the listeners, which ends every
-// allocation and its relayed sockets.
+// Close ends every allocation and closes the listeners.
 func (s *Server) Close() error {
 	if err := s.turn.Close(); err != nil {
 		return fmt.Errorf("relay: close: %w", err)

@@ -10,8 +10,6 @@ import (
 	"time"
 	"unicode"
 
-	"crypto/tls"
-
 	conf "github.com/sotto-rtc/sotto/internal/config"
 	"github.com/sotto-rtc/sotto/relay"
 	"github.com/sotto-rtc/sotto/signaling/wire"
@@ -39,18 +37,7 @@ func (c *config) validateHTTP(p *conf.Problems) {
 	if err := conf.CheckHostPort(c.HTTP); err != nil {
 		p.Add("http", "invalid address %q: %w", c.HTTP, err)
 	}
-	switch {
-	case c.TLSCert != "" && c.TLSKey == "":
-		p.Add("tls_key", "must be set when tls_cert is")
-	case c.TLSCert == "" && c.TLSKey != "":
-		p.Add("tls_cert", "must be set when tls_key is")
-	case c.TLSCert != "":
-		// Loaded here too, so that --check-config catches an unreadable
-		// or mismatched pair before a deploy does.
-		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
-			p.AddErr("tls_cert", err)
-		}
-	}
+	p.CertPair(c.TLSCert, c.TLSKey)
 	for i, o := range c.AllowedOrigins {
 		p.AddErr(fmt.Sprintf("allowed_origins[%d]", i), checkOriginPattern(o))
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/tls"
 	"fmt"
 	"strings"
 	"time"
@@ -148,19 +147,11 @@ func (c *config) validate() error {
 }
 
 func (c *config) validateTLS(p *conf.Problems, hasTLS bool) {
+	p.CertPair(c.TLSCert, c.TLSKey)
 	switch {
-	case c.TLSCert != "" && c.TLSKey == "":
-		p.Add("tls_key", "must be set when tls_cert is")
-	case c.TLSCert == "" && c.TLSKey != "":
-		p.Add("tls_cert", "must be set when tls_key is")
-	case c.TLSCert != "":
-		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
-			p.AddErr("tls_cert", err)
-		}
-		if !hasTLS {
-			p.Add("tls_cert", "is set but no listen address is tls://")
-		}
-	case hasTLS:
+	case c.TLSCert != "" && c.TLSKey != "" && !hasTLS:
+		p.Add("tls_cert", "is set but no listen address is tls://")
+	case c.TLSCert == "" && c.TLSKey == "" && hasTLS:
 		p.Add("tls_cert", "a tls:// listener needs tls_cert and tls_key")
 	}
 }

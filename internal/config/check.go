@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -11,9 +12,8 @@ import (
 	"time"
 )
 
-// Placeholder starts the secrets of the example configurations in
-// deploy/, which validation refuses so that an example is never deployed
-// as is.
+// Placeholder starts the secrets of the examples in deploy/, refused so
+// that an example is never deployed as is.
 const Placeholder = "CHANGE-ME"
 
 // FieldError is a problem with one setting, named by its YAML path.
@@ -25,8 +25,7 @@ type FieldError struct {
 func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
 func (e *FieldError) Unwrap() error { return e.Err }
 
-// Problems collects a validation's findings, so that all are reported in
-// one run.
+// Problems collects a validation's findings, to report all in one run.
 type Problems struct{ errs []error }
 
 // Add records a problem with field; format may wrap an error with %w.
@@ -34,31 +33,27 @@ func (p *Problems) Add(field, format string, args ...any) {
 	p.errs = append(p.errs, &FieldError{Field: field, Err: fmt.Errorf(format, args...)})
 }
 
-// AddErr records err, if any, as a problem with field.
 func (p *Problems) AddErr(field string, err error) {
 	if err != nil {
 		p.errs = append(p.errs, &FieldError{Field: field, Err: err})
 	}
 }
 
-// Err joins the problems, one per line; nil if there are none.
 func (p *Problems) Err() error { return errors.Join(p.errs...) }
 
-// AtLeast records got below least.
 func (p *Problems) AtLeast(field string, got, least int) {
 	if got < least {
 		p.Add(field, "must be at least %d, got %d", least, got)
 	}
 }
 
-// PositiveRate records a rate that is not above 0, NaN included.
+// PositiveRate also refuses NaN.
 func (p *Problems) PositiveRate(field string, got float64) {
 	if !(got > 0) {
 		p.Add(field, "must be greater than 0, got %v", got)
 	}
 }
 
-// PositiveDuration records a duration that is not above 0.
 func (p *Problems) PositiveDuration(field string, got time.Duration) {
 	if got <= 0 {
 		p.Add(field, "must be a positive duration, got %v", got)
@@ -75,8 +70,21 @@ func (p *Problems) Logging(level, format string) {
 	}
 }
 
-// CheckSecret refuses the examples' placeholder and a secret shorter
-// than least bytes.
+// CertPair checks tls_cert and tls_key: both or neither, and loadable.
+func (p *Problems) CertPair(cert, key string) {
+	switch {
+	case cert != "" && key == "":
+		p.Add("tls_key", "must be set when tls_cert is")
+	case cert == "" && key != "":
+		p.Add("tls_cert", "must be set when tls_key is")
+	case cert != "":
+		if _, err := tls.LoadX509KeyPair(cert, key); err != nil {
+			p.AddErr("tls_cert", err)
+		}
+	}
+}
+
+// CheckSecret refuses a placeholder and a secret shorter than least.
 func CheckSecret(s string, least int) error {
 	switch {
 	case IsPlaceholder(s):
@@ -87,14 +95,12 @@ func CheckSecret(s string, least int) error {
 	return nil
 }
 
-// IsPlaceholder reports whether s is one of the examples' placeholders.
 func IsPlaceholder(s string) bool {
 	return strings.HasPrefix(strings.ToUpper(s), Placeholder)
 }
 
-// CheckHostPort accepts "host:port", "[v6]:port" and ":port" with a
-// numeric port 0-65535; a named port in a config is more likely a
-// mistake than a wish.
+// CheckHostPort wants a numeric port 0-65535: a named one in a config is
+// more likely a mistake than a wish.
 func CheckHostPort(addr string) error {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -107,7 +113,6 @@ func CheckHostPort(addr string) error {
 	return nil
 }
 
-// ParseLevel maps a log level name to its slog level.
 func ParseLevel(s string) (slog.Level, error) {
 	switch strings.ToLower(s) {
 	case "debug":
@@ -122,8 +127,7 @@ func ParseLevel(s string) (slog.Level, error) {
 	return 0, fmt.Errorf("must be debug, info, warn or error, got %q", s)
 }
 
-// NewLogger is a process logger on w (stderr): text or JSON at a level
-// Logging has accepted.
+// NewLogger is a logger on w at a level Logging has accepted.
 func NewLogger(level, format string, w io.Writer) *slog.Logger {
 	l, _ := ParseLevel(level)
 	opts := &slog.HandlerOptions{Level: l}

@@ -27,8 +27,7 @@ type Command[T any] struct {
 	Validate func(*T) error
 }
 
-// value is the flag.Value of a setting: it only collects the strings
-// given, so that they are applied after the file and the environment.
+// value only collects the strings given, applied after file and environment.
 type value[T any] struct {
 	s    Setting[T]
 	def  string
@@ -56,10 +55,9 @@ func (v *value[T]) IsBoolFlag() bool { return v.s.Kind == Boolean }
 func (v *value[T]) argName() string { return v.s.arg }
 
 // Parse turns the command line and environment into a validated
-// configuration, and reports whether --check-config was given. -h prints
-// the usage on stdout and returns flag.ErrHelp; a refused command line is
-// ErrUsage, with why on stderr; bad settings are one error naming every
-// problem. Only a config file it cannot read or parse stops it early.
+// configuration, and reports whether --check-config was given: -h prints
+// the usage on stdout (flag.ErrHelp), a refused command line is ErrUsage,
+// and every bad setting is named in one error.
 func (c *Command[T]) Parse(args []string, env func(string) string, stdout, stderr io.Writer) (T, bool, error) {
 	fs := flag.NewFlagSet(c.Name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -101,8 +99,8 @@ func (c *Command[T]) Parse(args []string, env func(string) string, stdout, stder
 	return cfg, *check, err
 }
 
-// load applies, over the defaults, the file at path (if any), then the
-// environment, then the flags given, and validates the result.
+// load applies, over the defaults, the file, the environment and the
+// flags given; only a file it cannot read or parse stops it early.
 func (c *Command[T]) load(path string, env func(string) string, given []*value[T]) (T, error) {
 	cfg := c.Defaults()
 	var errs []error
@@ -144,15 +142,12 @@ func (c *Command[T]) Invalid(w io.Writer, err error) {
 	fmt.Fprintf(w, "%s: invalid configuration:\n  %s\n", c.Name, strings.ReplaceAll(err.Error(), "\n", "\n  "))
 }
 
-// PrintUsage writes header and fs's flags to w.
 func PrintUsage(w io.Writer, header string, fs *flag.FlagSet) {
 	fmt.Fprint(w, header)
 	PrintFlags(w, fs)
 }
 
-// PrintFlags lists fs's flags on w, GNU style (--name arg), with their
-// defaults. flag.PrintDefaults would call every setting's argument
-// "value".
+// PrintFlags lists fs's flags GNU style (--name arg) with their defaults.
 func PrintFlags(w io.Writer, fs *flag.FlagSet) {
 	fs.VisitAll(func(f *flag.Flag) {
 		arg, usage := flag.UnquoteUsage(f)

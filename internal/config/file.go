@@ -17,7 +17,6 @@ import (
 // `public_ip: 203.0.113.7` and `public_ip: [203.0.113.7]` both work.
 type Strings []string
 
-// UnmarshalYAML accepts a scalar or a sequence of scalars.
 func (l *Strings) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode {
 		if n.Tag == "!!null" {
@@ -35,8 +34,7 @@ func (l *Strings) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// KeysError lists the keys of a config file that are unknown or hold a
-// value of the wrong type, one per line.
+// KeysError lists a file's unknown or mistyped keys, one per line.
 type KeysError struct {
 	File     string
 	Problems []string
@@ -46,11 +44,10 @@ func (e *KeysError) Error() string {
 	return "config " + e.File + ":\n  " + strings.Join(e.Problems, "\n  ")
 }
 
-// LoadFile decodes the YAML file at name over v. Unknown keys are errors,
-// so a misspelt setting is never silently ignored. Unknown or mistyped
-// keys give a *KeysError naming each by its whole path, with the rest of
-// the file applied so that validation can still report its own problems;
-// any other error (no file, broken YAML) leaves v as it was.
+// LoadFile decodes the YAML file at name over v; an unknown key is an
+// error, so a misspelt setting is never ignored. Unknown or mistyped keys
+// give a *KeysError with the rest of the file applied; any other error
+// leaves v as it was.
 func LoadFile(name string, v any) error {
 	raw, err := os.ReadFile(name)
 	if err != nil {
@@ -83,8 +80,8 @@ var (
 	unknownField = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
 )
 
-// describe rewrites one of yaml.v3's problems, which name Go types, to
-// name the key's whole path: "line 3: limits.rooms: unknown key".
+// describe names the key's whole path where yaml.v3 names Go types:
+// "line 3: limits.rooms: unknown key".
 func describe(e string, paths map[int][]string) string {
 	line, msg := 0, e
 	if m := yamlLine.FindStringSubmatch(e); m != nil {

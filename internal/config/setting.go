@@ -36,21 +36,17 @@ type Setting[T any] struct {
 	set         func(*T, []string) error
 }
 
-// WithEnv names the environment variable instead of deriving it from the
-// flag.
+// WithEnv names the environment variable instead of deriving it.
 func (s Setting[T]) WithEnv(name string) Setting[T] { s.env = name; return s }
 
 // HideDefault keeps the default out of -h, for secrets.
 func (s Setting[T]) HideDefault() Setting[T] { s.hideDefault = true; return s }
 
-// Get is the setting's current value in c, as a flag would give it.
 func (s Setting[T]) Get(c *T) string { return s.get(c) }
 
-// Set applies vals to c; vals has one element unless the kind is Repeated.
 func (s Setting[T]) Set(c *T, vals []string) error { return s.set(c, vals) }
 
-// Env is the setting's environment variable: prefix and the flag name in
-// upper snake case, unless WithEnv named one.
+// Env is prefix and the flag in upper snake case, unless WithEnv named one.
 func (s Setting[T]) Env(prefix string) string {
 	if s.env != "" {
 		return s.env
@@ -71,14 +67,14 @@ func scalar[T, V any](flag, key, usage, arg string, p func(*T) *V, format func(V
 		}}
 }
 
-// String is a setting held in a string field.
+// String, Int, Float, Bool, Duration and List bind a setting to a field
+// of T; a Bool flag may stand alone, a List repeats.
 func String[T any](flag, key, usage string, p func(*T) *string) Setting[T] {
 	return scalar(flag, key, usage, "string", p,
 		func(s string) string { return s },
 		func(s string) (string, error) { return s, nil })
 }
 
-// Int is a setting held in an int field.
 func Int[T any](flag, key, usage string, p func(*T) *int) Setting[T] {
 	return scalar(flag, key, usage, "n", p, strconv.Itoa, func(s string) (int, error) {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -89,7 +85,6 @@ func Int[T any](flag, key, usage string, p func(*T) *int) Setting[T] {
 	})
 }
 
-// Float is a setting held in a float64 field, a rate.
 func Float[T any](flag, key, usage string, p func(*T) *float64) Setting[T] {
 	format := func(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 	return scalar(flag, key, usage, "rate", p, format, func(s string) (float64, error) {
@@ -101,7 +96,6 @@ func Float[T any](flag, key, usage string, p func(*T) *float64) Setting[T] {
 	})
 }
 
-// Bool is a setting held in a bool field; its flag may stand alone.
 func Bool[T any](flag, key, usage string, p func(*T) *bool) Setting[T] {
 	s := scalar(flag, key, usage, "", p, strconv.FormatBool, func(s string) (bool, error) {
 		b, err := strconv.ParseBool(strings.TrimSpace(s))
@@ -114,7 +108,6 @@ func Bool[T any](flag, key, usage string, p func(*T) *bool) Setting[T] {
 	return s
 }
 
-// Duration is a setting held in a time.Duration field.
 func Duration[T any](flag, key, usage string, p func(*T) *time.Duration) Setting[T] {
 	return scalar(flag, key, usage, "duration", p, time.Duration.String, func(s string) (time.Duration, error) {
 		d, err := time.ParseDuration(strings.TrimSpace(s))
@@ -125,7 +118,6 @@ func Duration[T any](flag, key, usage string, p func(*T) *time.Duration) Setting
 	})
 }
 
-// List is a repeatable setting held in a Strings field.
 func List[T any](flag, key, usage string, p func(*T) *Strings) Setting[T] {
 	return ListFunc(flag, key, usage,
 		func(c *T) []string { return *p(c) },
@@ -139,7 +131,6 @@ func ListFunc[T any](flag, key, usage string, get func(*T) []string, set func(*T
 		set: func(c *T, v []string) error { set(c, v); return nil }}
 }
 
-// splitList splits a comma list, dropping empty items and spaces.
 func splitList(s string) []string {
 	var out []string
 	for item := range strings.SplitSeq(s, ",") {
